@@ -1,0 +1,145 @@
+"""Catalog records, spelled exactly as Consul's JSON spells them.
+
+Field names are Consul's PascalCase on purpose: the records are encoded straight to the
+wire with msgspec, so a name here *is* the API. ``CreateIndex``/``ModifyIndex`` are not
+stored in the store value; they come from the store's create/mod revisions when a
+record is loaded, which is what makes them cluster-wide and monotonic.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "AddressPort",
+    "CheckStatus",
+    "Coordinate",
+    "HealthCheck",
+    "KVEntry",
+    "Node",
+    "NodeService",
+    "Session",
+    "UserEvent",
+    "Weights",
+    "worst_status",
+]
+
+
+class CheckStatus(StrEnum):
+    PASSING = "passing"
+    WARNING = "warning"
+    CRITICAL = "critical"
+    MAINTENANCE = "maintenance"
+
+
+_SEVERITY = {"passing": 0, "warning": 1, "critical": 2, "maintenance": 3}
+
+
+def worst_status(statuses: list[str]) -> str:
+    """Aggregate as Consul does: maintenance > critical > warning > passing."""
+    worst = "passing"
+    for s in statuses:
+        if _SEVERITY.get(s, 2) > _SEVERITY[worst]:
+            worst = s
+    return worst
+
+
+class AddressPort(msgspec.Struct, omit_defaults=False):
+    Address: str = ""
+    Port: int = 0
+
+
+class Weights(msgspec.Struct):
+    Passing: int = 1
+    Warning: int = 1
+
+
+class Node(msgspec.Struct, kw_only=True):
+    ID: str = ""
+    Node: str
+    Address: str = ""
+    Datacenter: str = "dc1"
+    TaggedAddresses: dict[str, str] = msgspec.field(default_factory=dict)
+    Meta: dict[str, str] = msgspec.field(default_factory=dict)
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+
+class NodeService(msgspec.Struct, kw_only=True):
+    ID: str
+    Service: str
+    Tags: list[str] = msgspec.field(default_factory=list)
+    Address: str = ""
+    TaggedAddresses: dict[str, AddressPort] = msgspec.field(default_factory=dict)
+    Meta: dict[str, str] = msgspec.field(default_factory=dict)
+    Port: int = 0
+    Weights: Weights = msgspec.field(default_factory=Weights)
+    EnableTagOverride: bool = False
+    Kind: str = ""
+    Datacenter: str = "dc1"
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+
+class HealthCheck(msgspec.Struct, kw_only=True):
+    Node: str
+    CheckID: str
+    Name: str
+    Status: str = "critical"
+    Notes: str = ""
+    Output: str = ""
+    ServiceID: str = ""
+    ServiceName: str = ""
+    ServiceTags: list[str] = msgspec.field(default_factory=list)
+    Type: str = ""
+    Interval: str = ""
+    Timeout: str = ""
+    ExposedPort: int = 0
+    Definition: dict[str, Any] = msgspec.field(default_factory=dict)
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+
+class KVEntry(msgspec.Struct, kw_only=True):
+    """``Value`` holds raw bytes; the API layer base64-encodes it (``null`` when empty)."""
+
+    Key: str
+    Flags: int = 0
+    Value: bytes = b""
+    LockIndex: int = 0
+    Session: str = ""
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+
+class Session(msgspec.Struct, kw_only=True):
+    ID: str
+    Name: str = ""
+    Node: str = ""
+    LockDelay: int = 15_000_000_000  # nanoseconds, as Consul's JSON
+    Behavior: str = "release"
+    TTL: str = ""
+    NodeChecks: list[str] = msgspec.field(default_factory=list)
+    ServiceChecks: list[dict[str, str]] = msgspec.field(default_factory=list)
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+
+class UserEvent(msgspec.Struct, kw_only=True):
+    ID: str
+    Name: str
+    Payload: bytes | None = None
+    NodeFilter: str = ""
+    ServiceFilter: str = ""
+    TagFilter: str = ""
+    Version: int = 1
+    LTime: int = 0
+
+
+class Coordinate(msgspec.Struct, kw_only=True):
+    Node: str
+    Segment: str = ""
+    Coord: dict[str, Any] = msgspec.field(default_factory=dict)

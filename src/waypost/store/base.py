@@ -1,0 +1,189 @@
+"""The one seam between waypost's state machine and the bytes that hold it.
+
+The interface copies etcd v3's semantics on purpose: a cluster deployment keeps the
+catalog in a real etcd, so every other backend (memory for ``-dev``, sqlite for the
+embedded durable store) must behave exactly like it. A single contract test suite
+(``tests/store/test_contract.py``) runs against every backend.
+
+Model:
+- one store-wide ``revision`` that every successful write (a put, a delete of at
+  least one key, or a transaction with at least one effective write) raises by one;
+- each key holds ``(value, create_revision, mod_revision, version, lease)``;
+  ``version`` counts writes since creation and resets when the key is deleted;
+- a transaction compares some keys, then applies either its success or its failure
+  operations atomically, all under one new revision;
+- watchers receive every event after a start revision, in order, batched per revision;
+- leases expire after their TTL unless kept alive, deleting their keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "Compare",
+    "CompactedError",
+    "Delete",
+    "Event",
+    "EventType",
+    "KeyValue",
+    "LeaseNotFoundError",
+    "Op",
+    "Put",
+    "Range",
+    "RangeResult",
+    "Store",
+    "StoreError",
+    "TxnResult",
+    "prefix_end",
+]
+
+
+class StoreError(Exception):
+    """A backend failed in a way the caller cannot fix by retrying the same call."""
+
+
+class CompactedError(StoreError):
+    """A watch asked for history older than the backend keeps; re-list and watch from now."""
+
+    def __init__(self, compact_revision: int) -> None:
+        super().__init__(f"revision {compact_revision} has been compacted")
+        self.compact_revision = compact_revision
+
+
+class LeaseNotFoundError(StoreError):
+    """The lease expired or was revoked."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    key: str
+    value: bytes
+    create_revision: int
+    mod_revision: int
+    version: int
+    lease: int = 0
+
+
+class EventType(Enum):
+    PUT = "put"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One change. For DELETE, ``kv`` carries the key, the deleting revision as
+    ``mod_revision`` and empty value, as etcd does."""
+
+    type: EventType
+    kv: KeyValue
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """``target`` of ``key`` compared with ``value`` using ``op``.
+
+    A missing key has ``version``/``create``/``mod`` 0 and value ``b""``; so
+    ``Compare(key, "version", "=", 0)`` means "does not exist", as in etcd.
+    """
+
+    key: str
+    target: Literal["value", "version", "create", "mod", "lease"]
+    op: Literal["=", "!=", "<", ">"]
+    value: int | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    key: str
+    value: bytes
+    lease: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Delete ``key``, or every key starting with ``key`` when ``prefix``."""
+
+    key: str
+    prefix: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """Read ``key``, or every key starting with ``key`` when ``prefix`` (sorted by key)."""
+
+    key: str
+    prefix: bool = False
+
+
+Op = Put | Delete | Range
+
+
+@dataclass(frozen=True, slots=True)
+class RangeResult:
+    kvs: list[KeyValue]
+    revision: int
+
+
+@dataclass(slots=True)
+class TxnResult:
+    """``responses`` line up with the applied branch's ops: a ``RangeResult`` for a
+    Range, the number of deleted keys for a Delete, the new revision for a Put."""
+
+    succeeded: bool
+    revision: int
+    responses: list[RangeResult | int] = field(default_factory=list)
+
+
+def prefix_end(prefix: str) -> str:
+    """The first key after every key that starts with ``prefix`` (etcd's range_end)."""
+    return prefix + "\U0010ffff"
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A revisioned key-value store with etcd's semantics. Keys are str, values bytes."""
+
+    async def get(self, key: str) -> KeyValue | None: ...
+
+    async def range(self, prefix: str) -> RangeResult:
+        """Every key starting with ``prefix``, sorted, and the store revision read at."""
+        ...
+
+    async def put(self, key: str, value: bytes, lease: int = 0) -> int:
+        """Set ``key``; returns the new revision."""
+        ...
+
+    async def delete(self, key: str, prefix: bool = False) -> tuple[int, int]:
+        """Returns ``(deleted_count, revision)``; the revision is unchanged when nothing was deleted."""
+        ...
+
+    async def txn(
+        self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
+    ) -> TxnResult: ...
+
+    async def revision(self) -> int:
+        """The current store revision (``?consistent`` reads use this to catch up)."""
+        ...
+
+    def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
+        """Events for keys under ``prefix`` with revision >= ``start_revision``, one list per
+        revision, in order, forever. Raises ``CompactedError`` when history is gone."""
+        ...
+
+    async def lease_grant(self, ttl: float) -> int:
+        """A new lease id (> 0) that expires ``ttl`` seconds from now."""
+        ...
+
+    async def lease_keepalive(self, lease: int) -> float:
+        """Restart the lease's TTL; returns the TTL. Raises ``LeaseNotFoundError``."""
+        ...
+
+    async def lease_revoke(self, lease: int) -> None:
+        """Delete the lease and every key attached to it (no error if already gone)."""
+        ...
+
+    async def close(self) -> None: ...

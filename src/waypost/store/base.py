@@ -24,8 +24,8 @@ from enum import Enum
 from typing import Literal, Protocol, runtime_checkable
 
 __all__ = [
-    "Compare",
     "CompactedError",
+    "Compare",
     "Delete",
     "Event",
     "EventType",
@@ -47,10 +47,13 @@ class StoreError(Exception):
 
 
 class CompactedError(StoreError):
-    """A watch asked for history older than the backend keeps; re-list and watch from now."""
+    """A watch asked for history older than the backend keeps; re-list and watch from now.
+
+    ``compact_revision`` is etcd's: the oldest revision a watch may still start from.
+    """
 
     def __init__(self, compact_revision: int) -> None:
-        super().__init__(f"revision {compact_revision} has been compacted")
+        super().__init__(f"history before revision {compact_revision} has been compacted")
         self.compact_revision = compact_revision
 
 
@@ -86,8 +89,9 @@ class Event:
 class Compare:
     """``target`` of ``key`` compared with ``value`` using ``op``.
 
-    A missing key has ``version``/``create``/``mod`` 0 and value ``b""``; so
-    ``Compare(key, "version", "=", 0)`` means "does not exist", as in etcd.
+    A missing key has ``version``/``create``/``mod``/``lease`` 0; so
+    ``Compare(key, "version", "=", 0)`` means "does not exist", as in etcd. As in etcd
+    too, any ``value`` compare on a missing key is false, whatever the operator.
     """
 
     key: str
@@ -163,7 +167,12 @@ class Store(Protocol):
 
     async def txn(
         self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
-    ) -> TxnResult: ...
+    ) -> TxnResult:
+        """Ops apply in order and a Range sees earlier ops of the same branch. As in etcd,
+        a branch that writes one key twice (or puts a key it also deletes) raises
+        ``StoreError``, and a Put on an unknown lease raises ``LeaseNotFoundError``; either
+        way nothing is applied."""
+        ...
 
     async def revision(self) -> int:
         """The current store revision (``?consistent`` reads use this to catch up)."""
@@ -171,11 +180,14 @@ class Store(Protocol):
 
     def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
         """Events for keys under ``prefix`` with revision >= ``start_revision``, one list per
-        revision, in order, forever. Raises ``CompactedError`` when history is gone."""
+        revision, in order, until the store closes (then the iteration just ends).
+        ``start_revision`` 0 means "from the next write". Raises ``CompactedError`` when
+        history is gone, at the start or later for a watcher that fell too far behind."""
         ...
 
     async def lease_grant(self, ttl: float) -> int:
-        """A new lease id (> 0) that expires ``ttl`` seconds from now."""
+        """A new lease id (> 0) that expires ``ttl`` seconds from now (etcd rounds ``ttl`` up
+        to whole seconds)."""
         ...
 
     async def lease_keepalive(self, lease: int) -> float:

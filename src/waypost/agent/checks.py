@@ -1,0 +1,212 @@
+"""The agent's side of health checks: registration rules (auto IDs, initial status,
+maintenance checks) and the notifier the check scheduler reports into."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from waypost.agent.definitions import DefinitionError, parse_service
+from waypost.checks.base import LoopClock
+from waypost.checks.definition import CheckDefinition, CheckDefinitionError, parse_check_definition
+from waypost.checks.scheduler import CheckScheduler, ScriptChecksDisabledError
+from waypost.durations import format_duration
+from waypost.state.model import HealthCheck, NodeService
+
+if TYPE_CHECKING:
+    from waypost.agent.agent import Agent
+
+__all__ = ["NODE_MAINT", "AgentChecks", "service_maint_id"]
+
+NODE_MAINT = "_node_maintenance"
+_NODE_MAINT_REASON = (
+    "Maintenance mode is enabled for this node, but no reason was provided. This is a default message."
+)
+_SVC_MAINT_REASON = (
+    "Maintenance mode is enabled for this service, but no reason was provided. This is a default message."
+)
+
+
+def service_maint_id(service_id: str) -> str:
+    return f"_service_maintenance:{service_id}"
+
+
+class AgentChecks:
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.definitions: dict[str, CheckDefinition] = {}
+        self.from_config: set[str] = set()
+        self.scheduler = CheckScheduler(
+            self,
+            clock=LoopClock(),
+            rng=agent.rng,
+            allow_scripts=agent.config.enable_script_checks or agent.config.enable_local_script_checks,
+        )
+
+    async def start(self) -> None:
+        await self.scheduler.start()
+
+    async def stop(self) -> None:
+        await self.scheduler.stop()
+
+    # -- CheckNotifier -----------------------------------------------------------------
+
+    def update_check(self, check_id: str, status: str, output: str) -> None:
+        self.agent.local.update_check(check_id, status, output)
+
+    def deregister_critical_service(self, service_id: str) -> None:
+        self.remove_service(service_id)
+
+    # -- registration ------------------------------------------------------------------
+
+    def register_service(self, body: Any, *, replace_existing_checks: bool = False) -> NodeService:
+        defn = parse_service(body, self.agent.datacenter)
+        svc = defn.service
+        parsed = [self._parse(c) for c in defn.checks]
+        for n, check in enumerate(parsed, start=1):
+            suffix = f":{n}" if len(parsed) > 1 else ""
+            parsed[n - 1] = replace(
+                check,
+                check_id=check.check_id or f"service:{svc.ID}{suffix}",
+                name=check.name or f"Service '{svc.Service}' check",
+                service_id=svc.ID,
+            )
+        local = self.agent.local
+        local.add_service(svc)
+        wanted = {c.check_id for c in parsed}
+        if replace_existing_checks:
+            for cid, c in list(local.checks.items()):
+                if (
+                    c.ServiceID == svc.ID
+                    and cid not in wanted
+                    and not cid.startswith("_service_maintenance:")
+                ):
+                    self.remove_check(cid)
+        for check in parsed:
+            self._add(check)
+        return svc
+
+    def remove_service(self, service_id: str) -> bool:
+        local = self.agent.local
+        if service_id not in local.services:
+            return False
+        for cid in local.remove_service(service_id):
+            self.scheduler.remove(cid)
+            self.definitions.pop(cid, None)
+        return True
+
+    def register_check(self, body: Any) -> HealthCheck:
+        check = self._parse(body)
+        if not check.check_id:
+            check = replace(check, check_id=check.name)
+        if not check.check_id:
+            raise DefinitionError("Missing check name")
+        if check.service_id and check.service_id not in self.agent.local.services:
+            raise DefinitionError(f'ServiceID "{check.service_id}" does not exist')
+        return self._add(check)
+
+    def remove_check(self, check_id: str) -> bool:
+        if check_id not in self.agent.local.checks:
+            return False
+        self.scheduler.remove(check_id)
+        self.definitions.pop(check_id, None)
+        self.agent.local.remove_check(check_id)
+        return True
+
+    def ttl_update(self, check_id: str, status: str, output: str) -> None:
+        """pass/warn/fail/update; raises KeyError for an unknown or non-TTL check."""
+        defn = self.definitions.get(check_id)
+        if defn is None or defn.kind != "ttl":
+            raise KeyError(check_id)
+        self.scheduler.ttl_update(check_id, status, output)
+
+    def _parse(self, body: Any) -> CheckDefinition:
+        try:
+            return parse_check_definition(body)
+        except CheckDefinitionError as exc:
+            raise DefinitionError(str(exc)) from None
+
+    def _add(self, defn: CheckDefinition) -> HealthCheck:
+        previous = self.agent.local.checks.get(defn.check_id)
+        record = HealthCheck(
+            Node=self.agent.node.Node,
+            CheckID=defn.check_id,
+            Name=defn.name,
+            Status=defn.status or (previous.Status if previous else "critical"),
+            Notes=defn.notes,
+            Output=previous.Output if previous and not defn.status else "",
+            ServiceID=defn.service_id,
+            Type=defn.kind,
+            Interval=format_duration(defn.interval) if defn.interval else "",
+            Timeout=format_duration(defn.timeout) if defn.timeout else "",
+            Definition=defn.to_definition_dict(),
+        )
+        self.scheduler.remove(defn.check_id)
+        if defn.kind:
+            try:
+                self.scheduler.add(defn.check_id, defn)
+            except ScriptChecksDisabledError as exc:
+                raise DefinitionError(str(exc)) from None
+        self.definitions[defn.check_id] = defn
+        self.agent.local.add_check(record)
+        return record
+
+    # -- maintenance -------------------------------------------------------------------
+
+    def node_maintenance(self, enable: bool, reason: str) -> None:
+        local = self.agent.local
+        if not enable:
+            local.remove_check(NODE_MAINT)
+            return
+        local.add_check(
+            HealthCheck(
+                Node=self.agent.node.Node,
+                CheckID=NODE_MAINT,
+                Name="Node Maintenance Mode",
+                Notes=reason or _NODE_MAINT_REASON,
+                Status="critical",
+                Type="maintenance",
+            )
+        )
+
+    def service_maintenance(self, service_id: str, enable: bool, reason: str) -> bool:
+        local = self.agent.local
+        if service_id not in local.services:
+            return False
+        cid = service_maint_id(service_id)
+        if not enable:
+            local.remove_check(cid)
+            return True
+        local.add_check(
+            HealthCheck(
+                Node=self.agent.node.Node,
+                CheckID=cid,
+                Name="Service Maintenance Mode",
+                Notes=reason or _SVC_MAINT_REASON,
+                Status="critical",
+                ServiceID=service_id,
+                Type="maintenance",
+            )
+        )
+        return True
+
+    # -- config files ------------------------------------------------------------------
+
+    def load_config(self) -> None:
+        """(Re-)register the services and checks of the config files, dropping ones that
+        disappeared from them since the last load (SIGHUP / agent/reload)."""
+        cfg = self.agent.config
+        before = set(self.from_config)
+        self.from_config.clear()
+        for body in cfg.services:
+            svc = self.register_service(body)
+            self.from_config.add("s:" + svc.ID)
+        for body in cfg.checks:
+            chk = self.register_check(body)
+            self.from_config.add("c:" + chk.CheckID)
+        for gone in before - self.from_config:
+            kind, ident = gone.split(":", 1)
+            if kind == "s":
+                self.remove_service(ident)
+            else:
+                self.remove_check(ident)

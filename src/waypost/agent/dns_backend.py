@@ -1,0 +1,95 @@
+"""The DNS interface's view of the catalog: the in-memory indexes, answered case-insensitively."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from waypost.dns.backend import Instance, NodeRecord, PreparedResult
+from waypost.state.indexes import Indexes
+from waypost.state.model import Node, NodeService, worst_status
+from waypost.state.state import State
+
+__all__ = ["CatalogDnsBackend"]
+
+
+class CatalogDnsBackend:
+    """Reads only catalog tables, so KV writes never invalidate prepared DNS answers."""
+
+    def __init__(self, state: State, datacenter: str) -> None:
+        self._state = state
+        self._datacenter = datacenter
+        self._folded_at = -1
+        self._services: dict[str, list[str]] = {}
+        self._nodes: dict[str, str] = {}
+
+    @property
+    def datacenter(self) -> str:
+        return self._datacenter
+
+    def revision(self) -> int:
+        topics = self._state.indexes.topics
+        return max(topics.index(("nodes",)), topics.index(("services",)), topics.index(("checks",)))
+
+    def _fold(self) -> Indexes:
+        """Lower-cased name maps, rebuilt only when the catalog changed."""
+        idx = self._state.indexes
+        rev = self.revision()
+        if rev != self._folded_at:
+            services: dict[str, list[str]] = {}
+            for name in idx.instances:
+                services.setdefault(name.lower(), []).append(name)
+            self._services = services
+            self._nodes = {name.lower(): name for name in idx.nodes}
+            self._folded_at = rev
+        return idx
+
+    def _record(self, node: Node) -> NodeRecord:
+        return NodeRecord(node.Node, node.Address, node.Datacenter, node.TaggedAddresses, node.Meta)
+
+    def _instance(self, idx: Indexes, node: Node, svc: NodeService) -> Instance:
+        status = worst_status([c.Status for c in idx.checks_for(node.Node, svc.ID)])
+        return Instance(
+            node=self._record(node),
+            service=svc.Service,
+            address=svc.Address,
+            port=svc.Port,
+            tagged_addresses={k: v.Address for k, v in svc.TaggedAddresses.items()},
+            weight_passing=svc.Weights.Passing,
+            weight_warning=svc.Weights.Warning,
+            status=status,
+        )
+
+    def service_instances(self, service: str, tag: str | None) -> Sequence[Instance]:
+        idx = self._fold()
+        out = []
+        for name in self._services.get(service.lower(), ()):
+            for (node_name, _), svc in sorted(idx.instances.get(name, {}).items()):
+                if tag is not None and tag.lower() not in {t.lower() for t in svc.Tags}:
+                    continue
+                node = idx.nodes.get(node_name)
+                if node is not None:
+                    out.append(self._instance(idx, node, svc))
+        return out
+
+    def node(self, name: str) -> NodeRecord | None:
+        idx = self._fold()
+        real = self._nodes.get(name.lower())
+        found = idx.nodes.get(real) if real is not None else None
+        return self._record(found) if found is not None else None
+
+    def nodes_by_address(self, address: str) -> Sequence[NodeRecord]:
+        idx = self._state.indexes
+        return [self._record(n) for _, n in sorted(idx.nodes.items()) if n.Address == address]
+
+    def services_by_address(self, address: str) -> Sequence[Instance]:
+        idx = self._state.indexes
+        out = []
+        for instances in idx.instances.values():
+            for (node_name, _), svc in sorted(instances.items()):
+                node = idx.nodes.get(node_name)
+                if svc.Address == address and node is not None:
+                    out.append(self._instance(idx, node, svc))
+        return out
+
+    def prepared_query(self, name_or_id: str) -> PreparedResult | None:
+        return None

@@ -1,0 +1,314 @@
+"""/v1/agent: this agent's own services, checks, membership and lifecycle."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import time
+from typing import TYPE_CHECKING, Any
+
+from waypost import __version__
+from waypost.agent.definitions import canonical_keys
+from waypost.api.common import (
+    HTTPError,
+    apply_filter,
+    decode_json,
+    encode_json,
+    json_response,
+    query_duration,
+    require_param,
+)
+from waypost.api.http import Request, Response
+from waypost.api.metrics import metrics_response
+from waypost.state.model import worst_status
+
+if TYPE_CHECKING:
+    from waypost.api.app import ApiApp
+
+CONSUL_COMPAT_VERSION = "1.21.0"
+"""The Consul release whose API this agent speaks; clients parse Config.Version."""
+
+
+def member(app: ApiApp) -> dict[str, Any]:
+    agent = app.agent
+    return {
+        "Name": agent.node.Node,
+        "Addr": agent.node.Address,
+        "Port": agent.config.ports.serf_lan,
+        "Tags": {
+            "dc": agent.datacenter,
+            "role": "consul",
+            "build": f"{CONSUL_COMPAT_VERSION}:waypost-{__version__}",
+            "port": str(agent.config.ports.server),
+            "id": agent.node.ID,
+            "vsn": "2",
+            "vsn_min": "2",
+            "vsn_max": "3",
+            **({"expect": str(agent.config.bootstrap_expect)} if agent.config.server else {}),
+        },
+        "Status": 1,
+        "ProtocolMin": 1,
+        "ProtocolMax": 5,
+        "ProtocolCur": 2,
+        "DelegateMin": 2,
+        "DelegateMax": 5,
+        "DelegateCur": 4,
+    }
+
+
+def self_(app: ApiApp, req: Request) -> Response:
+    agent = app.agent
+    cfg = agent.config
+    body = {
+        "Config": {
+            "Datacenter": agent.datacenter,
+            "PrimaryDatacenter": cfg.primary_datacenter or agent.datacenter,
+            "NodeName": agent.node.Node,
+            "NodeID": agent.node.ID,
+            "Server": cfg.server,
+            "Revision": f"waypost-{__version__}",
+            "Version": CONSUL_COMPAT_VERSION,
+            "BuildDate": "2026-01-01T00:00:00Z",
+        },
+        "DebugConfig": {
+            "Datacenter": agent.datacenter,
+            "NodeName": agent.node.Node,
+            "ServerMode": cfg.server,
+            "DevMode": cfg.dev,
+            "DataDir": cfg.data_dir or "",
+            "ClientAddrs": [agent.http_addr],
+            "HTTPPort": agent.http_port,
+            "DNSPort": agent.dns_port,
+            "DNSDomain": cfg.domain,
+        },
+        "Coord": {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05},
+        "Member": member(app),
+        "Meta": agent.node.Meta,
+        "Stats": {
+            "agent": {"checks": str(len(agent.local.checks)), "services": str(len(agent.local.services))},
+            "build": {"prerelease": "", "revision": __version__, "version": CONSUL_COMPAT_VERSION},
+            "runtime": {"arch": platform.machine(), "os": platform.system().lower(),
+                        "version": platform.python_version()},
+        },
+        "xDS": {"SupportedProxies": {}, "Port": -1, "Ports": {"Plaintext": -1, "TLS": -1}},
+    }  # fmt: skip
+    return json_response(body)
+
+
+def members(app: ApiApp, req: Request) -> Response:
+    return json_response([member(app)])
+
+
+def host(app: ApiApp, req: Request) -> Response:
+    load = os.getloadavg()
+    body = {
+        "Memory": {"total": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")},
+        "CPU": [{"cpu": i, "modelName": platform.processor()} for i in range(os.cpu_count() or 1)],
+        "Host": {"hostname": platform.node(), "os": platform.system().lower(),
+                 "kernelVersion": platform.release(), "uptime": int(time.time() - app.agent.started_at),
+                 "loadavg": list(load)},
+        "Disk": {},
+        "CollectionTime": time.time_ns(),
+        "Errors": None,
+    }  # fmt: skip
+    return json_response(body)
+
+
+def _service_out(svc: Any) -> dict[str, Any]:
+    return {
+        "ID": svc.ID, "Service": svc.Service, "Tags": svc.Tags, "Meta": svc.Meta, "Port": svc.Port,
+        "Address": svc.Address, "TaggedAddresses": svc.TaggedAddresses, "Weights": svc.Weights,
+        "EnableTagOverride": svc.EnableTagOverride, "Datacenter": svc.Datacenter,
+        **({"Kind": svc.Kind} if svc.Kind else {}),
+    }  # fmt: skip
+
+
+def services(app: ApiApp, req: Request) -> Response:
+    listed = [_service_out(s) for _, s in sorted(app.agent.local.services.items())]
+    listed = apply_filter(req, listed)
+    return json_response({s["ID"]: s for s in listed})
+
+
+async def service(app: ApiApp, req: Request) -> Response:
+    sid = require_param(req, "service ID")
+    local = app.agent.local
+
+    def render() -> tuple[str, bytes] | None:
+        svc = local.services.get(sid)
+        if svc is None:
+            return None
+        out = _service_out(svc)
+        digest = hashlib.blake2b(encode_json(out), digest_size=8).hexdigest()
+        out["ContentHash"] = digest
+        return digest, encode_json(out)
+
+    rendered = render()
+    wanted = req.arg("hash")
+    if wanted and rendered is not None and rendered[0] == wanted:
+        rendered = await local.wait_for_change(lambda: render(), wanted, _wait_seconds(req))
+    if rendered is None:
+        raise HTTPError(404, f"unknown service ID: {sid}")
+    return Response(rendered[1], headers=[("X-Consul-Contenthash", rendered[0])])
+
+
+def _wait_seconds(req: Request) -> float:
+    wait = query_duration(req, "wait", "Invalid wait time")
+    return 300.0 if wait is None or wait <= 0 else min(wait, 600.0)
+
+
+def checks(app: ApiApp, req: Request) -> Response:
+    listed = apply_filter(req, [c for _, c in sorted(app.agent.local.checks.items())])
+    return json_response({c.CheckID: c for c in listed})
+
+
+async def service_register(app: ApiApp, req: Request) -> Response:
+    replace = req.flag("replace-existing-checks") and req.arg("replace-existing-checks") not in ("false", "0")
+    app.agent.checks.register_service(decode_json(req), replace_existing_checks=replace)
+    await app.agent.local.wait_synced()
+    return Response()
+
+
+async def service_deregister(app: ApiApp, req: Request) -> Response:
+    sid = require_param(req, "service ID")
+    if not app.agent.checks.remove_service(sid):
+        raise HTTPError(
+            404, f'Unknown service ID "{sid}". Ensure that the service ID is passed, not the service name.'
+        )
+    await app.agent.local.wait_synced()
+    return Response()
+
+
+def _enable(req: Request) -> bool:
+    raw = req.arg("enable")
+    if raw is None:
+        raise HTTPError(400, "Missing value for enable")
+    if raw not in ("true", "false"):
+        raise HTTPError(400, f"Invalid value for enable: {raw!r}")
+    return raw == "true"
+
+
+async def service_maintenance(app: ApiApp, req: Request) -> Response:
+    sid = require_param(req, "service ID")
+    if not app.agent.checks.service_maintenance(sid, _enable(req), req.arg("reason") or ""):
+        raise HTTPError(
+            404, f'Unknown service ID "{sid}". Ensure that the service ID is passed, not the service name.'
+        )
+    await app.agent.local.wait_synced()
+    return Response()
+
+
+async def node_maintenance(app: ApiApp, req: Request) -> Response:
+    app.agent.checks.node_maintenance(_enable(req), req.arg("reason") or "")
+    await app.agent.local.wait_synced()
+    return Response()
+
+
+async def check_register(app: ApiApp, req: Request) -> Response:
+    app.agent.checks.register_check(decode_json(req))
+    await app.agent.local.wait_synced()
+    return Response()
+
+
+async def check_deregister(app: ApiApp, req: Request) -> Response:
+    cid = require_param(req, "check ID")
+    if not app.agent.checks.remove_check(cid):
+        raise HTTPError(
+            404, f'Unknown check ID "{cid}". Ensure that the check ID is passed, not the check name.'
+        )
+    await app.agent.local.wait_synced()
+    return Response()
+
+
+async def _ttl(app: ApiApp, cid: str, status: str, output: str) -> Response:
+    try:
+        app.agent.checks.ttl_update(cid, status, output)
+    except KeyError:
+        raise HTTPError(
+            404, f'Unknown check ID "{cid}". Ensure that the check ID is passed, not the check name.'
+        ) from None
+    await app.agent.local.wait_synced()
+    return Response()
+
+
+async def check_pass(app: ApiApp, req: Request) -> Response:
+    return await _ttl(app, require_param(req, "check ID"), "passing", req.arg("note") or "")
+
+
+async def check_warn(app: ApiApp, req: Request) -> Response:
+    return await _ttl(app, require_param(req, "check ID"), "warning", req.arg("note") or "")
+
+
+async def check_fail(app: ApiApp, req: Request) -> Response:
+    return await _ttl(app, require_param(req, "check ID"), "critical", req.arg("note") or "")
+
+
+async def check_update(app: ApiApp, req: Request) -> Response:
+    body = canonical_keys(decode_json(req), ("Status", "Output"), what="Request")
+    status = body.get("Status", "")
+    if status not in ("passing", "warning", "critical"):
+        raise HTTPError(400, f'Invalid check status: "{status}"')
+    return await _ttl(app, require_param(req, "check ID"), status, str(body.get("Output") or ""))
+
+
+async def reload(app: ApiApp, req: Request) -> Response:
+    try:
+        await app.agent.reload()
+    except ValueError as exc:
+        raise HTTPError(500, f"Failed to reload configs: {exc}") from None
+    return Response()
+
+
+def leave(app: ApiApp, req: Request) -> Response:
+    app.agent.request_stop()
+    return Response()
+
+
+def join(app: ApiApp, req: Request) -> Response:
+    address = require_param(req, "address")
+    raise HTTPError(500, f"Failed to join {address}: no other agents to join in this mode")
+
+
+def force_leave(app: ApiApp, req: Request) -> Response:
+    require_param(req, "node")
+    return Response()
+
+
+def metrics(app: ApiApp, req: Request) -> Response:
+    return metrics_response(app, req.arg("format") == "prometheus")
+
+
+_CODES = {"passing": 200, "warning": 429, "critical": 503, "maintenance": 503}
+
+
+def _service_health(app: ApiApp, svc: Any) -> tuple[str, dict[str, Any]]:
+    local = app.agent.local
+    checks = [c for c in local.checks.values() if c.ServiceID in ("", svc.ID)]
+    status = worst_status([c.Status for c in checks])
+    return status, {"AggregatedStatus": status, "Service": _service_out(svc), "Checks": checks}
+
+
+def health_by_name(app: ApiApp, req: Request) -> Response:
+    name = require_param(req, "service name")
+    found = [
+        _service_health(app, s) for _, s in sorted(app.agent.local.services.items()) if s.Service == name
+    ]
+    if not found:
+        body = f"ServiceName {name} Not Found"
+        return Response.text(body, 404) if req.arg("format") == "text" else json_response([], 404)
+    status = worst_status([s for s, _ in found])
+    if req.arg("format") == "text":
+        return Response.text(status, _CODES[status])
+    return json_response([entry for _, entry in found], _CODES[status])
+
+
+def health_by_id(app: ApiApp, req: Request) -> Response:
+    sid = require_param(req, "service ID")
+    svc = app.agent.local.services.get(sid)
+    if svc is None:
+        body = f"ServiceId {sid} Not Found"
+        return Response.text(body, 404) if req.arg("format") == "text" else json_response(None, 404)
+    status, entry = _service_health(app, svc)
+    if req.arg("format") == "text":
+        return Response.text(status, _CODES[status])
+    return json_response(entry, _CODES[status])

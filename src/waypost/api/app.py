@@ -1,0 +1,93 @@
+"""Dispatch: path to handler through the route table, and errors to Consul's responses."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
+
+from waypost.agent.definitions import DefinitionError
+from waypost.api.blocking import ReadCache
+from waypost.api.common import HTTPError
+from waypost.api.http import Request, Response
+from waypost.api.routes import ROUTES, Handler
+from waypost.state.catalog_ops import CatalogError
+from waypost.state.kv_ops import KVError
+from waypost.state.state import State
+
+if TYPE_CHECKING:
+    from waypost.agent.agent import Agent
+
+__all__ = ["ApiApp"]
+
+log = logging.getLogger("waypost.api")
+
+
+class ApiApp:
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.cache = ReadCache()
+        self._exact: dict[str, dict[str, Handler]] = {}
+        self._prefixed: list[tuple[str, dict[str, Handler]]] = []
+        prefixed: dict[str, dict[str, Handler]] = {}
+        for methods, path, handler in ROUTES:
+            if "/:" in path:
+                table = prefixed.setdefault(path[: path.index("/:") + 1], {})
+            else:
+                table = self._exact.setdefault(path, {})
+            for method in methods:
+                table[method] = handler
+        self._prefixed = sorted(prefixed.items(), key=lambda kv: -len(kv[0]))
+
+    @property
+    def state(self) -> State:
+        return self.agent.require_state()
+
+    def _route(self, req: Request) -> dict[str, Handler] | None:
+        table = self._exact.get(req.path)
+        if table is not None:
+            return table
+        for prefix, handlers in self._prefixed:
+            if req.path.startswith(prefix):
+                req.param = req.path[len(prefix) :]
+                return handlers
+            if req.path == prefix[:-1]:
+                return handlers
+        return None
+
+    def handle(self, req: Request) -> Response | Awaitable[Response]:
+        handlers = self._route(req)
+        if handlers is None:
+            return Response.text("404 page not found", 404)
+        handler = handlers.get(req.method)
+        if handler is None:
+            if req.method == "OPTIONS":
+                return Response(headers=[("Allow", ", ".join(sorted(handlers)))])
+            return Response.text(f"method {req.method} not allowed", 405)
+        try:
+            result = handler(self, req)
+        except Exception as exc:
+            return _error(exc)
+        if isinstance(result, Response):
+            return result
+        return self._finish(result)
+
+    async def _finish(self, pending: Awaitable[Response]) -> Response:
+        try:
+            return await pending
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return _error(exc)
+
+
+def _error(exc: Exception) -> Response:
+    if isinstance(exc, HTTPError):
+        return Response.text(exc.message, exc.status)
+    if isinstance(exc, DefinitionError | CatalogError):
+        return Response.text(str(exc), 400)
+    if isinstance(exc, KVError):
+        return Response.text(str(exc), 500)
+    log.exception("request failed", exc_info=exc)
+    return Response.text(f"Internal error: {exc}", 500)

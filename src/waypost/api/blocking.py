@@ -1,0 +1,163 @@
+"""The one helper every read endpoint goes through: consistency, blocking, headers, caching.
+
+Rules (Consul's, from its blocking-query implementation):
+1. ``?index`` absent or 0: answer at once.
+2. Otherwise run the query; answer when its index is above ``index``. If not, park on the
+   query's topics until one changes or ``wait`` (default 5m, max 10m, plus up to wait/16
+   jitter) runs out; then answer with whatever the query gives (same index on timeout).
+3. The index is never 0.
+4. A query declares the topics its answer depends on. Only writes to those topics wake
+   it; unrelated writes cost a parked reader nothing.
+
+Answers are cached as encoded bytes per request (path and query, minus the blocking
+parameters) and reused while none of their topics changed, so a hot read is a dict
+look-up, and 10,000 woken watchers of one service share one encoding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from waypost.api.common import parse_consistency, parse_uint, query_duration
+from waypost.api.http import Request, Response
+from waypost.state.state import State
+from waypost.state.watch import Topic
+
+__all__ = ["QueryResult", "ReadCache", "blocking_read"]
+
+DEFAULT_WAIT = 300.0
+MAX_WAIT = 600.0
+
+
+@dataclass(slots=True)
+class QueryResult:
+    index: int
+    topics: tuple[Topic, ...]
+    body: bytes
+    status: int = 200
+    content_type: str = "application/json"
+
+
+Query = Callable[[], QueryResult]
+
+
+class ReadCache:
+    """Encoded answers keyed by request; an entry is valid while its topics are unchanged."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._entries: OrderedDict[str, tuple[int, QueryResult]] = OrderedDict()
+        self._size = size
+
+    def get(self, key: str, state: State) -> QueryResult | None:
+        hit = self._entries.get(key)
+        if hit is None:
+            return None
+        computed_at, result = hit
+        topics = state.indexes.topics
+        for topic in result.topics:
+            if topics.index(topic) > computed_at:
+                return None
+        return result
+
+    def put(self, key: str, state: State, result: QueryResult) -> None:
+        state.indexes.topics.track(result.topics)
+        entries = self._entries
+        entries[key] = (state.indexes.revision, result)
+        entries.move_to_end(key)
+        if len(entries) > self._size:
+            entries.popitem(last=False)
+
+
+_BLOCKING_PARAMS = frozenset(
+    {"index", "wait", "stale", "consistent", "leader", "cached", "max_stale", "pretty"}
+)
+
+
+def _cache_key(req: Request) -> str:
+    if not req.raw_query:
+        return req.path
+    parts = sorted(f"{k}={v}" for k, vs in req.query.items() if k not in _BLOCKING_PARAMS for v in vs)
+    return req.path + "?" + "&".join(parts)
+
+
+def _run(state: State, cache: ReadCache | None, key: str, query: Query) -> QueryResult:
+    if cache is not None:
+        hit = cache.get(key, state)
+        if hit is not None:
+            return hit
+    result = query()
+    if cache is not None:
+        cache.put(key, state, result)
+    return result
+
+
+def _headers(result: QueryResult, consistency: str) -> list[tuple[str, str]]:
+    return [
+        ("X-Consul-Index", str(max(1, result.index))),
+        ("X-Consul-Knownleader", "true"),
+        ("X-Consul-Lastcontact", "0"),
+        ("X-Consul-Effective-Consistency", consistency),
+        ("X-Consul-Default-Acl-Policy", "allow"),
+    ]
+
+
+def _respond(result: QueryResult, consistency: str) -> Response:
+    return Response(result.body, result.status, result.content_type, _headers(result, consistency))
+
+
+def blocking_read(
+    state: State,
+    req: Request,
+    query: Query,
+    *,
+    cache: ReadCache | None = None,
+    rng: random.Random | None = None,
+) -> Response | asyncio.Task[Response]:
+    """Answer a read; synchronously when it need not wait (the fast path), else a task."""
+    consistency = parse_consistency(req)
+    min_index = parse_uint(req, "index")
+    wait = query_duration(req, "wait", "Invalid wait time")
+    key = _cache_key(req)
+    if consistency != "consistent":
+        if min_index == 0:
+            return _respond(_run(state, cache, key, query), consistency)
+        first = _run(state, cache, key, query)
+        if first.index > min_index:
+            return _respond(first, consistency)
+    return asyncio.ensure_future(_block(state, req, query, cache, key, min_index, wait, consistency, rng))
+
+
+async def _block(
+    state: State,
+    req: Request,
+    query: Query,
+    cache: ReadCache | None,
+    key: str,
+    min_index: int,
+    wait: float | None,
+    consistency: str,
+    rng: random.Random | None,
+) -> Response:
+    if consistency == "consistent":
+        await state.catch_up()
+    timeout = DEFAULT_WAIT if wait is None or wait <= 0 else min(wait, MAX_WAIT)
+    timeout += (rng or random).uniform(0, timeout / 16)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = _run(state, cache, key, query)
+        remaining = deadline - loop.time()
+        if min_index == 0 or result.index > min_index or remaining <= 0:
+            return _respond(result, consistency)
+        topics = state.indexes.topics
+        waiter = topics.park(result.topics)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter.future, remaining)
+        finally:
+            topics.unpark(waiter)

@@ -1,0 +1,51 @@
+"""/v1/agent/metrics in Consul's JSON shape and in Prometheus text format."""
+
+from __future__ import annotations
+
+import resource
+import time
+from typing import TYPE_CHECKING
+
+from waypost.api.common import json_response
+from waypost.api.http import Response
+
+if TYPE_CHECKING:
+    from waypost.api.app import ApiApp
+
+
+def _gauges(app: ApiApp) -> dict[str, float]:
+    idx = app.state.indexes
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "consul.catalog.services": float(len(idx.instances)),
+        "consul.catalog.nodes": float(len(idx.nodes)),
+        "consul.kvs.entries": float(len(idx.kv)),
+        "consul.session.active": float(len(idx.sessions)),
+        "consul.blocking_queries.waiting": float(idx.topics.waiter_count()),
+        "consul.state.revision": float(idx.revision),
+        "consul.runtime.max_rss_kb": float(usage.ru_maxrss),
+        "consul.agent.local.services": float(len(app.agent.local.services)),
+        "consul.agent.local.checks": float(len(app.agent.local.checks)),
+    }
+
+
+def metrics_response(app: ApiApp, prometheus: bool) -> Response:
+    gauges = _gauges(app)
+    if prometheus:
+        lines = []
+        for name, value in gauges.items():
+            metric = name.replace(".", "_")
+            lines.append(f"# TYPE {metric} gauge\n{metric} {value}")
+        return Response(
+            ("\n".join(lines) + "\n").encode(), content_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime())
+    return json_response(
+        {
+            "Timestamp": stamp,
+            "Gauges": [{"Name": k, "Value": v, "Labels": {}} for k, v in gauges.items()],
+            "Points": [],
+            "Counters": [],
+            "Samples": [],
+        }
+    )

@@ -1,0 +1,77 @@
+"""Every HTTP route in one table, as Consul's http_register.go declares them.
+
+A path ending in ``/:param`` matches any remainder (Consul's KV keys and service names
+may contain slashes); the remainder becomes ``Request.param``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from waypost.api import agent, catalog, event, health, kv, session, status, txn
+
+if TYPE_CHECKING:
+    from waypost.api.app import ApiApp
+    from waypost.api.http import Request, Response
+
+Handler = Callable[["ApiApp", "Request"], "Response | Awaitable[Response] | Any"]
+
+GET, PUT, POST, DELETE = "GET", "PUT", "POST", "DELETE"
+READ = (GET,)
+WRITE = (PUT, POST)
+
+ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [
+    (READ, "/v1/agent/self", agent.self_),
+    (READ, "/v1/agent/members", agent.members),
+    (READ, "/v1/agent/host", agent.host),
+    (READ, "/v1/agent/services", agent.services),
+    (READ, "/v1/agent/service/:id", agent.service),
+    (READ, "/v1/agent/checks", agent.checks),
+    (READ, "/v1/agent/metrics", agent.metrics),
+    (READ, "/v1/agent/health/service/name/:name", agent.health_by_name),
+    (READ, "/v1/agent/health/service/id/:id", agent.health_by_id),
+    (WRITE, "/v1/agent/service/register", agent.service_register),
+    (WRITE, "/v1/agent/service/deregister/:id", agent.service_deregister),
+    (WRITE, "/v1/agent/service/maintenance/:id", agent.service_maintenance),
+    (WRITE, "/v1/agent/maintenance", agent.node_maintenance),
+    (WRITE, "/v1/agent/check/register", agent.check_register),
+    (WRITE, "/v1/agent/check/deregister/:id", agent.check_deregister),
+    (WRITE, "/v1/agent/check/pass/:id", agent.check_pass),
+    (WRITE, "/v1/agent/check/warn/:id", agent.check_warn),
+    (WRITE, "/v1/agent/check/fail/:id", agent.check_fail),
+    (WRITE, "/v1/agent/check/update/:id", agent.check_update),
+    (WRITE, "/v1/agent/reload", agent.reload),
+    (WRITE, "/v1/agent/leave", agent.leave),
+    (WRITE, "/v1/agent/join/:address", agent.join),
+    (WRITE, "/v1/agent/force-leave/:node", agent.force_leave),
+    (WRITE, "/v1/catalog/register", catalog.register),
+    (WRITE, "/v1/catalog/deregister", catalog.deregister),
+    (READ, "/v1/catalog/datacenters", catalog.datacenters),
+    (READ, "/v1/catalog/nodes", catalog.nodes),
+    (READ, "/v1/catalog/services", catalog.services),
+    (READ, "/v1/catalog/service/:name", catalog.service),
+    (READ, "/v1/catalog/node/:node", catalog.node),
+    (READ, "/v1/catalog/node-services/:node", catalog.node_services),
+    (READ, "/v1/health/node/:node", health.node),
+    (READ, "/v1/health/checks/:service", health.checks),
+    (READ, "/v1/health/service/:service", health.service),
+    (READ, "/v1/health/state/:state", health.state),
+    (READ, "/v1/kv/:key", kv.get),
+    (WRITE, "/v1/kv/:key", kv.put),
+    ((DELETE,), "/v1/kv/:key", kv.delete),
+    (WRITE, "/v1/session/create", session.create),
+    (WRITE, "/v1/session/destroy/:id", session.destroy),
+    (WRITE, "/v1/session/renew/:id", session.renew),
+    (READ, "/v1/session/info/:id", session.info),
+    (READ, "/v1/session/node/:node", session.node),
+    (READ, "/v1/session/list", session.list_),
+    (WRITE, "/v1/txn", txn.txn),
+    (WRITE, "/v1/event/fire/:name", event.fire),
+    (READ, "/v1/event/list", event.list_),
+    (READ, "/v1/status/leader", status.leader),
+    (READ, "/v1/status/peers", status.peers),
+    (READ, "/v1/coordinate/datacenters", status.coordinate_datacenters),
+    (READ, "/v1/coordinate/nodes", status.coordinate_nodes),
+    (READ, "/v1/coordinate/node/:node", status.coordinate_node),
+]

@@ -1,0 +1,70 @@
+"""``waypost agent``: load the configuration, run the agent until a signal or leave."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from waypost.agent.agent import Agent
+from waypost.config import AgentConfig, ConfigError, FlagError, load_config
+
+
+async def _serve(config: AgentConfig) -> int:
+    agent = Agent(config)
+    await agent.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+
+    reloads: set[asyncio.Task[None]] = set()
+
+    def hup() -> None:
+        async def reload() -> None:
+            try:
+                await agent.reload()
+                logging.getLogger("waypost.agent").info("configuration reloaded")
+            except ConfigError as exc:
+                logging.getLogger("waypost.agent").error("reload failed: %s", exc)
+
+        reloads.add(loop.create_task(reload()))
+        reloads.difference_update({t for t in reloads if t.done()})
+
+    loop.add_signal_handler(signal.SIGHUP, hup)
+    print(f"==> waypost agent running: HTTP on {agent.http_addr}:{agent.http_port}", flush=True)
+    waiter = asyncio.ensure_future(stop.wait())
+    stopped = asyncio.ensure_future(agent.stopped.wait())
+    await asyncio.wait([waiter, stopped], return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    stopped.cancel()
+    if not agent.stopped.is_set():
+        await agent.stop()
+    print("==> waypost agent stopped", flush=True)
+    return 0
+
+
+def run(argv: Sequence[str]) -> int:
+    try:
+        config = load_config(argv)
+    except FlagError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except ConfigError as exc:
+        print(f"==> {exc}", file=sys.stderr)
+        return 1
+    logging.basicConfig(
+        level=getattr(logging, config.log_level.upper(), logging.INFO),
+        format="%(asctime)s [%(levelname)s] %(name)s: %(message)s",
+    )
+    for warning in config.warnings:
+        logging.getLogger("waypost.config").warning("%s", warning)
+    try:
+        import uvloop
+
+        return uvloop.run(_serve(config))
+    except OSError as exc:
+        print(f"==> Error starting agent: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,42 @@
+"""``waypost <command>``: one registry of commands, each in its own module.
+
+Modules are imported only when their command runs, so ``waypost kv get`` does not pay
+for loading the agent.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["COMMANDS", "main"]
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "agent": ("waypost.cli.agent_cmd", "Runs a waypost agent"),
+    "version": ("waypost.cli.version_cmd", "Prints the waypost version"),
+}
+"""name -> (module with ``run(argv) -> int``, one-line summary)."""
+
+
+def usage() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = ["Usage: waypost [--version] [--help] <command> [<args>]", "", "Available commands are:"]
+    lines += [f"    {name.ljust(width)}    {summary}" for name, (_, summary) in sorted(COMMANDS.items())]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "-help", "--help"):
+        print(usage(), file=sys.stderr)
+        return 0 if args else 1
+    if args[0] in ("-v", "-version", "--version"):
+        args[0] = "version"
+    entry = COMMANDS.get(args[0])
+    if entry is None:
+        print(f"Unknown command: {args[0]!r}\n\n{usage()}", file=sys.stderr)
+        return 1
+    module = importlib.import_module(entry[0])
+    code: int = module.run(args[1:])
+    return code

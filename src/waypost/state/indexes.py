@@ -1,0 +1,169 @@
+"""The in-memory catalog every reader uses, fed only by the store's event stream.
+
+Readers (HTTP, DNS, blocking queries) never touch the store: they read these dicts, which
+``apply`` keeps equal to the store as of ``revision``. ``apply`` also records which
+topics each revision touched, so blocking queries and prepared answers know exactly
+what went stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sortedcontainers import SortedDict
+
+from waypost.state import schema
+from waypost.state.model import Coordinate, HealthCheck, KVEntry, Node, NodeService, Session, UserEvent
+from waypost.state.watch import Topic, Topics
+from waypost.store.base import Event, EventType
+
+__all__ = ["Indexes"]
+
+ServiceKey = tuple[str, str]  # (node, service id)
+
+
+class Indexes:
+    def __init__(self) -> None:
+        self.revision = 0
+        self.topics = Topics()
+        self.nodes: dict[str, Node] = {}
+        self.services: dict[str, dict[str, NodeService]] = {}
+        self.instances: dict[str, dict[ServiceKey, NodeService]] = {}
+        self.checks: dict[str, dict[str, HealthCheck]] = {}
+        self.kv: SortedDict[str, KVEntry] = SortedDict()
+        self.kv_tombstones: dict[str, int] = {}
+        self.kv_locks: dict[str, set[str]] = {}
+        self.sessions: dict[str, Session] = {}
+        self.events: SortedDict[str, UserEvent] = SortedDict()
+        self.coordinates: dict[str, Coordinate] = {}
+
+    # -- feeding -----------------------------------------------------------------------
+
+    def apply(self, events: Iterable[Event], revision: int) -> set[Topic]:
+        touched: set[Topic] = set()
+        for ev in events:
+            key = ev.kv.key
+            for table in schema.TABLES:
+                if key.startswith(table.prefix):
+                    self._apply_one(table, ev, touched)
+                    break
+        self.topics.touch(touched, revision)
+        self.revision = max(self.revision, revision)
+        return touched
+
+    def _apply_one(self, table: schema.Table[Any], ev: Event, touched: set[Topic]) -> None:
+        kv = ev.kv
+        deleted = ev.type is EventType.DELETE
+        rec = None if deleted else table.decode(kv.value, kv.create_revision, kv.mod_revision)
+        parts = table.split(kv.key)
+        touched.add((table.name,))
+        name = table.name
+        if name == "nodes":
+            self._node(parts[0], rec, touched)
+        elif name == "services":
+            self._service(parts[0], parts[1], rec, touched)
+        elif name == "checks":
+            self._check(parts[0], parts[1], rec, touched)
+        elif name == "kvs":
+            self._kv(parts[0], rec, kv.mod_revision)
+        elif name == "sessions":
+            old = self.sessions.pop(parts[0], None)
+            if rec is not None:
+                self.sessions[parts[0]] = rec
+            node = rec.Node if rec is not None else old.Node if old is not None else ""
+            touched.update({("session", parts[0]), ("session-node", node)})
+        elif name == "events":
+            if rec is None:
+                self.events.pop(parts[0], None)
+            else:
+                self.events[parts[0]] = rec
+        elif name == "coordinates":
+            if rec is None:
+                self.coordinates.pop(parts[0], None)
+            else:
+                self.coordinates[parts[0]] = rec
+
+    def _kv(self, key: str, rec: KVEntry | None, revision: int) -> None:
+        old = self.kv.pop(key, None)
+        if old is not None and old.Session:
+            held = self.kv_locks[old.Session]
+            held.discard(key)
+            if not held:
+                del self.kv_locks[old.Session]
+        if rec is None:
+            self.kv_tombstones[key] = revision
+        else:
+            self.kv[key] = rec
+            self.kv_tombstones.pop(key, None)
+            if rec.Session:
+                self.kv_locks.setdefault(rec.Session, set()).add(key)
+        self.topics.touch_kv(key, revision)
+
+    def _node(self, node: str, rec: Node | None, touched: set[Topic]) -> None:
+        if rec is None:
+            self.nodes.pop(node, None)
+        else:
+            self.nodes[node] = rec
+        touched.add(("node", node))
+        touched.update(("service", s.Service) for s in self.services.get(node, {}).values())
+
+    def _service(self, node: str, sid: str, rec: NodeService | None, touched: set[Topic]) -> None:
+        on_node = self.services.setdefault(node, {})
+        old = on_node.pop(sid, None)
+        if old is not None:
+            self.instances[old.Service].pop((node, sid), None)
+            if not self.instances[old.Service]:
+                del self.instances[old.Service]
+            touched.add(("service", old.Service))
+        if rec is not None:
+            on_node[sid] = rec
+            self.instances.setdefault(rec.Service, {})[(node, sid)] = rec
+            touched.add(("service", rec.Service))
+        elif not on_node:
+            del self.services[node]
+        touched.add(("node", node))
+
+    def _check(self, node: str, cid: str, rec: HealthCheck | None, touched: set[Topic]) -> None:
+        on_node = self.checks.setdefault(node, {})
+        old = on_node.pop(cid, None)
+        for c in (old, rec):
+            if c is None:
+                continue
+            if c.ServiceName:
+                touched.add(("service", c.ServiceName))
+            elif not c.ServiceID:
+                touched.update(("service", s.Service) for s in self.services.get(node, {}).values())
+        if rec is not None:
+            on_node[cid] = rec
+        elif not on_node:
+            del self.checks[node]
+        touched.add(("node", node))
+
+    # -- reading helpers used by several queries ---------------------------------------
+
+    def table_index(self, table: str) -> int:
+        return max(1, self.topics.index((table,)))
+
+    def service_index(self, service: str) -> int:
+        """Per-service index (Consul #3890); the services table index when it never existed."""
+        idx = self.topics.index(("service", service))
+        return idx if idx else self.table_index("services")
+
+    def checks_for(self, node: str, service_id: str) -> list[HealthCheck]:
+        """Node-level checks first, then the service's, as Consul lists them."""
+        on_node = self.checks.get(node)
+        if not on_node:
+            return []
+        return [c for c in on_node.values() if c.ServiceID in ("", service_id)]
+
+    def kv_prefix(self, prefix: str) -> list[KVEntry]:
+        return [self.kv[k] for k in self.kv.irange(prefix, prefix + "\U0010ffff")]
+
+    def kv_prefix_index(self, prefix: str) -> int:
+        """Highest change under ``prefix``, tombstones included so deletes are seen."""
+        best = max((e.ModifyIndex for e in self.kv_prefix(prefix)), default=0)
+        for key, rev in self.kv_tombstones.items():
+            if rev > best and key.startswith(prefix):
+                best = rev
+        return best if best else self.table_index("kvs")

@@ -1,0 +1,119 @@
+"""Catalog reads over the in-memory indexes. Each returns (index, topics, records): the
+index Consul would report, and the topics whose change could change the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from waypost.state.indexes import Indexes
+from waypost.state.model import HealthCheck, Node, NodeService
+from waypost.state.watch import Topic
+
+__all__ = [
+    "Read",
+    "ServiceInstance",
+    "catalog_nodes",
+    "catalog_services",
+    "health_checks_for_service",
+    "node_checks",
+    "node_matches_meta",
+    "service_instances",
+    "state_checks",
+]
+
+Read = tuple[int, tuple[Topic, ...], Any]
+
+
+class ServiceInstance:
+    """One instance of a service with its node and every check that applies to it."""
+
+    __slots__ = ("checks", "node", "service")
+
+    def __init__(self, node: Node, service: NodeService, checks: list[HealthCheck]) -> None:
+        self.node = node
+        self.service = service
+        self.checks = checks
+
+    def passing(self) -> bool:
+        return all(c.Status == "passing" for c in self.checks)
+
+
+def _has_tags(service: NodeService, tags: Sequence[str]) -> bool:
+    if not tags:
+        return True
+    have = {t.lower() for t in service.Tags}
+    return all(t.lower() in have for t in tags)
+
+
+def node_matches_meta(node: Node, meta: Sequence[tuple[str, str]]) -> bool:
+    return all(node.Meta.get(k) == v for k, v in meta)
+
+
+def service_instances(
+    idx: Indexes,
+    service: str,
+    *,
+    tags: Sequence[str] = (),
+    node_meta: Sequence[tuple[str, str]] = (),
+    passing_only: bool = False,
+) -> tuple[int, tuple[Topic, ...], list[ServiceInstance]]:
+    """Instances of ``service`` sorted by node then ID, as Consul's catalog returns them."""
+    out: list[ServiceInstance] = []
+    for (node_name, sid), svc in sorted(idx.instances.get(service, {}).items()):
+        if not _has_tags(svc, tags):
+            continue
+        node = idx.nodes.get(node_name)
+        if node is None or not node_matches_meta(node, node_meta):
+            continue
+        inst = ServiceInstance(node, svc, idx.checks_for(node_name, sid))
+        if passing_only and not inst.passing():
+            continue
+        out.append(inst)
+    return idx.service_index(service), (("service", service), ("services",)), out
+
+
+def catalog_services(idx: Indexes, node_meta: Sequence[tuple[str, str]] = ()) -> Read:
+    result: dict[str, list[str]] = {}
+    for name, instances in sorted(idx.instances.items()):
+        tags: dict[str, None] = {}
+        found = False
+        for (node_name, _), svc in instances.items():
+            node = idx.nodes.get(node_name)
+            if node is None or not node_matches_meta(node, node_meta):
+                continue
+            found = True
+            tags.update(dict.fromkeys(svc.Tags))
+        if found:
+            result[name] = list(tags)
+    return idx.table_index("services"), (("services",), ("nodes",)), result
+
+
+def catalog_nodes(idx: Indexes, node_meta: Sequence[tuple[str, str]] = ()) -> Read:
+    nodes = [n for _, n in sorted(idx.nodes.items()) if node_matches_meta(n, node_meta)]
+    return idx.table_index("nodes"), (("nodes",),), nodes
+
+
+def node_checks(idx: Indexes, node: str) -> Read:
+    checks = sorted(idx.checks.get(node, {}).values(), key=lambda c: c.CheckID)
+    return max(1, idx.topics.index(("node", node)) or idx.table_index("checks")), (("node", node),), checks
+
+
+def health_checks_for_service(idx: Indexes, service: str) -> Read:
+    checks = [
+        c
+        for (node, sid) in sorted(idx.instances.get(service, {}))
+        for c in idx.checks.get(node, {}).values()
+        if c.ServiceID == sid
+    ]
+    return idx.service_index(service), (("service", service), ("services",)), checks
+
+
+def state_checks(idx: Indexes, state: str, node_meta: Sequence[tuple[str, str]] = ()) -> Read:
+    out: list[HealthCheck] = []
+    for node_name, checks in sorted(idx.checks.items()):
+        node = idx.nodes.get(node_name)
+        if node_meta and (node is None or not node_matches_meta(node, node_meta)):
+            continue
+        out.extend(c for _, c in sorted(checks.items()) if state == "any" or c.Status == state)
+    return idx.table_index("checks"), (("checks",),), out

@@ -1,0 +1,126 @@
+"""The state machine's owner: one store, the in-memory indexes it feeds, and the write path.
+
+Data flows one way. Writers send transactions to the store; the store's watch stream is
+applied to ``Indexes``; readers read ``Indexes``. A writer then waits until its own
+revision has been applied (``wait_applied``) so that a client that writes and reads
+back sees its write, exactly as Consul's Raft apply does.
+
+Writes are optimistic: an operation computes its transaction from the indexes and
+guards it with ``mod_revision`` compares. If another writer (another server agent on the
+same etcd) got there first, the compare fails, we catch up to the store and recompute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+from collections.abc import Callable, Sequence
+
+from waypost.state.indexes import Indexes
+from waypost.store.base import CompactedError, Compare, Event, EventType, Op, Store, TxnResult
+
+__all__ = ["ConflictError", "State", "TxnPlan"]
+
+log = logging.getLogger("waypost.state")
+
+TxnPlan = tuple[Sequence[Compare], Sequence[Op]]
+"""What a write wants: compares that must hold, and the ops to apply if they do."""
+
+
+class ConflictError(Exception):
+    """A write kept losing races with other writers; the caller should answer 500."""
+
+
+class State:
+    MAX_ATTEMPTS = 16
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.indexes = Indexes()
+        self._applied: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = 0
+        self._feed: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self.listeners: list[Callable[[list[Event], int], None]] = []
+
+    async def start(self) -> None:
+        start = await self._relist()
+        self._feed = asyncio.create_task(self._follow(start), name="state-feed")
+        self._ready.set()
+
+    async def close(self) -> None:
+        if self._feed is not None:
+            self._feed.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._feed
+        self.indexes.topics.wake_all()
+
+    async def _relist(self) -> int:
+        snapshot = await self.store.range("")
+        fresh = Indexes()
+        events = [Event(EventType.PUT, kv) for kv in snapshot.kvs]
+        fresh.apply(events, snapshot.revision)
+        old = self.indexes
+        self.indexes = fresh
+        old.topics.wake_all()
+        self._notify(events, snapshot.revision)
+        return snapshot.revision + 1
+
+    async def _follow(self, start: int) -> None:
+        while True:
+            try:
+                async for batch in self.store.watch("", start):
+                    if not batch:
+                        continue
+                    revision = batch[-1].kv.mod_revision
+                    self.indexes.apply(batch, revision)
+                    self._notify(batch, revision)
+                    start = revision + 1
+            except CompactedError:
+                log.warning("store history compacted; re-listing the catalog")
+                start = await self._relist()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("store watch failed; retrying")
+                await asyncio.sleep(0.5)
+
+    def _notify(self, batch: list[Event], revision: int) -> None:
+        for listener in self.listeners:
+            listener(batch, revision)
+        applied = self._applied
+        while applied and applied[0][0] <= revision:
+            _, _, fut = heapq.heappop(applied)
+            if not fut.done():
+                fut.set_result(None)
+
+    async def wait_applied(self, revision: int) -> None:
+        if self.indexes.revision >= revision:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._seq += 1
+        heapq.heappush(self._applied, (revision, self._seq, fut))
+        await fut
+
+    async def catch_up(self) -> None:
+        """A linearizable read: wait until everything the store has acknowledged is applied."""
+        await self.wait_applied(await self.store.revision())
+
+    async def write(self, plan: Callable[[], TxnPlan | None]) -> TxnResult | None:
+        """Apply ``plan()``'s transaction, recomputing it after a lost race.
+
+        ``plan`` returns None when there is nothing to write (the record is unchanged),
+        which keeps indexes still when clients re-send identical registrations.
+        """
+        for _ in range(self.MAX_ATTEMPTS):
+            planned = plan()
+            if planned is None:
+                return None
+            compares, ops = planned
+            result = await self.store.txn(compares, ops)
+            await self.wait_applied(result.revision)
+            if result.succeeded:
+                return result
+        raise ConflictError("too many concurrent writers; try again")

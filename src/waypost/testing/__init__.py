@@ -1,0 +1,6 @@
+"""Helpers for testing against a real waypost agent process (used by waypost's own
+suite and usable by projects that integrate with waypost)."""
+
+from waypost.testing.agent_process import AgentProcess, free_port
+
+__all__ = ["AgentProcess", "free_port"]

@@ -1,0 +1,133 @@
+"""Run a real ``waypost agent`` in a subprocess on 127.0.0.1 and wait until it serves."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+__all__ = ["AgentProcess", "free_port"]
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port that is free for both TCP and UDP right now (DNS binds both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
+        with socket.socket(socket.AF_INET, other) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port found")
+
+
+class AgentProcess:
+    """``with AgentProcess(["-dev"]) as agent: agent.get("/v1/agent/self")``."""
+
+    def __init__(
+        self,
+        args: Sequence[str] = ("-dev",),
+        *,
+        http_port: int | None = None,
+        dns_port: int | None = None,
+        log_path: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.http_port = http_port or free_port()
+        self.dns_port = dns_port or free_port()
+        self.args = [*args, "-http-port", str(self.http_port), "-dns-port", str(self.dns_port)]
+        self.log_path = log_path
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: Any = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.http_port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    def start(self, timeout: float = 20.0) -> AgentProcess:
+        self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        env = {**os.environ, **(self.env or {})}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "waypost", "agent", *self.args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"agent exited with {self.proc.returncode} during start-up")
+            with contextlib.suppress(OSError, urllib.error.URLError, ValueError):
+                if self.get("/v1/status/leader"):
+                    return self
+            time.sleep(0.05)
+        self.stop()
+        raise TimeoutError("agent did not start serving in time")
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+        req = urllib.request.Request(self.url + path, data=body, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, dict(resp.headers.items()), resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, dict(err.headers.items()), err.read()
+
+    def get(self, path: str) -> Any:
+        status, _, body = self.request("GET", path)
+        if status != 200:
+            raise urllib.error.URLError(f"GET {path}: {status} {body!r}")
+        return json.loads(body) if body else None
+
+    def put(self, path: str, data: Any = None) -> Any:
+        raw = data if isinstance(data, bytes) else (json.dumps(data).encode() if data is not None else b"")
+        status, _, body = self.request("PUT", path, raw)
+        if status != 200:
+            raise urllib.error.URLError(f"PUT {path}: {status} {body!r}")
+        return json.loads(body) if body else None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=10)
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log not in (None, subprocess.DEVNULL):
+            self._log.close()
+        self._log = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._close_log()
+
+    def __enter__(self) -> AgentProcess:
+        return self.start()
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()

@@ -1,0 +1,97 @@
+"""Blocking queries over real HTTP: wake on their own change only, time out with the same index."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import time
+
+from waypost.testing import AgentProcess
+
+
+def _index(agent: AgentProcess, path: str) -> int:
+    _, headers, _ = agent.request("GET", path)
+    return int(headers["X-Consul-Index"])
+
+
+def _block_in_thread(agent: AgentProcess, path: str, out: dict[str, object]) -> threading.Thread:
+    def run() -> None:
+        status, headers, body = agent.request("GET", path)
+        out["at"] = time.monotonic()
+        out["status"] = status
+        out["index"] = int(headers["X-Consul-Index"])
+        out["body"] = body
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def test_wakes_within_100ms_of_a_change(dev_agent: AgentProcess) -> None:
+    delays = []
+    for i in range(5):
+        dev_agent.put("/v1/kv/wake/key", b"a")
+        index = _index(dev_agent, "/v1/kv/wake/key")
+        out: dict[str, object] = {}
+        t = _block_in_thread(dev_agent, f"/v1/kv/wake/key?index={index}&wait=30s", out)
+        time.sleep(0.2)
+        written = time.monotonic()
+        dev_agent.put("/v1/kv/wake/key", f"v{i}".encode())
+        t.join(10)
+        assert out["status"] == 200
+        assert isinstance(out["index"], int)
+        assert out["index"] > index
+        delays.append(float(out["at"]) - written)  # type: ignore[arg-type]
+    assert statistics.median(delays) < 0.1
+
+
+def test_not_woken_by_unrelated_writes_and_times_out_with_same_index(dev_agent: AgentProcess) -> None:
+    dev_agent.put("/v1/agent/service/register", {"Name": "quiet", "Port": 1})
+    index = _index(dev_agent, "/v1/health/service/quiet")
+    out: dict[str, object] = {}
+    started = time.monotonic()
+    t = _block_in_thread(dev_agent, f"/v1/health/service/quiet?index={index}&wait=1s", out)
+    for i in range(20):
+        dev_agent.put(f"/v1/kv/noise/{i}", b"x")
+    dev_agent.put("/v1/agent/service/register", {"Name": "other", "Port": 2})
+    t.join(10)
+    assert out["index"] == index
+    assert float(out["at"]) - started >= 1.0  # type: ignore[arg-type]
+
+
+def test_health_service_wakes_on_check_change(dev_agent: AgentProcess) -> None:
+    dev_agent.put("/v1/agent/service/register", {"Name": "flip", "ID": "flip-1", "Check": {"TTL": "30s"}})
+    index = _index(dev_agent, "/v1/health/service/flip?passing")
+    out: dict[str, object] = {}
+    t = _block_in_thread(dev_agent, f"/v1/health/service/flip?passing&index={index}&wait=10s", out)
+    time.sleep(0.2)
+    dev_agent.put("/v1/agent/check/pass/service:flip-1")
+    t.join(10)
+    entries = json.loads(out["body"])  # type: ignore[arg-type]
+    assert [e["Service"]["ID"] for e in entries] == ["flip-1"]
+
+
+def test_kv_prefix_blocking_sees_deletes(dev_agent: AgentProcess) -> None:
+    dev_agent.put("/v1/kv/pfx/a", b"1")
+    dev_agent.put("/v1/kv/pfx/b", b"2")
+    index = _index(dev_agent, "/v1/kv/pfx/?recurse")
+    out: dict[str, object] = {}
+    t = _block_in_thread(dev_agent, f"/v1/kv/pfx/?recurse&index={index}&wait=10s", out)
+    time.sleep(0.2)
+    dev_agent.request("DELETE", "/v1/kv/pfx/b")
+    t.join(10)
+    assert [e["Key"] for e in json.loads(out["body"])] == ["pfx/a"]  # type: ignore[arg-type]
+    assert isinstance(out["index"], int)
+    assert out["index"] > index
+
+
+def test_consistency_headers(dev_agent: AgentProcess) -> None:
+    _, headers, _ = dev_agent.request("GET", "/v1/catalog/nodes?stale")
+    assert headers["X-Consul-Effective-Consistency"] == "stale"
+    _, headers, _ = dev_agent.request("GET", "/v1/catalog/nodes?consistent")
+    assert headers["X-Consul-Effective-Consistency"] == "consistent"
+    assert headers["X-Consul-Knownleader"] == "true"
+    status, _, body = dev_agent.request("GET", "/v1/catalog/nodes?stale&consistent")
+    assert status == 400
+    assert b"conflicting semantics" in body

@@ -1,0 +1,154 @@
+"""Real etcd members on 127.0.0.1 for tests: free ports, temp data dirs, bounded waits.
+
+Not a test module: store tests use it for a single member, and scale-out tests can ask
+for a three-member cluster with ``etcd_cluster(tmp_path, members=3)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["EtcdCluster", "EtcdMember", "etcd_available", "etcd_cluster", "free_port"]
+
+# Short raft timings keep elections fast and let etcd grant 1-second leases.
+_RAFT_FLAGS = ["--heartbeat-interval=20", "--election-timeout=200"]
+_HEALTHY_WITHIN = 30.0
+
+
+def etcd_available() -> bool:
+    return shutil.which("etcd") is not None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class EtcdMember:
+    name: str
+    client_port: int
+    peer_port: int
+    data_dir: Path
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.client_port}"
+
+    def start(self, initial_cluster: str, state: str = "new") -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                "etcd",
+                f"--name={self.name}",
+                f"--data-dir={self.data_dir}",
+                f"--listen-client-urls=http://127.0.0.1:{self.client_port}",
+                f"--advertise-client-urls=http://127.0.0.1:{self.client_port}",
+                f"--listen-peer-urls=http://127.0.0.1:{self.peer_port}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{self.peer_port}",
+                f"--initial-cluster={initial_cluster}",
+                f"--initial-cluster-state={state}",
+                "--initial-cluster-token=waypost-test",
+                *_RAFT_FLAGS,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    def healthy(self) -> bool:
+        url = f"http://{self.endpoint}/health"
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as response:
+                return b'"health":"true"' in response.read()
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after a bounded wait."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+    def kill(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@dataclass
+class EtcdCluster:
+    members: list[EtcdMember] = field(default_factory=list)
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [m.endpoint for m in self.members]
+
+    @property
+    def url(self) -> str:
+        """The ``open_store`` URL for every member."""
+        return "etcd://" + ",".join(self.endpoints)
+
+    def initial_cluster(self) -> str:
+        return ",".join(f"{m.name}=http://127.0.0.1:{m.peer_port}" for m in self.members)
+
+    def wait_healthy(self, timeout: float = _HEALTHY_WITHIN) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            running = [m for m in self.members if m.process is not None]
+            for member in running:
+                if member.process is not None and member.process.poll() is not None:
+                    raise RuntimeError(f"etcd {member.name} exited; see {member.log_path}")
+            if all(m.healthy() for m in running):
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"etcd cluster not healthy within {timeout}s")
+
+    def stop(self) -> None:
+        for member in self.members:
+            member.stop()
+
+
+@contextlib.contextmanager
+def etcd_cluster(base_dir: Path, members: int = 1) -> Iterator[EtcdCluster]:
+    """Start ``members`` etcd processes forming one cluster; stop them all on exit."""
+    cluster = EtcdCluster(
+        [
+            EtcdMember(
+                name=f"m{i}",
+                client_port=free_port(),
+                peer_port=free_port(),
+                data_dir=base_dir / f"m{i}",
+                log_path=base_dir / f"m{i}.log",
+            )
+            for i in range(members)
+        ]
+    )
+    try:
+        initial = cluster.initial_cluster()
+        for member in cluster.members:
+            member.start(initial)
+        cluster.wait_healthy()
+        yield cluster
+    finally:
+        cluster.stop()

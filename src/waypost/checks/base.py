@@ -50,8 +50,10 @@ class CheckType(Protocol):
     UDP a silent peer is healthy while for HTTP it is a failure.
     """
 
-    default_timeout: float
-    """Seconds allowed when the definition has no Timeout (Consul: 10s, 30s for scripts)."""
+    @property
+    def default_timeout(self) -> float:
+        """Seconds allowed when the definition has no Timeout (Consul: 10s, 30s for scripts)."""
+        ...
 
     async def probe(self, definition: CheckDefinition) -> CheckResult: ...
 

@@ -1,0 +1,107 @@
+"""The read-only seam between the DNS server and whatever holds the catalog.
+
+The DNS package never imports the state store. It asks a :class:`DnsBackend` a handful
+of questions and turns the answers into records, so the resolver can be tested against a
+static backend and the catalog can change shape without touching the DNS code.
+
+Implementing the protocol:
+
+* Every method is called synchronously on the event-loop thread and must not block;
+  answer from memory.
+* Names arrive lowercased (DNS is case-insensitive); match service names, tags and node
+  names case-insensitively, as Consul's catalog indexes do.
+* ``service_instances`` returns *every* instance, unhealthy ones included, each carrying
+  the aggregated status of its node and service checks (see
+  :func:`waypost.state.model.worst_status`). The resolver does the health filtering so
+  that ``only_passing`` stays a DNS setting.
+* ``revision`` must change whenever anything these methods could return changes. The
+  resolver caches encoded answers per revision, so a missed bump serves stale records
+  and a needless bump only costs a rebuild.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+__all__ = ["DnsBackend", "Instance", "NodeRecord", "PreparedResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """A catalog node as DNS sees it (Consul's ``Node``)."""
+
+    name: str
+    address: str
+    datacenter: str
+    tagged_addresses: Mapping[str, str] = field(default_factory=dict)
+    meta: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One service instance with the health Consul would compute for it.
+
+    ``address`` is the service's own address and may be empty, in which case the node
+    address is used. ``tagged_addresses`` maps Consul's tagged-address keys
+    (``lan_ipv4``, ``lan_ipv6``, ...) to addresses; ports of tagged addresses are not
+    used by DNS. ``status`` is the worst of the node's and the service's checks:
+    ``passing``, ``warning``, ``critical`` or ``maintenance``.
+    """
+
+    node: NodeRecord
+    service: str
+    address: str = ""
+    port: int = 0
+    tagged_addresses: Mapping[str, str] = field(default_factory=dict)
+    weight_passing: int = 1
+    weight_warning: int = 1
+    status: str = "passing"
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedResult:
+    """The outcome of executing a prepared query for DNS.
+
+    ``instances`` are already filtered by the query's own health rules. ``ttl`` is the
+    query's ``DNS.TTL`` in seconds, or ``None`` to fall back to ``service_ttl``.
+    """
+
+    service: str
+    datacenter: str
+    instances: Sequence[Instance]
+    ttl: float | None = None
+
+
+class DnsBackend(Protocol):
+    """Everything the DNS interface needs from the catalog."""
+
+    @property
+    def datacenter(self) -> str:
+        """The local datacenter; queries naming any other datacenter get NXDOMAIN."""
+        ...
+
+    def revision(self) -> int:
+        """A number that changes whenever any DNS-visible record changes."""
+        ...
+
+    def service_instances(self, service: str, tag: str | None) -> Sequence[Instance]:
+        """All instances of ``service`` (having ``tag`` if given), healthy or not."""
+        ...
+
+    def node(self, name: str) -> NodeRecord | None:
+        """The node called ``name``, if registered."""
+        ...
+
+    def nodes_by_address(self, address: str) -> Sequence[NodeRecord]:
+        """Nodes whose ``Address`` equals ``address`` (canonical IP text), for PTR."""
+        ...
+
+    def services_by_address(self, address: str) -> Sequence[Instance]:
+        """Instances whose own service ``Address`` equals ``address``, for PTR."""
+        ...
+
+    def prepared_query(self, name_or_id: str) -> PreparedResult | None:
+        """Execute a prepared query; ``None`` if unknown or prepared queries are unsupported."""
+        ...

@@ -1,0 +1,191 @@
+"""UDP and TCP listeners around a :class:`~waypost.dns.resolver.Resolver`.
+
+The adapters only move bytes: a datagram or a length-prefixed TCP frame goes to
+``Resolver.handle`` and whatever comes back goes out. Forwarded queries run as tasks so a
+slow upstream never holds up other clients. Nothing a client sends may stop the
+listener: every failure is logged and the packet dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import cast
+
+from waypost.dns.recursor import Recursor
+from waypost.dns.resolver import Forward, Resolver
+
+__all__ = ["DnsServer"]
+
+log = logging.getLogger("waypost.dns")
+
+_TCP_IDLE_TIMEOUT = 8.0  # miekg/dns's default, which Consul inherits
+_MAX_FORWARDS = 1024
+_MAX_TCP_BACKLOG = 1 << 20
+_BIND_ATTEMPTS = 16
+
+
+class DnsServer:
+    """Serves ``resolver`` on ``host:port`` over UDP and TCP (same port, as Consul does).
+
+    With ``port=0`` the system picks a port free for both transports; read it from
+    :attr:`port` after :meth:`start`.
+    """
+
+    def __init__(
+        self,
+        resolver: Resolver,
+        host: str = "127.0.0.1",
+        port: int = 8600,
+        *,
+        recursor: Recursor | None = None,
+        tcp_idle_timeout: float = _TCP_IDLE_TIMEOUT,
+    ) -> None:
+        self.resolver = resolver
+        self.host = host
+        self.port = port
+        self.tcp_idle_timeout = tcp_idle_timeout
+        self._recursor = recursor or Recursor.from_config(resolver.config)
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.Server | None = None
+        self._forwards: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(_BIND_ATTEMPTS):
+            udp, _ = await loop.create_datagram_endpoint(
+                lambda: _UdpProtocol(self), local_addr=(self.host, self.port)
+            )
+            port = udp.get_extra_info("sockname")[1]
+            try:
+                self._tcp = await loop.create_server(lambda: _TcpProtocol(self), self.host, port)
+            except OSError:
+                udp.close()
+                if self.port:
+                    raise
+                continue
+            self._udp, self.port = udp, port
+            return
+        raise OSError(f"no port free for both UDP and TCP on {self.host}")
+
+    async def stop(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+            self._udp = None
+        if self._tcp is not None:
+            self._tcp.close()
+            self._tcp = None
+        for task in list(self._forwards):
+            task.cancel()
+        if self._forwards:
+            await asyncio.gather(*self._forwards, return_exceptions=True)
+
+    def forward(self, request: Forward, tcp: bool, send: Callable[[bytes], None]) -> None:
+        """Relay ``request`` through the recursors in the background; SERVFAIL on failure."""
+        if len(self._forwards) >= _MAX_FORWARDS:
+            send(request.servfail)
+            return
+        task = asyncio.get_running_loop().create_task(self._relay(request, tcp, send))
+        self._forwards.add(task)
+        task.add_done_callback(self._forwards.discard)
+
+    async def _relay(self, request: Forward, tcp: bool, send: Callable[[bytes], None]) -> None:
+        try:
+            reply = await self._recursor.resolve(request.query, tcp)
+        except Exception:
+            log.exception("DNS forwarding failed")
+            reply = None
+        send(reply if reply is not None else request.servfail)
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, server: DnsServer) -> None:
+        self._server = server
+        self._handle = server.resolver.handle
+        self._transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        try:
+            reply = self._handle(data, False)
+            if reply is None:
+                return
+            if type(reply) is bytes:
+                transport.sendto(reply, addr)
+            elif isinstance(reply, Forward):
+                self._server.forward(reply, False, lambda out: transport.sendto(out, addr))
+        except Exception:
+            log.exception("dropping DNS datagram from %s", addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("DNS UDP socket error: %s", exc)
+
+
+class _TcpProtocol(asyncio.Protocol):
+    """Length-prefixed DNS over one TCP connection; pipelined queries are answered in turn."""
+
+    def __init__(self, server: DnsServer) -> None:
+        self._server = server
+        self._handle = server.resolver.handle
+        self._buffer = bytearray()
+        self._transport: asyncio.Transport | None = None
+        self._last = 0.0
+        self._idle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        loop = asyncio.get_running_loop()
+        self._last = loop.time()
+        self._idle = loop.call_later(self._server.tcp_idle_timeout, self._check_idle)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        if self._idle is not None:
+            self._idle.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        self._last = asyncio.get_running_loop().time()
+        buffer = self._buffer
+        buffer += data
+        while len(buffer) >= 2:
+            size = int.from_bytes(buffer[:2], "big")
+            if len(buffer) < 2 + size:
+                break
+            query = bytes(buffer[2 : 2 + size])
+            del buffer[: 2 + size]
+            self._answer(query)
+
+    def _answer(self, query: bytes) -> None:
+        try:
+            reply = self._handle(query, True)
+            if reply is None:
+                return
+            if type(reply) is bytes:
+                self._send(reply)
+            elif isinstance(reply, Forward):
+                self._server.forward(reply, True, self._send)
+        except Exception:
+            log.exception("dropping DNS query on TCP")
+
+    def _send(self, reply: bytes) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if transport.get_write_buffer_size() > _MAX_TCP_BACKLOG:
+            transport.abort()
+            return
+        transport.write(len(reply).to_bytes(2, "big") + reply)
+
+    def _check_idle(self) -> None:
+        loop = asyncio.get_running_loop()
+        remaining = self._last + self._server.tcp_idle_timeout - loop.time()
+        if remaining > 0:
+            self._idle = loop.call_later(remaining, self._check_idle)
+        elif self._transport is not None:
+            self._transport.close()

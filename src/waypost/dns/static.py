@@ -1,0 +1,89 @@
+"""A fixed, in-memory :class:`~waypost.dns.backend.DnsBackend` built from catalog records.
+
+It serves tests and benchmarks, and shows how catalog records map onto the protocol:
+an instance's status is the worst of its node's checks and its own checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from waypost.dns.backend import Instance, NodeRecord, PreparedResult
+from waypost.state.model import HealthCheck, Node, NodeService, worst_status
+
+__all__ = ["StaticBackend"]
+
+
+class StaticBackend:
+    """Answers from records given once; ``revision`` only moves on :meth:`load`."""
+
+    def __init__(self, datacenter: str = "dc1") -> None:
+        self._datacenter = datacenter
+        self._revision = 0
+        self._nodes: dict[str, NodeRecord] = {}
+        self._instances: list[Instance] = []
+        self._tags: dict[int, frozenset[str]] = {}
+        self._prepared: dict[str, PreparedResult] = {}
+
+    @property
+    def datacenter(self) -> str:
+        return self._datacenter
+
+    def load(
+        self,
+        nodes: Iterable[Node],
+        services: Mapping[str, Sequence[NodeService]],
+        checks: Iterable[HealthCheck] = (),
+        prepared: Mapping[str, PreparedResult] | None = None,
+    ) -> None:
+        """Replace everything. ``services`` maps node names to the services on them."""
+        check_list = list(checks)
+        self._nodes = {
+            n.Node.lower(): NodeRecord(n.Node, n.Address, n.Datacenter, dict(n.TaggedAddresses), dict(n.Meta))
+            for n in nodes
+        }
+        self._instances, self._tags = [], {}
+        for node_name, node_services in services.items():
+            node = self._nodes[node_name.lower()]
+            node_statuses = [c.Status for c in check_list if c.Node == node_name and not c.ServiceID]
+            for svc in node_services:
+                statuses = node_statuses + [
+                    c.Status for c in check_list if c.Node == node_name and c.ServiceID == svc.ID
+                ]
+                instance = Instance(
+                    node=node,
+                    service=svc.Service,
+                    address=svc.Address,
+                    port=svc.Port,
+                    tagged_addresses={k: v.Address for k, v in svc.TaggedAddresses.items()},
+                    weight_passing=svc.Weights.Passing,
+                    weight_warning=svc.Weights.Warning,
+                    status=worst_status(statuses),
+                )
+                self._tags[id(instance)] = frozenset(t.lower() for t in svc.Tags)
+                self._instances.append(instance)
+        self._prepared = {k.lower(): v for k, v in (prepared or {}).items()}
+        self._revision += 1
+
+    def revision(self) -> int:
+        return self._revision
+
+    def service_instances(self, service: str, tag: str | None) -> Sequence[Instance]:
+        service = service.lower()
+        return [
+            i
+            for i in self._instances
+            if i.service.lower() == service and (tag is None or tag.lower() in self._tags[id(i)])
+        ]
+
+    def node(self, name: str) -> NodeRecord | None:
+        return self._nodes.get(name.lower())
+
+    def nodes_by_address(self, address: str) -> Sequence[NodeRecord]:
+        return [n for n in self._nodes.values() if n.address == address]
+
+    def services_by_address(self, address: str) -> Sequence[Instance]:
+        return [i for i in self._instances if i.address == address]
+
+    def prepared_query(self, name_or_id: str) -> PreparedResult | None:
+        return self._prepared.get(name_or_id.lower())

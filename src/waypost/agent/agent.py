@@ -9,24 +9,25 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from waypost.agent.checks import AgentChecks
-from waypost.agent.leader import LeaderDuties
+from waypost.agent.cluster import Cluster
+from waypost.agent.dns_backend import start_dns
+from waypost.agent.leader import SERF_CHECK
 from waypost.agent.local import LocalState, sync_in_process
 from waypost.config import AgentConfig, reload_config
 from waypost.state.kv_ops import LockDelays
-from waypost.state.model import HealthCheck, Node
+from waypost.state.model import Node
 from waypost.state.state import State
 from waypost.store import open_store
-from waypost.store.base import Store
+from waypost.store.base import Store, StoreError
+from waypost.store.remote import RemoteStore
 
 __all__ = ["Agent"]
 
 log = logging.getLogger("waypost.agent")
-
-SERF_CHECK = "serfHealth"
 
 
 class Agent:
@@ -54,13 +55,14 @@ class Agent:
             Meta={"consul-network-segment": "", **config.node_meta},
         )
         self.local = LocalState(self.node)
-        self.leader: LeaderDuties | None = None
+        self.cluster: Cluster | None = None
         self.checks = AgentChecks(self)
         self.http_port = 0
         self.dns_port = 0
         self._tasks: list[asyncio.Task[Any]] = []
         self._servers: list[Any] = []
         self.stopped = asyncio.Event()
+        self._leaving: asyncio.Task[None] | None = None
         self.events_ltime = 0
 
     @property
@@ -72,6 +74,11 @@ class Agent:
         cfg = self.config
         return (cfg.addresses.http or cfg.client_addr).split()[0]
 
+    @property
+    def dns_addr(self) -> str:
+        cfg = self.config
+        return (cfg.addresses.dns or cfg.client_addr).split()[0]
+
     def require_state(self) -> State:
         assert self.state is not None, "agent not started"
         return self.state
@@ -80,21 +87,11 @@ class Agent:
         from waypost.api.app import ApiApp
         from waypost.api.http import HttpServer
 
-        self.store = open_store(self.config.store or "memory://")
+        self.store = self._open_store()
         self.state = State(self.store)
-        await self.state.start()
-        self.leader = LeaderDuties(self.state, self.lock_delays, self.clock)
-        self.leader.start()
-        self.local.add_check(
-            HealthCheck(
-                Node=self.node.Node,
-                CheckID=SERF_CHECK,
-                Name="Serf Health Status",
-                Status="passing",
-                Output="Agent alive and reachable",
-            )
-        )
+        await self._join(self.state)
         self.checks.load_config()
+        self.checks.restore()
         await self.checks.start()
         state = self.state
         ae_interval = self.config.ae_interval.seconds
@@ -109,8 +106,62 @@ class Agent:
         http = HttpServer(ApiApp(self).handle)
         self.http_port = await http.listen(self.http_addr, self.config.ports.http)
         self._servers.append(http)
+        if self.config.ports.dns > 0:
+            dns = await start_dns(state, self.config, self.dns_addr)
+            self.dns_port = dns.port
+            self._servers.append(_Stoppable(dns.stop))
+        self.cluster = Cluster(self, state)
+        await self.cluster.start()
         await asyncio.wait_for(self.local.synced.wait(), 10)
+        await self._wait_healthy(10.0)
         log.info("agent started: node=%s http=%s dns=%s", self.node.Node, self.http_port, self.dns_port)
+
+    def _open_store(self) -> Store:
+        cfg = self.config
+        if cfg.store:
+            return open_store(cfg.store)
+        servers = [*cfg.start_join, *cfg.retry_join]
+        if not servers:
+            raise ValueError("a client agent needs servers to join: give -retry-join (or run with -server)")
+        return RemoteStore(servers)
+
+    async def _join(self, state: State) -> None:
+        """Load the catalog; a client agent retries until a server answers (retry_join)."""
+        attempts = 0
+        while True:
+            try:
+                await state.start()
+                return
+            except (StoreError, OSError) as exc:
+                attempts += 1
+                if not isinstance(self.store, RemoteStore) or 0 < self.config.retry_max <= attempts:
+                    raise
+                wait = min(self.config.retry_interval.seconds, 30.0)
+                log.warning("could not join %s (%s); retrying in %.0fs", self.store.servers, exc, wait)
+                await asyncio.sleep(wait)
+
+    async def join(self, address: str) -> None:
+        """``agent/join``: a client learns another server; servers already share the store."""
+        if isinstance(self.store, RemoteStore):
+            probe = RemoteStore([address])
+            try:
+                await probe.revision()
+            finally:
+                await probe.close()
+            self.store.add_server(address)
+
+    async def _wait_healthy(self, limit: float) -> None:
+        """Start-up is over once the leader has marked this node alive (serfHealth passing),
+        so that clients can create sessions, which depend on that check, straight away."""
+        state = self.require_state()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while loop.time() < deadline:
+            check = state.indexes.checks.get(self.node.Node, {}).get(SERF_CHECK)
+            if check is not None and check.Status == "passing":
+                return
+            await asyncio.sleep(0.02)
+        log.warning("no leader has marked this node alive yet; continuing")
 
     def _on_catalog_change(self, batch: list[Any], revision: int) -> None:
         """Repair the catalog when our node's entries are changed behind our back."""
@@ -129,20 +180,39 @@ class Agent:
                 await server.close()
         self._servers.clear()
         await self.checks.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        if self.leader is not None:
-            await self.leader.stop()
         if self.state is not None:
             await self.state.close()
         if self.store is not None:
             await self.store.close()
         self.stopped.set()
 
-    def request_stop(self) -> None:
-        """``agent/leave``: answer the request first, then stop."""
-        asyncio.get_running_loop().call_later(0.05, lambda: asyncio.ensure_future(self.stop()))
+    async def leave(self) -> None:
+        """Graceful leave: deregister this node and mark it left, then stop."""
+        if self.cluster is not None:
+            with contextlib.suppress(Exception):
+                await self.cluster.leave()
+        await self.stop()
+
+    def request_leave(self) -> None:
+        """``agent/leave``: answer the request first, then leave."""
+        loop = asyncio.get_running_loop()
+
+        def begin() -> None:
+            self._leaving = loop.create_task(self.leave())
+
+        loop.call_later(0.05, begin)
+
+
+class _Stoppable:
+    """Lets servers with different stop verbs sit in one shutdown list."""
+
+    def __init__(self, stop: Callable[[], Awaitable[None]]) -> None:
+        self.close = stop

@@ -3,10 +3,12 @@ maintenance checks) and the notifier the check scheduler reports into."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from waypost.agent.definitions import DefinitionError, parse_service
+from waypost.agent.persist import LocalDefinitions
 from waypost.checks.base import LoopClock
 from waypost.checks.definition import CheckDefinition, CheckDefinitionError, parse_check_definition
 from waypost.checks.scheduler import CheckScheduler, ScriptChecksDisabledError
@@ -41,7 +43,9 @@ class AgentChecks:
             clock=LoopClock(),
             rng=agent.rng,
             allow_scripts=agent.config.enable_script_checks or agent.config.enable_local_script_checks,
+            alias_source=CatalogAliasSource(agent),
         )
+        self.persisted = LocalDefinitions(agent.config.data_dir)
 
     async def start(self) -> None:
         await self.scheduler.start()
@@ -59,7 +63,17 @@ class AgentChecks:
 
     # -- registration ------------------------------------------------------------------
 
-    def register_service(self, body: Any, *, replace_existing_checks: bool = False) -> NodeService:
+    def restore(self) -> None:
+        """Re-register what the API registered before the last restart."""
+        self.persisted.load()
+        for body in list(self.persisted.services.values()):
+            self.register_service(body, persist=False)
+        for body in list(self.persisted.checks.values()):
+            self.register_check(body, persist=False)
+
+    def register_service(
+        self, body: Any, *, replace_existing_checks: bool = False, persist: bool = True
+    ) -> NodeService:
         defn = parse_service(body, self.agent.datacenter)
         svc = defn.service
         parsed = [self._parse(c) for c in defn.checks]
@@ -84,18 +98,22 @@ class AgentChecks:
                     self.remove_check(cid)
         for check in parsed:
             self._add(check)
+        if persist:
+            self.persisted.keep_service(svc.ID, body)
         return svc
 
     def remove_service(self, service_id: str) -> bool:
         local = self.agent.local
         if service_id not in local.services:
             return False
-        for cid in local.remove_service(service_id):
+        removed = local.remove_service(service_id)
+        for cid in removed:
             self.scheduler.remove(cid)
             self.definitions.pop(cid, None)
+        self.persisted.forget_service(service_id, removed)
         return True
 
-    def register_check(self, body: Any) -> HealthCheck:
+    def register_check(self, body: Any, *, persist: bool = True) -> HealthCheck:
         check = self._parse(body)
         if not check.check_id:
             check = replace(check, check_id=check.name)
@@ -103,7 +121,10 @@ class AgentChecks:
             raise DefinitionError("Missing check name")
         if check.service_id and check.service_id not in self.agent.local.services:
             raise DefinitionError(f'ServiceID "{check.service_id}" does not exist')
-        return self._add(check)
+        record = self._add(check)
+        if persist:
+            self.persisted.keep_check(record.CheckID, body)
+        return record
 
     def remove_check(self, check_id: str) -> bool:
         if check_id not in self.agent.local.checks:
@@ -111,6 +132,7 @@ class AgentChecks:
         self.scheduler.remove(check_id)
         self.definitions.pop(check_id, None)
         self.agent.local.remove_check(check_id)
+        self.persisted.forget_check(check_id)
         return True
 
     def ttl_update(self, check_id: str, status: str, output: str) -> None:
@@ -199,10 +221,10 @@ class AgentChecks:
         before = set(self.from_config)
         self.from_config.clear()
         for body in cfg.services:
-            svc = self.register_service(body)
+            svc = self.register_service(body, persist=False)
             self.from_config.add("s:" + svc.ID)
         for body in cfg.checks:
-            chk = self.register_check(body)
+            chk = self.register_check(body, persist=False)
             self.from_config.add("c:" + chk.CheckID)
         for gone in before - self.from_config:
             kind, ident = gone.split(":", 1)
@@ -210,3 +232,33 @@ class AgentChecks:
                 self.remove_service(ident)
             else:
                 self.remove_check(ident)
+
+
+class CatalogAliasSource:
+    """What alias checks read: the local agent's own checks for its node, the catalog else."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    def node_checks(self, node: str) -> Sequence[HealthCheck]:
+        if not node or node == self.agent.node.Node:
+            return list(self.agent.local.checks.values())
+        return list(self.agent.require_state().indexes.checks.get(node, {}).values())
+
+    def service_exists(self, node: str, service_id: str) -> bool:
+        if not node or node == self.agent.node.Node:
+            return service_id in self.agent.local.services
+        return service_id in self.agent.require_state().indexes.services.get(node, {})
+
+    async def wait_change(self, node: str, last_index: int) -> int:
+        topics = self.agent.require_state().indexes.topics
+        topic = ("node", node or self.agent.node.Node)
+        current = topics.index(topic)
+        if last_index == 0 or current != last_index:
+            return current
+        waiter = topics.park([topic])
+        try:
+            await waiter.future
+        finally:
+            topics.unpark(waiter)
+        return topics.index(topic)

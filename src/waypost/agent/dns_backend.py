@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, fields
+from typing import Any
 
+from waypost.config import AgentConfig, Duration
+from waypost.dns import DnsConfig, DnsServer, Resolver
 from waypost.dns.backend import Instance, NodeRecord, PreparedResult
 from waypost.state.indexes import Indexes
 from waypost.state.model import Node, NodeService, worst_status
 from waypost.state.state import State
 
-__all__ = ["CatalogDnsBackend"]
+__all__ = ["CatalogDnsBackend", "dns_config", "start_dns"]
 
 
 class CatalogDnsBackend:
@@ -93,3 +97,26 @@ class CatalogDnsBackend:
 
     def prepared_query(self, name_or_id: str) -> PreparedResult | None:
         return None
+
+
+def dns_config(cfg: AgentConfig) -> DnsConfig:
+    """The DNS interface's settings from the agent's (durations as seconds)."""
+    raw: dict[str, Any] = {}
+    for f in fields(cfg.dns_config):
+        value = getattr(cfg.dns_config, f.name)
+        if isinstance(value, Duration):
+            value = value.seconds
+        elif f.name == "service_ttl":
+            value = {k: d.seconds for k, d in value.items()}
+        elif f.name == "soa":
+            value = asdict(value)
+        raw[f.name] = value
+    raw.update(domain=cfg.domain, alt_domain=cfg.alt_domain, recursors=list(cfg.recursors))
+    return DnsConfig.from_mapping(raw)
+
+
+async def start_dns(state: State, cfg: AgentConfig, host: str) -> DnsServer:
+    resolver = Resolver(CatalogDnsBackend(state, cfg.datacenter), dns_config(cfg))
+    server = DnsServer(resolver, host, cfg.ports.dns)
+    await server.start()
+    return server

@@ -1,8 +1,10 @@
-"""Background duties that exactly one server runs: session TTLs and session invalidation.
+"""Duties exactly one server runs while it leads: session invalidation, freeing the locks
+of expired sessions, and node health from liveness (the ``serfHealth`` check).
 
-Sessions die when their TTL (times Consul's grace multiplier of 2) passes without a
-renew, when their node goes away, or when one of their checks goes critical; dying
-releases or deletes the locks they hold, in one transaction.
+Nothing here keeps timers: TTL sessions and node liveness are store leases, so expiry
+is the store's job and shows up here as a change, the same on every server. Whoever
+leads when the change arrives reconciles the catalog; a new leader reconciles everything
+once on taking over.
 """
 
 from __future__ import annotations
@@ -10,30 +12,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Callable
 
-from waypost.durations import parse_duration
+from waypost.state import catalog_ops
 from waypost.state.kv_ops import LockDelays
-from waypost.state.session_ops import destroy_session, sessions_to_invalidate
+from waypost.state.model import HealthCheck, NodeService
+from waypost.state.session_ops import destroy_session, release_orphaned_locks, sessions_to_invalidate
 from waypost.state.state import State
 from waypost.store.base import Event
 
-__all__ = ["SESSION_TTL_MULTIPLIER", "LeaderDuties"]
+__all__ = ["SERF_CHECK", "SERVER_SERVICE", "LeaderDuties"]
 
 log = logging.getLogger("waypost.leader")
 
-SESSION_TTL_MULTIPLIER = 2
+SERF_CHECK = "serfHealth"
+SERVER_SERVICE = "consul"
+"""Every server is an instance of the ``consul`` service, which DNS's NS and SOA list."""
+_ALIVE = "Agent alive and reachable"
+_DEAD = "Agent not live or unreachable"
+_WATCHED = ("sessions/", "catalog/nodes/", "catalog/checks/", "kv/", "system/")
 
 
 class LeaderDuties:
-    def __init__(
-        self, state: State, lock_delays: LockDelays, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, state: State, lock_delays: LockDelays) -> None:
         self.state = state
         self.lock_delays = lock_delays
-        self._clock = clock
-        self._expires: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -49,42 +51,58 @@ class LeaderDuties:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-
-    def renew(self, session_id: str) -> None:
-        session = self.state.indexes.sessions.get(session_id)
-        if session is not None and session.TTL:
-            ttl = parse_duration(session.TTL)
-            self._expires[session_id] = self._clock() + ttl * SESSION_TTL_MULTIPLIER
-            self._wake.set()
+            self._task = None
 
     def _on_change(self, batch: list[Event], revision: int) -> None:
-        for ev in batch:
-            if ev.kv.key.startswith(("sessions/", "catalog/")):
-                self._wake.set()
-                return
+        if any(ev.kv.key.startswith(_WATCHED) for ev in batch):
+            self._wake.set()
 
     async def _run(self) -> None:
         while True:
             self._wake.clear()
-            self._sync_timers()
-            now = self._clock()
-            expired = [sid for sid, at in self._expires.items() if at <= now]
-            doomed = set(sessions_to_invalidate(self.state)) | set(expired)
-            for sid in sorted(doomed):
-                self._expires.pop(sid, None)
-                try:
-                    await destroy_session(self.state, sid, self.lock_delays)
-                except Exception:
-                    log.exception("could not invalidate session %s", sid)
-            next_at = min(self._expires.values(), default=None)
-            timeout = None if next_at is None else max(0.0, next_at - self._clock())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            try:
+                await self.reconcile()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("leader reconcile failed; retrying")
+                await asyncio.sleep(0.5)
+                self._wake.set()
+            await self._wake.wait()
 
-    def _sync_timers(self) -> None:
-        sessions = self.state.indexes.sessions
-        for sid in [s for s in self._expires if s not in sessions]:
-            del self._expires[sid]
-        for sid, session in sessions.items():
-            if session.TTL and sid not in self._expires:
-                self.renew(sid)
+    async def reconcile(self) -> None:
+        await self._node_health()
+        for sid in sessions_to_invalidate(self.state):
+            await destroy_session(self.state, sid, self.lock_delays)
+        await release_orphaned_locks(self.state, self.lock_delays)
+
+    async def _node_health(self) -> None:
+        """serfHealth of every member's node follows whether its liveness lease is alive."""
+        idx = self.state.indexes
+        for name, member in sorted(idx.members.items()):
+            node = idx.nodes.get(name)
+            if member.Left or node is None:
+                continue
+            alive = name in idx.live
+            status, output = ("passing", _ALIVE) if alive else ("critical", _DEAD)
+            current = idx.checks.get(name, {}).get(SERF_CHECK)
+            if current is not None and (current.Status, current.Output) == (status, output):
+                continue
+            check = HealthCheck(
+                Node=name, CheckID=SERF_CHECK, Name="Serf Health Status", Status=status, Output=output
+            )
+            await catalog_ops.register(self.state, node, [], [check], skip_node_update=True)
+        for name, member in sorted(idx.members.items()):
+            node = idx.nodes.get(name)
+            if (
+                not member.Server
+                or member.Left
+                or node is None
+                or SERVER_SERVICE in idx.services.get(name, {})
+            ):
+                continue
+            port = int(member.Tags.get("port", "8300"))
+            service = NodeService(
+                ID=SERVER_SERVICE, Service=SERVER_SERVICE, Port=port, Datacenter=node.Datacenter
+            )
+            await catalog_ops.register(self.state, node, [service], skip_node_update=True)

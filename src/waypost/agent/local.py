@@ -27,6 +27,10 @@ __all__ = ["LocalState", "SyncTarget"]
 
 log = logging.getLogger("waypost.agent.local")
 
+SERVER_OWNED_CHECK = "serfHealth"
+SERVER_OWNED_SERVICE = "consul"
+"""The leader owns these (liveness, and the servers' own service); anti-entropy leaves them alone."""
+
 T = TypeVar("T", bound=tuple[str, bytes])
 
 SyncTarget = Callable[[Node, list[NodeService], list[HealthCheck], list[str], list[str]], Awaitable[None]]
@@ -49,6 +53,7 @@ class LocalState:
         self._clock = clock
         self._output_synced: dict[str, float] = {}
         self._trigger = asyncio.Event()
+        self._trigger.set()
         self._change_waiters: list[asyncio.Future[None]] = []
         self.synced = asyncio.Event()
 
@@ -149,8 +154,8 @@ class LocalState:
             ):
                 continue
             put_checks.append(c)
-        del_svcs = [sid for sid in remote_svcs if sid not in self.services]
-        del_checks = [cid for cid in remote_checks if cid not in self.checks]
+        del_svcs = [sid for sid in remote_svcs if sid not in self.services and sid != SERVER_OWNED_SERVICE]
+        del_checks = [cid for cid in remote_checks if cid not in self.checks and cid != SERVER_OWNED_CHECK]
         return put_svcs, put_checks, del_svcs, del_checks
 
     def in_sync(self, state: State) -> bool:

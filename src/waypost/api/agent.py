@@ -21,7 +21,8 @@ from waypost.api.common import (
 )
 from waypost.api.http import Request, Response
 from waypost.api.metrics import metrics_response
-from waypost.state.model import worst_status
+from waypost.state.model import Member, worst_status
+from waypost.store.base import StoreError
 
 if TYPE_CHECKING:
     from waypost.api.app import ApiApp
@@ -30,24 +31,13 @@ CONSUL_COMPAT_VERSION = "1.21.0"
 """The Consul release whose API this agent speaks; clients parse Config.Version."""
 
 
-def member(app: ApiApp) -> dict[str, Any]:
-    agent = app.agent
+def _member_out(member: Member, status: int) -> dict[str, Any]:
     return {
-        "Name": agent.node.Node,
-        "Addr": agent.node.Address,
-        "Port": agent.config.ports.serf_lan,
-        "Tags": {
-            "dc": agent.datacenter,
-            "role": "consul",
-            "build": f"{CONSUL_COMPAT_VERSION}:waypost-{__version__}",
-            "port": str(agent.config.ports.server),
-            "id": agent.node.ID,
-            "vsn": "2",
-            "vsn_min": "2",
-            "vsn_max": "3",
-            **({"expect": str(agent.config.bootstrap_expect)} if agent.config.server else {}),
-        },
-        "Status": 1,
+        "Name": member.Name,
+        "Addr": member.Addr,
+        "Port": member.Port,
+        "Tags": {"build": f"{CONSUL_COMPAT_VERSION}:waypost-{__version__}", "vsn": "2", **member.Tags},
+        "Status": status,
         "ProtocolMin": 1,
         "ProtocolMax": 5,
         "ProtocolCur": 2,
@@ -55,6 +45,16 @@ def member(app: ApiApp) -> dict[str, Any]:
         "DelegateMax": 5,
         "DelegateCur": 4,
     }
+
+
+_ALIVE, _LEFT, _FAILED = 1, 3, 4
+"""Serf's member status codes, as Consul reports them."""
+
+
+def _status(app: ApiApp, member: Member) -> int:
+    if member.Left:
+        return _LEFT
+    return _ALIVE if member.Name in app.state.indexes.live else _FAILED
 
 
 def self_(app: ApiApp, req: Request) -> Response:
@@ -83,7 +83,7 @@ def self_(app: ApiApp, req: Request) -> Response:
             "DNSDomain": cfg.domain,
         },
         "Coord": {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05},
-        "Member": member(app),
+        "Member": _member_out(app.agent.cluster.member(), _ALIVE) if app.agent.cluster else {},
         "Meta": agent.node.Meta,
         "Stats": {
             "agent": {"checks": str(len(agent.local.checks)), "services": str(len(agent.local.services))},
@@ -97,7 +97,8 @@ def self_(app: ApiApp, req: Request) -> Response:
 
 
 def members(app: ApiApp, req: Request) -> Response:
-    return json_response([member(app)])
+    listed = sorted(app.state.indexes.members.values(), key=lambda m: m.Name)
+    return json_response([_member_out(m, _status(app, m)) for m in listed])
 
 
 def host(app: ApiApp, req: Request) -> Response:
@@ -260,17 +261,24 @@ async def reload(app: ApiApp, req: Request) -> Response:
 
 
 def leave(app: ApiApp, req: Request) -> Response:
-    app.agent.request_stop()
+    app.agent.request_leave()
     return Response()
 
 
-def join(app: ApiApp, req: Request) -> Response:
+async def join(app: ApiApp, req: Request) -> Response:
     address = require_param(req, "address")
-    raise HTTPError(500, f"Failed to join {address}: no other agents to join in this mode")
+    try:
+        await app.agent.join(address)
+    except (OSError, ValueError, StoreError) as exc:
+        raise HTTPError(500, f"Failed to join {address}: {exc}") from None
+    return Response()
 
 
-def force_leave(app: ApiApp, req: Request) -> Response:
-    require_param(req, "node")
+async def force_leave(app: ApiApp, req: Request) -> Response:
+    name = require_param(req, "node")
+    cluster = app.agent.cluster
+    if cluster is None or not await cluster.force_leave(name):
+        raise HTTPError(500, f"agent: No node found with name '{name}'")
     return Response()
 
 

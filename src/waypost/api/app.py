@@ -11,6 +11,7 @@ from waypost.agent.definitions import DefinitionError
 from waypost.api.blocking import ReadCache
 from waypost.api.common import HTTPError
 from waypost.api.http import Request, Response
+from waypost.api.internal import EventRing
 from waypost.api.routes import ROUTES, Handler
 from waypost.state.catalog_ops import CatalogError
 from waypost.state.kv_ops import KVError
@@ -28,6 +29,7 @@ class ApiApp:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
         self.cache = ReadCache()
+        self.event_ring = EventRing(agent.require_state())
         self._exact: dict[str, dict[str, Handler]] = {}
         self._prefixed: list[tuple[str, dict[str, Handler]]] = []
         prefixed: dict[str, dict[str, Handler]] = {}

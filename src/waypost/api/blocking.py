@@ -96,18 +96,18 @@ def _run(state: State, cache: ReadCache | None, key: str, query: Query) -> Query
     return result
 
 
-def _headers(result: QueryResult, consistency: str) -> list[tuple[str, str]]:
+def _headers(state: State, result: QueryResult, consistency: str) -> list[tuple[str, str]]:
     return [
         ("X-Consul-Index", str(max(1, result.index))),
-        ("X-Consul-Knownleader", "true"),
-        ("X-Consul-Lastcontact", "0"),
+        ("X-Consul-Knownleader", "true" if state.indexes.leader is not None else "false"),
+        ("X-Consul-Lastcontact", str(state.last_contact_ms())),
         ("X-Consul-Effective-Consistency", consistency),
         ("X-Consul-Default-Acl-Policy", "allow"),
     ]
 
 
-def _respond(result: QueryResult, consistency: str) -> Response:
-    return Response(result.body, result.status, result.content_type, _headers(result, consistency))
+def _respond(state: State, result: QueryResult, consistency: str) -> Response:
+    return Response(result.body, result.status, result.content_type, _headers(state, result, consistency))
 
 
 def blocking_read(
@@ -125,10 +125,10 @@ def blocking_read(
     key = _cache_key(req)
     if consistency != "consistent":
         if min_index == 0:
-            return _respond(_run(state, cache, key, query), consistency)
+            return _respond(state, _run(state, cache, key, query), consistency)
         first = _run(state, cache, key, query)
         if first.index > min_index:
-            return _respond(first, consistency)
+            return _respond(state, first, consistency)
     return asyncio.ensure_future(_block(state, req, query, cache, key, min_index, wait, consistency, rng))
 
 
@@ -153,7 +153,7 @@ async def _block(
         result = _run(state, cache, key, query)
         remaining = deadline - loop.time()
         if min_index == 0 or result.index > min_index or remaining <= 0:
-            return _respond(result, consistency)
+            return _respond(state, result, consistency)
         topics = state.indexes.topics
         waiter = topics.park(result.topics)
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from waypost.api import agent, catalog, event, health, kv, session, status, txn
+from waypost.api import agent, catalog, event, health, internal, kv, session, status, txn
 
 if TYPE_CHECKING:
     from waypost.api.app import ApiApp
@@ -74,4 +74,10 @@ ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [
     (READ, "/v1/coordinate/datacenters", status.coordinate_datacenters),
     (READ, "/v1/coordinate/nodes", status.coordinate_nodes),
     (READ, "/v1/coordinate/node/:node", status.coordinate_node),
+    (READ, "/v1/internal/store/range", internal.range_),
+    (READ, "/v1/internal/store/get", internal.get),
+    (READ, "/v1/internal/store/revision", internal.revision),
+    (READ, "/v1/internal/store/watch", internal.watch),
+    (WRITE, "/v1/internal/store/txn", internal.txn),
+    (WRITE, "/v1/internal/store/lease/:action", internal.lease),
 ]

@@ -35,9 +35,9 @@ def _lock_delay(value: Any) -> int:
     return int(min(seconds, MAX_LOCK_DELAY) * 1e9)
 
 
-def _ttl(value: Any) -> str:
+def _ttl(value: Any) -> float:
     if not value:
-        return ""
+        return 0.0
     try:
         seconds = parse_duration(str(value))
     except ValueError as exc:
@@ -46,7 +46,7 @@ def _ttl(value: Any) -> str:
         raise HTTPError(
             400, f"Invalid Session TTL '{format_duration(seconds)}', must be between [10s=24h0m0s]"
         )
-    return format_duration(seconds) if seconds else ""
+    return seconds
 
 
 async def create(app: ApiApp, req: Request) -> Response:
@@ -60,21 +60,20 @@ async def create(app: ApiApp, req: Request) -> Response:
     service_checks = fields.get("ServiceChecks") or []
     if node_checks is None and not service_checks:
         node_checks = ["serfHealth"]
+    ttl = _ttl(fields.get("TTL"))
     session = Session(
         ID="",
         Name=str(fields.get("Name") or ""),
         Node=str(fields.get("Node") or app.agent.node.Node),
         LockDelay=_lock_delay(fields["LockDelay"]) if fields.get("LockDelay") is not None else 15_000_000_000,
         Behavior=str(fields.get("Behavior") or "release"),
-        TTL=_ttl(fields.get("TTL")),
+        TTL=format_duration(ttl) if ttl else "",
         NodeChecks=[str(c) for c in node_checks or []],
         ServiceChecks=[
             {"ID": str(c.get("ID", "")), "Namespace": str(c.get("Namespace", ""))} for c in service_checks
         ],
     )
-    sid = await session_ops.create_session(app.state, session)
-    if app.agent.leader is not None:
-        app.agent.leader.renew(sid)
+    sid = await session_ops.create_session(app.state, session, ttl)
     return Response(encode_json({"ID": sid}))
 
 
@@ -84,13 +83,11 @@ async def destroy(app: ApiApp, req: Request) -> Response:
     return bool_response(True)
 
 
-def renew(app: ApiApp, req: Request) -> Response:
+async def renew(app: ApiApp, req: Request) -> Response:
     sid = require_param(req, "session ID")
     session = app.state.indexes.sessions.get(sid)
-    if session is None:
+    if session is None or not await session_ops.renew_session(app.state, sid):
         raise HTTPError(404, f"Session id '{sid}' not found")
-    if app.agent.leader is not None:
-        app.agent.leader.renew(sid)
     return Response(encode_json([session]))
 
 

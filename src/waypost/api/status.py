@@ -12,16 +12,15 @@ if TYPE_CHECKING:
     from waypost.api.app import ApiApp
 
 
-def _server_address(app: ApiApp) -> str:
-    return f"{app.agent.node.Address}:{app.agent.config.ports.server}"
-
-
 def leader(app: ApiApp, req: Request) -> Response:
-    return json_response(_server_address(app))
+    current = app.state.indexes.leader
+    return json_response(current.Addr if current is not None else "")
 
 
 def peers(app: ApiApp, req: Request) -> Response:
-    return json_response([_server_address(app)])
+    idx = app.state.indexes
+    servers = [m for _, m in sorted(idx.members.items()) if m.Server and not m.Left and m.Name in idx.live]
+    return json_response([f"{m.Addr}:{m.Tags.get('port', '8300')}" for m in servers])
 
 
 _ORIGIN = {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05}

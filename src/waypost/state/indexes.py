@@ -14,7 +14,17 @@ from typing import Any
 from sortedcontainers import SortedDict
 
 from waypost.state import schema
-from waypost.state.model import Coordinate, HealthCheck, KVEntry, Node, NodeService, Session, UserEvent
+from waypost.state.model import (
+    Coordinate,
+    HealthCheck,
+    KVEntry,
+    Leader,
+    Member,
+    Node,
+    NodeService,
+    Session,
+    UserEvent,
+)
 from waypost.state.watch import Topic, Topics
 from waypost.store.base import Event, EventType
 
@@ -37,6 +47,11 @@ class Indexes:
         self.sessions: dict[str, Session] = {}
         self.events: SortedDict[str, UserEvent] = SortedDict()
         self.coordinates: dict[str, Coordinate] = {}
+        self.session_leases: dict[str, int] = {}
+        self.dead_sessions: dict[str, Session] = {}
+        self.members: dict[str, Member] = {}
+        self.live: set[str] = set()
+        self.leader: Leader | None = None
 
     # -- feeding -----------------------------------------------------------------------
 
@@ -68,11 +83,7 @@ class Indexes:
         elif name == "kvs":
             self._kv(parts[0], rec, kv.mod_revision)
         elif name == "sessions":
-            old = self.sessions.pop(parts[0], None)
-            if rec is not None:
-                self.sessions[parts[0]] = rec
-            node = rec.Node if rec is not None else old.Node if old is not None else ""
-            touched.update({("session", parts[0]), ("session-node", node)})
+            self._session(parts[0], rec, kv.lease, touched)
         elif name == "events":
             if rec is None:
                 self.events.pop(parts[0], None)
@@ -83,6 +94,31 @@ class Indexes:
                 self.coordinates.pop(parts[0], None)
             else:
                 self.coordinates[parts[0]] = rec
+        elif name == "members":
+            if rec is None:
+                self.members.pop(parts[0], None)
+            else:
+                self.members[parts[0]] = rec
+        elif name == "liveness":
+            if rec is None:
+                self.live.discard(parts[0])
+            else:
+                self.live.add(parts[0])
+            touched.add(("members",))
+        elif name == "leader":
+            self.leader = rec
+
+    def _session(self, sid: str, rec: Session | None, lease: int, touched: set[Topic]) -> None:
+        old = self.sessions.pop(sid, None)
+        self.session_leases.pop(sid, None)
+        if rec is not None:
+            self.sessions[sid] = rec
+            self.session_leases[sid] = lease
+        elif old is not None and sid in self.kv_locks:
+            # Expired through its lease: the leader still needs its Behavior to free its locks.
+            self.dead_sessions[sid] = old
+        node = rec.Node if rec is not None else old.Node if old is not None else ""
+        touched.update({("session", sid), ("session-node", node)})
 
     def _kv(self, key: str, rec: KVEntry | None, revision: int) -> None:
         old = self.kv.pop(key, None)
@@ -91,6 +127,7 @@ class Indexes:
             held.discard(key)
             if not held:
                 del self.kv_locks[old.Session]
+                self.dead_sessions.pop(old.Session, None)
         if rec is None:
             self.kv_tombstones[key] = revision
         else:

@@ -19,6 +19,9 @@ __all__ = [
     "Coordinate",
     "HealthCheck",
     "KVEntry",
+    "Leader",
+    "Liveness",
+    "Member",
     "Node",
     "NodeService",
     "Session",
@@ -137,6 +140,29 @@ class UserEvent(msgspec.Struct, kw_only=True):
     TagFilter: str = ""
     Version: int = 1
     LTime: int = 0
+
+
+class Member(msgspec.Struct, kw_only=True):
+    """An agent that joined the cluster (Consul's Serf member, kept in the store instead)."""
+
+    Name: str
+    Addr: str
+    Port: int = 8301
+    Tags: dict[str, str] = msgspec.field(default_factory=dict)
+    Server: bool = False
+    Left: bool = False
+    HTTPAddr: str = ""
+
+
+class Liveness(msgspec.Struct, kw_only=True):
+    """Present while the agent keeps its store lease alive; its absence means failed."""
+
+    Node: str
+
+
+class Leader(msgspec.Struct, kw_only=True):
+    Name: str
+    Addr: str
 
 
 class Coordinate(msgspec.Struct, kw_only=True):

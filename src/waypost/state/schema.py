@@ -13,9 +13,34 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from waypost.state.model import Coordinate, HealthCheck, KVEntry, Node, NodeService, Session, UserEvent
+from waypost.state.model import (
+    Coordinate,
+    HealthCheck,
+    KVEntry,
+    Leader,
+    Liveness,
+    Member,
+    Node,
+    NodeService,
+    Session,
+    UserEvent,
+)
 
-__all__ = ["CHECKS", "COORDINATES", "EVENTS", "KVS", "NODES", "SERVICES", "SESSIONS", "TABLES", "Table"]
+__all__ = [
+    "CHECKS",
+    "COORDINATES",
+    "EVENTS",
+    "KVS",
+    "LEADER",
+    "LEADER_KEY",
+    "LIVENESS",
+    "MEMBERS",
+    "NODES",
+    "SERVICES",
+    "SESSIONS",
+    "TABLES",
+    "Table",
+]
 
 T = TypeVar("T", bound=msgspec.Struct)
 
@@ -67,4 +92,11 @@ SESSIONS: Table[Session] = Table("sessions", "sessions/", Session)
 EVENTS: Table[UserEvent] = Table("events", "events/", UserEvent)
 COORDINATES: Table[Coordinate] = Table("coordinates", "coordinates/", Coordinate)
 
-TABLES: tuple[Table[Any], ...] = (NODES, SERVICES, CHECKS, KVS, SESSIONS, EVENTS, COORDINATES)
+MEMBERS: Table[Member] = Table("members", "system/members/", Member)
+LIVENESS: Table[Liveness] = Table("liveness", "system/liveness/", Liveness)
+LEADER: Table[Leader] = Table("leader", "system/leader/", Leader)
+LEADER_KEY = LEADER.key("current")
+
+TABLES: tuple[Table[Any], ...] = (
+    NODES, SERVICES, CHECKS, KVS, SESSIONS, EVENTS, COORDINATES, MEMBERS, LIVENESS, LEADER,
+)  # fmt: skip

@@ -11,17 +11,32 @@ from waypost.state.catalog_ops import CatalogError, guard
 from waypost.state.kv_ops import LockDelays
 from waypost.state.model import Session
 from waypost.state.state import State, TxnPlan
-from waypost.store.base import Compare, Delete, Op, Put
+from waypost.store.base import Compare, Delete, LeaseNotFoundError, Op, Put
 
-__all__ = ["create_session", "destroy_session", "sessions_to_invalidate"]
+__all__ = [
+    "SESSION_TTL_MULTIPLIER",
+    "create_session",
+    "destroy_session",
+    "release_orphaned_locks",
+    "renew_session",
+    "sessions_to_invalidate",
+]
 
 
-async def create_session(state: State, session: Session) -> str:
-    """Store ``session`` (ID assigned here); raises CatalogError with Consul's messages."""
+SESSION_TTL_MULTIPLIER = 2
+"""Consul invalidates a TTL session only after twice its TTL without a renew."""
+
+
+async def create_session(state: State, session: Session, ttl: float = 0.0) -> str:
+    """Store ``session`` (ID assigned here); raises CatalogError with Consul's messages.
+
+    A TTL session lives on a store lease of twice its TTL, so renewing it is a lease
+    keep-alive that any agent can send, and its expiry needs no timer on any server."""
     if session.Behavior not in ("release", "delete"):
         raise CatalogError(f"Invalid Behavior setting '{session.Behavior}'")
     sid = session.ID or str(uuid.uuid4())
     record = msgspec.structs.replace(session, ID=sid)
+    lease = 0
 
     def plan() -> TxnPlan | None:
         idx = state.indexes
@@ -39,10 +54,30 @@ async def create_session(state: State, session: Session) -> str:
             compares.append(guard(schema.CHECKS.key(record.Node, check_id), check))
         key = schema.SESSIONS.key(sid)
         compares.append(Compare(key, "version", "=", 0))
-        return compares, [Put(key, schema.encode(record))]
+        return compares, [Put(key, schema.encode(record), lease)]
 
-    await state.write(plan)
+    if ttl > 0:
+        lease = await state.store.lease_grant(ttl * SESSION_TTL_MULTIPLIER)
+    try:
+        await state.write(plan)
+    except BaseException:
+        if lease:
+            await state.store.lease_revoke(lease)
+        raise
     return sid
+
+
+async def renew_session(state: State, session_id: str) -> bool:
+    """Restart a TTL session's lease; False when the session is gone."""
+    if session_id not in state.indexes.sessions:
+        return False
+    lease = state.indexes.session_leases.get(session_id, 0)
+    if lease:
+        try:
+            await state.store.lease_keepalive(lease)
+        except LeaseNotFoundError:
+            return False
+    return True
 
 
 async def destroy_session(state: State, session_id: str, lock_delays: LockDelays | None = None) -> bool:
@@ -72,13 +107,50 @@ async def destroy_session(state: State, session_id: str, lock_delays: LockDelays
                 ops.append(Put(key, schema.encode(msgspec.structs.replace(entry, Session=""))))
         return compares, ops
 
+    lease = state.indexes.session_leases.get(session_id, 0)
     result = await state.write(plan)
     if result is None:
         return False
+    if lease:
+        await state.store.lease_revoke(lease)
     if lock_delays is not None:
         for key in held:
             lock_delays.set(key, delay)
     return True
+
+
+async def release_orphaned_locks(state: State, lock_delays: LockDelays | None = None) -> int:
+    """Free locks whose session expired through its lease, per the dead session's Behavior."""
+    freed = 0
+    for sid in [s for s in state.indexes.kv_locks if s not in state.indexes.sessions]:
+        dead = state.indexes.dead_sessions.get(sid)
+        behavior = dead.Behavior if dead is not None else "release"
+        delay = dead.LockDelay / 1e9 if dead is not None else 0.0
+        keys: list[str] = []
+
+        def plan(sid: str = sid, behavior: str = behavior, keys: list[str] = keys) -> TxnPlan | None:
+            idx = state.indexes
+            keys[:] = sorted(idx.kv_locks.get(sid, ()))
+            if not keys or sid in idx.sessions:
+                return None
+            compares: list[Compare] = []
+            ops: list[Op] = []
+            for key_name in keys:
+                entry = idx.kv[key_name]
+                key = schema.KVS.key(key_name)
+                compares.append(guard(key, entry))
+                if behavior == "delete":
+                    ops.append(Delete(key))
+                else:
+                    ops.append(Put(key, schema.encode(msgspec.structs.replace(entry, Session=""))))
+            return compares, ops
+
+        if await state.write(plan) is not None:
+            freed += len(keys)
+            if lock_delays is not None:
+                for key_name in keys:
+                    lock_delays.set(key_name, delay)
+    return freed
 
 
 def sessions_to_invalidate(state: State) -> list[str]:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import time
 from collections.abc import Callable, Sequence
 
 from waypost.state.indexes import Indexes
@@ -42,6 +43,8 @@ class State:
         self._applied: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = 0
         self._feed: asyncio.Task[None] | None = None
+        self._healthy = True
+        self._contact = time.monotonic()
         self._ready = asyncio.Event()
         self.listeners: list[Callable[[list[Event], int], None]] = []
 
@@ -72,6 +75,7 @@ class State:
         while True:
             try:
                 async for batch in self.store.watch("", start):
+                    self._healthy = True
                     if not batch:
                         continue
                     revision = batch[-1].kv.mod_revision
@@ -84,6 +88,9 @@ class State:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if self._healthy:
+                    self._contact = time.monotonic()
+                self._healthy = False
                 log.exception("store watch failed; retrying")
                 await asyncio.sleep(0.5)
 
@@ -95,6 +102,14 @@ class State:
             _, _, fut = heapq.heappop(applied)
             if not fut.done():
                 fut.set_result(None)
+
+    def last_contact_ms(self) -> int:
+        """Milliseconds since the store last delivered changes or answered a re-list:
+        Consul's ``X-Consul-LastContact``, a bound on how stale a read may be. An idle
+        store that is still connected reports 0."""
+        if self._feed is not None and not self._feed.done() and self._healthy:
+            return 0
+        return int((time.monotonic() - self._contact) * 1000)
 
     async def wait_applied(self, revision: int) -> None:
         if self.indexes.revision >= revision:

@@ -44,4 +44,8 @@ def open_store(url: str) -> Store:
         if not endpoints:
             raise ValueError("etcd URL needs at least one host:port")
         return EtcdStore(endpoints)
+    if scheme == "remote":
+        from waypost.store.remote import RemoteStore
+
+        return RemoteStore([e.strip() for e in rest.split(",") if e.strip()])
     raise ValueError(f"unknown store scheme {scheme!r}")

@@ -1,0 +1,176 @@
+"""Membership, liveness and leader election, all through the store's leases.
+
+Consul uses Serf gossip and Raft for these; waypost uses the store it already has (an
+etcd cluster when clustered), the way Kubernetes components do:
+
+- every agent writes a ``Member`` record and keeps a ``Liveness`` key alive on a lease
+  of ``failure_timeout``; a dead or partitioned agent's lease lapses, its key vanishes,
+  and the leader turns its ``serfHealth`` critical;
+- every server campaigns for one leader key on a short lease; whoever holds it runs the
+  leader duties, and a crashed leader's key lapses within ``LEADER_TTL``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from waypost.agent.leader import LeaderDuties
+from waypost.state import catalog_ops, schema
+from waypost.state.model import Leader, Liveness, Member
+from waypost.state.state import State
+from waypost.store.base import Compare, LeaseNotFoundError, Put, StoreError
+
+if TYPE_CHECKING:
+    from waypost.agent.agent import Agent
+
+__all__ = ["LEADER_TTL", "Cluster"]
+
+log = logging.getLogger("waypost.cluster")
+
+LEADER_TTL = 5.0
+"""Seconds a crashed leader keeps the title; short, because failover waits for it."""
+
+
+class Cluster:
+    def __init__(self, agent: Agent, state: State) -> None:
+        self.agent = agent
+        self.state = state
+        self.duties: LeaderDuties | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._liveness_lease = 0
+        self._leader_lease = 0
+
+    @property
+    def is_leader(self) -> bool:
+        leader = self.state.indexes.leader
+        return self.duties is not None and leader is not None and leader.Name == self.agent.node.Node
+
+    def member(self) -> Member:
+        agent = self.agent
+        cfg = agent.config
+        tags = {"dc": agent.datacenter, "role": "consul" if cfg.server else "node", "id": agent.node.ID}
+        if cfg.server:
+            tags["port"] = str(cfg.ports.server)
+        return Member(
+            Name=agent.node.Node,
+            Addr=agent.node.Address,
+            Port=cfg.ports.serf_lan,
+            Tags=tags,
+            Server=cfg.server,
+            HTTPAddr=f"{agent.node.Address}:{agent.http_port}",
+        )
+
+    async def start(self) -> None:
+        store = self.state.store
+        await store.put(schema.MEMBERS.key(self.agent.node.Node), schema.encode(self.member()))
+        await self._renew_liveness()
+        self._tasks.append(asyncio.create_task(self._heartbeat(), name="liveness"))
+        if self.agent.config.server:
+            self._tasks.append(asyncio.create_task(self._campaign(), name="election"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self._step_down()
+        if self._leader_lease:
+            with contextlib.suppress(StoreError, OSError):
+                await self.state.store.lease_revoke(self._leader_lease)
+
+    async def leave(self) -> None:
+        """Graceful leave: marked left, deregistered, lease dropped; not reported as failed."""
+        name = self.agent.node.Node
+        left = self.member()
+        left.Left = True
+        store = self.state.store
+        await store.put(schema.MEMBERS.key(name), schema.encode(left))
+        await catalog_ops.deregister(self.state, name)
+        if self._liveness_lease:
+            with contextlib.suppress(StoreError):
+                await store.lease_revoke(self._liveness_lease)
+
+    async def force_leave(self, name: str) -> bool:
+        """``force-leave``: a failed member is marked left and its node deregistered."""
+        member = self.state.indexes.members.get(name)
+        if member is None:
+            return False
+        left = msgspec.structs.replace(member, Left=True)
+        await self.state.store.put(schema.MEMBERS.key(name), schema.encode(left))
+        await catalog_ops.deregister(self.state, name)
+        return True
+
+    async def _renew_liveness(self) -> None:
+        store = self.state.store
+        if self._liveness_lease:
+            try:
+                await store.lease_keepalive(self._liveness_lease)
+                return
+            except LeaseNotFoundError:
+                log.warning("liveness lease lapsed; re-establishing")
+        ttl = self.agent.config.liveness.failure_timeout.seconds
+        self._liveness_lease = await store.lease_grant(ttl)
+        key = schema.LIVENESS.key(self.agent.node.Node)
+        await store.put(key, schema.encode(Liveness(Node=self.agent.node.Node)), self._liveness_lease)
+
+    async def _heartbeat(self) -> None:
+        interval = self.agent.config.liveness.heartbeat_interval.seconds
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._renew_liveness()
+            except (StoreError, OSError) as exc:
+                log.warning("heartbeat failed: %s", exc)
+
+    async def _campaign(self) -> None:
+        store = self.state.store
+        me = Leader(
+            Name=self.agent.node.Node, Addr=f"{self.agent.node.Address}:{self.agent.config.ports.server}"
+        )
+        while True:
+            try:
+                if self.state.indexes.leader is not None:
+                    await asyncio.sleep(0.25)
+                    continue
+                lease = await store.lease_grant(LEADER_TTL)
+                won = await store.txn(
+                    [Compare(schema.LEADER_KEY, "version", "=", 0)],
+                    [Put(schema.LEADER_KEY, schema.encode(me), lease)],
+                )
+                if not won.succeeded:
+                    await store.lease_revoke(lease)
+                    continue
+                await self.state.wait_applied(won.revision)
+                log.info("this server is now the leader")
+                await self._lead(lease)
+            except asyncio.CancelledError:
+                raise
+            except (StoreError, OSError) as exc:
+                log.warning("election: %s", exc)
+                await self._step_down()
+                await asyncio.sleep(1.0)
+
+    async def _lead(self, lease: int) -> None:
+        self._leader_lease = lease
+        self.duties = LeaderDuties(self.state, self.agent.lock_delays)
+        self.duties.start()
+        try:
+            while True:
+                await asyncio.sleep(LEADER_TTL / 3)
+                await self.state.store.lease_keepalive(lease)
+        except LeaseNotFoundError:
+            log.warning("leadership lost")
+        finally:
+            await self._step_down()
+
+    async def _step_down(self) -> None:
+        if self.duties is not None:
+            await self.duties.stop()
+            self.duties = None

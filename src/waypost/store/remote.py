@@ -1,0 +1,175 @@
+"""The store of a client agent: every call goes to a server agent's /v1/internal/store API.
+
+Servers are tried in turn; a call that cannot reach one moves to the next, so a client
+survives the loss of any server as long as one answers. Watches long-poll and resume
+from the last revision they delivered, on whichever server answers next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+import aiohttp
+
+from waypost.store import wire
+from waypost.store.base import (
+    CompactedError,
+    Compare,
+    Delete,
+    Event,
+    KeyValue,
+    LeaseNotFoundError,
+    Op,
+    Put,
+    RangeResult,
+    StoreError,
+    TxnResult,
+)
+
+__all__ = ["RemoteStore"]
+
+log = logging.getLogger("waypost.store.remote")
+
+_PREFIX = "/v1/internal/store"
+_WATCH_WAIT = "30s"
+
+
+class RemoteStore:
+    def __init__(self, servers: Sequence[str], *, timeout: float = 10.0) -> None:
+        if not servers:
+            raise ValueError("a remote store needs at least one server address")
+        self.servers = [_with_port(s) for s in servers]
+        self._current = 0
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    def add_server(self, address: str) -> None:
+        address = _with_port(address)
+        if address not in self.servers:
+            self.servers.append(address)
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=None, connect=self._timeout)
+            )
+        return self._session
+
+    async def _call(
+        self, method: str, path: str, *, body: bytes | None = None, params: dict[str, str] | None = None,
+        read_timeout: float | None = None,
+    ) -> tuple[int, bytes]:  # fmt: skip
+        """One request, failing over across servers; (status, body) of the first that answers."""
+        last: Exception | None = None
+        for _ in range(len(self.servers) * 2):
+            if self._closed:
+                raise StoreError("store is closed")
+            server = self.servers[self._current % len(self.servers)]
+            try:
+                async with self._client().request(
+                    method,
+                    f"http://{server}{_PREFIX}{path}",
+                    data=body,
+                    params=params,
+                    timeout=aiohttp.ClientTimeout(total=read_timeout or self._timeout, connect=self._timeout),
+                ) as resp:
+                    payload = await resp.read()
+                    if resp.status >= 500:
+                        raise StoreError(f"{server}: {resp.status} {payload[:200]!r}")
+                    return resp.status, payload
+            except (aiohttp.ClientError, TimeoutError, StoreError, OSError) as exc:
+                last = exc
+                log.debug("server %s failed: %s", server, exc)
+                self._current += 1
+                await asyncio.sleep(0.05)
+        raise StoreError(f"no server answered: {last}")
+
+    async def get(self, key: str) -> KeyValue | None:
+        _, body = await self._call("GET", "/get", params={"key": key})
+        return wire.decode_kv(body)
+
+    async def range(self, prefix: str) -> RangeResult:
+        _, body = await self._call("GET", "/range", params={"prefix": prefix})
+        return wire.decode_range(body)
+
+    async def put(self, key: str, value: bytes, lease: int = 0) -> int:
+        result = await self.txn([], [Put(key, value, lease)])
+        return result.revision
+
+    async def delete(self, key: str, prefix: bool = False) -> tuple[int, int]:
+        result = await self.txn([], [Delete(key, prefix)])
+        deleted = result.responses[0]
+        return (deleted if isinstance(deleted, int) else 0), result.revision
+
+    async def txn(
+        self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
+    ) -> TxnResult:
+        status, body = await self._call(
+            "PUT", "/txn", body=wire.encode_txn_request(compares, success, failure)
+        )
+        if status == 404:
+            raise LeaseNotFoundError("lease not found")
+        if status != 200:
+            raise StoreError(f"store transaction refused: {status} {body[:200]!r}")
+        return wire.decode_txn_result(body)
+
+    async def revision(self) -> int:
+        _, body = await self._call("GET", "/revision")
+        return wire.decode_number(body)
+
+    def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
+        return self._watch(prefix, start_revision)
+
+    async def _watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
+        start = start_revision if start_revision > 0 else await self.revision() + 1
+        while not self._closed:
+            try:
+                status, body = await self._call(
+                    "GET", "/watch", params={"from": str(start), "wait": _WATCH_WAIT}, read_timeout=60.0
+                )
+            except StoreError:
+                if self._closed:
+                    return
+                raise
+            if status == 410:
+                raise CompactedError(wire.decode_number(body))
+            for batch in wire.decode_events(body):
+                relevant = [ev for ev in batch if ev.kv.key.startswith(prefix)]
+                start = batch[-1].kv.mod_revision + 1
+                if relevant:
+                    yield relevant
+
+    async def _lease(self, action: str, params: dict[str, str] | None = None) -> tuple[int, bytes]:
+        return await self._call("PUT", f"/lease/{action}", params=params)
+
+    async def lease_grant(self, ttl: float) -> int:
+        _, body = await self._lease("grant", {"ttl": f"{ttl}s"})
+        return wire.decode_number(body)
+
+    async def lease_keepalive(self, lease: int) -> float:
+        status, body = await self._lease(f"keepalive/{lease}")
+        if status == 404:
+            raise LeaseNotFoundError(f"lease {lease} not found")
+        return float(wire.decode_number(body))
+
+    async def lease_revoke(self, lease: int) -> None:
+        await self._lease(f"revoke/{lease}")
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._session is not None:
+            with contextlib.suppress(Exception):
+                await self._session.close()
+            self._session = None
+
+
+def _with_port(address: str) -> str:
+    """Consul's join addresses default to port 8500 here (the server's HTTP port)."""
+    address = address.removeprefix("http://").rstrip("/")
+    if address.startswith("["):
+        return address if "]:" in address else f"{address}:8500"
+    return address if ":" in address else f"{address}:8500"

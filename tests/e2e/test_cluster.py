@@ -1,0 +1,215 @@
+"""Scale-out with the real thing: a 3-member etcd cluster, 2 server agents, 2 client agents.
+
+The scenarios run in order against one cluster, each leaving it as the next expects.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from etcd_cluster import EtcdCluster, etcd_available, etcd_cluster
+from waypost.testing import AgentProcess
+
+pytestmark = [
+    pytest.mark.etcd,
+    pytest.mark.skipif(not etcd_available(), reason="etcd-server is not installed"),
+    pytest.mark.skipif(shutil.which("dig") is None, reason="dig (dnsutils) is not installed"),
+]
+
+
+SERVER_PORT_BASE = 18300
+"""Each server advertises its own server port, which is how status/leader tells them apart."""
+
+
+def wait_for(predicate: Callable[[], Any], limit: float, step: float = 0.1) -> float:
+    """Seconds until ``predicate()`` held; fails the test after ``limit``."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        try:
+            if predicate():
+                return time.monotonic() - start
+        except (OSError, ValueError):
+            pass
+        time.sleep(step)
+    raise AssertionError(f"condition not met within {limit}s")
+
+
+def dig(agent: AgentProcess, name: str, qtype: str = "A") -> list[str]:
+    out = subprocess.run(
+        ["dig", "@127.0.0.1", "-p", str(agent.dns_port), "+short", "+time=2", "+tries=1", name, qtype],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    return [line for line in out.stdout.splitlines() if line and not line.startswith(";")]
+
+
+@dataclass
+class Deployment:
+    etcd: EtcdCluster
+    base: Path
+    servers: list[AgentProcess] = field(default_factory=list)
+    clients: list[AgentProcess] = field(default_factory=list)
+
+    def server_args(self, i: int) -> list[str]:
+        return [
+            *("-server", "-store", self.etcd.url, "-bind", "127.0.0.1", "-node", f"server-{i}"),
+            *("-server-port", str(SERVER_PORT_BASE + i), "-data-dir", str(self.base / f"server-{i}")),
+        ]
+
+    def client_args(self, name: str) -> list[str]:
+        joins = [arg for s in self.servers for arg in ("-retry-join", s.address)]
+        return [
+            *("-bind", "127.0.0.1", "-node", name, "-data-dir", str(self.base / name)),
+            *("-retry-interval", "1s", *joins),
+        ]
+
+    def restart(self, agent: AgentProcess, args: list[str]) -> AgentProcess:
+        agent.stop()
+        fresh = AgentProcess(
+            args, http_port=agent.http_port, dns_port=agent.dns_port, log_path=agent.log_path
+        )
+        return fresh.start(timeout=30)
+
+    def leader(self) -> int:
+        """Index in ``servers`` of the current leader."""
+        address = str(self.servers[0].get("/v1/status/leader"))
+        return int(address.rsplit(":", 1)[1]) - SERVER_PORT_BASE - 1
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    base = tmp_path_factory.mktemp("cluster")
+    (base / "etcd").mkdir()
+    with etcd_cluster(base / "etcd", members=3) as etcd:
+        dep = Deployment(etcd, base)
+        try:
+            for i in (1, 2):
+                dep.servers.append(
+                    AgentProcess(dep.server_args(i), log_path=base / f"server-{i}.log").start(30)
+                )
+            for name in ("client-a", "client-b"):
+                dep.clients.append(
+                    AgentProcess(dep.client_args(name), log_path=base / f"{name}.log").start(30)
+                )
+            yield dep
+        finally:
+            for agent in dep.clients + dep.servers:
+                agent.stop()
+
+
+def test_1_service_on_client_a_is_seen_everywhere_over_http_and_dns(deployment: Deployment) -> None:
+    a, b = deployment.clients
+    s2 = deployment.servers[1]
+    a.put("/v1/agent/service/register", {"Name": "web", "ID": "web-a", "Port": 8080, "Address": "127.0.0.10"})
+    for agent in (s2, b):
+        wait_for(lambda agent=agent: [e["Service"]["ID"] for e in agent.get("/v1/health/service/web?passing")]
+                 == ["web-a"], 10)  # fmt: skip
+        wait_for(lambda agent=agent: dig(agent, "web.service.consul") == ["127.0.0.10"], 10)
+    members = {m["Name"]: m["Status"] for m in b.get("/v1/agent/members")}
+    assert members == {"server-1": 1, "server-2": 1, "client-a": 1, "client-b": 1}
+    assert len(s2.get("/v1/status/peers")) == 2
+
+
+def test_2_losing_one_etcd_member_keeps_writes_and_reads(deployment: Deployment) -> None:
+    deployment.etcd.members[0].kill()
+    a, b = deployment.clients
+    for i in range(20):
+        assert a.put(f"/v1/kv/after-etcd-loss/{i}", str(i).encode()) is True
+    wait_for(lambda: len(b.get("/v1/kv/after-etcd-loss/?recurse")) == 20, 10)
+    deployment.etcd.members[0].start(deployment.etcd.initial_cluster())
+    deployment.etcd.wait_healthy()
+
+
+def test_3_leader_server_dies_and_another_takes_over(deployment: Deployment) -> None:
+    leading = deployment.leader()
+    old = deployment.servers[0].get("/v1/status/leader")
+    deployment.servers[leading].kill()
+    survivor = deployment.servers[1 - leading]
+    took = wait_for(lambda: survivor.get("/v1/status/leader") not in ("", old), 15)
+    assert took < 15
+    a = deployment.clients[0]
+    a.put("/v1/agent/service/register", {"Name": "api", "ID": "api-a", "Port": 9090})
+    wait_for(lambda: len(survivor.get("/v1/health/service/api?passing")) == 1, 10)
+    deployment.servers[leading] = deployment.restart(
+        deployment.servers[leading], deployment.server_args(leading + 1)
+    )
+
+
+def test_4_killed_client_turns_critical_and_leaves_dns(deployment: Deployment) -> None:
+    b = deployment.clients[1]
+    b.put("/v1/agent/service/register", {"Name": "web", "ID": "web-b", "Port": 8081, "Address": "127.0.0.11"})
+    s1 = deployment.servers[0]
+    wait_for(lambda: sorted(dig(s1, "web.service.consul")) == ["127.0.0.10", "127.0.0.11"], 10)
+    b.kill(signal.SIGKILL)
+    took = wait_for(lambda: dig(s1, "web.service.consul") == ["127.0.0.10"], 15)
+    assert took < 15
+    serf = {c["CheckID"]: c["Status"] for c in s1.get("/v1/health/node/client-b")}
+    assert serf["serfHealth"] == "critical"
+    members = {m["Name"]: m["Status"] for m in s1.get("/v1/agent/members")}
+    assert members["client-b"] == 4
+    deployment.clients[1] = AgentProcess(
+        deployment.client_args("client-b"), http_port=b.http_port, dns_port=b.dns_port, log_path=b.log_path
+    ).start(30)
+    wait_for(lambda: sorted(dig(s1, "web.service.consul")) == ["127.0.0.10", "127.0.0.11"], 15)
+
+
+def test_5_restarting_everything_loses_nothing_acknowledged(deployment: Deployment) -> None:
+    a = deployment.clients[0]
+    acked = {f"restart/{i}": f"v{i}" for i in range(50)}
+    for key, value in acked.items():
+        assert a.put(f"/v1/kv/{key}", value.encode()) is True
+    for agent in deployment.clients + deployment.servers:
+        agent.kill(signal.SIGKILL)
+    for member in deployment.etcd.members:
+        member.kill()
+    for member in deployment.etcd.members:
+        member.start(deployment.etcd.initial_cluster())
+    deployment.etcd.wait_healthy()
+    deployment.servers = [
+        deployment.restart(s, deployment.server_args(i + 1)) for i, s in enumerate(deployment.servers)
+    ]
+    names = ("client-a", "client-b")
+    deployment.clients = [
+        deployment.restart(c, deployment.client_args(name))
+        for c, name in zip(deployment.clients, names, strict=True)
+    ]
+    b = deployment.clients[1]
+    got = {e["Key"]: base64.b64decode(e["Value"]).decode() for e in b.get("/v1/kv/restart/?recurse")}
+    assert got == acked
+    wait_for(lambda: len(b.get("/v1/health/service/web?passing")) == 2, 15)
+
+
+def test_6_blocking_query_on_server_2_wakes_fast_after_write_on_server_1(deployment: Deployment) -> None:
+    s1, s2 = deployment.servers
+    s1.put("/v1/kv/blocking/key", b"0")
+    wait_for(lambda: s2.request("GET", "/v1/kv/blocking/key")[0] == 200, 5)
+    delays = []
+    for i in range(5):
+        _, headers, _ = s2.request("GET", "/v1/kv/blocking/key")
+        index = int(headers["X-Consul-Index"])
+        woke: dict[str, float] = {}
+
+        def block(index: int = index, woke: dict[str, float] = woke) -> None:
+            s2.request("GET", f"/v1/kv/blocking/key?index={index}&wait=20s")
+            woke["at"] = time.monotonic()
+
+        t = threading.Thread(target=block)
+        t.start()
+        time.sleep(0.3)
+        written = time.monotonic()
+        s1.put("/v1/kv/blocking/key", str(i + 1).encode())
+        t.join(10)
+        delays.append(woke["at"] - written)
+    assert sorted(delays)[len(delays) // 2] < 0.2

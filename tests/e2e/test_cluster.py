@@ -213,3 +213,18 @@ def test_6_blocking_query_on_server_2_wakes_fast_after_write_on_server_1(deploym
         t.join(10)
         delays.append(woke["at"] - written)
     assert sorted(delays)[len(delays) // 2] < 0.2
+
+
+def test_7_graceful_leave_and_force_leave(deployment: Deployment) -> None:
+    s1 = deployment.servers[0]
+    a, b = deployment.clients
+    a.put("/v1/agent/leave")
+    assert a.proc is not None
+    assert a.proc.wait(timeout=15) == 0
+    wait_for(lambda: {m["Name"]: m["Status"] for m in s1.get("/v1/agent/members")}["client-a"] == 3, 10)
+    assert s1.get("/v1/catalog/node/client-a") is None
+    b.kill(signal.SIGKILL)
+    wait_for(lambda: {m["Name"]: m["Status"] for m in s1.get("/v1/agent/members")}["client-b"] == 4, 15)
+    s1.put("/v1/agent/force-leave/client-b")
+    assert {m["Name"]: m["Status"] for m in s1.get("/v1/agent/members")}["client-b"] == 3
+    assert s1.get("/v1/catalog/node/client-b") is None

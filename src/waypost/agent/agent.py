@@ -174,20 +174,24 @@ class Agent:
         self.config = reload_config(self.config)
         self.checks.load_config()
 
-    async def stop(self) -> None:
-        for server in reversed(self._servers):
-            with contextlib.suppress(Exception):
-                await server.close()
-        self._servers.clear()
+    async def _quiesce(self) -> None:
+        """Stop everything that writes on this agent's behalf (checks, anti-entropy)."""
         await self.checks.stop()
-        if self.cluster is not None:
-            await self.cluster.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+
+    async def stop(self) -> None:
+        for server in reversed(self._servers):
+            with contextlib.suppress(Exception):
+                await server.close()
+        self._servers.clear()
+        await self._quiesce()
+        if self.cluster is not None:
+            await self.cluster.stop()
         if self.state is not None:
             await self.state.close()
         if self.store is not None:
@@ -195,7 +199,9 @@ class Agent:
         self.stopped.set()
 
     async def leave(self) -> None:
-        """Graceful leave: deregister this node and mark it left, then stop."""
+        """Graceful leave: deregister this node and mark it left, then stop. Anti-entropy
+        stops first, or it would put the node straight back."""
+        await self._quiesce()
         if self.cluster is not None:
             with contextlib.suppress(Exception):
                 await self.cluster.leave()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -10,16 +11,15 @@ from collections.abc import Sequence
 
 from waypost.agent.agent import Agent
 from waypost.config import AgentConfig, ConfigError, FlagError, load_config
+from waypost.store.base import StoreError
 
 
 async def _serve(config: AgentConfig) -> int:
     agent = Agent(config)
-    await agent.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-
     reloads: set[asyncio.Task[None]] = set()
 
     def hup() -> None:
@@ -34,11 +34,20 @@ async def _serve(config: AgentConfig) -> int:
         reloads.difference_update({t for t in reloads if t.done()})
 
     loop.add_signal_handler(signal.SIGHUP, hup)
+    signalled = asyncio.ensure_future(stop.wait())
+    starting = asyncio.ensure_future(agent.start())
+    await asyncio.wait([signalled, starting], return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        await agent.stop()
+        return 1
+    starting.result()
     print(f"==> waypost agent running: HTTP on {agent.http_addr}:{agent.http_port}", flush=True)
-    waiter = asyncio.ensure_future(stop.wait())
     stopped = asyncio.ensure_future(agent.stopped.wait())
-    await asyncio.wait([waiter, stopped], return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
+    await asyncio.wait([signalled, stopped], return_when=asyncio.FIRST_COMPLETED)
+    signalled.cancel()
     stopped.cancel()
     if not agent.stopped.is_set():
         await agent.stop()
@@ -65,6 +74,6 @@ def run(argv: Sequence[str]) -> int:
         import uvloop
 
         return uvloop.run(_serve(config))
-    except OSError as exc:
-        print(f"==> Error starting agent: {exc}", file=sys.stderr)
+    except (OSError, ValueError, StoreError) as exc:
+        print(f"==> Error starting agent: {exc or type(exc).__name__}", file=sys.stderr)
         return 1

@@ -1,0 +1,83 @@
+"""``dig`` against a real agent: every name form over UDP and TCP, and health changes at once."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+import dns.message
+import dns.query
+import dns.rdatatype
+import pytest
+
+from waypost.testing import AgentProcess
+
+pytestmark = pytest.mark.skipif(shutil.which("dig") is None, reason="dig (dnsutils) is not installed")
+
+
+def dig(agent: AgentProcess, name: str, qtype: str = "A", *, tcp: bool = False) -> list[str]:
+    args = ["dig", "@127.0.0.1", "-p", str(agent.dns_port), "+short", "+time=2", "+tries=1", name, qtype]
+    if tcp:
+        args.insert(1, "+tcp")
+    out = subprocess.run(args, capture_output=True, text=True, timeout=10)
+    return sorted(line for line in out.stdout.splitlines() if line and not line.startswith(";"))
+
+
+def ask(agent: AgentProcess, name: str, qtype: str = "A") -> list[str]:
+    reply = dns.query.udp(dns.message.make_query(name, qtype), "127.0.0.1", port=agent.dns_port, timeout=2)
+    return sorted(rd.to_text() for rrset in reply.answer for rd in rrset)
+
+
+@pytest.fixture(scope="module")
+def agent(dev_agent: AgentProcess) -> AgentProcess:
+    for i, address in enumerate(("127.0.0.21", "127.0.0.22")):
+        dev_agent.put(
+            "/v1/agent/service/register",
+            {"Name": "shop", "ID": f"shop-{i}", "Port": 7000 + i, "Address": address, "Tags": [f"t{i}"],
+             "Check": {"TTL": "60s", "Status": "passing"}},
+        )  # fmt: skip
+    return dev_agent
+
+
+@pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
+def test_name_forms(agent: AgentProcess, tcp: bool) -> None:
+    node = agent.get("/v1/agent/self")["Config"]["NodeName"]
+    assert dig(agent, "shop.service.consul", tcp=tcp) == ["127.0.0.21", "127.0.0.22"]
+    assert dig(agent, "SHOP.service.dc1.consul", tcp=tcp) == ["127.0.0.21", "127.0.0.22"]
+    assert dig(agent, "t1.shop.service.consul", tcp=tcp) == ["127.0.0.22"]
+    srv = dig(agent, "_shop._tcp.service.consul", "SRV", tcp=tcp)
+    assert srv == ["1 1 7000 7f000015.addr.dc1.consul.", "1 1 7001 7f000016.addr.dc1.consul."]
+    assert dig(agent, "_shop._t0.service.consul", "SRV", tcp=tcp) == ["1 1 7000 7f000015.addr.dc1.consul."]
+    assert dig(agent, f"{node}.node.consul", tcp=tcp) == ["127.0.0.1"]
+    assert dig(agent, "7f000015.addr.dc1.consul", tcp=tcp) == ["127.0.0.21"]
+    assert dig(agent, "1.0.0.127.in-addr.arpa", "PTR", tcp=tcp) == [f"{node}.node.dc1.consul."]
+    assert dig(agent, "21.0.0.127.in-addr.arpa", "PTR", tcp=tcp) == ["shop.service.dc1.consul."]
+
+
+def test_unknown_names_and_types(agent: AgentProcess) -> None:
+    reply = dns.query.udp(
+        dns.message.make_query("nope.service.consul", "A"), "127.0.0.1", port=agent.dns_port
+    )
+    assert reply.rcode() == dns.rcode.NXDOMAIN
+    assert reply.authority[0].rdtype == dns.rdatatype.SOA
+    reply = dns.query.udp(
+        dns.message.make_query("shop.service.consul", "AAAA"), "127.0.0.1", port=agent.dns_port
+    )
+    assert (reply.rcode(), reply.answer) == (dns.rcode.NOERROR, [])
+    reply = dns.query.udp(dns.message.make_query("example.org", "A"), "127.0.0.1", port=agent.dns_port)
+    assert reply.rcode() == dns.rcode.REFUSED
+
+
+def test_health_change_and_deregistration_show_at_once(agent: AgentProcess) -> None:
+    assert ask(agent, "shop.service.consul") == ["127.0.0.21", "127.0.0.22"]
+    started = time.monotonic()
+    agent.put("/v1/agent/check/fail/service:shop-1")
+    assert ask(agent, "shop.service.consul") == ["127.0.0.21"]
+    assert time.monotonic() - started < 0.1
+    agent.put("/v1/agent/check/pass/service:shop-1")
+    assert ask(agent, "shop.service.consul") == ["127.0.0.21", "127.0.0.22"]
+    started = time.monotonic()
+    agent.put("/v1/agent/service/deregister/shop-0")
+    assert ask(agent, "shop.service.consul") == ["127.0.0.22"]
+    assert time.monotonic() - started < 0.1

@@ -7,6 +7,8 @@ import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from waypost.agent.definitions import DefinitionError
 from waypost.api.blocking import ReadCache
 from waypost.api.common import HTTPError
@@ -67,21 +69,31 @@ class ApiApp:
             if req.method == "OPTIONS":
                 return Response(headers=[("Allow", ", ".join(sorted(handlers)))])
             return Response.text(f"method {req.method} not allowed", 405)
+        pretty = "pretty" in req.query
         try:
             result = handler(self, req)
         except Exception as exc:
             return _error(exc)
         if isinstance(result, Response):
-            return result
-        return self._finish(result)
+            return _indent(result) if pretty else result
+        return self._finish(result, pretty)
 
-    async def _finish(self, pending: Awaitable[Response]) -> Response:
+    async def _finish(self, pending: Awaitable[Response], pretty: bool) -> Response:
         try:
-            return await pending
+            resp = await pending
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             return _error(exc)
+        return _indent(resp) if pretty else resp
+
+
+def _indent(resp: Response) -> Response:
+    """``?pretty``: the same JSON, indented as Consul indents it."""
+    if resp.content_type != "application/json" or not resp.body:
+        return resp
+    body = msgspec.json.format(resp.body, indent=4)
+    return Response(body, resp.status, resp.content_type, resp.headers)
 
 
 def _error(exc: Exception) -> Response:

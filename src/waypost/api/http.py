@@ -120,7 +120,7 @@ class _Connection(asyncio.Protocol):
         self._conns = conns
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
-        self._queue: deque[tuple[Awaitable[Response] | Response, bool]] = deque()
+        self._queue: deque[tuple[Request | Awaitable[Response] | Response, bool]] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
         self._remote = ""
@@ -198,12 +198,19 @@ class _Connection(asyncio.Protocol):
         req = Request(method, path, raw_query, self._headers, b"".join(self._body))
         req.remote = self._remote
         self._reset()
+        if self._queue:
+            # Pipelined behind a request still in progress: run it only after that one,
+            # so a GET pipelined after a PUT sees the PUT.
+            self._queue.append((req, keep_alive))
+            return
+        self._enqueue(self._run(req), keep_alive)
+
+    def _run(self, req: Request) -> Response | Awaitable[Response]:
         try:
-            result = self._handler(req)
+            return self._handler(req)
         except Exception:
-            log.exception("handler failed for %s %s", method, path)
-            result = Response.text("internal error", 500)
-        self._enqueue(result, keep_alive)
+            log.exception("handler failed for %s %s", req.method, req.path)
+            return Response.text("internal error", 500)
 
     def _enqueue(self, result: Response | Awaitable[Response], keep_alive: bool) -> None:
         if not self._queue and isinstance(result, Response):
@@ -219,6 +226,8 @@ class _Connection(asyncio.Protocol):
         try:
             while self._queue:
                 item, keep_alive = self._queue[0]
+                if isinstance(item, Request):
+                    item = self._run(item)
                 try:
                     resp = item if isinstance(item, Response) else await item
                 except asyncio.CancelledError:

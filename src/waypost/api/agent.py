@@ -163,21 +163,29 @@ def checks(app: ApiApp, req: Request) -> Response:
     return json_response({c.CheckID: c for c in listed})
 
 
+def _unknown(kind: str, ident: str) -> HTTPError:
+    return HTTPError(
+        404, f'Unknown {kind} ID "{ident}". Ensure that the {kind} ID is passed, not the {kind} name.'
+    )
+
+
+async def _synced(app: ApiApp) -> Response:
+    """Answer a local change once the catalog shows it, so a client can read its write back."""
+    await app.agent.local.wait_synced()
+    return Response()
+
+
 async def service_register(app: ApiApp, req: Request) -> Response:
     replace = req.flag("replace-existing-checks") and req.arg("replace-existing-checks") not in ("false", "0")
     app.agent.checks.register_service(decode_json(req), replace_existing_checks=replace)
-    await app.agent.local.wait_synced()
-    return Response()
+    return await _synced(app)
 
 
 async def service_deregister(app: ApiApp, req: Request) -> Response:
     sid = require_param(req, "service ID")
     if not app.agent.checks.remove_service(sid):
-        raise HTTPError(
-            404, f'Unknown service ID "{sid}". Ensure that the service ID is passed, not the service name.'
-        )
-    await app.agent.local.wait_synced()
-    return Response()
+        raise _unknown("service", sid)
+    return await _synced(app)
 
 
 def _enable(req: Request) -> bool:
@@ -192,44 +200,33 @@ def _enable(req: Request) -> bool:
 async def service_maintenance(app: ApiApp, req: Request) -> Response:
     sid = require_param(req, "service ID")
     if not app.agent.checks.service_maintenance(sid, _enable(req), req.arg("reason") or ""):
-        raise HTTPError(
-            404, f'Unknown service ID "{sid}". Ensure that the service ID is passed, not the service name.'
-        )
-    await app.agent.local.wait_synced()
-    return Response()
+        raise _unknown("service", sid)
+    return await _synced(app)
 
 
 async def node_maintenance(app: ApiApp, req: Request) -> Response:
     app.agent.checks.node_maintenance(_enable(req), req.arg("reason") or "")
-    await app.agent.local.wait_synced()
-    return Response()
+    return await _synced(app)
 
 
 async def check_register(app: ApiApp, req: Request) -> Response:
     app.agent.checks.register_check(decode_json(req))
-    await app.agent.local.wait_synced()
-    return Response()
+    return await _synced(app)
 
 
 async def check_deregister(app: ApiApp, req: Request) -> Response:
     cid = require_param(req, "check ID")
     if not app.agent.checks.remove_check(cid):
-        raise HTTPError(
-            404, f'Unknown check ID "{cid}". Ensure that the check ID is passed, not the check name.'
-        )
-    await app.agent.local.wait_synced()
-    return Response()
+        raise _unknown("check", cid)
+    return await _synced(app)
 
 
 async def _ttl(app: ApiApp, cid: str, status: str, output: str) -> Response:
     try:
         app.agent.checks.ttl_update(cid, status, output)
     except KeyError:
-        raise HTTPError(
-            404, f'Unknown check ID "{cid}". Ensure that the check ID is passed, not the check name.'
-        ) from None
-    await app.agent.local.wait_synced()
-    return Response()
+        raise _unknown("check", cid) from None
+    return await _synced(app)
 
 
 async def check_pass(app: ApiApp, req: Request) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from waypost.agent.definitions import canonical_keys, parse_service
@@ -15,8 +16,9 @@ from waypost.api.common import (
     node_meta_args,
 )
 from waypost.api.http import Request, Response
+from waypost.api.reads import indexed_read, instances_read
 from waypost.state import catalog_ops, queries
-from waypost.state.model import HealthCheck, Node
+from waypost.state.model import HealthCheck, Node, NodeService
 
 if TYPE_CHECKING:
     from waypost.api.app import ApiApp
@@ -58,69 +60,41 @@ def datacenters(app: ApiApp, req: Request) -> Response:
 
 def nodes(app: ApiApp, req: Request) -> Response | Any:
     meta = node_meta_args(req)
-
-    def query() -> QueryResult:
-        index, topics, found = queries.catalog_nodes(app.state.indexes, meta)
-        return QueryResult(index, topics, encode_json(apply_filter(req, found)))
-
-    return blocking_read(app.state, req, query, cache=app.cache)
+    return indexed_read(app, req, lambda idx: queries.catalog_nodes(idx, meta))
 
 
 def services(app: ApiApp, req: Request) -> Response | Any:
     meta = node_meta_args(req)
-
-    def query() -> QueryResult:
-        index, topics, found = queries.catalog_services(app.state.indexes, meta)
-        return QueryResult(index, topics, encode_json(found))
-
-    return blocking_read(app.state, req, query, cache=app.cache)
+    return indexed_read(app, req, lambda idx: queries.catalog_services(idx, meta), filtered=False)
 
 
 def service(app: ApiApp, req: Request) -> Response | Any:
+    return instances_read(app, req, service_entry)
+
+
+def _node_read(app: ApiApp, req: Request, shape: Callable[[Node, list[NodeService]], Any]) -> Response | Any:
+    """``catalog/node`` and ``catalog/node-services``: one node's services in two shapes;
+    ``null`` for an unknown node, as Consul answers."""
     name = req.param
-    tags = req.args("tag")
-    meta = node_meta_args(req)
 
     def query() -> QueryResult:
-        index, topics, found = queries.service_instances(app.state.indexes, name, tags=tags, node_meta=meta)
-        entries = [service_entry(i) for i in found]
-        if req.arg("filter"):
-            entries = apply_filter(req, entries)
-        return QueryResult(index, topics, encode_json(entries))
+        idx = app.state.indexes
+        found = idx.nodes.get(name)
+        index = idx.topics.index(("node", name)) or idx.table_index("nodes")
+        if found is None:
+            return QueryResult(index, (("node", name),), b"null")
+        listed = apply_filter(req, sorted(idx.services.get(name, {}).values(), key=lambda s: s.ID))
+        return QueryResult(index, (("node", name),), encode_json(shape(found, listed)))
 
     return blocking_read(app.state, req, query, cache=app.cache)
 
 
 def node(app: ApiApp, req: Request) -> Response | Any:
-    name = req.param
-
-    def query() -> QueryResult:
-        idx = app.state.indexes
-        found = idx.nodes.get(name)
-        index = idx.topics.index(("node", name)) or idx.table_index("nodes")
-        if found is None:
-            return QueryResult(index, (("node", name),), b"null")
-        svcs = idx.services.get(name, {})
-        listed = apply_filter(req, sorted(svcs.values(), key=lambda s: s.ID))
-        body = {"Node": found, "Services": {s.ID: s for s in listed}}
-        return QueryResult(index, (("node", name),), encode_json(body))
-
-    return blocking_read(app.state, req, query, cache=app.cache)
+    return _node_read(app, req, lambda n, svcs: {"Node": n, "Services": {s.ID: s for s in svcs}})
 
 
 def node_services(app: ApiApp, req: Request) -> Response | Any:
-    name = req.param
-
-    def query() -> QueryResult:
-        idx = app.state.indexes
-        found = idx.nodes.get(name)
-        index = idx.topics.index(("node", name)) or idx.table_index("nodes")
-        if found is None:
-            return QueryResult(index, (("node", name),), b"null")
-        svcs = apply_filter(req, sorted(idx.services.get(name, {}).values(), key=lambda s: s.ID))
-        return QueryResult(index, (("node", name),), encode_json({"Node": found, "Services": svcs}))
-
-    return blocking_read(app.state, req, query, cache=app.cache)
+    return _node_read(app, req, lambda n, svcs: {"Node": n, "Services": svcs})
 
 
 _REGISTER_FIELDS = (

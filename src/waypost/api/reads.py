@@ -1,0 +1,48 @@
+"""The shapes every catalog read shares, so each endpoint states only what differs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from waypost.api.blocking import QueryResult, blocking_read
+from waypost.api.common import apply_filter, encode_json, node_meta_args
+from waypost.api.http import Request, Response
+from waypost.state import queries
+from waypost.state.indexes import Indexes
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from waypost.api.app import ApiApp
+
+__all__ = ["indexed_read", "instances_read"]
+
+
+def indexed_read(
+    app: ApiApp, req: Request, fetch: Callable[[Indexes], queries.Read], *, filtered: bool = True
+) -> Response | asyncio.Task[Response]:
+    """A blocking read of ``fetch``'s records, with ``?filter`` applied when the endpoint takes it."""
+
+    def query() -> QueryResult:
+        index, topics, found = fetch(app.state.indexes)
+        return QueryResult(index, topics, encode_json(apply_filter(req, found) if filtered else found))
+
+    return blocking_read(app.state, req, query, cache=app.cache)
+
+
+def instances_read(
+    app: ApiApp, req: Request, shape: Callable[[queries.ServiceInstance], Any], *, passing: bool = False
+) -> Response | asyncio.Task[Response]:
+    """``catalog/service`` and ``health/service``: the same instances in two shapes."""
+    name = req.param
+    tags = req.args("tag")
+    meta = node_meta_args(req)
+
+    def fetch(idx: Indexes) -> queries.Read:
+        index, topics, found = queries.service_instances(
+            idx, name, tags=tags, node_meta=meta, passing_only=passing
+        )
+        return index, topics, [shape(i) for i in found]
+
+    return indexed_read(app, req, fetch)

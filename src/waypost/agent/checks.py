@@ -176,41 +176,33 @@ class AgentChecks:
     # -- maintenance -------------------------------------------------------------------
 
     def node_maintenance(self, enable: bool, reason: str) -> None:
+        self._maintenance(NODE_MAINT, "Node", enable, reason or _NODE_MAINT_REASON)
+
+    def service_maintenance(self, service_id: str, enable: bool, reason: str) -> bool:
+        if service_id not in self.agent.local.services:
+            return False
+        cid = service_maint_id(service_id)
+        self._maintenance(cid, "Service", enable, reason or _SVC_MAINT_REASON, service_id)
+        return True
+
+    def _maintenance(self, check_id: str, what: str, enable: bool, notes: str, service_id: str = "") -> None:
+        """Maintenance is a critical check of its own, as in Consul, so every reader of health
+        (HTTP, DNS, blocking queries) takes the instance out without knowing about it."""
         local = self.agent.local
         if not enable:
-            local.remove_check(NODE_MAINT)
+            local.remove_check(check_id)
             return
         local.add_check(
             HealthCheck(
                 Node=self.agent.node.Node,
-                CheckID=NODE_MAINT,
-                Name="Node Maintenance Mode",
-                Notes=reason or _NODE_MAINT_REASON,
-                Status="critical",
-                Type="maintenance",
-            )
-        )
-
-    def service_maintenance(self, service_id: str, enable: bool, reason: str) -> bool:
-        local = self.agent.local
-        if service_id not in local.services:
-            return False
-        cid = service_maint_id(service_id)
-        if not enable:
-            local.remove_check(cid)
-            return True
-        local.add_check(
-            HealthCheck(
-                Node=self.agent.node.Node,
-                CheckID=cid,
-                Name="Service Maintenance Mode",
-                Notes=reason or _SVC_MAINT_REASON,
+                CheckID=check_id,
+                Name=f"{what} Maintenance Mode",
+                Notes=notes,
                 Status="critical",
                 ServiceID=service_id,
                 Type="maintenance",
             )
         )
-        return True
 
     # -- config files ------------------------------------------------------------------
 

@@ -141,3 +141,19 @@ def test_leave_stops_the_agent(tmp_path: Path) -> None:
         assert agent.proc.wait(timeout=10) == 0
     finally:
         agent.stop()
+
+
+def test_monitor_streams_the_log(dev_agent: AgentProcess) -> None:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", dev_agent.http_port, timeout=10)
+    conn.request("GET", "/v1/agent/monitor?loglevel=info")
+    resp = conn.getresponse()
+    assert resp.status == 200
+    dev_agent.put("/v1/agent/service/register", {"Name": "monitored"})
+    line = resp.readline()
+    while b"monitored" not in line:
+        line = resp.readline()
+    assert b"Synced service: service=monitored" in line
+    conn.close()
+    assert dev_agent.request("GET", "/v1/agent/monitor?loglevel=loud")[0] == 400

@@ -17,6 +17,7 @@ from waypost.agent.cluster import Cluster
 from waypost.agent.dns_backend import start_dns
 from waypost.agent.leader import SERF_CHECK
 from waypost.agent.local import LocalState, sync_in_process
+from waypost.agent.monitor import LogBroadcaster
 from waypost.config import AgentConfig, reload_config
 from waypost.state.kv_ops import LockDelays
 from waypost.state.model import Node
@@ -61,6 +62,8 @@ class Agent:
         self.dns_port = 0
         self._tasks: list[asyncio.Task[Any]] = []
         self._servers: list[Any] = []
+        self.logs = LogBroadcaster()
+        logging.getLogger().addHandler(self.logs)
         self.stopped = asyncio.Event()
         self._leaving: asyncio.Task[None] | None = None
         self.events_ltime = 0
@@ -171,6 +174,7 @@ class Agent:
             self.local.changed()
 
     async def reload(self) -> None:
+        log.info("Reloading configuration...")
         self.config = reload_config(self.config)
         self.checks.load_config()
 
@@ -196,6 +200,7 @@ class Agent:
             await self.state.close()
         if self.store is not None:
             await self.store.close()
+        logging.getLogger().removeHandler(self.logs)
         self.stopped.set()
 
     async def leave(self) -> None:

@@ -174,6 +174,14 @@ class LocalState:
         ):
             return
         await target(self.node, put_svcs, put_checks, del_svcs, del_checks)
+        for svc in put_svcs:
+            log.info("Synced service: service=%s", svc.ID)
+        for chk in put_checks:
+            log.info("Synced check: check=%s status=%s", chk.CheckID, chk.Status)
+        for sid in del_svcs:
+            log.info("Deregistered service: service=%s", sid)
+        for cid in del_checks:
+            log.info("Deregistered check: check=%s", cid)
         now = self._clock()
         for c in put_checks:
             self._output_synced[c.CheckID] = now

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from waypost import __version__
 from waypost.agent.definitions import canonical_keys
+from waypost.agent.monitor import LEVELS
 from waypost.api.common import (
     HTTPError,
     apply_filter,
@@ -277,6 +278,16 @@ async def force_leave(app: ApiApp, req: Request) -> Response:
     if cluster is None or not await cluster.force_leave(name):
         raise HTTPError(500, f"agent: No node found with name '{name}'")
     return Response()
+
+
+def monitor(app: ApiApp, req: Request) -> Response:
+    """Stream the agent's log at ``loglevel`` (default info), as text or ``logjson`` lines."""
+    name = (req.arg("loglevel") or "info").lower()
+    level = LEVELS.get(name)
+    if level is None:
+        raise HTTPError(400, f"Unknown log level: {name}")
+    stream = app.agent.logs.stream(level, req.flag("logjson"))
+    return Response(content_type="text/plain; charset=utf-8", stream=stream)
 
 
 def metrics(app: ApiApp, req: Request) -> Response:

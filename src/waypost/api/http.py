@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
 from typing import cast
 from urllib.parse import parse_qs, unquote
@@ -59,7 +59,9 @@ class Request:
 
 
 class Response:
-    __slots__ = ("body", "content_type", "headers", "status")
+    """A whole body, or with ``stream`` a body sent in chunks as it is produced (monitor)."""
+
+    __slots__ = ("body", "content_type", "headers", "status", "stream")
 
     def __init__(
         self,
@@ -67,11 +69,13 @@ class Response:
         status: int = 200,
         content_type: str = "application/json",
         headers: list[tuple[str, str]] | None = None,
+        stream: AsyncIterator[bytes] | None = None,
     ) -> None:
         self.body = body
         self.status = status
         self.content_type = content_type
         self.headers = headers if headers is not None else []
+        self.stream = stream
 
     @classmethod
     def text(cls, message: str, status: int = 200) -> Response:
@@ -80,8 +84,8 @@ class Response:
     def encode(self, keep_alive: bool, date: bytes) -> bytes:
         head = [
             b"HTTP/1.1 %d %s\r\n" % (self.status, _REASONS.get(self.status, "Unknown").encode()),
-            b"Content-Type: %s\r\nContent-Length: %d\r\nDate: %s\r\n"
-            % (self.content_type.encode(), len(self.body), date),
+            b"Content-Type: %s\r\nDate: %s\r\n" % (self.content_type.encode(), date),
+            b"Transfer-Encoding: chunked\r\n" if self.stream else b"Content-Length: %d\r\n" % len(self.body),
         ]
         head.extend(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in self.headers)
         if not keep_alive:
@@ -213,7 +217,7 @@ class _Connection(asyncio.Protocol):
             return Response.text("internal error", 500)
 
     def _enqueue(self, result: Response | Awaitable[Response], keep_alive: bool) -> None:
-        if not self._queue and isinstance(result, Response):
+        if not self._queue and isinstance(result, Response) and result.stream is None:
             self._write(result, keep_alive)
             return
         if not isinstance(result, Response):
@@ -235,10 +239,24 @@ class _Connection(asyncio.Protocol):
                 except Exception:
                     log.exception("handler failed")
                     resp = Response.text("internal error", 500)
+                if resp.stream is not None:
+                    await self._send_stream(resp, keep_alive)
                 self._queue.popleft()
                 self._write(resp, keep_alive)
         finally:
             self._worker = None
+
+    async def _send_stream(self, resp: Response, keep_alive: bool) -> None:
+        """Head, then one chunk per item, then the last chunk (written by ``_write``)."""
+        assert resp.stream is not None
+        if self._transport is None:
+            return
+        self._transport.write(resp.encode(keep_alive, _CLOCK.date()))
+        async for chunk in resp.stream:
+            if self._transport is None:
+                return
+            if chunk:
+                self._transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
 
     def abort(self) -> None:
         if self._transport is not None:
@@ -248,7 +266,7 @@ class _Connection(asyncio.Protocol):
         transport = self._transport
         if transport is None:
             return
-        transport.write(resp.encode(keep_alive, _CLOCK.date()))
+        transport.write(b"0\r\n\r\n" if resp.stream is not None else resp.encode(keep_alive, _CLOCK.date()))
         if not keep_alive:
             self._closing = True
             transport.close()

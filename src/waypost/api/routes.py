@@ -29,6 +29,7 @@ ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [
     (READ, "/v1/agent/service/:id", agent.service),
     (READ, "/v1/agent/checks", agent.checks),
     (READ, "/v1/agent/metrics", agent.metrics),
+    (READ, "/v1/agent/monitor", agent.monitor),
     (READ, "/v1/agent/health/service/name/:name", agent.health_by_name),
     (READ, "/v1/agent/health/service/id/:id", agent.health_by_id),
     (WRITE, "/v1/agent/service/register", agent.service_register),

@@ -17,7 +17,6 @@ look-up, and 10,000 woken watchers of one service share one encoding.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections import OrderedDict
 from collections.abc import Callable
@@ -110,6 +109,11 @@ def _respond(state: State, result: QueryResult, consistency: str) -> Response:
     return Response(result.body, result.status, result.content_type, _headers(state, result, consistency))
 
 
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def blocking_read(
     state: State,
     req: Request,
@@ -156,8 +160,11 @@ async def _block(
             return _respond(state, result, consistency)
         topics = state.indexes.topics
         waiter = topics.park(result.topics)
+        # One timer handle rather than wait_for: 10,000 parked readers each cost a
+        # task, a future and a timer less, and wake a scheduling hop sooner.
+        timer = loop.call_at(deadline, _expire, waiter.future)
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter.future, remaining)
+            await waiter.future
         finally:
+            timer.cancel()
             topics.unpark(waiter)

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
 from typing import cast
-from urllib.parse import parse_qs, unquote
+from urllib.parse import unquote, unquote_plus
 
 import httptools
 
@@ -40,7 +40,7 @@ class Request:
         self.method = method
         self.path = path
         self.raw_query = raw_query
-        self.query: dict[str, list[str]] = parse_qs(raw_query, keep_blank_values=True) if raw_query else {}
+        self.query: dict[str, list[str]] = _parse_query(raw_query) if raw_query else {}
         self.headers = headers
         self.body = body
         self.param = ""
@@ -56,6 +56,24 @@ class Request:
     def flag(self, name: str) -> bool:
         """Consul treats a present query parameter as set, whatever its value (``?recurse``)."""
         return name in self.query
+
+
+def _parse_query(raw: str) -> dict[str, list[str]]:
+    """``parse_qs(raw, keep_blank_values=True)``, several times faster on the hot path: most
+    parts need no unquoting, and a flag such as ``?recurse`` maps to ``[""]``."""
+    out: dict[str, list[str]] = {}
+    for part in raw.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        if "%" in part or "+" in part:
+            name, value = unquote_plus(name), unquote_plus(value)
+        found = out.get(name)
+        if found is None:
+            out[name] = [value]
+        else:
+            found.append(value)
+    return out
 
 
 class Response:

@@ -14,7 +14,19 @@ __all__ = ["COMMANDS", "main"]
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "agent": ("waypost.cli.agent_cmd", "Runs a waypost agent"),
+    "catalog": ("waypost.cli.catalog_cmd", "Interact with the catalog"),
+    "event": ("waypost.cli.event_cmd", "Fire a new event"),
+    "info": ("waypost.cli.info_cmd", "Provides debugging information for operators"),
+    "kv": ("waypost.cli.kv_cmd", "Interact with the key-value store"),
+    "leave": ("waypost.cli.leave_cmd", "Gracefully leaves the cluster and shuts down"),
+    "lock": ("waypost.cli.lock_cmd", "Execute a command holding a lock"),
+    "maint": ("waypost.cli.maint_cmd", "Controls node or service maintenance mode"),
+    "members": ("waypost.cli.members_cmd", "Lists the members of a cluster"),
+    "monitor": ("waypost.cli.monitor_cmd", "Stream logs from an agent"),
+    "reload": ("waypost.cli.reload_cmd", "Triggers the agent to reload configuration files"),
+    "services": ("waypost.cli.services_cmd", "Interact with services"),
     "version": ("waypost.cli.version_cmd", "Prints the waypost version"),
+    "watch": ("waypost.cli.watch_cmd", "Watch for changes"),
 }
 """name -> (module with ``run(argv) -> int``, one-line summary)."""
 

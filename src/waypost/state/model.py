@@ -1,5 +1,8 @@
 """Catalog records, spelled exactly as Consul's JSON spells them.
 
+Records are ``gc=False``: they hold only strings, numbers and containers of those, never
+cycles, and keeping 100,000 of them out of the collector's reach removes its long pauses.
+
 Field names are Consul's PascalCase on purpose: the records are encoded straight to the
 wire with msgspec, so a name here *is* the API. ``CreateIndex``/``ModifyIndex`` are not
 stored in the store value; they come from the store's create/mod revisions when a
@@ -50,17 +53,17 @@ def worst_status(statuses: list[str]) -> str:
     return worst
 
 
-class AddressPort(msgspec.Struct, omit_defaults=False):
+class AddressPort(msgspec.Struct, omit_defaults=False, gc=False):
     Address: str = ""
     Port: int = 0
 
 
-class Weights(msgspec.Struct):
+class Weights(msgspec.Struct, gc=False):
     Passing: int = 1
     Warning: int = 1
 
 
-class Node(msgspec.Struct, kw_only=True):
+class Node(msgspec.Struct, kw_only=True, gc=False):
     ID: str = ""
     Node: str
     Address: str = ""
@@ -71,7 +74,7 @@ class Node(msgspec.Struct, kw_only=True):
     ModifyIndex: int = 0
 
 
-class NodeService(msgspec.Struct, kw_only=True):
+class NodeService(msgspec.Struct, kw_only=True, gc=False):
     ID: str
     Service: str
     Tags: list[str] = msgspec.field(default_factory=list)
@@ -87,7 +90,7 @@ class NodeService(msgspec.Struct, kw_only=True):
     ModifyIndex: int = 0
 
 
-class HealthCheck(msgspec.Struct, kw_only=True):
+class HealthCheck(msgspec.Struct, kw_only=True, gc=False):
     Node: str
     CheckID: str
     Name: str
@@ -106,7 +109,7 @@ class HealthCheck(msgspec.Struct, kw_only=True):
     ModifyIndex: int = 0
 
 
-class KVEntry(msgspec.Struct, kw_only=True):
+class KVEntry(msgspec.Struct, kw_only=True, gc=False):
     """``Value`` holds raw bytes; the API layer base64-encodes it (``null`` when empty)."""
 
     Key: str
@@ -118,7 +121,7 @@ class KVEntry(msgspec.Struct, kw_only=True):
     ModifyIndex: int = 0
 
 
-class Session(msgspec.Struct, kw_only=True):
+class Session(msgspec.Struct, kw_only=True, gc=False):
     ID: str
     Name: str = ""
     Node: str = ""
@@ -131,7 +134,7 @@ class Session(msgspec.Struct, kw_only=True):
     ModifyIndex: int = 0
 
 
-class UserEvent(msgspec.Struct, kw_only=True):
+class UserEvent(msgspec.Struct, kw_only=True, gc=False):
     ID: str
     Name: str
     Payload: bytes | None = None
@@ -142,7 +145,7 @@ class UserEvent(msgspec.Struct, kw_only=True):
     LTime: int = 0
 
 
-class Member(msgspec.Struct, kw_only=True):
+class Member(msgspec.Struct, kw_only=True, gc=False):
     """An agent that joined the cluster (Consul's Serf member, kept in the store instead)."""
 
     Name: str
@@ -154,18 +157,18 @@ class Member(msgspec.Struct, kw_only=True):
     HTTPAddr: str = ""
 
 
-class Liveness(msgspec.Struct, kw_only=True):
+class Liveness(msgspec.Struct, kw_only=True, gc=False):
     """Present while the agent keeps its store lease alive; its absence means failed."""
 
     Node: str
 
 
-class Leader(msgspec.Struct, kw_only=True):
+class Leader(msgspec.Struct, kw_only=True, gc=False):
     Name: str
     Addr: str
 
 
-class Coordinate(msgspec.Struct, kw_only=True):
+class Coordinate(msgspec.Struct, kw_only=True, gc=False):
     Node: str
     Segment: str = ""
     Coord: dict[str, Any] = msgspec.field(default_factory=dict)

@@ -70,7 +70,15 @@ def service_instances(
         if passing_only and not inst.passing():
             continue
         out.append(inst)
-    return idx.service_index(service), (("service", service), ("services",)), out
+    return idx.service_index(service), _service_topics(idx, service), out
+
+
+def _service_topics(idx: Indexes, service: str) -> tuple[Topic, ...]:
+    """Only the service's own topic: a write to another service must not wake its watchers.
+    A service never seen reports the table's index, so it also watches the table then."""
+    if idx.topics.index(("service", service)):
+        return (("service", service),)
+    return (("service", service), ("services",))
 
 
 def catalog_services(idx: Indexes, node_meta: Sequence[tuple[str, str]] = ()) -> Read:
@@ -106,7 +114,7 @@ def health_checks_for_service(idx: Indexes, service: str) -> Read:
         for c in idx.checks.get(node, {}).values()
         if c.ServiceID == sid
     ]
-    return idx.service_index(service), (("service", service), ("services",)), checks
+    return idx.service_index(service), _service_topics(idx, service), checks
 
 
 def state_checks(idx: Indexes, state: str, node_meta: Sequence[tuple[str, str]] = ()) -> Read:

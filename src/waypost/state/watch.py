@@ -88,8 +88,12 @@ class Topics:
 
     def park(self, topics: Iterable[Topic]) -> Waiter:
         waiter = Waiter(topics)
+        waiters = self._waiters
         for topic in waiter.topics:
-            self._waiters.setdefault(topic, set()).add(waiter)
+            parked = waiters.get(topic)
+            if parked is None:
+                waiters[topic] = parked = set()
+            parked.add(waiter)
             if topic[0] == "kv-prefix":
                 self._prefix_watches += 1
         return waiter

@@ -28,6 +28,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from _common import append_results
+
 ROOT = Path(__file__).resolve().parent.parent
 QUERIES = {"A": "web.service.consul. A\n", "SRV": "_web._tcp.service.consul. SRV\n"}
 SERVER_CORE, CLIENT_CORE = "1", "0"
@@ -144,18 +146,18 @@ def main() -> None:
             query_file.write_text(line)
             for system, port in schedule:
                 results.setdefault((system, qtype), []).append(dnsperf(port, query_file, args.seconds))
-    print(f"{'system':<16}{'qtype':<6}{'qps (runs)':>40}{'median':>12}")
+    rows = ["| system | qtype | qps (runs) | median |", "|---|---|---|---|"]
     for (system, qtype), runs in results.items():
         shown = " / ".join(f"{r:,.0f}" for r in runs)
-        print(f"{system:<16}{qtype:<6}{shown:>40}{statistics.median(runs):>12,.0f}")
+        rows.append(f"| {system} | {qtype} | {shown} | {statistics.median(runs):,.0f} |")
     ratios = {
         q: statistics.median(results[("waypost N=10", q)]) / statistics.median(results[("dnsmasq", q)])
         for q in QUERIES
     }
-    for qtype, value in ratios.items():
-        print(f"ratio {qtype} (waypost N=10 / dnsmasq): {value:.2f}")
-    print(f"elapsed {time.monotonic() - started:.0f}s")
-    print(f"ratio {math.prod(ratios.values()) ** (1 / len(ratios)):.2f}")
+    notes = [f"ratio {qtype} (waypost N=10 / dnsmasq): {value:.2f}" for qtype, value in ratios.items()]
+    notes.append(f"elapsed {time.monotonic() - started:.0f}s")
+    overall = math.prod(ratios.values()) ** (1 / len(ratios))
+    append_results("DNS A/SRV queries/s vs dnsmasq", "\n".join(rows), f"ratio {overall:.2f}", notes)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,8 @@ class ApiApp:
             return _error(exc)
         if isinstance(result, Response):
             return _indent(result) if pretty else result
+        if isinstance(result, asyncio.Future):
+            return _chain(result, pretty)
         return self._finish(result, pretty)
 
     async def _finish(self, pending: Awaitable[Response], pretty: bool) -> Response:
@@ -86,6 +88,30 @@ class ApiApp:
         except Exception as exc:
             return _error(exc)
         return _indent(resp) if pretty else resp
+
+
+def _chain(pending: asyncio.Future[Response], pretty: bool) -> asyncio.Future[Response]:
+    """``_finish`` for a plain future (a parked blocking query), without a task per request;
+    cancelling the answer (the client left) cancels the query."""
+    answer: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+
+    def done(fut: asyncio.Future[Response]) -> None:
+        if answer.done():
+            return
+        if fut.cancelled():
+            answer.cancel()
+            return
+        exc = fut.exception()
+        resp = _error(exc) if isinstance(exc, Exception) else fut.result()
+        answer.set_result(_indent(resp) if pretty else resp)
+
+    def left(ans: asyncio.Future[Response]) -> None:
+        if ans.cancelled():
+            pending.cancel()
+
+    pending.add_done_callback(done)
+    answer.add_done_callback(left)
+    return answer
 
 
 def _indent(resp: Response) -> Response:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from waypost.api.common import parse_consistency, parse_uint, query_duration
 from waypost.api.http import Request, Response
 from waypost.state.state import State
-from waypost.state.watch import Topic
+from waypost.state.watch import Topic, Topics, Waiter
 
 __all__ = ["QueryResult", "ReadCache", "blocking_read"]
 
@@ -109,11 +109,6 @@ def _respond(state: State, result: QueryResult, consistency: str) -> Response:
     return Response(result.body, result.status, result.content_type, _headers(state, result, consistency))
 
 
-def _expire(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 def blocking_read(
     state: State,
     req: Request,
@@ -121,8 +116,8 @@ def blocking_read(
     *,
     cache: ReadCache | None = None,
     rng: random.Random | None = None,
-) -> Response | asyncio.Task[Response]:
-    """Answer a read; synchronously when it need not wait (the fast path), else a task."""
+) -> Response | asyncio.Future[Response]:
+    """Answer a read; synchronously when it need not wait (the fast path), else a future."""
     consistency = parse_consistency(req)
     min_index = parse_uint(req, "index")
     wait = query_duration(req, "wait", "Invalid wait time")
@@ -133,38 +128,87 @@ def blocking_read(
         first = _run(state, cache, key, query)
         if first.index > min_index:
             return _respond(state, first, consistency)
-    return asyncio.ensure_future(_block(state, req, query, cache, key, min_index, wait, consistency, rng))
-
-
-async def _block(
-    state: State,
-    req: Request,
-    query: Query,
-    cache: ReadCache | None,
-    key: str,
-    min_index: int,
-    wait: float | None,
-    consistency: str,
-    rng: random.Random | None,
-) -> Response:
-    if consistency == "consistent":
-        await state.catch_up()
     timeout = DEFAULT_WAIT if wait is None or wait <= 0 else min(wait, MAX_WAIT)
     timeout += (rng or random).uniform(0, timeout / 16)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = _run(state, cache, key, query)
-        remaining = deadline - loop.time()
-        if min_index == 0 or result.index > min_index or remaining <= 0:
-            return _respond(state, result, consistency)
-        topics = state.indexes.topics
-        waiter = topics.park(result.topics)
-        # One timer handle rather than wait_for: 10,000 parked readers each cost a
-        # task, a future and a timer less, and wake a scheduling hop sooner.
-        timer = loop.call_at(deadline, _expire, waiter.future)
+    parked = _Parked(state, query, cache, key, min_index, timeout, consistency)
+    if consistency == "consistent":
+        return asyncio.ensure_future(_after_catch_up(state, parked))
+    parked.attempt()
+    return parked.answer
+
+
+async def _after_catch_up(state: State, parked: _Parked) -> Response:
+    await state.catch_up()
+    parked.attempt()
+    return await parked.answer
+
+
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _Parked:
+    """One blocking query waiting for its topics, driven by callbacks rather than a task:
+    10,000 parked readers then cost a future and a timer handle each, and a change
+    reaches them in one scheduling hop."""
+
+    __slots__ = ("_cache", "_consistency", "_deadline", "_key", "_min", "_query", "_state", "_timer",
+                 "_topics", "_waiter", "answer")  # fmt: skip
+
+    def __init__(
+        self,
+        state: State,
+        query: Query,
+        cache: ReadCache | None,
+        key: str,
+        min_index: int,
+        timeout: float,
+        consistency: str,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self._state = state
+        self._query = query
+        self._cache = cache
+        self._key = key
+        self._min = min_index
+        self._deadline = loop.time() + timeout
+        self._consistency = consistency
+        self._waiter: Waiter | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._topics: Topics | None = None
+        self.answer: asyncio.Future[Response] = loop.create_future()
+        self.answer.add_done_callback(self._finished)
+
+    def attempt(self) -> None:
+        if self.answer.done():
+            return
         try:
-            await waiter.future
-        finally:
-            timer.cancel()
-            topics.unpark(waiter)
+            result = _run(self._state, self._cache, self._key, self._query)
+        except Exception as exc:
+            self.answer.set_exception(exc)
+            return
+        loop = asyncio.get_running_loop()
+        if self._min == 0 or result.index > self._min or loop.time() >= self._deadline:
+            self.answer.set_result(_respond(self._state, result, self._consistency))
+            return
+        self._topics = self._state.indexes.topics
+        self._waiter = self._topics.park(result.topics)
+        self._timer = loop.call_at(self._deadline, _expire, self._waiter.future)
+        self._waiter.future.add_done_callback(self._woken)
+
+    def _woken(self, _: asyncio.Future[None]) -> None:
+        self._release()
+        self.attempt()
+
+    def _finished(self, _: asyncio.Future[Response]) -> None:
+        """Answered, or the client went away: stop waiting either way."""
+        self._release()
+
+    def _release(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._waiter is not None and self._topics is not None:
+            self._topics.unpark(self._waiter)
+            self._waiter = None

@@ -21,7 +21,7 @@ __all__ = ["indexed_read", "instances_read"]
 
 def indexed_read(
     app: ApiApp, req: Request, fetch: Callable[[Indexes], queries.Read], *, filtered: bool = True
-) -> Response | asyncio.Task[Response]:
+) -> Response | asyncio.Future[Response]:
     """A blocking read of ``fetch``'s records, with ``?filter`` applied when the endpoint takes it."""
 
     def query() -> QueryResult:
@@ -33,7 +33,7 @@ def indexed_read(
 
 def instances_read(
     app: ApiApp, req: Request, shape: Callable[[queries.ServiceInstance], Any], *, passing: bool = False
-) -> Response | asyncio.Task[Response]:
+) -> Response | asyncio.Future[Response]:
     """``catalog/service`` and ``health/service``: the same instances in two shapes."""
     name = req.param
     tags = req.args("tag")

@@ -116,7 +116,8 @@ class Topics:
         self._prefix_watches = 0
 
     def waiter_count(self) -> int:
-        return sum(len(s) for s in self._waiters.values())
+        """Parked readers (one may wait on several topics)."""
+        return len(set().union(*self._waiters.values()))
 
 
 def _wake(waiters: set[Waiter]) -> None:

@@ -8,6 +8,10 @@ async def test_only_waiters_on_touched_topics_wake() -> None:
     web = topics.park([("service", "web")])
     db = topics.park([("service", "db")])
     topics.touch([("service", "web")], 5)
+    assert web.future is not None
+    assert not web.future.done()
+    topics.flush()
+    assert web.future is not None
     assert web.future.done()
     assert not db.future.done()
     assert topics.index(("service", "web")) == 5
@@ -22,6 +26,7 @@ async def test_kv_prefix_waiters_wake_for_keys_below_them_only() -> None:
     root = topics.park([("kv-prefix", "")])
     other = topics.park([("kv-prefix", "db/")])
     topics.touch_kv("app/x", 7)
+    topics.flush()
     assert under.future.done()
     assert root.future.done()
     assert not other.future.done()
@@ -33,3 +38,15 @@ async def test_tracked_prefix_gets_an_index() -> None:
     topics.touch_kv("app/x", 9)
     topics.touch_kv("other", 10)
     assert topics.index(("kv-prefix", "app/")) == 9
+
+
+async def test_callback_waiters_run_on_flush_and_only_once() -> None:
+    topics = Topics()
+    calls: list[str] = []
+    waiter = topics.park([("service", "web"), ("nodes",)], lambda: calls.append("woken"))
+    topics.touch([("service", "web"), ("nodes",)], 3)
+    assert calls == []
+    topics.flush()
+    assert calls == ["woken"]
+    waiter.wake()
+    assert calls == ["woken"]

@@ -249,6 +249,7 @@ class CatalogAliasSource:
         if last_index == 0 or current != last_index:
             return current
         waiter = topics.park([topic])
+        assert waiter.future is not None
         try:
             await waiter.future
         finally:

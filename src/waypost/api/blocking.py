@@ -143,11 +143,6 @@ async def _after_catch_up(state: State, parked: _Parked) -> Response:
     return await parked.answer
 
 
-def _expire(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 class _Parked:
     """One blocking query waiting for its topics, driven by callbacks rather than a task:
     10,000 parked readers then cost a future and a timer handle each, and a change
@@ -193,11 +188,10 @@ class _Parked:
             self.answer.set_result(_respond(self._state, result, self._consistency))
             return
         self._topics = self._state.indexes.topics
-        self._waiter = self._topics.park(result.topics)
-        self._timer = loop.call_at(self._deadline, _expire, self._waiter.future)
-        self._waiter.future.add_done_callback(self._woken)
+        self._waiter = self._topics.park(result.topics, self._woken)
+        self._timer = loop.call_at(self._deadline, self._waiter.wake)
 
-    def _woken(self, _: asyncio.Future[None]) -> None:
+    def _woken(self) -> None:
         self._release()
         self.attempt()
 

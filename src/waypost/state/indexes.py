@@ -57,6 +57,7 @@ class Indexes:
 
     def apply(self, events: Iterable[Event], revision: int) -> set[Topic]:
         touched: set[Topic] = set()
+        self.revision = max(self.revision, revision)
         for ev in events:
             key = ev.kv.key
             for table in schema.TABLES:
@@ -64,7 +65,7 @@ class Indexes:
                     self._apply_one(table, ev, touched)
                     break
         self.topics.touch(touched, revision)
-        self.revision = max(self.revision, revision)
+        self.topics.flush()
         return touched
 
     def _apply_one(self, table: schema.Table[Any], ev: Event, touched: set[Topic]) -> None:

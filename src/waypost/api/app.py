@@ -9,14 +9,11 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from waypost.agent.definitions import DefinitionError
 from waypost.api.blocking import ReadCache
-from waypost.api.common import HTTPError
+from waypost.api.common import error_response
 from waypost.api.http import Request, Response
 from waypost.api.internal import EventRing
 from waypost.api.routes import ROUTES, Handler
-from waypost.state.catalog_ops import CatalogError
-from waypost.state.kv_ops import KVError
 from waypost.state.state import State
 
 if TYPE_CHECKING:
@@ -73,11 +70,11 @@ class ApiApp:
         try:
             result = handler(self, req)
         except Exception as exc:
-            return _error(exc)
+            return error_response(exc)
         if isinstance(result, Response):
             return _indent(result) if pretty else result
         if isinstance(result, asyncio.Future):
-            return _chain(result, pretty)
+            return _chain(result) if pretty else result
         return self._finish(result, pretty)
 
     async def _finish(self, pending: Awaitable[Response], pretty: bool) -> Response:
@@ -86,13 +83,13 @@ class ApiApp:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            return _error(exc)
+            return error_response(exc)
         return _indent(resp) if pretty else resp
 
 
-def _chain(pending: asyncio.Future[Response], pretty: bool) -> asyncio.Future[Response]:
-    """``_finish`` for a plain future (a parked blocking query), without a task per request;
-    cancelling the answer (the client left) cancels the query."""
+def _chain(pending: asyncio.Future[Response]) -> asyncio.Future[Response]:
+    """``?pretty`` on a parked blocking query: indent its answer when it comes; cancelling
+    (the client left) cancels the query."""
     answer: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
 
     def done(fut: asyncio.Future[Response]) -> None:
@@ -100,10 +97,8 @@ def _chain(pending: asyncio.Future[Response], pretty: bool) -> asyncio.Future[Re
             return
         if fut.cancelled():
             answer.cancel()
-            return
-        exc = fut.exception()
-        resp = _error(exc) if isinstance(exc, Exception) else fut.result()
-        answer.set_result(_indent(resp) if pretty else resp)
+        else:
+            answer.set_result(_indent(fut.result()))
 
     def left(ans: asyncio.Future[Response]) -> None:
         if ans.cancelled():
@@ -120,14 +115,3 @@ def _indent(resp: Response) -> Response:
         return resp
     body = msgspec.json.format(resp.body, indent=4)
     return Response(body, resp.status, resp.content_type, resp.headers)
-
-
-def _error(exc: Exception) -> Response:
-    if isinstance(exc, HTTPError):
-        return Response.text(exc.message, exc.status)
-    if isinstance(exc, DefinitionError | CatalogError):
-        return Response.text(str(exc), 400)
-    if isinstance(exc, KVError):
-        return Response.text(str(exc), 500)
-    log.exception("request failed", exc_info=exc)
-    return Response.text(f"Internal error: {exc}", 500)

@@ -20,9 +20,9 @@ import asyncio
 import random
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from waypost.api.common import parse_consistency, parse_uint, query_duration
+from waypost.api.common import error_response, parse_consistency, parse_uint, query_duration
 from waypost.api.http import Request, Response
 from waypost.state.state import State
 from waypost.state.watch import Topic, Topics, Waiter
@@ -40,6 +40,9 @@ class QueryResult:
     body: bytes
     status: int = 200
     content_type: str = "application/json"
+    answered: dict[tuple[str, str, str], Response] = field(default_factory=dict)
+    """Responses already built from this result, by their varying headers, so the 10,000
+    watchers a change wakes share one response and one encoding of it."""
 
 
 Query = Callable[[], QueryResult]
@@ -95,18 +98,25 @@ def _run(state: State, cache: ReadCache | None, key: str, query: Query) -> Query
     return result
 
 
-def _headers(state: State, result: QueryResult, consistency: str) -> list[tuple[str, str]]:
+def _headers(key: tuple[str, str, str], result: QueryResult) -> list[tuple[str, str]]:
+    consistency, leader, contact = key
     return [
         ("X-Consul-Index", str(max(1, result.index))),
-        ("X-Consul-Knownleader", "true" if state.indexes.leader is not None else "false"),
-        ("X-Consul-Lastcontact", str(state.last_contact_ms())),
+        ("X-Consul-Knownleader", leader),
+        ("X-Consul-Lastcontact", contact),
         ("X-Consul-Effective-Consistency", consistency),
         ("X-Consul-Default-Acl-Policy", "allow"),
     ]
 
 
 def _respond(state: State, result: QueryResult, consistency: str) -> Response:
-    return Response(result.body, result.status, result.content_type, _headers(state, result, consistency))
+    leader = "true" if state.indexes.leader is not None else "false"
+    key = (consistency, leader, str(state.last_contact_ms()))
+    resp = result.answered.get(key)
+    if resp is None:
+        resp = Response(result.body, result.status, result.content_type, _headers(key, result))
+        result.answered[key] = resp
+    return resp
 
 
 def blocking_read(
@@ -181,7 +191,7 @@ class _Parked:
         try:
             result = _run(self._state, self._cache, self._key, self._query)
         except Exception as exc:
-            self.answer.set_exception(exc)
+            self.answer.set_result(error_response(exc))
             return
         loop = asyncio.get_running_loop()
         if self._min == 0 or result.index > self._min or loop.time() >= self._deadline:

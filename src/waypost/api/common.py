@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import msgspec
 
+from waypost.agent.definitions import DefinitionError
 from waypost.api.filter import FilterError, compile_filter
 from waypost.api.http import Request, Response
 from waypost.durations import parse_duration
+from waypost.state.catalog_ops import CatalogError
+from waypost.state.kv_ops import KVError
+
+log = logging.getLogger("waypost.api")
 
 __all__ = [
     "HTTPError",
@@ -16,6 +22,7 @@ __all__ = [
     "bool_response",
     "decode_json",
     "encode_json",
+    "error_response",
     "json_response",
     "node_meta_args",
     "parse_consistency",
@@ -34,6 +41,18 @@ class HTTPError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+def error_response(exc: Exception) -> Response:
+    """Consul's answer to a failed request: its status, and the message as plain text."""
+    if isinstance(exc, HTTPError):
+        return Response.text(exc.message, exc.status)
+    if isinstance(exc, DefinitionError | CatalogError):
+        return Response.text(str(exc), 400)
+    if isinstance(exc, KVError):
+        return Response.text(str(exc), 500)
+    log.error("request failed", exc_info=exc)
+    return Response.text(f"Internal error: {exc}", 500)
 
 
 def encode_json(value: Any) -> bytes:

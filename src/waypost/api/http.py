@@ -78,7 +78,7 @@ def _parse_query(raw: str) -> dict[str, list[str]]:
 class Response:
     """A whole body, or with ``stream`` a body sent in chunks as it is produced (monitor)."""
 
-    __slots__ = ("body", "content_type", "headers", "status", "stream")
+    __slots__ = ("_wire", "body", "content_type", "headers", "status", "stream")
 
     def __init__(
         self,
@@ -93,12 +93,17 @@ class Response:
         self.content_type = content_type
         self.headers = headers if headers is not None else []
         self.stream = stream
+        self._wire: tuple[bool, bytes, bytes] | None = None
 
     @classmethod
     def text(cls, message: str, status: int = 200) -> Response:
         return cls(message.encode(), status, "text/plain; charset=utf-8")
 
     def encode(self, keep_alive: bool, date: bytes) -> bytes:
+        """The wire bytes, kept for reuse while the Date header stays the same."""
+        wire = self._wire
+        if wire is not None and wire[0] is keep_alive and wire[1] is date:
+            return wire[2]
         head = [
             b"HTTP/1.1 %d %s\r\n" % (self.status, _REASONS.get(self.status, "Unknown").encode()),
             b"Content-Type: %s\r\nDate: %s\r\n" % (self.content_type.encode(), date),
@@ -109,7 +114,9 @@ class Response:
             head.append(b"Connection: close\r\n")
         head.append(b"\r\n")
         head.append(self.body)
-        return b"".join(head)
+        encoded = b"".join(head)
+        self._wire = (keep_alive, date, encoded)
+        return encoded
 
 
 class _Clock:

@@ -158,12 +158,6 @@ class LocalState:
         del_checks = [cid for cid in remote_checks if cid not in self.checks and cid != SERVER_OWNED_CHECK]
         return put_svcs, put_checks, del_svcs, del_checks
 
-    def in_sync(self, state: State) -> bool:
-        node = state.indexes.nodes.get(self.node.Node)
-        if node is None or not _same(node, self.node):
-            return False
-        return not any(self.diff(state))
-
     async def sync_once(self, state: State, target: SyncTarget) -> None:
         put_svcs, put_checks, del_svcs, del_checks = self.diff(state)
         node = state.indexes.nodes.get(self.node.Node)

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal, Protocol, runtime_checkable
 
+import msgspec
+
 __all__ = [
     "CompactedError",
     "Compare",
@@ -61,8 +63,10 @@ class LeaseNotFoundError(StoreError):
     """The lease expired or was revoked."""
 
 
-@dataclass(frozen=True, slots=True)
-class KeyValue:
+class KeyValue(msgspec.Struct, frozen=True, gc=False):
+    """A msgspec struct kept out of the garbage collector: stores and watch histories
+    hold hundreds of thousands of these, and they never form cycles."""
+
     key: str
     value: bytes
     create_revision: int
@@ -76,8 +80,7 @@ class EventType(Enum):
     DELETE = "delete"
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(msgspec.Struct, frozen=True, gc=False):
     """One change. For DELETE, ``kv`` carries the key, the deleting revision as
     ``mod_revision`` and empty value, as etcd does."""
 

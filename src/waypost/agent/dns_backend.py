@@ -52,16 +52,7 @@ class CatalogDnsBackend:
 
     def _instance(self, idx: Indexes, node: Node, svc: NodeService) -> Instance:
         status = worst_status([c.Status for c in idx.checks_for(node.Node, svc.ID)])
-        return Instance(
-            node=self._record(node),
-            service=svc.Service,
-            address=svc.Address,
-            port=svc.Port,
-            tagged_addresses={k: v.Address for k, v in svc.TaggedAddresses.items()},
-            weight_passing=svc.Weights.Passing,
-            weight_warning=svc.Weights.Warning,
-            status=status,
-        )
+        return Instance.of(self._record(node), svc, status)
 
     def service_instances(self, service: str, tag: str | None) -> Sequence[Instance]:
         idx = self._fold()

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from waypost.cli import ui
 from waypost.cli.flags import Parsed
 
 __all__ = ["Client", "ClientError", "Query", "QueryValue", "Response", "StatusError", "client_from"]
@@ -185,3 +186,14 @@ def client_from(parsed: Parsed) -> Client:
         datacenter=str(values.get("datacenter") or ""),
         stale=bool(values.get("stale")),
     )
+
+
+def agent_action(parsed: Parsed, path: str, failure: str, success: str) -> int:
+    """``leave``, ``reload``: one PUT to the agent, one line of outcome, Consul's exit codes."""
+    try:
+        client_from(parsed).put(path)
+    except ClientError as exc:
+        ui.error(f"{failure}: {exc}")
+        return 1
+    ui.output(success)
+    return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from waypost.cli import ui
-from waypost.cli.client import ClientError, client_from
+from waypost.cli.client import agent_action
 from waypost.cli.flags import FlagSet, Parsed, run_with_flags
 
 USAGE = """
@@ -22,13 +22,7 @@ def _run(opts: Parsed) -> int:
     if opts.args:
         ui.error(f"Error! Too many arguments (expected 0, got {len(opts.args)})")
         return 1
-    try:
-        client_from(opts).put("/v1/agent/leave")
-    except ClientError as exc:
-        ui.error(f"Error leaving: {exc}")
-        return 1
-    ui.output("Graceful leave complete")
-    return 0
+    return agent_action(opts, "/v1/agent/leave", "Error leaving", "Graceful leave complete")
 
 
 def run(argv: Sequence[str]) -> int:

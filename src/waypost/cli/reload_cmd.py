@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from waypost.cli import ui
-from waypost.cli.client import ClientError, client_from
+from waypost.cli.client import agent_action
 from waypost.cli.flags import FlagSet, Parsed, run_with_flags
 
 USAGE = """
@@ -19,13 +18,7 @@ Usage: waypost reload [options]
 
 
 def _run(opts: Parsed) -> int:
-    try:
-        client_from(opts).put("/v1/agent/reload")
-    except ClientError as exc:
-        ui.error(f"Error reloading: {exc}")
-        return 1
-    ui.output("Configuration reload triggered")
-    return 0
+    return agent_action(opts, "/v1/agent/reload", "Error reloading", "Configuration reload triggered")
 
 
 def run(argv: Sequence[str]) -> int:

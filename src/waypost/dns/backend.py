@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from waypost.state.model import NodeService
+
 __all__ = ["DnsBackend", "Instance", "NodeRecord", "PreparedResult"]
 
 
@@ -58,6 +60,20 @@ class Instance:
     weight_passing: int = 1
     weight_warning: int = 1
     status: str = "passing"
+
+    @classmethod
+    def of(cls, node: NodeRecord, service: NodeService, status: str) -> Instance:
+        """The DNS view of a catalog service record on ``node``."""
+        return cls(
+            node=node,
+            service=service.Service,
+            address=service.Address,
+            port=service.Port,
+            tagged_addresses={k: v.Address for k, v in service.TaggedAddresses.items()},
+            weight_passing=service.Weights.Passing,
+            weight_warning=service.Weights.Warning,
+            status=status,
+        )
 
 
 @dataclass(frozen=True, slots=True)

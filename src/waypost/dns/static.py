@@ -50,16 +50,7 @@ class StaticBackend:
                 statuses = node_statuses + [
                     c.Status for c in check_list if c.Node == node_name and c.ServiceID == svc.ID
                 ]
-                instance = Instance(
-                    node=node,
-                    service=svc.Service,
-                    address=svc.Address,
-                    port=svc.Port,
-                    tagged_addresses={k: v.Address for k, v in svc.TaggedAddresses.items()},
-                    weight_passing=svc.Weights.Passing,
-                    weight_warning=svc.Weights.Warning,
-                    status=worst_status(statuses),
-                )
+                instance = Instance.of(node, svc, worst_status(statuses))
                 self._tags[id(instance)] = frozenset(t.lower() for t in svc.Tags)
                 self._instances.append(instance)
         self._prepared = {k.lower(): v for k, v in (prepared or {}).items()}

@@ -59,9 +59,10 @@ class Recorder:
     def history(self, check_id: str) -> list[tuple[str, str]]:
         return [(s, o) for c, s, o in self.updates if c == check_id]
 
-    async def wait_for(self, check_id: str, status: str, contains: str = "") -> str:
-        """The output of the first report after the call's start that matches; fails after WAIT."""
-        seen = len(self.history(check_id))
+    async def wait_for(self, check_id: str, status: str, contains: str = "", since: int | None = None) -> str:
+        """The output of the first matching report after the call's start (or after report
+        number ``since``, taken before the change the caller makes); fails after WAIT."""
+        seen = len(self.history(check_id)) if since is None else since
         async with asyncio.timeout(WAIT):
             while True:
                 history = self.history(check_id)

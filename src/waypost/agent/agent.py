@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import random
@@ -98,14 +99,9 @@ class Agent:
         self.checks.restore()
         await self.checks.start()
         state = self.state
-        ae_interval = self.config.ae_interval.seconds
-
-        async def target(*args: Any) -> None:
-            await sync_in_process(state, *args)
-
-        self._tasks.append(
-            asyncio.create_task(self.local.run(state, target, ae_interval), name="anti-entropy")
-        )
+        target = functools.partial(sync_in_process, state)
+        ae = self.local.run(state, target, self.config.ae_interval.seconds)
+        self._tasks.append(asyncio.create_task(ae, name="anti-entropy"))
         state.listeners.append(self._on_catalog_change)
         http = HttpServer(ApiApp(self).handle)
         self.http_port = await http.listen(self.http_addr, self.config.ports.http)

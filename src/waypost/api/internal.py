@@ -47,7 +47,13 @@ class EventRing:
         """Batches at or after ``start``; None when they are no longer kept."""
         if start < self.first_available:
             return None
-        return [events for rev, events in self._batches if rev >= start]
+        found: list[list[Event]] = []
+        for rev, events in reversed(self._batches):
+            if rev < start:
+                break
+            found.append(events)
+        found.reverse()
+        return found
 
     async def wait(self, limit: float) -> None:
         with contextlib.suppress(TimeoutError):

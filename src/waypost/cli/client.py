@@ -188,6 +188,17 @@ def client_from(parsed: Parsed) -> Client:
     )
 
 
+def connect(parsed: Parsed) -> tuple[Client, str] | None:
+    """A client and the agent's node name, or None once the error is reported: the first
+    step of every command that talks to the agent more than once, as in Consul."""
+    try:
+        client = client_from(parsed)
+        return client, client.node_name()
+    except ClientError as exc:
+        ui.error(f"Error querying Consul agent: {exc}")
+        return None
+
+
 def agent_action(parsed: Parsed, path: str, failure: str, success: str) -> int:
     """``leave``, ``reload``: one PUT to the agent, one line of outcome, Consul's exit codes."""
     try:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 
 from waypost.cli import ui
-from waypost.cli.client import ClientError, client_from
+from waypost.cli.client import ClientError, connect
 from waypost.cli.flags import FlagSet, Parsed, run_with_flags
 
 USAGE = """
@@ -50,12 +50,10 @@ def _run(opts: Parsed, flags: FlagSet) -> int:
         ui.error(f"Too many command line arguments.\n\n{flags.help()}")
         return 1
     payload = opts.args[0].encode() if opts.args else None
-    try:
-        client = client_from(opts)
-        client.node_name()
-    except ClientError as exc:
-        ui.error(f"Error querying Consul agent: {exc}")
+    connected = connect(opts)
+    if connected is None:
         return 1
+    client = connected[0]
     query = {k: opts.string(k) or None for k in ("node", "service", "tag")}
     try:
         event = client.put(f"/v1/event/fire/{name}", query, payload).json()

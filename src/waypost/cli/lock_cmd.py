@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from waypost.cli import ui
-from waypost.cli.client import ClientError, client_from
+from waypost.cli.client import ClientError, connect
 from waypost.cli.flags import FlagSet, Parsed, run_with_flags
 from waypost.cli.locking import InUse, Lock, LockError, Semaphore, Session
 
@@ -161,12 +161,10 @@ def _run(opts: Parsed) -> int:
     name = opts.string("name") or f"Waypost lock for '{' '.join(child_args)}' at '{prefix}'"
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    try:
-        client = client_from(opts)
-        client.node_name()
-    except ClientError as exc:
-        ui.error(f"Error querying Consul agent: {exc}")
+    connected = connect(opts)
+    if connected is None:
         return 1
+    client = connected[0]
     try:
         session = Session(client, name)
     except ClientError as exc:

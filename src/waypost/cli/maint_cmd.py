@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from waypost.cli import ui
-from waypost.cli.client import ClientError, client_from
+from waypost.cli.client import ClientError, connect
 from waypost.cli.flags import FlagSet, Parsed, run_with_flags
 
 USAGE = """
@@ -62,12 +62,10 @@ def _run(opts: Parsed) -> int:
     if not enable and not disable and service:
         ui.error("Service requires either -enable or -disable")
         return 1
-    try:
-        client = client_from(opts)
-        node = client.node_name()
-    except ClientError as exc:
-        ui.error(f"Error querying Consul agent: {exc}")
+    connected = connect(opts)
+    if connected is None:
         return 1
+    client, node = connected
     if not enable and not disable:
         try:
             _list(node, client.get("/v1/agent/checks").json() or {})

@@ -20,6 +20,7 @@ from waypost.agent.dns_backend import start_dns
 from waypost.agent.leader import SERF_CHECK
 from waypost.agent.local import LocalState, sync_in_process
 from waypost.agent.monitor import LogBroadcaster
+from waypost.agent.tasks import cancel_all
 from waypost.config import AgentConfig, reload_config
 from waypost.state.kv_ops import LockDelays
 from waypost.state.model import Node
@@ -181,12 +182,7 @@ class Agent:
     async def _quiesce(self) -> None:
         """Stop everything that writes on this agent's behalf (checks, anti-entropy)."""
         await self.checks.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await cancel_all(self._tasks)
 
     async def stop(self) -> None:
         for server in reversed(self._servers):

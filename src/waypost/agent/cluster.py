@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from waypost.agent.leader import LeaderDuties
+from waypost.agent.tasks import cancel_all
 from waypost.state import catalog_ops, schema
 from waypost.state.model import Leader, Liveness, Member
 from waypost.state.state import State
@@ -74,12 +75,7 @@ class Cluster:
             self._tasks.append(asyncio.create_task(self._campaign(), name="election"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await cancel_all(self._tasks)
         await self._step_down()
         if self._leader_lease:
             with contextlib.suppress(StoreError, OSError):

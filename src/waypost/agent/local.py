@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import msgspec
 
+from waypost.agent.leader import SERF_CHECK, SERVER_SERVICE
 from waypost.state import catalog_ops
 from waypost.state.model import HealthCheck, Node, NodeService
 from waypost.state.schema import encode
@@ -27,9 +28,6 @@ __all__ = ["LocalState", "SyncTarget"]
 
 log = logging.getLogger("waypost.agent.local")
 
-SERVER_OWNED_CHECK = "serfHealth"
-SERVER_OWNED_SERVICE = "consul"
-"""The leader owns these (liveness, and the servers' own service); anti-entropy leaves them alone."""
 
 T = TypeVar("T", bound=tuple[str, bytes])
 
@@ -154,8 +152,9 @@ class LocalState:
             ):
                 continue
             put_checks.append(c)
-        del_svcs = [sid for sid in remote_svcs if sid not in self.services and sid != SERVER_OWNED_SERVICE]
-        del_checks = [cid for cid in remote_checks if cid not in self.checks and cid != SERVER_OWNED_CHECK]
+        # The leader owns serfHealth (it follows liveness) and the servers' own service.
+        del_svcs = [sid for sid in remote_svcs if sid not in self.services and sid != SERVER_SERVICE]
+        del_checks = [cid for cid in remote_checks if cid not in self.checks and cid != SERF_CHECK]
         return put_svcs, put_checks, del_svcs, del_checks
 
     async def sync_once(self, state: State, target: SyncTarget) -> None:

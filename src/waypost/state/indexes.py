@@ -8,7 +8,7 @@ what went stale.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 from sortedcontainers import SortedDict
@@ -52,6 +52,12 @@ class Indexes:
         self.members: dict[str, Member] = {}
         self.live: set[str] = set()
         self.leader: Leader | None = None
+        self._plain: dict[str, MutableMapping[str, Any]] = {
+            "events": self.events,
+            "coordinates": self.coordinates,
+            "members": self.members,
+        }
+        """Tables kept as a plain key -> record map, with nothing derived from them."""
 
     # -- feeding -----------------------------------------------------------------------
 
@@ -85,21 +91,12 @@ class Indexes:
             self._kv(parts[0], rec, kv.mod_revision)
         elif name == "sessions":
             self._session(parts[0], rec, kv.lease, touched)
-        elif name == "events":
+        elif name in self._plain:
+            plain = self._plain[name]
             if rec is None:
-                self.events.pop(parts[0], None)
+                plain.pop(parts[0], None)
             else:
-                self.events[parts[0]] = rec
-        elif name == "coordinates":
-            if rec is None:
-                self.coordinates.pop(parts[0], None)
-            else:
-                self.coordinates[parts[0]] = rec
-        elif name == "members":
-            if rec is None:
-                self.members.pop(parts[0], None)
-            else:
-                self.members[parts[0]] = rec
+                plain[parts[0]] = rec
         elif name == "liveness":
             if rec is None:
                 self.live.discard(parts[0])

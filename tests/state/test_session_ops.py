@@ -42,3 +42,30 @@ async def test_destroy_with_delete_behavior_removes_held_keys(state: State) -> N
     assert await session_ops.destroy_session(state, sid)
     assert list(state.indexes.kv) == ["free"]
     assert not await session_ops.destroy_session(state, sid)
+
+
+async def test_expired_ttl_session_frees_its_locks_per_behavior() -> None:
+    from waypost.state.kv_ops import LockDelays
+    from waypost.store.memory import MemoryStore
+
+    now = [1000.0]
+    store = MemoryStore(clock=lambda: now[0])
+    state = State(store)
+    await state.start()
+    try:
+        await catalog_ops.register(state, NODE)
+        released = await session_ops.create_session(state, Session(ID="", Node="n1"), ttl=10)
+        deleted = await session_ops.create_session(
+            state, Session(ID="", Node="n1", Behavior="delete"), ttl=10
+        )
+        await kv_ops.kv_set(state, "held", b"x", acquire=released)
+        await kv_ops.kv_set(state, "gone", b"y", acquire=deleted)
+        now[0] += 10 * session_ops.SESSION_TTL_MULTIPLIER + 1
+        await store.expire_leases()
+        await state.catch_up()
+        assert state.indexes.sessions == {}
+        assert await session_ops.release_orphaned_locks(state, LockDelays()) == 2
+        assert state.indexes.kv["held"].Session == ""
+        assert "gone" not in state.indexes.kv
+    finally:
+        await state.close()

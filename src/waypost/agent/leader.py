@@ -29,7 +29,9 @@ SERVER_SERVICE = "consul"
 """Every server is an instance of the ``consul`` service, which DNS's NS and SOA list."""
 _ALIVE = "Agent alive and reachable"
 _DEAD = "Agent not live or unreachable"
-_WATCHED = ("sessions/", "catalog/nodes/", "catalog/checks/", "kv/", "system/")
+_WATCHED = ("sessions/", "catalog/nodes/", "catalog/checks/", "system/")
+"""What can change a duty's outcome. KV writes cannot orphan a lock (acquiring checks the
+session exists in the same transaction), so they do not wake the leader."""
 
 
 class LeaderDuties:

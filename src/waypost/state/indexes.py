@@ -42,7 +42,7 @@ class Indexes:
         self.instances: dict[str, dict[ServiceKey, NodeService]] = {}
         self.checks: dict[str, dict[str, HealthCheck]] = {}
         self.kv: SortedDict[str, KVEntry] = SortedDict()
-        self.kv_tombstones: dict[str, int] = {}
+        self.kv_tombstones: SortedDict[str, int] = SortedDict()
         self.kv_locks: dict[str, set[str]] = {}
         self.sessions: dict[str, Session] = {}
         self.events: SortedDict[str, UserEvent] = SortedDict()
@@ -198,7 +198,7 @@ class Indexes:
     def kv_prefix_index(self, prefix: str) -> int:
         """Highest change under ``prefix``, tombstones included so deletes are seen."""
         best = max((e.ModifyIndex for e in self.kv_prefix(prefix)), default=0)
-        for key, rev in self.kv_tombstones.items():
-            if rev > best and key.startswith(prefix):
-                best = rev
+        tombstones = self.kv_tombstones
+        for key in tombstones.irange(prefix, prefix + "\U0010ffff"):
+            best = max(best, tombstones[key])
         return best if best else self.table_index("kvs")

@@ -23,19 +23,44 @@ def _gauges(app: ApiApp) -> dict[str, float]:
         "consul.session.active": float(len(idx.sessions)),
         "consul.blocking_queries.waiting": float(idx.topics.waiter_count()),
         "consul.state.revision": float(idx.revision),
+        "consul.state.quarantined_keys": float(len(idx.quarantined)),
         "consul.runtime.max_rss_kb": float(usage.ru_maxrss),
         "consul.agent.local.services": float(len(app.agent.local.services)),
         "consul.agent.local.checks": float(len(app.agent.local.checks)),
     }
 
 
+def _counters(app: ApiApp) -> dict[str, int]:
+    """Totals since start-up; a scrape or a sampled window sees them only grow."""
+    return {"consul.state.decode_errors": app.state.decode_errors}
+
+
+def _sampled(name: str, total: int) -> dict[str, object]:
+    """A counter in go-metrics' ``SampledValue`` shape, one increment per sample."""
+    unit = 1.0 if total else 0.0
+    return {
+        "Name": name,
+        "Count": total,
+        "Sum": float(total),
+        "Min": unit,
+        "Max": unit,
+        "Mean": unit,
+        "Stddev": 0.0,
+        "Labels": {},
+    }
+
+
 def metrics_response(app: ApiApp, prometheus: bool) -> Response:
     gauges = _gauges(app)
+    counters = _counters(app)
     if prometheus:
         lines = []
         for name, value in gauges.items():
             metric = name.replace(".", "_")
             lines.append(f"# TYPE {metric} gauge\n{metric} {value}")
+        for name, total in counters.items():
+            metric = name.replace(".", "_")
+            lines.append(f"# TYPE {metric} counter\n{metric} {total}")
         return Response(
             ("\n".join(lines) + "\n").encode(), content_type="text/plain; version=0.0.4; charset=utf-8"
         )
@@ -45,7 +70,7 @@ def metrics_response(app: ApiApp, prometheus: bool) -> Response:
             "Timestamp": stamp,
             "Gauges": [{"Name": k, "Value": v, "Labels": {}} for k, v in gauges.items()],
             "Points": [],
-            "Counters": [],
+            "Counters": [_sampled(k, v) for k, v in counters.items()],
             "Samples": [],
         }
     )

@@ -4,12 +4,16 @@ Readers (HTTP, DNS, blocking queries) never touch the store: they read these dic
 ``apply`` keeps equal to the store as of ``revision``. ``apply`` also records which
 topics each revision touched, so blocking queries and prepared answers know exactly
 what went stale.
+
+A record that cannot be indexed (an undecodable value, a malformed key) is quarantined
+and reads as absent instead of stopping ``apply``: every later revision, and every
+writer waiting for one, depends on the feed moving past it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, MutableMapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from sortedcontainers import SortedDict
 
@@ -28,9 +32,17 @@ from waypost.state.model import (
 from waypost.state.watch import Topic, Topics
 from waypost.store.base import Event, EventType
 
-__all__ = ["Indexes"]
+__all__ = ["Indexes", "Rejected"]
 
 ServiceKey = tuple[str, str]  # (node, service id)
+
+
+class Rejected(NamedTuple):
+    """A store record the indexes could not take: wrong key shape or undecodable value."""
+
+    key: str
+    revision: int
+    reason: str
 
 
 class Indexes:
@@ -58,6 +70,9 @@ class Indexes:
             "members": self.members,
         }
         """Tables kept as a plain key -> record map, with nothing derived from them."""
+        self.quarantined: dict[str, int] = {}
+        """Store keys whose current record cannot be indexed, with its revision; they read as absent."""
+        self._rejected: list[Rejected] = []
 
     # -- feeding -----------------------------------------------------------------------
 
@@ -74,11 +89,28 @@ class Indexes:
         self.topics.flush()
         return touched
 
+    def take_rejected(self) -> list[Rejected]:
+        """Records quarantined since the last call, for the caller to report once."""
+        rejected, self._rejected = self._rejected, []
+        return rejected
+
     def _apply_one(self, table: schema.Table[Any], ev: Event, touched: set[Topic]) -> None:
         kv = ev.kv
-        deleted = ev.type is EventType.DELETE
-        rec = None if deleted else table.decode(kv.value, kv.create_revision, kv.mod_revision)
-        parts = table.split(kv.key)
+        self.quarantined.pop(kv.key, None)
+        try:
+            parts = table.split(kv.key)
+        except ValueError as exc:
+            # No identity to index under, so nothing indexed can be stale: only report it.
+            if ev.type is EventType.PUT:
+                self._quarantine(kv.key, kv.mod_revision, str(exc))
+            return
+        rec = None
+        if ev.type is EventType.PUT:
+            try:
+                rec = table.decode(kv.value, kv.create_revision, kv.mod_revision)
+            except ValueError as exc:
+                # Applied as a delete, so an older good version is not served as current.
+                self._quarantine(kv.key, kv.mod_revision, str(exc))
         touched.add((table.name,))
         name = table.name
         if name == "nodes":
@@ -105,6 +137,10 @@ class Indexes:
             touched.add(("members",))
         elif name == "leader":
             self.leader = rec
+
+    def _quarantine(self, key: str, revision: int, reason: str) -> None:
+        self.quarantined[key] = revision
+        self._rejected.append(Rejected(key, revision, reason))
 
     def _session(self, sid: str, rec: Session | None, lease: int, touched: set[Topic]) -> None:
         old = self.sessions.pop(sid, None)

@@ -39,6 +39,7 @@ __all__ = [
     "SERVICES",
     "SESSIONS",
     "TABLES",
+    "InvalidRecordError",
     "Table",
 ]
 
@@ -60,11 +61,23 @@ class Table(Generic[T]):
         return self.prefix + "/".join(parts)
 
     def split(self, key: str) -> list[str]:
-        """The id parts of a store key (``[node, id]`` for node-scoped tables)."""
+        """The id parts of a store key (``[node, id]`` for node-scoped tables).
+
+        Raises ``ValueError`` for a key of the wrong shape: keys are not only written by
+        this version's write path (older versions, bugs, hand edits), and a key with a
+        missing part would otherwise index a record under an empty name."""
         rest = key[len(self.prefix) :]
-        return rest.split("/", 1) if self.name in _NODE_SCOPED else [rest]
+        node_scoped = self.name in _NODE_SCOPED
+        parts = rest.split("/", 1) if node_scoped else [rest]
+        if len(parts) != (2 if node_scoped else 1) or not all(parts):
+            raise ValueError(f"malformed {self.name} key")
+        if rest != _SINGLETONS.get(self.name, rest):
+            raise ValueError(f"{self.name} has the one key {self.prefix}{_SINGLETONS[self.name]}")
+        return parts
 
     def decode(self, value: bytes, create: int, modify: int) -> T:
+        """Raises ``msgspec.DecodeError`` (a ``ValueError``) for a value that is not this
+        table's record."""
         rec: T = self._decoder.decode(value)  # type: ignore[attr-defined]
         if hasattr(rec, "CreateIndex") and hasattr(rec, "ModifyIndex"):
             rec.CreateIndex = create
@@ -74,14 +87,38 @@ class Table(Generic[T]):
 
 _ENCODER = msgspec.msgpack.Encoder()
 _NODE_SCOPED = {"services", "checks"}
+_SINGLETONS = {"leader": "current"}
+"""Tables with one fixed key, so that a stray key beside it cannot overwrite the record."""
+
+
+class InvalidRecordError(ValueError):
+    """A record that its readers could not decode; raised before anything is written."""
+
+
+_CHECKERS: dict[type[msgspec.Struct], msgspec.msgpack.Decoder[Any]] = {}
 
 
 def encode(record: msgspec.Struct) -> bytes:
     """Index fields are zeroed before encoding so that an unchanged record encodes to the
-    same bytes as the stored one, which is how writers detect a no-op and skip it."""
+    same bytes as the stored one, which is how writers detect a no-op and skip it.
+
+    Every write goes through here, so this is where a record is proven readable: the bytes
+    are decoded back with the record's own type (a microsecond for a catalog record). A
+    struct built with a wrong-typed field (msgspec does not check on construction) would
+    otherwise be stored and stop every reader of the store at that revision.
+    """
     if hasattr(record, "CreateIndex"):
         record = msgspec.structs.replace(record, CreateIndex=0, ModifyIndex=0)
-    return _ENCODER.encode(record)
+    kind = type(record)
+    checker = _CHECKERS.get(kind)
+    if checker is None:
+        checker = _CHECKERS[kind] = msgspec.msgpack.Decoder(kind)
+    try:
+        value = _ENCODER.encode(record)
+        checker.decode(value)
+    except (OverflowError, TypeError, msgspec.ValidationError) as exc:
+        raise InvalidRecordError(f"Invalid {kind.__name__}: {exc}") from None
+    return value
 
 
 NODES: Table[Node] = Table("nodes", "catalog/nodes/", Node)

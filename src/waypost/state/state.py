@@ -19,12 +19,15 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from waypost.state.indexes import Indexes
+from waypost.state.indexes import Indexes, Rejected
 from waypost.store.base import CompactedError, Compare, Event, EventType, Op, Store, TxnResult
 
 __all__ = ["ConflictError", "State", "TxnPlan"]
 
 log = logging.getLogger("waypost.state")
+
+_NAMED = 20
+"""How many skipped keys the start-up warning names; the metric counts them all."""
 
 TxnPlan = tuple[Sequence[Compare], Sequence[Op]]
 """What a write wants: compares that must hold, and the ops to apply if they do."""
@@ -47,6 +50,8 @@ class State:
         self._contact = time.monotonic()
         self._ready = asyncio.Event()
         self.listeners: list[Callable[[list[Event], int], None]] = []
+        self.decode_errors = 0
+        """Records the indexes could not take since start-up (Consul-style counter)."""
 
     async def start(self) -> None:
         start = await self._relist()
@@ -65,6 +70,13 @@ class State:
         fresh = Indexes()
         events = [Event(EventType.PUT, kv) for kv in snapshot.kvs]
         fresh.apply(events, snapshot.revision)
+        skipped = fresh.take_rejected()
+        if skipped:
+            known = self.indexes.quarantined
+            self.decode_errors += sum(known.get(r.key) != r.revision for r in skipped)
+            named = ", ".join(f"{r.key} ({r.reason})" for r in skipped[:_NAMED])
+            more = f" and {len(skipped) - _NAMED} more" if len(skipped) > _NAMED else ""
+            log.warning("skipping %d undecodable records: %s%s", len(skipped), named, more)
         old = self.indexes
         self.indexes = fresh
         old.topics.wake_all()
@@ -80,6 +92,7 @@ class State:
                         continue
                     revision = batch[-1].kv.mod_revision
                     self.indexes.apply(batch, revision)
+                    self._report(self.indexes.take_rejected())
                     self._notify(batch, revision)
                     start = revision + 1
             except CompactedError:
@@ -93,6 +106,11 @@ class State:
                 self._healthy = False
                 log.exception("store watch failed; retrying")
                 await asyncio.sleep(0.5)
+
+    def _report(self, rejected: list[Rejected]) -> None:
+        self.decode_errors += len(rejected)
+        for r in rejected:
+            log.warning("quarantined undecodable record %s at revision %d: %s", r.key, r.revision, r.reason)
 
     def _notify(self, batch: list[Event], revision: int) -> None:
         for listener in self.listeners:
@@ -134,8 +152,18 @@ class State:
             if planned is None:
                 return None
             compares, ops = planned
+            if self.indexes.quarantined:
+                compares = [self._past_quarantine(c) for c in compares]
             result = await self.store.txn(compares, ops)
             await self.wait_applied(result.revision)
             if result.succeeded:
                 return result
         raise ConflictError("too many concurrent writers; try again")
+
+    def _past_quarantine(self, compare: Compare) -> Compare:
+        """A quarantined record reads as absent, so a plan's "still absent" guard means
+        "still that record": without this, nothing could ever replace it."""
+        revision = self.indexes.quarantined.get(compare.key)
+        if revision is None or (compare.target, compare.op, compare.value) != ("version", "=", 0):
+            return compare
+        return Compare(compare.key, "mod", "=", revision)

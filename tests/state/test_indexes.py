@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from waypost.state import schema
+from waypost.state.indexes import Indexes
+from waypost.state.model import KVEntry, Node, NodeService
+from waypost.store.base import Event, EventType, KeyValue
+
+BAD_NODE = msgspec.msgpack.encode({"Node": "n1", "TaggedAddresses": {"wan": 1}})
+
+
+def put(key: str, value: bytes, revision: int) -> Event:
+    return Event(EventType.PUT, KeyValue(key, value, revision, revision, 1))
+
+
+def delete(key: str, revision: int) -> Event:
+    return Event(EventType.DELETE, KeyValue(key, b"", 0, revision, 0))
+
+
+def node(name: str, revision: int) -> Event:
+    return put(schema.NODES.key(name), schema.encode(Node(Node=name, Address="10.0.0.1")), revision)
+
+
+def test_undecodable_record_is_quarantined_and_the_rest_of_the_batch_applies() -> None:
+    idx = Indexes()
+    idx.apply([put(schema.NODES.key("n1"), BAD_NODE, 2), node("n2", 2)], 2)
+    assert idx.revision == 2
+    assert list(idx.nodes) == ["n2"]
+    assert idx.quarantined == {"catalog/nodes/n1": 2}
+    [rejected] = idx.take_rejected()
+    assert (rejected.key, rejected.revision) == ("catalog/nodes/n1", 2)
+    assert "Expected `str`, got `int`" in rejected.reason
+    assert idx.take_rejected() == []
+
+
+def test_bad_version_drops_the_older_good_one_and_a_good_one_restores_it() -> None:
+    idx = Indexes()
+    idx.apply([node("n1", 2)], 2)
+    idx.apply([put(schema.NODES.key("n1"), b"\xc1 not msgpack", 3)], 3)
+    assert "n1" not in idx.nodes
+    assert idx.topics.index(("node", "n1")) == 3
+    idx.apply([node("n1", 4)], 4)
+    assert idx.nodes["n1"].ModifyIndex == 4
+    assert idx.quarantined == {}
+
+
+def test_bad_service_leaves_its_service_index_behind() -> None:
+    idx = Indexes()
+    web = NodeService(ID="web-1", Service="web", Port=80)
+    idx.apply([node("n1", 2), put(schema.SERVICES.key("n1", "web-1"), schema.encode(web), 2)], 2)
+    idx.apply([put(schema.SERVICES.key("n1", "web-1"), msgspec.msgpack.encode({"ID": 1}), 3)], 3)
+    assert "web" not in idx.instances
+    assert idx.service_index("web") == 3
+
+
+def test_bad_kv_reads_as_deleted_so_prefix_watchers_see_it() -> None:
+    idx = Indexes()
+    good = schema.encode(KVEntry(Key="app/a", Value=b"v"))
+    idx.apply([put(schema.KVS.key("app/a"), good, 2)], 2)
+    idx.apply([put(schema.KVS.key("app/a"), msgspec.msgpack.encode([1, 2]), 5)], 5)
+    assert idx.kv_prefix("app/") == []
+    assert idx.kv_prefix_index("app/") == 5
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "catalog/services/nodeonly",
+        "catalog/services/n1/",
+        "catalog/checks/n1",
+        "catalog/nodes/",
+        "kv/",
+        "system/leader/other",
+    ],
+)
+def test_keys_of_the_wrong_shape_are_quarantined_not_indexed(key: str) -> None:
+    idx = Indexes()
+    valid = schema.encode(KVEntry(Key="x")) if key.startswith("kv/") else BAD_NODE
+    idx.apply([put(key, valid, 2), node("n2", 2)], 2)
+    assert idx.quarantined == {key: 2}
+    assert list(idx.nodes) == ["n2"]
+    assert idx.leader is None
+    assert (idx.services, idx.checks, len(idx.kv)) == ({}, {}, 0)
+    idx.apply([delete(key, 3)], 3)
+    assert idx.quarantined == {}
+    assert [r.key for r in idx.take_rejected()] == [key]
+
+
+def test_leader_key_beside_the_real_one_cannot_replace_it() -> None:
+    idx = Indexes()
+    me = schema.encode(schema.LEADER.record(Name="s1", Addr="127.0.0.1:8300"))
+    other = schema.encode(schema.LEADER.record(Name="rogue", Addr="127.0.0.1:1"))
+    idx.apply([put(schema.LEADER_KEY, me, 2), put("system/leader/x", other, 2)], 2)
+    assert idx.leader == schema.LEADER.record(Name="s1", Addr="127.0.0.1:8300")
+    assert list(idx.quarantined) == ["system/leader/x"]
+
+
+def test_keys_outside_every_table_are_ignored() -> None:
+    idx = Indexes()
+    idx.apply([put("elsewhere/x", b"\xc1", 2), put("catalog/other", b"\xc1", 2)], 2)
+    assert idx.revision == 2
+    assert idx.quarantined == {}
+    assert idx.take_rejected() == []

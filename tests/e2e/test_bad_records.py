@@ -1,0 +1,154 @@
+"""Records the agent cannot decode, written behind its back into each store it runs on.
+
+However such a record got there (an older version, a bug, a hand edit), the agent must
+start, keep serving reads and writes, name the bad keys in its log and count them in
+/v1/agent/metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from etcd_cluster import etcd_available, etcd_cluster
+from waypost.store import DATA_DIR_FILE, wire
+from waypost.store.base import Put
+from waypost.testing import AgentProcess
+
+GARBAGE = {
+    "catalog/nodes/bad": msgspec.msgpack.encode({"Node": "bad", "TaggedAddresses": {"wan": 1}}),
+    "catalog/services/nodeonly": msgspec.msgpack.encode({"ID": "nodeonly", "Service": "x"}),
+    "kv/broken": b"\xc1 not msgpack",
+}
+
+
+def wait_for_log(path: Path, *needles: str, limit: float = 10.0) -> str:
+    deadline = time.monotonic() + limit
+    while True:
+        text = path.read_text(errors="replace")
+        if all(n in text for n in needles) or time.monotonic() > deadline:
+            return text
+        time.sleep(0.05)
+
+
+def metrics(agent: AgentProcess) -> tuple[dict[str, Any], dict[str, float], str]:
+    body = agent.get("/v1/agent/metrics")
+    counters = {c["Name"]: c for c in body["Counters"]}
+    gauges = {g["Name"]: g["Value"] for g in body["Gauges"]}
+    _, _, text = agent.request("GET", "/v1/agent/metrics?format=prometheus")
+    return counters, gauges, text.decode()
+
+
+def assert_serves_and_reports(agent: AgentProcess, log: Path, *, at_start: bool) -> None:
+    keys = sorted(GARBAGE)
+    needle = f"skipping {len(keys)} undecodable records" if at_start else "quarantined undecodable record"
+    text = wait_for_log(log, needle, *keys)
+    assert needle in text
+    for key in keys:
+        assert key in text
+
+    counters, gauges, prom = metrics(agent)
+    assert counters["consul.state.decode_errors"]["Count"] == len(keys)
+    assert gauges["consul.state.quarantined_keys"] == len(keys)
+    assert f"# TYPE consul_state_decode_errors counter\nconsul_state_decode_errors {len(keys)}\n" in prom
+    assert f"consul_state_quarantined_keys {float(len(keys))}" in prom
+
+    assert "bad" not in [n["Node"] for n in agent.get("/v1/catalog/nodes")]
+    assert agent.request("GET", "/v1/kv/broken")[0] == 404
+    assert agent.put("/v1/catalog/register", {"Node": "fresh", "Address": "127.0.0.5"}) is True
+    assert agent.get("/v1/catalog/node/fresh")["Node"]["Address"] == "127.0.0.5"
+    assert agent.put("/v1/kv/after", b"still writing") is True
+    assert agent.request("GET", "/v1/kv/after?raw")[2] == b"still writing"
+
+    # A good write over a quarantined record replaces it and lifts the quarantine.
+    assert agent.put("/v1/catalog/register", {"Node": "bad", "Address": "127.0.0.6"}) is True
+    assert agent.get("/v1/catalog/node/bad")["Node"]["Address"] == "127.0.0.6"
+    assert agent.put("/v1/kv/broken", b"mended") is True
+    assert agent.request("GET", "/v1/kv/broken?raw")[2] == b"mended"
+    _, gauges, _ = metrics(agent)
+    assert gauges["consul.state.quarantined_keys"] == 1
+
+
+def test_embedded_sqlite_server_starts_on_a_database_holding_garbage(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    args = ["-server", "-bootstrap-expect", "1", "-data-dir", str(data), "-node", "solo"]
+    log = tmp_path / "agent.log"
+    first = AgentProcess(args, log_path=log).start()
+    try:
+        assert first.put("/v1/kv/before", b"kept") is True
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            # The running server holds the file exclusively, so garbage can only go in while it is down.
+            _write_rows(data / DATA_DIR_FILE)
+    finally:
+        first.stop()
+
+    _write_rows(data / DATA_DIR_FILE)
+    with AgentProcess(args, http_port=first.http_port, dns_port=first.dns_port, log_path=log) as second:
+        assert second.request("GET", "/v1/kv/before?raw")[2] == b"kept"
+        assert_serves_and_reports(second, log, at_start=True)
+
+
+def _write_rows(db_path: Path) -> None:
+    db = sqlite3.connect(db_path, timeout=0.2, isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        (revision,) = db.execute("SELECT value FROM meta WHERE name = 'revision'").fetchone()
+        db.executemany(
+            "INSERT OR REPLACE INTO kv VALUES (?, ?, ?, ?, 1, 0)",
+            [(key, value, revision + 1, revision + 1) for key, value in GARBAGE.items()],
+        )
+        db.execute("UPDATE meta SET value = ? WHERE name = 'revision'", (revision + 1,))
+        db.execute("COMMIT")
+    finally:
+        db.close()
+
+
+def test_dev_agent_survives_garbage_through_the_internal_store_path(tmp_path: Path) -> None:
+    log = tmp_path / "agent.log"
+    with AgentProcess(["-dev", "-node", "dev"], log_path=log) as agent:
+        body = wire.encode_txn_request([], [Put(k, v) for k, v in GARBAGE.items()], [])
+        status, _, _ = agent.request("PUT", "/v1/internal/store/txn", body)
+        assert status == 200
+        assert_serves_and_reports(agent, log, at_start=False)
+
+
+@pytest.mark.etcd
+@pytest.mark.skipif(not etcd_available(), reason="etcd-server is not installed")
+def test_server_on_etcd_survives_garbage_written_straight_into_etcd(tmp_path: Path) -> None:
+    from waypost.store.etcd import EtcdStore
+
+    async def write_garbage(endpoints: list[str]) -> None:
+        store = EtcdStore(endpoints)
+        try:
+            await store.txn([], [Put(k, v) for k, v in GARBAGE.items()])
+        finally:
+            await store.close()
+
+    (tmp_path / "etcd").mkdir()
+    with etcd_cluster(tmp_path / "etcd") as etcd:
+        args = [
+            *("-server", "-store", etcd.url, "-bind", "127.0.0.1", "-node", "server-1"),
+            *("-data-dir", str(tmp_path / "server")),
+        ]
+        log = tmp_path / "agent.log"
+        agent = AgentProcess(args, log_path=log).start(30)
+        try:
+            asyncio.run(write_garbage(etcd.endpoints))
+            assert_serves_and_reports(agent, log, at_start=False)
+        finally:
+            agent.stop()
+        # Restarted on the same etcd, it re-lists the one record still bad.
+        again = AgentProcess(args, log_path=log).start(30)
+        try:
+            text = wait_for_log(log, "skipping 1 undecodable records: catalog/services/nodeonly")
+            assert "skipping 1 undecodable records: catalog/services/nodeonly" in text
+            assert again.get("/v1/catalog/node/bad")["Node"]["Address"] == "127.0.0.6"
+            assert again.put("/v1/kv/after-restart", b"ok") is True
+        finally:
+            again.stop()

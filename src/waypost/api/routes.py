@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from waypost.api import agent, catalog, event, health, internal, kv, session, status, txn
+from waypost.api import agent, catalog, event, health, internal, kv, operator, session, snapshot, status, txn
 
 if TYPE_CHECKING:
     from waypost.api.app import ApiApp
@@ -72,6 +72,11 @@ ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [
     (READ, "/v1/event/list", event.list_),
     (READ, "/v1/status/leader", status.leader),
     (READ, "/v1/status/peers", status.peers),
+    (READ, "/v1/snapshot", snapshot.save),
+    ((PUT,), "/v1/snapshot", snapshot.restore),
+    (READ, "/v1/operator/raft/configuration", operator.raft_configuration),
+    (READ, "/v1/operator/autopilot/health", operator.autopilot_health),
+    (READ, "/v1/operator/autopilot/configuration", operator.autopilot_configuration),
     (READ, "/v1/coordinate/datacenters", status.coordinate_datacenters),
     (READ, "/v1/coordinate/nodes", status.coordinate_nodes),
     (READ, "/v1/coordinate/node/:node", status.coordinate_node),

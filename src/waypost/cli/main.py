@@ -23,8 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "maint": ("waypost.cli.maint_cmd", "Controls node or service maintenance mode"),
     "members": ("waypost.cli.members_cmd", "Lists the members of a cluster"),
     "monitor": ("waypost.cli.monitor_cmd", "Stream logs from an agent"),
+    "operator": ("waypost.cli.operator_cmd", "Provides cluster-level tools for operators"),
     "reload": ("waypost.cli.reload_cmd", "Triggers the agent to reload configuration files"),
     "services": ("waypost.cli.services_cmd", "Interact with services"),
+    "snapshot": ("waypost.cli.snapshot_cmd", "Saves, restores and inspects snapshots of server state"),
     "version": ("waypost.cli.version_cmd", "Prints the waypost version"),
     "watch": ("waypost.cli.watch_cmd", "Watch for changes"),
 }

@@ -1,0 +1,106 @@
+"""Save and restore: a snapshot archive from one consistent store read, and back into the store.
+
+What a restore keeps and what it cannot:
+
+- every snapshotted record comes back byte for byte (catalog nodes, services and checks,
+  KV entries with their flags, ``LockIndex`` and lock holder, sessions, coordinates), and
+  records of those tables that the snapshot does not hold are deleted;
+- ``CreateIndex``/``ModifyIndex`` are NOT the saved ones, unlike Consul's: they are store
+  revisions, which only the store assigns. Every restored record is written at one new
+  revision above everything before it, so its ModifyIndex (and the CreateIndex of a record
+  that did not exist) is that revision. Indexes only ever go up, so blocking queries wake;
+- a TTL session gets a fresh lease of twice its TTL (Consul also restarts session timers
+  on restore), and the leases of the sessions it replaced are revoked afterwards;
+- transient tables (members, liveness, leader, events) are left as they are.
+
+The restore is one store transaction, so readers see the old state or the new one, never a
+mix. A store that refuses a transaction that large (etcd's ``--max-txn-ops``, 128 by
+default, and its 1.5 MiB request limit) gets the same writes in consecutive transactions
+instead; the archive was fully verified before the first, so a bad file still changes
+nothing, but readers may then see a partly restored catalog while it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from waypost.durations import parse_duration
+from waypost.state import schema
+from waypost.state import snapshot as archive
+from waypost.state.session_ops import SESSION_TTL_MULTIPLIER
+from waypost.state.state import State
+from waypost.store.base import Delete, Op, Put, StoreError
+
+__all__ = ["restore", "save"]
+
+log = logging.getLogger("waypost.snapshot")
+
+_CHUNK = 100
+"""Ops per transaction when the store refuses one transaction for the whole restore."""
+_TOO_LARGE = ("too many operations", "request is too large", "exceeds")
+
+
+async def save(state: State, servers: Sequence[tuple[str, str]] = ()) -> tuple[bytes, int]:
+    """The archive of the store as of one revision, and that revision (``X-Consul-Index``)."""
+    read = await state.store.range("")
+    return archive.encode(read.kvs, read.revision, servers=servers), read.revision
+
+
+async def restore(state: State, snap: archive.Snapshot) -> int:
+    """Make the snapshotted tables hold exactly ``snap``'s records; returns the last revision.
+
+    Raises ``SnapshotError`` (before any write) when a session's TTL cannot be read back."""
+    ttls = _session_ttls(snap)
+    store = state.store
+    current = [kv for kv in (await store.range("")).kvs if archive.snapshotted(kv.key) is not None]
+    wanted = {entry.Key for _, entry in snap.entries}
+    old_leases = {kv.lease for kv in current if kv.lease and kv.key.startswith(schema.SESSIONS.prefix)}
+    granted: dict[str, int] = {}
+    try:
+        for key, ttl in ttls.items():
+            granted[key] = await store.lease_grant(ttl * SESSION_TTL_MULTIPLIER)
+        ops: list[Op] = [Delete(kv.key) for kv in current if kv.key not in wanted]
+        ops += [Put(e.Key, e.Value, granted.get(e.Key, 0)) for _, e in snap.entries]
+        revision = await _apply(state, ops)
+    except BaseException:
+        for lease in granted.values():
+            await store.lease_revoke(lease)
+        raise
+    for lease in old_leases:
+        await store.lease_revoke(lease)
+    await state.wait_applied(revision)
+    return revision
+
+
+def _session_ttls(snap: archive.Snapshot) -> dict[str, float]:
+    ttls: dict[str, float] = {}
+    for _, entry in snap.entries:
+        table = archive.snapshotted(entry.Key)
+        if table is not schema.SESSIONS:
+            continue
+        session = schema.SESSIONS.decode(entry.Value, 0, 0)
+        if not session.TTL:
+            continue
+        try:
+            ttls[entry.Key] = parse_duration(session.TTL)
+        except ValueError:
+            raise archive.SnapshotError(
+                f"failed to read snapshot file: session {session.ID} has an invalid TTL {session.TTL!r}"
+            ) from None
+    return ttls
+
+
+async def _apply(state: State, ops: list[Op]) -> int:
+    if not ops:
+        return await state.store.revision()
+    try:
+        return (await state.store.txn([], ops)).revision
+    except StoreError as exc:
+        if not any(reason in str(exc) for reason in _TOO_LARGE):
+            raise
+        log.warning("store refused the restore as one transaction (%s); writing it in parts", exc)
+    revision = 0
+    for start in range(0, len(ops), _CHUNK):
+        revision = (await state.store.txn([], ops[start : start + _CHUNK])).revision
+    return revision

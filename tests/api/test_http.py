@@ -1,13 +1,15 @@
-"""The HTTP adapter's own parsing, without sockets."""
+"""The HTTP adapter: its parsing, and how it answers when a handler fails."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
 from urllib.parse import parse_qs, quote
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from waypost.api.http import _parse_query
+from waypost.api.http import HttpServer, Request, Response, _decode_path, _parse_query
 
 
 @given(st.lists(st.tuples(st.text(max_size=8), st.text(max_size=8)), max_size=6), st.booleans())
@@ -16,3 +18,70 @@ def test_query_parsing_matches_the_standard_library(pairs: list[tuple[str, str]]
     if bare:
         raw += "&recurse"
     assert _parse_query(raw) == parse_qs(raw, keep_blank_values=True)
+
+
+async def _exchange(port: int, raw: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(raw)
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+async def _failing_stream() -> AsyncIterator[bytes]:
+    yield b"first"
+    raise RuntimeError("stream broke")
+
+
+def _handler(req: Request) -> Response | Awaitable[Response]:
+    """A stand-in for the API: the server under test is real, this only decides what fails."""
+    if req.path == "/raise":
+        raise RuntimeError("handler bug")
+    if req.path == "/raise-later":
+
+        async def later() -> Response:
+            await asyncio.sleep(0)
+            raise RuntimeError("async handler bug")
+
+        return later()
+    if req.path == "/stream":
+        return Response(stream=_failing_stream())
+    return Response.text(f"ok {req.path}")
+
+
+async def test_handler_exceptions_answer_500_and_keep_the_connection() -> None:
+    server = HttpServer(_handler)
+    port = await server.listen("127.0.0.1", 0)
+    try:
+        answer = await _exchange(
+            port,
+            b"GET /raise HTTP/1.1\r\n\r\nGET /raise-later HTTP/1.1\r\n\r\n"
+            b"GET /after HTTP/1.1\r\nConnection: close\r\n\r\n",
+        )
+    finally:
+        await server.close()
+    assert answer.count(b"HTTP/1.1 500 Internal Server Error\r\n") == 2
+    assert answer.count(b"\r\n\r\ninternal error") == 2
+    assert answer.endswith(b"\r\n\r\nok /after")
+
+
+async def test_a_failing_stream_hangs_up_that_client_only() -> None:
+    server = HttpServer(_handler)
+    port = await server.listen("127.0.0.1", 0)
+    try:
+        broken = await _exchange(port, b"GET /stream HTTP/1.1\r\n\r\n")
+        fine = await _exchange(port, b"GET /next HTTP/1.1\r\nConnection: close\r\n\r\n")
+    finally:
+        await server.close()
+    assert broken.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"5\r\nfirst\r\n" in broken
+    assert not broken.endswith(b"0\r\n\r\n")  # no clean end: the client sees the body cut short
+    assert fine.endswith(b"\r\n\r\nok /next")
+
+
+def test_paths_must_be_printable_utf8() -> None:
+    assert _decode_path(b"/v1/kv/a%20b%E2%9C%93") == "/v1/kv/a b\u2713"
+    assert _decode_path(b"/v1/kv/%ff") is None
+    assert _decode_path(b"/v1/kv/a%00") is None
+    assert _decode_path(b"/v1/kv/a%C2%A0b") is None  # no-break space: Go's unicode.IsPrint says no

@@ -21,6 +21,7 @@ from waypost.agent.leader import SERF_CHECK
 from waypost.agent.local import LocalState, sync_in_process
 from waypost.agent.monitor import LogBroadcaster
 from waypost.agent.tasks import cancel_all
+from waypost.api.http import GO_MAX_HEADER_BYTES, HttpLimits
 from waypost.config import AgentConfig, reload_config
 from waypost.state.kv_ops import LockDelays
 from waypost.state.model import Node
@@ -104,7 +105,7 @@ class Agent:
         ae = self.local.run(state, target, self.config.ae_interval.seconds)
         self._tasks.append(asyncio.create_task(ae, name="anti-entropy"))
         state.listeners.append(self._on_catalog_change)
-        http = HttpServer(ApiApp(self).handle)
+        http = HttpServer(ApiApp(self).handle, _http_limits(self.config))
         self.http_port = await http.listen(self.http_addr, self.config.ports.http)
         self._servers.append(http)
         if self.config.ports.dns > 0:
@@ -216,6 +217,19 @@ class Agent:
             self._leaving = loop.create_task(self.leave())
 
         loop.call_later(0.05, begin)
+
+
+def _http_limits(cfg: AgentConfig) -> HttpLimits:
+    """The HTTP server's limits from the agent's configuration. The body cap never cuts
+    below the KV and transaction limits, so those endpoints answer with their own error."""
+    http = cfg.http_config
+    return HttpLimits(
+        max_header_bytes=http.max_header_bytes or GO_MAX_HEADER_BYTES,
+        max_body_bytes=max(http.max_body_bytes, cfg.limits.kv_max_value_size, cfg.limits.txn_max_req_len),
+        read_header_timeout=http.read_header_timeout.seconds,
+        idle_timeout=http.idle_timeout.seconds,
+        max_conns_per_client=cfg.limits.http_max_conns_per_client,
+    )
 
 
 class _Stoppable:

@@ -6,6 +6,11 @@ than aiohttp (see docs/http-server.md). Handlers stay sans-I/O: a handler takes 
 ``Request`` and returns a ``Response`` (or an awaitable of one, for blocking queries
 and writes); this module only frames bytes. Pipelined requests are answered in order;
 a client that disconnects cancels its pending handlers.
+
+It also enforces what one client may cost (``HttpLimits``), as Go's net/http does for
+Consul: a cap on header bytes, on body bytes, on connections per client address, and
+deadlines for half-sent headers and idle keep-alive connections. Deadlines are plain
+numbers checked by one sweep per server, so the common request arms no timer.
 """
 
 from __future__ import annotations
@@ -14,22 +19,57 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import cast
 from urllib.parse import unquote, unquote_plus
 
 import httptools
 
-__all__ = ["HttpServer", "Request", "Response", "serve"]
+__all__ = ["GO_MAX_HEADER_BYTES", "HttpLimits", "HttpServer", "Request", "Response", "serve"]
 
 log = logging.getLogger("waypost.http")
 
-MAX_BODY = 8 * 1024 * 1024
-"""Larger bodies get 413 before they are buffered; Consul's own limits are far smaller."""
+GO_MAX_HEADER_BYTES = 1 << 20
+"""Go's ``http.DefaultMaxHeaderBytes``, what Consul's server allows when not told otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """What one client may cost the server; a limit <= 0 is off.
+
+    The defaults are the ones a Consul agent runs with: Go's ``DefaultMaxHeaderBytes``
+    and Consul's ``limits.http_max_conns_per_client``. Consul sets no header or idle
+    deadline, so a few stalled sockets can pin its connection slots forever; waypost
+    closes them after ``read_header_timeout`` and ``idle_timeout``.
+    """
+
+    max_header_bytes: int = GO_MAX_HEADER_BYTES
+    max_body_bytes: int = 8 << 20
+    read_header_timeout: float = 30.0
+    idle_timeout: float = 300.0
+    max_conns_per_client: int = 200
+
 
 Handler = Callable[["Request"], "Response | Awaitable[Response]"]
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
+
+_HEADER_SLOP = 4096
+"""Go reads ``MaxHeaderBytes`` plus this much before it refuses a request head."""
+
+_LINGER = 0.5
+"""After refusing a request, how long the rest of it is read and dropped, so the client
+reads the refusal instead of a reset (Go's ``rstAvoidanceDelay``)."""
+
+_TOO_MANY_CONNS = b"Your IP is issuing too many concurrent connections, please rate limit your calls\n"
+_TOO_MANY_RESPONSE = (
+    b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+    b"Connection: close\r\n\r\n%s" % (len(_TOO_MANY_CONNS), _TOO_MANY_CONNS)
+)
+"""Byte for byte what Consul's connection limiter writes before it closes the connection."""
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class Request:
@@ -137,15 +177,32 @@ class _Clock:
 _CLOCK = _Clock()
 
 
+def _decode_path(raw: bytes) -> str | None:
+    """The path as text, or None when it cannot be served: percent-escapes that are not
+    UTF-8 (keys are text here), or a character Consul's printable-path filter refuses."""
+    try:
+        path = unquote(raw.decode("ascii"), errors="strict")
+    except UnicodeDecodeError:
+        return None
+    return path if path.isprintable() else None
+
+
 class _Connection(asyncio.Protocol):
     __slots__ = (
-        "_body", "_closing", "_conns", "_handler", "_headers", "_parser", "_queue", "_remote", "_size",
-        "_too_big", "_transport", "_url", "_watching", "_worker",
+        "_body", "_client", "_closing", "_handler", "_head_bytes", "_header_timeout", "_headers",
+        "_idle_timeout", "_loop", "_max_body", "_max_head", "_parser", "_queue", "_reading_head", "_remote",
+        "_server", "_size", "_transport", "_url", "_watching", "_worker", "deadline",
     )  # fmt: skip
 
-    def __init__(self, handler: Handler, conns: set[_Connection]) -> None:
-        self._handler = handler
-        self._conns = conns
+    def __init__(self, server: HttpServer) -> None:
+        limits = server.limits
+        self._server = server
+        self._handler = server.handler
+        self._max_head = limits.max_header_bytes + _HEADER_SLOP if limits.max_header_bytes > 0 else 0
+        self._max_body = max(limits.max_body_bytes, 0)
+        self._header_timeout = max(limits.read_header_timeout, 0.0)
+        self._idle_timeout = max(limits.idle_timeout, 0.0)
+        self._loop = asyncio.get_running_loop()
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         # A list, not a deque: it almost always holds 0 or 1 items, and 10,000 parked
@@ -155,6 +212,14 @@ class _Connection(asyncio.Protocol):
         self._watching = False
         self._closing = False
         self._remote = ""
+        self._client = ""
+        #: When the server's sweep closes this connection (loop time); 0 while a request is
+        #: being answered. Armed by the first byte of a request head and by going idle.
+        self.deadline = 0.0
+        # Bytes received while a request head is incomplete. A chunk in which a new head
+        # begins is not counted, so the cap may be passed by one read before it holds.
+        self._reading_head = True
+        self._head_bytes = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -162,18 +227,30 @@ class _Connection(asyncio.Protocol):
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
         self._size = 0
-        self._too_big = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
-        self._conns.add(self)
+        self._server.conns.add(self)
         peer = transport.get_extra_info("peername")
-        self._remote = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else ""
+        if isinstance(peer, tuple):
+            self._remote = f"{peer[0]}:{peer[1]}"
+            if not self._server.admit(peer[0]):
+                self._refuse(_TOO_MANY_RESPONSE)
+                return
+            self._client = peer[0]
+        if self._header_timeout:
+            self.deadline = self._loop.time() + self._header_timeout
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         self._transport = None
-        self._conns.discard(self)
+        self._server.conns.discard(self)
+        if self._client:
+            self._server.release(self._client)
+            self._client = ""
+        self._drop_pending()
+
+    def _drop_pending(self) -> None:
         if self._worker is not None:
             self._worker.cancel()
         for item, _ in self._queue:
@@ -184,20 +261,50 @@ class _Connection(asyncio.Protocol):
         self._queue.clear()
 
     def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        if self._reading_head:
+            self._head_bytes += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(400, "upgrades are not supported")
+        except httptools.HttpParserCallbackError:
+            log.exception("HTTP request handling failed")
+            self._fail(500, "internal error")
         except httptools.HttpParserError as exc:
             self._fail(400, f"malformed HTTP request: {exc}")
+        if self._reading_head and 0 < self._max_head < self._head_bytes and not self._closing:
+            self._fail(431, "431 Request Header Fields Too Large")
 
     def _fail(self, status: int, message: str) -> None:
-        if self._transport is not None:
-            self._transport.write(Response.text(message, status).encode(False, _CLOCK.date()))
-            self._transport.close()
+        self._refuse(Response.text(message, status).encode(False, _CLOCK.date()))
+
+    def _refuse(self, answer: bytes) -> None:
+        """Answer and close, first reading and dropping what the client still sends for a
+        moment: closing with unread input resets the connection, and the client would lose
+        the answer."""
         self._closing = True
+        self.deadline = 0.0
+        self._drop_pending()
+        transport = self._transport
+        if transport is None:
+            return
+        transport.write(answer)
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._loop.call_later(_LINGER, transport.close)
+
+    def expire(self) -> None:
+        """A deadline passed: close without an answer, as Go does on a read timeout."""
+        self.deadline = 0.0
+        self.abort()
 
     # httptools callbacks
+    def on_message_begin(self) -> None:
+        self._reading_head = True
+        self.deadline = self._loop.time() + self._header_timeout if self._header_timeout else 0.0
+
     def on_url(self, url: bytes) -> None:
         self._url += url
 
@@ -206,35 +313,56 @@ class _Connection(asyncio.Protocol):
         text = value.decode("latin-1")
         self._headers[key] = f"{self._headers[key]}, {text}" if key in self._headers else text
 
+    def on_headers_complete(self) -> None:
+        self._reading_head = False
+        self._head_bytes = 0
+        self.deadline = 0.0
+        length = self._headers.get("content-length")
+        if length is not None and self._max_body and length.isdigit() and int(length) > self._max_body:
+            self._fail(413, f"Request body({length} bytes) too large, max size: {self._max_body} bytes")
+        elif (
+            self._headers.get("expect", "").lower() == "100-continue"
+            and not self._queue
+            and self._transport is not None
+        ):
+            self._transport.write(_CONTINUE)
+
     def on_body(self, body: bytes) -> None:
-        if self._too_big:
+        if self._closing:
             return
         self._body.append(body)
         self._size += len(body)
-        if self._size > MAX_BODY:
-            self._too_big = True
-            self._body = []
+        if 0 < self._max_body < self._size:
+            self._fail(413, f"Request body too large, max size: {self._max_body} bytes")
 
     def on_message_complete(self) -> None:
         if self._closing:
             return
         keep_alive = self._parser.should_keep_alive()
-        if self._too_big:
-            self._enqueue(Response.text("Request body too large", 413), False)
+        try:
+            parsed = httptools.parse_url(self._url)
+        except httptools.HttpParserInvalidURLError:
+            self._fail(400, f"malformed HTTP request: invalid URL {self._url.decode('latin-1')!r}")
             return
-        parsed = httptools.parse_url(self._url)
+        path = _decode_path(parsed.path or b"/")
+        if path is None:
+            self._reset()
+            self._answer(Response.text("Bad request: the URL path is not printable UTF-8", 400), keep_alive)
+            return
         raw_query = parsed.query.decode("latin-1") if parsed.query else ""
         method = self._parser.get_method().decode("ascii")
-        path = unquote(parsed.path.decode("latin-1"), errors="surrogateescape")
         req = Request(method, path, raw_query, self._headers, b"".join(self._body))
         req.remote = self._remote
         self._reset()
+        self._answer(req, keep_alive)
+
+    def _answer(self, item: Request | Response, keep_alive: bool) -> None:
         if self._queue:
             # Pipelined behind a request still in progress: run it only after that one,
             # so a GET pipelined after a PUT sees the PUT.
-            self._queue.append((req, keep_alive))
-            return
-        self._enqueue(self._run(req), keep_alive)
+            self._queue.append((item, keep_alive))
+        else:
+            self._enqueue(self._run(item) if isinstance(item, Request) else item, keep_alive)
 
     def _run(self, req: Request) -> Response | Awaitable[Response]:
         try:
@@ -292,7 +420,13 @@ class _Connection(asyncio.Protocol):
                     log.exception("handler failed")
                     resp = Response.text("internal error", 500)
                 if resp.stream is not None:
-                    await self._send_stream(resp, keep_alive)
+                    try:
+                        await self._send_stream(resp, keep_alive)
+                    except Exception:
+                        # The head is gone already: all that is left to say is to hang up.
+                        log.exception("response stream failed")
+                        self.abort()
+                        return
                 self._queue.pop(0)
                 self._write(resp, keep_alive)
         finally:
@@ -322,34 +456,71 @@ class _Connection(asyncio.Protocol):
         if not keep_alive:
             self._closing = True
             transport.close()
+        elif self._idle_timeout and not self._queue and not self._reading_head:
+            self.deadline = self._loop.time() + self._idle_timeout
 
 
 class HttpServer:
-    def __init__(self, handler: Handler) -> None:
-        self._handler = handler
+    """Listeners, and what all their connections share: the handler, the limits, the
+    count of connections per client address and the sweep that enforces deadlines."""
+
+    def __init__(self, handler: Handler, limits: HttpLimits | None = None) -> None:
+        self.handler = handler
+        self.limits = limits or HttpLimits()
+        self.conns: set[_Connection] = set()
+        self._per_client: dict[str, int] = {}
         self._servers: list[asyncio.Server] = []
-        self._conns: set[_Connection] = set()
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def listen(self, host: str, port: int) -> int:
         """Bind and start serving; returns the bound port (useful with port 0)."""
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            lambda: _Connection(self._handler, self._conns), host, port, backlog=2048
-        )
+        server = await loop.create_server(lambda: _Connection(self), host, port, backlog=2048)
         self._servers.append(server)
+        timeouts = [t for t in (self.limits.read_header_timeout, self.limits.idle_timeout) if t > 0]
+        if timeouts and self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep(min(1.0, max(0.05, min(timeouts) / 4))))
         return int(server.sockets[0].getsockname()[1])
 
+    def admit(self, client: str) -> bool:
+        """Count a new connection from ``client``, unless it already holds its share."""
+        count = self._per_client.get(client, 0)
+        if 0 < self.limits.max_conns_per_client <= count:
+            return False
+        self._per_client[client] = count + 1
+        return True
+
+    def release(self, client: str) -> None:
+        count = self._per_client[client] - 1
+        if count:
+            self._per_client[client] = count
+        else:
+            del self._per_client[client]
+
+    async def _sweep(self, tick: float) -> None:
+        """Close connections whose deadline passed: one pass per tick over all of them
+        costs less than a timer per request, and a deadline needs no better precision."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(tick)
+            now = loop.time()
+            for conn in [c for c in self.conns if 0 < c.deadline <= now]:
+                conn.expire()
+
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for server in self._servers:
             server.close()
-        for conn in list(self._conns):
+        for conn in list(self.conns):
             conn.abort()
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
 
 
-async def serve(handler: Handler, host: str, port: int) -> HttpServer:
-    server = HttpServer(handler)
+async def serve(handler: Handler, host: str, port: int, limits: HttpLimits | None = None) -> HttpServer:
+    server = HttpServer(handler, limits)
     await server.listen(host, port)
     return server

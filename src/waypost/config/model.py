@@ -193,6 +193,16 @@ class HTTPConfig:
     response_headers: Mapping[str, str] = field(default_factory=dict)
     block_endpoints: tuple[str, ...] = ()
     allow_write_http_from: tuple[str, ...] = ()
+    #: 0 means Go's default, 1 MiB.
+    max_header_bytes: Count = 0
+    # waypost keys, not Consul's. Consul's server puts no cap on bodies outside KV and
+    # transactions and no deadline on reading headers or on idle connections, so a
+    # handful of stalled sockets can hold its connection slots forever. A body limit
+    # below kv_max_value_size or txn_max_req_len does not apply to those endpoints;
+    # a zero duration disables the deadline.
+    max_body_bytes: Annotated[int, positive] = 8 * 1024 * 1024
+    read_header_timeout: Duration = Duration("30s")
+    idle_timeout: Duration = Duration("5m")
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,10 +56,13 @@ TYPES: dict[str, tuple[int, str]] = {
 }
 """Snapshotted tables and the Consul message type (number, name) their records travel as."""
 
-TRANSIENT = frozenset({schema.MEMBERS.name, schema.LIVENESS.name, schema.LEADER.name, schema.EVENTS.name})
+TRANSIENT = frozenset(
+    {schema.MEMBERS.name, schema.LIVENESS.name, schema.LEADER.name, schema.EVENTS.name, "graveyard"}
+)
 """Tables a snapshot leaves out, as Consul's leaves out gossip: membership, liveness and the
-leader belong to the running agents, and user events are fire-and-forget (restoring old ones
-would run their watch handlers again). Every table is in exactly one of TYPES and TRANSIENT."""
+leader belong to the running agents, user events are fire-and-forget (restoring old ones
+would run their watch handlers again), and the graveyard's reap index is a revision of the
+store it was read from. Every table is in exactly one of TYPES and TRANSIENT."""
 
 _TABLES = [t for t in schema.TABLES if t.name in TYPES]
 _META = "meta.json"

@@ -11,13 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from waypost.api.common import HTTPError, parse_uint, query_duration
 from waypost.api.http import Request, Response
+from waypost.state import schema
 from waypost.state.state import State
 from waypost.store import wire
-from waypost.store.base import Event, LeaseNotFoundError
+from waypost.store.base import Delete, Event, LeaseNotFoundError, Op, Put, StoreError
+from waypost.store.keyspace import check_duplicates
 
 if TYPE_CHECKING:
     from waypost.api.app import ApiApp
@@ -25,6 +30,12 @@ if TYPE_CHECKING:
 __all__ = ["EventRing"]
 
 _MSGPACK = "application/msgpack"
+
+_RECORD_OVERHEAD = 64 * 1024
+"""Room for a KV record's key and other fields beside a value of the largest allowed size."""
+
+_MAX_LEASE_TTL = 9_000_000_000.0
+"""etcd's MaxLeaseTTL in seconds; a longer TTL would be refused there as an internal error."""
 
 
 class EventRing:
@@ -70,7 +81,10 @@ async def range_(app: ApiApp, req: Request) -> Response:
 
 
 async def get(app: ApiApp, req: Request) -> Response:
-    return _packed(wire.encode(await app.state.store.get(req.arg("key") or "")))
+    key = req.arg("key")
+    if not key:
+        raise HTTPError(400, "Missing key")
+    return _packed(wire.encode(await app.state.store.get(key)))
 
 
 async def revision(app: ApiApp, req: Request) -> Response:
@@ -82,11 +96,56 @@ async def txn(app: ApiApp, req: Request) -> Response:
         compares, success, failure = wire.decode_txn_request(req.body)
     except ValueError as exc:
         raise HTTPError(400, f"bad store transaction: {exc}") from None
+    max_value = app.agent.config.limits.kv_max_value_size + _RECORD_OVERHEAD
+    _check_writes(success, max_value)
+    _check_writes(failure, max_value)
     try:
         result = await app.state.store.txn(compares, success, failure)
     except LeaseNotFoundError:
         return _packed(wire.encode(False), 404)
     return _packed(wire.encode_txn_result(result))
+
+
+def _check_writes(ops: Sequence[Op], max_value: int) -> None:
+    """Refuse what the catalog's readers could not load: every client agent and server
+    decodes each record it is sent, so one undecodable value, or a key outside the
+    layout of ``schema``, would stall every replica's state feed. A decode is the cheapest
+    complete check, and it runs once per write, on the server only."""
+    for op in ops:
+        if isinstance(op, Put):
+            table = _table_of(op.key, prefix=False)
+            if len(op.value) > max_value:
+                raise HTTPError(
+                    400, f"Value for key {op.key!r} too large ({len(op.value)} bytes, max {max_value})"
+                )
+            try:
+                table.decode(op.value, 0, 0)
+            except msgspec.DecodeError as exc:
+                record = table.record.__name__
+                raise HTTPError(
+                    400, f"Invalid value for key {op.key!r}: not a {record} record: {exc}"
+                ) from None
+        elif isinstance(op, Delete):
+            # Any key of a table, so that a record the readers quarantined can be removed.
+            _table_of(op.key, prefix=True)
+    try:
+        check_duplicates(ops)
+    except StoreError as exc:
+        raise HTTPError(400, f"bad store transaction: {exc}") from None
+
+
+def _table_of(key: str, *, prefix: bool) -> schema.Table[Any]:
+    """The table ``key`` belongs to, which a whole key must fit the layout of; a prefix may
+    name a whole table but never span two."""
+    table = next((t for t in schema.TABLES if key.startswith(t.prefix)), None)
+    if table is None:
+        raise HTTPError(400, f"Invalid key {key!r}: not under any table prefix")
+    if not prefix:
+        try:
+            table.split(key)
+        except ValueError as exc:
+            raise HTTPError(400, f"Invalid key {key!r}: {exc}") from None
+    return table
 
 
 async def watch(app: ApiApp, req: Request) -> Response:
@@ -109,16 +168,29 @@ async def lease(app: ApiApp, req: Request) -> Response:
     action, _, ident = req.param.partition("/")
     try:
         if action == "grant":
-            ttl = query_duration(req, "ttl", "Invalid ttl") or 0.0
-            return _packed(wire.encode(await store.lease_grant(ttl)))
-        lease_id = int(ident or "0")
+            return _packed(wire.encode(await store.lease_grant(_lease_ttl(req))))
         if action == "keepalive":
-            return _packed(wire.encode(await store.lease_keepalive(lease_id)))
+            return _packed(wire.encode(await store.lease_keepalive(_lease_id(ident))))
         if action == "revoke":
-            await store.lease_revoke(lease_id)
+            await store.lease_revoke(_lease_id(ident))
             return _packed(wire.encode(True))
     except LeaseNotFoundError:
         return _packed(wire.encode(False), 404)
-    except ValueError:
-        raise HTTPError(400, f"bad lease id {ident!r}") from None
     raise HTTPError(404, f"unknown lease action {action!r}")
+
+
+def _lease_ttl(req: Request) -> float:
+    ttl = query_duration(req, "ttl", "Invalid ttl")
+    if ttl is None or not 0 < ttl <= _MAX_LEASE_TTL:
+        raise HTTPError(
+            400, f"Invalid ttl: {req.arg('ttl')!r} must be a positive duration up to {_MAX_LEASE_TTL:.0f}s"
+        )
+    return ttl
+
+
+def _lease_id(ident: str) -> int:
+    if not ident:
+        raise HTTPError(400, "Missing lease id")
+    if not (ident.isascii() and ident.isdigit()) or int(ident) > wire.MAX_INT64:
+        raise HTTPError(400, f"Invalid lease id {ident!r}: not an unsigned 64-bit integer")
+    return int(ident)

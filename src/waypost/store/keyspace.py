@@ -31,7 +31,7 @@ from waypost.store.base import (
     TxnResult,
 )
 
-__all__ = ["Change", "Keyspace", "Lease"]
+__all__ = ["Change", "Keyspace", "Lease", "check_duplicates"]
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq,
@@ -123,7 +123,7 @@ class Keyspace:
         failing op (unknown lease, duplicate key) leaves the key space untouched."""
         succeeded = all(self._holds(c) for c in compares)
         ops = success if succeeded else failure
-        _check_duplicates(ops)
+        check_duplicates(ops)
         for op in ops:
             if isinstance(op, Put):
                 self._check_lease(op.lease)
@@ -269,7 +269,7 @@ def _int_target(kv: KeyValue | None, target: str) -> int:
     return kv.lease
 
 
-def _check_duplicates(ops: Sequence[Op]) -> None:
+def check_duplicates(ops: Sequence[Op]) -> None:
     """etcd rejects a transaction that writes one key twice, or puts a key it also deletes."""
     puts: set[str] = set()
     for op in ops:

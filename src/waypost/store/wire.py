@@ -1,19 +1,22 @@
 """The store interface on the wire, for client agents that reach the store through a server.
 
 msgpack via msgspec: the same encoder both ends, and the dataclasses of ``base`` decode
-back to themselves. Ops travel as tagged tuples because their union is untagged.
+back to themselves. A transaction request travels as tagged structs because the op union
+of ``base`` is untagged, and because a server must type-check what a client sends.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from waypost.store.base import Compare, Delete, Event, KeyValue, Op, Put, Range, RangeResult, TxnResult
 
 __all__ = [
+    "MAX_INT64",
+    "MAX_TXN_OPS",
     "decode_events",
     "decode_kv",
     "decode_number",
@@ -30,52 +33,108 @@ _EVENTS = msgspec.msgpack.Decoder(list[list[Event]])
 _KV = msgspec.msgpack.Decoder(KeyValue | None)
 _RANGE = msgspec.msgpack.Decoder(RangeResult)
 
-OpTuple = tuple[str, str, bytes, int]
-CompareTuple = tuple[str, str, str, int | bytes]
+MAX_INT64 = 2**63 - 1
+
+Uint64 = Annotated[int, msgspec.Meta(ge=0, le=MAX_INT64)]
+"""A revision, version or lease id: etcd keeps them as int64, never negative."""
+
+Key = Annotated[str, msgspec.Meta(min_length=1)]
+"""etcd refuses an empty key ("key is not provided"), except as a whole-store prefix."""
+
+MAX_TXN_OPS = 128
+"""etcd's default ``--max-txn-ops``, per list: a longer list would be refused there anyway."""
+
+
+class WireCompare(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    key: Key
+    target: Literal["value", "version", "create", "mod", "lease"]
+    op: Literal["=", "!=", "<", ">"]
+    value: Uint64 | bytes
+
+    def __post_init__(self) -> None:
+        if (self.target == "value") != isinstance(self.value, bytes):
+            wanted = "bytes" if self.target == "value" else "an unsigned integer"
+            raise ValueError(f"a {self.target} compare needs {wanted} as its value")
+
+
+class WirePut(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind", tag="put"):
+    key: Key
+    value: bytes
+    lease: Uint64 = 0
+
+
+class WireDelete(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind", tag="delete"):
+    key: str
+    prefix: bool = False
+
+    def __post_init__(self) -> None:
+        if not (self.key or self.prefix):
+            raise ValueError("key is not provided")
+
+
+class WireRange(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind", tag="range"):
+    key: str
+    prefix: bool = False
+
+    def __post_init__(self) -> None:
+        if not (self.key or self.prefix):
+            raise ValueError("key is not provided")
+
+
+WireOp = WirePut | WireDelete | WireRange
+Ops = Annotated[list[WireOp], msgspec.Meta(max_length=MAX_TXN_OPS)]
+
+
+class WireTxn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A transaction request as it travels; decoding it is the whole type check, so a
+    malformed field fails here with its path (``$.success[3].lease``) and never reaches
+    a backend, where it would surface as an internal error."""
+
+    compares: Annotated[list[WireCompare], msgspec.Meta(max_length=MAX_TXN_OPS)] = []
+    success: Ops = []
+    failure: Ops = []
 
 
 def encode(value: Any) -> bytes:
     return _ENC.encode(value)
 
 
-def _op(op: Op) -> OpTuple:
+def _wire_op(op: Op) -> WireOp:
     if isinstance(op, Put):
-        return ("put", op.key, op.value, op.lease)
+        return WirePut(op.key, op.value, op.lease)
     if isinstance(op, Delete):
-        return ("delete", op.key, b"", int(op.prefix))
-    return ("range", op.key, b"", int(op.prefix))
+        return WireDelete(op.key, op.prefix)
+    return WireRange(op.key, op.prefix)
 
 
-def _unop(raw: OpTuple) -> Op:
-    kind, key, value, extra = raw
-    if kind == "put":
-        return Put(key, value, extra)
-    if kind == "delete":
-        return Delete(key, bool(extra))
-    if kind == "range":
-        return Range(key, bool(extra))
-    raise ValueError(f"unknown store op {kind!r}")
+def _op(op: WireOp) -> Op:
+    if isinstance(op, WirePut):
+        return Put(op.key, op.value, op.lease)
+    if isinstance(op, WireDelete):
+        return Delete(op.key, op.prefix)
+    return Range(op.key, op.prefix)
 
 
 def encode_txn_request(compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op]) -> bytes:
     return _ENC.encode(
-        (
-            [(c.key, c.target, c.op, c.value) for c in compares],
-            [_op(o) for o in success],
-            [_op(o) for o in failure],
+        WireTxn(
+            [WireCompare(c.key, c.target, c.op, c.value) for c in compares],
+            [_wire_op(o) for o in success],
+            [_wire_op(o) for o in failure],
         )
     )
 
 
-_TXN_REQ = msgspec.msgpack.Decoder(tuple[list[CompareTuple], list[OpTuple], list[OpTuple]])
+_TXN_REQ = msgspec.msgpack.Decoder(WireTxn)
 
 
 def decode_txn_request(body: bytes) -> tuple[list[Compare], list[Op], list[Op]]:
-    compares, success, failure = _TXN_REQ.decode(body)
+    """Raises ``ValueError`` (msgspec's errors are ValueErrors) naming the bad field."""
+    request = _TXN_REQ.decode(body)
     return (
-        [Compare(k, t, o, v) for k, t, o, v in compares],  # type: ignore[arg-type]
-        [_unop(o) for o in success],
-        [_unop(o) for o in failure],
+        [Compare(c.key, c.target, c.op, c.value) for c in request.compares],
+        [_op(o) for o in request.success],
+        [_op(o) for o in request.failure],
     )
 
 

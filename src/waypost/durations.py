@@ -6,35 +6,44 @@ import re
 
 __all__ = ["format_duration", "parse_duration"]
 
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9,
+          "h": 3600 * 10**9}  # fmt: skip
+_PART = re.compile(r"([0-9]*)(?:\.([0-9]*))?([^0-9.]*)")
+_MAX_NS = 2**63 - 1
+"""Go's Duration is an int64 of nanoseconds; longer spellings are invalid, as in Go."""
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in ``text``; raises ValueError with Go's wording for anything else.
-
-    A bare "0" is allowed, as in Go; other bare numbers are not.
+    """Seconds in ``text``, parsed exactly as Go's ``time.ParseDuration``; raises ValueError
+    with Go's wording for anything else (no spaces, ASCII digits only, a unit on every
+    number, nothing past an int64 of nanoseconds). A bare "0" is allowed, as in Go.
     """
-    s = text.strip()
-    if not s:
-        raise ValueError(f'time: invalid duration "{text}"')
-    sign = 1.0
-    if s[0] in "+-":
-        sign = -1.0 if s[0] == "-" else 1.0
+    s = text
+    negative = s[:1] == "-"
+    if s[:1] in ("+", "-"):
         s = s[1:]
     if s == "0":
         return 0.0
+    if not s:
+        raise ValueError(f'time: invalid duration "{text}"')
+    total = 0
     pos = 0
-    total = 0.0
     while pos < len(s):
         m = _PART.match(s, pos)
-        if m is None:
+        assert m is not None
+        whole, frac, unit = m.group(1), m.group(2), m.group(3)
+        if not whole and not frac:
             raise ValueError(f'time: invalid duration "{text}"')
-        total += float(m.group(1)) * _UNITS[m.group(2)]
+        if not unit:
+            raise ValueError(f'time: missing unit in duration "{text}"')
+        size = _UNITS.get(unit)
+        if size is None:
+            raise ValueError(f'time: unknown unit "{unit}" in duration "{text}"')
+        total += int(whole or "0") * size + (int(frac) * size // 10 ** len(frac) if frac else 0)
+        if total > _MAX_NS + negative:
+            raise ValueError(f'time: invalid duration "{text}"')
         pos = m.end()
-    if pos == 0:
-        raise ValueError(f'time: invalid duration "{text}"')
-    return sign * total
+    return (-total if negative else total) / 1e9
 
 
 def format_duration(seconds: float) -> str:

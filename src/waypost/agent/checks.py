@@ -14,11 +14,12 @@ from waypost.checks.definition import CheckDefinition, CheckDefinitionError, par
 from waypost.checks.scheduler import CheckScheduler, ScriptChecksDisabledError
 from waypost.durations import format_duration
 from waypost.state.model import HealthCheck, NodeService
+from waypost.state.schema import encode
 
 if TYPE_CHECKING:
     from waypost.agent.agent import Agent
 
-__all__ = ["NODE_MAINT", "AgentChecks", "service_maint_id"]
+__all__ = ["NODE_MAINT", "AgentChecks", "UnknownServiceError", "service_maint_id"]
 
 NODE_MAINT = "_node_maintenance"
 _NODE_MAINT_REASON = (
@@ -31,6 +32,10 @@ _SVC_MAINT_REASON = (
 
 def service_maint_id(service_id: str) -> str:
     return f"_service_maintenance:{service_id}"
+
+
+class UnknownServiceError(DefinitionError):
+    """A check names a service this agent does not have; Consul answers 404, not 400."""
 
 
 class AgentChecks:
@@ -85,6 +90,7 @@ class AgentChecks:
                 name=check.name or f"Service '{svc.Service}' check",
                 service_id=svc.ID,
             )
+        prepared = [(check, self._record(check)) for check in parsed]
         local = self.agent.local
         local.add_service(svc)
         wanted = {c.check_id for c in parsed}
@@ -96,8 +102,8 @@ class AgentChecks:
                     and not cid.startswith("_service_maintenance:")
                 ):
                     self.remove_check(cid)
-        for check in parsed:
-            self._add(check)
+        for check, record in prepared:
+            self._add(check, record)
         if persist:
             self.persisted.keep_service(svc.ID, body)
         return svc
@@ -120,8 +126,8 @@ class AgentChecks:
         if not check.check_id:
             raise DefinitionError("Missing check name")
         if check.service_id and check.service_id not in self.agent.local.services:
-            raise DefinitionError(f'ServiceID "{check.service_id}" does not exist')
-        record = self._add(check)
+            raise UnknownServiceError(f'ServiceID "{check.service_id}" does not exist')
+        record = self._add(check, self._record(check))
         if persist:
             self.persisted.keep_check(record.CheckID, body)
         return record
@@ -143,12 +149,21 @@ class AgentChecks:
         self.scheduler.ttl_update(check_id, status, output)
 
     def _parse(self, body: Any) -> CheckDefinition:
+        if not isinstance(body, dict):
+            raise DefinitionError("Invalid check: a check must be a JSON object")
         try:
             return parse_check_definition(body)
         except CheckDefinitionError as exc:
             raise DefinitionError(str(exc)) from None
 
-    def _add(self, defn: CheckDefinition) -> HealthCheck:
+    def _record(self, defn: CheckDefinition) -> HealthCheck:
+        """The catalog record of a check, refused here (nothing changed yet) if the scheduler
+        cannot run it or the store could not hold it."""
+        if defn.kind:
+            try:
+                self.scheduler.check_supported(defn)
+            except (ScriptChecksDisabledError, ValueError) as exc:
+                raise DefinitionError(str(exc)) from None
         previous = self.agent.local.checks.get(defn.check_id)
         record = HealthCheck(
             Node=self.agent.node.Node,
@@ -163,12 +178,13 @@ class AgentChecks:
             Timeout=format_duration(defn.timeout) if defn.timeout else "",
             Definition=defn.to_definition_dict(),
         )
+        encode(record)
+        return record
+
+    def _add(self, defn: CheckDefinition, record: HealthCheck) -> HealthCheck:
         self.scheduler.remove(defn.check_id)
         if defn.kind:
-            try:
-                self.scheduler.add(defn.check_id, defn)
-            except ScriptChecksDisabledError as exc:
-                raise DefinitionError(str(exc)) from None
+            self.scheduler.add(defn.check_id, defn)
         self.definitions[defn.check_id] = defn
         self.agent.local.add_check(record)
         return record

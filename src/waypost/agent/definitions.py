@@ -15,7 +15,7 @@ import msgspec
 
 from waypost.state.model import AddressPort, NodeService, Weights
 
-__all__ = ["DefinitionError", "ServiceDefinition", "canonical_keys", "parse_service"]
+__all__ = ["DefinitionError", "ServiceDefinition", "canonical_keys", "parse_meta", "parse_service", "typed"]
 
 
 class DefinitionError(ValueError):
@@ -63,28 +63,27 @@ class ServiceDefinition:
     """Check bodies as given; the agent parses them with the check definition parser."""
 
 
-def _typed(value: Any, typ: Any, field: str) -> Any:
+_SERVICE = "Invalid service definition"
+
+
+def typed(value: Any, typ: Any, field: str, what: str = _SERVICE) -> Any:
+    """``value`` as ``typ`` (what the store keeps), or a DefinitionError naming the field."""
     try:
         return msgspec.convert(value, typ, strict=False)
     except msgspec.ValidationError as exc:
-        raise DefinitionError(f"Invalid service definition: {field}: {exc}") from None
+        raise DefinitionError(f"{what}: {field}: {exc}") from None
 
 
-def _meta(value: Any, field: str) -> dict[str, str]:
-    meta: dict[str, str] = _typed(value or {}, dict[str, str], field)
+def parse_meta(value: Any, field: str, what: str = _SERVICE) -> dict[str, str]:
+    """Node or service metadata, with Consul's limits (``structs.ValidateMetadata``)."""
+    meta: dict[str, str] = typed(value or {}, dict[str, str], field, what)
     if len(meta) > 64:
-        raise DefinitionError(
-            f"Invalid service definition: {field}: Node metadata cannot contain more than 64 key/value pairs"
-        )
+        raise DefinitionError(f"{what}: {field}: Node metadata cannot contain more than 64 key/value pairs")
     for k, v in meta.items():
-        if not k or len(k) > 128 or not all(ch.isalnum() or ch in "_-" for ch in k):
-            raise DefinitionError(
-                f"Invalid service definition: {field}: Key contains invalid characters: {k!r}"
-            )
+        if not k or len(k) > 128 or not all(ch.isascii() and (ch.isalnum() or ch in "_-") for ch in k):
+            raise DefinitionError(f"{what}: {field}: Key contains invalid characters: {k!r}")
         if len(v) > 512:
-            raise DefinitionError(
-                f"Invalid service definition: {field}: Value is too long (limit: 512 characters)"
-            )
+            raise DefinitionError(f"{what}: {field}: Value is too long (limit: 512 characters)")
     return meta
 
 
@@ -94,7 +93,7 @@ def _tagged(value: Any) -> dict[str, AddressPort]:
     out = {}
     for name, addr in value.items():
         fields = canonical_keys(addr, ("Address", "Port"), what=f"TaggedAddresses.{name}")
-        out[str(name)] = _typed(fields, AddressPort, f"TaggedAddresses.{name}")
+        out[str(name)] = typed(fields, AddressPort, f"TaggedAddresses.{name}")
     return out
 
 
@@ -111,23 +110,23 @@ def parse_service(body: Any, datacenter: str = "dc1") -> ServiceDefinition:
     weights = Weights()
     if fields.get("Weights") is not None:
         w = canonical_keys(fields["Weights"], ("Passing", "Warning"), what="Weights")
-        weights = _typed(w, Weights, "Weights")
+        weights = typed(w, Weights, "Weights")
         if weights.Passing < 1:
             raise DefinitionError("Passing must be greater than 0")
-    port = _typed(fields.get("Port") or 0, int, "Port")
+    port = typed(fields.get("Port") or 0, int, "Port")
     if not 0 <= port <= 65535:
         raise DefinitionError(f"Invalid service definition: Port: {port} is not a valid port")
     service = NodeService(
         ID=sid,
         Service=name,
-        Tags=_typed(fields.get("Tags") or [], list[str], "Tags"),
-        Address=_typed(fields.get("Address") or "", str, "Address"),
+        Tags=typed(fields.get("Tags") or [], list[str], "Tags"),
+        Address=typed(fields.get("Address") or "", str, "Address"),
         TaggedAddresses=_tagged(fields["TaggedAddresses"]) if fields.get("TaggedAddresses") else {},
-        Meta=_meta(fields.get("Meta"), "Meta"),
+        Meta=parse_meta(fields.get("Meta"), "Meta"),
         Port=port,
         Weights=weights,
-        EnableTagOverride=_typed(fields.get("EnableTagOverride") or False, bool, "EnableTagOverride"),
-        Kind=_typed(fields.get("Kind") or "", str, "Kind"),
+        EnableTagOverride=typed(fields.get("EnableTagOverride") or False, bool, "EnableTagOverride"),
+        Kind=typed(fields.get("Kind") or "", str, "Kind"),
         Datacenter=datacenter,
     )
     checks: list[dict[str, Any]] = []

@@ -58,6 +58,7 @@ class LocalState:
     # -- local changes -----------------------------------------------------------------
 
     def add_service(self, service: NodeService) -> None:
+        encode(service)  # refuses a record anti-entropy could never send, before keeping it
         self.services[service.ID] = service
         for cid, c in self.checks.items():
             if c.ServiceID == service.ID:
@@ -76,6 +77,7 @@ class LocalState:
         return gone
 
     def add_check(self, check: HealthCheck) -> None:
+        encode(check)
         if check.ServiceID and check.ServiceID in self.services:
             svc = self.services[check.ServiceID]
             check = msgspec.structs.replace(check, ServiceName=svc.Service, ServiceTags=list(svc.Tags))

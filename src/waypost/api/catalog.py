@@ -5,18 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from waypost.agent.definitions import canonical_keys, parse_service
+from waypost.agent.definitions import canonical_keys, parse_meta, parse_service, typed
 from waypost.api.blocking import QueryResult, blocking_read
 from waypost.api.common import (
+    NO_DC_PATH,
     HTTPError,
-    apply_filter,
     bool_response,
     decode_json,
     encode_json,
+    filter_predicate,
     node_meta_args,
 )
 from waypost.api.http import Request, Response
-from waypost.api.reads import indexed_read, instances_read
+from waypost.api.reads import from_peer, indexed_read, instances_read
 from waypost.state import catalog_ops, queries
 from waypost.state.model import HealthCheck, Node, NodeService
 
@@ -64,37 +65,54 @@ def nodes(app: ApiApp, req: Request) -> Response | Any:
 
 
 def services(app: ApiApp, req: Request) -> Response | Any:
+    """Consul filters the ServiceNode rows (``catalog/service``'s shape) before it groups
+    them into names and tags, so a service appears when any instance matches."""
     meta = node_meta_args(req)
-    return indexed_read(app, req, lambda idx: queries.catalog_services(idx, meta), filtered=False)
+    keep = filter_predicate(req)
+
+    def row_kept(node: Node, svc: NodeService) -> bool:
+        return keep is None or keep(service_entry(queries.ServiceInstance(node, svc, [])))
+
+    return indexed_read(
+        app, req, lambda idx: queries.catalog_services(idx, meta, row_kept if keep else None), filtered=False
+    )
 
 
 def service(app: ApiApp, req: Request) -> Response | Any:
     return instances_read(app, req, service_entry)
 
 
-def _node_read(app: ApiApp, req: Request, shape: Callable[[Node, list[NodeService]], Any]) -> Response | Any:
-    """``catalog/node`` and ``catalog/node-services``: one node's services in two shapes;
-    ``null`` for an unknown node, as Consul answers."""
+def _node_read(
+    app: ApiApp, req: Request, shape: Callable[[Node, list[NodeService]], Any], missing: bytes
+) -> Response | Any:
+    """``catalog/node`` and ``catalog/node-services``: one node's services in two shapes,
+    and ``missing`` for an unknown node (or one asked of a peer), as Consul answers."""
     name = req.param
+    keep = filter_predicate(req)
+    peer = from_peer(req)
 
     def query() -> QueryResult:
         idx = app.state.indexes
-        found = idx.nodes.get(name)
+        found = None if peer else idx.nodes.get(name)
         index = idx.topics.index(("node", name)) or idx.table_index("nodes")
         if found is None:
-            return QueryResult(index, (("node", name),), b"null")
-        listed = apply_filter(req, sorted(idx.services.get(name, {}).values(), key=lambda s: s.ID))
+            return QueryResult(index, (("node", name),), missing)
+        listed = sorted(idx.services.get(name, {}).values(), key=lambda s: s.ID)
+        if keep is not None:
+            listed = [s for s in listed if keep(s)]
         return QueryResult(index, (("node", name),), encode_json(shape(found, listed)))
 
     return blocking_read(app.state, req, query, cache=app.cache)
 
 
 def node(app: ApiApp, req: Request) -> Response | Any:
-    return _node_read(app, req, lambda n, svcs: {"Node": n, "Services": {s.ID: s for s in svcs}})
+    return _node_read(app, req, lambda n, svcs: {"Node": n, "Services": {s.ID: s for s in svcs}}, b"null")
 
 
 def node_services(app: ApiApp, req: Request) -> Response | Any:
-    return _node_read(app, req, lambda n, svcs: {"Node": n, "Services": svcs})
+    return _node_read(
+        app, req, lambda n, svcs: {"Node": n, "Services": svcs}, b'{"Node":null,"Services":null}'
+    )
 
 
 _REGISTER_FIELDS = (
@@ -107,6 +125,10 @@ _CHECK_FIELDS = (
 )  # fmt: skip
 
 
+_NODE = "Invalid node"
+_CHECK = "Invalid check"
+
+
 def _catalog_check(body: Any, node_name: str) -> HealthCheck:
     fields = canonical_keys(
         body,
@@ -114,22 +136,28 @@ def _catalog_check(body: Any, node_name: str) -> HealthCheck:
         what="Check",
         ignored=("Namespace", "Partition", "CreateIndex", "ModifyIndex", "ExposedPort"),
     )
-    if not fields.get("CheckID") and not fields.get("Name"):
+    text = {
+        k: typed(v if v is not None else "", str, k, _CHECK) for k, v in fields.items() if k in _CHECK_TEXT
+    }
+    if not text.get("CheckID") and not text.get("Name"):
         raise HTTPError(400, "Missing check ID")
-    status = fields.get("Status") or "critical"
+    status = text.get("Status") or "critical"
     if status not in ("passing", "warning", "critical"):
         raise HTTPError(400, f'Invalid check status: "{status}"')
     return HealthCheck(
         Node=node_name,
-        CheckID=str(fields.get("CheckID") or fields.get("Name")),
-        Name=str(fields.get("Name") or fields.get("CheckID")),
+        CheckID=text.get("CheckID") or text["Name"],
+        Name=text.get("Name") or text["CheckID"],
         Status=status,
-        Notes=str(fields.get("Notes") or ""),
-        Output=str(fields.get("Output") or ""),
-        ServiceID=str(fields.get("ServiceID") or ""),
-        Type=str(fields.get("Type") or ""),
-        Definition=fields.get("Definition") or {},
+        Notes=text.get("Notes", ""),
+        Output=text.get("Output", ""),
+        ServiceID=text.get("ServiceID", ""),
+        Type=text.get("Type", ""),
+        Definition=typed(fields.get("Definition") or {}, dict[str, Any], "Definition", _CHECK),
     )
+
+
+_CHECK_TEXT = frozenset(("CheckID", "Name", "Status", "Notes", "Output", "ServiceID", "Type"))
 
 
 async def register(app: ApiApp, req: Request) -> Response:
@@ -139,30 +167,35 @@ async def register(app: ApiApp, req: Request) -> Response:
         what="Request",
         ignored=("Namespace", "Partition", "Locality", "Token"),
     )
-    name = fields.get("Node")
+    name = typed(fields.get("Node") or "", str, "Node", _NODE)
     if not name:
         raise HTTPError(400, "Missing node name")
-    if not fields.get("Address"):
+    if "/" in name:
+        raise HTTPError(400, f'Invalid node name "{name}": "/" is not allowed')
+    address = typed(fields.get("Address") or "", str, "Address", _NODE)
+    if not address:
         raise HTTPError(400, "Missing node address")
-    dc = fields.get("Datacenter") or app.agent.datacenter
+    dc = typed(fields.get("Datacenter") or app.agent.datacenter, str, "Datacenter", _NODE)
     if dc != app.agent.datacenter:
-        raise HTTPError(500, f"No path to datacenter {dc!r}")
+        raise HTTPError(500, NO_DC_PATH)
     node_rec = Node(
-        ID=str(fields.get("ID") or ""),
-        Node=str(name),
-        Address=str(fields["Address"]),
+        ID=typed(fields.get("ID") or "", str, "ID", _NODE),
+        Node=name,
+        Address=address,
         Datacenter=dc,
-        TaggedAddresses=dict(fields.get("TaggedAddresses") or {}),
-        Meta=dict(fields.get("NodeMeta") or {}),
+        TaggedAddresses=typed(fields.get("TaggedAddresses") or {}, dict[str, str], "TaggedAddresses", _NODE),
+        Meta=parse_meta(fields.get("NodeMeta"), "NodeMeta", _NODE),
     )
     svcs = []
     if fields.get("Service"):
         svcs.append(parse_service(fields["Service"], dc).service)
     checks = [_catalog_check(c, node_rec.Node) for c in ([fields["Check"]] if fields.get("Check") else [])]
-    checks += [_catalog_check(c, node_rec.Node) for c in fields.get("Checks") or []]
-    await catalog_ops.register(
-        app.state, node_rec, svcs, checks, skip_node_update=bool(fields.get("SkipNodeUpdate"))
-    )
+    more = fields.get("Checks") or []
+    if not isinstance(more, list):
+        raise HTTPError(400, "Invalid check: Checks must be a list")
+    checks += [_catalog_check(c, node_rec.Node) for c in more]
+    skip = typed(fields.get("SkipNodeUpdate") or False, bool, "SkipNodeUpdate", _NODE)
+    await catalog_ops.register(app.state, node_rec, svcs, checks, skip_node_update=skip)
     return bool_response(True)
 
 
@@ -173,9 +206,13 @@ async def deregister(app: ApiApp, req: Request) -> Response:
         what="Request",
         ignored=("Namespace", "Partition", "Token"),
     )
-    if not fields.get("Node"):
+    text = {k: typed(v or "", str, k, "Invalid request") for k, v in fields.items()}
+    if not text.get("Node"):
         raise HTTPError(400, "Missing node name")
     await catalog_ops.deregister(
-        app.state, str(fields["Node"]), service_id=fields.get("ServiceID"), check_id=fields.get("CheckID")
+        app.state,
+        text["Node"],
+        service_id=text.get("ServiceID") or None,
+        check_id=text.get("CheckID") or None,
     )
     return bool_response(True)

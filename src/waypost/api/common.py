@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -13,16 +15,19 @@ from waypost.api.http import Request, Response
 from waypost.durations import parse_duration
 from waypost.state.catalog_ops import CatalogError
 from waypost.state.kv_ops import KVError
+from waypost.state.schema import InvalidRecordError
 
 log = logging.getLogger("waypost.api")
 
 __all__ = [
+    "NO_DC_PATH",
     "HTTPError",
     "apply_filter",
     "bool_response",
     "decode_json",
     "encode_json",
     "error_response",
+    "filter_predicate",
     "json_response",
     "node_meta_args",
     "parse_consistency",
@@ -32,6 +37,10 @@ __all__ = [
 ]
 
 _ENCODER = msgspec.json.Encoder()
+
+NO_DC_PATH = "No path to datacenter"
+"""Consul's answer (a 500) to a request routed to a datacenter it cannot reach; this
+agent's cluster is its only datacenter."""
 
 
 class HTTPError(Exception):
@@ -47,7 +56,7 @@ def error_response(exc: Exception) -> Response:
     """Consul's answer to a failed request: its status, and the message as plain text."""
     if isinstance(exc, HTTPError):
         return Response.text(exc.message, exc.status)
-    if isinstance(exc, DefinitionError | CatalogError):
+    if isinstance(exc, DefinitionError | CatalogError | InvalidRecordError):
         return Response.text(str(exc), 400)
     if isinstance(exc, KVError):
         return Response.text(str(exc), 500)
@@ -71,15 +80,63 @@ def bool_response(ok: bool) -> Response:
     return Response(_TRUE.body if ok else _FALSE.body)
 
 
+MAX_DEPTH = 32
+"""Deepest nesting a body may have; no Consul request nests more than a handful of levels."""
+
+_LONG_NUMBER = re.compile(rb"\d{19}")
+_INT_RANGE = (-(2**63), 2**64 - 1)
+"""What Go's int64 and uint64 fields hold between them; anything past it is refused as Go does."""
+
+
 def decode_json(req: Request, *, allow_empty: bool = False) -> Any:
-    if not req.body.strip():
+    body = req.body
+    if not body.strip():
         if allow_empty:
             return None
         raise HTTPError(400, "Request decode failed: EOF")
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH and _too_deep(body):
+        raise HTTPError(400, f"Request decode failed: nesting deeper than {MAX_DEPTH} levels")
     try:
-        return msgspec.json.decode(req.body)
+        value = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise HTTPError(400, f"Request decode failed: {exc}") from None
+    if _LONG_NUMBER.search(body):
+        _check_ints(value, "$")
+    return value
+
+
+def _too_deep(body: bytes) -> bool:
+    """Scans brackets outside strings before decoding, so a hostile body never recurses."""
+    depth = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return False
+
+
+def _check_ints(value: Any, path: str) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_ints(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_ints(item, f"{path}[{i}]")
+    elif isinstance(value, int) and not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+        raise HTTPError(400, f"Request decode failed: number {value} out of range at `{path}`")
 
 
 def node_meta_args(req: Request) -> list[tuple[str, str]]:
@@ -103,13 +160,10 @@ def parse_uint(req: Request, name: str, *, default: int = 0) -> int:
     raw = req.arg(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise HTTPError(400, f"Invalid {name}: {raw!r} is not an unsigned integer") from None
-    if value < 0:
+    # Go's strconv.ParseUint(raw, 10, 64): ASCII digits only (no sign, "_" or other scripts).
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > _INT_RANGE[1]:
         raise HTTPError(400, f"Invalid {name}: {raw!r} is not an unsigned integer")
-    return value
+    return int(raw)
 
 
 def query_duration(req: Request, name: str, message: str) -> float | None:
@@ -137,12 +191,34 @@ def parse_consistency(req: Request) -> str:
     return "leader"
 
 
-def apply_filter(req: Request, items: list[Any]) -> list[Any]:
+def filter_predicate(req: Request) -> Callable[[Any], bool] | None:
+    """``?filter`` as a test of one result row, or None when the request has none.
+
+    The expression is compiled here, so a malformed one is refused before any data is
+    read, even when there is nothing to filter; a clash between the expression and the
+    data (an operator a field's type lacks) can only show while testing a row.
+    """
     expr = req.arg("filter")
     if not expr:
-        return items
+        return None
     try:
         flt = compile_filter(expr)
-        return [item for item in items if flt.matches(msgspec.to_builtins(item))]
     except FilterError as exc:
-        raise HTTPError(400, f"Failed to create boolean expression evaluator: {exc}") from None
+        raise _filter_error(exc) from None
+
+    def keep(item: Any) -> bool:
+        try:
+            return flt.matches(msgspec.to_builtins(item))
+        except FilterError as exc:
+            raise _filter_error(exc) from None
+
+    return keep
+
+
+def _filter_error(exc: FilterError) -> HTTPError:
+    return HTTPError(400, f"Failed to create boolean expression evaluator: {exc}")
+
+
+def apply_filter(req: Request, items: list[Any]) -> list[Any]:
+    keep = filter_predicate(req)
+    return items if keep is None else [item for item in items if keep(item)]

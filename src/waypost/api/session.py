@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from waypost.agent.definitions import canonical_keys
+import msgspec
+
+from waypost.agent.definitions import canonical_keys, typed
 from waypost.api.blocking import QueryResult, blocking_read
 from waypost.api.common import HTTPError, bool_response, decode_json, encode_json, require_param
 from waypost.api.http import Request, Response
@@ -24,7 +26,7 @@ def _lock_delay(value: Any) -> int:
     if isinstance(value, bool):
         raise HTTPError(400, "Request decode failed: LockDelay must be a duration")
     if isinstance(value, int | float):
-        seconds = float(value) if value < 1000 else value / 1e9
+        seconds = max(0.0, float(value) if value < 1000 else value / 1e9)
     elif isinstance(value, str):
         try:
             seconds = parse_duration(value)
@@ -35,11 +37,19 @@ def _lock_delay(value: Any) -> int:
     return int(min(seconds, MAX_LOCK_DELAY) * 1e9)
 
 
+class _ServiceCheck(msgspec.Struct, forbid_unknown_fields=False):
+    ID: str = ""
+    Namespace: str = ""
+
+
+_BAD = "Request decode failed"
+
+
 def _ttl(value: Any) -> float:
     if not value:
         return 0.0
     try:
-        seconds = parse_duration(str(value))
+        seconds = parse_duration(typed(value, str, "TTL", _BAD))
     except ValueError as exc:
         raise HTTPError(400, f"Request decode failed: TTL: {exc}") from None
     if seconds != 0 and not 10 <= seconds <= 86400:
@@ -57,21 +67,19 @@ async def create(app: ApiApp, req: Request) -> Response:
     node_checks = fields.get("NodeChecks")
     if node_checks is None:
         node_checks = fields.get("Checks")
-    service_checks = fields.get("ServiceChecks") or []
+    service_checks = typed(fields.get("ServiceChecks") or [], list[_ServiceCheck], "ServiceChecks", _BAD)
     if node_checks is None and not service_checks:
         node_checks = ["serfHealth"]
     ttl = _ttl(fields.get("TTL"))
     session = Session(
         ID="",
-        Name=str(fields.get("Name") or ""),
-        Node=str(fields.get("Node") or app.agent.node.Node),
+        Name=typed(fields.get("Name") or "", str, "Name", _BAD),
+        Node=typed(fields.get("Node") or app.agent.node.Node, str, "Node", _BAD),
         LockDelay=_lock_delay(fields["LockDelay"]) if fields.get("LockDelay") is not None else 15_000_000_000,
-        Behavior=str(fields.get("Behavior") or "release"),
+        Behavior=typed(fields.get("Behavior") or "release", str, "Behavior", _BAD),
         TTL=format_duration(ttl) if ttl else "",
-        NodeChecks=[str(c) for c in node_checks or []],
-        ServiceChecks=[
-            {"ID": str(c.get("ID", "")), "Namespace": str(c.get("Namespace", ""))} for c in service_checks
-        ],
+        NodeChecks=typed(node_checks or [], list[str], "NodeChecks", _BAD),
+        ServiceChecks=[{"ID": c.ID, "Namespace": c.Namespace} for c in service_checks],
     )
     sid = await session_ops.create_session(app.state, session, ttl)
     return Response(encode_json({"ID": sid}))

@@ -183,6 +183,8 @@ def _flag(key: str, value: Any) -> bool:
 def _count(key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise CheckDefinitionError(key, f"expected an integer, got {type(value).__name__}")
+    if not -(2**31) <= value < 2**31:
+        raise CheckDefinitionError(key, f"{value} is out of range for an int")
     return value
 
 
@@ -194,6 +196,8 @@ def _duration(key: str, value: Any) -> float:
         except ValueError as exc:
             raise CheckDefinitionError(key, str(exc)) from None
     if isinstance(value, int | float) and not isinstance(value, bool):
+        if not -(2**63) <= value < 2**63:
+            raise CheckDefinitionError(key, f"{value} nanoseconds overflows a duration")
         return float(value) / 1e9
     raise CheckDefinitionError(key, f"expected a duration, got {type(value).__name__}")
 

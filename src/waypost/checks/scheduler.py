@@ -141,12 +141,9 @@ class CheckScheduler:
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
 
-    def add(self, check_id: str, definition: CheckDefinition) -> None:
-        """Start running ``definition`` under ``check_id``, replacing any check of that id.
-
-        The first run comes after a random fraction of the interval, so checks added
-        together (an agent restart) do not all fire at once.
-        """
+    def check_supported(self, definition: CheckDefinition) -> None:
+        """Raise for a check this scheduler cannot run, so that a registration is refused
+        before anything of it is kept."""
         kind = definition.kind
         if kind in _SCRIPT_KINDS and not self._allow_scripts:
             raise ScriptChecksDisabledError()
@@ -154,6 +151,15 @@ class CheckScheduler:
             raise ValueError("alias checks need the agent's catalog, which this scheduler was not given")
         if kind not in self._types and kind not in ("ttl", "alias"):
             raise ValueError(f"{kind or 'untyped'} checks are not supported by this agent")
+
+    def add(self, check_id: str, definition: CheckDefinition) -> None:
+        """Start running ``definition`` under ``check_id``, replacing any check of that id.
+
+        The first run comes after a random fraction of the interval, so checks added
+        together (an agent restart) do not all fire at once.
+        """
+        self.check_supported(definition)
+        kind = definition.kind
         self.remove(check_id)
         now = self._clock.now()
         check = _Check(check_id, definition, status=definition.status or CheckStatus.CRITICAL)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from cli_support import Runner
+from pathlib import Path
 
+import pytest
+from cli_support import Runner, run_cli
+
+from etcd_cluster import etcd_available, etcd_cluster
 from waypost.testing import AgentProcess
 
 
@@ -40,3 +44,27 @@ def test_autopilot_get_config(waypost: Runner) -> None:
         'ServerStabilizationTime = 10s\nRedundancyZoneTag = ""\nDisableUpgradeMigration = false\n'
         'UpgradeVersionTag = ""\n'
     )
+
+
+@pytest.mark.etcd
+@pytest.mark.skipif(not etcd_available(), reason="etcd is not installed")
+def test_list_peers_adds_the_etcd_members(tmp_path: Path) -> None:
+    (tmp_path / "etcd").mkdir()
+    with etcd_cluster(tmp_path / "etcd") as etcd:
+        args = ["-server", "-store", etcd.url, "-bind", "127.0.0.1", "-node", "peer-1"]
+        with AgentProcess([*args, "-data-dir", str(tmp_path / "data")], log_path=tmp_path / "a.log") as agent:
+            r = run_cli(agent, "operator", "raft", "list-peers")
+    assert r.code == 0, r.err
+    servers, etcd_part = r.out.split("\netcd members:\n")
+    assert servers.splitlines()[1].split()[:1] == ["peer-1"]
+    header, member = etcd_part.splitlines()
+    assert header.startswith("Node")
+    cells = member.split()
+    assert (cells[0], cells[2], cells[3], cells[4], cells[5]) == (
+        "m0",
+        f"127.0.0.1:{etcd.members[0].peer_port}",
+        "leader",
+        "true",
+        "etcd",
+    )
+    assert cells[-1] == "_"

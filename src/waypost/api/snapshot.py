@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from waypost.api.common import HTTPError, parse_consistency
@@ -25,8 +26,9 @@ async def save(app: ApiApp, req: Request) -> Response:
 
 
 async def restore(app: ApiApp, req: Request) -> Response:
+    """Shielded: a client that hangs up mid-restore must not leave it half done."""
     try:
-        await snapshot_ops.restore(app.state, decode(req.body))
+        await asyncio.shield(snapshot_ops.restore(app.state, decode(req.body)))
     except SnapshotError as exc:
         raise HTTPError(400, str(exc)) from None
     return Response(b"")

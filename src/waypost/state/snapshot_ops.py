@@ -56,17 +56,12 @@ async def restore(state: State, snap: archive.Snapshot) -> int:
     current = [kv for kv in (await store.range("")).kvs if archive.snapshotted(kv.key) is not None]
     wanted = {entry.Key for _, entry in snap.entries}
     old_leases = {kv.lease for kv in current if kv.lease and kv.key.startswith(schema.SESSIONS.prefix)}
-    granted: dict[str, int] = {}
-    try:
-        for key, ttl in ttls.items():
-            granted[key] = await store.lease_grant(ttl * SESSION_TTL_MULTIPLIER)
-        ops: list[Op] = [Delete(kv.key) for kv in current if kv.key not in wanted]
-        ops += [Put(e.Key, e.Value, granted.get(e.Key, 0)) for _, e in snap.entries]
-        revision = await _apply(state, ops)
-    except BaseException:
-        for lease in granted.values():
-            await store.lease_revoke(lease)
-        raise
+    # Leases are granted before the write; should the write fail they hold no keys (unless
+    # part of a split restore landed, which then keeps its sessions) and lapse on their own.
+    granted = {key: await store.lease_grant(ttl * SESSION_TTL_MULTIPLIER) for key, ttl in ttls.items()}
+    ops: list[Op] = [Delete(kv.key) for kv in current if kv.key not in wanted]
+    ops += [Put(e.Key, e.Value, granted.get(e.Key, 0)) for _, e in snap.entries]
+    revision = await _apply(state, ops)
     for lease in old_leases:
         await store.lease_revoke(lease)
     await state.wait_applied(revision)

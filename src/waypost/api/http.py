@@ -69,6 +69,11 @@ _TOO_MANY_RESPONSE = (
 )
 """Byte for byte what Consul's connection limiter writes before it closes the connection."""
 
+_HEAD = -1.0
+_IDLE = -2.0
+"""``_Connection.deadline`` values meaning "a header (or idle) deadline starts now": the sweep
+turns them into times, so the request path never reads the clock."""
+
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -181,7 +186,9 @@ def _decode_path(raw: bytes) -> str | None:
     """The path as text, or None when it cannot be served: percent-escapes that are not
     UTF-8 (keys are text here), or a character Consul's printable-path filter refuses."""
     try:
-        path = unquote(raw.decode("ascii"), errors="strict")
+        path = raw.decode("ascii")
+        if "%" in path:
+            path = unquote(path, errors="strict")
     except UnicodeDecodeError:
         return None
     return path if path.isprintable() else None
@@ -189,9 +196,9 @@ def _decode_path(raw: bytes) -> str | None:
 
 class _Connection(asyncio.Protocol):
     __slots__ = (
-        "_body", "_client", "_closing", "_handler", "_head_bytes", "_header_timeout", "_headers",
-        "_idle_timeout", "_loop", "_max_body", "_max_head", "_parser", "_queue", "_reading_head", "_remote",
-        "_server", "_size", "_transport", "_url", "_watching", "_worker", "deadline",
+        "_body", "_client", "_closing", "_handler", "_head_bytes", "_headers", "_max_body", "_max_head",
+        "_parser", "_queue", "_reading_head", "_remote", "_server", "_size", "_transport", "_url",
+        "_watching", "_worker", "deadline",
     )  # fmt: skip
 
     def __init__(self, server: HttpServer) -> None:
@@ -200,9 +207,6 @@ class _Connection(asyncio.Protocol):
         self._handler = server.handler
         self._max_head = limits.max_header_bytes + _HEADER_SLOP if limits.max_header_bytes > 0 else 0
         self._max_body = max(limits.max_body_bytes, 0)
-        self._header_timeout = max(limits.read_header_timeout, 0.0)
-        self._idle_timeout = max(limits.idle_timeout, 0.0)
-        self._loop = asyncio.get_running_loop()
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         # A list, not a deque: it almost always holds 0 or 1 items, and 10,000 parked
@@ -213,9 +217,9 @@ class _Connection(asyncio.Protocol):
         self._closing = False
         self._remote = ""
         self._client = ""
-        #: When the server's sweep closes this connection (loop time); 0 while a request is
-        #: being answered. Armed by the first byte of a request head and by going idle.
-        self.deadline = 0.0
+        #: When the server's sweep closes this connection (loop time), ``_HEAD`` or ``_IDLE``
+        #: until the sweep sets that time, or 0 while a request is being answered.
+        self.deadline = _HEAD
         # Bytes received while a request head is incomplete. A chunk in which a new head
         # begins is not counted, so the cap may be passed by one read before it holds.
         self._reading_head = True
@@ -238,8 +242,6 @@ class _Connection(asyncio.Protocol):
                 self._refuse(_TOO_MANY_RESPONSE)
                 return
             self._client = peer[0]
-        if self._header_timeout:
-            self.deadline = self._loop.time() + self._header_timeout
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
@@ -293,7 +295,7 @@ class _Connection(asyncio.Protocol):
         transport.write(answer)
         if transport.can_write_eof():
             transport.write_eof()
-        self._loop.call_later(_LINGER, transport.close)
+        asyncio.get_running_loop().call_later(_LINGER, transport.close)
 
     def expire(self) -> None:
         """A deadline passed: close without an answer, as Go does on a read timeout."""
@@ -303,7 +305,7 @@ class _Connection(asyncio.Protocol):
     # httptools callbacks
     def on_message_begin(self) -> None:
         self._reading_head = True
-        self.deadline = self._loop.time() + self._header_timeout if self._header_timeout else 0.0
+        self.deadline = _HEAD
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -317,8 +319,14 @@ class _Connection(asyncio.Protocol):
         self._reading_head = False
         self._head_bytes = 0
         self.deadline = 0.0
-        length = self._headers.get("content-length")
-        if length is not None and self._max_body and length.isdigit() and int(length) > self._max_body:
+        if "content-length" in self._headers or "expect" in self._headers:
+            self._before_body()
+
+    def _before_body(self) -> None:
+        """Refuse an announced body over the cap before it is sent; ask for one the client
+        holds back until told to go on (``Expect: 100-continue``)."""
+        length = self._headers.get("content-length", "")
+        if self._max_body and length.isdigit() and int(length) > self._max_body:
             self._fail(413, f"Request body({length} bytes) too large, max size: {self._max_body} bytes")
         elif (
             self._headers.get("expect", "").lower() == "100-continue"
@@ -354,15 +362,18 @@ class _Connection(asyncio.Protocol):
         req = Request(method, path, raw_query, self._headers, b"".join(self._body))
         req.remote = self._remote
         self._reset()
-        self._answer(req, keep_alive)
-
-    def _answer(self, item: Request | Response, keep_alive: bool) -> None:
         if self._queue:
             # Pipelined behind a request still in progress: run it only after that one,
             # so a GET pipelined after a PUT sees the PUT.
-            self._queue.append((item, keep_alive))
+            self._queue.append((req, keep_alive))
         else:
-            self._enqueue(self._run(item) if isinstance(item, Request) else item, keep_alive)
+            self._enqueue(self._run(req), keep_alive)
+
+    def _answer(self, resp: Response, keep_alive: bool) -> None:
+        if self._queue:
+            self._queue.append((resp, keep_alive))
+        else:
+            self._enqueue(resp, keep_alive)
 
     def _run(self, req: Request) -> Response | Awaitable[Response]:
         try:
@@ -456,8 +467,8 @@ class _Connection(asyncio.Protocol):
         if not keep_alive:
             self._closing = True
             transport.close()
-        elif self._idle_timeout and not self._queue and not self._reading_head:
-            self.deadline = self._loop.time() + self._idle_timeout
+        elif not self._queue and not self._reading_head:
+            self.deadline = _IDLE
 
 
 class HttpServer:
@@ -498,14 +509,23 @@ class HttpServer:
             del self._per_client[client]
 
     async def _sweep(self, tick: float) -> None:
-        """Close connections whose deadline passed: one pass per tick over all of them
-        costs less than a timer per request, and a deadline needs no better precision."""
+        """Start the deadlines connections armed since the last pass and close those whose
+        deadline passed. One pass per tick over all connections costs less than a timer or
+        a clock read per request, and a deadline a tick late is still a deadline."""
         loop = asyncio.get_running_loop()
+        head, idle = max(self.limits.read_header_timeout, 0.0), max(self.limits.idle_timeout, 0.0)
         while True:
             await asyncio.sleep(tick)
             now = loop.time()
-            for conn in [c for c in self.conns if 0 < c.deadline <= now]:
-                conn.expire()
+            for conn in list(self.conns):
+                deadline = conn.deadline
+                if deadline > 0.0:
+                    if deadline <= now:
+                        conn.expire()
+                elif deadline == _HEAD:
+                    conn.deadline = now + head if head else 0.0
+                elif deadline == _IDLE:
+                    conn.deadline = now + idle if idle else 0.0
 
     async def close(self) -> None:
         if self._sweeper is not None:

@@ -5,7 +5,7 @@ import pytest
 
 from waypost.state import schema
 from waypost.state.indexes import Indexes
-from waypost.state.model import KVEntry, Node, NodeService
+from waypost.state.model import Graveyard, KVEntry, Node, NodeService
 from waypost.store.base import Event, EventType, KeyValue
 
 BAD_NODE = msgspec.msgpack.encode({"Node": "n1", "TaggedAddresses": {"wan": 1}})
@@ -103,3 +103,39 @@ def test_keys_outside_every_table_are_ignored() -> None:
     assert idx.revision == 2
     assert idx.quarantined == {}
     assert idx.take_rejected() == []
+
+
+def kv(key: str, revision: int) -> Event:
+    return put(schema.KVS.key(key), schema.encode(KVEntry(Key=key, Value=b"v")), revision)
+
+
+def reap(index: int, revision: int) -> Event:
+    return put(schema.GRAVEYARD_KEY, schema.encode(Graveyard(ReapIndex=index)), revision)
+
+
+def test_reap_drops_tombstones_up_to_its_index_and_keeps_newer_ones() -> None:
+    idx = Indexes()
+    idx.apply([kv("a/1", 2), kv("a/2", 2), kv("b/1", 2)], 2)
+    idx.apply([delete(schema.KVS.key("a/2"), 3)], 3)
+    idx.apply([delete(schema.KVS.key("b/1"), 4)], 4)
+    idx.apply([reap(3, 5)], 5)
+    assert dict(idx.kv_tombstones) == {"b/1": 4}
+    assert idx.kv_reaped_index == 3
+    idx.apply([reap(2, 6)], 6)
+    assert dict(idx.kv_tombstones) == {"b/1": 4}
+    assert idx.kv_reaped_index == 3
+
+
+def test_a_prefix_index_never_goes_backwards_when_its_tombstone_is_reaped() -> None:
+    idx = Indexes()
+    idx.apply([kv("app/a", 2), kv("app/b", 3)], 3)
+    idx.apply([delete(schema.KVS.key("app/b"), 4)], 4)
+    idx.apply([kv("other", 5)], 5)
+    before = {prefix: idx.kv_prefix_index(prefix) for prefix in ("app/", "app/b", "app/a", "")}
+    assert before == {"app/": 4, "app/b": 4, "app/a": 2, "": 5}
+    idx.apply([reap(4, 6)], 6)
+    assert idx.kv_tombstones == {}
+    after = {prefix: idx.kv_prefix_index(prefix) for prefix in before}
+    assert all(after[p] >= before[p] for p in before), after
+    assert after["app/"] == 4
+    assert after["app/b"] == idx.table_index("kvs") == 5

@@ -155,7 +155,7 @@ class Cluster:
 
     async def _lead(self, lease: int) -> None:
         self._leader_lease = lease
-        self.duties = LeaderDuties(self.state, self.agent.lock_delays)
+        self.duties = LeaderDuties(self.state, self.agent.lock_delays, self.agent.config.tombstone_gc)
         self.duties.start()
         try:
             while True:

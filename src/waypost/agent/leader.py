@@ -1,10 +1,12 @@
 """Duties exactly one server runs while it leads: session invalidation, freeing the locks
-of expired sessions, and node health from liveness (the ``serfHealth`` check).
+of expired sessions, node health from liveness (the ``serfHealth`` check), and reaping
+KV tombstones.
 
-Nothing here keeps timers: TTL sessions and node liveness are store leases, so expiry
-is the store's job and shows up here as a change, the same on every server. Whoever
-leads when the change arrives reconciles the catalog; a new leader reconciles everything
-once on taking over.
+TTL sessions and node liveness are store leases, so their expiry is the store's job and
+shows up here as a change, the same on every server. Whoever leads when the change
+arrives reconciles the catalog; a new leader reconciles everything once on taking over.
+Tombstones are the one duty on a timer of its own: like Consul's leader, ours decides
+when deletes are old enough and writes one reap index that every agent applies.
 """
 
 from __future__ import annotations
@@ -12,15 +14,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
+from collections.abc import Callable
 
-from waypost.state import catalog_ops
+from waypost.agent.tasks import cancel_all
+from waypost.config.model import TombstoneGC
+from waypost.state import catalog_ops, schema
 from waypost.state.kv_ops import LockDelays
-from waypost.state.model import HealthCheck, NodeService
+from waypost.state.model import Graveyard, HealthCheck, NodeService
 from waypost.state.session_ops import destroy_session, release_orphaned_locks, sessions_to_invalidate
-from waypost.state.state import State
-from waypost.store.base import Event
+from waypost.state.state import ConflictError, State, TxnPlan
+from waypost.store.base import Event, EventType, Put, StoreError
 
-__all__ = ["SERF_CHECK", "SERVER_SERVICE", "LeaderDuties"]
+__all__ = ["SERF_CHECK", "SERVER_SERVICE", "LeaderDuties", "TombstoneTimer"]
 
 log = logging.getLogger("waypost.leader")
 
@@ -29,35 +36,102 @@ SERVER_SERVICE = "consul"
 """Every server is an instance of the ``consul`` service, which DNS's NS and SOA list."""
 _ALIVE = "Agent alive and reachable"
 _DEAD = "Agent not live or unreachable"
-_WATCHED = ("sessions/", "catalog/nodes/", "catalog/checks/", "system/")
-"""What can change a duty's outcome. KV writes cannot orphan a lock (acquiring checks the
-session exists in the same transaction), so they do not wake the leader."""
+_WATCHED = ("sessions/", "catalog/nodes/", "catalog/checks/", "system/members/", "system/liveness/",
+            "system/leader/")  # fmt: skip
+"""What can change a reconcile's outcome. KV writes cannot orphan a lock (acquiring checks
+the session exists in the same transaction), so they do not wake it."""
+
+
+class TombstoneTimer:
+    """When deletes become reapable, without timers of its own (Consul's ``TombstoneGC``).
+
+    A delete at ``index`` may be reaped ``ttl`` after it was seen. Expiries are rounded up
+    to ``granularity`` and each bin keeps only its highest index, so a burst of deletes
+    costs one reap, and reaping up to an index reaps every older tombstone too."""
+
+    def __init__(self, config: TombstoneGC, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = config.ttl.seconds
+        self.granularity = config.granularity.seconds
+        self.clock = clock
+        self._bins: dict[float, int] = {}
+
+    def hint(self, index: int) -> None:
+        expires = math.ceil((self.clock() + self.ttl) / self.granularity) * self.granularity
+        self._bins[expires] = max(self._bins.get(expires, 0), index)
+
+    def next_expiry(self) -> float | None:
+        return min(self._bins, default=None)
+
+    def expired(self) -> int:
+        """The highest index now past its TTL (0 if none); its bins are forgotten."""
+        now = self.clock()
+        due = [at for at in self._bins if at <= now]
+        return max((self._bins.pop(at) for at in due), default=0)
 
 
 class LeaderDuties:
-    def __init__(self, state: State, lock_delays: LockDelays) -> None:
+    def __init__(self, state: State, lock_delays: LockDelays, tombstone_gc: TombstoneGC) -> None:
         self.state = state
         self.lock_delays = lock_delays
+        self.tombstones = TombstoneTimer(tombstone_gc)
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._deleted = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         self.state.listeners.append(self._on_change)
-        self._task = asyncio.create_task(self._run(), name="leader-duties")
+        if self.state.indexes.kv_tombstones:
+            # Deletes seen under a previous leader: reap them a TTL from now, as Consul does.
+            self.tombstones.hint(self.state.indexes.revision)
+        self._tasks = [
+            asyncio.create_task(self._run(), name="leader-duties"),
+            asyncio.create_task(self._reap_tombstones(), name="tombstone-gc"),
+        ]
         self._wake.set()
 
     async def stop(self) -> None:
         if self._on_change in self.state.listeners:
             self.state.listeners.remove(self._on_change)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_all(self._tasks)
 
     def _on_change(self, batch: list[Event], revision: int) -> None:
         if any(ev.kv.key.startswith(_WATCHED) for ev in batch):
             self._wake.set()
+        if any(ev.type is EventType.DELETE and ev.kv.key.startswith(schema.KVS.prefix) for ev in batch):
+            self.tombstones.hint(revision)
+            self._deleted.set()
+
+    async def _reap_tombstones(self) -> None:
+        timer = self.tombstones
+        pending = 0
+        while True:
+            self._deleted.clear()
+            pending = max(pending, timer.expired())
+            if pending:
+                try:
+                    await self._write_reap(pending)
+                    pending = 0
+                except (StoreError, ConflictError, OSError) as exc:
+                    log.warning("tombstone reap up to index %d failed; retrying: %s", pending, exc)
+            expiry = timer.next_expiry()
+            if pending:
+                delay: float | None = timer.granularity
+            else:
+                delay = None if expiry is None else max(0.0, expiry - timer.clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._deleted.wait(), delay)
+
+    async def _write_reap(self, index: int) -> None:
+        state = self.state
+
+        def plan() -> TxnPlan | None:
+            current = state.indexes.graveyard
+            if current is not None and current.ReapIndex >= index:
+                return None
+            record = schema.encode(Graveyard(ReapIndex=index))
+            return [catalog_ops.guard(schema.GRAVEYARD_KEY, current)], [Put(schema.GRAVEYARD_KEY, record)]
+
+        await state.write(plan)
 
     async def _run(self) -> None:
         while True:

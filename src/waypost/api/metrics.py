@@ -20,6 +20,7 @@ def _gauges(app: ApiApp) -> dict[str, float]:
         "consul.catalog.services": float(len(idx.instances)),
         "consul.catalog.nodes": float(len(idx.nodes)),
         "consul.kvs.entries": float(len(idx.kv)),
+        "consul.kvs.tombstones": float(len(idx.kv_tombstones)),
         "consul.session.active": float(len(idx.sessions)),
         "consul.blocking_queries.waiting": float(idx.topics.waiter_count()),
         "consul.state.revision": float(idx.revision),

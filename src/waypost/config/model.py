@@ -28,6 +28,7 @@ from waypost.config.values import (
     one_of,
     port,
     positive,
+    positive_duration,
     store_url,
 )
 from waypost.durations import parse_duration
@@ -48,6 +49,7 @@ __all__ = [
     "Performance",
     "Ports",
     "SOAConfig",
+    "TombstoneGC",
     "UIConfig",
 ]
 
@@ -225,6 +227,17 @@ class Liveness:
 
 
 @dataclass(frozen=True, slots=True)
+class TombstoneGC:
+    """How long deleted KV keys keep their tombstone, which holds a prefix's blocking index
+    up after its newest key is deleted (not a Consul key: Consul fixes its servers'
+    ``TombstoneTTL`` and ``TombstoneTTLGranularity`` at these defaults). The leader reaps
+    tombstones older than ``ttl``, batched into reaps at most ``granularity`` apart."""
+
+    ttl: Annotated[Duration, positive_duration] = Duration("15m")
+    granularity: Annotated[Duration, positive_duration] = Duration("30s")
+
+
+@dataclass(frozen=True, slots=True)
 class AgentConfig:
     datacenter: Annotated[str, datacenter_name] = "dc1"
     #: Defaults to ``datacenter``.
@@ -294,6 +307,7 @@ class AgentConfig:
     #: sqlite:///<data_dir>/store.db on a server, and to "" (no local store) on a client.
     store: Annotated[str, store_url] = ""
     liveness: Liveness = Liveness()
+    tombstone_gc: TombstoneGC = TombstoneGC()
 
     dev: bool = field(default=False, metadata=RUNTIME)
     #: The agent's command line, so that a reload re-reads the same files and flags.

@@ -13,6 +13,7 @@ import ipaddress
 import re
 import uuid
 from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 __all__ = [
     "datacenter_name",
@@ -25,6 +26,7 @@ __all__ = [
     "one_of",
     "port",
     "positive",
+    "positive_duration",
     "store_url",
 ]
 
@@ -47,6 +49,23 @@ def non_negative(value: int) -> int:
 def positive(value: int) -> int:
     if value < 1:
         raise ValueError(f"cannot be {value}. Must be positive")
+    return value
+
+
+class _Timed(Protocol):
+    @property
+    def text(self) -> str: ...
+    @property
+    def seconds(self) -> float: ...
+
+
+_T = TypeVar("_T", bound=_Timed)
+
+
+def positive_duration(value: _T) -> _T:
+    """For timers that a zero or negative duration would turn into a busy loop."""
+    if value.seconds <= 0:
+        raise ValueError(f"cannot be {value.text}. Must be positive")
     return value
 
 

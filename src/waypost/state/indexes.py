@@ -20,6 +20,7 @@ from sortedcontainers import SortedDict
 from waypost.state import schema
 from waypost.state.model import (
     Coordinate,
+    Graveyard,
     HealthCheck,
     KVEntry,
     Leader,
@@ -55,6 +56,9 @@ class Indexes:
         self.checks: dict[str, dict[str, HealthCheck]] = {}
         self.kv: SortedDict[str, KVEntry] = SortedDict()
         self.kv_tombstones: SortedDict[str, int] = SortedDict()
+        self.graveyard: Graveyard | None = None
+        self.kv_reaped_index = 0
+        """The highest reap so far: no KV prefix index may fall below it once its tombstones are gone."""
         self.kv_locks: dict[str, set[str]] = {}
         self.sessions: dict[str, Session] = {}
         self.events: SortedDict[str, UserEvent] = SortedDict()
@@ -137,6 +141,8 @@ class Indexes:
             touched.add(("members",))
         elif name == "leader":
             self.leader = rec
+        elif name == "graveyard":
+            self._reap(rec)
 
     def _quarantine(self, key: str, revision: int, reason: str) -> None:
         self.quarantined[key] = revision
@@ -170,6 +176,17 @@ class Indexes:
             if rec.Session:
                 self.kv_locks.setdefault(rec.Session, set()).add(key)
         self.topics.touch_kv(key, revision)
+
+    def _reap(self, rec: Graveyard | None) -> None:
+        """Drop the tombstones at or below the leader's reap index (a full scan, as Consul's
+        graveyard does; reaps are rare and batched)."""
+        self.graveyard = rec
+        if rec is None or rec.ReapIndex <= self.kv_reaped_index:
+            return
+        tombstones = self.kv_tombstones
+        for key in [k for k, index in tombstones.items() if index <= rec.ReapIndex]:
+            del tombstones[key]
+        self.kv_reaped_index = rec.ReapIndex
 
     def _node(self, node: str, rec: Node | None, touched: set[Topic]) -> None:
         if rec is None:
@@ -232,9 +249,14 @@ class Indexes:
         return [self.kv[k] for k in self.kv.irange(prefix, prefix + "\U0010ffff")]
 
     def kv_prefix_index(self, prefix: str) -> int:
-        """Highest change under ``prefix``, tombstones included so deletes are seen."""
+        """Highest change under ``prefix``, tombstones included so deletes are seen.
+
+        A reaped tombstone may have been the prefix's highest change, so once any are
+        reaped the answer is at least the reap index: a blocking query's index must never
+        go backwards (Consul falls back to the table index only for empty prefixes, and
+        lets a non-empty prefix's index drop)."""
         best = max((e.ModifyIndex for e in self.kv_prefix(prefix)), default=0)
         tombstones = self.kv_tombstones
         for key in tombstones.irange(prefix, prefix + "\U0010ffff"):
             best = max(best, tombstones[key])
-        return best if best else self.table_index("kvs")
+        return max(best, self.kv_reaped_index) if best else self.table_index("kvs")

@@ -20,6 +20,7 @@ __all__ = [
     "AddressPort",
     "CheckStatus",
     "Coordinate",
+    "Graveyard",
     "HealthCheck",
     "KVEntry",
     "Leader",
@@ -166,6 +167,17 @@ class Liveness(msgspec.Struct, kw_only=True, gc=False):
 class Leader(msgspec.Struct, kw_only=True, gc=False):
     Name: str
     Addr: str
+
+
+class Graveyard(msgspec.Struct, kw_only=True, gc=False):
+    """How far the leader has reaped KV tombstones (Consul's tombstone ``reap`` request).
+
+    Kept in the store so that every agent reaps the same tombstones at the same revision,
+    as every Consul server applies the reap through Raft."""
+
+    ReapIndex: int
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
 
 
 class Coordinate(msgspec.Struct, kw_only=True, gc=False):

@@ -15,6 +15,7 @@ import msgspec
 
 from waypost.state.model import (
     Coordinate,
+    Graveyard,
     HealthCheck,
     KVEntry,
     Leader,
@@ -30,6 +31,8 @@ __all__ = [
     "CHECKS",
     "COORDINATES",
     "EVENTS",
+    "GRAVEYARD",
+    "GRAVEYARD_KEY",
     "KVS",
     "LEADER",
     "LEADER_KEY",
@@ -87,7 +90,7 @@ class Table(Generic[T]):
 
 _ENCODER = msgspec.msgpack.Encoder()
 _NODE_SCOPED = {"services", "checks"}
-_SINGLETONS = {"leader": "current"}
+_SINGLETONS = {"leader": "current", "graveyard": "kvs"}
 """Tables with one fixed key, so that a stray key beside it cannot overwrite the record."""
 
 
@@ -133,7 +136,9 @@ MEMBERS: Table[Member] = Table("members", "system/members/", Member)
 LIVENESS: Table[Liveness] = Table("liveness", "system/liveness/", Liveness)
 LEADER: Table[Leader] = Table("leader", "system/leader/", Leader)
 LEADER_KEY = LEADER.key("current")
+GRAVEYARD: Table[Graveyard] = Table("graveyard", "system/graveyard/", Graveyard)
+GRAVEYARD_KEY = GRAVEYARD.key("kvs")
 
 TABLES: tuple[Table[Any], ...] = (
-    NODES, SERVICES, CHECKS, KVS, SESSIONS, EVENTS, COORDINATES, MEMBERS, LIVENESS, LEADER,
+    NODES, SERVICES, CHECKS, KVS, SESSIONS, EVENTS, COORDINATES, MEMBERS, LIVENESS, LEADER, GRAVEYARD,
 )  # fmt: skip

@@ -18,6 +18,9 @@ mix. A store that refuses a transaction that large (etcd's ``--max-txn-ops``, 12
 default, and its 1.5 MiB request limit) gets the same writes in consecutive transactions
 instead; the archive was fully verified before the first, so a bad file still changes
 nothing, but readers may then see a partly restored catalog while it runs.
+
+A write racing a restore may survive it, as with Consul, where a restore is one more
+Raft entry: restores are meant for a quiet cluster.
 """
 
 from __future__ import annotations

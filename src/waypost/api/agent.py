@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import platform
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 from waypost import __version__
+from waypost.agent.checks import UnknownServiceError
 from waypost.agent.definitions import canonical_keys
 from waypost.agent.monitor import LEVELS
 from waypost.api.common import (
@@ -86,20 +89,75 @@ def self_(app: ApiApp, req: Request) -> Response:
         "Coord": {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05},
         "Member": _member_out(app.agent.cluster.member(), _ALIVE) if app.agent.cluster else {},
         "Meta": agent.node.Meta,
-        "Stats": {
-            "agent": {"checks": str(len(agent.local.checks)), "services": str(len(agent.local.services))},
-            "build": {"prerelease": "", "revision": __version__, "version": CONSUL_COMPAT_VERSION},
-            "runtime": {"arch": platform.machine(), "os": platform.system().lower(),
-                        "version": platform.python_version()},
-        },
+        "Stats": _stats(app),
         "xDS": {"SupportedProxies": {}, "Port": -1, "Ports": {"Plaintext": -1, "TLS": -1}},
     }  # fmt: skip
     return json_response(body)
 
 
+_GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "i686": "386", "armv7l": "arm"}
+"""``platform.machine()`` names as Go's ``runtime.GOARCH`` spells them."""
+
+
+def _stats(app: ApiApp) -> dict[str, dict[str, str]]:
+    """Consul's ``Stats`` sections, every value a string as Consul sends them; clients and
+    dashboards read ``consul.leader`` and ``consul.server`` to find the cluster's shape."""
+    agent, cfg = app.agent, app.agent.config
+    idx = app.state.indexes
+    checks = agent.local.checks.values()
+    if cfg.server:
+        cluster = agent.cluster
+        consul = {
+            "server": "true",
+            "leader": _go_bool(cluster is not None and cluster.is_leader),
+            "leader_addr": idx.leader.Addr if idx.leader is not None else "",
+            "bootstrap": _go_bool(cfg.bootstrap),
+            "known_datacenters": "1",
+        }
+    else:
+        servers = [m for m in idx.members.values() if m.Server and not m.Left and m.Name in idx.live]
+        consul = {"server": "false", "known_servers": str(len(servers))}
+    consul["acl"] = "enabled" if cfg.acl.enabled else "disabled"
+    return {
+        "agent": {
+            "check_monitors": str(sum(c.Type == "script" for c in checks)),
+            "check_ttls": str(sum(c.Type == "ttl" for c in checks)),
+            "checks": str(len(agent.local.checks)),
+            "services": str(len(agent.local.services)),
+        },
+        "build": {"prerelease": "", "revision": __version__, "version": CONSUL_COMPAT_VERSION,
+                  "version_metadata": ""},
+        "consul": consul,
+        "runtime": {"arch": _GOARCH.get(platform.machine(), platform.machine()), "os": sys.platform,
+                    "version": f"python{platform.python_version()}", "cpu_count": str(os.cpu_count() or 1),
+                    "max_procs": str(len(os.sched_getaffinity(0))),
+                    "goroutines": str(len(asyncio.all_tasks()))},
+    }  # fmt: skip
+
+
+def _go_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
 def members(app: ApiApp, req: Request) -> Response:
+    """The LAN pool, or with ``?wan`` the servers as the WAN pool names them (``node.dc``);
+    ``?filter`` applies to the member rows, as for Consul's serf members."""
+    wan = bool(req.arg("wan"))
+    if wan and req.arg("segment") not in (None, "", "_all"):
+        raise HTTPError(400, "Cannot provide a segment with wan=true")
     listed = sorted(app.state.indexes.members.values(), key=lambda m: m.Name)
-    return json_response([_member_out(m, _status(app, m)) for m in listed])
+    if wan:
+        rows = [_wan_member(app, m) for m in listed if m.Server]
+    else:
+        rows = [_member_out(m, _status(app, m)) for m in listed]
+    return json_response(apply_filter(req, rows))
+
+
+def _wan_member(app: ApiApp, member: Member) -> dict[str, Any]:
+    dc = member.Tags.get("dc", app.agent.datacenter)
+    port = int(member.Tags.get("wan_join_port", app.agent.config.ports.serf_wan))
+    out = _member_out(member, _status(app, member))
+    return out | {"Name": f"{member.Name}.{dc}", "Port": port}
 
 
 def host(app: ApiApp, req: Request) -> Response:
@@ -211,7 +269,10 @@ async def node_maintenance(app: ApiApp, req: Request) -> Response:
 
 
 async def check_register(app: ApiApp, req: Request) -> Response:
-    app.agent.checks.register_check(decode_json(req))
+    try:
+        app.agent.checks.register_check(decode_json(req))
+    except UnknownServiceError as exc:
+        raise HTTPError(404, str(exc)) from None
     return await _synced(app)
 
 

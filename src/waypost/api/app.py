@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from waypost.api.blocking import ReadCache
-from waypost.api.common import error_response
+from waypost.api.common import NO_DC_PATH, error_response
 from waypost.api.http import Request, Response
 from waypost.api.internal import EventRing
-from waypost.api.routes import ROUTES, Handler
+from waypost.api.routes import DC_AGNOSTIC, ROUTES, Handler
 from waypost.state.state import State
 
 if TYPE_CHECKING:
@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 __all__ = ["ApiApp"]
 
 log = logging.getLogger("waypost.api")
+
+_DC_ROUTED = frozenset(
+    handler for _, path, handler in ROUTES if path.startswith("/v1/") and not path.startswith(DC_AGNOSTIC)
+)
+"""Handlers Consul routes by ``?dc``; a datacenter other than this one has no path."""
 
 
 class ApiApp:
@@ -66,6 +71,9 @@ class ApiApp:
             if req.method == "OPTIONS":
                 return Response(headers=[("Allow", ", ".join(sorted(handlers)))])
             return Response.text(f"method {req.method} not allowed", 405)
+        dc = req.arg("dc") if req.raw_query else None
+        if dc and handler in _DC_ROUTED and dc != self.agent.datacenter:
+            return Response.text(NO_DC_PATH, 500)
         pretty = "pretty" in req.query
         try:
             result = handler(self, req)

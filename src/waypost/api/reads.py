@@ -16,16 +16,28 @@ if TYPE_CHECKING:
 
     from waypost.api.app import ApiApp
 
-__all__ = ["indexed_read", "instances_read"]
+__all__ = ["from_peer", "indexed_read", "instances_read"]
+
+
+def from_peer(req: Request) -> bool:
+    """Whether the read asks for what a cluster peer exported (``?peer=NAME``).
+
+    Peering does not exist here, so every peer name is unknown, and Consul answers a read
+    about an unknown peer with an empty result of the endpoint's usual shape.
+    """
+    return bool(req.arg("peer"))
 
 
 def indexed_read(
     app: ApiApp, req: Request, fetch: Callable[[Indexes], queries.Read], *, filtered: bool = True
 ) -> Response | asyncio.Future[Response]:
     """A blocking read of ``fetch``'s records, with ``?filter`` applied when the endpoint takes it."""
+    peer = from_peer(req)
 
     def query() -> QueryResult:
         index, topics, found = fetch(app.state.indexes)
+        if peer:
+            found = {} if isinstance(found, dict) else []
         return QueryResult(index, topics, encode_json(apply_filter(req, found) if filtered else found))
 
     return blocking_read(app.state, req, query, cache=app.cache)

@@ -21,7 +21,14 @@ GET, PUT, POST, DELETE = "GET", "PUT", "POST", "DELETE"
 READ = (GET,)
 WRITE = (PUT, POST)
 
+DC_AGNOSTIC = (
+    "/v1/agent/", "/v1/internal/", "/v1/event/list", "/v1/catalog/datacenters", "/v1/coordinate/datacenters",
+)  # fmt: skip
+"""Paths Consul answers from the agent itself or across datacenters, so ``?dc`` does not
+route them; any other path naming a datacenter but this one gets "No path to datacenter"."""
+
 ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [
+    (READ, "/", status.index),
     (READ, "/v1/agent/self", agent.self_),
     (READ, "/v1/agent/members", agent.members),
     (READ, "/v1/agent/host", agent.host),
@@ -80,6 +87,7 @@ ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [
     (READ, "/v1/coordinate/datacenters", status.coordinate_datacenters),
     (READ, "/v1/coordinate/nodes", status.coordinate_nodes),
     (READ, "/v1/coordinate/node/:node", status.coordinate_node),
+    (WRITE, "/v1/coordinate/update", status.coordinate_update),
     (READ, "/v1/internal/store/range", internal.range_),
     (READ, "/v1/internal/store/get", internal.get),
     (READ, "/v1/internal/store/revision", internal.revision),

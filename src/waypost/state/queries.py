@@ -3,7 +3,7 @@ index Consul would report, and the topics whose change could change the answer."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from waypost.state.indexes import Indexes
@@ -81,7 +81,12 @@ def _service_topics(idx: Indexes, service: str) -> tuple[Topic, ...]:
     return (("service", service), ("services",))
 
 
-def catalog_services(idx: Indexes, node_meta: Sequence[tuple[str, str]] = ()) -> Read:
+def catalog_services(
+    idx: Indexes,
+    node_meta: Sequence[tuple[str, str]] = (),
+    keep: Callable[[Node, NodeService], bool] | None = None,
+) -> Read:
+    """Service names with the union of their instances' tags; ``keep`` picks the instances."""
     result: dict[str, list[str]] = {}
     for name, instances in sorted(idx.instances.items()):
         tags: dict[str, None] = {}
@@ -89,6 +94,8 @@ def catalog_services(idx: Indexes, node_meta: Sequence[tuple[str, str]] = ()) ->
         for (node_name, _), svc in instances.items():
             node = idx.nodes.get(node_name)
             if node is None or not node_matches_meta(node, node_meta):
+                continue
+            if keep is not None and not keep(node, svc):
                 continue
             found = True
             tags.update(dict.fromkeys(svc.Tags))

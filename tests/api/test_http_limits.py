@@ -231,3 +231,21 @@ def test_connections_past_the_per_client_cap_get_429(tmp_path: Path) -> None:
         finally:
             for sock in held:
                 sock.close()
+
+
+def test_the_per_client_cap_follows_a_reload(tmp_path: Path) -> None:
+    config = tmp_path / "limits.hcl"
+    config.write_text("limits { http_max_conns_per_client = 0 }\n")
+    args = ["-dev", "-node", "reload", "-config-file", str(config)]
+    with AgentProcess(args, log_path=tmp_path / "agent.log") as agent:
+        held = [connect(agent) for _ in range(3)]
+        try:
+            for sock in held:
+                sock.sendall(b"GET /v1/status/leader HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert sock.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
+            config.write_text("limits { http_max_conns_per_client = 3 }\n")
+            assert agent.request("PUT", "/v1/agent/reload")[0] == 200
+            assert exchange(agent, b"GET /v1/status/leader HTTP/1.1\r\nHost: x\r\n\r\n") == TOO_MANY
+        finally:
+            for sock in held:
+                sock.close()

@@ -21,7 +21,7 @@ from waypost.agent.leader import SERF_CHECK
 from waypost.agent.local import LocalState, sync_in_process
 from waypost.agent.monitor import LogBroadcaster
 from waypost.agent.tasks import cancel_all
-from waypost.api.http import GO_MAX_HEADER_BYTES, HttpLimits
+from waypost.api.http import GO_MAX_HEADER_BYTES, HttpLimits, HttpServer
 from waypost.config import AgentConfig, reload_config
 from waypost.state.kv_ops import LockDelays
 from waypost.state.model import Node
@@ -63,6 +63,7 @@ class Agent:
         self.cluster: Cluster | None = None
         self.checks = AgentChecks(self)
         self.http_port = 0
+        self._http: HttpServer | None = None
         self.dns_port = 0
         self._tasks: list[asyncio.Task[Any]] = []
         self._servers: list[Any] = []
@@ -92,7 +93,6 @@ class Agent:
 
     async def start(self) -> None:
         from waypost.api.app import ApiApp
-        from waypost.api.http import HttpServer
 
         self.store = self._open_store()
         self.state = State(self.store)
@@ -105,7 +105,7 @@ class Agent:
         ae = self.local.run(state, target, self.config.ae_interval.seconds)
         self._tasks.append(asyncio.create_task(ae, name="anti-entropy"))
         state.listeners.append(self._on_catalog_change)
-        http = HttpServer(ApiApp(self).handle, _http_limits(self.config))
+        http = self._http = HttpServer(ApiApp(self).handle, _http_limits(self.config))
         self.http_port = await http.listen(self.http_addr, self.config.ports.http)
         self._servers.append(http)
         if self.config.ports.dns > 0:
@@ -179,6 +179,8 @@ class Agent:
         log.info("Reloading configuration...")
         self.config = reload_config(self.config)
         self.checks.load_config()
+        if self._http is not None:
+            self._http.limits = _http_limits(self.config)
 
     async def _quiesce(self) -> None:
         """Stop everything that writes on this agent's behalf (checks, anti-entropy)."""

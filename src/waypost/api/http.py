@@ -513,10 +513,10 @@ class HttpServer:
         deadline passed. One pass per tick over all connections costs less than a timer or
         a clock read per request, and a deadline a tick late is still a deadline."""
         loop = asyncio.get_running_loop()
-        head, idle = max(self.limits.read_header_timeout, 0.0), max(self.limits.idle_timeout, 0.0)
         while True:
             await asyncio.sleep(tick)
             now = loop.time()
+            head, idle = max(self.limits.read_header_timeout, 0.0), max(self.limits.idle_timeout, 0.0)
             for conn in list(self.conns):
                 deadline = conn.deadline
                 if deadline > 0.0:

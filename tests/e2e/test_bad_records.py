@@ -28,6 +28,7 @@ GARBAGE = {
     "catalog/services/nodeonly": msgspec.msgpack.encode({"ID": "nodeonly", "Service": "x"}),
     "kv/broken": b"\xc1 not msgpack",
 }
+AS_TEXT = {"kv/text": "a value stored as TEXT, which only SQLite can hold"}
 
 
 def wait_for_log(path: Path, *needles: str, limit: float = 10.0) -> str:
@@ -47,8 +48,7 @@ def metrics(agent: AgentProcess) -> tuple[dict[str, Any], dict[str, float], str]
     return counters, gauges, text.decode()
 
 
-def assert_serves_and_reports(agent: AgentProcess, log: Path, *, at_start: bool) -> None:
-    keys = sorted(GARBAGE)
+def assert_serves_and_reports(agent: AgentProcess, log: Path, keys: list[str], *, at_start: bool) -> None:
     needle = f"skipping {len(keys)} undecodable records" if at_start else "quarantined undecodable record"
     text = wait_for_log(log, needle, *keys)
     assert needle in text
@@ -74,7 +74,7 @@ def assert_serves_and_reports(agent: AgentProcess, log: Path, *, at_start: bool)
     assert agent.put("/v1/kv/broken", b"mended") is True
     assert agent.request("GET", "/v1/kv/broken?raw")[2] == b"mended"
     _, gauges, _ = metrics(agent)
-    assert gauges["consul.state.quarantined_keys"] == 1
+    assert gauges["consul.state.quarantined_keys"] == len(keys) - 2
 
 
 def test_embedded_sqlite_server_starts_on_a_database_holding_garbage(tmp_path: Path) -> None:
@@ -86,24 +86,25 @@ def test_embedded_sqlite_server_starts_on_a_database_holding_garbage(tmp_path: P
         assert first.put("/v1/kv/before", b"kept") is True
         with pytest.raises(sqlite3.OperationalError, match="locked"):
             # The running server holds the file exclusively, so garbage can only go in while it is down.
-            _write_rows(data / DATA_DIR_FILE)
+            _write_rows(data / DATA_DIR_FILE, GARBAGE)
     finally:
         first.stop()
 
-    _write_rows(data / DATA_DIR_FILE)
+    rows: dict[str, bytes | str] = {**GARBAGE, **AS_TEXT}
+    _write_rows(data / DATA_DIR_FILE, rows)
     with AgentProcess(args, http_port=first.http_port, dns_port=first.dns_port, log_path=log) as second:
         assert second.request("GET", "/v1/kv/before?raw")[2] == b"kept"
-        assert_serves_and_reports(second, log, at_start=True)
+        assert_serves_and_reports(second, log, sorted(rows), at_start=True)
 
 
-def _write_rows(db_path: Path) -> None:
+def _write_rows(db_path: Path, rows: dict[str, bytes | str]) -> None:
     db = sqlite3.connect(db_path, timeout=0.2, isolation_level=None)
     try:
         db.execute("BEGIN IMMEDIATE")
         (revision,) = db.execute("SELECT value FROM meta WHERE name = 'revision'").fetchone()
         db.executemany(
             "INSERT OR REPLACE INTO kv VALUES (?, ?, ?, ?, 1, 0)",
-            [(key, value, revision + 1, revision + 1) for key, value in GARBAGE.items()],
+            [(key, value, revision + 1, revision + 1) for key, value in rows.items()],
         )
         db.execute("UPDATE meta SET value = ? WHERE name = 'revision'", (revision + 1,))
         db.execute("COMMIT")
@@ -133,7 +134,7 @@ def test_server_on_etcd_survives_garbage_written_straight_into_etcd(tmp_path: Pa
         agent = AgentProcess(args, log_path=log).start(30)
         try:
             asyncio.run(write_garbage(etcd.endpoints))
-            assert_serves_and_reports(agent, log, at_start=False)
+            assert_serves_and_reports(agent, log, sorted(GARBAGE), at_start=False)
         finally:
             agent.stop()
         # Restarted on the same etcd, it re-lists the one record still bad.

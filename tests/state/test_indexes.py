@@ -35,6 +35,13 @@ def test_undecodable_record_is_quarantined_and_the_rest_of_the_batch_applies() -
     assert idx.take_rejected() == []
 
 
+def test_a_value_stored_as_text_is_quarantined() -> None:
+    idx = Indexes()
+    idx.apply([Event(EventType.PUT, KeyValue("kv/text", "not bytes", 2, 2, 1)), node("n2", 2)], 2)  # type: ignore[arg-type]
+    assert idx.quarantined == {"kv/text": 2}
+    assert list(idx.nodes) == ["n2"]
+
+
 def test_bad_version_drops_the_older_good_one_and_a_good_one_restores_it() -> None:
     idx = Indexes()
     idx.apply([node("n1", 2)], 2)

@@ -80,8 +80,11 @@ class Table(Generic[T]):
 
     def decode(self, value: bytes, create: int, modify: int) -> T:
         """Raises ``msgspec.DecodeError`` (a ``ValueError``) for a value that is not this
-        table's record."""
-        rec: T = self._decoder.decode(value)  # type: ignore[attr-defined]
+        table's record, including one a hand edit stored as text rather than bytes."""
+        try:
+            rec: T = self._decoder.decode(value)  # type: ignore[attr-defined]
+        except TypeError as exc:
+            raise msgspec.DecodeError(str(exc)) from None
         if hasattr(rec, "CreateIndex") and hasattr(rec, "ModifyIndex"):
             rec.CreateIndex = create
             rec.ModifyIndex = modify

@@ -1,13 +1,21 @@
-"""The etcd store across a three-member cluster: calls and watches survive losing a member."""
+"""The etcd store across a three-member cluster: calls and watches survive losing a member,
+and a transaction interrupted mid-flight is never answered wrongly."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import signal
+import threading
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from etcd_cluster import etcd_available, etcd_cluster
+from etcd_cluster import EtcdCluster, EtcdMember, etcd_available, etcd_cluster
+from waypost.store.base import Compare, Delete, KeyValue, Op, Put, Range, RangeResult, StoreError
 from waypost.store.etcd import EtcdStore
 
 pytestmark = [
@@ -34,3 +42,220 @@ async def test_calls_and_watch_fail_over_to_another_member(tmp_path: Path) -> No
             await stream.aclose()  # type: ignore[attr-defined]
         finally:
             await store.close()
+
+
+# -- transactions interrupted mid-flight ---------------------------------------------------
+
+
+class _Relay:
+    """A TCP relay to one etcd member that can swallow what flows either way, so that a
+    call reaches etcd and commits while its answer never arrives, or never reaches it."""
+
+    def __init__(self, target: str) -> None:
+        self.host, port = target.rsplit(":", 1)
+        self.port = int(port)
+        self.swallow_requests = False
+        self.swallow_replies = False
+        self._writers: list[asyncio.StreamWriter] = []
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return f"127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
+        self._writers += [writer, up_writer]
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, requests: bool) -> None:
+            while data := await src.read(65536):
+                if not (self.swallow_requests if requests else self.swallow_replies):
+                    dst.write(data)
+                    await dst.drain()
+
+        await asyncio.gather(
+            pump(reader, up_writer, True), pump(up_reader, writer, False), return_exceptions=True
+        )
+        self.cut()
+
+    def cut(self) -> None:
+        """Drop every relayed connection: the client sees its call fail at once."""
+        for writer in self._writers:
+            writer.close()
+        self._writers.clear()
+
+    async def close(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
+    with etcd_cluster(tmp_path_factory.mktemp("etcd3"), members=3) as running:
+        yield running
+
+
+@pytest.fixture
+async def relayed(cluster: EtcdCluster) -> AsyncIterator[tuple[_Relay, EtcdStore, EtcdStore]]:
+    """A store whose first endpoint is a relay to the first member, with a short timeout,
+    and a second store that reads the truth straight from the members."""
+    relay = _Relay(cluster.members[0].endpoint)
+    store = EtcdStore([await relay.start(), *cluster.endpoints[1:]], timeout=1.0)
+    truth = EtcdStore(cluster.endpoints)
+    await store.revision()  # connected through the relay before anything is swallowed
+    yield relay, store, truth
+    await relay.close()
+    await store.close()
+    await truth.close()
+
+
+def _cas(key: str, expected: KeyValue | None, value: bytes) -> tuple[list[Compare], list[Op]]:
+    guard = Compare(key, "mod", "=", expected.mod_revision) if expected else Compare(key, "version", "=", 0)
+    return [guard], [Put(key, value), Put(f"{key}/log/{value.decode()}", b"")]
+
+
+async def test_a_transaction_whose_answer_is_lost_reports_that_it_applied(
+    relayed: tuple[_Relay, EtcdStore, EtcdStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    relay, store, truth = relayed
+    relay.swallow_replies = True
+    caplog.set_level(logging.INFO, "waypost.store.etcd")
+    result = await store.txn(*_cas("lost-reply", None, b"1"))
+    assert result.succeeded
+    kv = await truth.get("lost-reply")
+    assert kv is not None
+    assert (kv.value, kv.version, kv.mod_revision) == (b"1", 1, result.revision)
+    assert result.responses == [result.revision, result.revision]
+    assert "interrupted transaction had applied" in caplog.text
+
+
+async def test_a_transaction_cut_off_after_it_committed_is_not_sent_again_and_reported_failed(
+    relayed: tuple[_Relay, EtcdStore, EtcdStore],
+) -> None:
+    relay, store, truth = relayed
+    relay.swallow_replies = True
+    call = asyncio.ensure_future(store.txn(*_cas("cut-off", None, b"1")))
+    for _ in range(100):
+        if await truth.get("cut-off") is not None:
+            break
+        await asyncio.sleep(0.01)
+    relay.cut()  # the call fails at once, as with a member that dies
+    result = await asyncio.wait_for(call, 30)
+    kv = await truth.get("cut-off")
+    assert kv is not None
+    assert result.succeeded
+    assert (kv.version, kv.mod_revision) == (1, result.revision)
+
+
+async def test_a_transaction_that_never_arrived_is_sent_again_and_applies_once(
+    relayed: tuple[_Relay, EtcdStore, EtcdStore],
+) -> None:
+    relay, store, truth = relayed
+    relay.swallow_requests = True
+    result = await store.txn(*_cas("never-arrived", None, b"1"))
+    assert result.succeeded
+    kv = await truth.get("never-arrived")
+    assert kv is not None
+    assert (kv.version, kv.mod_revision) == (1, result.revision)
+
+
+async def test_an_interrupted_delete_and_range_are_answered_as_etcd_would_have(
+    relayed: tuple[_Relay, EtcdStore, EtcdStore],
+) -> None:
+    relay, store, truth = relayed
+    await truth.put("mixed/a", b"a")
+    await truth.put("mixed/b", b"b")
+    relay.swallow_replies = True
+    ops: list[Op] = [
+        Range("mixed/", prefix=True),
+        Delete("mixed/a"),
+        Put("mixed/c", b"c"),
+        Range("mixed/", prefix=True),
+    ]
+    result = await store.txn([], ops)
+    before, deleted, put, after = result.responses
+    assert isinstance(before, RangeResult)
+    assert isinstance(after, RangeResult)
+    assert [kv.key for kv in before.kvs] == ["mixed/a", "mixed/b"]
+    assert (deleted, put) == (1, result.revision)
+    assert [(kv.key, kv.mod_revision) for kv in after.kvs] == [
+        ("mixed/b", before.kvs[1].mod_revision),
+        ("mixed/c", result.revision),
+    ]
+
+
+def _leader(cluster: EtcdCluster) -> EtcdMember | None:
+    """The member that says it leads, through etcd's JSON gateway; None mid-election."""
+    for member in cluster.members:
+        if member.process is None:
+            continue
+        request = urllib.request.Request(
+            f"http://{member.endpoint}/v3/maintenance/status", data=b"{}", method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=1.0) as response:
+                status = json.load(response)
+        except (OSError, ValueError):
+            continue
+        if status.get("leader") == status["header"]["member_id"]:
+            return member
+    return None
+
+
+def _pause_leaders(cluster: EtcdCluster, stop: threading.Event, pauses: int) -> None:
+    """Freeze the leader (SIGSTOP) for a while, ``pauses`` times, so that calls in flight
+    on it time out whether or not they committed."""
+    for _ in range(pauses):
+        if stop.wait(0.7):
+            return
+        leader = _leader(cluster)
+        if leader is None or leader.process is None:
+            continue
+        leader.process.send_signal(signal.SIGSTOP)
+        try:
+            stop.wait(1.5)
+        finally:
+            leader.process.send_signal(signal.SIGCONT)
+
+
+async def test_compare_and_swap_answers_stay_true_while_the_leader_is_frozen(
+    cluster: EtcdCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One writer chains compare-and-swaps on one key, so every "failed" answer would be
+    a lie about its own earlier write; whenever the store raises, reading tells the truth."""
+    leader = _leader(cluster)
+    assert leader is not None
+    first = [leader.endpoint, *(e for e in cluster.endpoints if e != leader.endpoint)]
+    store = EtcdStore(first, timeout=0.5)
+    truth = EtcdStore(cluster.endpoints)
+    caplog.set_level(logging.INFO, "waypost.store.etcd")
+    stop = threading.Event()
+    pauser = threading.Thread(target=_pause_leaders, args=(cluster, stop, 8))
+    pauser.start()
+    applied = 0
+    try:
+        for _ in range(400):
+            if not pauser.is_alive():
+                break
+            current = await truth.get("chain")
+            value = str(applied + 1).encode()
+            try:
+                result = await store.txn(*_cas("chain", current, value))
+            except StoreError:
+                result = None
+            kv = await truth.get("chain")
+            wrote = kv is not None and kv.value == value
+            assert wrote == (await truth.get(f"chain/log/{value.decode()}") is not None)
+            if result is not None:
+                assert result.succeeded == wrote
+                assert not wrote or kv.mod_revision == result.revision  # type: ignore[union-attr]
+            applied += wrote
+    finally:
+        stop.set()
+        pauser.join(10)
+        await store.close()
+        await truth.close()
+    assert applied > 0
+    assert "transaction interrupted" in caplog.text

@@ -6,14 +6,16 @@ own client knows one host and lacks lease compares, while the raw API maps onto 
 promises, so this module only translates; revisions, versions and lease ids are
 etcd's own.
 
-Endpoints are tried in turn: an UNAVAILABLE answer (member down, no leader) moves to
-the next endpoint, a bounded number of times. A watch that loses its stream resumes on
-another endpoint from the revision after the last one it yielded.
+Endpoints are tried in turn: an UNAVAILABLE or DEADLINE_EXCEEDED answer (member down,
+paused, no leader) moves to the next endpoint, a bounded number of times. A watch that
+loses its stream resumes on another endpoint from the revision after the last one it
+yielded. A transaction is never blindly re-sent: see ``EtcdStore.txn``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -32,12 +34,15 @@ from waypost.store.base import (
     LeaseNotFoundError,
     Op,
     Put,
+    Range,
     RangeResult,
     StoreError,
     TxnResult,
 )
 
-__all__ = ["EtcdStore"]
+__all__ = ["EtcdStore", "TxnOutcomeUnknownError"]
+
+log = logging.getLogger("waypost.store.etcd")
 
 T = TypeVar("T")
 
@@ -46,6 +51,34 @@ _ROUNDS = 3
 
 _BACKOFF = 0.1
 """Seconds between failover attempts, times the attempt number."""
+
+_RETRIED = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+"""Answers that say "try another member": it is down, paused, or has no leader."""
+
+_NOT_APPLIED = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.UNIMPLEMENTED,
+    }
+)
+"""Failures after which a transaction surely did not apply: etcd refused it before
+proposing it (bad request, too large, too many ops) or aborted it whole (unknown lease).
+Any other failure, a timeout above all, may come after the write committed."""
+
+_HISTORY_LIMIT = 100_000
+"""The most revisions read back to learn whether an interrupted transaction applied."""
+
+
+class TxnOutcomeUnknownError(StoreError):
+    """A transaction was interrupted and whether it applied could not be learnt; read its
+    keys to find out. Raised rather than guessing, so no answer is ever a wrong one."""
+
 
 _TARGETS = {
     "value": rpc.Compare.VALUE,
@@ -91,6 +124,8 @@ class EtcdStore:
         self._channels: list[Any] = []
         self._streams: set[Any] = set()
         self._closed = False
+        self._seen = 0
+        """The highest store revision any answer carried: no older than any write to come."""
 
     def _connect(self) -> _Stubs:
         if self._closed:
@@ -110,65 +145,197 @@ class EtcdStore:
             self._stubs = None
 
     async def _call(self, call: Callable[[_Stubs], Awaitable[T]]) -> T:
+        """``call`` on one member after another until one answers; only for calls that are
+        safe to repeat (reads, lease calls), never for a transaction."""
         attempts = len(self.endpoints) * _ROUNDS
         for attempt in range(1, attempts + 1):
             stubs = self._connect()
             try:
                 return await call(stubs)
             except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == attempts:
+                if exc.code() not in _RETRIED or attempt == attempts:
                     raise _translate(exc) from exc
             self._failover(stubs)
             await asyncio.sleep(_BACKOFF * attempt)
         raise StoreError("no etcd endpoint answered")
 
+    def _saw(self, revision: int) -> int:
+        self._seen = max(self._seen, revision)
+        return revision
+
     async def get(self, key: str) -> KeyValue | None:
         request = rpc.RangeRequest(key=key.encode())
         response = await self._call(lambda s: s.kv.Range(request, timeout=self._timeout))
+        self._saw(int(response.header.revision))
         return _kv(response.kvs[0]) if response.kvs else None
 
     async def range(self, prefix: str) -> RangeResult:
-        start, end = _span(prefix)
-        request = rpc.RangeRequest(key=start, range_end=end)
+        return await self._range(Range(prefix, prefix=True))
+
+    async def _range(self, op: Range, revision: int = 0) -> RangeResult:
+        request = _range_request(op, revision)
         response = await self._call(lambda s: s.kv.Range(request, timeout=self._timeout))
-        return RangeResult([_kv(kv) for kv in response.kvs], int(response.header.revision))
+        return RangeResult([_kv(kv) for kv in response.kvs], self._saw(int(response.header.revision)))
 
     async def put(self, key: str, value: bytes, lease: int = 0) -> int:
-        request = rpc.PutRequest(key=key.encode(), value=value, lease=lease)
-        response = await self._call(lambda s: s.kv.Put(request, timeout=self._timeout))
-        return int(response.header.revision)
+        # A transaction, for its guarantee that an interrupted write is never answered wrongly.
+        return (await self.txn([], [Put(key, value, lease)])).revision
 
     async def delete(self, key: str, prefix: bool = False) -> tuple[int, int]:
-        request = _delete_request(Delete(key, prefix))
-        response = await self._call(lambda s: s.kv.DeleteRange(request, timeout=self._timeout))
-        return int(response.deleted), int(response.header.revision)
+        result = await self.txn([], [Delete(key, prefix)])
+        deleted = result.responses[0]
+        return (deleted if isinstance(deleted, int) else 0), result.revision
 
     async def txn(
         self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
     ) -> TxnResult:
+        """Apply a transaction, and never answer wrongly about one that was interrupted.
+
+        A transaction whose call times out or loses its connection may still have been
+        committed, and sending it again would then evaluate its compares against its own
+        writes: a compare-and-swap that won would be answered "failed". So after such a
+        failure the outcome is learnt from etcd's history instead. Every revision after
+        ``floor`` (the highest revision seen before sending, hence no later than the
+        transaction's) is read back with a watch, up to the current revision; etcd gives
+        each committed transaction its own revision, so ours applied exactly if one of
+        those revisions holds precisely its writes: every put with our value and lease,
+        and deletes only inside our delete ranges. If so its result is rebuilt from that
+        revision; if not, nothing of it was committed by then and it is sent again.
+
+        After any interrupted attempt a final "failed" answer is checked the same way up
+        to its own revision, since the interrupted attempt may have committed in between.
+        When the history cannot be read (compacted, too long, no member answers) the call
+        raises ``TxnOutcomeUnknownError`` rather than guess. What this cannot tell apart is
+        another client committing the very same writes in one transaction: that revision
+        is taken for ours. A branch that writes nothing moves no revision, so running it
+        twice is the same as running it once.
+        """
         request = rpc.TxnRequest(
             compare=[_compare(c) for c in compares],
             success=[_request_op(op) for op in success],
             failure=[_request_op(op) for op in failure],
         )
-        response = await self._call(lambda s: s.kv.Txn(request, timeout=self._timeout))
-        revision = int(response.header.revision)
+        floor = self._seen or await self.revision()
+        interrupted = False
+        attempts = len(self.endpoints) * _ROUNDS
+        for attempt in range(1, attempts + 1):
+            stubs = self._connect()
+            try:
+                response = await stubs.kv.Txn(request, timeout=self._timeout)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() in _NOT_APPLIED:
+                    if interrupted and (found := await self._applied(floor, success, failure)):
+                        return found
+                    raise _translate(exc) from exc
+                interrupted = True
+                log.info(
+                    "transaction interrupted (%s); reading revisions after %d for it", exc.code().name, floor
+                )
+                self._failover(stubs)
+                if found := await self._applied(floor, success, failure):
+                    return found
+                await asyncio.sleep(_BACKOFF * attempt)
+                continue
+            result = _txn_result(response)
+            self._saw(result.revision)
+            if interrupted and not result.succeeded:
+                return await self._applied(floor, success, failure, result.revision) or result
+            return result
+        raise TxnOutcomeUnknownError(
+            "no etcd member completed the transaction; it had not applied when last checked"
+        )
+
+    async def _applied(
+        self, floor: int, success: Sequence[Op], failure: Sequence[Op], until: int = 0
+    ) -> TxnResult | None:
+        """The result of the transaction if it committed after ``floor`` (up to ``until``,
+        by default the current revision), from the revision that holds its writes."""
+        try:
+            until = until or await self.revision()
+            if until - floor > _HISTORY_LIMIT:
+                raise TxnOutcomeUnknownError(
+                    f"{until - floor} revisions passed since the transaction was sent"
+                )
+            if until <= floor:
+                return None
+            for batch in await self._history(floor + 1, until):
+                for succeeded, ops in ((True, success), (False, failure)):
+                    if _holds_exactly(batch, ops):
+                        log.info(
+                            "interrupted transaction had applied at revision %d", batch[0].kv.mod_revision
+                        )
+                        return await self._rebuild(batch, succeeded, ops)
+            log.info("interrupted transaction had not applied by revision %d", until)
+            return None
+        except TxnOutcomeUnknownError:
+            raise
+        except StoreError as exc:
+            raise TxnOutcomeUnknownError(
+                f"the transaction was interrupted and its outcome is unknown: {exc}"
+            ) from exc
+
+    async def _history(self, start: int, until: int) -> list[list[Event]]:
+        """Every batch of events from revision ``start`` through ``until``, in order. Each
+        revision carries at least one event, so the read ends at ``until``'s batch."""
+
+        async def read(stubs: _Stubs) -> list[list[Event]]:
+            create = rpc.WatchCreateRequest(key=b"\0", range_end=b"\0", start_revision=start)
+            stream = stubs.watch.Watch(
+                _held_open(rpc.WatchRequest(create_request=create)), timeout=self._timeout
+            )
+            batches: list[list[Event]] = []
+            try:
+                while (response := await stream.read()) is not grpc.aio.EOF:
+                    if response.compact_revision:
+                        raise CompactedError(int(response.compact_revision))
+                    for batch in _per_revision(response.events):
+                        if batch[0].kv.mod_revision > until:
+                            return batches
+                        batches.append(batch)
+                        if batch[0].kv.mod_revision == until:
+                            return batches
+            finally:
+                stream.cancel()
+            raise StoreError("the watch ended before the current revision")
+
+        return await self._call(read)
+
+    async def _rebuild(self, batch: list[Event], succeeded: bool, ops: Sequence[Op]) -> TxnResult:
+        """The answer etcd would have given for ``ops`` applied as ``batch``."""
+        revision = batch[0].kv.mod_revision
         responses: list[RangeResult | int] = []
-        for op in response.responses:
-            kind = op.WhichOneof("response")
-            if kind == "response_range":
-                nested = op.response_range
-                responses.append(RangeResult([_kv(kv) for kv in nested.kvs], int(nested.header.revision)))
-            elif kind == "response_delete_range":
-                responses.append(int(op.response_delete_range.deleted))
-            else:
+        for index, op in enumerate(ops):
+            if isinstance(op, Put):
                 responses.append(revision)
-        return TxnResult(bool(response.succeeded), revision, responses)
+            elif isinstance(op, Delete):
+                responses.append(
+                    sum(1 for ev in batch if ev.type is EventType.DELETE and _covers(op, ev.kv.key))
+                )
+            else:
+                responses.append(await self._range_within(op, batch, ops[:index]))
+        return TxnResult(succeeded, revision, responses)
+
+    async def _range_within(self, op: Range, batch: list[Event], earlier: Sequence[Op]) -> RangeResult:
+        """A Range inside a committed transaction saw the revision before it plus the
+        writes of the ops before it; each of those wrote its keys once, as in ``batch``."""
+        revision = batch[0].kv.mod_revision
+        before = await self._range(op, revision - 1)
+        kvs = {kv.key: kv for kv in before.kvs}
+        writers = [o for o in earlier if not isinstance(o, Range)]
+        for ev in batch:
+            key = ev.kv.key
+            if not _covers(op, key) or not any(_covers(w, key) for w in writers):
+                continue
+            if ev.type is EventType.PUT:
+                kvs[key] = ev.kv
+            else:
+                kvs.pop(key, None)
+        return RangeResult(sorted(kvs.values(), key=lambda kv: kv.key), revision if writers else revision - 1)
 
     async def revision(self) -> int:
         request = rpc.RangeRequest(key=b"\0")
         response = await self._call(lambda s: s.kv.Range(request, timeout=self._timeout))
-        return int(response.header.revision)
+        return self._saw(int(response.header.revision))
 
     async def compact(self, revision: int) -> None:
         """Drop history before ``revision`` (etcd's Compact, physical)."""
@@ -198,7 +365,7 @@ class EtcdStore:
                         cursor = int(response.header.revision) + 1
                     failures = 0
                     for batch in _per_revision(response.events):
-                        cursor = batch[0].kv.mod_revision + 1
+                        cursor = self._saw(batch[0].kv.mod_revision) + 1
                         yield batch
                 # The member ended the stream (it is shutting down): resume on another.
                 self._failover(stubs)
@@ -211,7 +378,7 @@ class EtcdStore:
                 if self._closed:
                     return
                 failures += 1
-                if exc.code() != grpc.StatusCode.UNAVAILABLE or failures > len(self.endpoints) * _ROUNDS:
+                if exc.code() not in _RETRIED or failures > len(self.endpoints) * _ROUNDS:
                     raise _translate(exc) from exc
                 self._failover(stubs)
                 await asyncio.sleep(_BACKOFF * failures)
@@ -328,15 +495,58 @@ def _delete_request(op: Delete) -> Any:
     return rpc.DeleteRangeRequest(key=op.key.encode())
 
 
+def _range_request(op: Range, revision: int = 0) -> Any:
+    if op.prefix:
+        start, end = _span(op.key)
+        return rpc.RangeRequest(key=start, range_end=end, revision=revision)
+    return rpc.RangeRequest(key=op.key.encode(), revision=revision)
+
+
 def _request_op(op: Op) -> Any:
     if isinstance(op, Put):
         return rpc.RequestOp(request_put=rpc.PutRequest(key=op.key.encode(), value=op.value, lease=op.lease))
     if isinstance(op, Delete):
         return rpc.RequestOp(request_delete_range=_delete_request(op))
-    if op.prefix:
-        start, end = _span(op.key)
-        return rpc.RequestOp(request_range=rpc.RangeRequest(key=start, range_end=end))
-    return rpc.RequestOp(request_range=rpc.RangeRequest(key=op.key.encode()))
+    return rpc.RequestOp(request_range=_range_request(op))
+
+
+def _txn_result(response: Any) -> TxnResult:
+    revision = int(response.header.revision)
+    responses: list[RangeResult | int] = []
+    for op in response.responses:
+        kind = op.WhichOneof("response")
+        if kind == "response_range":
+            nested = op.response_range
+            responses.append(RangeResult([_kv(kv) for kv in nested.kvs], int(nested.header.revision)))
+        elif kind == "response_delete_range":
+            responses.append(int(op.response_delete_range.deleted))
+        else:
+            responses.append(revision)
+    return TxnResult(bool(response.succeeded), revision, responses)
+
+
+def _covers(op: Op, key: str) -> bool:
+    return key.startswith(op.key) if not isinstance(op, Put) and op.prefix else key == op.key
+
+
+def _holds_exactly(batch: list[Event], ops: Sequence[Op]) -> bool:
+    """Whether one revision's events are precisely what ``ops`` would write: every put
+    with its value and lease, and deletes only of keys inside ``ops``' delete ranges."""
+    puts = {op.key: op for op in ops if isinstance(op, Put)}
+    deletes = [op for op in ops if isinstance(op, Delete)]
+    if not puts and not deletes:
+        return False
+    written = 0
+    for ev in batch:
+        kv = ev.kv
+        if ev.type is EventType.PUT:
+            put = puts.get(kv.key)
+            if put is None or (put.value, put.lease) != (kv.value, kv.lease):
+                return False
+            written += 1
+        elif not any(_covers(op, kv.key) for op in deletes):
+            return False
+    return written == len(puts)
 
 
 def _translate(exc: grpc.aio.AioRpcError) -> StoreError:

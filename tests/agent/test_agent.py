@@ -8,20 +8,13 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from waypost.testing import AgentProcess
-
-
-def _wait_for(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
+from waypost.testing import AgentProcess, free_port, wait_for
 
 
 @pytest.fixture
@@ -41,7 +34,7 @@ def test_config_services_register_and_reload_on_sighup(config_dir: Path, tmp_pat
         (config_dir / "cache.json").write_text(json.dumps({"services": [{"name": "cache", "port": 6379}]}))
         assert agent.proc is not None
         agent.proc.send_signal(signal.SIGHUP)
-        assert _wait_for(lambda: set(agent.get("/v1/agent/services")) == {"web", "cache"})
+        wait_for(lambda: set(agent.get("/v1/agent/services")) == {"web", "cache"})
         (config_dir / "cache.json").unlink()
         agent.put("/v1/agent/reload")
         assert set(agent.get("/v1/agent/services")) == {"web"}
@@ -65,11 +58,11 @@ def test_anti_entropy_repairs_catalog_changed_behind_the_agents_back(dev_agent: 
     dev_agent.put("/v1/agent/service/register", {"Name": "kept", "Port": 1})
     node = dev_agent.get("/v1/agent/self")["Config"]["NodeName"]
     assert dev_agent.put("/v1/catalog/deregister", {"Node": node, "ServiceID": "kept"}) is True
-    assert _wait_for(lambda: len(dev_agent.get("/v1/catalog/service/kept")) == 1)
+    wait_for(lambda: len(dev_agent.get("/v1/catalog/service/kept")) == 1)
     dev_agent.put(
         "/v1/catalog/register", {"Node": node, "Address": "127.0.0.1", "Service": {"Service": "stray"}}
     )
-    assert _wait_for(lambda: dev_agent.get("/v1/catalog/service/stray") == [])
+    wait_for(lambda: dev_agent.get("/v1/catalog/service/stray") == [])
 
 
 def test_maintenance_modes_add_critical_checks(dev_agent: AgentProcess) -> None:
@@ -157,3 +150,76 @@ def test_monitor_streams_the_log(dev_agent: AgentProcess) -> None:
     assert b"Synced service: service=monitored" in line
     conn.close()
     assert dev_agent.request("GET", "/v1/agent/monitor?loglevel=loud")[0] == 400
+
+
+def _client_args(tmp_path: Path, name: str, *extra: str) -> list[str]:
+    return ["-data-dir", str(tmp_path / name), "-bind", "127.0.0.1", "-node", name, *extra]
+
+
+def test_store_api_is_served_on_the_server_port_only(dev_agent: AgentProcess) -> None:
+    assert dev_agent.request("GET", "/v1/internal/store/revision")[0] == 404
+    assert dev_agent.request("PUT", "/v1/internal/store/txn", b"\x80")[0] == 404
+    store_api = f"http://{dev_agent.server_address}"
+    with urllib.request.urlopen(f"{store_api}/v1/internal/store/revision", timeout=10) as resp:
+        assert (resp.status, resp.headers["Content-Type"]) == (200, "application/msgpack")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{store_api}/v1/agent/self", timeout=10)
+    refused.value.close()
+    assert refused.value.code == 404
+    assert dev_agent.get("/v1/status/leader") == dev_agent.server_address
+    assert dev_agent.get("/v1/agent/self")["Member"]["Tags"]["port"] == str(dev_agent.server_port)
+
+
+def test_client_started_alone_serves_locally_and_joins_later(tmp_path: Path) -> None:
+    unreachable = f"127.0.0.1:{free_port()}"
+    args = _client_args(tmp_path, "early", "-join", unreachable)
+    with AgentProcess(args, log_path=tmp_path / "c.log", wait_for_leader=False) as client:
+        client.put("/v1/agent/service/register", {"Name": "early-svc", "Port": 1, "Check": {"TTL": "30s"}})
+        client.put("/v1/agent/check/pass/service:early-svc")
+        assert set(client.get("/v1/agent/services")) == {"early-svc"}
+        for path in ("/v1/catalog/services", "/v1/status/leader", "/v1/kv/x", "/v1/health/service/early-svc"):
+            assert client.request("GET", path)[::2] == (500, b"No known Consul servers"), path
+        assert [(m["Name"], m["Status"]) for m in client.get("/v1/agent/members")] == [("early", 1)]
+        assert client.get("/v1/agent/self")["Stats"]["consul"]["known_servers"] == "0"
+        status, _, body = client.request("PUT", f"/v1/agent/join/{unreachable}")
+        assert status == 500
+        assert body.startswith(b"1 error occurred:\n\t* Failed to join 127.0.0.1:")
+        assert client.request("PUT", "/v1/agent/join/127.0.0.1:99999")[0] == 400
+        with AgentProcess(["-dev", "-node", "late-server"], log_path=tmp_path / "s.log") as server:
+            public_port = client.request("PUT", f"/v1/agent/join/{server.address}")
+            assert public_port[0] == 500
+            client.put(f"/v1/agent/join/{server.server_address}")
+            wait_for(lambda: [e["Node"]["Node"] for e in server.get("/v1/health/service/early-svc?passing")]
+                     == ["early"])  # fmt: skip
+            assert client.get("/v1/status/leader") == server.server_address
+            members = {m["Name"]: m["Status"] for m in client.get("/v1/agent/members")}
+            assert members == {"early": 1, "late-server": 1}
+
+
+def test_retry_join_waits_for_a_server_started_later(tmp_path: Path) -> None:
+    port = free_port()
+    args = _client_args(tmp_path, "patient", "-retry-join", f"127.0.0.1:{port}", "-retry-interval", "200ms")
+    with AgentProcess(args, log_path=tmp_path / "c.log", wait_for_leader=False) as client:
+        assert client.request("GET", "/v1/catalog/nodes")[0] == 500
+        with AgentProcess(["-dev"], server_port=port, log_path=tmp_path / "s.log") as server:
+            wait_for(lambda: client.request("GET", "/v1/catalog/node/patient")[0] == 200)
+            assert server.get("/v1/catalog/node/patient")["Node"]["Node"] == "patient"
+
+
+def _run_agent(args: list[str]) -> subprocess.CompletedProcess[str]:
+    ports = ["-http-port", str(free_port()), "-dns-port", "-1"]
+    argv = [sys.executable, "-m", "waypost", "agent", *args, *ports]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30)
+
+
+def test_retry_max_exhausted_stops_the_agent_with_exit_code_1(tmp_path: Path) -> None:
+    joining = ("-retry-join", f"127.0.0.1:{free_port()}", "-retry-max", "2", "-retry-interval", "50ms")
+    proc = _run_agent(_client_args(tmp_path, "quitter", *joining))
+    assert proc.returncode == 1
+    assert "max join retry exhausted" in proc.stdout + proc.stderr
+
+
+def test_malformed_join_address_stops_start_up(tmp_path: Path) -> None:
+    proc = _run_agent(_client_args(tmp_path, "typo", "-retry-join", "host:port"))
+    assert proc.returncode == 1
+    assert "invalid address 'host:port'" in proc.stderr

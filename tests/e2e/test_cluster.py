@@ -1,6 +1,9 @@
 """Scale-out with the real thing: a 3-member etcd cluster, 2 server agents, 2 client agents.
 
-The scenarios run in order against one cluster, each leaving it as the next expects.
+The client agents start first, alone, and join once the servers are up; each is given
+only one server and learns the other from the members, which test 3 relies on when it
+kills the leader. The scenarios run in order against one cluster, each leaving it as the
+next expects.
 """
 
 from __future__ import annotations
@@ -11,15 +14,14 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from etcd_cluster import EtcdCluster, etcd_available, etcd_cluster
-from waypost.testing import AgentProcess
+from waypost.testing import AgentProcess, wait_for
 
 pytestmark = [
     pytest.mark.etcd,
@@ -29,20 +31,10 @@ pytestmark = [
 
 
 SERVER_PORT_BASE = 18300
-"""Each server advertises its own server port, which is how status/leader tells them apart."""
-
-
-def wait_for(predicate: Callable[[], Any], limit: float, step: float = 0.1) -> float:
-    """Seconds until ``predicate()`` held; fails the test after ``limit``."""
-    start = time.monotonic()
-    while time.monotonic() - start < limit:
-        try:
-            if predicate():
-                return time.monotonic() - start
-        except (OSError, ValueError):
-            pass
-        time.sleep(step)
-    raise AssertionError(f"condition not met within {limit}s")
+"""Each server listens on its own agent-to-server port, which clients join and which is
+how status/leader tells the servers apart."""
+CLIENT_JOINS = {"client-a": 1, "client-b": 2}
+"""The one server each client is told about."""
 
 
 def dig(agent: AgentProcess, name: str, qtype: str = "A") -> list[str]:
@@ -62,25 +54,25 @@ class Deployment:
     servers: list[AgentProcess] = field(default_factory=list)
     clients: list[AgentProcess] = field(default_factory=list)
 
-    def server_args(self, i: int) -> list[str]:
-        return [
+    def server(self, i: int) -> AgentProcess:
+        args = [
             *("-server", "-store", self.etcd.url, "-bind", "127.0.0.1", "-node", f"server-{i}"),
-            *("-server-port", str(SERVER_PORT_BASE + i), "-data-dir", str(self.base / f"server-{i}")),
+            *("-data-dir", str(self.base / f"server-{i}")),
         ]
+        return AgentProcess(args, server_port=SERVER_PORT_BASE + i, log_path=self.base / f"server-{i}.log")
 
     def client_args(self, name: str) -> list[str]:
-        joins = [arg for s in self.servers for arg in ("-retry-join", s.address)]
+        server = f"127.0.0.1:{SERVER_PORT_BASE + CLIENT_JOINS[name]}"
         return [
             *("-bind", "127.0.0.1", "-node", name, "-data-dir", str(self.base / name)),
-            *("-retry-interval", "1s", *joins),
+            *("-retry-interval", "1s", "-retry-join", server),
         ]
 
-    def restart(self, agent: AgentProcess, args: list[str]) -> AgentProcess:
+    @staticmethod
+    def restart(agent: AgentProcess) -> AgentProcess:
+        """The same agent again: same flags, ports, data directory and log."""
         agent.stop()
-        fresh = AgentProcess(
-            args, http_port=agent.http_port, dns_port=agent.dns_port, log_path=agent.log_path
-        )
-        return fresh.start(timeout=30)
+        return agent.start(timeout=30)
 
     def leader(self) -> int:
         """Index in ``servers`` of the current leader."""
@@ -95,14 +87,16 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     with etcd_cluster(base / "etcd", members=3) as etcd:
         dep = Deployment(etcd, base)
         try:
-            for i in (1, 2):
-                dep.servers.append(
-                    AgentProcess(dep.server_args(i), log_path=base / f"server-{i}.log").start(30)
+            for name in CLIENT_JOINS:
+                client = AgentProcess(
+                    dep.client_args(name), log_path=base / f"{name}.log", wait_for_leader=False
                 )
-            for name in ("client-a", "client-b"):
-                dep.clients.append(
-                    AgentProcess(dep.client_args(name), log_path=base / f"{name}.log").start(30)
-                )
+                dep.clients.append(client.start(30))
+            for client in dep.clients:
+                assert client.request("GET", "/v1/catalog/nodes")[2] == b"No known Consul servers"
+            dep.servers = [dep.server(i).start(30) for i in (1, 2)]
+            for client in dep.clients:
+                wait_for(lambda client=client: client.get("/v1/status/leader"), 15)
             yield dep
         finally:
             for agent in dep.clients + dep.servers:
@@ -139,12 +133,11 @@ def test_3_leader_server_dies_and_another_takes_over(deployment: Deployment) -> 
     survivor = deployment.servers[1 - leading]
     took = wait_for(lambda: survivor.get("/v1/status/leader") not in ("", old), 15)
     assert took < 15
-    a = deployment.clients[0]
+    a, b = deployment.clients
     a.put("/v1/agent/service/register", {"Name": "api", "ID": "api-a", "Port": 9090})
-    wait_for(lambda: len(survivor.get("/v1/health/service/api?passing")) == 1, 10)
-    deployment.servers[leading] = deployment.restart(
-        deployment.servers[leading], deployment.server_args(leading + 1)
-    )
+    b.put("/v1/agent/service/register", {"Name": "api", "ID": "api-b", "Port": 9091})
+    wait_for(lambda: len(survivor.get("/v1/health/service/api?passing")) == 2, 10)
+    deployment.restart(deployment.servers[leading])
 
 
 def test_4_killed_client_turns_critical_and_leaves_dns(deployment: Deployment) -> None:
@@ -159,9 +152,7 @@ def test_4_killed_client_turns_critical_and_leaves_dns(deployment: Deployment) -
     assert serf["serfHealth"] == "critical"
     members = {m["Name"]: m["Status"] for m in s1.get("/v1/agent/members")}
     assert members["client-b"] == 4
-    deployment.clients[1] = AgentProcess(
-        deployment.client_args("client-b"), http_port=b.http_port, dns_port=b.dns_port, log_path=b.log_path
-    ).start(30)
+    b.start(30)
     wait_for(lambda: sorted(dig(s1, "web.service.consul")) == ["127.0.0.10", "127.0.0.11"], 15)
 
 
@@ -177,14 +168,8 @@ def test_5_restarting_everything_loses_nothing_acknowledged(deployment: Deployme
     for member in deployment.etcd.members:
         member.start(deployment.etcd.initial_cluster())
     deployment.etcd.wait_healthy()
-    deployment.servers = [
-        deployment.restart(s, deployment.server_args(i + 1)) for i, s in enumerate(deployment.servers)
-    ]
-    names = ("client-a", "client-b")
-    deployment.clients = [
-        deployment.restart(c, deployment.client_args(name))
-        for c, name in zip(deployment.clients, names, strict=True)
-    ]
+    for agent in deployment.servers + deployment.clients:
+        deployment.restart(agent)
     b = deployment.clients[1]
     got = {e["Key"]: base64.b64decode(e["Value"]).decode() for e in b.get("/v1/kv/restart/?recurse")}
     assert got == acked

@@ -16,7 +16,7 @@ def test_client_agents_join_an_embedded_server(tmp_path: Path) -> None:
     with AgentProcess(server_args, log_path=tmp_path / "s.log") as server:
         client_args = [
             *("-data-dir", str(tmp_path / "c"), "-bind", "127.0.0.1"),
-            *("-node", "edge", "-retry-join", server.address),
+            *("-node", "edge", "-retry-join", server.server_address),
         ]
         with AgentProcess(client_args, log_path=tmp_path / "c.log") as client:
             client.put("/v1/agent/service/register", {"Name": "edge-svc", "Port": 1})

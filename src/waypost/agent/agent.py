@@ -28,7 +28,7 @@ from waypost.state.model import Node
 from waypost.state.state import State
 from waypost.store import open_store
 from waypost.store.base import Store, StoreError
-from waypost.store.remote import RemoteStore
+from waypost.store.remote import RemoteStore, probe, server_address
 
 __all__ = ["Agent"]
 
@@ -65,6 +65,12 @@ class Agent:
         self.http_port = 0
         self._http: HttpServer | None = None
         self.dns_port = 0
+        self.server_port = 0
+        self.online = False
+        """True once the catalog is loaded: at start on a server, on the first join on a client."""
+        self._going_online = asyncio.Lock()
+        self._loaded = False
+        self.exit_code = 0
         self._tasks: list[asyncio.Task[Any]] = []
         self._servers: list[Any] = []
         self.logs = LogBroadcaster()
@@ -93,67 +99,119 @@ class Agent:
 
     async def start(self) -> None:
         from waypost.api.app import ApiApp
+        from waypost.api.routes import STORE_ROUTES
 
         self.store = self._open_store()
         self.state = State(self.store)
-        await self._join(self.state)
+        self.cluster = Cluster(self, self.state)
+        if self.config.server:
+            await self._load_catalog()
         self.checks.load_config()
         self.checks.restore()
         await self.checks.start()
         state = self.state
-        target = functools.partial(sync_in_process, state)
-        ae = self.local.run(state, target, self.config.ae_interval.seconds)
-        self._tasks.append(asyncio.create_task(ae, name="anti-entropy"))
         state.listeners.append(self._on_catalog_change)
         http = self._http = HttpServer(ApiApp(self).handle, _http_limits(self.config))
         self.http_port = await http.listen(self.http_addr, self.config.ports.http)
         self._servers.append(http)
+        if self.config.server and self.config.ports.server > 0:
+            store_api = HttpServer(ApiApp(self, STORE_ROUTES).handle)
+            self.server_port = await store_api.listen(self.config.bind_addr, self.config.ports.server)
+            self._servers.append(store_api)
         if self.config.ports.dns > 0:
             dns = await start_dns(state, self.config, self.dns_addr)
             self.dns_port = dns.port
             self._servers.append(_Stoppable(dns.stop))
-        self.cluster = Cluster(self, state)
-        await self.cluster.start()
-        await asyncio.wait_for(self.local.synced.wait(), 10)
-        await self._wait_healthy(10.0)
+        if self.config.server:
+            await self._go_online()
+        if self.config.start_join or self.config.retry_join:
+            self._tasks.append(asyncio.create_task(self._join_configured(), name="join"))
         # What start-up loaded lives as long as the agent: move it out of the collector's
         # generations so full collections stop re-scanning the whole catalog.
         gc.freeze()
-        log.info("agent started: node=%s http=%s dns=%s", self.node.Node, self.http_port, self.dns_port)
+        log.info(
+            "agent started: node=%s http=%s dns=%s server=%s",
+            self.node.Node, self.http_port, self.dns_port, self.server_port or "-",
+        )  # fmt: skip
 
     def _open_store(self) -> Store:
+        """A server's own store, or for a client agent a remote one that starts with no server:
+        joins add them. Join addresses are checked here so a typo stops start-up."""
         cfg = self.config
         if cfg.store:
             return open_store(cfg.store)
-        servers = [*cfg.start_join, *cfg.retry_join]
-        if not servers:
-            raise ValueError("a client agent needs servers to join: give -retry-join (or run with -server)")
-        return RemoteStore(servers)
+        for address in (*cfg.start_join, *cfg.retry_join):
+            server_address(address)
+        return RemoteStore()
 
-    async def _join(self, state: State) -> None:
-        """Load the catalog; a client agent retries until a server answers (retry_join)."""
-        attempts = 0
-        while True:
-            try:
-                await state.start()
+    async def _load_catalog(self) -> None:
+        if not self._loaded:
+            await self.require_state().start()
+            self._loaded = True
+
+    async def _go_online(self) -> None:
+        """Load the catalog and take part in the cluster: at start on a server, at the first
+        join on a client agent, whose local services and checks waited locally until now."""
+        async with self._going_online:
+            if self.online:
                 return
-            except (StoreError, OSError) as exc:
-                attempts += 1
-                if not isinstance(self.store, RemoteStore) or 0 < self.config.retry_max <= attempts:
-                    raise
-                wait = min(self.config.retry_interval.seconds, 30.0)
-                log.warning("could not join %s (%s); retrying in %.0fs", self.store.servers, exc, wait)
-                await asyncio.sleep(wait)
+            state = self.require_state()
+            await self._load_catalog()
+            assert self.cluster is not None
+            await self.cluster.start()
+            target = functools.partial(sync_in_process, state)
+            ae = self.local.run(state, target, self.config.ae_interval.seconds)
+            self._tasks.append(asyncio.create_task(ae, name="anti-entropy"))
+            self.online = True
+        await self.local.wait_synced()
+        await self._wait_healthy(10.0)
 
     async def join(self, address: str) -> None:
-        """``agent/join``: a client learns another server; servers already share the store."""
+        """``agent/join``: ``address`` is a server's agent-to-server listener. A client agent
+        adds it to the servers its store fails over across (the first one brings the agent
+        online); servers already share the store, so for them the address is only checked.
+        Raises ValueError for a malformed address, StoreError when it does not answer."""
+        target = server_address(address)
+        await probe(target)
         if isinstance(self.store, RemoteStore):
-            probe = RemoteStore([address])
+            self.store.add_server(target)
+            await self._go_online()
+
+    async def _join_all(self, addresses: tuple[str, ...]) -> int:
+        """Consul's JoinLAN over several addresses: how many answered."""
+        log.info("(LAN) joining: lan_addresses=%s", list(addresses))
+        joined, errors = 0, []
+        for address in addresses:
             try:
-                await probe.revision()
-            finally:
-                await probe.close()
-            self.store.add_server(address)
+                await self.join(address)
+                joined += 1
+            except (StoreError, OSError, ValueError) as exc:
+                errors.append(str(exc))
+        if joined:
+            log.info("(LAN) joined: number_of_nodes=%d", joined)
+        else:
+            log.warning("(LAN) couldn't join: number_of_nodes=0 error=%s", "; ".join(errors))
+        return joined
+
+    async def _join_configured(self) -> None:
+        """``start_join`` once, then ``retry_join`` every ``retry_interval`` until a server
+        answers. Without servers the agent keeps running; only ``retry_max`` failed attempts
+        stop it, with exit code 1, as Consul's agent exits then."""
+        cfg = self.config
+        if cfg.start_join:
+            await self._join_all(cfg.start_join)
+        if not cfg.retry_join:
+            return
+        attempt = 0
+        while not await self._join_all(cfg.retry_join):
+            attempt += 1
+            if 0 < cfg.retry_max <= attempt:
+                log.error("Retry join failed: error=agent: max join retry exhausted, exiting")
+                self.exit_code = 1
+                self._leaving = asyncio.get_running_loop().create_task(self.stop())
+                return
+            log.warning("Join cluster failed, will retry: cluster=LAN retry_interval=%s", cfg.retry_interval)
+            await asyncio.sleep(cfg.retry_interval.seconds)
 
     async def _wait_healthy(self, limit: float) -> None:
         """Start-up is over once the leader has marked this node alive (serfHealth passing),

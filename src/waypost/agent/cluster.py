@@ -7,7 +7,13 @@ etcd cluster when clustered), the way Kubernetes components do:
   of ``failure_timeout``; a dead or partitioned agent's lease lapses, its key vanishes,
   and the leader turns its ``serfHealth`` critical;
 - every server campaigns for one leader key on a short lease; whoever holds it runs the
-  leader duties, and a crashed leader's key lapses within ``LEADER_TTL``.
+  leader duties, and a crashed leader's key lapses within ``LEADER_TTL``;
+- a server's member record carries its agent-to-server address (``Addr`` and the ``port``
+  tag, as Consul's server tags do), from which client agents learn every server to fail
+  over to after joining just one;
+- ``force-leave`` marks a member left. A running agent refutes it by writing its record
+  back, as a Serf member refutes a leave intent about itself; a dead one stays left and
+  the leader reaps its node from the catalog.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ from waypost.agent.tasks import cancel_all
 from waypost.state import catalog_ops, schema
 from waypost.state.model import Leader, Liveness, Member
 from waypost.state.state import State
-from waypost.store.base import Compare, LeaseNotFoundError, Put, StoreError
+from waypost.store.base import Compare, Event, LeaseNotFoundError, Put, StoreError
+from waypost.store.remote import RemoteStore
 
 if TYPE_CHECKING:
     from waypost.agent.agent import Agent
@@ -45,6 +52,9 @@ class Cluster:
         self._tasks: list[asyncio.Task[None]] = []
         self._liveness_lease = 0
         self._leader_lease = 0
+        self._leaving = False
+        self._membership: asyncio.Task[None] | None = None
+        self._membership_changed = False
 
     @property
     def is_leader(self) -> bool:
@@ -56,7 +66,7 @@ class Cluster:
         cfg = agent.config
         tags = {"dc": agent.datacenter, "role": "consul" if cfg.server else "node", "id": agent.node.ID}
         if cfg.server:
-            tags["port"] = str(cfg.ports.server)
+            tags["port"] = str(agent.server_port or cfg.ports.server)
         return Member(
             Name=agent.node.Node,
             Addr=agent.node.Address,
@@ -70,12 +80,17 @@ class Cluster:
         store = self.state.store
         await store.put(schema.MEMBERS.key(self.agent.node.Node), schema.encode(self.member()))
         await self._renew_liveness()
+        self.state.listeners.append(self._on_change)
+        self._learn_servers()
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="liveness"))
         if self.agent.config.server:
             self._tasks.append(asyncio.create_task(self._campaign(), name="election"))
 
     async def stop(self) -> None:
-        await cancel_all(self._tasks)
+        if self._on_change in self.state.listeners:
+            self.state.listeners.remove(self._on_change)
+        await cancel_all([*self._tasks, *([self._membership] if self._membership else [])])
+        self._tasks.clear()
         await self._step_down()
         if self._leader_lease:
             with contextlib.suppress(StoreError, OSError):
@@ -83,6 +98,7 @@ class Cluster:
 
     async def leave(self) -> None:
         """Graceful leave: marked left, deregistered, lease dropped; not reported as failed."""
+        self._leaving = True
         name = self.agent.node.Node
         left = self.member()
         left.Left = True
@@ -93,15 +109,61 @@ class Cluster:
             with contextlib.suppress(StoreError):
                 await store.lease_revoke(self._liveness_lease)
 
-    async def force_leave(self, name: str) -> bool:
-        """``force-leave``: a failed member is marked left and its node deregistered."""
-        member = self.state.indexes.members.get(name)
+    async def force_leave(self, name: str, *, prune: bool = False) -> bool:
+        """``force-leave``: the member is marked left, or with ``prune`` forgotten at once. A
+        failed member's node is deregistered now; a running one refutes and stays alive."""
+        idx = self.state.indexes
+        member = idx.members.get(name)
         if member is None:
             return False
-        left = msgspec.structs.replace(member, Left=True)
-        await self.state.store.put(schema.MEMBERS.key(name), schema.encode(left))
-        await catalog_ops.deregister(self.state, name)
+        store = self.state.store
+        if prune:
+            await store.delete(schema.MEMBERS.key(name))
+        elif not member.Left:
+            left = msgspec.structs.replace(member, Left=True)
+            await store.put(schema.MEMBERS.key(name), schema.encode(left))
+        if name not in idx.live:
+            await catalog_ops.deregister(self.state, name)
         return True
+
+    def _on_change(self, batch: list[Event], revision: int) -> None:
+        if any(ev.kv.key.startswith(("system/members/", "system/liveness/")) for ev in batch):
+            self._learn_servers()
+            self._membership_changed = True
+            if self._membership is None or self._membership.done():
+                self._membership = asyncio.create_task(self._keep_membership(), name="membership")
+
+    def _learn_servers(self) -> None:
+        """A client agent fails over across every server it has heard of, not only those it joined."""
+        store = self.state.store
+        if not isinstance(store, RemoteStore):
+            return
+        for member in self.state.indexes.members.values():
+            port = member.Tags.get("port", "")
+            if member.Server and not member.Left and port:
+                host = f"[{member.Addr}]" if ":" in member.Addr else member.Addr
+                with contextlib.suppress(ValueError):
+                    store.add_server(f"{host}:{port}")
+
+    async def _keep_membership(self) -> None:
+        """Refute a force-leave of this running agent; as leader, reap the nodes of members
+        that left and are no longer alive (a force-left agent that died before refuting)."""
+        name = self.agent.node.Node
+        while self._membership_changed:
+            self._membership_changed = False
+            idx = self.state.indexes
+            own = idx.members.get(name)
+            try:
+                if not self._leaving and (own is None or own.Left):
+                    log.warning("refuting a force-leave of this agent: it is still running")
+                    await self.state.store.put(schema.MEMBERS.key(name), schema.encode(self.member()))
+                if self.is_leader:
+                    for member in [m for m in idx.members.values() if m.Left]:
+                        if member.Name not in idx.live and member.Name in idx.nodes:
+                            log.info("reaping the node of a member that left: node=%s", member.Name)
+                            await catalog_ops.deregister(self.state, member.Name)
+            except (StoreError, OSError) as exc:
+                log.warning("membership upkeep failed: %s", exc)
 
     async def _renew_liveness(self) -> None:
         store = self.state.store
@@ -127,9 +189,7 @@ class Cluster:
 
     async def _campaign(self) -> None:
         store = self.state.store
-        me = Leader(
-            Name=self.agent.node.Node, Addr=f"{self.agent.node.Address}:{self.agent.config.ports.server}"
-        )
+        me = Leader(Name=self.agent.node.Node, Addr=f"{self.agent.node.Address}:{self.agent.server_port}")
         while True:
             try:
                 if self.state.indexes.leader is not None:

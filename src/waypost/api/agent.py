@@ -58,7 +58,18 @@ _ALIVE, _LEFT, _FAILED = 1, 3, 4
 def _status(app: ApiApp, member: Member) -> int:
     if member.Left:
         return _LEFT
+    if not app.agent.online:
+        return _ALIVE
     return _ALIVE if member.Name in app.state.indexes.live else _FAILED
+
+
+def _known_members(app: ApiApp) -> list[Member]:
+    """The catalog's members; a client agent that has joined no server knows only itself,
+    as a lone Serf member does."""
+    cluster = app.agent.cluster
+    if not app.agent.online and cluster is not None:
+        return [cluster.member()]
+    return sorted(app.state.indexes.members.values(), key=lambda m: m.Name)
 
 
 def self_(app: ApiApp, req: Request) -> Response:
@@ -103,7 +114,7 @@ def _stats(app: ApiApp) -> dict[str, dict[str, str]]:
     """Consul's ``Stats`` sections, every value a string as Consul sends them; clients and
     dashboards read ``consul.leader`` and ``consul.server`` to find the cluster's shape."""
     agent, cfg = app.agent, app.agent.config
-    idx = app.state.indexes
+    idx = agent.require_state().indexes  # empty, not an error, on a client agent with no server yet
     checks = agent.local.checks.values()
     if cfg.server:
         cluster = agent.cluster
@@ -145,7 +156,7 @@ def members(app: ApiApp, req: Request) -> Response:
     wan = bool(req.arg("wan"))
     if wan and req.arg("segment") not in (None, "", "_all"):
         raise HTTPError(400, "Cannot provide a segment with wan=true")
-    listed = sorted(app.state.indexes.members.values(), key=lambda m: m.Name)
+    listed = _known_members(app)
     if wan:
         rows = [_wan_member(app, m) for m in listed if m.Server]
     else:
@@ -229,8 +240,10 @@ def _unknown(kind: str, ident: str) -> HTTPError:
 
 
 async def _synced(app: ApiApp) -> Response:
-    """Answer a local change once the catalog shows it, so a client can read its write back."""
-    await app.agent.local.wait_synced()
+    """Answer a local change once the catalog shows it, so a client can read its write back.
+    A client agent that knows no server yet keeps the change locally and answers at once."""
+    if app.agent.online:
+        await app.agent.local.wait_synced()
     return Response()
 
 
@@ -325,18 +338,29 @@ def leave(app: ApiApp, req: Request) -> Response:
 
 
 async def join(app: ApiApp, req: Request) -> Response:
+    """``address`` is a server's agent-to-server listener, ``host[:port]`` (port 8300 by
+    default); Consul's ``?wan`` join is for servers only."""
     address = require_param(req, "address")
+    if req.arg("wan") and not app.agent.config.server:
+        raise HTTPError(500, "Must be a server to join WAN cluster")
     try:
         await app.agent.join(address)
-    except (OSError, ValueError, StoreError) as exc:
-        raise HTTPError(500, f"Failed to join {address}: {exc}") from None
+    except ValueError as exc:
+        raise HTTPError(400, f"Invalid join address: {exc}") from None
+    except (OSError, StoreError) as exc:
+        raise HTTPError(500, f"1 error occurred:\n\t* {exc}\n\n") from None
     return Response()
 
 
 async def force_leave(app: ApiApp, req: Request) -> Response:
+    """``?prune`` forgets the member at once; ``?wan`` names it as the WAN pool does (``node.dc``)."""
     name = require_param(req, "node")
+    if req.flag("wan"):
+        if not app.agent.config.server:
+            raise HTTPError(500, "Must be a server to force-leave a node from the WAN cluster")
+        name = name.removesuffix(f".{app.agent.datacenter}")
     cluster = app.agent.cluster
-    if cluster is None or not await cluster.force_leave(name):
+    if cluster is None or not await cluster.force_leave(name, prune=req.flag("prune")):
         raise HTTPError(500, f"agent: No node found with name '{name}'")
     return Response()
 

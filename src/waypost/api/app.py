@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from waypost.api.blocking import ReadCache
-from waypost.api.common import NO_DC_PATH, error_response
+from waypost.api.common import NO_DC_PATH, HTTPError, error_response
 from waypost.api.http import Request, Response
 from waypost.api.internal import EventRing
-from waypost.api.routes import DC_AGNOSTIC, ROUTES, Handler
+from waypost.api.routes import DC_AGNOSTIC, ROUTES, STORE_ROUTES, Handler
 from waypost.state.state import State
+from waypost.store.remote import NO_SERVERS
 
 if TYPE_CHECKING:
     from waypost.agent.agent import Agent
@@ -30,14 +31,21 @@ _DC_ROUTED = frozenset(
 
 
 class ApiApp:
-    def __init__(self, agent: Agent) -> None:
+    """One listener's API: the public ``ROUTES``, or the ``STORE_ROUTES`` a server serves
+    to client agents on its server port."""
+
+    event_ring: EventRing
+    """The revisions client agents' watches read; kept only by the store listener's app."""
+
+    def __init__(self, agent: Agent, routes: list[tuple[tuple[str, ...], str, Handler]] = ROUTES) -> None:
         self.agent = agent
         self.cache = ReadCache()
-        self.event_ring = EventRing(agent.require_state())
+        if routes is STORE_ROUTES:
+            self.event_ring = EventRing(agent.require_state())
         self._exact: dict[str, dict[str, Handler]] = {}
         self._prefixed: list[tuple[str, dict[str, Handler]]] = []
         prefixed: dict[str, dict[str, Handler]] = {}
-        for methods, path, handler in ROUTES:
+        for methods, path, handler in routes:
             if "/:" in path:
                 table = prefixed.setdefault(path[: path.index("/:") + 1], {})
             else:
@@ -48,6 +56,9 @@ class ApiApp:
 
     @property
     def state(self) -> State:
+        """The catalog; a client agent that knows no server yet has none to offer."""
+        if not self.agent.online:
+            raise HTTPError(500, NO_SERVERS)
         return self.agent.require_state()
 
     def _route(self, req: Request) -> dict[str, Handler] | None:

@@ -1,4 +1,6 @@
-"""Every HTTP route in one table, as Consul's http_register.go declares them.
+"""Every HTTP route in two tables: ``ROUTES``, the public API as Consul's http_register.go
+declares it, and ``STORE_ROUTES``, the agent-to-server API that server agents serve to
+client agents on their server port only (raw store writes must never reach the public port).
 
 A path ending in ``/:param`` matches any remainder (Consul's KV keys and service names
 may contain slashes); the remainder becomes ``Request.param``.
@@ -88,6 +90,9 @@ ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [
     (READ, "/v1/coordinate/nodes", status.coordinate_nodes),
     (READ, "/v1/coordinate/node/:node", status.coordinate_node),
     (WRITE, "/v1/coordinate/update", status.coordinate_update),
+]
+
+STORE_ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [
     (READ, "/v1/internal/store/range", internal.range_),
     (READ, "/v1/internal/store/get", internal.get),
     (READ, "/v1/internal/store/revision", internal.revision),

@@ -52,7 +52,7 @@ async def _serve(config: AgentConfig) -> int:
     if not agent.stopped.is_set():
         await agent.stop()
     print("==> waypost agent stopped", flush=True)
-    return 0
+    return agent.exit_code
 
 
 def run(argv: Sequence[str]) -> int:

@@ -1,15 +1,22 @@
-"""The store of a client agent: every call goes to a server agent's /v1/internal/store API.
+"""The store of a client agent: every call goes to a server agent's /v1/internal/store API,
+served only on the servers' agent-to-server listener (``ports.server``, Consul's server
+RPC port), never on the public HTTP port.
 
 Servers are tried in turn; a call that cannot reach one moves to the next, so a client
 survives the loss of any server as long as one answers. Watches long-poll and resume
-from the last revision they delivered, on whichever server answers next.
+from the last revision they delivered, on whichever server answers next. A client agent
+starts with no server at all and learns them by joining; until then every call fails
+with Consul's "No known Consul servers".
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator, Sequence
 
 import aiohttp
@@ -29,26 +36,34 @@ from waypost.store.base import (
     TxnResult,
 )
 
-__all__ = ["RemoteStore"]
+__all__ = ["DEFAULT_SERVER_PORT", "NO_SERVERS", "RemoteStore", "probe", "server_address"]
 
 log = logging.getLogger("waypost.store.remote")
 
 _PREFIX = "/v1/internal/store"
 _WATCH_WAIT = "30s"
 
+DEFAULT_SERVER_PORT = 8300
+"""Consul's server RPC port, where waypost servers serve the agent-to-server API."""
+
+_PROBE_TIMEOUT = 5.0
+
+NO_SERVERS = "No known Consul servers"
+"""Consul's error for a request that needs a server when the agent knows none."""
+
 
 class RemoteStore:
-    def __init__(self, servers: Sequence[str], *, timeout: float = 10.0) -> None:
-        if not servers:
-            raise ValueError("a remote store needs at least one server address")
-        self.servers = [_with_port(s) for s in servers]
+    def __init__(self, servers: Sequence[str] = (), *, timeout: float = 10.0) -> None:
+        self.servers: list[str] = []
+        for address in servers:
+            self.add_server(address)
         self._current = 0
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
     def add_server(self, address: str) -> None:
-        address = _with_port(address)
+        address = server_address(address)
         if address not in self.servers:
             self.servers.append(address)
 
@@ -64,6 +79,8 @@ class RemoteStore:
         read_timeout: float | None = None,
     ) -> tuple[int, bytes]:  # fmt: skip
         """One request, failing over across servers; (status, body) of the first that answers."""
+        if not self.servers:
+            raise StoreError(NO_SERVERS)
         last: Exception | None = None
         for _ in range(len(self.servers) * 2):
             if self._closed:
@@ -167,9 +184,51 @@ class RemoteStore:
             self._session = None
 
 
-def _with_port(address: str) -> str:
-    """Consul's join addresses default to port 8500 here (the server's HTTP port)."""
-    address = address.removeprefix("http://").rstrip("/")
-    if address.startswith("["):
-        return address if "]:" in address else f"{address}:8500"
-    return address if ":" in address else f"{address}:8500"
+def server_address(address: str) -> str:
+    """``host[:port]`` of a server's agent-to-server listener, the port defaulting to 8300;
+    raises ValueError naming what is wrong."""
+    text = address.strip()
+    host, port = text, str(DEFAULT_SERVER_PORT)
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError(f"invalid address {address!r}: expected host[:port] or [ipv6][:port]")
+        port = rest[1:] or port
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    elif ":" in text:
+        with contextlib.suppress(ValueError):
+            ipaddress.IPv6Address(text)
+            host = text
+        if host != text:
+            raise ValueError(f"invalid address {address!r}: expected host[:port] or [ipv6][:port]")
+    if not host or any(c.isspace() or c in "/?#@" for c in host):
+        raise ValueError(f"invalid address {address!r}: missing or malformed host")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"invalid address {address!r}: port must be a number from 1 to 65535")
+    return f"[{host}]:{int(port)}" if ":" in host else f"{host}:{int(port)}"
+
+
+async def probe(address: str) -> None:
+    """Join's check that ``address`` is a server's agent-to-server listener, with Serf's
+    wording on failure: ``Failed to join <address>: <reason>`` (StoreError)."""
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_PROBE_TIMEOUT))
+    try:
+        async with session.get(f"http://{address}{_PREFIX}/revision") as resp:
+            body = await resp.read()
+            if resp.status != 200 or resp.content_type != "application/msgpack":
+                reason = f"not a server's agent-to-server address (answered {resp.status})"
+                raise StoreError(f"Failed to join {address}: {reason}")
+            wire.decode_number(body)
+    except aiohttp.ClientConnectorError as exc:
+        if isinstance(exc.os_error, socket.gaierror):
+            reason = f"dial tcp: lookup {exc.host}: no such host"
+        elif exc.os_error.errno:
+            reason = f"dial tcp {address}: connect: {os.strerror(exc.os_error.errno).lower()}"
+        else:
+            reason = str(exc)
+        raise StoreError(f"Failed to join {address}: {reason}") from None
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        raise StoreError(f"Failed to join {address}: {exc or type(exc).__name__}") from None
+    finally:
+        await session.close()

@@ -37,7 +37,13 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 class AgentProcess:
-    """``with AgentProcess(["-dev"]) as agent: agent.get("/v1/agent/self")``."""
+    """``with AgentProcess(["-dev"]) as agent: agent.get("/v1/agent/self")``.
+
+    Every listener gets a free port unless given one, the agent-to-server port (which only
+    servers open) included, so that agents started side by side never collide. Start-up
+    waits until a leader is known, or with ``wait_for_leader=False`` only until the agent
+    serves its own endpoints: a client agent started before any server has no leader.
+    """
 
     def __init__(
         self,
@@ -45,12 +51,20 @@ class AgentProcess:
         *,
         http_port: int | None = None,
         dns_port: int | None = None,
+        server_port: int | None = None,
         log_path: Path | None = None,
         env: dict[str, str] | None = None,
+        wait_for_leader: bool = True,
     ) -> None:
         self.http_port = http_port or free_port()
         self.dns_port = dns_port or free_port()
-        self.args = [*args, "-http-port", str(self.http_port), "-dns-port", str(self.dns_port)]
+        self.server_port = server_port or free_port()
+        self.args = [
+            *args,
+            *("-http-port", str(self.http_port), "-dns-port", str(self.dns_port)),
+            *("-server-port", str(self.server_port)),
+        ]
+        self.wait_for_leader = wait_for_leader
         self.log_path = log_path
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
@@ -63,6 +77,11 @@ class AgentProcess:
     @property
     def url(self) -> str:
         return f"http://{self.address}"
+
+    @property
+    def server_address(self) -> str:
+        """Where a server agent takes joins: its agent-to-server listener."""
+        return f"127.0.0.1:{self.server_port}"
 
     def start(self, timeout: float = 20.0) -> AgentProcess:
         self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
@@ -79,7 +98,7 @@ class AgentProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"agent exited with {self.proc.returncode} during start-up")
             with contextlib.suppress(OSError, urllib.error.URLError, ValueError):
-                if self.get("/v1/status/leader"):
+                if self.get("/v1/status/leader" if self.wait_for_leader else "/v1/agent/self"):
                     return self
             time.sleep(0.05)
         self.stop()

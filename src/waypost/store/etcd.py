@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -147,17 +147,30 @@ class EtcdStore:
     async def _call(self, call: Callable[[_Stubs], Awaitable[T]]) -> T:
         """``call`` on one member after another until one answers; only for calls that are
         safe to repeat (reads, lease calls), never for a transaction."""
-        attempts = len(self.endpoints) * _ROUNDS
-        for attempt in range(1, attempts + 1):
+        failed: grpc.aio.AioRpcError | None = None
+        for attempt in self._attempts():
             stubs = self._connect()
             try:
                 return await call(stubs)
             except grpc.aio.AioRpcError as exc:
-                if exc.code() not in _RETRIED or attempt == attempts:
+                if exc.code() not in _RETRIED:
                     raise _translate(exc) from exc
+                failed = exc
             self._failover(stubs)
             await asyncio.sleep(_BACKOFF * attempt)
-        raise StoreError("no etcd endpoint answered")
+        assert failed is not None
+        raise _translate(failed) from failed
+
+    def _attempts(self) -> Iterator[int]:
+        """Attempt numbers: each endpoint ``_ROUNDS`` times, but for no longer than one
+        timeout per endpoint in all, so that a cluster that lost its quorum fails a call in
+        bounded time instead of after every attempt has timed out."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._timeout * len(self.endpoints)
+        for attempt in range(1, len(self.endpoints) * _ROUNDS + 1):
+            yield attempt
+            if loop.time() > give_up:
+                return
 
     def _saw(self, revision: int) -> int:
         self._seen = max(self._seen, revision)
@@ -217,8 +230,7 @@ class EtcdStore:
         )
         floor = self._seen or await self.revision()
         interrupted = False
-        attempts = len(self.endpoints) * _ROUNDS
-        for attempt in range(1, attempts + 1):
+        for attempt in self._attempts():
             stubs = self._connect()
             try:
                 response = await stubs.kv.Txn(request, timeout=self._timeout)
@@ -250,6 +262,8 @@ class EtcdStore:
     ) -> TxnResult | None:
         """The result of the transaction if it committed after ``floor`` (up to ``until``,
         by default the current revision), from the revision that holds its writes."""
+        if all(isinstance(op, Range) for op in (*success, *failure)):
+            return None  # nothing it does can be seen, so sending it again is safe
         try:
             until = until or await self.revision()
             if until - floor > _HISTORY_LIMIT:

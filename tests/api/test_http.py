@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, quote
 from hypothesis import given
 from hypothesis import strategies as st
 
-from waypost.api.http import HttpServer, Request, Response, _decode_path, _parse_query
+from waypost.api.http import HttpLimits, HttpServer, Request, Response, _decode_path, _parse_query
 
 
 @given(st.lists(st.tuples(st.text(max_size=8), st.text(max_size=8)), max_size=6), st.booleans())
@@ -85,3 +85,15 @@ def test_paths_must_be_printable_utf8() -> None:
     assert _decode_path(b"/v1/kv/%ff") is None
     assert _decode_path(b"/v1/kv/a%00") is None
     assert _decode_path(b"/v1/kv/a%C2%A0b") is None  # no-break space: Go's unicode.IsPrint says no
+
+
+async def test_the_header_deadline_also_covers_later_requests_on_a_connection() -> None:
+    server = HttpServer(_handler, HttpLimits(read_header_timeout=0.2, idle_timeout=0))
+    port = await server.listen("127.0.0.1", 0)
+    try:
+        # The first request is answered; the half-sent second one is dropped without an answer.
+        answer = await _exchange(port, b"GET /first HTTP/1.1\r\n\r\nGET /second HTTP/1.1\r\nHost:")
+    finally:
+        await server.close()
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert answer.endswith(b"\r\n\r\nok /first")

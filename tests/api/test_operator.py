@@ -121,12 +121,20 @@ def _configuration(agent: AgentProcess) -> dict[str, Any]:
 
 @pytest.mark.etcd
 def test_servers_and_etcd_members(pair: Pair) -> None:
-    first = pair.servers[0]
-    wait_for(lambda: len(_configuration(first)["Servers"]) == 2)
+    first, second = pair.servers
+
+    def settled() -> bool:
+        """Both servers listed, one leader, and both agents agreeing on that (each learns
+        of the other's member record from the store's watch, so not at the same instant)."""
+        servers = _configuration(first)["Servers"]
+        return (
+            [s["Node"] for s in servers] == ["op-1", "op-2"]
+            and sum(s["Leader"] for s in servers) == 1
+            and _configuration(second)["Servers"] == servers
+        )
+
+    wait_for(settled)
     config = _configuration(first)
-    assert [s["Node"] for s in config["Servers"]] == ["op-1", "op-2"]
-    assert sum(s["Leader"] for s in config["Servers"]) == 1
-    assert _configuration(pair.servers[1])["Servers"] == config["Servers"]
     etcd = config["Etcd"]
     assert sorted(m["Name"] for m in etcd) == ["m0", "m1", "m2"]
     assert all(m["Healthy"] and not m["Learner"] and m["RaftIndex"] > 0 for m in etcd)

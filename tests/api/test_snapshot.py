@@ -229,3 +229,22 @@ def test_a_restore_on_sqlite_survives_a_restart(tmp_path: Path) -> None:
     with AgentProcess(args, http_port=first.http_port, log_path=tmp_path / "agent.log") as second:
         assert records(second) == restored
         assert second.request("GET", "/v1/kv/durable?raw")[2] == b"saved"
+
+
+def test_a_client_agent_saves_and_restores_through_its_server(tmp_path: Path) -> None:
+    """A client agent's store is its server's internal API, which holds callers to etcd's
+    128-operation limit: a large restore through it still lands whole."""
+    server_args = ["-server", "-bootstrap-expect", "1", "-bind", "127.0.0.1", "-node", "hub"]
+    with AgentProcess(
+        [*server_args, "-data-dir", str(tmp_path / "s")], log_path=tmp_path / "s.log"
+    ) as server:
+        client_args = ["-bind", "127.0.0.1", "-node", "edge", "-retry-join", server.server_address]
+        with AgentProcess(
+            [*client_args, "-data-dir", str(tmp_path / "c")], log_path=tmp_path / "c.log"
+        ) as client:
+            for i in range(MANY_KEYS):
+                client.put(f"/v1/kv/bulk/{i:03d}", str(i).encode())
+            snap, _ = save(client)
+            client.request("DELETE", "/v1/kv/bulk/?recurse")
+            assert client.request("PUT", "/v1/snapshot", snap)[0] == 200
+            assert len(server.get("/v1/kv/bulk/?keys")) == MANY_KEYS

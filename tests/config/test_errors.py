@@ -38,11 +38,11 @@ def error_for(tmp_path: Path, content: str | dict[str, object], name: str = "age
         ({"ports": {"http": 70000}}, "ports.http: invalid port: 70000"),
         (
             {"retry_interval": "30"},
-            'retry_interval: invalid duration: "30": time: invalid duration "30"',
+            'retry_interval: invalid duration: "30": time: missing unit in duration "30"',
         ),
         (
             {"dns_config": {"service_ttl": {"*": "5 s"}}},
-            'dns_config.service_ttl.*: invalid duration: "5 s": time: invalid duration "5 s"',
+            'dns_config.service_ttl.*: invalid duration: "5 s": time: unknown unit " s" in duration "5 s"',
         ),
         (
             {"dns_config": {"max_stale": 10}},

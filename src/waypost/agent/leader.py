@@ -24,8 +24,8 @@ from waypost.state import catalog_ops, schema
 from waypost.state.kv_ops import LockDelays
 from waypost.state.model import Graveyard, HealthCheck, NodeService
 from waypost.state.session_ops import destroy_session, release_orphaned_locks, sessions_to_invalidate
-from waypost.state.state import ConflictError, State, TxnPlan
-from waypost.store.base import Event, EventType, Put, StoreError
+from waypost.state.state import State, TxnPlan
+from waypost.store.base import Event, EventType, Put
 
 __all__ = ["SERF_CHECK", "SERVER_SERVICE", "LeaderDuties", "TombstoneTimer"]
 
@@ -98,8 +98,11 @@ class LeaderDuties:
         if any(ev.kv.key.startswith(_WATCHED) for ev in batch):
             self._wake.set()
         if any(ev.type is EventType.DELETE and ev.kv.key.startswith(schema.KVS.prefix) for ev in batch):
+            idle = self.tombstones.next_expiry() is None
             self.tombstones.hint(revision)
-            self._deleted.set()
+            if idle:
+                # Later deletes expire after the earliest pending bin, which the reaper already awaits.
+                self._deleted.set()
 
     async def _reap_tombstones(self) -> None:
         timer = self.tombstones
@@ -111,8 +114,8 @@ class LeaderDuties:
                 try:
                     await self._write_reap(pending)
                     pending = 0
-                except (StoreError, ConflictError, OSError) as exc:
-                    log.warning("tombstone reap up to index %d failed; retrying: %s", pending, exc)
+                except Exception:
+                    log.exception("tombstone reap up to index %d failed; retrying", pending)
             expiry = timer.next_expiry()
             if pending:
                 delay: float | None = timer.granularity

@@ -7,7 +7,7 @@ import msgspec
 import pytest
 
 from waypost.state import catalog_ops, kv_ops, schema
-from waypost.state.model import Node
+from waypost.state.model import Graveyard, KVEntry, Node
 from waypost.state.state import State
 from waypost.store.base import Put
 from waypost.store.memory import MemoryStore
@@ -54,5 +54,21 @@ async def test_start_up_skips_undecodable_records_and_names_them(caplog: pytest.
         await catalog_ops.register(state, Node(Node="bad", Address="10.0.0.3"))
         assert state.indexes.nodes["bad"].Address == "10.0.0.3"
         assert list(state.indexes.quarantined) == ["catalog/services/nodeonly"]
+    finally:
+        await state.close()
+
+
+async def test_the_reap_index_survives_a_restart_so_prefix_indexes_hold() -> None:
+    store = MemoryStore()
+    await store.txn([], [Put(schema.KVS.key("app/a"), schema.encode(KVEntry(Key="app/a")))])
+    reaped = await store.txn([], [Put(schema.GRAVEYARD_KEY, schema.encode(Graveyard(ReapIndex=7)))])
+    state = State(store)
+    await asyncio.wait_for(state.start(), 5)
+    try:
+        assert state.indexes.kv_reaped_index == 7
+        assert state.indexes.kv_prefix_index("app/") == 7
+        assert state.indexes.graveyard == Graveyard(
+            ReapIndex=7, CreateIndex=reaped.revision, ModifyIndex=reaped.revision
+        )
     finally:
         await state.close()

@@ -95,6 +95,25 @@ def test_filter(agent: AgentProcess, path: str, matching: str, other: str, word:
     assert status == 400
     assert body.startswith(EVALUATOR_ERROR), body
 
+    status, body = _get(agent, path, "Bogus == 1")
+    assert (status, body) == (400, EVALUATOR_ERROR + b'Selector "Bogus" is not valid')
+
+
+@pytest.mark.parametrize(
+    ("path", "expression"),
+    [
+        ("/v1/health/state/any", "PeerName is empty"),
+        ("/v1/catalog/service/web", 'Namespace == ""'),
+        ("/v1/agent/services", "Proxy is empty"),
+        ("/v1/catalog/nodes", "Partition is empty"),
+    ],
+)
+def test_selectors_consul_has_but_waypost_leaves_empty_are_valid(
+    agent: AgentProcess, path: str, expression: str
+) -> None:
+    status, body = _get(agent, path, expression)
+    assert status == 200, body
+
 
 def test_malformed_filter_on_a_blocking_query(agent: AgentProcess) -> None:
     index = agent.request("GET", "/v1/health/service/web")[1]["X-Consul-Index"]

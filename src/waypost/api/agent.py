@@ -25,6 +25,7 @@ from waypost.api.common import (
 )
 from waypost.api.http import Request, Response
 from waypost.api.metrics import metrics_response
+from waypost.api.selectors import AGENT_SERVICE, HEALTH_CHECK, MEMBER
 from waypost.state.model import Member, worst_status
 from waypost.store.base import StoreError
 
@@ -161,7 +162,7 @@ def members(app: ApiApp, req: Request) -> Response:
         rows = [_wan_member(app, m) for m in listed if m.Server]
     else:
         rows = [_member_out(m, _status(app, m)) for m in listed]
-    return json_response(apply_filter(req, rows))
+    return json_response(apply_filter(req, rows, MEMBER))
 
 
 def _wan_member(app: ApiApp, member: Member) -> dict[str, Any]:
@@ -197,7 +198,7 @@ def _service_out(svc: Any) -> dict[str, Any]:
 
 def services(app: ApiApp, req: Request) -> Response:
     listed = [_service_out(s) for _, s in sorted(app.agent.local.services.items())]
-    listed = apply_filter(req, listed)
+    listed = apply_filter(req, listed, AGENT_SERVICE)
     return json_response({s["ID"]: s for s in listed})
 
 
@@ -229,7 +230,7 @@ def _wait_seconds(req: Request) -> float:
 
 
 def checks(app: ApiApp, req: Request) -> Response:
-    listed = apply_filter(req, [c for _, c in sorted(app.agent.local.checks.items())])
+    listed = apply_filter(req, [c for _, c in sorted(app.agent.local.checks.items())], HEALTH_CHECK)
     return json_response({c.CheckID: c for c in listed})
 
 

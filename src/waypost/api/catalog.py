@@ -18,6 +18,7 @@ from waypost.api.common import (
 )
 from waypost.api.http import Request, Response
 from waypost.api.reads import from_peer, indexed_read, instances_read
+from waypost.api.selectors import NODE, NODE_SERVICE, SERVICE_NODE
 from waypost.state import catalog_ops, queries
 from waypost.state.model import HealthCheck, Node, NodeService
 
@@ -61,25 +62,25 @@ def datacenters(app: ApiApp, req: Request) -> Response:
 
 def nodes(app: ApiApp, req: Request) -> Response | Any:
     meta = node_meta_args(req)
-    return indexed_read(app, req, lambda idx: queries.catalog_nodes(idx, meta))
+    return indexed_read(app, req, lambda idx: queries.catalog_nodes(idx, meta), NODE)
 
 
 def services(app: ApiApp, req: Request) -> Response | Any:
     """Consul filters the ServiceNode rows (``catalog/service``'s shape) before it groups
     them into names and tags, so a service appears when any instance matches."""
     meta = node_meta_args(req)
-    keep = filter_predicate(req)
+    keep = filter_predicate(req, SERVICE_NODE)
 
     def row_kept(node: Node, svc: NodeService) -> bool:
         return keep is None or keep(service_entry(queries.ServiceInstance(node, svc, [])))
 
     return indexed_read(
-        app, req, lambda idx: queries.catalog_services(idx, meta, row_kept if keep else None), filtered=False
+        app, req, lambda idx: queries.catalog_services(idx, meta, row_kept if keep else None), None
     )
 
 
 def service(app: ApiApp, req: Request) -> Response | Any:
-    return instances_read(app, req, service_entry)
+    return instances_read(app, req, service_entry, SERVICE_NODE)
 
 
 def _node_read(
@@ -88,7 +89,7 @@ def _node_read(
     """``catalog/node`` and ``catalog/node-services``: one node's services in two shapes,
     and ``missing`` for an unknown node (or one asked of a peer), as Consul answers."""
     name = req.param
-    keep = filter_predicate(req)
+    keep = filter_predicate(req, NODE_SERVICE)
     peer = from_peer(req)
 
     def query() -> QueryResult:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import msgspec
@@ -191,18 +191,19 @@ def parse_consistency(req: Request) -> str:
     return "leader"
 
 
-def filter_predicate(req: Request) -> Callable[[Any], bool] | None:
+def filter_predicate(req: Request, selectors: Collection[str]) -> Callable[[Any], bool] | None:
     """``?filter`` as a test of one result row, or None when the request has none.
 
-    The expression is compiled here, so a malformed one is refused before any data is
-    read, even when there is nothing to filter; a clash between the expression and the
-    data (an operator a field's type lacks) can only show while testing a row.
+    The expression is compiled here, against the row type's top-level ``selectors``
+    (``waypost.api.selectors``), so a malformed one is refused before any data is read,
+    even when there is nothing to filter; a clash between the expression and the data
+    (an operator a field's type lacks) can only show while testing a row.
     """
     expr = req.arg("filter")
     if not expr:
         return None
     try:
-        flt = compile_filter(expr)
+        flt = compile_filter(expr, selectors)
     except FilterError as exc:
         raise _filter_error(exc) from None
 
@@ -219,6 +220,6 @@ def _filter_error(exc: FilterError) -> HTTPError:
     return HTTPError(400, f"Failed to create boolean expression evaluator: {exc}")
 
 
-def apply_filter(req: Request, items: list[Any]) -> list[Any]:
-    keep = filter_predicate(req)
+def apply_filter(req: Request, items: list[Any], selectors: Collection[str]) -> list[Any]:
+    keep = filter_predicate(req, selectors)
     return items if keep is None else [item for item in items if keep(item)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from waypost.api.blocking import QueryResult, blocking_read
@@ -29,22 +29,29 @@ def from_peer(req: Request) -> bool:
 
 
 def indexed_read(
-    app: ApiApp, req: Request, fetch: Callable[[Indexes], queries.Read], *, filtered: bool = True
+    app: ApiApp, req: Request, fetch: Callable[[Indexes], queries.Read], selectors: Collection[str] | None
 ) -> Response | asyncio.Future[Response]:
-    """A blocking read of ``fetch``'s records, with ``?filter`` applied when the endpoint takes it."""
+    """A blocking read of ``fetch``'s records, with ``?filter`` applied on the row type's
+    ``selectors``; None for an endpoint that takes no filter (or applies it itself)."""
     peer = from_peer(req)
 
     def query() -> QueryResult:
         index, topics, found = fetch(app.state.indexes)
         if peer:
             found = {} if isinstance(found, dict) else []
-        return QueryResult(index, topics, encode_json(apply_filter(req, found) if filtered else found))
+        kept = found if selectors is None else apply_filter(req, found, selectors)
+        return QueryResult(index, topics, encode_json(kept))
 
     return blocking_read(app.state, req, query, cache=app.cache)
 
 
 def instances_read(
-    app: ApiApp, req: Request, shape: Callable[[queries.ServiceInstance], Any], *, passing: bool = False
+    app: ApiApp,
+    req: Request,
+    shape: Callable[[queries.ServiceInstance], Any],
+    selectors: Collection[str],
+    *,
+    passing: bool = False,
 ) -> Response | asyncio.Future[Response]:
     """``catalog/service`` and ``health/service``: the same instances in two shapes."""
     name = req.param
@@ -57,4 +64,4 @@ def instances_read(
         )
         return index, topics, [shape(i) for i in found]
 
-    return indexed_read(app, req, fetch)
+    return indexed_read(app, req, fetch, selectors)

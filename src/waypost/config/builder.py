@@ -18,19 +18,20 @@ from collections.abc import Sequence
 from waypost.config.decode import Fragment, build, decode_source, merge
 from waypost.config.errors import ConfigError, FlagError
 from waypost.config.flags import parse_flags
+from waypost.config.listeners import unserved_ports
 from waypost.config.model import DEV_DEFAULTS, AgentConfig
 from waypost.config.sources import Source, parse_text, read_path
 from waypost.config.validate import validate
 from waypost.config.values import node_id
 
-__all__ = ["load_config", "reload_config"]
+__all__ = ["check_config", "load_config", "reload_config"]
 
 _NODE_ID_FILE = "node-id"
 
 
 def load_config(argv: Sequence[str]) -> AgentConfig:
     """The configuration for ``agent`` with these arguments (those after the word ``agent``)."""
-    return _load(tuple(argv), previous_node_id="")
+    return _prepare(_load(tuple(argv)), previous_node_id="")
 
 
 def reload_config(previous: AgentConfig) -> AgentConfig:
@@ -39,10 +40,19 @@ def reload_config(previous: AgentConfig) -> AgentConfig:
     The node ID is kept when nothing pins it: an agent without a data_dir
     would otherwise become a different node on every reload.
     """
-    return _load(previous.argv, previous_node_id=previous.node_id)
+    return _prepare(_load(previous.argv), previous_node_id=previous.node_id)
 
 
-def _load(argv: tuple[str, ...], previous_node_id: str) -> AgentConfig:
+def check_config(paths: Sequence[str], config_format: str = "") -> AgentConfig:
+    """What ``validate`` checks: files and directories alone, loaded as ``agent`` would load them.
+
+    Nothing is created on disk, so the node ID stays unset unless a file pins it.
+    """
+    argv = [arg for path in paths for arg in ("-config-file", path)]
+    return _load((*argv, *(("-config-format", config_format) if config_format else ())))
+
+
+def _load(argv: tuple[str, ...]) -> AgentConfig:
     flags = parse_flags(argv)
     if flags.config_format not in ("", "json", "hcl"):
         raise FlagError("config: -config-format must be either 'hcl' or 'json'")
@@ -69,9 +79,23 @@ def _load(argv: tuple[str, ...], previous_node_id: str) -> AgentConfig:
         merge(merged, layer)
 
     cfg = _derive(build(AgentConfig, merged), merged, dev=flags.dev)
-    cfg = dataclasses.replace(cfg, dev=flags.dev, argv=argv, warnings=tuple(dict.fromkeys(warnings)))
+    cfg = dataclasses.replace(cfg, dev=flags.dev, argv=argv)
     validate(cfg)
-    # Only a valid configuration may create data_dir and its node-id file.
+    warnings.extend(unserved_ports(cfg, [Source("flags", flags.config), *files, *snippets]))
+    return dataclasses.replace(cfg, warnings=tuple(dict.fromkeys(warnings)))
+
+
+def _prepare(cfg: AgentConfig, previous_node_id: str) -> AgentConfig:
+    """Create data_dir and settle the node ID; only a valid configuration gets this far.
+
+    data_dir is created even when the node ID is pinned: automation writes a
+    config naming a fresh directory and the stores open files in it.
+    """
+    if cfg.data_dir:
+        try:
+            os.makedirs(cfg.data_dir, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"failed to create data_dir {cfg.data_dir}: {err.strerror}") from None
     return dataclasses.replace(cfg, node_id=cfg.node_id or previous_node_id or _stored_node_id(cfg.data_dir))
 
 
@@ -144,7 +168,6 @@ def _stored_node_id(data_dir: str) -> str:
     except FileNotFoundError:
         fresh = str(uuid.uuid4())
         try:
-            os.makedirs(data_dir, exist_ok=True)
             with open(path, "w", encoding="utf-8") as f:
                 f.write(fresh)
         except OSError as err:

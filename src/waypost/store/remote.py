@@ -197,11 +197,10 @@ def server_address(address: str) -> str:
     elif text.count(":") == 1:
         host, port = text.split(":")
     elif ":" in text:
-        with contextlib.suppress(ValueError):
+        try:
             ipaddress.IPv6Address(text)
-            host = text
-        if host != text:
-            raise ValueError(f"invalid address {address!r}: expected host[:port] or [ipv6][:port]")
+        except ValueError:
+            raise ValueError(f"invalid address {address!r}: expected host[:port] or [ipv6][:port]") from None
     if not host or any(c.isspace() or c in "/?#@" for c in host):
         raise ValueError(f"invalid address {address!r}: missing or malformed host")
     if not port.isdigit() or not 0 < int(port) < 65536:

@@ -181,6 +181,7 @@ def test_client_started_alone_serves_locally_and_joins_later(tmp_path: Path) -> 
             assert client.request("GET", path)[::2] == (500, b"No known Consul servers"), path
         assert [(m["Name"], m["Status"]) for m in client.get("/v1/agent/members")] == [("early", 1)]
         assert client.get("/v1/agent/self")["Stats"]["consul"]["known_servers"] == "0"
+        assert client.request("GET", "/v1/agent/metrics")[0] == 200
         status, _, body = client.request("PUT", f"/v1/agent/join/{unreachable}")
         assert status == 500
         assert body.startswith(b"1 error occurred:\n\t* Failed to join 127.0.0.1:")

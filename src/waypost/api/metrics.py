@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 def _gauges(app: ApiApp) -> dict[str, float]:
-    idx = app.state.indexes
+    idx = app.agent.require_state().indexes  # empty on a client agent with no server yet
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "consul.catalog.services": float(len(idx.instances)),
@@ -33,7 +33,7 @@ def _gauges(app: ApiApp) -> dict[str, float]:
 
 def _counters(app: ApiApp) -> dict[str, int]:
     """Totals since start-up; a scrape or a sampled window sees them only grow."""
-    return {"consul.state.decode_errors": app.state.decode_errors}
+    return {"consul.state.decode_errors": app.agent.require_state().decode_errors}
 
 
 def _sampled(name: str, total: int) -> dict[str, object]:

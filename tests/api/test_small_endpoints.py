@@ -118,3 +118,22 @@ def test_check_for_an_unknown_service_is_404_and_registers_nothing(dev_agent: Ag
     assert (status, answer) == (404, b'ServiceID "ghost" does not exist')
     assert "orphan" not in client.agent.checks()
     assert "orphan" not in {c["CheckID"] for c in client.health.node("test-node")[1]}
+
+
+def test_a_client_agent_is_in_no_wan_pool(tmp_path: Path) -> None:
+    server_args = [
+        *("-server", "-bootstrap-expect", "1", "-data-dir", str(tmp_path / "s")),
+        *("-bind", "127.0.0.1", "-node", "hub"),
+    ]
+    with AgentProcess(server_args, log_path=tmp_path / "s.log") as server:
+        client_args = [
+            *("-data-dir", str(tmp_path / "c"), "-bind", "127.0.0.1"),
+            *("-node", "edge", "-retry-join", server.server_address),
+        ]
+        with AgentProcess(client_args, log_path=tmp_path / "c.log") as client:
+            assert consul.Consul(port=client.http_port).agent.members(wan=True) is None
+            assert [m["Name"] for m in server.get("/v1/agent/members?wan=1")] == ["hub.dc1"]
+            stats = client.get("/v1/agent/self")["Stats"]["consul"]
+            assert stats == {"server": "false", "known_servers": "1", "acl": "disabled"}
+            status, _, _ = client.request("GET", "/v1/agent/members?wan=1&filter=Name%20%3D%3D")
+            assert status == 400

@@ -153,11 +153,15 @@ def _go_bool(value: bool) -> str:
 
 def members(app: ApiApp, req: Request) -> Response:
     """The LAN pool, or with ``?wan`` the servers as the WAN pool names them (``node.dc``);
-    ``?filter`` applies to the member rows, as for Consul's serf members."""
+    ``?filter`` applies to the member rows, as for Consul's serf members. A client agent
+    is in no WAN pool: Consul answers its ``?wan`` with ``null``."""
     wan = bool(req.arg("wan"))
     if wan and req.arg("segment") not in (None, "", "_all"):
         raise HTTPError(400, "Cannot provide a segment with wan=true")
     listed = _known_members(app)
+    if wan and not app.agent.config.server:
+        apply_filter(req, [], MEMBER)
+        return json_response(None)
     if wan:
         rows = [_wan_member(app, m) for m in listed if m.Server]
     else:

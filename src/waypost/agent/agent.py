@@ -145,6 +145,7 @@ class Agent:
         return RemoteStore()
 
     async def _load_catalog(self) -> None:
+        """Once only: a join that failed after loading is retried without a second feed."""
         if not self._loaded:
             await self.require_state().start()
             self._loaded = True

@@ -137,3 +137,14 @@ def test_a_client_agent_is_in_no_wan_pool(tmp_path: Path) -> None:
             assert stats == {"server": "false", "known_servers": "1", "acl": "disabled"}
             status, _, _ = client.request("GET", "/v1/agent/members?wan=1&filter=Name%20%3D%3D")
             assert status == 400
+
+
+def test_coordinates_go_with_their_node(dev_agent: AgentProcess) -> None:
+    client = consul.Consul(port=dev_agent.http_port)
+    coord = {**ORIGIN, "Vec": [0.5] * 8}
+    assert client.catalog.register("passing-node", "10.0.0.7")
+    assert client.coordinate.update("passing-node", coord) is True
+    assert client.coordinate.node("passing-node")[1][0]["Coord"] == coord
+    assert client.catalog.deregister("passing-node")
+    assert client.catalog.register("passing-node", "10.0.0.8")
+    assert client.coordinate.node("passing-node")[1][0]["Coord"] == ORIGIN

@@ -96,6 +96,10 @@ async def deregister(
                 Delete(schema.CHECKS.key(node, ""), prefix=True),
                 Delete(schema.NODES.key(node)),
             ]
+            # A node's coordinates go with it, as in Consul, so a later node of that name starts afresh.
+            ops += [
+                Delete(schema.COORDINATES.key(key)) for key, c in idx.coordinates.items() if c.Node == node
+            ]
             return [], ops
         if service_id is not None:
             if service_id not in idx.services.get(node, {}):

@@ -16,7 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "agent": ("waypost.cli.agent_cmd", "Runs a waypost agent"),
     "catalog": ("waypost.cli.catalog_cmd", "Interact with the catalog"),
     "event": ("waypost.cli.event_cmd", "Fire a new event"),
-    "force-leave": ("waypost.cli.force_leave_cmd", 'Forces a member of the cluster to enter the "left" state'),
+    "force-leave": ("waypost.cli.force_leave_cmd", 'Forces a member of the cluster into the "left" state'),
     "info": ("waypost.cli.info_cmd", "Provides debugging information for operators"),
     "join": ("waypost.cli.join_cmd", "Tell waypost agent to join cluster"),
     "kv": ("waypost.cli.kv_cmd", "Interact with the key-value store"),

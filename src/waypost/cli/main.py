@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reload": ("waypost.cli.reload_cmd", "Triggers the agent to reload configuration files"),
     "services": ("waypost.cli.services_cmd", "Interact with services"),
     "snapshot": ("waypost.cli.snapshot_cmd", "Saves, restores and inspects snapshots of server state"),
+    "validate": ("waypost.cli.validate_cmd", "Validate config files/directories"),
     "version": ("waypost.cli.version_cmd", "Prints the waypost version"),
     "watch": ("waypost.cli.watch_cmd", "Watch for changes"),
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ import msgspec
 import pytest
 
 from etcd_cluster import etcd_available, etcd_cluster
+from waypost.state.model import KVEntry
+from waypost.state.schema import encode
 from waypost.store import DATA_DIR_FILE
 from waypost.store.base import Put
 from waypost.testing import AgentProcess
@@ -92,12 +95,19 @@ def test_embedded_sqlite_server_starts_on_a_database_holding_garbage(tmp_path: P
 
     rows: dict[str, bytes | str] = {**GARBAGE, **AS_TEXT}
     _write_rows(data / DATA_DIR_FILE, rows)
+    # Keys stored as BLOBs: one that is UTF-8 is read as text, one that is not is skipped.
+    _write_rows(data / DATA_DIR_FILE, {b"kv/blob-key": encode(KVEntry(Key="blob-key")), b"kv/\xff": b""})
     with AgentProcess(args, http_port=first.http_port, dns_port=first.dns_port, log_path=log) as second:
         assert second.request("GET", "/v1/kv/before?raw")[2] == b"kept"
         assert_serves_and_reports(second, log, sorted(rows), at_start=True)
+        assert "skipping unreadable row in the kv table: key b'kv/\\xff'" in log.read_text()
+        assert second.request("GET", "/v1/kv/blob-key")[0] == 200
+        # Deleting a quarantined record removes it, though it reads as absent.
+        assert second.request("DELETE", "/v1/kv/text")[2] == b"true"
+        assert metrics(second)[1]["consul.state.quarantined_keys"] == len(rows) - 3
 
 
-def _write_rows(db_path: Path, rows: dict[str, bytes | str]) -> None:
+def _write_rows(db_path: Path, rows: Mapping[str | bytes, bytes | str]) -> None:
     db = sqlite3.connect(db_path, timeout=0.2, isolation_level=None)
     try:
         db.execute("BEGIN IMMEDIATE")

@@ -15,7 +15,7 @@ from waypost.state.model import HealthCheck, Node, NodeService
 from waypost.state.state import State, TxnPlan
 from waypost.store.base import Compare, Delete, Op, Put
 
-__all__ = ["CatalogError", "deregister", "guard", "register"]
+__all__ = ["CatalogError", "check_on", "deregister", "guard", "keep_node_id", "register"]
 
 
 class CatalogError(ValueError):
@@ -39,6 +39,22 @@ def _put_if_changed(
     ops.append(Put(key, value))
 
 
+def keep_node_id(node: Node, current: Node | None) -> Node:
+    """An update that names no ID keeps the node's: agents re-register without one, and a
+    node's ID must not flap between registrations."""
+    if current is not None and not node.ID:
+        return msgspec.structs.replace(node, ID=current.ID)
+    return node
+
+
+def check_on(check: HealthCheck, node: str, owner: NodeService | None) -> HealthCheck:
+    """``check`` as stored on ``node``: a service's check carries that service's name and
+    tags, so health reads need not join the two."""
+    if owner is not None:
+        check = msgspec.structs.replace(check, ServiceName=owner.Service, ServiceTags=list(owner.Tags))
+    return msgspec.structs.replace(check, Node=node)
+
+
 async def register(
     state: State,
     node: Node,
@@ -55,9 +71,7 @@ async def register(
         ops: list[Op] = []
         current_node = idx.nodes.get(node.Node)
         if not (skip_node_update and current_node is not None):
-            stored = node
-            if current_node is not None and not node.ID:
-                stored = msgspec.structs.replace(node, ID=current_node.ID)
+            stored = keep_node_id(node, current_node)
             _put_if_changed(schema.NODES.key(node.Node), stored, current_node, compares, ops)
         on_node = dict(idx.services.get(node.Node, {}))
         for svc in services:
@@ -65,12 +79,10 @@ async def register(
             on_node[svc.ID] = svc
             _put_if_changed(schema.SERVICES.key(node.Node, svc.ID), svc, current, compares, ops)
         for chk in checks:
-            if chk.ServiceID:
-                owner = on_node.get(chk.ServiceID)
-                if owner is None:
-                    raise CatalogError(f"Unknown service ID '{chk.ServiceID}' for check ID '{chk.CheckID}'")
-                chk = msgspec.structs.replace(chk, ServiceName=owner.Service, ServiceTags=list(owner.Tags))
-            chk = msgspec.structs.replace(chk, Node=node.Node)
+            owner = on_node.get(chk.ServiceID) if chk.ServiceID else None
+            if chk.ServiceID and owner is None:
+                raise CatalogError(f"Unknown service ID '{chk.ServiceID}' for check ID '{chk.CheckID}'")
+            chk = check_on(chk, node.Node, owner)
             current_chk = idx.checks.get(node.Node, {}).get(chk.CheckID)
             _put_if_changed(schema.CHECKS.key(node.Node, chk.CheckID), chk, current_chk, compares, ops)
         return (compares, ops) if ops else None
@@ -89,7 +101,14 @@ async def deregister(
         idx = state.indexes
         ops: list[Op] = []
         if service_id is None and check_id is None:
-            if node not in idx.nodes and node not in idx.services and node not in idx.checks:
+            if (
+                node not in idx.nodes
+                and node not in idx.services
+                and node not in idx.checks
+                and not idx.quarantined_under(
+                    schema.NODES.key(node), schema.SERVICES.key(node, ""), schema.CHECKS.key(node, "")
+                )
+            ):
                 return None
             ops = [
                 Delete(schema.SERVICES.key(node, ""), prefix=True),

@@ -144,6 +144,11 @@ class Indexes:
         elif name == "graveyard":
             self._reap(rec)
 
+    def quarantined_under(self, *prefixes: str) -> bool:
+        """Whether a quarantined record lies under any of ``prefixes``: such a record reads
+        as absent, but a delete of what holds it must still remove it from the store."""
+        return any(key.startswith(prefixes) for key in self.quarantined)
+
     def _quarantine(self, key: str, revision: int, reason: str) -> None:
         self.quarantined[key] = revision
         self._rejected.append(Rejected(key, revision, reason))

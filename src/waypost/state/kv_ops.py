@@ -102,14 +102,15 @@ async def kv_delete(state: State, key: str, *, recurse: bool = False, cas: int |
     def plan() -> TxnPlan | None:
         k = schema.KVS.key(key)
         if recurse:
-            if not state.indexes.kv_prefix(key):
+            if not state.indexes.kv_prefix(key) and not state.indexes.quarantined_under(k):
                 return None
             return [], [Delete(k, prefix=True)]
         current = state.indexes.kv.get(key)
         if cas is not None and (current is None or current.ModifyIndex != cas):
             raise _Refused
         if current is None:
-            return None
+            # A record that could not be decoded reads as absent, but deleting it must work.
+            return ([], [Delete(k)]) if k in state.indexes.quarantined else None
         ops: list[Op] = [Delete(k)]
         return [guard(k, current)], ops
 

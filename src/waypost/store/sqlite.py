@@ -18,6 +18,7 @@ restored revision, and older starts get ``CompactedError`` as after an etcd comp
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 import time
@@ -28,6 +29,8 @@ from waypost.store.base import EventType, KeyValue, StoreError
 from waypost.store.history import DEFAULT_HISTORY
 from waypost.store.keyspace import Change, Keyspace
 from waypost.store.local import Clock, LocalStore
+
+log = logging.getLogger("waypost.store.sqlite")
 
 __all__ = ["SqliteStore"]
 
@@ -88,7 +91,7 @@ class SqliteStore(LocalStore):
         for lease_id, ttl in self._db.execute("SELECT id, ttl FROM leases"):
             keyspace.restore_lease(lease_id, ttl, now)
         rows = self._db.execute("SELECT key, value, create_rev, mod_rev, version, lease FROM kv")
-        keyspace.load(KeyValue(*row) for row in rows)
+        keyspace.load(kv for kv in map(_row, rows) if kv is not None)
         return keyspace
 
     async def _record(self, change: Change) -> None:
@@ -168,3 +171,23 @@ class SqliteStore(LocalStore):
             await self._flusher
         await asyncio.get_running_loop().run_in_executor(self._writer, self._db.close)
         self._writer.shutdown(wait=True)
+
+
+def _row(row: tuple[object, ...]) -> KeyValue | None:
+    """A stored row as the store's types; a row that was written by hand with other types
+    (SQLite keeps whatever it is given) is coerced where that is lossless, else skipped
+    with a warning, so that the server still starts."""
+    key, value, *revisions = row
+    if isinstance(key, bytes):
+        try:
+            key = key.decode()
+        except UnicodeDecodeError:
+            key = None
+    if isinstance(value, str):
+        value = value.encode()
+    numbers = [r for r in revisions if isinstance(r, int) and not isinstance(r, bool)]
+    if not isinstance(key, str) or not isinstance(value, bytes) or len(numbers) != 4:
+        log.warning("skipping unreadable row in the kv table: key %r", row[0])
+        return None
+    create, mod, version, lease = numbers
+    return KeyValue(key, value, create, mod, version, lease)

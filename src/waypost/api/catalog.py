@@ -25,7 +25,7 @@ from waypost.state.model import HealthCheck, Node, NodeService
 if TYPE_CHECKING:
     from waypost.api.app import ApiApp
 
-__all__ = ["service_entry"]
+__all__ = ["catalog_check", "catalog_node", "service_entry"]
 
 
 def service_entry(inst: queries.ServiceInstance) -> dict[str, Any]:
@@ -130,12 +130,28 @@ _NODE = "Invalid node"
 _CHECK = "Invalid check"
 
 
-def _catalog_check(body: Any, node_name: str) -> HealthCheck:
+def catalog_node(fields: dict[str, Any], meta_field: str, datacenter: str) -> Node:
+    """A node as catalog writes give it, typed as the store keeps it. Catalog register
+    spells its metadata ``NodeMeta`` and a transaction's Node op ``Meta``; each caller
+    checks the fields it requires."""
+    return Node(
+        ID=typed(fields.get("ID") or "", str, "ID", _NODE),
+        Node=typed(fields.get("Node") or "", str, "Node", _NODE),
+        Address=typed(fields.get("Address") or "", str, "Address", _NODE),
+        Datacenter=typed(fields.get("Datacenter") or datacenter, str, "Datacenter", _NODE),
+        TaggedAddresses=typed(fields.get("TaggedAddresses") or {}, dict[str, str], "TaggedAddresses", _NODE),
+        Meta=parse_meta(fields.get(meta_field), meta_field, _NODE),
+    )
+
+
+def catalog_check(body: Any, node_name: str) -> HealthCheck:
+    """A check as catalog register and transactions give it; ``node_name`` is the node
+    it is stored on, whatever the body says."""
     fields = canonical_keys(
         body,
         _CHECK_FIELDS,
         what="Check",
-        ignored=("Namespace", "Partition", "CreateIndex", "ModifyIndex", "ExposedPort"),
+        ignored=("Namespace", "Partition", "PeerName", "CreateIndex", "ModifyIndex", "ExposedPort"),
     )
     text = {
         k: typed(v if v is not None else "", str, k, _CHECK) for k, v in fields.items() if k in _CHECK_TEXT
@@ -168,33 +184,24 @@ async def register(app: ApiApp, req: Request) -> Response:
         what="Request",
         ignored=("Namespace", "Partition", "Locality", "Token"),
     )
-    name = typed(fields.get("Node") or "", str, "Node", _NODE)
-    if not name:
+    node_rec = catalog_node(fields, "NodeMeta", app.agent.datacenter)
+    if not node_rec.Node:
         raise HTTPError(400, "Missing node name")
-    if "/" in name:
-        raise HTTPError(400, f'Invalid node name "{name}": "/" is not allowed')
-    address = typed(fields.get("Address") or "", str, "Address", _NODE)
-    if not address:
+    if "/" in node_rec.Node:
+        raise HTTPError(400, f'Invalid node name "{node_rec.Node}": "/" is not allowed')
+    if not node_rec.Address:
         raise HTTPError(400, "Missing node address")
-    dc = typed(fields.get("Datacenter") or app.agent.datacenter, str, "Datacenter", _NODE)
+    dc = node_rec.Datacenter
     if dc != app.agent.datacenter:
         raise HTTPError(500, NO_DC_PATH)
-    node_rec = Node(
-        ID=typed(fields.get("ID") or "", str, "ID", _NODE),
-        Node=name,
-        Address=address,
-        Datacenter=dc,
-        TaggedAddresses=typed(fields.get("TaggedAddresses") or {}, dict[str, str], "TaggedAddresses", _NODE),
-        Meta=parse_meta(fields.get("NodeMeta"), "NodeMeta", _NODE),
-    )
     svcs = []
     if fields.get("Service"):
         svcs.append(parse_service(fields["Service"], dc).service)
-    checks = [_catalog_check(c, node_rec.Node) for c in ([fields["Check"]] if fields.get("Check") else [])]
+    checks = [catalog_check(c, node_rec.Node) for c in ([fields["Check"]] if fields.get("Check") else [])]
     more = fields.get("Checks") or []
     if not isinstance(more, list):
         raise HTTPError(400, "Invalid check: Checks must be a list")
-    checks += [_catalog_check(c, node_rec.Node) for c in more]
+    checks += [catalog_check(c, node_rec.Node) for c in more]
     skip = typed(fields.get("SkipNodeUpdate") or False, bool, "SkipNodeUpdate", _NODE)
     await catalog_ops.register(app.state, node_rec, svcs, checks, skip_node_update=skip)
     return bool_response(True)

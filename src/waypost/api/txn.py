@@ -1,143 +1,144 @@
-"""/v1/txn: several KV operations applied atomically, or none of them."""
+"""/v1/txn: KV, node, service, check and session operations applied atomically, or none.
+
+Every operation is decoded into a typed record before anything runs: a malformed one is
+refused whole with 400 naming its position. Consul's own checks then run (409 with one
+error per failed operation), and the operations are planned against the indexes and
+written as one guarded store transaction (see ``txn_ops``). A transaction without a
+write is answered from the indexes, as Consul answers it without Raft.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
-from typing import TYPE_CHECKING, Any
+import contextlib
+from typing import TYPE_CHECKING, Annotated, Any
 
-from waypost.agent.definitions import canonical_keys
-from waypost.api.common import HTTPError, decode_json, json_response
+import msgspec
+
+from waypost.agent.definitions import DefinitionError, canonical_keys, parse_service, typed
+from waypost.api.catalog import catalog_check, catalog_node
+from waypost.api.common import HTTPError, decode_json, json_response, parse_consistency
 from waypost.api.http import Request, Response
 from waypost.api.kv import kv_pair
-from waypost.state import schema
-from waypost.state.catalog_ops import guard
-from waypost.state.model import KVEntry
-from waypost.store.base import Compare, Delete, Op, Put
+from waypost.api.txn_ops import (
+    CheckOp,
+    KVOp,
+    NodeOp,
+    Planner,
+    ServiceOp,
+    SessionOp,
+    TxnOp,
+    go_quote,
+    is_write,
+    precheck,
+)
+from waypost.state.model import NodeService
+from waypost.state.state import TxnPlan
+from waypost.store.base import LeaseNotFoundError
+from waypost.store.wire import MAX_TXN_OPS
 
 if TYPE_CHECKING:
     from waypost.api.app import ApiApp
 
 MAX_OPS = 128
-_KV_FIELDS = ("Verb", "Key", "Value", "Flags", "Index", "Session", "Namespace", "Partition")
+"""Consul's limit on operations per transaction (64 before Consul 1.14)."""
+
+_TXN_LEN_DOC = "https://developer.hashicorp.com/consul/docs/agent/config/config-files#txn_max_req_len"
+_KINDS = ("KV", "Node", "Service", "Check", "Session")
+_KV_FIELDS = ("Verb", "Key", "Value", "Flags", "Index", "Session")
+_NODE_FIELDS = ("ID", "Node", "Address", "Datacenter", "TaggedAddresses", "Meta", "ModifyIndex")
+_ENTERPRISE = ("Namespace", "Partition")
+
+Uint64 = Annotated[int, msgspec.Meta(ge=0)]
+"""Go's uint64: decode_json already refuses numbers past its range."""
 
 
-class _Failed(Exception):
+class _RolledBack(Exception):
     pass
 
 
-class _Txn:
-    """Runs the verbs against a private overlay of the KV table, collecting store ops."""
-
-    def __init__(self, app: ApiApp) -> None:
-        self.idx = app.state.indexes
-        self.overlay: dict[str, KVEntry | None] = {}
-        self.compares: dict[str, Compare] = {}
-        self.ops: list[Op] = []
-        self.results: list[tuple[str, KVEntry | None, bool]] = []
-
-    def current(self, key: str) -> KVEntry | None:
-        if key in self.overlay:
-            return self.overlay[key]
-        entry = self.idx.kv.get(key)
-        self.compares.setdefault(key, guard(schema.KVS.key(key), entry))
-        return entry
-
-    def write(self, entry: KVEntry) -> None:
-        self.current(entry.Key)
-        self.overlay[entry.Key] = entry
-        self.ops.append(Put(schema.KVS.key(entry.Key), schema.encode(entry)))
-        self.results.append((entry.Key, entry, False))
-
-    def delete(self, key: str) -> None:
-        self.current(key)
-        self.overlay[key] = None
-        self.ops.append(Delete(schema.KVS.key(key)))
-
-    def run(self, op: dict[str, Any]) -> None:
-        verb = op.get("Verb", "")
-        key = str(op.get("Key") or "")
-        flags = int(op.get("Flags") or 0)
-        index = int(op.get("Index") or 0)
-        session = str(op.get("Session") or "")
-        cur = self.current(key) if key else None
-        value = _value(op.get("Value"))
-        if verb == "set":
-            self.write(_entry(key, value, flags, cur))
-        elif verb == "cas":
-            if (index == 0 and cur is not None) or (index != 0 and (cur is None or cur.ModifyIndex != index)):
-                raise _Failed(f'failed to set key "{key}", index is stale')
-            self.write(_entry(key, value, flags, cur))
-        elif verb == "lock":
-            if session not in self.idx.sessions:
-                raise _Failed(f'invalid session "{session}"')
-            if cur is not None and cur.Session and cur.Session != session:
-                raise _Failed(f'failed to lock key "{key}", lock is already held')
-            entry = _entry(key, value, flags, cur)
-            if cur is None or cur.Session != session:
-                entry.LockIndex += 1
-            entry.Session = session
-            self.write(entry)
-        elif verb == "unlock":
-            if cur is None or cur.Session != session:
-                raise _Failed(
-                    f'failed to unlock key "{key}", lock isn\'t held, or is held by another session'
-                )
-            entry = _entry(key, value, flags, cur)
-            entry.Session = ""
-            self.write(entry)
-        elif verb in ("get", "get-or-empty"):
-            if cur is None and verb == "get":
-                raise _Failed(f'key "{key}" doesn\'t exist')
-            if cur is not None:
-                self.results.append((key, cur, True))
-        elif verb == "get-tree":
-            for e in self.idx.kv_prefix(key):
-                self.results.append((e.Key, self.overlay.get(e.Key, e), True))
-        elif verb == "check-index":
-            if cur is None or cur.ModifyIndex != index:
-                raise _Failed(f"current modify index {cur.ModifyIndex if cur else 0} != {index}")
-        elif verb == "check-session":
-            if cur is None or cur.Session != session:
-                raise _Failed(f'current session "{cur.Session if cur else ""}" != "{session}"')
-        elif verb == "check-not-exists":
-            if cur is not None:
-                raise _Failed(f'key "{key}" exists')
-        elif verb == "delete":
-            self.delete(key)
-        elif verb == "delete-tree":
-            for e in self.idx.kv_prefix(key):
-                self.delete(e.Key)
-        elif verb == "delete-cas":
-            if cur is None or cur.ModifyIndex != index:
-                raise _Failed(f'failed to delete key "{key}", index is stale')
-            self.delete(key)
-        else:
-            raise _Failed(f'unknown KV verb "{verb}"')
-
-
-def _value(raw: Any) -> bytes:
-    if raw is None:
-        return b""
-    try:
-        return base64.b64decode(str(raw), validate=True)
-    except (binascii.Error, ValueError):
-        raise HTTPError(400, "Failed to parse body: Value must be base64") from None
-
-
-def _entry(key: str, value: bytes, flags: int, cur: KVEntry | None) -> KVEntry:
-    return KVEntry(
-        Key=key,
-        Value=value,
-        Flags=flags,
-        Session=cur.Session if cur else "",
-        LockIndex=cur.LockIndex if cur else 0,
-    )
-
-
 async def txn(app: ApiApp, req: Request) -> Response:
-    if len(req.body) > app.agent.config.limits.txn_max_req_len:
-        raise HTTPError(413, "Request body too large")
+    ops = _decode(app, req)
+    failed = precheck(ops, app.agent.lock_delays.active)
+    if failed:
+        return _conflict(failed)
+    if not any(is_write(op) for op in ops):
+        return await _read(app, req, ops)
+    planner: Planner | None = None
+
+    def plan() -> TxnPlan | None:
+        nonlocal planner
+        planner = Planner(app.state.indexes)
+        planner.run(ops)
+        if planner.errors:
+            raise _RolledBack
+        planned = planner.store_plan()
+        if planned is not None and max(len(planned[0]), len(planned[1])) > MAX_TXN_OPS:
+            size = max(len(planned[0]), len(planned[1]))
+            raise HTTPError(413, f"Transaction touches too many records ({size} > {MAX_TXN_OPS})")
+        return planned
+
+    try:
+        result = await app.state.write(plan)
+    except _RolledBack:
+        assert planner is not None
+        return _conflict(planner.errors)
+    assert planner is not None
+    planner.stamp(result.revision if result is not None else app.state.indexes.revision)
+    for lease in planner.leases:
+        with contextlib.suppress(LeaseNotFoundError):
+            await app.state.store.lease_revoke(lease)
+    for key, delay in planner.freed:
+        app.agent.lock_delays.set(key, delay)
+    return json_response({"Results": _results(planner), "Errors": None})
+
+
+async def _read(app: ApiApp, req: Request, ops: list[TxnOp]) -> Response:
+    """Consul's read-only fast path: any consistency mode, no blocking, and only the
+    leader and last-contact headers."""
+    if parse_consistency(req) == "consistent":
+        await app.state.catch_up()
+    planner = Planner(app.state.indexes)
+    planner.run(ops)
+    headers = [
+        ("X-Consul-Knownleader", "true" if app.state.indexes.leader is not None else "false"),
+        ("X-Consul-Lastcontact", str(app.state.last_contact_ms())),
+    ]
+    if planner.errors:
+        return _conflict(planner.errors, headers)
+    return json_response({"Results": _results(planner), "Errors": None}, headers=headers)
+
+
+def _conflict(errors: list[tuple[int, str]], headers: list[tuple[str, str]] | None = None) -> Response:
+    body = {"Results": None, "Errors": [{"OpIndex": i, "What": what} for i, what in errors]}
+    return json_response(body, 409, headers=headers)
+
+
+def _results(planner: Planner) -> list[dict[str, Any]]:
+    """Consul answers writes without the KV value, to save space, and reads with it."""
+    out: list[dict[str, Any]] = []
+    for kind, record, with_value in planner.results:
+        if kind == "KV":
+            pair = kv_pair(record)
+            if not with_value:
+                pair.Value = None
+            record = pair
+        out.append({kind: record})
+    return out
+
+
+# -- decoding ----------------------------------------------------------------------------
+
+
+def _decode(app: ApiApp, req: Request) -> list[TxnOp]:
+    limits = app.agent.config.limits
+    max_len = max(limits.txn_max_req_len, limits.kv_max_value_size)
+    if len(req.body) > max_len:
+        raise HTTPError(
+            413,
+            f"Request body({len(req.body)} bytes) too large, max size: {max_len} bytes. See {_TXN_LEN_DOC}.",
+        )
     body = decode_json(req)
     if not isinstance(body, list):
         raise HTTPError(400, "Failed to parse body: expected a JSON array of operations")
@@ -145,35 +146,96 @@ async def txn(app: ApiApp, req: Request) -> Response:
         raise HTTPError(413, f"Transaction contains too many operations ({len(body)} > {MAX_OPS})")
     ops = []
     for i, raw in enumerate(body):
-        wrapped = canonical_keys(raw, ("KV", "Node", "Service", "Check"), what=f"operation {i}")
-        if "KV" not in wrapped:
-            raise HTTPError(400, f"operation {i}: only KV operations are supported")
-        ops.append(canonical_keys(wrapped["KV"], _KV_FIELDS, what=f"operation {i}"))
-    for _ in range(16):
-        work = _Txn(app)
-        errors = []
-        for i, op in enumerate(ops):
-            try:
-                work.run(op)
-            except _Failed as exc:
-                errors.append({"OpIndex": i, "What": str(exc)})
-        if errors:
-            return json_response({"Results": None, "Errors": errors}, 409)
-        result = await app.state.store.txn(list(work.compares.values()), work.ops)
-        await app.state.wait_applied(result.revision)
-        if result.succeeded:
-            return json_response({"Results": _results(app, work), "Errors": None})
-    raise HTTPError(500, "transaction kept conflicting with concurrent writes")
+        try:
+            op = _operation(raw, app.agent.datacenter)
+        except DefinitionError as exc:
+            raise HTTPError(400, f"Failed to parse body: operation {i}: {exc}") from None
+        except HTTPError as exc:
+            raise HTTPError(exc.status, f"Failed to parse body: operation {i}: {exc.message}") from None
+        if isinstance(op, KVOp) and len(op.value) > limits.kv_max_value_size:
+            sizes = f"{len(op.value)} > {limits.kv_max_value_size} bytes"
+            raise HTTPError(413, f"Value for key {go_quote(op.key)} is too large ({sizes})")
+        ops.append(op)
+    return ops
 
 
-def _results(app: ApiApp, work: _Txn) -> list[dict[str, Any]]:
-    out = []
-    for key, entry, with_value in work.results:
-        stored = app.state.indexes.kv.get(key) if not with_value else entry
-        shown = stored or entry
-        assert shown is not None
-        pair = kv_pair(shown)
-        if not with_value:
-            pair.Value = None
-        out.append({"KV": pair})
-    return out
+def _operation(raw: Any, datacenter: str) -> TxnOp:
+    """Go's client sends every kind with the unused ones null, so null counts as absent."""
+    given = {k: v for k, v in canonical_keys(raw, _KINDS, what="operation").items() if v is not None}
+    if len(given) != 1:
+        raise DefinitionError("exactly one of KV, Node, Service, Check or Session must be given")
+    ((kind, body),) = given.items()
+    if kind == "KV":
+        return _kv(body)
+    fields = canonical_keys(body, ("Verb", kind, "Node") if kind == "Service" else ("Verb", kind), what=kind)
+    verb: str = _get(fields, "Verb", str, "", kind)
+    inner = fields.get(kind)
+    if inner is None:
+        inner = {}
+    if not isinstance(inner, dict):
+        raise DefinitionError(f"{kind}: {kind} must be a JSON object")
+    index: int = _get(_members(inner, "ModifyIndex"), "ModifyIndex", Uint64, 0, kind)
+    if kind == "Node":
+        node_fields = canonical_keys(
+            inner, _NODE_FIELDS, what="Node", ignored=("CreateIndex", "PeerName", "Locality", *_ENTERPRISE)
+        )
+        return NodeOp(verb, catalog_node(node_fields, "Meta", datacenter), index)
+    if kind == "Service":
+        node: str = _get(fields, "Node", str, "", kind)
+        return ServiceOp(verb, node, _service(inner, datacenter), index)
+    if kind == "Check":
+        node = _get(_members(inner, "Node"), "Node", str, "", kind)
+        return CheckOp(verb, catalog_check(inner, node), index)
+    return SessionOp(verb, _get(_members(inner, "ID"), "ID", str, "", kind))
+
+
+def _kv(body: Any) -> KVOp:
+    fields = canonical_keys(body, _KV_FIELDS, what="KV", ignored=_ENTERPRISE)
+    return KVOp(
+        verb=_get(fields, "Verb", str, "", "KV"),
+        key=_get(fields, "Key", str, "", "KV"),
+        value=_value(fields.get("Value")),
+        flags=_get(fields, "Flags", Uint64, 0, "KV"),
+        index=_get(fields, "Index", Uint64, 0, "KV"),
+        session=_get(fields, "Session", str, "", "KV"),
+    )
+
+
+def _service(body: dict[str, Any], datacenter: str) -> NodeService:
+    """A get or delete names the instance by ID alone; a write gives the whole service.
+    Go's client sends unset Weights as zeros, which Consul reads as unset."""
+    if not (_members(body, "Service") or _members(body, "Name")):
+        return NodeService(ID=_get(_members(body, "ID"), "ID", str, "", "Service"), Service="")
+    kept = {k: v for k, v in body.items() if not (_members({k: v}, "Weights") and _all_zero(v))}
+    definition = parse_service(kept, datacenter)
+    if definition.checks:
+        raise DefinitionError("Service: checks are given as Check operations")
+    return definition.service
+
+
+def _all_zero(weights: Any) -> bool:
+    return isinstance(weights, dict) and not any(weights.values())
+
+
+def _members(body: dict[str, Any], name: str) -> dict[str, Any]:
+    """``{name: value}`` for the member Go's case-insensitive decoding reads as ``name``,
+    ignoring the rest of ``body``; empty when it is absent or null."""
+    found = canonical_keys(body, (name,), what=name, ignored=[str(k) for k in body])
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def _get(fields: dict[str, Any], name: str, typ: Any, default: Any, what: str) -> Any:
+    """A member as ``typ``; absent or null is ``default``, as Go leaves a zero value."""
+    value = fields.get(name)
+    return default if value is None else typed(value, typ, name, what)
+
+
+def _value(raw: Any) -> bytes:
+    if raw is None:
+        return b""
+    if not isinstance(raw, str):
+        raise DefinitionError("KV: Value: expected a base64 string")
+    try:
+        return base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise DefinitionError("KV: Value: illegal base64 data") from None

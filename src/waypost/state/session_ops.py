@@ -9,12 +9,13 @@ import msgspec
 from waypost.state import schema
 from waypost.state.catalog_ops import CatalogError, guard
 from waypost.state.kv_ops import LockDelays
-from waypost.state.model import Session
+from waypost.state.model import KVEntry, Session
 from waypost.state.state import State, TxnPlan
 from waypost.store.base import Compare, Delete, LeaseNotFoundError, Op, Put
 
 __all__ = [
     "SESSION_TTL_MULTIPLIER",
+    "after_session",
     "create_session",
     "destroy_session",
     "release_orphaned_locks",
@@ -25,6 +26,17 @@ __all__ = [
 
 SESSION_TTL_MULTIPLIER = 2
 """Consul invalidates a TTL session only after twice its TTL without a renew."""
+
+
+def after_session(entry: KVEntry, behavior: str) -> KVEntry | None:
+    """What a key becomes when the session holding it ends: deleted (None) for a
+    ``delete`` session, released otherwise, as Consul's session Behavior says."""
+    return None if behavior == "delete" else msgspec.structs.replace(entry, Session="")
+
+
+def _freed_op(key: str, entry: KVEntry, behavior: str) -> Op:
+    freed = after_session(entry, behavior)
+    return Delete(key) if freed is None else Put(key, schema.encode(freed))
 
 
 async def create_session(state: State, session: Session, ttl: float = 0.0) -> str:
@@ -101,10 +113,7 @@ async def destroy_session(state: State, session_id: str, lock_delays: LockDelays
             held.append(entry.Key)
             key = schema.KVS.key(entry.Key)
             compares.append(guard(key, entry))
-            if session.Behavior == "delete":
-                ops.append(Delete(key))
-            else:
-                ops.append(Put(key, schema.encode(msgspec.structs.replace(entry, Session=""))))
+            ops.append(_freed_op(key, entry, session.Behavior))
         return compares, ops
 
     lease = state.indexes.session_leases.get(session_id, 0)
@@ -139,10 +148,7 @@ async def release_orphaned_locks(state: State, lock_delays: LockDelays | None = 
                 entry = idx.kv[key_name]
                 key = schema.KVS.key(key_name)
                 compares.append(guard(key, entry))
-                if behavior == "delete":
-                    ops.append(Delete(key))
-                else:
-                    ops.append(Put(key, schema.encode(msgspec.structs.replace(entry, Session=""))))
+                ops.append(_freed_op(key, entry, behavior))
             return compares, ops
 
         if await state.write(plan) is not None:

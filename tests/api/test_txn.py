@@ -11,6 +11,7 @@ from typing import Any
 import consul
 import pytest
 
+from etcd_cluster import etcd_available, etcd_cluster
 from waypost.testing import AgentProcess
 
 
@@ -633,3 +634,45 @@ def test_py_consul_txn(dev_agent: AgentProcess) -> None:
     assert [(n["Node"], n["ServicePort"]) for n in nodes] == [("pyc-node", 9000)]
     with pytest.raises(consul.ConsulException, match="409"):
         c.txn.put([service_op("get", "pyc-node", ID="absent")])
+
+
+# -- on etcd ---------------------------------------------------------------------------
+
+
+@pytest.mark.etcd
+@pytest.mark.skipif(not etcd_available(), reason="etcd is not installed")
+def test_on_etcd(tmp_path: Path) -> None:
+    """etcd refuses two ops on one key and more than 128 ops or compares in a transaction;
+    the plan stays inside both, and its compares make a lost race a clean 409."""
+    (tmp_path / "etcd").mkdir()
+    args = ["-server", "-node", "etcd-node", "-bind", "127.0.0.1", "-data-dir", str(tmp_path / "data")]
+    with (
+        etcd_cluster(tmp_path / "etcd") as etcd,
+        AgentProcess([*args, "-store", etcd.url], log_path=tmp_path / "agent.log") as agent,
+    ):
+        sid = agent.put("/v1/session/create", {"Node": "etcd-node"})["ID"]
+        ok(agent, [kv("set", f"tree/{n}", Value=b64("old")) for n in range(5)])
+        results = ok(
+            agent,
+            [
+                kv("delete-tree", "tree/"),
+                kv("set", "tree/1", Value=b64("new")),
+                kv("set", "tree/1", Value=b64("newer")),
+                kv("lock", "tree/lock", Value=b64("l"), Session=sid),
+                node_op("set", Node="etcd-ext", Address="192.0.2.30"),
+                service_op("set", "etcd-ext", ID="e", Service="e"),
+                {"Session": {"Verb": "delete", "Session": {"ID": sid}}},
+            ],
+        )
+        assert len(results) == 5
+        status, _, body = agent.request("GET", "/v1/kv/tree/?recurse")
+        assert status == 200
+        assert [(e["Key"], e.get("Session")) for e in json.loads(body)] == [
+            ("tree/1", None),
+            ("tree/lock", None),
+        ]
+        assert len(ok(agent, [kv("set", f"many/{n}") for n in range(128)])) == 128
+        assert failed(agent, [kv("set", "many/x"), kv("check-not-exists", "many/0")]) == [
+            (1, 'key "many/0" exists')
+        ]
+        assert kv_get(agent, "many/x") is None

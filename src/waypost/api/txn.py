@@ -3,7 +3,7 @@
 Every operation is decoded into a typed record before anything runs: a malformed one is
 refused whole with 400 naming its position. Consul's own checks then run (409 with one
 error per failed operation), and the operations are planned against the indexes and
-written as one guarded store transaction (see ``txn_ops``). A transaction without a
+written as one guarded store transaction (see ``txn_plan``). A transaction without a
 write is answered from the indexes, as Consul answers it without Raft.
 """
 
@@ -25,7 +25,6 @@ from waypost.api.txn_ops import (
     CheckOp,
     KVOp,
     NodeOp,
-    Planner,
     ServiceOp,
     SessionOp,
     TxnOp,
@@ -33,6 +32,7 @@ from waypost.api.txn_ops import (
     is_write,
     precheck,
 )
+from waypost.api.txn_plan import Planner
 from waypost.state.model import NodeService
 from waypost.state.state import TxnPlan
 from waypost.store.base import LeaseNotFoundError

@@ -70,9 +70,12 @@ class Deployment:
 
     @staticmethod
     def restart(agent: AgentProcess) -> AgentProcess:
-        """The same agent again: same flags, ports, data directory and log."""
+        """The same agent again (same flags, ports, data directory and log), once it knows a
+        leader: a client agent answers before it has rejoined."""
         agent.stop()
-        return agent.start(timeout=30)
+        agent.start(timeout=30)
+        wait_for(lambda: agent.get("/v1/status/leader"), 30)
+        return agent
 
     def leader(self) -> int:
         """Index in ``servers`` of the current leader."""
@@ -152,7 +155,7 @@ def test_4_killed_client_turns_critical_and_leaves_dns(deployment: Deployment) -
     assert serf["serfHealth"] == "critical"
     members = {m["Name"]: m["Status"] for m in s1.get("/v1/agent/members")}
     assert members["client-b"] == 4
-    b.start(30)
+    deployment.restart(b)
     wait_for(lambda: sorted(dig(s1, "web.service.consul")) == ["127.0.0.10", "127.0.0.11"], 15)
 
 

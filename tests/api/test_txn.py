@@ -676,3 +676,35 @@ def test_on_etcd(tmp_path: Path) -> None:
             (1, 'key "many/0" exists')
         ]
         assert kv_get(agent, "many/x") is None
+
+
+def test_through_a_client_agent(tmp_path: Path) -> None:
+    """A client agent's store is its server's internal API, which checks every key and
+    value it is sent; a transaction's plan passes those checks whole, or fails whole."""
+    server_args = [
+        *("-server", "-bootstrap-expect", "1", "-data-dir", str(tmp_path / "s")),
+        *("-bind", "127.0.0.1", "-node", "hub"),
+    ]
+    with AgentProcess(server_args, log_path=tmp_path / "s.log") as server:
+        client_args = [
+            *("-data-dir", str(tmp_path / "c"), "-bind", "127.0.0.1"),
+            *("-node", "edge", "-retry-join", server.server_address),
+        ]
+        with AgentProcess(client_args, log_path=tmp_path / "c.log") as client:
+            results = ok(
+                client,
+                [
+                    kv("set", "edge/k", Value=b64("v")),
+                    kv("set", "edge/k", Value=b64("w")),
+                    node_op("set", Node="edge-ext", Address="192.0.2.40"),
+                    service_op("set", "edge-ext", ID="x", Service="x"),
+                    check_op("set", Node="edge-ext", CheckID="x-up", Name="x up", ServiceID="x"),
+                ],
+            )
+            assert len(results) == 5
+            assert kv_get(server, "edge/k")["Value"] == b64("w")  # type: ignore[index]
+            assert [c["CheckID"] for c in server.get("/v1/health/node/edge-ext")] == ["x-up"]
+            assert failed(client, [kv("delete", "edge/k"), node_op("get", Node="nobody")]) == [
+                (1, 'node "nobody" doesn\'t exist')
+            ]
+            assert kv_get(server, "edge/k") is not None

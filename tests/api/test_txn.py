@@ -373,7 +373,7 @@ def test_catalog_deletes(dev_agent: AgentProcess) -> None:
     )
     checks = dev_agent.get("/v1/health/node/del-n")
     assert [c["CheckID"] for c in checks] == ["node-up"]
-    assert dev_agent.get("/v1/catalog/node-services/del-n")["Services"] == []
+    assert not dev_agent.get("/v1/catalog/node-services/del-n")["Services"]
     assert ok(dev_agent, [check_op("delete", Node="del-n", CheckID="node-up")]) == []
     assert ok(dev_agent, [node_op("delete-cas", Node="del-n", ModifyIndex=index)]) == []
     assert dev_agent.request("GET", "/v1/catalog/node/del-n")[2] == b"null"

@@ -50,12 +50,12 @@ _KV_FIELDS = ("Verb", "Key", "Value", "Flags", "Index", "Session")
 _NODE_FIELDS = ("ID", "Node", "Address", "Datacenter", "TaggedAddresses", "Meta", "ModifyIndex")
 _ENTERPRISE = ("Namespace", "Partition")
 
-Uint64 = Annotated[int, msgspec.Meta(ge=0)]
+_UINT64 = Annotated[int, msgspec.Meta(ge=0)]
 """Go's uint64: decode_json already refuses numbers past its range."""
 
 
 class _RolledBack(Exception):
-    pass
+    """Some operation failed while planning: nothing is written, each failure is reported."""
 
 
 async def txn(app: ApiApp, req: Request) -> Response:
@@ -74,8 +74,8 @@ async def txn(app: ApiApp, req: Request) -> Response:
         if planner.errors:
             raise _RolledBack
         planned = planner.store_plan()
-        if planned is not None and max(len(planned[0]), len(planned[1])) > MAX_TXN_OPS:
-            size = max(len(planned[0]), len(planned[1]))
+        size = max(len(planned[0]), len(planned[1])) if planned is not None else 0
+        if size > MAX_TXN_OPS:
             raise HTTPError(413, f"Transaction touches too many records ({size} > {MAX_TXN_OPS})")
         return planned
 
@@ -174,7 +174,7 @@ def _operation(raw: Any, datacenter: str) -> TxnOp:
         inner = {}
     if not isinstance(inner, dict):
         raise DefinitionError(f"{kind}: {kind} must be a JSON object")
-    index: int = _get(_members(inner, "ModifyIndex"), "ModifyIndex", Uint64, 0, kind)
+    index: int = _get(_members(inner, "ModifyIndex"), "ModifyIndex", _UINT64, 0, kind)
     if kind == "Node":
         node_fields = canonical_keys(
             inner, _NODE_FIELDS, what="Node", ignored=("CreateIndex", "PeerName", "Locality", *_ENTERPRISE)
@@ -195,15 +195,16 @@ def _kv(body: Any) -> KVOp:
         verb=_get(fields, "Verb", str, "", "KV"),
         key=_get(fields, "Key", str, "", "KV"),
         value=_value(fields.get("Value")),
-        flags=_get(fields, "Flags", Uint64, 0, "KV"),
-        index=_get(fields, "Index", Uint64, 0, "KV"),
+        flags=_get(fields, "Flags", _UINT64, 0, "KV"),
+        index=_get(fields, "Index", _UINT64, 0, "KV"),
         session=_get(fields, "Session", str, "", "KV"),
     )
 
 
 def _service(body: dict[str, Any], datacenter: str) -> NodeService:
-    """A get or delete names the instance by ID alone; a write gives the whole service.
-    Go's client sends unset Weights as zeros, which Consul reads as unset."""
+    """Without a name only the ID is read: a get needs no more, and ``precheck`` refuses
+    every other verb without a name, as Consul does. Go's client always sends Weights,
+    zeros when unset; those keep the default weights instead of failing validation."""
     if not (_members(body, "Service") or _members(body, "Name")):
         return NodeService(ID=_get(_members(body, "ID"), "ID", str, "", "Service"), Service="")
     kept = {k: v for k, v in body.items() if not (_members({k: v}, "Weights") and _all_zero(v))}

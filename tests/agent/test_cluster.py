@@ -41,15 +41,16 @@ def _members(agent: AgentProcess) -> dict[str, int]:
 
 def test_force_leave_of_a_running_agent_is_refuted(server: AgentProcess, tmp_path: Path) -> None:
     runner = _client(tmp_path, "runner", server)
+    log = tmp_path / "runner.log"
     try:
         server.put("/v1/agent/force-leave/runner")
+        wait_for(lambda: log.read_text().count("refuting a force-leave") == 1)
         wait_for(lambda: _members(server)["runner"] == ALIVE)
         assert server.get("/v1/catalog/node/runner")["Services"]["runner-svc"]["Port"] == 1
         server.put("/v1/agent/force-leave/runner?prune")
+        wait_for(lambda: log.read_text().count("refuting a force-leave") == 2)
         wait_for(lambda: _members(server).get("runner") == ALIVE)
         assert _members(runner)["runner"] == ALIVE
-        assert runner.log_path is not None
-        assert "refuting a force-leave" in runner.log_path.read_text()
     finally:
         runner.stop()
 

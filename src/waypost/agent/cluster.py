@@ -118,10 +118,11 @@ class Cluster:
             return False
         store = self.state.store
         if prune:
-            await store.delete(schema.MEMBERS.key(name))
+            _, revision = await store.delete(schema.MEMBERS.key(name))
+            await self.state.wait_applied(revision)
         elif not member.Left:
             left = msgspec.structs.replace(member, Left=True)
-            await store.put(schema.MEMBERS.key(name), schema.encode(left))
+            await self.state.wait_applied(await store.put(schema.MEMBERS.key(name), schema.encode(left)))
         if name not in idx.live:
             await catalog_ops.deregister(self.state, name)
         return True

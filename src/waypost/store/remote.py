@@ -95,7 +95,7 @@ class RemoteStore:
                     timeout=aiohttp.ClientTimeout(total=read_timeout or self._timeout, connect=self._timeout),
                 ) as resp:
                     payload = await resp.read()
-                    if resp.status >= 500:
+                    if resp.status >= 500 or resp.status == 429:  # 429: past the per-client cap
                         raise StoreError(f"{server}: {resp.status} {payload[:200]!r}")
                     return resp.status, payload
             except (aiohttp.ClientError, TimeoutError, StoreError, OSError) as exc:

@@ -11,10 +11,12 @@ pytest test, so a failure or a known gap (a Go ``t.Skip``) shows up by name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ GO_CANDIDATES = ("go", "/usr/lib/go/bin/go", "/usr/local/go/bin/go")
 MIN_GO = (1, 19)
 
 SHIM = """#!{python}
+import contextlib
 import json
 import os
 import subprocess
@@ -107,18 +110,29 @@ def go_run(tmp_path_factory: pytest.TempPathFactory) -> GoRun:
         GOWORK="off",
         TMPDIR=str(tmp_path_factory.mktemp("go-tmp")),
     )
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [go, "test", "-count=1", "-json", f"-timeout={GO_TEST_TIMEOUT}", "./..."],
         cwd=GOAPI,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=RUN_TIMEOUT,
-        check=False,
+        start_new_session=True,
     )
+    try:
+        stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        stderr += f"\ngo test was killed after {RUN_TIMEOUT}s"
+    finally:
+        # A Go test binary that timed out or panicked leaves the agents the harness started
+        # running; they are in the process group of the go command.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
     tests: dict[str, GoTest] = {}
-    log = [proc.stderr]
-    for line in proc.stdout.splitlines():
+    log = [stderr]
+    for line in stdout.splitlines():
         try:
             event = json.loads(line)
         except json.JSONDecodeError:

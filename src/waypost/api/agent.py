@@ -10,10 +10,13 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from waypost import __version__
 from waypost.agent.checks import UnknownServiceError
 from waypost.agent.definitions import canonical_keys
 from waypost.agent.monitor import LEVELS
+from waypost.api import shapes
 from waypost.api.common import (
     HTTPError,
     apply_filter,
@@ -36,20 +39,20 @@ CONSUL_COMPAT_VERSION = "1.21.0"
 """The Consul release whose API this agent speaks; clients parse Config.Version."""
 
 
-def _member_out(member: Member, status: int) -> dict[str, Any]:
-    return {
-        "Name": member.Name,
-        "Addr": member.Addr,
-        "Port": member.Port,
-        "Tags": {"build": f"{CONSUL_COMPAT_VERSION}:waypost-{__version__}", "vsn": "2", **member.Tags},
-        "Status": status,
-        "ProtocolMin": 1,
-        "ProtocolMax": 5,
-        "ProtocolCur": 2,
-        "DelegateMin": 2,
-        "DelegateMax": 5,
-        "DelegateCur": 4,
-    }
+def _member_out(member: Member, status: int) -> shapes.Member:
+    return shapes.Member(
+        Name=member.Name,
+        Addr=member.Addr,
+        Port=member.Port,
+        Tags={"build": f"{CONSUL_COMPAT_VERSION}:waypost-{__version__}", "vsn": "2", **member.Tags},
+        Status=status,
+        ProtocolMin=1,
+        ProtocolMax=5,
+        ProtocolCur=2,
+        DelegateMin=2,
+        DelegateMax=5,
+        DelegateCur=4,
+    )
 
 
 _ALIVE, _LEFT, _FAILED = 1, 3, 4
@@ -169,11 +172,11 @@ def members(app: ApiApp, req: Request) -> Response:
     return json_response(apply_filter(req, rows, MEMBER))
 
 
-def _wan_member(app: ApiApp, member: Member) -> dict[str, Any]:
+def _wan_member(app: ApiApp, member: Member) -> shapes.Member:
     dc = member.Tags.get("dc", app.agent.datacenter)
     port = int(member.Tags.get("wan_join_port", app.agent.config.ports.serf_wan))
     out = _member_out(member, _status(app, member))
-    return out | {"Name": f"{member.Name}.{dc}", "Port": port}
+    return msgspec.structs.replace(out, Name=f"{member.Name}.{dc}", Port=port)
 
 
 def host(app: ApiApp, req: Request) -> Response:
@@ -191,19 +194,10 @@ def host(app: ApiApp, req: Request) -> Response:
     return json_response(body)
 
 
-def _service_out(svc: Any) -> dict[str, Any]:
-    return {
-        "ID": svc.ID, "Service": svc.Service, "Tags": svc.Tags, "Meta": svc.Meta, "Port": svc.Port,
-        "Address": svc.Address, "TaggedAddresses": svc.TaggedAddresses, "Weights": svc.Weights,
-        "EnableTagOverride": svc.EnableTagOverride, "Datacenter": svc.Datacenter,
-        **({"Kind": svc.Kind} if svc.Kind else {}),
-    }  # fmt: skip
-
-
 def services(app: ApiApp, req: Request) -> Response:
-    listed = [_service_out(s) for _, s in sorted(app.agent.local.services.items())]
+    listed = [shapes.agent_service(s) for _, s in sorted(app.agent.local.services.items())]
     listed = apply_filter(req, listed, AGENT_SERVICE)
-    return json_response({s["ID"]: s for s in listed})
+    return json_response({s.ID: s for s in listed})
 
 
 async def service(app: ApiApp, req: Request) -> Response:
@@ -214,9 +208,9 @@ async def service(app: ApiApp, req: Request) -> Response:
         svc = local.services.get(sid)
         if svc is None:
             return None
-        out = _service_out(svc)
+        out = shapes.agent_service(svc)
         digest = hashlib.blake2b(encode_json(out), digest_size=8).hexdigest()
-        out["ContentHash"] = digest
+        out.ContentHash = digest
         return digest, encode_json(out)
 
     rendered = render()
@@ -387,11 +381,14 @@ def metrics(app: ApiApp, req: Request) -> Response:
 _CODES = {"passing": 200, "warning": 429, "critical": 503, "maintenance": 503}
 
 
-def _service_health(app: ApiApp, svc: Any) -> tuple[str, dict[str, Any]]:
+def _service_health(app: ApiApp, svc: Any) -> tuple[str, shapes.AgentServiceChecksInfo]:
     local = app.agent.local
     checks = [c for c in local.checks.values() if c.ServiceID in ("", svc.ID)]
     status = worst_status([c.Status for c in checks])
-    return status, {"AggregatedStatus": status, "Service": _service_out(svc), "Checks": checks}
+    entry = shapes.AgentServiceChecksInfo(
+        status, shapes.agent_service(svc), [shapes.agent_check(c) for c in checks]
+    )
+    return status, entry
 
 
 def health_by_name(app: ApiApp, req: Request) -> Response:
@@ -413,7 +410,9 @@ def health_by_id(app: ApiApp, req: Request) -> Response:
     svc = app.agent.local.services.get(sid)
     if svc is None:
         body = f"ServiceId {sid} Not Found"
-        return Response.text(body, 404) if req.arg("format") == "text" else json_response(None, 404)
+        if req.arg("format") == "text":
+            return Response.text(body, 404)
+        return json_response(shapes.AgentServiceChecksInfo("critical", None, None), 404)
     status, entry = _service_health(app, svc)
     if req.arg("format") == "text":
         return Response.text(status, _CODES[status])

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from waypost.agent.definitions import canonical_keys, parse_meta, parse_service, typed
+from waypost.api import shapes
 from waypost.api.blocking import QueryResult, blocking_read
 from waypost.api.common import (
     NO_DC_PATH,
@@ -20,40 +21,13 @@ from waypost.api.http import Request, Response
 from waypost.api.reads import from_peer, indexed_read, instances_read
 from waypost.api.selectors import NODE, NODE_SERVICE, SERVICE_NODE
 from waypost.state import catalog_ops, queries
+from waypost.state.indexes import Indexes
 from waypost.state.model import HealthCheck, Node, NodeService
 
 if TYPE_CHECKING:
     from waypost.api.app import ApiApp
 
-__all__ = ["catalog_check", "catalog_node", "service_entry"]
-
-
-def service_entry(inst: queries.ServiceInstance) -> dict[str, Any]:
-    """Consul's flattened ServiceNode (catalog/service output)."""
-    n, s = inst.node, inst.service
-    return {
-        "ID": n.ID,
-        "Node": n.Node,
-        "Address": n.Address,
-        "Datacenter": n.Datacenter,
-        "TaggedAddresses": n.TaggedAddresses,
-        "NodeMeta": n.Meta,
-        "ServiceKind": s.Kind,
-        "ServiceID": s.ID,
-        "ServiceName": s.Service,
-        "ServiceTags": s.Tags,
-        "ServiceAddress": s.Address,
-        "ServiceTaggedAddresses": s.TaggedAddresses,
-        "ServiceWeights": s.Weights,
-        "ServiceMeta": s.Meta,
-        "ServicePort": s.Port,
-        "ServiceSocketPath": "",
-        "ServiceEnableTagOverride": s.EnableTagOverride,
-        "ServiceProxy": {"Mode": "", "MeshGateway": {}, "Expose": {}},
-        "ServiceConnect": {},
-        "CreateIndex": s.CreateIndex,
-        "ModifyIndex": s.ModifyIndex,
-    }
+__all__ = ["catalog_check", "catalog_node"]
 
 
 def datacenters(app: ApiApp, req: Request) -> Response:
@@ -62,7 +36,12 @@ def datacenters(app: ApiApp, req: Request) -> Response:
 
 def nodes(app: ApiApp, req: Request) -> Response | Any:
     meta = node_meta_args(req)
-    return indexed_read(app, req, lambda idx: queries.catalog_nodes(idx, meta), NODE)
+
+    def fetch(idx: Indexes) -> queries.Read:
+        index, topics, found = queries.catalog_nodes(idx, meta)
+        return index, topics, [shapes.node(n) for n in found]
+
+    return indexed_read(app, req, fetch, NODE)
 
 
 def services(app: ApiApp, req: Request) -> Response | Any:
@@ -72,7 +51,7 @@ def services(app: ApiApp, req: Request) -> Response | Any:
     keep = filter_predicate(req, SERVICE_NODE)
 
     def row_kept(node: Node, svc: NodeService) -> bool:
-        return keep is None or keep(service_entry(queries.ServiceInstance(node, svc, [])))
+        return keep is None or keep(shapes.service_node(queries.ServiceInstance(node, svc, [])))
 
     return indexed_read(
         app, req, lambda idx: queries.catalog_services(idx, meta, row_kept if keep else None), None
@@ -80,7 +59,7 @@ def services(app: ApiApp, req: Request) -> Response | Any:
 
 
 def service(app: ApiApp, req: Request) -> Response | Any:
-    return instances_read(app, req, service_entry, SERVICE_NODE)
+    return instances_read(app, req, shapes.service_node, SERVICE_NODE)
 
 
 def _node_read(
@@ -107,12 +86,22 @@ def _node_read(
 
 
 def node(app: ApiApp, req: Request) -> Response | Any:
-    return _node_read(app, req, lambda n, svcs: {"Node": n, "Services": {s.ID: s for s in svcs}}, b"null")
+    return _node_read(
+        app,
+        req,
+        lambda n, svcs: shapes.NodeServices(shapes.node(n), {s.ID: shapes.node_service(s) for s in svcs}),
+        b"null",
+    )
 
 
 def node_services(app: ApiApp, req: Request) -> Response | Any:
     return _node_read(
-        app, req, lambda n, svcs: {"Node": n, "Services": svcs}, b'{"Node":null,"Services":null}'
+        app,
+        req,
+        lambda n, svcs: shapes.NodeServiceList(
+            shapes.node(n), [shapes.node_service(s) for s in svcs] or None
+        ),
+        encode_json(shapes.NodeServiceList(None, None)),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from waypost.api import shapes
 from waypost.api.common import HTTPError, node_meta_args
 from waypost.api.http import Request, Response
 from waypost.api.reads import indexed_read, instances_read
@@ -13,16 +14,17 @@ from waypost.state import queries
 if TYPE_CHECKING:
     from waypost.api.app import ApiApp
 
-__all__ = ["service_health_entry"]
 
-
-def service_health_entry(inst: queries.ServiceInstance) -> dict[str, Any]:
+def _filter_row(inst: queries.ServiceInstance) -> dict[str, Any]:
+    """The instance with every field of its records, as Consul's bexpr sees them."""
     return {"Node": inst.node, "Service": inst.service, "Checks": inst.checks}
 
 
 def service(app: ApiApp, req: Request) -> Response | Any:
     passing = req.flag("passing") and req.arg("passing") not in ("false", "0")
-    return instances_read(app, req, service_health_entry, CHECK_SERVICE_NODE, passing=passing)
+    return instances_read(
+        app, req, shapes.check_service_node, CHECK_SERVICE_NODE, passing=passing, row=_filter_row
+    )
 
 
 def node(app: ApiApp, req: Request) -> Response | Any:

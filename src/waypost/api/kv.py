@@ -9,29 +9,18 @@ import msgspec
 from waypost.api.blocking import QueryResult, blocking_read
 from waypost.api.common import HTTPError, bool_response, encode_json, parse_uint
 from waypost.api.http import Request, Response
+from waypost.api.shapes import DirEntry
 from waypost.state import kv_ops
 from waypost.state.model import KVEntry
 
 if TYPE_CHECKING:
     from waypost.api.app import ApiApp
 
-__all__ = ["KVPair", "kv_pair"]
+__all__ = ["kv_pair"]
 
 
-class KVPair(msgspec.Struct):
-    """The wire shape: Value is base64 or null, Session only while locked."""
-
-    LockIndex: int
-    Key: str
-    Flags: int
-    Value: bytes | None
-    CreateIndex: int
-    ModifyIndex: int
-    Session: str | msgspec.UnsetType = msgspec.UNSET
-
-
-def kv_pair(e: KVEntry) -> KVPair:
-    return KVPair(
+def kv_pair(e: KVEntry) -> DirEntry:
+    return DirEntry(
         e.LockIndex, e.Key, e.Flags, e.Value or None, e.CreateIndex, e.ModifyIndex, e.Session or msgspec.UNSET
     )
 

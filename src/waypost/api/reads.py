@@ -6,7 +6,7 @@ from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from waypost.api.blocking import QueryResult, blocking_read
-from waypost.api.common import apply_filter, encode_json, node_meta_args
+from waypost.api.common import apply_filter, encode_json, filter_predicate, node_meta_args
 from waypost.api.http import Request, Response
 from waypost.state import queries
 from waypost.state.indexes import Indexes
@@ -52,16 +52,24 @@ def instances_read(
     selectors: Collection[str],
     *,
     passing: bool = False,
+    row: Callable[[queries.ServiceInstance], Any] | None = None,
 ) -> Response | asyncio.Future[Response]:
-    """``catalog/service`` and ``health/service``: the same instances in two shapes."""
+    """``catalog/service`` and ``health/service``: the same instances in two shapes.
+
+    ``?filter`` tests ``row`` when given: a shape that leaves out zero values (Consul's
+    ``omitempty``) would hide them from an expression that Consul's bexpr, reading the Go
+    struct, still sees."""
     name = req.param
     tags = req.args("tag")
     meta = node_meta_args(req)
+    keep = filter_predicate(req, selectors) if row is not None else None
 
     def fetch(idx: Indexes) -> queries.Read:
         index, topics, found = queries.service_instances(
             idx, name, tags=tags, node_meta=meta, passing_only=passing
         )
+        if keep is not None and row is not None:
+            found = [i for i in found if keep(row(i))]
         return index, topics, [shape(i) for i in found]
 
-    return indexed_read(app, req, fetch, selectors)
+    return indexed_read(app, req, fetch, selectors if row is None else None)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from waypost.agent.definitions import canonical_keys, typed
+from waypost.api import shapes
 from waypost.api.blocking import QueryResult, blocking_read
 from waypost.api.common import HTTPError, bool_response, decode_json, encode_json, require_param
 from waypost.api.http import Request, Response
@@ -96,7 +97,7 @@ async def renew(app: ApiApp, req: Request) -> Response:
     session = app.state.indexes.sessions.get(sid)
     if session is None or not await session_ops.renew_session(app.state, sid):
         raise HTTPError(404, f"Session id '{sid}' not found")
-    return Response(encode_json([session]))
+    return Response(encode_json([shapes.session(session)]))
 
 
 def _sessions(app: ApiApp, req: Request, pick: Any, topic: tuple[str, ...]) -> Response | Any:
@@ -104,7 +105,7 @@ def _sessions(app: ApiApp, req: Request, pick: Any, topic: tuple[str, ...]) -> R
         idx = app.state.indexes
         found = sorted(pick(idx.sessions), key=lambda s: s.ID)
         index = idx.topics.index(topic) or idx.table_index("sessions")
-        return QueryResult(index, (topic,), encode_json(found))
+        return QueryResult(index, (topic,), encode_json([shapes.session(s) for s in found]))
 
     return blocking_read(app.state, req, query, cache=app.cache)
 

@@ -1,0 +1,560 @@
+"""Consul's response shapes as data: for each read endpoint, the fields of its answer and
+when each is present.
+
+Consul encodes its Go structs with ``encoding/json``, so a field is either always present,
+left out while empty (``omitempty``), or ``null`` while empty (a nil slice, map or pointer
+without ``omitempty``); its HTTP handlers then patch a few nils into empty lists. Clients
+decode by those rules (a ``null`` where a list was promised breaks some), so each shape
+here is a msgspec Struct whose declaration *is* the rule, and encoding stays one msgspec
+call on bytes the read cache keeps:
+
+* a required field is always present; typed ``X | None`` it is ``null`` when empty;
+* a field with a default in an ``omit_defaults`` Struct is left out while it holds it.
+
+``ENDPOINTS`` says which shape each read answers with and ``OTHER_READS`` covers the reads
+whose answers are scalars or free-form; ``python -m waypost.api.shapes`` renders both as
+``docs/api-fields.md``.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Union, get_args, get_origin
+
+import msgspec
+
+from waypost.state import model, queries
+
+__all__ = [
+    "ENDPOINTS",
+    "OTHER_READS",
+    "AgentCheck",
+    "AgentService",
+    "AgentServiceChecksInfo",
+    "CheckServiceNode",
+    "Container",
+    "DirEntry",
+    "Endpoint",
+    "Member",
+    "Node",
+    "NodeService",
+    "NodeServiceList",
+    "NodeServices",
+    "Presence",
+    "ServiceNode",
+    "Session",
+    "agent_check",
+    "agent_service",
+    "check_service_node",
+    "nested",
+    "node",
+    "node_service",
+    "presence",
+    "render",
+    "service_node",
+    "session",
+]
+
+
+class Node(msgspec.Struct, kw_only=True, gc=False):
+    """Consul's ``structs.Node``. A node registered without tagged addresses or meta has
+    nil maps, which Consul sends as ``null``."""
+
+    ID: str
+    Node: str
+    Address: str
+    Datacenter: str
+    TaggedAddresses: dict[str, str] | None
+    Meta: dict[str, str] | None
+    CreateIndex: int
+    ModifyIndex: int
+
+
+class ConnectProxyConfig(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """What Consul's custom marshaller leaves of an unset proxy config: ``Mode`` and the two
+    nested structs, which ``omitempty`` cannot drop."""
+
+    Mode: str = ""
+    MeshGateway: dict[str, Any] = msgspec.field(default_factory=dict)
+    Expose: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+_NO_PROXY = ConnectProxyConfig()
+
+
+class NodeService(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """Consul's ``structs.NodeService``: a service as the catalog holds it (no Datacenter)."""
+
+    Kind: str = ""
+    ID: str
+    Service: str
+    Tags: list[str]
+    Address: str
+    TaggedAddresses: dict[str, model.AddressPort] = {}
+    Meta: dict[str, str] | None
+    Port: int = 0
+    Weights: model.Weights
+    EnableTagOverride: bool
+    Proxy: ConnectProxyConfig
+    Connect: dict[str, Any]
+    PeerName: str
+    CreateIndex: int
+    ModifyIndex: int
+
+
+class ServiceNode(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """Consul's flattened ``structs.ServiceNode`` (``catalog/service``); ``ServiceLocality``
+    is a pointer without ``omitempty``, so it is always there, ``null`` here."""
+
+    ID: str
+    Node: str
+    Address: str
+    Datacenter: str
+    TaggedAddresses: dict[str, str] | None
+    NodeMeta: dict[str, str] | None
+    ServiceKind: str
+    ServiceID: str
+    ServiceName: str
+    ServiceTags: list[str]
+    ServiceAddress: str
+    ServiceTaggedAddresses: dict[str, model.AddressPort] = {}
+    ServiceWeights: model.Weights
+    ServiceMeta: dict[str, str] | None
+    ServicePort: int
+    ServiceSocketPath: str
+    ServiceEnableTagOverride: bool
+    ServiceProxy: ConnectProxyConfig
+    ServiceConnect: dict[str, Any]
+    ServiceLocality: None
+    CreateIndex: int
+    ModifyIndex: int
+
+
+class CheckServiceNode(msgspec.Struct, gc=False):
+    """Consul's ``structs.CheckServiceNode`` (``health/service``)."""
+
+    Node: Node
+    Service: NodeService
+    Checks: list[model.HealthCheck]
+
+
+class NodeServices(msgspec.Struct, gc=False):
+    """``catalog/node``: the node's services by ID."""
+
+    Node: Node
+    Services: dict[str, NodeService]
+
+
+class NodeServiceList(msgspec.Struct, gc=False):
+    """``catalog/node-services``: a nil slice for a node without services, and both fields
+    ``null`` for an unknown node."""
+
+    Node: Node | None
+    Services: list[NodeService] | None
+
+
+class AgentService(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """Consul's ``api.AgentService`` as the agent builds it: Tags and Meta are patched to
+    empty rather than nil, the local record's zero indexes are left out."""
+
+    Kind: str = ""
+    ID: str
+    Service: str
+    Tags: list[str]
+    Meta: dict[str, str]
+    Port: int
+    Address: str
+    TaggedAddresses: dict[str, model.AddressPort] = {}
+    Weights: model.Weights
+    EnableTagOverride: bool
+    ContentHash: str = ""
+    Datacenter: str = ""
+
+
+class AgentCheckDefinition(msgspec.Struct, frozen=True, gc=False):
+    """``api.HealthCheckDefinition`` as the agent health endpoints send it: their checks are
+    built field by field and never copy the definition, so it is always this."""
+
+    Interval: str = "0s"
+    Timeout: str = "0s"
+    DeregisterCriticalServiceAfter: str = "0s"
+    HTTP: str = ""
+    Header: dict[str, list[str]] | None = None
+    Method: str = ""
+    Body: str = ""
+    TLSServerName: str = ""
+    TLSSkipVerify: bool = False
+    TCP: str = ""
+    TCPUseTLS: bool = False
+    UDP: str = ""
+    GRPC: str = ""
+    OSService: str = ""
+    GRPCUseTLS: bool = False
+
+
+_NO_DEFINITION = AgentCheckDefinition()
+
+
+class AgentCheck(msgspec.Struct, kw_only=True, gc=False):
+    """``api.HealthCheck`` in ``agent/health/service``: Consul copies only the identity,
+    status and service fields from the local check, so Type is empty, the indexes zero and
+    ServiceTags the local check's own (nil, so ``null``, for a service without tags)."""
+
+    Node: str
+    CheckID: str
+    Name: str
+    Status: str
+    Notes: str
+    Output: str
+    ServiceID: str
+    ServiceName: str
+    ServiceTags: list[str] | None
+    Type: str = ""
+    ExposedPort: int = 0
+    Definition: AgentCheckDefinition = _NO_DEFINITION
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+
+class AgentServiceChecksInfo(msgspec.Struct, gc=False):
+    """``agent/health/service/*``; an unknown service ID answers with both pointers nil."""
+
+    AggregatedStatus: str
+    Service: AgentService | None
+    Checks: list[AgentCheck] | None
+
+
+class Member(msgspec.Struct, kw_only=True, gc=False):
+    """Serf's member as ``agent/members`` lists it."""
+
+    Name: str
+    Addr: str
+    Port: int
+    Tags: dict[str, str]
+    Status: int
+    ProtocolMin: int
+    ProtocolMax: int
+    ProtocolCur: int
+    DelegateMin: int
+    DelegateMax: int
+    DelegateCur: int
+
+
+class DirEntry(msgspec.Struct, gc=False):
+    """Consul's KV entry: Value is base64 or ``null``, Session only while locked."""
+
+    LockIndex: int
+    Key: str
+    Flags: int
+    Value: bytes | None
+    CreateIndex: int
+    ModifyIndex: int
+    Session: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class Session(msgspec.Struct, kw_only=True, gc=False):
+    """Consul's ``structs.Session``: ServiceChecks stays a nil slice unless some were given."""
+
+    ID: str
+    Name: str
+    Node: str
+    LockDelay: int
+    Behavior: str
+    TTL: str
+    NodeChecks: list[str]
+    ServiceChecks: list[dict[str, str]] | None
+    CreateIndex: int
+    ModifyIndex: int
+
+
+def node(n: model.Node) -> Node:
+    return Node(
+        ID=n.ID,
+        Node=n.Node,
+        Address=n.Address,
+        Datacenter=n.Datacenter,
+        TaggedAddresses=n.TaggedAddresses or None,
+        Meta=n.Meta or None,
+        CreateIndex=n.CreateIndex,
+        ModifyIndex=n.ModifyIndex,
+    )
+
+
+def node_service(s: model.NodeService) -> NodeService:
+    return NodeService(
+        Kind=s.Kind,
+        ID=s.ID,
+        Service=s.Service,
+        Tags=s.Tags,
+        Address=s.Address,
+        TaggedAddresses=s.TaggedAddresses,
+        Meta=s.Meta or None,
+        Port=s.Port,
+        Weights=s.Weights,
+        EnableTagOverride=s.EnableTagOverride,
+        Proxy=_NO_PROXY,
+        Connect={},
+        PeerName="",
+        CreateIndex=s.CreateIndex,
+        ModifyIndex=s.ModifyIndex,
+    )
+
+
+def service_node(inst: queries.ServiceInstance) -> ServiceNode:
+    n, s = inst.node, inst.service
+    return ServiceNode(
+        ID=n.ID,
+        Node=n.Node,
+        Address=n.Address,
+        Datacenter=n.Datacenter,
+        TaggedAddresses=n.TaggedAddresses or None,
+        NodeMeta=n.Meta or None,
+        ServiceKind=s.Kind,
+        ServiceID=s.ID,
+        ServiceName=s.Service,
+        ServiceTags=s.Tags,
+        ServiceAddress=s.Address,
+        ServiceTaggedAddresses=s.TaggedAddresses,
+        ServiceWeights=s.Weights,
+        ServiceMeta=s.Meta or None,
+        ServicePort=s.Port,
+        ServiceSocketPath="",
+        ServiceEnableTagOverride=s.EnableTagOverride,
+        ServiceProxy=_NO_PROXY,
+        ServiceConnect={},
+        ServiceLocality=None,
+        CreateIndex=s.CreateIndex,
+        ModifyIndex=s.ModifyIndex,
+    )
+
+
+def check_service_node(inst: queries.ServiceInstance) -> CheckServiceNode:
+    return CheckServiceNode(node(inst.node), node_service(inst.service), inst.checks)
+
+
+def agent_service(s: model.NodeService) -> AgentService:
+    return AgentService(
+        Kind=s.Kind,
+        ID=s.ID,
+        Service=s.Service,
+        Tags=s.Tags,
+        Meta=s.Meta,
+        Port=s.Port,
+        Address=s.Address,
+        TaggedAddresses=s.TaggedAddresses,
+        Weights=s.Weights,
+        EnableTagOverride=s.EnableTagOverride,
+        Datacenter=s.Datacenter,
+    )
+
+
+def agent_check(c: model.HealthCheck) -> AgentCheck:
+    return AgentCheck(
+        Node=c.Node,
+        CheckID=c.CheckID,
+        Name=c.Name,
+        Status=c.Status,
+        Notes=c.Notes,
+        Output=c.Output,
+        ServiceID=c.ServiceID,
+        ServiceName=c.ServiceName,
+        ServiceTags=c.ServiceTags or None,
+    )
+
+
+def session(s: model.Session) -> Session:
+    return Session(
+        ID=s.ID,
+        Name=s.Name,
+        Node=s.Node,
+        LockDelay=s.LockDelay,
+        Behavior=s.Behavior,
+        TTL=s.TTL,
+        NodeChecks=s.NodeChecks,
+        ServiceChecks=s.ServiceChecks or None,
+        CreateIndex=s.CreateIndex,
+        ModifyIndex=s.ModifyIndex,
+    )
+
+
+class Presence(StrEnum):
+    ALWAYS = "always"
+    OMITEMPTY = "omitted when empty"
+    NULL = "null when empty"
+
+
+def presence(shape: type[msgspec.Struct]) -> dict[str, Presence]:
+    """Each field's rule, read off the Struct's declaration."""
+    omits = shape.__struct_config__.omit_defaults
+    rules = {}
+    for f in msgspec.structs.fields(shape):
+        options = _options(f.type)
+        if msgspec.UnsetType in options or (omits and not f.required):
+            rules[f.encode_name] = Presence.OMITEMPTY
+        elif type(None) in options:
+            rules[f.encode_name] = Presence.NULL
+        else:
+            rules[f.encode_name] = Presence.ALWAYS
+    return rules
+
+
+def _options(tp: Any) -> tuple[Any, ...]:
+    return get_args(tp) if get_origin(tp) in (Union, types.UnionType) else (tp,)
+
+
+def nested(shape: type[msgspec.Struct]) -> dict[str, tuple[Container, type[msgspec.Struct]]]:
+    """The fields that hold other shapes: one, a list of them, or a map to them."""
+    out = {}
+    for f in msgspec.structs.fields(shape):
+        inner = _inner_struct(f.type)
+        if inner is not None:
+            out[f.encode_name] = inner
+    return out
+
+
+class Container(StrEnum):
+    ONE = "one"
+    LIST = "list"
+    MAP = "map"
+
+
+def _inner_struct(tp: Any) -> tuple[Container, type[msgspec.Struct]] | None:
+    for option in _options(tp):
+        if isinstance(option, type) and issubclass(option, msgspec.Struct):
+            return Container.ONE, option
+        origin, args = get_origin(option), get_args(option)
+        inner = _inner_struct(args[-1]) if origin in (list, dict) else None
+        if inner is not None:
+            return Container.LIST if origin is list else Container.MAP, inner[1]
+    return None
+
+
+class Answer(StrEnum):
+    LIST = "a list of"
+    MAP = "an object of IDs to"
+    OBJECT = "one"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    path: str
+    answer: Answer
+    shape: type[msgspec.Struct]
+    note: str = ""
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("/v1/agent/services", Answer.MAP, AgentService),
+    Endpoint("/v1/agent/service/:id", Answer.OBJECT, AgentService, "with its ContentHash"),
+    Endpoint("/v1/agent/checks", Answer.MAP, model.HealthCheck),
+    Endpoint("/v1/agent/health/service/id/:id", Answer.OBJECT, AgentServiceChecksInfo, "also for a 404"),
+    Endpoint("/v1/agent/health/service/name/:name", Answer.LIST, AgentServiceChecksInfo),
+    Endpoint("/v1/agent/members", Answer.LIST, Member),
+    Endpoint("/v1/catalog/nodes", Answer.LIST, Node),
+    Endpoint("/v1/catalog/service/:name", Answer.LIST, ServiceNode),
+    Endpoint("/v1/catalog/node/:node", Answer.OBJECT, NodeServices, "`null` for an unknown node"),
+    Endpoint("/v1/catalog/node-services/:node", Answer.OBJECT, NodeServiceList),
+    Endpoint("/v1/health/node/:node", Answer.LIST, model.HealthCheck),
+    Endpoint("/v1/health/checks/:service", Answer.LIST, model.HealthCheck),
+    Endpoint("/v1/health/state/:state", Answer.LIST, model.HealthCheck),
+    Endpoint("/v1/health/service/:service", Answer.LIST, CheckServiceNode),
+    Endpoint("/v1/kv/:key", Answer.LIST, DirEntry, "404 with no body when nothing matches"),
+    Endpoint("/v1/session/info/:id", Answer.LIST, Session),
+    Endpoint("/v1/session/node/:node", Answer.LIST, Session),
+    Endpoint("/v1/session/list", Answer.LIST, Session),
+    Endpoint("/v1/event/list", Answer.LIST, model.UserEvent),
+    Endpoint("/v1/coordinate/nodes", Answer.LIST, model.Coordinate),
+    Endpoint("/v1/coordinate/node/:node", Answer.LIST, model.Coordinate),
+)
+
+OTHER_READS: dict[str, str] = {
+    "/": "a redirect to the UI, or Consul's plain-text greeting",
+    "/v1/agent/self": "free-form: Config, DebugConfig, Coord, Member, Stats, Meta, xDS",
+    "/v1/agent/host": "free-form host facts",
+    "/v1/agent/metrics": "go-metrics JSON, or Prometheus text",
+    "/v1/agent/monitor": "a text stream",
+    "/v1/catalog/datacenters": "a list of names",
+    "/v1/catalog/services": "an object of service names to tag lists (`[]`, never `null`)",
+    "/v1/status/leader": "a string",
+    "/v1/status/peers": "a list of addresses",
+    "/v1/snapshot": "a binary archive",
+    "/v1/operator/raft/configuration": "free-form raft state",
+    "/v1/operator/autopilot/health": "free-form autopilot state",
+    "/v1/operator/autopilot/configuration": "free-form autopilot settings",
+    "/v1/coordinate/datacenters": "a list of areas with their servers' coordinates",
+}
+"""Reads whose answers are scalars, streams or free-form state rather than Consul records."""
+
+
+_SCALARS = {str: "string", int: "number", float: "number", bool: "bool", bytes: "base64", type(None): "null"}
+
+
+def _type_name(tp: Any) -> str:
+    options = [o for o in _options(tp) if o not in (type(None), msgspec.UnsetType)]
+    if not options:
+        return "null"
+    if len(options) > 1:
+        return " or ".join(_type_name(o) for o in options)
+    tp = options[0]
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is list:
+        return f"list of {_type_name(args[0])}"
+    if origin is dict:
+        return f"map of {_type_name(args[1])}"
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        return f"[{tp.__name__}](#{tp.__name__.lower()})"
+    return _SCALARS.get(tp, "any")
+
+
+def _shapes() -> Iterator[type[msgspec.Struct]]:
+    """Every shape the endpoints use, each once, in the order they first appear."""
+    seen: list[type[msgspec.Struct]] = []
+    pending = [e.shape for e in ENDPOINTS]
+    while pending:
+        shape = pending.pop(0)
+        if shape in seen:
+            continue
+        seen.append(shape)
+        yield shape
+        pending[:0] = [s for s in _field_structs(shape) if s not in seen]
+
+
+def _field_structs(shape: type[msgspec.Struct]) -> list[type[msgspec.Struct]]:
+    return list(dict.fromkeys(inner for _, inner in nested(shape).values()))
+
+
+def render(lines: Callable[[str], None]) -> None:
+    """The field reference, as Markdown."""
+    lines("# API fields")
+    lines("")
+    lines("<!-- Generated by `python3 -m waypost.api.shapes`; edit src/waypost/api/shapes.py instead. -->")
+    lines("")
+    lines("Which fields each read answers with, and when each is there, as Consul 1.21's JSON has them:")
+    lines("*always*, *omitted when empty* (Go's `omitempty`), or *null when empty* (a nil Go slice, map or")
+    lines("pointer without `omitempty`). Fields of Consul's types that only Enterprise, peering, mesh")
+    lines("proxies or locality fill in are always omitted here and not listed.")
+    lines("")
+    lines("## Endpoints")
+    lines("")
+    lines("| Endpoint | Answer | Note |")
+    lines("| --- | --- | --- |")
+    for e in ENDPOINTS:
+        lines(f"| `GET {e.path}` | {e.answer.value} {_type_name(e.shape)} | {e.note} |")
+    for path, what in OTHER_READS.items():
+        lines(f"| `GET {path}` | {what} | |")
+    for shape in _shapes():
+        lines("")
+        lines(f"## {shape.__name__}")
+        lines("")
+        lines("| Field | Present | Type |")
+        lines("| --- | --- | --- |")
+        types_ = {f.encode_name: f.type for f in msgspec.structs.fields(shape)}
+        for name, rule in presence(shape).items():
+            lines(f"| {name} | {rule.value} | {_type_name(types_[name])} |")
+
+
+if __name__ == "__main__":
+    render(print)

@@ -33,6 +33,8 @@ func TestAgentSelfAndMembers(t *testing.T) {
 	if leader == "" {
 		t.Fatal("no leader")
 	}
+	// The harness finds the server among the Raft voters by the node ID it pinned.
+	srv.WaitForVoting(t)
 }
 
 func TestAgentServiceRegister(t *testing.T) {

@@ -36,12 +36,15 @@ def _empty(value: Any) -> bool:
 def _check(record: Any, shape: type[msgspec.Struct], where: str, seen: Seen) -> None:
     assert isinstance(record, dict), f"{where}: {record!r} is not an object"
     rules = shapes.presence(shape)
-    assert set(record) <= set(rules), f"{where}: fields {set(record) - set(rules)} are not in {shape.__name__}"
+    assert set(record) <= set(rules), (
+        f"{where}: fields {set(record) - set(rules)} are not in {shape.__name__}"
+    )
     inner = shapes.nested(shape)
     for name, rule in rules.items():
         here = f"{where}.{name}"
         if rule is Presence.ALWAYS:
-            assert name in record and record[name] is not None, f"{here} must always be present"
+            assert name in record, f"{here} must always be present"
+            assert record[name] is not None, f"{here} must never be null"
         elif rule is Presence.NULL:
             assert name in record, f"{here} must be present (null when empty)"
             assert record[name] is None or not _empty(record[name]), f"{here} is empty but not null"
@@ -51,7 +54,7 @@ def _check(record: Any, shape: type[msgspec.Struct], where: str, seen: Seen) -> 
         seen[(shape.__name__, name)].add("empty" if _empty(value) else "filled")
         if name in inner and value is not None:
             container, nested = inner[name]
-            items = [value] if container is Container.ONE else value
+            items: Any = [value] if container is Container.ONE else value
             for i, item in enumerate(items.values() if container is Container.MAP else items):
                 _check(item, nested, f"{here}[{i}]", seen)
 
@@ -93,7 +96,12 @@ def requests(dev_agent: AgentProcess) -> dict[str, list[str]]:
     )
     a.put(
         "/v1/catalog/register",
-        {"Node": "ext2", "Address": "10.0.0.3", "TaggedAddresses": {"wan": "1.2.3.4"}, "NodeMeta": {"r": "1"}},
+        {
+            "Node": "ext2",
+            "Address": "10.0.0.3",
+            "TaggedAddresses": {"wan": "1.2.3.4"},
+            "NodeMeta": {"r": "1"},
+        },
     )
     a.put("/v1/agent/check/pass/service:web")
     plain = a.put("/v1/session/create", {})["ID"]
@@ -117,7 +125,11 @@ def requests(dev_agent: AgentProcess) -> dict[str, list[str]]:
         "/v1/agent/members": ["/v1/agent/members"],
         "/v1/catalog/nodes": ["/v1/catalog/nodes"],
         "/v1/catalog/service/:name": ["/v1/catalog/service/web", "/v1/catalog/service/bare"],
-        "/v1/catalog/node/:node": ["/v1/catalog/node/test-node", "/v1/catalog/node/ext", "/v1/catalog/node/nope"],
+        "/v1/catalog/node/:node": [
+            "/v1/catalog/node/test-node",
+            "/v1/catalog/node/ext",
+            "/v1/catalog/node/nope",
+        ],
         "/v1/catalog/node-services/:node": [
             "/v1/catalog/node-services/test-node",
             "/v1/catalog/node-services/ext2",
@@ -143,7 +155,9 @@ def test_every_read_route_is_described() -> None:
     assert sorted(described) == sorted(reads)
 
 
-def test_every_answer_has_exactly_its_shapes_fields(dev_agent: AgentProcess, requests: dict[str, list[str]]) -> None:
+def test_every_answer_has_exactly_its_shapes_fields(
+    dev_agent: AgentProcess, requests: dict[str, list[str]]
+) -> None:
     assert sorted(requests) == sorted(e.path for e in shapes.ENDPOINTS)
     seen: Seen = defaultdict(set)
     for endpoint in shapes.ENDPOINTS:

@@ -7,9 +7,12 @@ for a three-member cluster with ``etcd_cluster(tmp_path, members=3)``.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
+import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -123,6 +126,37 @@ class EtcdCluster:
                 return
             time.sleep(0.1)
         raise TimeoutError(f"etcd cluster not healthy within {timeout}s")
+
+    def leader(self) -> EtcdMember | None:
+        """The member that says it leads, through etcd's JSON gateway; None mid-election."""
+        for member in self.members:
+            if member.process is None:
+                continue
+            url = f"http://{member.endpoint}/v3/maintenance/status"
+            try:
+                with urllib.request.urlopen(urllib.request.Request(url, b"{}"), timeout=1.0) as response:
+                    status = json.load(response)
+            except (OSError, ValueError):
+                continue
+            if status.get("leader") == status["header"]["member_id"]:
+                return member
+        return None
+
+    def freeze_leaders(self, stop: threading.Event, pauses: int, frozen: float = 1.5) -> None:
+        """Freeze the leader (SIGSTOP) for ``frozen`` seconds, ``pauses`` times or until
+        ``stop``, so that calls in flight on it time out whether or not they committed.
+        Meant for a thread beside the test's own calls."""
+        for _ in range(pauses):
+            if stop.wait(0.7):
+                return
+            leader = self.leader()
+            if leader is None or leader.process is None:
+                continue
+            leader.process.send_signal(signal.SIGSTOP)
+            try:
+                stop.wait(frozen)
+            finally:
+                leader.process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         for member in self.members:

@@ -4,17 +4,14 @@ and a transaction interrupted mid-flight is never answered wrongly."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import signal
 import threading
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from etcd_cluster import EtcdCluster, EtcdMember, etcd_available, etcd_cluster
+from etcd_cluster import EtcdCluster, etcd_available, etcd_cluster
 from waypost.store.base import Compare, Delete, KeyValue, Op, Put, Range, RangeResult, StoreError
 from waypost.store.etcd import EtcdStore
 
@@ -186,53 +183,19 @@ async def test_an_interrupted_delete_and_range_are_answered_as_etcd_would_have(
     ]
 
 
-def _leader(cluster: EtcdCluster) -> EtcdMember | None:
-    """The member that says it leads, through etcd's JSON gateway; None mid-election."""
-    for member in cluster.members:
-        if member.process is None:
-            continue
-        request = urllib.request.Request(
-            f"http://{member.endpoint}/v3/maintenance/status", data=b"{}", method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=1.0) as response:
-                status = json.load(response)
-        except (OSError, ValueError):
-            continue
-        if status.get("leader") == status["header"]["member_id"]:
-            return member
-    return None
-
-
-def _pause_leaders(cluster: EtcdCluster, stop: threading.Event, pauses: int) -> None:
-    """Freeze the leader (SIGSTOP) for a while, ``pauses`` times, so that calls in flight
-    on it time out whether or not they committed."""
-    for _ in range(pauses):
-        if stop.wait(0.7):
-            return
-        leader = _leader(cluster)
-        if leader is None or leader.process is None:
-            continue
-        leader.process.send_signal(signal.SIGSTOP)
-        try:
-            stop.wait(1.5)
-        finally:
-            leader.process.send_signal(signal.SIGCONT)
-
-
 async def test_compare_and_swap_answers_stay_true_while_the_leader_is_frozen(
     cluster: EtcdCluster, caplog: pytest.LogCaptureFixture
 ) -> None:
     """One writer chains compare-and-swaps on one key, so every "failed" answer would be
     a lie about its own earlier write; whenever the store raises, reading tells the truth."""
-    leader = _leader(cluster)
+    leader = cluster.leader()
     assert leader is not None
     first = [leader.endpoint, *(e for e in cluster.endpoints if e != leader.endpoint)]
     store = EtcdStore(first, timeout=0.5)
     truth = EtcdStore(cluster.endpoints)
     caplog.set_level(logging.INFO, "waypost.store.etcd")
     stop = threading.Event()
-    pauser = threading.Thread(target=_pause_leaders, args=(cluster, stop, 8))
+    pauser = threading.Thread(target=cluster.freeze_leaders, args=(stop, 8))
     pauser.start()
     applied = 0
     try:

@@ -71,7 +71,7 @@ _NOT_APPLIED = frozenset(
 proposing it (bad request, too large, too many ops) or aborted it whole (unknown lease).
 Any other failure, a timeout above all, may come after the write committed."""
 
-_HISTORY_LIMIT = 100_000
+_HISTORY_LIMIT = 20_000
 """The most revisions read back to learn whether an interrupted transaction applied."""
 
 
@@ -218,10 +218,14 @@ class EtcdStore:
         After any interrupted attempt a final "failed" answer is checked the same way up
         to its own revision, since the interrupted attempt may have committed in between.
         When the history cannot be read (compacted, too long, no member answers) the call
-        raises ``TxnOutcomeUnknownError`` rather than guess. What this cannot tell apart is
-        another client committing the very same writes in one transaction: that revision
-        is taken for ours. A branch that writes nothing moves no revision, so running it
-        twice is the same as running it once.
+        raises ``TxnOutcomeUnknownError`` rather than guess. A branch that writes nothing
+        moves no revision, so running it twice is the same as running it once.
+
+        Two cases stay open. Another client committing the very same writes in one
+        transaction is taken for ours. And etcd cannot withdraw a proposal: an attempt
+        that timed out may still commit after the answer came from a later attempt; its
+        compares are evaluated then, so a compare-and-swap on a mod revision fails, but an
+        unconditional write lands a second time.
         """
         request = rpc.TxnRequest(
             compare=[_compare(c) for c in compares],
@@ -272,15 +276,13 @@ class EtcdStore:
                 )
             if until <= floor:
                 return None
-            for batch in await self._history(floor + 1, until):
-                for succeeded, ops in ((True, success), (False, failure)):
-                    if _holds_exactly(batch, ops):
-                        log.info(
-                            "interrupted transaction had applied at revision %d", batch[0].kv.mod_revision
-                        )
-                        return await self._rebuild(batch, succeeded, ops)
-            log.info("interrupted transaction had not applied by revision %d", until)
-            return None
+            found = await self._search(floor + 1, until, success, failure)
+            if found is None:
+                log.info("interrupted transaction had not applied by revision %d", until)
+                return None
+            batch, succeeded = found
+            log.info("interrupted transaction had applied at revision %d", batch[0].kv.mod_revision)
+            return await self._rebuild(batch, succeeded, success if succeeded else failure)
         except TxnOutcomeUnknownError:
             raise
         except StoreError as exc:
@@ -288,26 +290,30 @@ class EtcdStore:
                 f"the transaction was interrupted and its outcome is unknown: {exc}"
             ) from exc
 
-    async def _history(self, start: int, until: int) -> list[list[Event]]:
-        """Every batch of events from revision ``start`` through ``until``, in order. Each
-        revision carries at least one event, so the read ends at ``until``'s batch."""
+    async def _search(
+        self, start: int, until: int, success: Sequence[Op], failure: Sequence[Op]
+    ) -> tuple[list[Event], bool] | None:
+        """The revision from ``start`` through ``until`` that holds exactly the writes of
+        ``success`` (True) or of ``failure`` (False), streamed from a watch of every key:
+        each revision carries at least one event, so the stream reaches ``until``'s."""
 
-        async def read(stubs: _Stubs) -> list[list[Event]]:
+        async def read(stubs: _Stubs) -> tuple[list[Event], bool] | None:
             create = rpc.WatchCreateRequest(key=b"\0", range_end=b"\0", start_revision=start)
             stream = stubs.watch.Watch(
                 _held_open(rpc.WatchRequest(create_request=create)), timeout=self._timeout
             )
-            batches: list[list[Event]] = []
             try:
                 while (response := await stream.read()) is not grpc.aio.EOF:
                     if response.compact_revision:
                         raise CompactedError(int(response.compact_revision))
                     for batch in _per_revision(response.events):
                         if batch[0].kv.mod_revision > until:
-                            return batches
-                        batches.append(batch)
+                            return None
+                        for succeeded, ops in ((True, success), (False, failure)):
+                            if _holds_exactly(batch, ops):
+                                return batch, succeeded
                         if batch[0].kv.mod_revision == until:
-                            return batches
+                            return None
             finally:
                 stream.cancel()
             raise StoreError("the watch ended before the current revision")

@@ -5,14 +5,17 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import consul
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from etcd_cluster import etcd_available, etcd_cluster
-from waypost.testing import AgentProcess
+from waypost.testing import AgentProcess, wait_for
 
 
 def b64(text: str) -> str:
@@ -650,6 +653,8 @@ def test_on_etcd(tmp_path: Path) -> None:
         etcd_cluster(tmp_path / "etcd") as etcd,
         AgentProcess([*args, "-store", etcd.url], log_path=tmp_path / "agent.log") as agent,
     ):
+        # A session needs its node in the catalog, which the agent's first sync puts there.
+        wait_for(lambda: agent.get("/v1/catalog/node/etcd-node"))
         sid = agent.put("/v1/session/create", {"Node": "etcd-node"})["ID"]
         ok(agent, [kv("set", f"tree/{n}", Value=b64("old")) for n in range(5)])
         results = ok(
@@ -708,3 +713,72 @@ def test_through_a_client_agent(tmp_path: Path) -> None:
                 (1, 'node "nobody" doesn\'t exist')
             ]
             assert kv_get(server, "edge/k") is not None
+
+
+VERBS = ["set", "cas", "lock", "unlock", "get", "get-or-empty", "get-tree", "check-index", "check-session",
+         "check-not-exists", "delete", "delete-tree", "delete-cas", "explode"]  # fmt: skip
+NAMES = st.sampled_from(["gen/a", "gen/", "gen/b/c", "gen-node", "fuzz-node", "", "svc"])
+INTS = st.one_of(st.integers(0, 50), st.integers(0, 50), st.integers(-(2**64), 2**64))
+SCALAR = st.one_of(
+    st.none(), st.booleans(), INTS, st.text(max_size=8), NAMES, st.sampled_from(["eA==", "***"])
+)
+JUNK = st.recursive(
+    SCALAR, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(NAMES, inner, max_size=3))
+)
+
+
+def _shaped(fixed: dict[str, Any], **optional: Any) -> Any:
+    """Mostly well-formed members, so that generated transactions get past decoding."""
+    return st.fixed_dictionaries(fixed, optional={k: st.one_of(*[v] * 5, JUNK) for k, v in optional.items()})
+
+
+VERB = st.one_of(st.sampled_from(VERBS), SCALAR)
+SHAPED = [
+    st.fixed_dictionaries(
+        {
+            "KV": _shaped(
+                {"Verb": VERB, "Key": NAMES}, Value=st.just("eA=="), Flags=INTS, Index=INTS, Session=NAMES
+            )
+        }
+    ),
+    st.fixed_dictionaries(
+        {"Node": _shaped({"Verb": VERB, "Node": _shaped({"Node": NAMES}, Address=NAMES, ModifyIndex=INTS)})}
+    ),
+    st.fixed_dictionaries(
+        {
+            "Service": _shaped(
+                {"Verb": VERB, "Node": NAMES, "Service": _shaped({"ID": NAMES}, Service=NAMES, Port=INTS)}
+            )
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "Check": _shaped(
+                {"Verb": VERB, "Check": _shaped({"Node": NAMES, "CheckID": NAMES}, ServiceID=NAMES)}
+            )
+        }
+    ),
+    st.fixed_dictionaries({"Session": _shaped({"Verb": VERB, "Session": _shaped({"ID": NAMES})})}),
+]
+OPERATION = st.one_of(
+    st.dictionaries(
+        st.sampled_from(["KV", "Node", "Service", "Check", "Session", "Bogus"]), JUNK, max_size=2
+    ),
+    *SHAPED * 3,
+)
+
+
+@pytest.fixture(scope="module")
+def fuzz_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
+    """Its own agent: generated deletes (a delete-tree of every key, its own node) must not
+    reach the records other tests read."""
+    log = tmp_path_factory.mktemp("fuzz") / "agent.log"
+    with AgentProcess(["-dev", "-node", "fuzz-node"], log_path=log) as agent:
+        yield agent
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(OPERATION, max_size=4))
+def test_generated_operations_never_fail_the_server(fuzz_agent: AgentProcess, ops: list[Any]) -> None:
+    status, _, body = txn(fuzz_agent, ops)
+    assert status in (200, 400, 409, 413), body

@@ -205,7 +205,7 @@ def _service(body: dict[str, Any], datacenter: str) -> NodeService:
     """Without a name only the ID is read: a get needs no more, and ``precheck`` refuses
     every other verb without a name, as Consul does. Go's client always sends Weights,
     zeros when unset; those keep the default weights instead of failing validation."""
-    if not (_members(body, "Service") or _members(body, "Name")):
+    if not (_members(body, "Service").get("Service") or _members(body, "Name").get("Name")):
         return NodeService(ID=_get(_members(body, "ID"), "ID", str, "", "Service"), Service="")
     kept = {k: v for k, v in body.items() if not (_members({k: v}, "Weights") and _all_zero(v))}
     definition = parse_service(kept, datacenter)

@@ -97,7 +97,10 @@ def _tagged(value: Any) -> dict[str, AddressPort]:
     return out
 
 
-def parse_service(body: Any, datacenter: str = "dc1") -> ServiceDefinition:
+def parse_service(body: Any, datacenter: str = "dc1", *, catalog: bool = False) -> ServiceDefinition:
+    """``catalog``: a ``/v1/catalog/register`` service, stored as given; Consul checks
+    ``Weights`` only when an agent registers its own service (its Go client always sends
+    zero weights to the catalog)."""
     fields = canonical_keys(
         body, _SERVICE_FIELDS, what="Invalid service definition", ignored=_SERVICE_IGNORED
     )
@@ -111,7 +114,7 @@ def parse_service(body: Any, datacenter: str = "dc1") -> ServiceDefinition:
     if fields.get("Weights") is not None:
         w = canonical_keys(fields["Weights"], ("Passing", "Warning"), what="Weights")
         weights = typed(w, Weights, "Weights")
-        if weights.Passing < 1:
+        if weights.Passing < 1 and not catalog:
             raise DefinitionError("Passing must be greater than 0")
     port = typed(fields.get("Port") or 0, int, "Port")
     if not 0 <= port <= 65535:

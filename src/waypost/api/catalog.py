@@ -185,7 +185,7 @@ async def register(app: ApiApp, req: Request) -> Response:
         raise HTTPError(500, NO_DC_PATH)
     svcs = []
     if fields.get("Service"):
-        svcs.append(parse_service(fields["Service"], dc).service)
+        svcs.append(parse_service(fields["Service"], dc, catalog=True).service)
     checks = [catalog_check(c, node_rec.Node) for c in ([fields["Check"]] if fields.get("Check") else [])]
     more = fields.get("Checks") or []
     if not isinstance(more, list):
@@ -201,7 +201,7 @@ async def deregister(app: ApiApp, req: Request) -> Response:
         decode_json(req),
         ("Node", "ServiceID", "CheckID", "Datacenter"),
         what="Request",
-        ignored=("Namespace", "Partition", "Token"),
+        ignored=("Namespace", "Partition", "Token", "Address", "PeerName", "Locality"),
     )
     text = {k: typed(v or "", str, k, "Invalid request") for k, v in fields.items()}
     if not text.get("Node"):

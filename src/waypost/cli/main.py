@@ -54,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if entry is None:
         print(f"Unknown command: {args[0]!r}\n\n{usage()}", file=sys.stderr)
         return 1
-    module = importlib.import_module(entry[0])
-    code: int = module.run(args[1:])
+    try:
+        module = importlib.import_module(entry[0])
+        code: int = module.run(args[1:])
+    except KeyboardInterrupt:
+        # Interrupted before the command installed its own handlers (an agent still starting).
+        return 130
     return code

@@ -8,10 +8,11 @@ import pytest
 
 from waypost.api.txn_ops import KVOp, NodeOp, ServiceOp
 from waypost.api.txn_plan import PENDING, Planner
-from waypost.state import kv_ops
-from waypost.state.model import Node, NodeService
+from waypost.state import catalog_ops, kv_ops, schema
+from waypost.state.model import Coordinate, Node, NodeService
 from waypost.state.state import State
 from waypost.store.base import Put
+from waypost.store.keyspace import check_duplicates
 from waypost.store.memory import MemoryStore
 
 
@@ -88,3 +89,14 @@ async def test_written_records_are_stamped_with_the_commit_revision(state: State
     assert [r[1].CreateIndex for r in planner.results] == [result.revision, result.revision, created]
     assert state.indexes.nodes["n1"].ModifyIndex == result.revision
     assert all(isinstance(op, Put) for op in plan[1])
+
+
+async def test_a_node_deleted_twice_drops_its_coordinates_once(state: State) -> None:
+    await catalog_ops.register(state, Node(Node="n1", Address="192.0.2.1"))
+    coordinate = Coordinate(Node="n1")
+    await state.write(lambda: ([], [Put(schema.COORDINATES.key("n1:"), schema.encode(coordinate))]))
+    node = Node(Node="n1", Address="192.0.2.2")
+    plan = planned(state, NodeOp("delete", node), NodeOp("set", node), NodeOp("delete", node)).store_plan()
+    assert plan is not None
+    check_duplicates(plan[1])
+    assert sorted(op.key for op in plan[1]) == ["catalog/nodes/n1", "coordinates/n1:"]

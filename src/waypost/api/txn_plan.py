@@ -46,7 +46,7 @@ class Planner:
         self._base: dict[str, Any] = {}
         self._compares: dict[str, Compare] = {}
         self._changed: dict[str, None] = {}
-        self._dropped: list[str] = []
+        self._dropped: dict[str, None] = {}
         """Coordinates of deleted nodes: records without indexes to guard, and no verb reads them."""
         self.results: list[tuple[str, Any, bool]] = []
         """``(kind, record, with_value)`` per result, kind being Consul's TxnResult member."""
@@ -255,9 +255,8 @@ class Planner:
         """The node with everything on it and its coordinates, as catalog deregister does."""
         if self._node(name) is None:
             return
-        self._dropped += [
-            schema.COORDINATES.key(k) for k, c in self.idx.coordinates.items() if c.Node == name
-        ]
+        coordinates = (schema.COORDINATES.key(k) for k, c in self.idx.coordinates.items() if c.Node == name)
+        self._dropped.update(dict.fromkeys(coordinates))
         for service_id in self._on_node(schema.SERVICES, name, self.idx.services.get(name, {})):
             if self._service(name, service_id) is not None:
                 self._delete(schema.SERVICES.key(name, service_id))

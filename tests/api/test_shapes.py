@@ -17,6 +17,7 @@ import pytest
 from waypost.api import shapes
 from waypost.api.routes import READ, ROUTES
 from waypost.api.shapes import Answer, Container, Presence
+from waypost.state import model
 from waypost.testing import AgentProcess
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api-fields.md"
@@ -182,6 +183,14 @@ def _all_shapes() -> Iterator[type[msgspec.Struct]]:
         shape = pending.pop()
         yield shape
         pending += [inner for _, inner in shapes.nested(shape).values()]
+
+
+def test_a_stored_node_with_both_maps_encodes_as_the_node_shape() -> None:
+    """``shapes.node`` hands out the stored record itself when neither map is empty."""
+    stored = model.Node(ID="i", Node="n", Address="a", TaggedAddresses={"lan": "a"}, Meta={"k": "v"})
+    assert shapes.node(stored) is stored
+    shaped = shapes.Node("i", "n", "a", "dc1", {"lan": "a"}, {"k": "v"}, 0, 0)
+    assert msgspec.json.encode(stored) == msgspec.json.encode(shaped)
 
 
 def test_the_agent_health_of_an_unknown_service_is_consuls_json(dev_agent: AgentProcess) -> None:

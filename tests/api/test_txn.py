@@ -479,6 +479,23 @@ def test_session_delete_releases_its_locks_with_lock_delay(dev_agent: AgentProce
     ]
 
 
+def test_sessions_end_with_the_checks_a_transaction_fails(dev_agent: AgentProcess) -> None:
+    """Consul ends them inside the transaction; here the leader's reconcile, which every
+    catalog change wakes, ends them right after it."""
+    ok(
+        dev_agent,
+        [
+            node_op("set", Node="sess-n", Address="192.0.2.50"),
+            check_op("set", Node="sess-n", CheckID="alive", Name="alive", Status="passing"),
+        ],
+    )
+    sid = dev_agent.put("/v1/session/create", {"Node": "sess-n", "NodeChecks": ["alive"]})["ID"]
+    ok(dev_agent, [kv("lock", "sess/k", Value=b64("x"), Session=sid)])
+    ok(dev_agent, [check_op("set", Node="sess-n", CheckID="alive", Name="alive", Status="critical")])
+    wait_for(lambda: not dev_agent.get(f"/v1/session/info/{sid}"))
+    wait_for(lambda: "Session" not in (kv_get(dev_agent, "sess/k") or {"Session": sid}))
+
+
 # -- atomicity -------------------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ __all__ = ["kv_pair"]
 
 def kv_pair(e: KVEntry) -> DirEntry:
     return DirEntry(
-        e.LockIndex, e.Key, e.Flags, e.Value or None, e.CreateIndex, e.ModifyIndex, e.Session or msgspec.UNSET
+        e.LockIndex, e.Key, e.Flags, e.Value or None, e.Session or msgspec.UNSET, e.CreateIndex, e.ModifyIndex
     )
 
 

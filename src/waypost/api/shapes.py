@@ -255,9 +255,9 @@ class DirEntry(msgspec.Struct, gc=False):
     Key: str
     Flags: int
     Value: bytes | None
+    Session: str | Omit
     CreateIndex: int
     ModifyIndex: int
-    Session: str | Omit = UNSET
 
 
 class Session(msgspec.Struct, gc=False):

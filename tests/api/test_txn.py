@@ -263,6 +263,10 @@ def test_catalog_set_and_get(dev_agent: AgentProcess) -> None:
     # A service's check carries the service's name and tags, as Consul stores it.
     assert (check["ServiceName"], check["ServiceTags"], check["Status"]) == ("web", ["v1"], "passing")
     assert node["ModifyIndex"] == service["ModifyIndex"] == check["ModifyIndex"] > 0
+    # Records answer in the shapes Consul's reads give them.
+    listed = dev_agent.get("/v1/catalog/node-services/cat-1")
+    assert (node, service) == (listed["Node"], listed["Services"][0])
+    assert check == dev_agent.get("/v1/health/node/cat-1")[0]
     entries = dev_agent.get("/v1/health/service/web?passing")
     assert [(e["Node"]["Node"], e["Service"]["ID"]) for e in entries] == [("cat-1", "web-1")]
     results = ok(
@@ -274,6 +278,15 @@ def test_catalog_set_and_get(dev_agent: AgentProcess) -> None:
     )
     assert results[0]["Service"]["Port"] == 8080
     assert results[1]["Check"]["Name"] == "web up"
+
+
+def test_service_weights_are_kept_as_given(dev_agent: AgentProcess) -> None:
+    """Go's client sends zero weights; Consul checks weights only for agent services."""
+    ok(dev_agent, [node_op("set", Node="w-n", Address="192.0.2.60")])
+    results = ok(
+        dev_agent, [service_op("set", "w-n", ID="w", Service="w", Weights={"Passing": 0, "Warning": 0})]
+    )
+    assert results[0]["Service"]["Weights"] == {"Passing": 0, "Warning": 0}
 
 
 def test_catalog_gets_of_missing_records(dev_agent: AgentProcess) -> None:

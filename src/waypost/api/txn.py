@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import msgspec
 
 from waypost.agent.definitions import DefinitionError, canonical_keys, parse_service, typed
+from waypost.api import shapes
 from waypost.api.catalog import catalog_check, catalog_node
 from waypost.api.common import HTTPError, decode_json, json_response, parse_consistency
 from waypost.api.http import Request, Response
@@ -116,15 +117,20 @@ def _conflict(errors: list[tuple[int, str]], headers: list[tuple[str, str]] | No
 
 
 def _results(planner: Planner) -> list[dict[str, Any]]:
-    """Consul answers writes without the KV value, to save space, and reads with it."""
+    """Each record in the shape Consul's reads give it; KV writes answer without the
+    value, to save space, and KV reads with it."""
     out: list[dict[str, Any]] = []
     for kind, record, with_value in planner.results:
+        shaped: Any = record
         if kind == "KV":
-            pair = kv_pair(record)
+            shaped = kv_pair(record)
             if not with_value:
-                pair.Value = None
-            record = pair
-        out.append({kind: record})
+                shaped.Value = None
+        elif kind == "Node":
+            shaped = shapes.node(record)
+        elif kind == "Service":
+            shaped = shapes.node_service(record)
+        out.append({kind: shaped})
     return out
 
 
@@ -203,19 +209,14 @@ def _kv(body: Any) -> KVOp:
 
 def _service(body: dict[str, Any], datacenter: str) -> NodeService:
     """Without a name only the ID is read: a get needs no more, and ``precheck`` refuses
-    every other verb without a name, as Consul does. Go's client always sends Weights,
-    zeros when unset; those keep the default weights instead of failing validation."""
+    every other verb without a name, as Consul does. Weights are stored as given, as
+    catalog register stores them."""
     if not (_members(body, "Service").get("Service") or _members(body, "Name").get("Name")):
         return NodeService(ID=_get(_members(body, "ID"), "ID", str, "", "Service"), Service="")
-    kept = {k: v for k, v in body.items() if not (_members({k: v}, "Weights") and _all_zero(v))}
-    definition = parse_service(kept, datacenter)
+    definition = parse_service(body, datacenter, catalog=True)
     if definition.checks:
         raise DefinitionError("Service: checks are given as Check operations")
     return definition.service
-
-
-def _all_zero(weights: Any) -> bool:
-    return isinstance(weights, dict) and not any(weights.values())
 
 
 def _members(body: dict[str, Any], name: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ config files go through ``canonical_keys``.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -97,6 +98,21 @@ def _tagged(value: Any) -> dict[str, AddressPort]:
     return out
 
 
+def _with_address_tags(tagged: dict[str, AddressPort], address: str, port: int) -> dict[str, AddressPort]:
+    """Consul's agent tags a service registered at an IP address with that address as its
+    LAN and WAN address of the IP's version (``lan_ipv4``, ``wan_ipv4`` or the ``ipv6``
+    pair), keeping any the registration names itself."""
+    try:
+        ip = ipaddress.ip_address(address) if "%" not in address else None
+    except ValueError:
+        ip = None
+    if ip is None:
+        return tagged
+    version = "ipv4" if ip.version == 4 or getattr(ip, "ipv4_mapped", None) else "ipv6"
+    here = AddressPort(address, port)
+    return dict(sorted(({f"lan_{version}": here, f"wan_{version}": here} | tagged).items()))
+
+
 def parse_service(body: Any, datacenter: str = "dc1", *, catalog: bool = False) -> ServiceDefinition:
     """``catalog``: a ``/v1/catalog/register`` service, stored as given; Consul checks
     ``Weights`` only when an agent registers its own service (its Go client always sends
@@ -119,12 +135,14 @@ def parse_service(body: Any, datacenter: str = "dc1", *, catalog: bool = False) 
     port = typed(fields.get("Port") or 0, int, "Port")
     if not 0 <= port <= 65535:
         raise DefinitionError(f"Invalid service definition: Port: {port} is not a valid port")
+    address = typed(fields.get("Address") or "", str, "Address")
+    tagged = _tagged(fields["TaggedAddresses"]) if fields.get("TaggedAddresses") else {}
     service = NodeService(
         ID=sid,
         Service=name,
         Tags=typed(fields.get("Tags") or [], list[str], "Tags"),
-        Address=typed(fields.get("Address") or "", str, "Address"),
-        TaggedAddresses=_tagged(fields["TaggedAddresses"]) if fields.get("TaggedAddresses") else {},
+        Address=address,
+        TaggedAddresses=tagged if catalog else _with_address_tags(tagged, address, port),
         Meta=parse_meta(fields.get("Meta"), "Meta"),
         Port=port,
         Weights=weights,

@@ -47,11 +47,14 @@ def test_dev_agent_is_the_only_voter_and_leads(dev_agent: AgentProcess) -> None:
         "Node": "test-node",
         "Address": server["Address"],
         "Leader": True,
-        "Voter": True,
         "ProtocolVersion": "3",
+        "Voter": True,
+        "LastIndex": server["LastIndex"],
     }
     assert server["Address"].startswith("127.0.0.1:")
-    assert dev_agent.get("/v1/operator/raft/configuration?stale") == config
+    assert server["LastIndex"] >= config["Index"]
+    stale = dev_agent.get("/v1/operator/raft/configuration?stale")
+    assert [{**s, "LastIndex": 0} for s in stale["Servers"]] == [{**server, "LastIndex": 0}]
 
 
 def test_autopilot_health_and_configuration(dev_agent: AgentProcess) -> None:

@@ -48,8 +48,9 @@ def raft_servers(idx: Indexes) -> list[dict[str, Any]]:
             "Node": m.Name,
             "Address": f"{m.Addr}:{m.Tags.get('port', '8300')}",
             "Leader": m.Name == leader,
-            "Voter": True,
             "ProtocolVersion": RAFT_PROTOCOL,
+            "Voter": True,
+            "LastIndex": idx.revision,
         }
         for _, m in sorted(idx.members.items())
         if m.Server and not m.Left

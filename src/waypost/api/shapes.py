@@ -431,8 +431,10 @@ OTHER_READS: dict[str, str] = {
     "/v1/status/leader": "a string",
     "/v1/status/peers": "a list of addresses",
     "/v1/snapshot": "a binary archive",
-    "/v1/operator/raft/configuration": "Servers (RaftServer: ID, Node, Address, Leader, ProtocolVersion, Voter, LastIndex) and Index",
-    "/v1/operator/autopilot/health": "Healthy, FailureTolerance and Servers (api.ServerHealth, every field always)",
+    "/v1/operator/raft/configuration": (
+        "Servers (RaftServer: ID, Node, Address, Leader, ProtocolVersion, Voter, LastIndex) and Index"
+    ),
+    "/v1/operator/autopilot/health": "Healthy, FailureTolerance and Servers (ServerHealth, all fields always)",
     "/v1/operator/autopilot/configuration": "Consul's AutopilotConfiguration, every field always",
     "/v1/coordinate/datacenters": "a list of areas with their servers' coordinates",
 }

@@ -434,7 +434,7 @@ OTHER_READS: dict[str, str] = {
     "/v1/operator/raft/configuration": (
         "Servers (RaftServer: ID, Node, Address, Leader, ProtocolVersion, Voter, LastIndex) and Index"
     ),
-    "/v1/operator/autopilot/health": "Healthy, FailureTolerance and Servers (ServerHealth, all fields always)",
+    "/v1/operator/autopilot/health": "Healthy, FailureTolerance and Servers (ServerHealth, all always)",
     "/v1/operator/autopilot/configuration": "Consul's AutopilotConfiguration, every field always",
     "/v1/coordinate/datacenters": "a list of areas with their servers' coordinates",
 }

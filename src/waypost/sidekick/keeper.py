@@ -1,0 +1,111 @@
+"""Anti-entropy from outside the agent: keep one service registered and its TTL check fed.
+
+An agent that restarts without its state answers the next heartbeat with 404 (unknown
+check); the keeper then registers the service again. An unreachable or refusing agent is
+retried with capped back-off and one log line per failure streak, so a long outage neither
+floods the log nor spins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+from urllib.parse import quote
+
+from waypost.client import ApiClient, ApiError, Backoff
+from waypost.sidekick.probes import Probe
+from waypost.sidekick.spec import Spec
+
+__all__ = ["Outcome", "Registration", "keep_registered"]
+
+log = logging.getLogger("waypost.run")
+
+#: Back-off between failed calls: quick enough to notice an agent restart, capped for long outages.
+RETRY_INITIAL, RETRY_MAX = 0.5, 15.0
+
+
+class Outcome(Enum):
+    REGISTERED = "registered"
+    """The service was (re)registered; a heartbeat with the probe's output follows at once."""
+    BEAT = "beat"
+    """The check took the heartbeat; wait for the next one."""
+    LOST = "lost"
+    """The agent no longer knows the check: register again at once."""
+    FAILED = "failed"
+    """The call failed; retry after back-off."""
+
+
+@dataclass
+class Registration:
+    """Which call comes next and what an answer means (no I/O)."""
+
+    spec: Spec
+    registered: bool = False
+    fresh: bool = False
+    """The last call was a registration."""
+
+    def request(self, probe: Probe) -> tuple[str, Any]:
+        status, output = probe
+        if not self.registered:
+            return "/v1/agent/service/register", self.spec.registration(status)
+        return f"/v1/agent/check/update/{quote(self.spec.check_id, safe=':')}", {
+            "Status": status,
+            "Output": output,
+        }
+
+    def answered(self, status: int) -> Outcome:
+        fresh, self.fresh = self.fresh, False
+        if status == 200:
+            if self.registered:
+                return Outcome.BEAT
+            self.registered = self.fresh = True
+            return Outcome.REGISTERED
+        if status == 404 and self.registered:
+            self.registered = False
+            # Unknown right after registering is not a restart but an agent to back off from.
+            return Outcome.FAILED if fresh else Outcome.LOST
+        return Outcome.FAILED
+
+
+async def keep_registered(spec: Spec, api: ApiClient, probe: Callable[[], Awaitable[Probe]]) -> None:
+    """Register, then heartbeat every ``spec.heartbeat`` seconds until cancelled."""
+    state = Registration(spec)
+    backoff = Backoff(initial=RETRY_INITIAL, maximum=RETRY_MAX)
+    loop = asyncio.get_running_loop()
+    failing = False
+    last: str | None = None
+    while True:
+        started = loop.time()
+        result = await probe()
+        path, body = state.request(result)
+        try:
+            resp = await api.request("PUT", path, body=body)
+            outcome, problem = state.answered(resp.status), resp.body.decode(errors="replace").strip()
+        except ApiError as exc:
+            outcome, problem = Outcome.FAILED, str(exc)
+        if outcome is Outcome.FAILED:
+            delay = backoff.next()
+            if not failing:
+                action = "heartbeat" if state.registered else "registration"
+                log.warning("%s of service %r failed: %s; retrying with back-off", action, spec.id, problem)
+            failing = True
+            await asyncio.sleep(delay)
+            continue
+        if failing:
+            log.info("agent at %s answers again", api.address.url)
+        failing = False
+        backoff.reset()
+        if outcome is Outcome.REGISTERED:
+            log.info("registered service %r (id %r) with check %r", spec.service, spec.id, spec.check_id)
+            continue
+        if outcome is Outcome.LOST:
+            log.warning("agent no longer knows check %r (restarted?); registering again", spec.check_id)
+            continue
+        if result[0] != last:
+            log.info("check %r is %s: %s", spec.check_id, result[0], result[1].partition("\n")[0][:200])
+            last = result[0]
+        await asyncio.sleep(max(0.0, started + spec.heartbeat - loop.time()))

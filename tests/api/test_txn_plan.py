@@ -100,3 +100,26 @@ async def test_a_node_deleted_twice_drops_its_coordinates_once(state: State) -> 
     assert plan is not None
     check_duplicates(plan[1])
     assert sorted(op.key for op in plan[1]) == ["catalog/nodes/n1", "coordinates/n1:"]
+
+
+async def test_deletes_remove_quarantined_records(state: State) -> None:
+    """A record readers could not decode reads as absent, but deleting what holds it must
+    still remove it from the store, as kv delete and catalog deregister do."""
+    await catalog_ops.register(state, Node(Node="n1", Address="192.0.2.1"))
+    garbage = [Put(key, b"\xc1 not msgpack") for key in ("kv/bad", "kv/tree/bad", "catalog/services/n1/bad")]
+    result = await state.store.txn([], garbage)
+    await state.wait_applied(result.revision)
+    assert set(state.indexes.quarantined) == {op.key for op in garbage}
+    planner = planned(
+        state,
+        KVOp("delete", "bad"),
+        KVOp("get-tree", "tree/"),
+        KVOp("delete-tree", "tree/"),
+        NodeOp("delete", Node(Node="n1")),
+    )
+    assert planner.results == []
+    written = await state.write(planner.store_plan)
+    assert written is not None
+    assert [
+        kv.key for kv in (await state.store.range("")).kvs if kv.key.startswith(("kv/", "catalog/"))
+    ] == []

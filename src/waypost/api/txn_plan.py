@@ -79,7 +79,7 @@ class Planner:
             final = self._view[key]
             if final is not None:
                 ops.append(Put(key, schema.encode(final)))
-            elif self._base[key] is not None:
+            elif self._base[key] is not None or key in self.idx.quarantined:
                 ops.append(Delete(key))
         return (list(self._compares.values()), ops) if ops else None
 
@@ -126,34 +126,38 @@ class Planner:
         return written
 
     def _delete(self, key: str) -> None:
-        if self._view.get(key) is not None:
+        """Of a key already read. A quarantined record reads as absent, yet a delete must
+        still remove it from the store, as every other delete path does."""
+        if self._view[key] is not None or key in self.idx.quarantined:
             self._view[key] = None
             self._changed[key] = None
 
-    def _seen_under(self, base: str, prefix: str = "") -> list[str]:
-        """Names (store keys less ``base``) under ``base + prefix`` that this transaction
-        has read or written, which the indexes may not list yet."""
-        return [key[len(base) :] for key in self._view if key.startswith(base + prefix)]
+    def _unlisted(self, base: str, prefix: str = "") -> list[str]:
+        """Names (store keys less ``base``) under ``base + prefix`` that the indexes do not
+        list: written by this transaction, or quarantined."""
+        start = base + prefix
+        return [key[len(base) :] for key in (*self._view, *self.idx.quarantined) if key.startswith(start)]
 
-    def _kv_tree(self, prefix: str) -> list[KVEntry]:
-        names = {e.Key for e in self.idx.kv_prefix(prefix)}
-        names.update(self._seen_under(schema.KVS.prefix, prefix))
-        found = (self._kv(name) for name in sorted(names))
-        return [e for e in found if e is not None]
+    def _kv_names(self, prefix: str) -> list[str]:
+        return sorted(
+            {*(e.Key for e in self.idx.kv_prefix(prefix)), *self._unlisted(schema.KVS.prefix, prefix)}
+        )
 
     def _on_node(self, table: schema.Table[Any], node: str, indexed: Iterable[str]) -> list[str]:
-        return sorted({*indexed, *self._seen_under(table.key(node, ""))})
+        return sorted({*indexed, *self._unlisted(table.key(node, ""))})
 
     # -- KV ----------------------------------------------------------------------------
 
     def _kv_op(self, op: KVOp) -> None:
         verb, key = op.verb, op.key
         if verb == "get-tree":
-            self.results.extend(("KV", e, True) for e in self._kv_tree(key))
+            found = (self._kv(name) for name in self._kv_names(key))
+            self.results.extend(("KV", e, True) for e in found if e is not None)
             return
         if verb == "delete-tree":
-            for e in self._kv_tree(key):
-                self._delete(schema.KVS.key(e.Key))
+            for name in self._kv_names(key):
+                self._kv(name)
+                self._delete(schema.KVS.key(name))
             return
         cur = self._kv(key)
         if verb in ("set", "cas"):
@@ -253,16 +257,15 @@ class Planner:
 
     def _delete_node(self, name: str) -> None:
         """The node with everything on it and its coordinates, as catalog deregister does."""
-        if self._node(name) is None:
-            return
+        self._node(name)
         coordinates = (schema.COORDINATES.key(k) for k, c in self.idx.coordinates.items() if c.Node == name)
         self._dropped.update(dict.fromkeys(coordinates))
         for service_id in self._on_node(schema.SERVICES, name, self.idx.services.get(name, {})):
-            if self._service(name, service_id) is not None:
-                self._delete(schema.SERVICES.key(name, service_id))
+            self._service(name, service_id)
+            self._delete(schema.SERVICES.key(name, service_id))
         for check_id in self._on_node(schema.CHECKS, name, self.idx.checks.get(name, {})):
-            if self._check(name, check_id) is not None:
-                self._delete(schema.CHECKS.key(name, check_id))
+            self._check(name, check_id)
+            self._delete(schema.CHECKS.key(name, check_id))
         self._delete(schema.NODES.key(name))
 
     def _service_op(self, op: ServiceOp) -> None:
@@ -283,8 +286,7 @@ class Planner:
         elif op.verb in ("delete", "delete-cas"):
             if op.verb == "delete-cas" and (cur is None or cur.ModifyIndex != op.index):
                 raise _Failed(f"failed to delete {where}, index is stale")
-            if cur is not None:
-                self._delete_service(node, service_id)
+            self._delete_service(node, service_id)
         else:
             raise _Failed(f"unknown Service verb {go_quote(op.verb)}")
 

@@ -10,8 +10,11 @@ the state tests.)
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import sqlite3
 import time
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -145,6 +148,15 @@ def test_server_on_etcd_survives_garbage_written_straight_into_etcd(tmp_path: Pa
         try:
             asyncio.run(write_garbage(etcd.endpoints))
             assert_serves_and_reports(agent, log, sorted(GARBAGE), at_start=False)
+            # A key that is not UTF-8 (etcd keys are bytes) is ignored; later writes still apply.
+            put = {"key": base64.b64encode(b"kv/\xff").decode(), "value": base64.b64encode(b"x").decode()}
+            request = urllib.request.Request(
+                f"http://{etcd.endpoints[0]}/v3/kv/put", json.dumps(put).encode()
+            )
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                assert answer.status == 200
+            assert agent.put("/v1/kv/after-bytes-key", b"ok") is True
+            assert "etcd key b'kv/\\xff' is not UTF-8; it is ignored" in log.read_text()
         finally:
             agent.stop()
         # Restarted on the same etcd, it re-lists the one record still bad.

@@ -472,9 +472,22 @@ def _span(prefix: str) -> tuple[bytes, bytes]:
     return start, stripped[:-1] + bytes([stripped[-1] + 1])
 
 
+UNREADABLE_PREFIX = "system/unreadable/"
+"""Where a key that is not UTF-8 (written into etcd by hand) appears, hex-encoded: outside every
+table, so the catalog ignores it, yet its event still carries its revision through the feed."""
+
+
+def _key(raw: bytes) -> str:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        log.warning("etcd key %r is not UTF-8; it is ignored", raw)
+        return UNREADABLE_PREFIX + raw.hex()
+
+
 def _kv(kv: Any) -> KeyValue:
     return KeyValue(
-        kv.key.decode(),
+        _key(bytes(kv.key)),
         bytes(kv.value),
         int(kv.create_revision),
         int(kv.mod_revision),

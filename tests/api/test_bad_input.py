@@ -72,6 +72,7 @@ CASES = [
     ("GET", "/v1/kv/a?index=1&wait=%201s", b"", 400, b"Invalid wait time"),
     ("PUT", "/v1/kv/%ff%fe", b"", 400, b"UTF-8"),
     ("PUT", "/v1/session/create", b'{"ServiceChecks": [1]}', 400, b"ServiceChecks"),
+    ("PUT", "/v1/agent/check/update/x", b'{"Status": "passing", "Output": {"a": 1}}', 400, b"Output"),
     ("PUT", "/v1/agent/maintenance", b"", 400, b"enable"),
 ]
 

@@ -14,7 +14,7 @@ import msgspec
 
 from waypost import __version__
 from waypost.agent.checks import UnknownServiceError
-from waypost.agent.definitions import canonical_keys
+from waypost.agent.definitions import canonical_keys, typed
 from waypost.agent.monitor import LEVELS
 from waypost.api import shapes
 from waypost.api.common import (
@@ -320,7 +320,8 @@ async def check_update(app: ApiApp, req: Request) -> Response:
     status = body.get("Status", "")
     if status not in ("passing", "warning", "critical"):
         raise HTTPError(400, f'Invalid check status: "{status}"')
-    return await _ttl(app, require_param(req, "check ID"), status, str(body.get("Output") or ""))
+    output = typed(body.get("Output") or "", str, "Output", "Request decode failed")
+    return await _ttl(app, require_param(req, "check ID"), status, output)
 
 
 async def reload(app: ApiApp, req: Request) -> Response:

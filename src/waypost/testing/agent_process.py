@@ -96,6 +96,7 @@ class AgentProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self._close_log()
                 raise RuntimeError(f"agent exited with {self.proc.returncode} during start-up")
             with contextlib.suppress(OSError, urllib.error.URLError, ValueError):
                 if self.get("/v1/status/leader" if self.wait_for_leader else "/v1/agent/self"):

@@ -1,109 +1,38 @@
 """Docker checks against a real Engine-compatible daemon: podman's API service.
 
-The fixture builds everything locally, since no image can be pulled: a one-file
-image from Debian's static busybox, imported into a private podman store. podman
-runs with runc (crun cannot drive this machine's hybrid cgroups) and explicit
-ulimits (the sandbox forbids raising the defaults podman asks for). Any step that
-fails skips the tests with podman's own words.
+podman_kit builds the image and the private store; any step that fails skips the
+tests with podman's own words.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import subprocess
-import tarfile
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from checks_kit import Harness
 
+from podman_kit import IMAGE, ULIMITS, Podman, start_podman
 from waypost.checks.definition import parse_check_definition
 from waypost.checks.docker import DockerCheck
 
-IMAGE = "localhost/waypost-check-busybox:latest"
 CONTAINER = "waypost-check-target"
-
-
-@dataclass
-class Podman:
-    base: list[str]
-    socket: Path
-    env: dict[str, str]
-
-    def run(self, *args: str) -> str:
-        done = subprocess.run([*self.base, *args], capture_output=True, text=True, timeout=120, env=self.env)
-        if done.returncode != 0:
-            raise RuntimeError(f"podman {' '.join(args)}: {done.stderr.strip() or done.stdout.strip()}")
-        return done.stdout.strip()
-
-
-def _busybox_image(folder: Path) -> Path:
-    busybox = shutil.which("busybox")
-    if busybox is None:
-        raise RuntimeError("the image needs a static busybox (apt-get install busybox-static)")
-    archive = folder / "rootfs.tar"
-    with tarfile.open(archive, "w") as tar:
-        scratch = tarfile.TarInfo("tmp")
-        scratch.type, scratch.mode = tarfile.DIRTYPE, 0o1777
-        tar.addfile(scratch)
-        tar.add(busybox, arcname="bin/busybox")
-        for applet in ("sh", "sleep", "cat", "echo"):
-            link = tarfile.TarInfo(f"bin/{applet}")
-            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
-            tar.addfile(link)
-    return archive
 
 
 @pytest.fixture(scope="module")
 def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
-    missing = [tool for tool in ("podman", "runc") if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"no container engine: {', '.join(missing)} not installed (apt-get install podman runc)")
-    folder = tmp_path_factory.mktemp("podman")
-    # Each exec's record outlives it by this delay so it can be inspected; podman's five
-    # minutes would leave a conmon per exec behind long after the tests.
-    (folder / "containers.conf").write_text("[engine]\nexit_command_delay = 10\n")
-    engine = Podman(
-        [
-            "podman", "--runtime", "runc", "--storage-driver", "vfs",
-            "--root", str(folder / "root"), "--runroot", str(folder / "run"),
-        ],
-        folder / "api.sock",
-        {**os.environ, "CONTAINERS_CONF": str(folder / "containers.conf")},
-    )  # fmt: skip
-    service = None
     try:
-        engine.run("import", str(_busybox_image(folder)), IMAGE)
+        engine = start_podman(tmp_path_factory.mktemp("podman"))
         engine.run(
-            "run", "-d", "--name", CONTAINER, "--network", "none",
-            "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
-            IMAGE, "/bin/sleep", "3600",
-        )  # fmt: skip
-        service = subprocess.Popen(
-            [*engine.base, "system", "service", "--time=0", f"unix://{engine.socket}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=engine.env,
+            "run", "-d", "--name", CONTAINER, "--network", "none", *ULIMITS, IMAGE, "/bin/sleep", "3600"
         )
-        for _ in range(200):
-            if engine.socket.exists():
-                break
-            time.sleep(0.05)
-        else:
-            raise RuntimeError("podman system service did not open its socket")
-    except (RuntimeError, subprocess.TimeoutExpired) as exc:
-        if service is not None:
-            service.kill()
-            service.wait()
+        engine.start_service()
+    except RuntimeError as exc:
         pytest.skip(f"no container engine could run here: {exc}")
     yield engine
-    service.terminate()
-    service.wait(timeout=30)
+    engine.stop_service()
     subprocess.run(
         [*engine.base, "rm", "-f", "-t", "0", CONTAINER], capture_output=True, timeout=120, env=engine.env
     )

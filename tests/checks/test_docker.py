@@ -1,6 +1,6 @@
 """Docker checks against a real Engine-compatible daemon: podman's API service.
 
-podman_kit builds the image and the private store; any step that fails skips the
+waypost.testing.podman builds the image and the private store; any step that fails skips the
 tests with podman's own words.
 """
 
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from checks_kit import Harness
 
-from podman_kit import IMAGE, ULIMITS, Podman, start_podman
 from waypost.checks.definition import parse_check_definition
 from waypost.checks.docker import DockerCheck
+from waypost.testing.podman import IMAGE, ULIMITS, Podman, start_podman
 
 CONTAINER = "waypost-check-target"
 

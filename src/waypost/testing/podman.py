@@ -1,7 +1,8 @@
-"""A real Engine-compatible daemon for tests: podman's API service over a private store.
+"""A real Engine-compatible daemon for tests and benchmarks: podman's API service over a
+private store.
 
 No image can be pulled here, so the image is built locally: one file system from
-Debian's static busybox, imported into a podman store under the test's folder.
+Debian's static busybox, imported into a podman store under a throwaway folder.
 podman runs with runc (crun cannot drive this machine's hybrid cgroups), the vfs
 driver, and explicit ulimits (the sandbox forbids raising the defaults podman asks
 for). Any step that fails raises RuntimeError with podman's own words, which the

@@ -812,3 +812,37 @@ def fuzz_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProces
 def test_generated_operations_never_fail_the_server(fuzz_agent: AgentProcess, ops: list[Any]) -> None:
     status, _, body = txn(fuzz_agent, ops)
     assert status in (200, 400, 409, 413), body
+
+
+def test_node_ids_rename_and_reserve_names(dev_agent: AgentProcess) -> None:
+    """Consul's rules for a node set that names an ID: the node holding that ID is renamed
+    (the old name goes with everything on it), and a name a healthy node holds under
+    another ID is refused."""
+    moved, holder, taker = (f"6a0b5d2e-0000-4000-8000-00000000000{n}" for n in (1, 2, 3))
+    ok(
+        dev_agent,
+        [
+            node_op("set", ID=moved, Node="old-name", Address="192.0.2.70"),
+            service_op("set", "old-name", ID="svc", Service="svc"),
+            node_op("set", ID=holder, Node="taken", Address="192.0.2.71"),
+            check_op("set", Node="taken", CheckID="serfHealth", Name="Serf Health Status", Status="passing"),
+        ],
+    )
+    results = ok(dev_agent, [node_op("set", ID=moved, Node="new-name", Address="192.0.2.72")])
+    assert (results[0]["Node"]["Node"], results[0]["Node"]["ID"]) == ("new-name", moved)
+    assert dev_agent.request("GET", "/v1/catalog/node/old-name")[2] == b"null"
+    assert dev_agent.get("/v1/catalog/service/svc") == []
+    assert failed(dev_agent, [node_op("set", ID=taker, Node="taken", Address="192.0.2.73")]) == [
+        (0, f'Error while renaming Node ID: "{taker}": Node name taken is reserved by node {holder} '
+            "with name taken (192.0.2.71)")
+    ]  # fmt: skip
+    assert failed(dev_agent, [node_op("set", ID=moved, Node="taken", Address="192.0.2.74")]) == [
+        (0, f'Error while renaming Node ID: "{moved}" (192.0.2.74): Node name taken is reserved by node '
+            f"{holder} with name taken (192.0.2.71)")
+    ]  # fmt: skip
+    # A failed holder gives its name up.
+    ok(dev_agent, [check_op("set", Node="taken", CheckID="serfHealth", Name="Serf Health Status")])
+    assert (
+        ok(dev_agent, [node_op("set", ID=taker, Node="taken", Address="192.0.2.73")])[0]["Node"]["ID"]
+        == taker
+    )

@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 
 import msgspec
 
+from waypost.agent.leader import SERF_CHECK
 from waypost.api.txn_ops import CheckOp, KVOp, NodeOp, ServiceOp, SessionOp, TxnOp, go_quote
 from waypost.state import schema
 from waypost.state.catalog_ops import check_on, guard, keep_node_id
@@ -235,14 +236,45 @@ class Planner:
         if op.verb in ("set", "cas"):
             if op.verb == "cas" and not _cas_holds(op.index, cur):
                 raise _Failed(f"failed to set node {go_quote(name)}, index is stale")
-            stored = self._put(schema.NODES.key(name), keep_node_id(op.node, cur), cur)
-            self.results.append(("Node", stored, True))
+            self.results.append(("Node", self._set_node(op.node), True))
         elif op.verb in ("delete", "delete-cas"):
             if op.verb == "delete-cas" and (cur is None or cur.ModifyIndex != op.index):
                 raise _Failed(f"failed to delete node {go_quote(name)}, index is stale")
             self._delete_node(name)
         else:
             raise _Failed(f"unknown Node verb {go_quote(op.verb)}")
+
+    def _set_node(self, node: Node) -> Node:
+        """Consul's ``ensureNodeTxn``: an ID another node holds renames that node, which
+        goes with everything on it; a name a healthy node holds under another ID is refused."""
+        if node.ID:
+            holder = self._node_by_id(node.ID)
+            renaming = holder is not None and holder.Node != node.Node
+            if holder is None or renaming:
+                clash = self._name_clash(node, allow_without_id=holder is None)
+                if clash is not None:
+                    ident = f"{go_quote(node.ID)} ({node.Address})" if renaming else go_quote(node.ID)
+                    raise _Failed(f"Error while renaming Node ID: {ident}: {clash}")
+            if holder is not None and renaming:
+                self._delete_node(holder.Node)
+        cur = self._node(node.Node)
+        return self._put(schema.NODES.key(node.Node), keep_node_id(node, cur), cur)
+
+    def _name_clash(self, node: Node, *, allow_without_id: bool) -> str | None:
+        """Consul lets a node take a name whose holder is failed (or has no serfHealth
+        check, as externally registered nodes do), and one held without an ID when asked."""
+        wanted = node.Node.lower()
+        names = {n.Node for n in self.idx.nodes.values() if n.Node.lower() == wanted}
+        names.update(n.Node for n in self._view.values() if isinstance(n, Node) and n.Node.lower() == wanted)
+        for name in sorted(names):
+            other = self._node(name)
+            if other is None or other.ID == node.ID or (allow_without_id and not other.ID):
+                continue
+            serf = self._check(name, SERF_CHECK)
+            if serf is not None and serf.Status != "critical":
+                holder = f"node {other.ID} with name {other.Node} ({other.Address})"
+                return f"Node name {node.Node} is reserved by {holder}"
+        return None
 
     def _node_by_id(self, node_id: str) -> Node | None:
         """Consul looks a node up by ID first; the indexes keep nodes by name only."""

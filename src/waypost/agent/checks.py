@@ -127,7 +127,7 @@ class AgentChecks:
             raise DefinitionError("Missing check name")
         if check.service_id and check.service_id not in self.agent.local.services:
             raise UnknownServiceError(f'ServiceID "{check.service_id}" does not exist')
-        record = self._add(check, self._record(check))
+        record = self._add(check, self._record(check, standalone=True))
         if persist:
             self.persisted.keep_check(record.CheckID, body)
         return record
@@ -156,9 +156,14 @@ class AgentChecks:
         except CheckDefinitionError as exc:
             raise DefinitionError(str(exc)) from None
 
-    def _record(self, defn: CheckDefinition) -> HealthCheck:
+    def _record(self, defn: CheckDefinition, *, standalone: bool = False) -> HealthCheck:
         """The catalog record of a check, refused here (nothing changed yet) if the scheduler
-        cannot run it or the store could not hold it."""
+        cannot run it or the store could not hold it.
+
+        Consul spells a zero Interval or Timeout "0s" on a check registered on its own (its
+        CheckDefinition formats the durations as they are) and leaves it empty on a check
+        registered with its service."""
+        zero = "0s" if standalone else ""
         if defn.kind:
             try:
                 self.scheduler.check_supported(defn)
@@ -174,8 +179,8 @@ class AgentChecks:
             Output=previous.Output if previous and not defn.status else "",
             ServiceID=defn.service_id,
             Type=defn.kind,
-            Interval=format_duration(defn.interval) if defn.interval else "",
-            Timeout=format_duration(defn.timeout) if defn.timeout else "",
+            Interval=format_duration(defn.interval) if defn.interval else zero,
+            Timeout=format_duration(defn.timeout) if defn.timeout else zero,
             Definition=defn.to_definition_dict(),
         )
         encode(record)

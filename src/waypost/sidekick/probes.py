@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 
 import aiohttp
 
@@ -49,8 +50,19 @@ async def probe_http(session: aiohttp.ClientSession, url: str, within: float) ->
             reason = f"{resp.status} {resp.reason or ''}".strip()
             status = resp.status
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        return CRITICAL, f'Get "{url}": {str(exc) or type(exc).__name__}'
+        return CRITICAL, f'Get "{url}": {_go_error(exc)}'
     output = f"HTTP GET {url}: {reason} Output: {body.decode(errors='replace')}"
     if 200 <= status < 300:
         return PASSING, output
     return (WARNING if status == 429 else CRITICAL), output
+
+
+def _go_error(exc: BaseException) -> str:
+    """The reason in Go's net/http words, which is what Consul's HTTP checks report."""
+    if isinstance(exc, TimeoutError):
+        return "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        errno = exc.os_error.errno
+        reason = (os.strerror(errno) if errno else str(exc.os_error)).lower()
+        return f"dial tcp {exc.host}:{exc.port}: connect: {reason}"
+    return str(exc) or type(exc).__name__

@@ -8,8 +8,8 @@ decode by those rules (a ``null`` where a list was promised breaks some), so eac
 here is a msgspec Struct whose declaration *is* the rule, and encoding stays one msgspec
 call on bytes the read cache keeps:
 
-* a field is always present; typed ``X | None`` it is ``null`` when empty;
-* typed ``X | Omit`` it is left out when empty (msgspec never encodes ``UNSET``).
+* a field is always present, and ``null`` when empty if it is typed ``X | None``;
+* a field typed ``X | Omit`` is left out when empty (msgspec never encodes ``UNSET``).
 
 ``ENDPOINTS`` says which shape each read answers with and ``OTHER_READS`` covers the reads
 whose answers are scalars or free-form; ``python -m waypost.api.shapes`` renders both as
@@ -34,6 +34,7 @@ __all__ = [
     "AgentCheck",
     "AgentService",
     "AgentServiceChecksInfo",
+    "Answer",
     "CheckServiceNode",
     "Container",
     "DirEntry",
@@ -43,6 +44,7 @@ __all__ = [
     "NodeService",
     "NodeServiceList",
     "NodeServices",
+    "Omit",
     "Presence",
     "ServiceNode",
     "Session",

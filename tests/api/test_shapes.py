@@ -185,6 +185,18 @@ def _all_shapes() -> Iterator[type[msgspec.Struct]]:
         pending += [inner for _, inner in shapes.nested(shape).values()]
 
 
+def test_a_filtered_node_services_list_is_empty_rather_than_null(
+    dev_agent: AgentProcess, requests: dict[str, list[str]]
+) -> None:
+    """Consul's filter always builds a new list, so only an unfiltered read says ``null``."""
+    path = "/v1/catalog/node-services/ext2"
+    assert dev_agent.get(path)["Services"] is None
+    assert dev_agent.get(f"{path}?filter=Port%20%3D%3D%2080")["Services"] == []
+    assert (
+        dev_agent.get("/v1/catalog/node-services/test-node?filter=Service%20%3D%3D%20nope")["Services"] == []
+    )
+
+
 def test_a_stored_node_with_both_maps_encodes_as_the_node_shape() -> None:
     """``shapes.node`` hands out the stored record itself when neither map is empty."""
     stored = model.Node(ID="i", Node="n", Address="a", TaggedAddresses={"lan": "a"}, Meta={"k": "v"})

@@ -95,11 +95,14 @@ def node(app: ApiApp, req: Request) -> Response | Any:
 
 
 def node_services(app: ApiApp, req: Request) -> Response | Any:
+    """A node without services has a nil list (``null``), unless a ``?filter`` ran: Consul's
+    filter always builds a new, possibly empty, list."""
+    filtered = bool(req.arg("filter"))
     return _node_read(
         app,
         req,
         lambda n, svcs: shapes.NodeServiceList(
-            shapes.node(n), [shapes.node_service(s) for s in svcs] or None
+            shapes.node(n), [shapes.node_service(s) for s in svcs] if svcs or filtered else None
         ),
         encode_json(shapes.NodeServiceList(None, None)),
     )

@@ -43,7 +43,8 @@ def _flags() -> FlagSet:
     fs.string(
         "check-http",
         "",
-        "Path (or http(s) URL) to GET every -check-interval; the check passes only while it answers 2xx.",
+        "Path (or http(s) URL) to GET every -check-interval; the check passes only while it answers "
+        "2xx (429 is a warning), as Consul's HTTP checks do.",
         "path",
     )
     fs.boolean("check-tcp", False, "The check passes only while 127.0.0.1:<port> accepts connections.")
@@ -130,6 +131,8 @@ def _run(opts: Parsed) -> int:
     except ApiError as exc:
         ui.error(f"Error querying Consul agent: {exc}")
         return 1
+    except KeyboardInterrupt:  # before the child started: nothing to forward it to
+        return 130
 
 
 def run(argv: Sequence[str]) -> int:

@@ -91,7 +91,13 @@ async def keep_registered(spec: Spec, api: ApiClient, probe: Callable[[], Awaita
             delay = backoff.next()
             if not failing:
                 action = "heartbeat" if state.registered else "registration"
-                log.warning("%s of service %r failed: %s; retrying with back-off", action, spec.id, problem)
+                log.warning(
+                    "%s of service %r failed: %s; retrying with back-off (%.1fs)",
+                    action,
+                    spec.id,
+                    problem,
+                    delay,
+                )
             failing = True
             await asyncio.sleep(delay)
             continue

@@ -111,13 +111,18 @@ async def _deregister(spec: Spec, api: ApiClient) -> None:
 
 
 async def _register_while_running(
-    spec: Spec, api: ApiClient, child: asyncio.subprocess.Process, http: aiohttp.ClientSession
-) -> bool:
-    """Wait until the child listens, then keep it registered; True once it was registered."""
+    spec: Spec,
+    api: ApiClient,
+    child: asyncio.subprocess.Process,
+    http: aiohttp.ClientSession,
+    registering: asyncio.Event,
+) -> None:
+    """Wait until the child listens, then keep it registered until cancelled."""
     if not spec.no_wait:
         await _wait_listening(spec, child)
         if child.returncode is not None:
-            return False
+            return
+    registering.set()
     timeout = min(spec.heartbeat, 10.0)
 
     async def probe() -> Probe:
@@ -128,7 +133,6 @@ async def _register_while_running(
         return PASSING, f"{spec.command[0]} (pid {child.pid}) is running"
 
     await keep_registered(spec, api, probe)
-    return True
 
 
 async def supervise(spec: Spec, api: ApiClient, env: Mapping[str, str], agent_wait: float) -> int:
@@ -150,21 +154,25 @@ async def supervise(spec: Spec, api: ApiClient, env: Mapping[str, str], agent_wa
             return 127 if isinstance(exc, FileNotFoundError) else 126
         forward.attach(child)
         log.info("started %s (pid %d)", spec.command[0], child.pid)
-        stopped = await _run_child(spec, api, child)
+        registering = asyncio.Event()
+        stopped = await _run_child(spec, api, child, registering)
     finally:
         for sig in FORWARDED:
             loop.remove_signal_handler(sig)
     status = exit_status(child.returncode or 0)
     log.info("%s exited with status %d", spec.command[0], status)
-    await _deregister(spec, api)
+    if registering.is_set():
+        await _deregister(spec, api)
     return 1 if stopped else status
 
 
-async def _run_child(spec: Spec, api: ApiClient, child: asyncio.subprocess.Process) -> bool:
-    """Until the child exits; True if the sidekick stopped it because registering failed for good."""
+async def _run_child(
+    spec: Spec, api: ApiClient, child: asyncio.subprocess.Process, registering: asyncio.Event
+) -> bool:
+    """Until the child exits; True if the sidekick had to stop it (it never listened)."""
     stopped = False
     async with aiohttp.ClientSession() as http:
-        keeper = asyncio.create_task(_register_while_running(spec, api, child, http))
+        keeper = asyncio.create_task(_register_while_running(spec, api, child, http, registering))
         exited = asyncio.create_task(child.wait())
         await asyncio.wait([keeper, exited], return_when=asyncio.FIRST_COMPLETED)
         failure = keeper.exception() if keeper.done() else None

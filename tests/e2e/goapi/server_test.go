@@ -5,7 +5,6 @@
 package goapi
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -47,15 +46,6 @@ func newServer(t *testing.T) (*api.Client, *testutil.TestServer) {
 func eventually(t *testing.T, f func(r *retry.R)) {
 	t.Helper()
 	retry.RunWith(&retry.Timer{Timeout: 10 * time.Second, Wait: 50 * time.Millisecond}, t, f)
-}
-
-// skipOnGap skips the test when err is a known waypost conformance gap (matched by a piece of
-// its message), so the gap shows as a named skip until it is fixed and the test then runs in full.
-func skipOnGap(t *testing.T, err error, message, gap string) {
-	t.Helper()
-	if err != nil && strings.Contains(err.Error(), message) {
-		t.Skipf("waypost gap: %s (%v)", gap, err)
-	}
 }
 
 func must(t *testing.T, err error) {

@@ -24,6 +24,11 @@ def test_an_agent_that_forgot_the_check_gets_the_service_again() -> None:
     state.answered(200)
     assert state.answered(404) is Outcome.LOST
     assert state.request(PROBE)[0] == "/v1/agent/service/register"
+    state.answered(200)
+    state.answered(200)
+    # What older Consul releases answer for a check they lost.
+    assert state.answered(500, 'CheckID "service:web-8080" does not have associated TTL') is Outcome.LOST
+    assert state.answered(500, "rpc error") is Outcome.FAILED
 
 
 def test_unknown_right_after_registering_backs_off_instead_of_spinning() -> None:

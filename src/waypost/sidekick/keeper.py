@@ -57,14 +57,16 @@ class Registration:
             "Output": output,
         }
 
-    def answered(self, status: int) -> Outcome:
+    def answered(self, status: int, body: str = "") -> Outcome:
         fresh, self.fresh = self.fresh, False
         if status == 200:
             if self.registered:
                 return Outcome.BEAT
             self.registered = self.fresh = True
             return Outcome.REGISTERED
-        if status == 404 and self.registered:
+        # An unknown check: 404 from Consul today, 500 with these words from older releases.
+        unknown = status == 404 or (status == 500 and "does not have associated TTL" in body)
+        if unknown and self.registered:
             self.registered = False
             # Unknown right after registering is not a restart but an agent to back off from.
             return Outcome.FAILED if fresh else Outcome.LOST
@@ -84,7 +86,8 @@ async def keep_registered(spec: Spec, api: ApiClient, probe: Callable[[], Awaita
         path, body = state.request(result)
         try:
             resp = await api.request("PUT", path, body=body)
-            outcome, problem = state.answered(resp.status), resp.body.decode(errors="replace").strip()
+            problem = resp.body.decode(errors="replace").strip()
+            outcome = state.answered(resp.status, problem)
         except ApiError as exc:
             outcome, problem = Outcome.FAILED, str(exc)
         if outcome is Outcome.FAILED:

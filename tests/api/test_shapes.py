@@ -24,8 +24,9 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "api-fields.md"
 
 NEVER_EMPTY = {("AgentService", "Datacenter")}
 """Optional fields this agent always fills: Consul's datacenter is never empty."""
-NEVER_FILLED = {("AgentCheckDefinition", "Header"), ("ServiceNode", "ServiceLocality")}
-"""Fields Consul's own code leaves empty in these answers, so waypost does too."""
+NEVER_FILLED = {("AgentCheckDefinition", "Header")}
+"""Fields Consul's own code leaves empty in these answers, so waypost does too (besides the
+fields typed ``None``, which are always ``null``)."""
 
 Seen = dict[tuple[str, str], set[str]]
 
@@ -120,6 +121,7 @@ def requests(dev_agent: AgentProcess) -> dict[str, list[str]]:
         "/v1/agent/health/service/id/:id": [
             "/v1/agent/health/service/id/web",
             "/v1/agent/health/service/id/bare",
+            "/v1/agent/health/service/id/gw",
             "/v1/agent/health/service/id/nope",
         ],
         "/v1/agent/health/service/name/:name": ["/v1/agent/health/service/name/web"],
@@ -166,19 +168,25 @@ def test_every_answer_has_exactly_its_shapes_fields(
             status, _, raw = dev_agent.request("GET", path)
             assert status in (200, 404, 429, 503), (path, status, raw)
             body = json.loads(raw) if raw else None
+            if status == 404 and endpoint.missing is not None:
+                _check(body, endpoint.missing, path, seen)
+                continue
             for i, record in enumerate(_records(body, endpoint.answer)):
                 _check(record, endpoint.shape, f"{path}[{i}]", seen)
+    declared = {s.__name__: s for s in _all_shapes()}
     for (shape, name), states in seen.items():
-        rule = next(shapes.presence(s) for s in _all_shapes() if s.__name__ == shape)[name]
+        rule = shapes.presence(declared[shape])[name]
         if rule is Presence.ALWAYS:
             continue
+        types = {f.encode_name: f.type for f in msgspec.structs.fields(declared[shape])}
+        always_null = types[name] is type(None)
         wanted = {"empty", "filled"} - ({"empty"} if (shape, name) in NEVER_EMPTY else set())
-        wanted -= {"filled"} if (shape, name) in NEVER_FILLED else set()
+        wanted -= {"filled"} if (shape, name) in NEVER_FILLED or always_null else set()
         assert wanted <= states, f"{shape}.{name} ({rule.value}) was only ever {states}"
 
 
 def _all_shapes() -> Iterator[type[msgspec.Struct]]:
-    pending = [e.shape for e in shapes.ENDPOINTS]
+    pending = [shape for e in shapes.ENDPOINTS for shape in (e.shape, e.missing) if shape is not None]
     while pending:
         shape = pending.pop()
         yield shape

@@ -413,7 +413,7 @@ def health_by_id(app: ApiApp, req: Request) -> Response:
         body = f"ServiceId {sid} Not Found"
         if req.arg("format") == "text":
             return Response.text(body, 404)
-        return json_response(shapes.AgentServiceChecksInfo("critical", None, None), 404)
+        return json_response(shapes.UnknownServiceHealth(), 404)
     status, entry = _service_health(app, svc)
     if req.arg("format") == "text":
         return Response.text(status, _CODES[status])

@@ -48,6 +48,7 @@ __all__ = [
     "Presence",
     "ServiceNode",
     "Session",
+    "UnknownServiceHealth",
     "agent_check",
     "agent_service",
     "check_service_node",
@@ -227,11 +228,20 @@ class AgentCheck(msgspec.Struct, gc=False):
 
 
 class AgentServiceChecksInfo(msgspec.Struct, gc=False):
-    """``agent/health/service/*``; an unknown service ID answers with both pointers nil."""
+    """``agent/health/service/*``: a local service with its own and its node's checks."""
 
     AggregatedStatus: str
-    Service: AgentService | None
-    Checks: list[AgentCheck] | None
+    Service: AgentService
+    Checks: list[AgentCheck]
+
+
+class UnknownServiceHealth(msgspec.Struct, frozen=True, gc=False):
+    """The 404 of ``agent/health/service/id``: Consul's AgentServiceChecksInfo with both
+    pointers nil."""
+
+    AggregatedStatus: str = "critical"
+    Service: None = None
+    Checks: None = None
 
 
 class Member(msgspec.Struct, kw_only=True, gc=False):
@@ -392,17 +402,22 @@ class Answer(StrEnum):
 
 @dataclass(frozen=True)
 class Endpoint:
+    """A read, the shape of its answer, and of its 404 when that has a JSON body."""
+
     path: str
     answer: Answer
     shape: type[msgspec.Struct]
     note: str = ""
+    missing: type[msgspec.Struct] | None = None
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/v1/agent/services", Answer.MAP, AgentService),
     Endpoint("/v1/agent/service/:id", Answer.OBJECT, AgentService, "with its ContentHash"),
     Endpoint("/v1/agent/checks", Answer.MAP, model.HealthCheck),
-    Endpoint("/v1/agent/health/service/id/:id", Answer.OBJECT, AgentServiceChecksInfo, "also for a 404"),
+    Endpoint(
+        "/v1/agent/health/service/id/:id", Answer.OBJECT, AgentServiceChecksInfo, missing=UnknownServiceHealth
+    ),
     Endpoint("/v1/agent/health/service/name/:name", Answer.LIST, AgentServiceChecksInfo),
     Endpoint("/v1/agent/members", Answer.LIST, Member),
     Endpoint("/v1/catalog/nodes", Answer.LIST, Node),
@@ -466,7 +481,7 @@ def _type_name(tp: Any) -> str:
 def _shapes() -> Iterator[type[msgspec.Struct]]:
     """Every shape the endpoints use, each once, in the order they first appear."""
     seen: list[type[msgspec.Struct]] = []
-    pending = [e.shape for e in ENDPOINTS]
+    pending = [shape for e in ENDPOINTS for shape in (e.shape, e.missing) if shape is not None]
     while pending:
         shape = pending.pop(0)
         if shape in seen:
@@ -496,7 +511,8 @@ def render(lines: Callable[[str], None]) -> None:
     lines("| Endpoint | Answer | Note |")
     lines("| --- | --- | --- |")
     for e in ENDPOINTS:
-        lines(f"| `GET {e.path}` | {e.answer.value} {_type_name(e.shape)} | {e.note} |")
+        note = f"404: one {_type_name(e.missing)}" if e.missing else e.note
+        lines(f"| `GET {e.path}` | {e.answer.value} {_type_name(e.shape)} | {note} |")
     for path, what in OTHER_READS.items():
         lines(f"| `GET {path}` | {what} | |")
     for shape in _shapes():

@@ -15,7 +15,7 @@ import logging
 import os
 import random
 import ssl
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -227,11 +227,14 @@ class ApiClient:
         wait: str = "5m",
         backoff: Backoff | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        accept: Collection[int] = (),
     ) -> AsyncIterator[ApiResponse]:
         """Yield the answer to a read, then each answer whose index moved (a blocking query).
 
         A failed call (unreachable agent, 5xx) is retried with back-off; a 4xx is the
-        caller's mistake and raises. Errors are logged once per failure streak.
+        caller's mistake and raises, except the statuses in ``accept``, which are answers
+        like any other (a 404 for a KV key that does not exist yet still blocks on its
+        index). Errors are logged once per failure streak.
         """
         backoff = backoff or Backoff()
         base = self._params(query)
@@ -240,7 +243,9 @@ class ApiClient:
         while True:
             params = [*base, ("index", str(index)), ("wait", wait)] if index else base
             try:
-                resp = await self.call("GET", path, query=params, read_timeout=_wait_timeout(wait))
+                resp = await self.request("GET", path, query=params, read_timeout=_wait_timeout(wait))
+                if resp.status >= 400 and resp.status not in accept:
+                    raise ApiError(resp.status, resp.body.decode(errors="replace").strip())
             except ApiError as exc:
                 if 400 <= exc.status < 500:
                     raise

@@ -1,0 +1,258 @@
+"""The ``waypost template`` daemon: render, watch, wait for quiescence, write, run commands.
+
+Each pass renders every template against the shared brain; dependencies first seen are
+watched (one watch each, whichever templates share it). Changed files are written and
+the commands of the templates that changed run once per change set, in template order,
+each with its timeout. ``-once`` stops after the first complete pass; ``-dry`` prints
+instead of writing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shlex
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from typing import TextIO
+
+from waypost.client import ApiClient
+from waypost.template.config import Config, TemplateSpec, Wait
+from waypost.template.errors import TemplateError
+from waypost.template.output import write_if_changed
+from waypost.template.render import CompiledTemplate, RenderResult
+from waypost.template.watcher import Watcher
+
+__all__ = ["Runner", "RunnerError"]
+
+log = logging.getLogger("waypost.template")
+
+
+class RunnerError(Exception):
+    """The run cannot go on (a template that does not parse, a write that fails...)."""
+
+
+@dataclass(slots=True)
+class _Pass:
+    complete: bool
+    commands: list[list[str]]
+    written: int
+
+
+class Runner:
+    def __init__(self, config: Config, api: ApiClient, *, stdout: TextIO | None = None) -> None:
+        self.config = config
+        self.api = api
+        self.stdout = stdout or sys.stdout
+        self._changed = asyncio.Event()
+        self.watcher = Watcher(
+            api,
+            on_change=self._changed.set,
+            once=config.once,
+            block_wait=config.block_query_wait,
+            stale=config.max_stale > 0,
+        )
+        self.templates: list[tuple[TemplateSpec, CompiledTemplate]] = []
+        self.passes = 0
+        self.command_runs = 0
+        self.last_render_seconds = 0.0
+        self.child: asyncio.subprocess.Process | None = None
+        self._initial_done = False
+
+    def load(self) -> None:
+        """Read and parse every template; RunnerError names the file and line of a bad one."""
+        self.templates = []
+        for spec in self.config.templates:
+            if spec.source:
+                try:
+                    with open(spec.source, encoding="utf-8") as f:
+                        text = f.read()
+                except OSError as err:
+                    raise RunnerError(f"template {spec.source}: {err.strerror}") from None
+            else:
+                text = spec.contents
+            try:
+                compiled = CompiledTemplate(
+                    spec.name,
+                    text,
+                    err_on_failed_lookup=self.config.err_on_failed_lookup,
+                    missing_key_error=spec.error_on_missing_key,
+                )
+            except TemplateError as err:
+                raise RunnerError(f"{spec.name}: parse: {err}") from None
+            self.templates.append((spec, compiled))
+
+    @property
+    def wait(self) -> Wait:
+        """The global quiescence, or the longest per-template one when templates set their own."""
+        own = [spec.wait for spec, _ in self.templates if spec.wait is not None]
+        return max(own, key=lambda w: w.max) if own else self.config.wait
+
+    # -- one pass --------------------------------------------------------------------
+    def render_pass(self) -> tuple[bool, list[tuple[TemplateSpec, RenderResult]]]:
+        """Render every template; the complete ones are returned for writing."""
+        started = time.perf_counter()
+        used = set()
+        done: list[tuple[TemplateSpec, RenderResult]] = []
+        complete = True
+        for spec, compiled in self.templates:
+            try:
+                result = compiled.render(self.watcher.brain)
+            except TemplateError as err:
+                raise RunnerError(f"{spec.name}: execute: {err}") from None
+            used |= result.used
+            if result.complete:
+                done.append((spec, result))
+            else:
+                complete = False
+        self.watcher.ensure(used)
+        if complete:
+            self.watcher.retain(used)
+        self.last_render_seconds = time.perf_counter() - started
+        return complete, done
+
+    def write(self, done: list[tuple[TemplateSpec, RenderResult]]) -> tuple[list[list[str]], int]:
+        """Apply the outputs; the commands of the changed templates, deduplicated, in order."""
+        commands: list[list[str]] = []
+        written = 0
+        for spec, result in done:
+            if self.config.dry:
+                self.stdout.write(f"> {spec.destination}\n{result.output}")
+                self.stdout.flush()
+                continue
+            try:
+                changed = write_if_changed(
+                    spec.destination,
+                    result.output,
+                    perms=spec.perms,
+                    backup=spec.backup,
+                    create_dirs=spec.create_dest_dirs,
+                )
+                for extra in result.files:
+                    write_if_changed(
+                        extra.path, extra.content, perms=extra.perms, user=extra.user, group=extra.group,
+                        append=extra.append,
+                    )  # fmt: skip
+            except (OSError, ValueError) as err:
+                raise RunnerError(f"{spec.name}: writing {spec.destination}: {err}") from None
+            if changed:
+                written += 1
+                log.info("rendered %s => %s", spec.name, spec.destination)
+                if spec.command and spec.command not in commands:
+                    commands.append(spec.command)
+        return commands, written
+
+    async def run_command(self, command: list[str], limit: float) -> bool:
+        argv = ["sh", "-c", command[0]] if len(command) == 1 else command
+        self.command_runs += 1
+        try:
+            proc = await asyncio.create_subprocess_exec(*argv, start_new_session=True)
+        except OSError as err:
+            log.error("command %s: %s", shlex.join(command), err)
+            return False
+        try:
+            code = await asyncio.wait_for(proc.wait(), limit)
+        except TimeoutError:
+            os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+            log.error("command %s timed out after %.0fs", shlex.join(command), limit)
+            return False
+        if code != 0:
+            log.error("command %s exited with %d", shlex.join(command), code)
+        return code == 0
+
+    # -- the loop --------------------------------------------------------------------
+    async def run(self) -> int:
+        """0 after a complete ``-once`` pass or a clean stop; non-zero on any fatal error."""
+        try:
+            self.load()
+            while True:
+                if self.watcher.error is not None:
+                    log.error("cannot continue: %s", self.watcher.error)
+                    return 1
+                self._changed.clear()
+                complete, done = self.render_pass()
+                commands, written = self.write(done)
+                self.passes += 1
+                ok = True
+                for command in commands:
+                    timeout = next(s.command_timeout for s, _ in self.templates if s.command == command)
+                    ok = await self.run_command(command, timeout) and ok
+                if complete:
+                    if self.config.once:
+                        return 0 if ok else 1
+                    await self._exec_after_pass(written)
+                    self._initial_done = True
+                if self.child is not None and self.child.returncode is not None:
+                    return self.child.returncode
+                await self._wait_for_change()
+        except RunnerError as err:
+            log.error("%s", err)
+            return 1
+        finally:
+            await self.watcher.close()
+            await self._stop_child()
+
+    async def _wait_for_change(self) -> None:
+        waiter = asyncio.ensure_future(self._changed.wait())
+        child = asyncio.ensure_future(self.child.wait()) if self.child is not None else None
+        try:
+            await asyncio.wait(
+                [t for t in (waiter, child) if t is not None], return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            waiter.cancel()
+            if child is not None:
+                child.cancel()
+        wait = self.wait
+        if not self._initial_done or not wait.enabled or self.config.once:
+            return
+        deadline = time.monotonic() + wait.max
+        while True:
+            self._changed.clear()
+            left = min(wait.min, deadline - time.monotonic())
+            if left <= 0:
+                return
+            try:
+                await asyncio.wait_for(self._changed.wait(), left)
+            except TimeoutError:
+                return
+
+    # -- exec mode -------------------------------------------------------------------
+    async def _exec_after_pass(self, written: int) -> None:
+        spec = self.config.exec
+        if spec is None or not spec.command:
+            return
+        if self.child is None or self.child.returncode is not None:
+            argv = ["sh", "-c", spec.command[0]] if len(spec.command) == 1 else spec.command
+            self.child = await asyncio.create_subprocess_exec(*argv)
+            log.info("exec: started %s (pid %d)", shlex.join(spec.command), self.child.pid)
+            return
+        if not written:
+            return
+        if spec.reload_signal:
+            self.child.send_signal(_signal(spec.reload_signal))
+        else:
+            await self._stop_child()
+            await self._exec_after_pass(written)
+
+    async def _stop_child(self) -> None:
+        child, self.child = self.child, None
+        if child is None or child.returncode is not None or self.config.exec is None:
+            return
+        child.send_signal(_signal(self.config.exec.kill_signal or "SIGTERM"))
+        try:
+            await asyncio.wait_for(child.wait(), self.config.exec.kill_timeout)
+        except TimeoutError:
+            child.kill()
+            await child.wait()
+
+
+def _signal(name: str) -> signal.Signals:
+    try:
+        return signal.Signals[name.upper() if name.upper().startswith("SIG") else "SIG" + name.upper()]
+    except KeyError:
+        raise RunnerError(f"unknown signal {name!r}") from None

@@ -237,12 +237,37 @@ def test_cleanup_removes_this_hosts_dangling_entries_only(
     for sid in ("h-cl:ghost:80", "h-cl:ghost:53:udp", "elsewhere:ghost:80", "h-cl-hand-made"):
         dev_agent.put("/v1/agent/service/register", {"ID": sid, "Name": "ghost", "Port": 1})
     run(engine, "live", "-p", "127.0.0.1::80", "-e", "SERVICE_NAME=ghost")
-    start("-hostname", "h-cl", "-cleanup", f"consul://{dev_agent.address}")
+    start("-hostname", "h-cl", "-cleanup", "-resync", "1", f"consul://{dev_agent.address}")
 
     def ids() -> set[str]:
         return {s[0] for s in catalog(dev_agent, "ghost")}
 
     wait_for(lambda: ids() == {"h-cl:live:80", "elsewhere:ghost:80", "h-cl-hand-made"})
+    # Every -resync is a full sync, -cleanup included, as in Registrator.
+    dev_agent.put("/v1/agent/service/register", {"ID": "h-cl:late:80", "Name": "ghost", "Port": 1})
+    wait_for(lambda: ids() == {"h-cl:live:80", "elsewhere:ghost:80", "h-cl-hand-made"})
+
+
+def test_port_settings_ignore_and_real_checks(
+    engine: Podman, dev_agent: AgentProcess, start: Callable[..., Registrator]
+) -> None:
+    start("-hostname", "h-pt", "-ip", "127.0.0.1", f"consul://{dev_agent.address}")
+    serve = ("/bin/sh", "-c", "echo ok > /tmp/index.html; httpd -p 8080 -h /tmp; exec httpd -f -p 80 -h /tmp")
+    run(engine, "ports", "-p", "127.0.0.1::80", "-p", "127.0.0.1::8080", "-p", "127.0.0.1::9000",
+        "-e", "SERVICE_NAME=pt", "-e", "SERVICE_8080_NAME=admin", "-e", "SERVICE_8080_ID=admin-1",
+        "-e", "SERVICE_9000_IGNORE=true", "-e", "SERVICE_80_CHECK_HTTP=/index.html",
+        "-e", "SERVICE_80_CHECK_INTERVAL=1s", "-e", "SERVICE_8080_CHECK_TCP=true",
+        "-e", "SERVICE_8080_CHECK_INTERVAL=1s", command=serve)  # fmt: skip
+    run(engine, "ignored", "-p", "127.0.0.1::80", "-l", "SERVICE_IGNORE=1")
+    wait_for(lambda: set(ours(dev_agent, "h-pt")) == {"h-pt:ports:80", "admin-1"})
+    services = ours(dev_agent, "h-pt")
+    assert (services["h-pt:ports:80"]["Service"], services["admin-1"]["Service"]) == ("pt-80", "admin")
+    assert services["admin-1"]["Port"] == host_port(engine, "ports", "8080/tcp")
+    wait_for(lambda: check_status(dev_agent, "service:h-pt:ports:80") == "passing")
+    wait_for(lambda: check_status(dev_agent, "service:admin-1") == "passing")
+    checks = dev_agent.get("/v1/agent/checks")
+    assert checks["service:h-pt:ports:80"]["Type"] == "http"
+    assert checks["service:admin-1"]["Type"] == "tcp"
 
 
 def test_container_healthcheck_is_mirrored(

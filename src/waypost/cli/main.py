@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "operator": ("waypost.cli.operator_cmd", "Provides cluster-level tools for operators"),
     "reload": ("waypost.cli.reload_cmd", "Triggers the agent to reload configuration files"),
     "registrator": ("waypost.cli.registrator_cmd", "Registers the services of Docker containers"),
+    "rtt": ("waypost.cli.rtt_cmd", "Estimates network round trip time between nodes"),
     "run": ("waypost.cli.run_cmd", "Runs a command registered as a service while it lives"),
     "services": ("waypost.cli.services_cmd", "Interact with services"),
     "snapshot": ("waypost.cli.snapshot_cmd", "Saves, restores and inspects snapshots of server state"),

@@ -270,6 +270,19 @@ def test_port_settings_ignore_and_real_checks(
     assert checks["service:admin-1"]["Type"] == "tcp"
 
 
+def test_port_published_on_ipv6_loopback(
+    engine: Podman, dev_agent: AgentProcess, start: Callable[..., Registrator]
+) -> None:
+    start("-hostname", "h-v6", f"consul://{dev_agent.address}")
+    run(engine, "six", "-p", "[::1]::80", "-e", "SERVICE_NAME=six", "-e", "SERVICE_CHECK_TCP=true",
+        "-e", "SERVICE_CHECK_INTERVAL=1s", command=("/bin/httpd", "-f", "-p", "80"))  # fmt: skip
+    wait_for(lambda: set(ours(dev_agent, "h-v6")) == {"h-v6:six:80"})
+    port = host_port(engine, "six")
+    assert ours(dev_agent, "h-v6")["h-v6:six:80"]["Address"] == "::1"
+    wait_for(lambda: check_status(dev_agent, "service:h-v6:six:80") == "passing")
+    assert dev_agent.get("/v1/agent/checks")["service:h-v6:six:80"]["Definition"]["TCP"] == f"[::1]:{port}"
+
+
 def test_container_healthcheck_is_mirrored(
     engine: Podman, dev_agent: AgentProcess, start: Callable[..., Registrator]
 ) -> None:

@@ -409,6 +409,7 @@ def to_yaml(value: Any) -> str:
 
 
 def to_title(s: str) -> str:
+    """``cases.Title(language.Und, cases.NoLower)``: each word's first letter upper-cased."""
     return re.sub(r"(^|[^\w'])(\w)", lambda m: m.group(1) + m.group(2).upper(), s)
 
 
@@ -518,6 +519,26 @@ def _b64decode(s: str, urlsafe: bool = False) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
+def _unary(op: Callable[[str], str]) -> Callable[[str], str]:
+    """A one-string helper whose signature the executor checks, as Go's reflection does."""
+
+    def fn(s: str) -> str:
+        return op(s)
+
+    return fn
+
+
+def _binary(op: Callable[[str, str], str]) -> Callable[[str, str], str]:
+    def fn(a: str, b: str) -> str:
+        return op(a, b)
+
+    return fn
+
+
+def replace_all(old: str, new: str, s: str) -> str:
+    return s.replace(old, new)
+
+
 class Scratch:
     """consul-template's per-render scratch pad (``scratch.Set``, ``scratch.MapValues``...)."""
 
@@ -555,28 +576,28 @@ class Scratch:
 
 HELPERS: dict[str, Callable[..., Any]] = {
     "base64Decode": _b64decode,
-    "base64Encode": lambda s: base64.b64encode(str(s).encode()).decode(),
-    "base64URLDecode": lambda s: _b64decode(s, urlsafe=True),
-    "base64URLEncode": lambda s: base64.urlsafe_b64encode(str(s).encode()).decode(),
+    "base64Encode": _unary(lambda s: base64.b64encode(s.encode()).decode()),
+    "base64URLDecode": _unary(lambda s: _b64decode(s, urlsafe=True)),
+    "base64URLEncode": _unary(lambda s: base64.urlsafe_b64encode(s.encode()).decode()),
     "byKey": by_key,
     "byMeta": by_meta,
     "byTag": by_tag,
     "contains": contains,
-    "containsAll": _contains_some(True, False),
+    "containsAll": _contains_some(True, True),
     "containsAny": _contains_some(False, False),
-    "containsNone": _contains_some(True, True),
+    "containsNone": _contains_some(True, False),
     "containsNotAll": _contains_some(False, True),
     "env": env,
     "envOrDefault": env_or_default,
     "explode": explode,
-    "hmacSHA256Hex": lambda message, key: hmac.new(
-        key.encode(), message.encode(), hashlib.sha256
-    ).hexdigest(),
+    "hmacSHA256Hex": _binary(
+        lambda message, key: hmac.new(key.encode(), message.encode(), "sha256").hexdigest()
+    ),
     "in": _in,
     "indent": indent,
     "join": join,
     "loop": loop,
-    "md5sum": lambda s: hashlib.md5(s.encode()).hexdigest(),
+    "md5sum": _unary(lambda s: hashlib.md5(s.encode()).hexdigest()),
     "mustEnv": must_env,
     "parseBool": parse_bool,
     "parseFloat": parse_float,
@@ -587,24 +608,24 @@ HELPERS: dict[str, Callable[..., Any]] = {
     "plugin": plugin,
     "regexMatch": regex_match,
     "regexReplaceAll": regex_replace_all,
-    "replaceAll": lambda old, new, s: s.replace(old, new),
-    "sha256Hex": lambda s: hashlib.sha256(s.encode()).hexdigest(),
+    "replaceAll": replace_all,
+    "sha256Hex": _unary(lambda s: hashlib.sha256(s.encode()).hexdigest()),
     "sockaddr": sockaddr,
     "split": split,
     "splitToMap": split_to_map,
     "timestamp": timestamp,
     "toJSON": to_json,
     "toJSONPretty": to_json_pretty,
-    "toLower": lambda s: s.lower(),
+    "toLower": _unary(str.lower),
     "toTitle": to_title,
     "toUnescapedJSON": to_unescaped_json,
     "toUnescapedJSONPretty": to_unescaped_json_pretty,
-    "toUpper": lambda s: s.upper(),
+    "toUpper": _unary(str.upper),
     "toYAML": to_yaml,
-    "trim": lambda cutset, s: s.strip(cutset),
-    "trimPrefix": lambda prefix, s: s.removeprefix(prefix),
-    "trimSpace": lambda s: s.strip(" \t\n\r\v\f"),
-    "trimSuffix": lambda suffix, s: s.removesuffix(suffix),
+    "trim": _binary(lambda cutset, s: s.strip(cutset)),
+    "trimPrefix": _binary(lambda prefix, s: s.removeprefix(prefix)),
+    "trimSpace": _unary(lambda s: s.strip(" \t\n\r\v\f")),
+    "trimSuffix": _binary(lambda suffix, s: s.removesuffix(suffix)),
     "add": _arith("add", lambda x, y: x + y),
     "subtract": _arith("subtract", lambda x, y: x - y),
     "multiply": _arith("multiply", lambda x, y: x * y),

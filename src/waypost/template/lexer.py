@@ -7,6 +7,7 @@ item's byte offset and line, so both parse errors (``name:line``) and execution 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum, auto
 
@@ -277,20 +278,21 @@ class _Lexer:
         return False
 
     def lex_number(self) -> bool:
-        i = self.pos
-        if self.text[i] in "+-":
-            i += 1
-        while i < len(self.text) and (_is_alnum(self.text[i]) or self.text[i] in ".+-"):
-            if self.text[i] in "+-" and self.text[i - 1] not in "eEpP":
-                break
-            i += 1
-        self.advance(i - self.pos)
+        m = _NUMBER.match(self.text, self.pos)
+        assert m is not None
+        self.advance(m.end() - self.pos)
         if _is_alnum(self.peek()):
             self.advance(1)
-            self.error(f"bad number syntax: {self.text[self.start : self.pos]!r}".replace("'", '"'))
+            self.error(f'bad number syntax: "{self.text[self.start : self.pos]}"')
             return False
         self.emit(Kind.NUMBER)
         return True
+
+
+_NUMBER = re.compile(
+    r"[+-]?(?:0[xX][0-9a-fA-F_]*(?:\.[0-9a-fA-F_]*)?(?:[pP][+-]?[0-9_]+)?|0[bB][01_]*|0[oO][0-7_]*"
+    r"|[0-9_]*(?:\.[0-9_]*)?(?:[eE][+-]?[0-9_]+)?)i?"
+)
 
 
 def _is_alnum(c: str) -> bool:

@@ -16,6 +16,8 @@ import pytest
 
 from waypost.testing import AgentProcess, free_port, wait_for
 
+LIMIT = 45.0
+
 SERVER = """
 import http.server, os, pathlib, signal, sys, time
 
@@ -110,6 +112,11 @@ def _run_server(
     return sidekick
 
 
+def _until(predicate: Any) -> None:
+    """Generous: each wait includes starting Python processes on a machine that may be busy."""
+    wait_for(predicate, limit=LIMIT)
+
+
 def _check(agent: AgentProcess, service_id: str) -> dict[str, Any] | None:
     checks: dict[str, dict[str, Any]] = agent.get("/v1/agent/checks")
     return checks.get(f"service:{service_id}")
@@ -127,11 +134,11 @@ def test_http_server_registered_when_listening_critical_when_silent_gone_on_exit
     sid = f"web-{port}"
     flags = ("-check-http", "/health", "-check-ttl", "5s", "-check-interval", "300ms", "-tag", "v1")
     sidekick = _run_server(sidekicks, tmp_path, dev_agent.address, port, *flags, "-meta", "team=a", go=False)
-    wait_for(lambda: (sidekick.state / "started").exists())
+    _until(lambda: (sidekick.state / "started").exists())
     time.sleep(0.5)  # the child runs but does not listen yet: nothing may be registered
     assert sid not in dev_agent.get("/v1/agent/services")
     (sidekick.state / "go").touch()
-    wait_for(lambda: _status(dev_agent, sid) == "passing")
+    _until(lambda: _status(dev_agent, sid) == "passing")
     service = dev_agent.get(f"/v1/agent/service/{sid}")
     assert (service["Service"], service["Port"], service["Tags"], service["Meta"]) == (
         "web",
@@ -143,18 +150,18 @@ def test_http_server_registered_when_listening_critical_when_silent_gone_on_exit
     assert [e["Service"]["ID"] for e in passing] == [sid]
 
     (sidekick.state / "hang").touch()  # stops answering: critical within probe timeout + interval
-    wait_for(lambda: _status(dev_agent, sid) == "critical")
+    _until(lambda: _status(dev_agent, sid) == "critical")
     assert "context deadline exceeded" in str(_check(dev_agent, sid)["Output"])  # type: ignore[index]
     (sidekick.state / "hang").unlink()
-    wait_for(lambda: _status(dev_agent, sid) == "passing")
+    _until(lambda: _status(dev_agent, sid) == "passing")
     (sidekick.state / "sick").touch()
-    wait_for(lambda: _status(dev_agent, sid) == "critical")
+    _until(lambda: _status(dev_agent, sid) == "critical")
     assert "503" in str(_check(dev_agent, sid)["Output"])  # type: ignore[index]
     (sidekick.state / "sick").unlink()
-    wait_for(lambda: _status(dev_agent, sid) == "passing")
+    _until(lambda: _status(dev_agent, sid) == "passing")
 
     sidekick.proc.send_signal(signal.SIGUSR1)
-    wait_for(lambda: sidekick.signals() == ["SIGUSR1"])
+    _until(lambda: sidekick.signals() == ["SIGUSR1"])
     sidekick.proc.send_signal(signal.SIGINT)
     assert sidekick.wait() == 3  # the child's own status
     assert sidekick.signals() == ["SIGUSR1", "SIGINT"]  # each delivered once
@@ -167,7 +174,7 @@ def test_sigterm_passes_through_and_a_killed_child_reports_128_plus_the_signal(
 ) -> None:
     port = free_port()
     sidekick = _run_server(sidekicks, tmp_path, dev_agent.address, port, "-check-tcp", "-id", "tcp-web")
-    wait_for(lambda: _status(dev_agent, "tcp-web") == "passing")
+    _until(lambda: _status(dev_agent, "tcp-web") == "passing")
     assert "TCP connect" in str(_check(dev_agent, "tcp-web")["Output"])  # type: ignore[index]
     sidekick.proc.send_signal(signal.SIGTERM)
     assert sidekick.wait() == 128 + signal.SIGTERM
@@ -179,13 +186,13 @@ def test_process_check_follows_the_process_and_lapses_if_the_sidekick_dies(
 ) -> None:
     port = free_port()
     sidekick = _run_server(sidekicks, tmp_path, dev_agent.address, port, "-check-ttl", "1s", "-id", "ttl-web")
-    wait_for(lambda: _status(dev_agent, "ttl-web") == "passing")
+    _until(lambda: _status(dev_agent, "ttl-web") == "passing")
     assert "is running" in str(_check(dev_agent, "ttl-web")["Output"])  # type: ignore[index]
     pid = int((sidekick.state / "started").read_text())
     sidekick.proc.kill()  # no more heartbeats: the TTL lapses
     sidekick.proc.wait(timeout=10)
     try:
-        wait_for(lambda: _status(dev_agent, "ttl-web") == "critical")
+        _until(lambda: _status(dev_agent, "ttl-web") == "critical")
     finally:
         os.kill(pid, signal.SIGKILL)  # its own process group: not taken down with the sidekick
     dev_agent.put("/v1/agent/service/deregister/ttl-web")
@@ -202,13 +209,13 @@ def test_reregisters_after_the_agent_restarts_without_its_state(
             sidekicks, tmp_path, agent.address, port, "-check-ttl", "3s", "-check-interval", "200ms"
         )
         sid = f"web-{port}"
-        wait_for(lambda: _status(agent, sid) == "passing")
+        _until(lambda: _status(agent, sid) == "passing")
         agent.kill()
-        wait_for(
+        _until(
             lambda: "heartbeat of service" in sidekick.log() and "retrying with back-off" in sidekick.log()
         )
         agent = AgentProcess(["-dev"], http_port=agent.http_port, log_path=log).start()
-        wait_for(lambda: _status(agent, sid) == "passing", limit=30)
+        _until(lambda: _status(agent, sid) == "passing")
         assert "agent no longer knows check" in sidekick.log()
     finally:
         agent.stop()
@@ -222,11 +229,11 @@ def test_an_unreachable_agent_is_retried_with_back_off_and_a_clear_log_line(
     sidekick = _run_server(sidekicks, tmp_path, agent.address, port)
     sid = f"web-{port}"
     expected = f"registration of service '{sid}' failed: agent at http://{agent.address} unreachable"
-    wait_for(lambda: expected in sidekick.log())
+    _until(lambda: expected in sidekick.log())
     assert "retrying with back-off" in sidekick.log()
     assert sidekick.log().count(expected) == 1  # one line per failure streak
     with agent:
-        wait_for(lambda: _status(agent, sid) == "passing", limit=30)
+        _until(lambda: _status(agent, sid) == "passing")
         assert "answers again" in sidekick.log()
 
 
@@ -313,9 +320,9 @@ def test_no_wait_registers_at_once_and_the_probe_decides(
     port = free_port()
     flags = ("-no-wait", "-check-tcp", "-check-interval", "200ms", "-id", "eager")
     sidekick = _run_server(sidekicks, tmp_path, dev_agent.address, port, *flags, go=False)
-    wait_for(lambda: _status(dev_agent, "eager") == "critical")
+    _until(lambda: _status(dev_agent, "eager") == "critical")
     (sidekick.state / "go").touch()
-    wait_for(lambda: _status(dev_agent, "eager") == "passing")
+    _until(lambda: _status(dev_agent, "eager") == "passing")
     sidekick.proc.send_signal(signal.SIGTERM)
     assert sidekick.wait() == 128 + signal.SIGTERM
     assert "eager" not in dev_agent.get("/v1/agent/services")

@@ -44,3 +44,10 @@ def test_errors_and_refusals_are_retried_after_back_off() -> None:
     assert state.answered(500) is Outcome.FAILED
     assert state.answered(404) is Outcome.FAILED  # not registered yet: nothing was lost
     assert state.request(PROBE)[0] == "/v1/agent/service/register"
+
+
+def test_a_malformed_registration_is_refused_for_good_but_a_refused_heartbeat_is_retried() -> None:
+    state = Registration(Spec(service="web", port=8080, command=["web"]))
+    assert state.answered(400, "Invalid service definition") is Outcome.REFUSED
+    state.answered(200)
+    assert state.answered(400, "Invalid check status") is Outcome.FAILED

@@ -59,7 +59,18 @@ def test_probe_url_from_a_path_or_a_full_url() -> None:
         ({"interval": -1.0}, "-check-interval must be positive"),
         ({"listen_timeout": 0.0}, "-listen-timeout must be positive"),
         ({"mode": CheckMode.HTTP, "http_path": "ftp://x/y"}, "Invalid -check-http 'ftp://x/y'"),
-        ({"meta": {"": "x"}}, "-meta: empty key"),
+        ({"meta": {"": "x"}}, "-meta: Couldn't load metadata pair ('', 'x'): Key cannot be blank"),
+        (
+            {"meta": {"a b": "x"}},
+            "-meta: Couldn't load metadata pair ('a b', 'x'): Key contains invalid characters",
+        ),
+        ({"meta": {"k" * 129: "x"}}, "-meta: Couldn't load metadata pair ('kkk"),
+        (
+            {"meta": {"consul-x": "y"}},
+            "-meta: Couldn't load metadata pair ('consul-x', 'y'): Key prefix 'consul-' is",
+        ),
+        ({"meta": {"k": "v" * 513}}, "-meta: Couldn't load metadata pair ('k', 'vvv"),
+        ({"meta": {f"k{i}": "v" for i in range(65)}}, "-meta: no more than 64 key/value pairs"),
     ],
 )
 def test_bad_input_is_refused_with_the_flag_named(kw: dict[str, object], message: str) -> None:

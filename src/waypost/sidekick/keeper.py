@@ -20,7 +20,7 @@ from waypost.client import ApiClient, ApiError, Backoff
 from waypost.sidekick.probes import Probe
 from waypost.sidekick.spec import Spec
 
-__all__ = ["Outcome", "Registration", "keep_registered"]
+__all__ = ["Outcome", "Registration", "RegistrationRefusedError", "keep_registered"]
 
 log = logging.getLogger("waypost.run")
 
@@ -37,6 +37,12 @@ class Outcome(Enum):
     """The agent no longer knows the check: register again at once."""
     FAILED = "failed"
     """The call failed; retry after back-off."""
+    REFUSED = "refused"
+    """The agent called the registration malformed (400): no retry can help."""
+
+
+class RegistrationRefusedError(Exception):
+    """The agent will not take this service as given; ``str`` says why in its words."""
 
 
 @dataclass
@@ -59,6 +65,8 @@ class Registration:
 
     def answered(self, status: int, body: str = "") -> Outcome:
         fresh, self.fresh = self.fresh, False
+        if status == 400 and not self.registered:
+            return Outcome.REFUSED
         if status == 200:
             if self.registered:
                 return Outcome.BEAT
@@ -86,10 +94,12 @@ async def keep_registered(spec: Spec, api: ApiClient, probe: Callable[[], Awaita
         path, body = state.request(result)
         try:
             resp = await api.request("PUT", path, body=body)
-            problem = resp.body.decode(errors="replace").strip()
-            outcome = state.answered(resp.status, problem)
+            text = resp.body.decode(errors="replace").strip()
+            outcome, problem = state.answered(resp.status, text), str(ApiError(resp.status, text))
         except ApiError as exc:
             outcome, problem = Outcome.FAILED, str(exc)
+        if outcome is Outcome.REFUSED:
+            raise RegistrationRefusedError(f"the agent refused to register service {spec.id!r}: {problem}")
         if outcome is Outcome.FAILED:
             delay = backoff.next()
             if not failing:

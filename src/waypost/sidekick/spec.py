@@ -34,6 +34,28 @@ class CheckMode(Enum):
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_META_KEY = re.compile(r"^[a-zA-Z0-9_-]+$")
+_META_PAIRS, _META_KEY_MAX, _META_VALUE_MAX = 64, 128, 512
+
+
+def _check_meta(meta: dict[str, str]) -> None:
+    """Consul's rules for service metadata, so the agent does not refuse what has started."""
+    if len(meta) > _META_PAIRS:
+        raise SpecError(f"-meta: no more than {_META_PAIRS} key/value pairs")
+    for key, value in meta.items():
+        problem = ""
+        if not key:
+            problem = "Key cannot be blank"
+        elif not _META_KEY.match(key):
+            problem = "Key contains invalid characters"
+        elif len(key) > _META_KEY_MAX:
+            problem = f"Key is too long (limit: {_META_KEY_MAX} characters)"
+        elif key.startswith("consul-"):
+            problem = "Key prefix 'consul-' is reserved for internal use"
+        elif len(value) > _META_VALUE_MAX:
+            problem = f"Value is too long (limit: {_META_VALUE_MAX} characters)"
+        if problem:
+            raise SpecError(f"-meta: Couldn't load metadata pair ('{key}', '{value}'): {problem}")
 
 
 def split_names(values: list[str]) -> list[str]:
@@ -89,9 +111,7 @@ class Spec:
                 raise SpecError(
                     f"Invalid -check-http {self.http_path!r}: a path such as /health or an http(s) URL"
                 )
-        for key in self.meta:
-            if not key:
-                raise SpecError("-meta: empty key")
+        _check_meta(self.meta)
 
     @property
     def id(self) -> str:

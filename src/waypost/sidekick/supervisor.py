@@ -29,7 +29,7 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signa
 STOP_GRACE = 10.0
 """Between SIGTERM and SIGKILL for a child the sidekick itself has to stop."""
 LISTEN_POLL = 0.1
-DEREGISTER_TIMEOUT = 5.0
+DEREGISTER_TIMEOUT = 10.0
 """The child has exited: deregistering must not keep its status from the caller for long."""
 
 

@@ -320,6 +320,12 @@ async def test_put_with_unknown_lease_fails(store: Store, ns: str) -> None:
     assert await store.revision() == current
 
 
+@pytest.mark.parametrize("ttl", [0, -5, float("nan"), float("inf")])
+async def test_a_lease_ttl_that_is_not_positive_is_refused_as_bad_input(store: Store, ttl: float) -> None:
+    with pytest.raises(ValueError, match="lease TTL must be a positive number of seconds"):
+        await store.lease_grant(ttl)
+
+
 async def test_lease_expiry_deletes_keys_in_one_revision(store: Store, ns: str) -> None:
     lease = await store.lease_grant(1)
     await store.put(ns + "a", b"1", lease=lease)

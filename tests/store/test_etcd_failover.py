@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from etcd_cluster import EtcdCluster, etcd_available, etcd_cluster
+from tcp_relay import Relay
 from waypost.store.base import Compare, Delete, KeyValue, Op, Put, Range, RangeResult, StoreError
 from waypost.store.etcd import EtcdStore
 
@@ -44,50 +45,6 @@ async def test_calls_and_watch_fail_over_to_another_member(tmp_path: Path) -> No
 # -- transactions interrupted mid-flight ---------------------------------------------------
 
 
-class _Relay:
-    """A TCP relay to one etcd member that can swallow what flows either way, so that a
-    call reaches etcd and commits while its answer never arrives, or never reaches it."""
-
-    def __init__(self, target: str) -> None:
-        self.host, port = target.rsplit(":", 1)
-        self.port = int(port)
-        self.swallow_requests = False
-        self.swallow_replies = False
-        self._writers: list[asyncio.StreamWriter] = []
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> str:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
-        return f"127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
-        self._writers += [writer, up_writer]
-
-        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, requests: bool) -> None:
-            while data := await src.read(65536):
-                if not (self.swallow_requests if requests else self.swallow_replies):
-                    dst.write(data)
-                    await dst.drain()
-
-        await asyncio.gather(
-            pump(reader, up_writer, True), pump(up_reader, writer, False), return_exceptions=True
-        )
-        self.cut()
-
-    def cut(self) -> None:
-        """Drop every relayed connection: the client sees its call fail at once."""
-        for writer in self._writers:
-            writer.close()
-        self._writers.clear()
-
-    async def close(self) -> None:
-        self.cut()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
     with etcd_cluster(tmp_path_factory.mktemp("etcd3"), members=3) as running:
@@ -95,17 +52,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
 
 
 @pytest.fixture
-async def relayed(cluster: EtcdCluster) -> AsyncIterator[tuple[_Relay, EtcdStore, EtcdStore]]:
+async def relayed(cluster: EtcdCluster) -> AsyncIterator[tuple[Relay, EtcdStore, EtcdStore]]:
     """A store whose first endpoint is a relay to the first member, with a short timeout,
     and a second store that reads the truth straight from the members."""
-    relay = _Relay(cluster.members[0].endpoint)
-    store = EtcdStore([await relay.start(), *cluster.endpoints[1:]], timeout=1.0)
-    truth = EtcdStore(cluster.endpoints)
-    await store.revision()  # connected through the relay before anything is swallowed
-    yield relay, store, truth
-    await relay.close()
-    await store.close()
-    await truth.close()
+    with Relay(cluster.members[0].endpoint) as relay:
+        store = EtcdStore([relay.address, *cluster.endpoints[1:]], timeout=1.0)
+        truth = EtcdStore(cluster.endpoints)
+        try:
+            await store.revision()  # connected through the relay before anything is swallowed
+            yield relay, store, truth
+        finally:
+            await store.close()
+            await truth.close()
 
 
 def _cas(key: str, expected: KeyValue | None, value: bytes) -> tuple[list[Compare], list[Op]]:
@@ -114,7 +72,7 @@ def _cas(key: str, expected: KeyValue | None, value: bytes) -> tuple[list[Compar
 
 
 async def test_a_transaction_whose_answer_is_lost_reports_that_it_applied(
-    relayed: tuple[_Relay, EtcdStore, EtcdStore], caplog: pytest.LogCaptureFixture
+    relayed: tuple[Relay, EtcdStore, EtcdStore], caplog: pytest.LogCaptureFixture
 ) -> None:
     relay, store, truth = relayed
     relay.swallow_replies = True
@@ -129,7 +87,7 @@ async def test_a_transaction_whose_answer_is_lost_reports_that_it_applied(
 
 
 async def test_a_transaction_cut_off_after_it_committed_is_not_sent_again_and_reported_failed(
-    relayed: tuple[_Relay, EtcdStore, EtcdStore],
+    relayed: tuple[Relay, EtcdStore, EtcdStore],
 ) -> None:
     relay, store, truth = relayed
     relay.swallow_replies = True
@@ -147,7 +105,7 @@ async def test_a_transaction_cut_off_after_it_committed_is_not_sent_again_and_re
 
 
 async def test_a_transaction_that_never_arrived_is_sent_again_and_applies_once(
-    relayed: tuple[_Relay, EtcdStore, EtcdStore],
+    relayed: tuple[Relay, EtcdStore, EtcdStore],
 ) -> None:
     relay, store, truth = relayed
     relay.swallow_requests = True
@@ -159,7 +117,7 @@ async def test_a_transaction_that_never_arrived_is_sent_again_and_applies_once(
 
 
 async def test_an_interrupted_delete_and_range_are_answered_as_etcd_would_have(
-    relayed: tuple[_Relay, EtcdStore, EtcdStore],
+    relayed: tuple[Relay, EtcdStore, EtcdStore],
 ) -> None:
     relay, store, truth = relayed
     await truth.put("mixed/a", b"a")

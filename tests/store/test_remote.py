@@ -1,14 +1,26 @@
-"""The client agent's store: join addresses, and what it answers before it knows a server.
-(Reaching servers through their agent-to-server port: tests/agent and tests/e2e.)"""
+"""The client agent's store: join addresses, what it answers before it knows a server, and
+transactions whose answer is lost between a client agent and a real server agent (through
+a relay that loses it) are never answered wrongly. (More of reaching servers through
+their agent-to-server port: tests/agent and tests/e2e.)"""
 
 from __future__ import annotations
 
+import base64
+import itertools
+import logging
 import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
-from waypost.store.base import StoreError
+from tcp_relay import Relay
+from waypost.state import schema
+from waypost.state.model import KVEntry
+from waypost.store.base import Compare, Op, Put, Range, StoreError
+from waypost.store.outcome import TxnOutcomeUnknownError
 from waypost.store.remote import RemoteStore, probe, server_address
+from waypost.testing import AgentProcess, free_port
 
 
 @pytest.mark.parametrize(
@@ -68,3 +80,134 @@ async def test_probe_names_the_address_and_the_reason() -> None:
     assert str(refused.value) == (
         f"Failed to join 127.0.0.1:{port}: dial tcp 127.0.0.1:{port}: connect: connection refused"
     )
+
+
+# -- transactions whose answer is lost --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("remote")
+
+
+@pytest.fixture(scope="module")
+def server(base: Path) -> Iterator[AgentProcess]:
+    with AgentProcess(["-dev", "-node", "server-1"], log_path=base / "server.log") as agent:
+        yield agent
+
+
+@pytest.fixture(scope="module")
+def relay(server: AgentProcess) -> Iterator[Relay]:
+    """Between the client agent (and the test's own stores) and the server's agent-to-server port."""
+    with Relay(f"127.0.0.1:{server.server_port}") as running:
+        yield running
+
+
+_CLIENTS = itertools.count(1)
+
+
+@pytest.fixture
+def client(tmp_path: Path, relay: Relay) -> Iterator[AgentProcess]:
+    """A client agent joined through the relay. Once its first call there fails it moves
+    on to the server's own address, learnt from the members, so each test has its own."""
+    args = [
+        *("-bind", "127.0.0.1", "-node", f"client-{next(_CLIENTS)}", "-data-dir", str(tmp_path / "client")),
+        *("-retry-interval", "1s", "-retry-join", relay.address),
+    ]
+    with AgentProcess(args, log_path=tmp_path / "client.log") as agent:
+        yield agent
+
+
+@pytest.fixture
+async def remote(relay: Relay) -> AsyncIterator[RemoteStore]:
+    store = RemoteStore([relay.address])
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def _entry(agent: AgentProcess, key: str) -> tuple[bytes, int, int]:
+    """(value, CreateIndex, ModifyIndex) of a KV entry as the server holds it."""
+    [entry] = agent.get(f"/v1/kv/{key}?consistent")
+    return base64.b64decode(entry["Value"]), entry["CreateIndex"], entry["ModifyIndex"]
+
+
+def _put(key: str, value: bytes) -> Put:
+    return Put(schema.KVS.key(key), schema.encode(KVEntry(Key=key, Value=value)))
+
+
+def test_a_cas_through_a_client_agent_whose_answer_was_lost_is_true_and_applied_once(
+    server: AgentProcess, relay: Relay, client: AgentProcess, tmp_path: Path
+) -> None:
+    relay.interrupt(b"lost-answer")
+    status, _, body = client.request("PUT", "/v1/kv/lost-answer?cas=0", b"v1")
+    assert relay.interrupted.is_set()
+    assert (status, body) == (200, b"true")
+    value, created, modified = _entry(server, "lost-answer")
+    assert (value, created) == (b"v1", modified)
+    log = (tmp_path / "client.log").read_text()
+    assert "interrupted transaction had applied" in log
+
+
+def test_a_lock_acquire_through_a_client_agent_whose_answer_was_lost_is_true(
+    server: AgentProcess, relay: Relay, client: AgentProcess, tmp_path: Path
+) -> None:
+    session = client.put("/v1/session/create", {"Name": "lost-lock", "LockDelay": "0s"})["ID"]
+    relay.interrupt(b"lost-lock-key")
+    status, _, body = client.request("PUT", f"/v1/kv/lost-lock-key?acquire={session}", b"mine")
+    assert relay.interrupted.is_set()
+    assert (status, body) == (200, b"true")
+    [entry] = server.get("/v1/kv/lost-lock-key?consistent")
+    assert (entry["Session"], entry["LockIndex"]) == (session, 1)
+    assert "interrupted transaction had applied" in (tmp_path / "client.log").read_text()
+
+
+def test_a_cas_through_a_client_agent_that_never_arrived_is_sent_again_and_applied_once(
+    server: AgentProcess, relay: Relay, client: AgentProcess, tmp_path: Path
+) -> None:
+    relay.interrupt(b"never-arrived", arrive=False)
+    status, _, body = client.request("PUT", "/v1/kv/never-arrived?cas=0", b"v1")
+    assert relay.interrupted.is_set()
+    assert (status, body) == (200, b"true")
+    value, created, modified = _entry(server, "never-arrived")
+    assert (value, created) == (b"v1", modified)
+    log = (tmp_path / "client.log").read_text()
+    assert "transaction interrupted" in log
+    assert "interrupted transaction had applied" not in log
+
+
+async def test_a_transaction_goes_to_the_next_server_when_one_refuses_the_connection(
+    server: AgentProcess, relay: Relay, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RemoteStore([f"127.0.0.1:{free_port()}", relay.address])
+    caplog.set_level(logging.INFO, "waypost.store.remote")
+    try:
+        key = schema.KVS.key("refused-first")
+        result = await store.txn([Compare(key, "version", "=", 0)], [_put("refused-first", b"v1")])
+    finally:
+        await store.close()
+    assert result.succeeded
+    value, created, modified = _entry(server, "refused-first")
+    assert (value, created, modified) == (b"v1", result.revision, result.revision)
+    assert "interrupted" not in caplog.text
+
+
+async def test_an_applied_transaction_with_a_range_whose_answer_was_lost_is_unknown_not_guessed(
+    server: AgentProcess, relay: Relay, remote: RemoteStore
+) -> None:
+    ops: list[Op] = [_put("lost-range", b"v1"), Range(schema.KVS.key("lost-range"))]
+    relay.interrupt(b"lost-range")
+    with pytest.raises(TxnOutcomeUnknownError, match=r"Range of 'kv/lost-range'.*cannot be read back"):
+        await remote.txn([], ops)
+    assert relay.interrupted.is_set()
+    value, created, modified = _entry(server, "lost-range")
+    assert (value, created) == (b"v1", modified)
+
+
+@pytest.mark.parametrize("ttl", [0, -1, float("nan"), float("inf")])
+async def test_a_lease_ttl_that_is_not_positive_is_refused_before_it_is_sent(
+    remote: RemoteStore, ttl: float
+) -> None:
+    with pytest.raises(ValueError, match="lease TTL must be a positive number of seconds"):
+        await remote.lease_grant(ttl)

@@ -16,6 +16,7 @@ from waypost.durations import parse_duration
 from waypost.state.catalog_ops import CatalogError
 from waypost.state.kv_ops import KVError
 from waypost.state.schema import InvalidRecordError
+from waypost.store.outcome import TxnOutcomeUnknownError
 
 log = logging.getLogger("waypost.api")
 
@@ -60,6 +61,10 @@ def error_response(exc: Exception) -> Response:
         return Response.text(str(exc), 400)
     if isinstance(exc, KVError):
         return Response.text(str(exc), 500)
+    if isinstance(exc, TxnOutcomeUnknownError):
+        # Not a bug but an honest "don't know": the write may have applied; reading tells.
+        log.warning("write failed: %s", exc)
+        return Response.text(f"Internal error: {exc} (the write may have applied: read it back)", 500)
     log.error("request failed", exc_info=exc)
     return Response.text(f"Internal error: {exc}", 500)
 

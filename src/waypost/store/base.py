@@ -18,6 +18,7 @@ Model:
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -40,6 +41,7 @@ __all__ = [
     "Store",
     "StoreError",
     "TxnResult",
+    "check_lease_ttl",
     "prefix_end",
 ]
 
@@ -150,6 +152,15 @@ def prefix_end(prefix: str) -> str:
     return prefix + "\U0010ffff"
 
 
+def check_lease_ttl(ttl: float) -> float:
+    """``ttl`` when it is a lease's TTL, else ValueError: every backend refuses the same
+    TTLs, before anything is sent or granted (etcd itself would quietly raise zero or a
+    negative TTL to its minimum, and fail on one past its range)."""
+    if not 0 < ttl < math.inf:
+        raise ValueError(f"lease TTL must be a positive number of seconds, not {ttl!r}")
+    return ttl
+
+
 @runtime_checkable
 class Store(Protocol):
     """A revisioned key-value store with etcd's semantics. Keys are str, values bytes."""
@@ -190,7 +201,7 @@ class Store(Protocol):
 
     async def lease_grant(self, ttl: float) -> int:
         """A new lease id (> 0) that expires ``ttl`` seconds from now (etcd rounds ``ttl`` up
-        to whole seconds)."""
+        to whole seconds). A ``ttl`` that is not positive raises ValueError."""
         ...
 
     async def lease_keepalive(self, lease: int) -> float:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -38,7 +38,9 @@ from waypost.store.base import (
     RangeResult,
     StoreError,
     TxnResult,
+    check_lease_ttl,
 )
+from waypost.store.outcome import Found, TxnOutcomeUnknownError, learn, search
 
 __all__ = ["EtcdStore", "TxnOutcomeUnknownError"]
 
@@ -70,15 +72,6 @@ _NOT_APPLIED = frozenset(
 """Failures after which a transaction surely did not apply: etcd refused it before
 proposing it (bad request, too large, too many ops) or aborted it whole (unknown lease).
 Any other failure, a timeout above all, may come after the write committed."""
-
-_HISTORY_LIMIT = 20_000
-"""The most revisions read back to learn whether an interrupted transaction applied."""
-
-
-class TxnOutcomeUnknownError(StoreError):
-    """A transaction was interrupted and whether it applied could not be learnt; read its
-    keys to find out. Raised rather than guessing, so no answer is ever a wrong one."""
-
 
 _TARGETS = {
     "value": rpc.Compare.VALUE,
@@ -266,91 +259,33 @@ class EtcdStore:
     ) -> TxnResult | None:
         """The result of the transaction if it committed after ``floor`` (up to ``until``,
         by default the current revision), from the revision that holds its writes."""
-        if all(isinstance(op, Range) for op in (*success, *failure)):
-            return None  # nothing it does can be seen, so sending it again is safe
+
+        async def find(start: int, end: int) -> Found | None:
+            return await self._call(lambda s: search(self._history(s, start), end, success, failure))
+
+        return await learn(
+            floor,
+            success,
+            failure,
+            until=until,
+            current=self.revision,
+            find=find,
+            read_at=self._range,
+            log=log,
+        )
+
+    async def _history(self, stubs: _Stubs, start: int) -> AsyncGenerator[list[Event], None]:
+        """Every revision from ``start`` on, one list each, from a watch of every key."""
+        create = rpc.WatchCreateRequest(key=b"\0", range_end=b"\0", start_revision=start)
+        stream = stubs.watch.Watch(_held_open(rpc.WatchRequest(create_request=create)), timeout=self._timeout)
         try:
-            until = until or await self.revision()
-            if until - floor > _HISTORY_LIMIT:
-                raise TxnOutcomeUnknownError(
-                    f"{until - floor} revisions passed since the transaction was sent"
-                )
-            if until <= floor:
-                return None
-            found = await self._search(floor + 1, until, success, failure)
-            if found is None:
-                log.info("interrupted transaction had not applied by revision %d", until)
-                return None
-            batch, succeeded = found
-            log.info("interrupted transaction had applied at revision %d", batch[0].kv.mod_revision)
-            return await self._rebuild(batch, succeeded, success if succeeded else failure)
-        except TxnOutcomeUnknownError:
-            raise
-        except StoreError as exc:
-            raise TxnOutcomeUnknownError(
-                f"the transaction was interrupted and its outcome is unknown: {exc}"
-            ) from exc
-
-    async def _search(
-        self, start: int, until: int, success: Sequence[Op], failure: Sequence[Op]
-    ) -> tuple[list[Event], bool] | None:
-        """The revision from ``start`` through ``until`` that holds exactly the writes of
-        ``success`` (True) or of ``failure`` (False), streamed from a watch of every key:
-        each revision carries at least one event, so the stream reaches ``until``'s."""
-
-        async def read(stubs: _Stubs) -> tuple[list[Event], bool] | None:
-            create = rpc.WatchCreateRequest(key=b"\0", range_end=b"\0", start_revision=start)
-            stream = stubs.watch.Watch(
-                _held_open(rpc.WatchRequest(create_request=create)), timeout=self._timeout
-            )
-            try:
-                while (response := await stream.read()) is not grpc.aio.EOF:
-                    if response.compact_revision:
-                        raise CompactedError(int(response.compact_revision))
-                    for batch in _per_revision(response.events):
-                        if batch[0].kv.mod_revision > until:
-                            return None
-                        for succeeded, ops in ((True, success), (False, failure)):
-                            if _holds_exactly(batch, ops):
-                                return batch, succeeded
-                        if batch[0].kv.mod_revision == until:
-                            return None
-            finally:
-                stream.cancel()
-            raise StoreError("the watch ended before the current revision")
-
-        return await self._call(read)
-
-    async def _rebuild(self, batch: list[Event], succeeded: bool, ops: Sequence[Op]) -> TxnResult:
-        """The answer etcd would have given for ``ops`` applied as ``batch``."""
-        revision = batch[0].kv.mod_revision
-        responses: list[RangeResult | int] = []
-        for index, op in enumerate(ops):
-            if isinstance(op, Put):
-                responses.append(revision)
-            elif isinstance(op, Delete):
-                responses.append(
-                    sum(1 for ev in batch if ev.type is EventType.DELETE and _covers(op, ev.kv.key))
-                )
-            else:
-                responses.append(await self._range_within(op, batch, ops[:index]))
-        return TxnResult(succeeded, revision, responses)
-
-    async def _range_within(self, op: Range, batch: list[Event], earlier: Sequence[Op]) -> RangeResult:
-        """A Range inside a committed transaction saw the revision before it plus the
-        writes of the ops before it; each of those wrote its keys once, as in ``batch``."""
-        revision = batch[0].kv.mod_revision
-        before = await self._range(op, revision - 1)
-        kvs = {kv.key: kv for kv in before.kvs}
-        writers = [o for o in earlier if not isinstance(o, Range)]
-        for ev in batch:
-            key = ev.kv.key
-            if not _covers(op, key) or not any(_covers(w, key) for w in writers):
-                continue
-            if ev.type is EventType.PUT:
-                kvs[key] = ev.kv
-            else:
-                kvs.pop(key, None)
-        return RangeResult(sorted(kvs.values(), key=lambda kv: kv.key), revision if writers else revision - 1)
+            while (response := await stream.read()) is not grpc.aio.EOF:
+                if response.compact_revision:
+                    raise CompactedError(int(response.compact_revision))
+                for batch in _per_revision(response.events):
+                    yield batch
+        finally:
+            stream.cancel()
 
     async def revision(self) -> int:
         request = rpc.RangeRequest(key=b"\0")
@@ -414,7 +349,7 @@ class EtcdStore:
 
     async def lease_grant(self, ttl: float) -> int:
         # etcd counts TTLs in whole seconds and may raise a short one to its minimum.
-        request = rpc.LeaseGrantRequest(TTL=max(1, math.ceil(ttl)))
+        request = rpc.LeaseGrantRequest(TTL=max(1, math.ceil(check_lease_ttl(ttl))))
         response = await self._call(lambda s: s.lease.LeaseGrant(request, timeout=self._timeout))
         if response.error:
             raise StoreError(response.error)
@@ -556,30 +491,6 @@ def _txn_result(response: Any) -> TxnResult:
         else:
             responses.append(revision)
     return TxnResult(bool(response.succeeded), revision, responses)
-
-
-def _covers(op: Op, key: str) -> bool:
-    return key.startswith(op.key) if not isinstance(op, Put) and op.prefix else key == op.key
-
-
-def _holds_exactly(batch: list[Event], ops: Sequence[Op]) -> bool:
-    """Whether one revision's events are precisely what ``ops`` would write: every put
-    with its value and lease, and deletes only of keys inside ``ops``' delete ranges."""
-    puts = {op.key: op for op in ops if isinstance(op, Put)}
-    deletes = [op for op in ops if isinstance(op, Delete)]
-    if not puts and not deletes:
-        return False
-    written = 0
-    for ev in batch:
-        kv = ev.kv
-        if ev.type is EventType.PUT:
-            put = puts.get(kv.key)
-            if put is None or (put.value, put.lease) != (kv.value, kv.lease):
-                return False
-            written += 1
-        elif not any(_covers(op, kv.key) for op in deletes):
-            return False
-    return written == len(puts)
 
 
 def _translate(exc: grpc.aio.AioRpcError) -> StoreError:

@@ -29,6 +29,7 @@ from waypost.store.base import (
     RangeResult,
     StoreError,
     TxnResult,
+    check_lease_ttl,
 )
 
 __all__ = ["Change", "Keyspace", "Lease", "check_duplicates"]
@@ -206,8 +207,7 @@ class Keyspace:
     # Leases
 
     def grant(self, ttl: float, now: float) -> tuple[int, Change]:
-        if ttl <= 0:
-            raise StoreError("lease TTL must be positive")
+        check_lease_ttl(ttl)
         self.last_lease += 1
         lease_id = self.last_lease
         self.restore_lease(lease_id, ttl, now)

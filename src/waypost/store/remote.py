@@ -17,7 +17,7 @@ import ipaddress
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 import aiohttp
 
@@ -31,10 +31,13 @@ from waypost.store.base import (
     LeaseNotFoundError,
     Op,
     Put,
+    Range,
     RangeResult,
     StoreError,
     TxnResult,
+    check_lease_ttl,
 )
+from waypost.store.outcome import Found, TxnOutcomeUnknownError, learn, search
 
 __all__ = ["DEFAULT_SERVER_PORT", "NO_SERVERS", "RemoteStore", "probe", "server_address"]
 
@@ -46,6 +49,9 @@ _WATCH_WAIT = "30s"
 DEFAULT_SERVER_PORT = 8300
 """Consul's server RPC port, where waypost servers serve the agent-to-server API."""
 
+_BACKOFF = 0.05
+"""Seconds between attempts on the next server (a transaction's: times the attempt)."""
+
 _PROBE_TIMEOUT = 5.0
 
 NO_SERVERS = "No known Consul servers"
@@ -55,6 +61,8 @@ NO_SERVERS = "No known Consul servers"
 class RemoteStore:
     def __init__(self, servers: Sequence[str] = (), *, timeout: float = 10.0) -> None:
         self.servers: list[str] = []
+        self._seen = 0
+        """The highest store revision any answer carried: no older than any write to come."""
         for address in servers:
             self.add_server(address)
         self._current = 0
@@ -74,36 +82,59 @@ class RemoteStore:
             )
         return self._session
 
-    async def _call(
-        self, method: str, path: str, *, body: bytes | None = None, params: dict[str, str] | None = None,
-        read_timeout: float | None = None,
+    async def _request(
+        self, server: str, method: str, path: str, *, body: bytes | None = None,
+        params: dict[str, str] | None = None, read_timeout: float | None = None,
     ) -> tuple[int, bytes]:  # fmt: skip
-        """One request, failing over across servers; (status, body) of the first that answers."""
+        """One request to ``server``: its (status, body), whatever the status."""
+        if self._closed:
+            raise StoreError("store is closed")
+        async with self._client().request(
+            method,
+            f"http://{server}{_PREFIX}{path}",
+            data=body,
+            params=params,
+            timeout=aiohttp.ClientTimeout(total=read_timeout or self._timeout, connect=self._timeout),
+        ) as resp:
+            return resp.status, await resp.read()
+
+    def _moved_on(self, server: str, exc: Exception | str) -> None:
+        log.debug("server %s failed: %s", server, exc)
+        self._current += 1
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        read_timeout: float | None = None,
+    ) -> tuple[int, bytes]:
+        """One request, failing over across servers; (status, body) of the first that answers.
+        Only for calls that are safe to repeat: never for a transaction (see ``txn``)."""
         if not self.servers:
             raise StoreError(NO_SERVERS)
         last: Exception | None = None
         for _ in range(len(self.servers) * 2):
-            if self._closed:
-                raise StoreError("store is closed")
             server = self.servers[self._current % len(self.servers)]
             try:
-                async with self._client().request(
-                    method,
-                    f"http://{server}{_PREFIX}{path}",
-                    data=body,
-                    params=params,
-                    timeout=aiohttp.ClientTimeout(total=read_timeout or self._timeout, connect=self._timeout),
-                ) as resp:
-                    payload = await resp.read()
-                    if resp.status >= 500 or resp.status == 429:  # 429: past the per-client cap
-                        raise StoreError(f"{server}: {resp.status} {payload[:200]!r}")
-                    return resp.status, payload
+                status, payload = await self._request(
+                    server, method, path, params=params, read_timeout=read_timeout
+                )
+                if _failed(status):
+                    raise StoreError(f"{server}: {status} {payload[:200]!r}")
+                return status, payload
             except (aiohttp.ClientError, TimeoutError, StoreError, OSError) as exc:
+                if self._closed:
+                    raise StoreError("store is closed") from exc
                 last = exc
-                log.debug("server %s failed: %s", server, exc)
-                self._current += 1
-                await asyncio.sleep(0.05)
+                self._moved_on(server, exc)
+                await asyncio.sleep(_BACKOFF)
         raise StoreError(f"no server answered: {last}")
+
+    def _saw(self, revision: int) -> int:
+        self._seen = max(self._seen, revision)
+        return revision
 
     async def get(self, key: str) -> KeyValue | None:
         _, body = await self._call("GET", "/get", params={"key": key})
@@ -111,7 +142,9 @@ class RemoteStore:
 
     async def range(self, prefix: str) -> RangeResult:
         _, body = await self._call("GET", "/range", params={"prefix": prefix})
-        return wire.decode_range(body)
+        result = wire.decode_range(body)
+        self._saw(result.revision)
+        return result
 
     async def put(self, key: str, value: bytes, lease: int = 0) -> int:
         result = await self.txn([], [Put(key, value, lease)])
@@ -125,23 +158,97 @@ class RemoteStore:
     async def txn(
         self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
     ) -> TxnResult:
-        status, body = await self._call(
-            "PUT", "/txn", body=wire.encode_txn_request(compares, success, failure)
+        """Apply a transaction through a server, and never answer wrongly about one whose
+        answer was lost.
+
+        A transaction is sent to the next server only when it surely never reached one
+        (the connection could not be made, or the server turned it away unread with a
+        429). After it may have reached one (a timeout, a dropped connection, a 5xx: the
+        server's own store may have failed after committing it), sending it again would
+        evaluate its compares against its own writes, so its outcome is learnt first from
+        the history the server keeps for client watches, after ``floor`` (the highest
+        revision seen before sending), as ``outcome`` explains: if it applied its result
+        is rebuilt from that revision, if not it is sent again. A final "failed" answer
+        after such an interruption is checked the same way up to its own revision. When
+        the history cannot tell (it is gone, too long, no server serves it, or the
+        transaction held Range ops whose results cannot be read back through a server),
+        ``TxnOutcomeUnknownError`` is raised rather than a guess.
+        """
+        if not self.servers:
+            raise StoreError(NO_SERVERS)
+        body = wire.encode_txn_request(compares, success, failure)
+        floor = self._seen or await self.revision()
+        interrupted = False
+        last: Exception | str = NO_SERVERS
+        for attempt in range(1, len(self.servers) * 2 + 1):
+            server = self.servers[self._current % len(self.servers)]
+            reached = True
+            try:
+                # POST: aiohttp sends an idempotent method (PUT) again by itself when a
+                # reused connection drops, which is the blind re-send this method avoids.
+                status, payload = await self._request(server, "POST", "/txn", body=body)
+                last = f"{server}: {status} {payload[:200]!r}"
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+                status, payload, last, reached = 0, b"", exc, False  # never connected, never sent
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                status, payload, last = 0, b"", exc
+            if status == 200:
+                result = wire.decode_txn_result(payload)
+                self._saw(result.revision)
+                if interrupted and not result.succeeded:
+                    return await self._applied(floor, success, failure, result.revision) or result
+                return result
+            if status and not _failed(status):
+                if interrupted and (found := await self._applied(floor, success, failure)):
+                    return found
+                if status == 404:
+                    raise LeaseNotFoundError("lease not found")
+                raise StoreError(f"store transaction refused: {last}")
+            self._moved_on(server, last)
+            if reached and status != 429:
+                interrupted = True
+                log.info("transaction interrupted (%s); reading revisions after %d for it", last, floor)
+                if found := await self._applied(floor, success, failure):
+                    return found
+            await asyncio.sleep(_BACKOFF * attempt)
+        if interrupted:
+            raise TxnOutcomeUnknownError(
+                f"no server completed the transaction ({last}); it had not applied when last checked"
+            )
+        raise StoreError(f"no server answered: {last}")
+
+    async def _applied(
+        self, floor: int, success: Sequence[Op], failure: Sequence[Op], until: int = 0
+    ) -> TxnResult | None:
+        """The result of the transaction if it committed after ``floor`` (up to ``until``,
+        by default the current revision), from the revision that holds its writes."""
+
+        async def find(start: int, end: int) -> Found | None:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    return await search(self._watch("", start), end, success, failure)
+            except TimeoutError:
+                raise StoreError(f"the history did not reach revision {end} in {self._timeout:g}s") from None
+
+        return await learn(
+            floor,
+            success,
+            failure,
+            until=until,
+            current=self.revision,
+            find=find,
+            read_at=_read_at,
+            log=log,
         )
-        if status == 404:
-            raise LeaseNotFoundError("lease not found")
-        if status != 200:
-            raise StoreError(f"store transaction refused: {status} {body[:200]!r}")
-        return wire.decode_txn_result(body)
 
     async def revision(self) -> int:
         _, body = await self._call("GET", "/revision")
-        return wire.decode_number(body)
+        return self._saw(wire.decode_number(body))
 
     def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
         return self._watch(prefix, start_revision)
 
-    async def _watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
+    async def _watch(self, prefix: str, start_revision: int) -> AsyncGenerator[list[Event], None]:
         start = start_revision if start_revision > 0 else await self.revision() + 1
         while not self._closed:
             try:
@@ -156,7 +263,7 @@ class RemoteStore:
                 raise CompactedError(wire.decode_number(body))
             for batch in wire.decode_events(body):
                 relevant = [ev for ev in batch if ev.kv.key.startswith(prefix)]
-                start = batch[-1].kv.mod_revision + 1
+                start = self._saw(batch[-1].kv.mod_revision) + 1
                 if relevant:
                     yield relevant
 
@@ -164,7 +271,7 @@ class RemoteStore:
         return await self._call("PUT", f"/lease/{action}", params=params)
 
     async def lease_grant(self, ttl: float) -> int:
-        _, body = await self._lease("grant", {"ttl": f"{ttl}s"})
+        _, body = await self._lease("grant", {"ttl": f"{check_lease_ttl(ttl)}s"})
         return wire.decode_number(body)
 
     async def lease_keepalive(self, lease: int) -> float:
@@ -182,6 +289,18 @@ class RemoteStore:
             with contextlib.suppress(Exception):
                 await self._session.close()
             self._session = None
+
+
+def _failed(status: int) -> bool:
+    """A server error, or a 429: past the server's per-client connection cap."""
+    return status >= 500 or status == 429
+
+
+async def _read_at(op: Range, revision: int) -> RangeResult:
+    raise TxnOutcomeUnknownError(
+        f"the transaction applied, but what its Range of {op.key!r} read at revision {revision} "
+        "cannot be read back through a server"
+    )
 
 
 def server_address(address: str) -> str:

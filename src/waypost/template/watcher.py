@@ -94,6 +94,8 @@ class Watcher:
                 await self._poll_file(dep)
             elif self.once:
                 await self._read_once(dep)
+                if dep.kind == "kv.get" and self.brain.get(dep) is None:
+                    await self._block(dep)  # -once waits for a missing key, as consul-template does
             elif not dep.blocking:
                 await self._poll(dep)
             else:

@@ -80,6 +80,16 @@ def test_coordinate_for_a_node_not_in_the_catalog_is_dropped(dev_agent: AgentPro
     assert "ghost-node" not in {c["Node"] for c in client.coordinate.nodes()[1]}
 
 
+def test_wan_coordinates_list_servers_only(dev_agent: AgentProcess) -> None:
+    dev_agent.put("/v1/catalog/register", {"Node": "wan-external", "Address": "10.9.9.9"})
+    dev_agent.put("/v1/coordinate/update", {"Node": "wan-external", "Coord": ORIGIN})
+    assert "wan-external" in {c["Node"] for c in dev_agent.get("/v1/coordinate/nodes")}
+    [area] = dev_agent.get("/v1/coordinate/datacenters")
+    assert (area["Datacenter"], area["AreaID"]) == ("dc1", "wan")
+    assert [c["Node"] for c in area["Coordinates"]] == ["test-node"]
+    dev_agent.put("/v1/catalog/deregister", {"Node": "wan-external"})
+
+
 def test_agent_self_stats(dev_agent: AgentProcess) -> None:
     client = consul.Consul(port=dev_agent.http_port)
     stats = client.agent.self()["Stats"]

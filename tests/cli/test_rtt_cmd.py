@@ -113,6 +113,9 @@ def test_wan_coordinates(waypost: Runner) -> None:
     )
     missing = waypost("rtt", "-wan", "test-node.dc1", "dc1.nope")
     assert (missing.code, missing.err) == (1, 'Could not find a coordinate for node "test-node.dc1"\n')
+    # Only servers are in the WAN pool: an external node has LAN coordinates only.
+    external = waypost("rtt", "-wan", "dogs.dc1")
+    assert (external.code, external.err) == (1, 'Could not find a coordinate for node "dogs.dc1"\n')
 
 
 @pytest.mark.parametrize(

@@ -77,9 +77,12 @@ def _coordinates_index(app: ApiApp) -> int:
 
 
 def coordinate_datacenters(app: ApiApp, req: Request) -> Response:
-    return json_response(
-        [{"Datacenter": app.agent.datacenter, "AreaID": "wan", "Coordinates": _coordinates(app, req)}]
-    )
+    """Consul's WAN pool holds servers only, so client and external nodes are left out
+    (``consul rtt -wan`` cannot find them there either)."""
+    idx = app.state.indexes
+    servers = {m.Name for m in idx.members.values() if m.Server and not m.Left}
+    found = [c for c in _coordinates(app, req) if c["Node"] in servers]
+    return json_response([{"Datacenter": app.agent.datacenter, "AreaID": "wan", "Coordinates": found}])
 
 
 def coordinate_nodes(app: ApiApp, req: Request) -> Response | Any:

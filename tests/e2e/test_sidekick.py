@@ -122,6 +122,17 @@ def _check(agent: AgentProcess, service_id: str) -> dict[str, Any] | None:
     return checks.get(f"service:{service_id}")
 
 
+def _instances(agent: AgentProcess, service: str, *, passing: bool) -> list[str]:
+    entries = agent.get(f"/v1/health/service/{service}" + ("?passing" if passing else ""))
+    return [str(e["Service"]["ID"]) for e in entries]
+
+
+def _output(agent: AgentProcess, service_id: str) -> str:
+    """The agent's own view, which a heartbeat's output reaches at once (the catalog's lags)."""
+    check = _check(agent, service_id)
+    return "" if check is None else str(check["Output"])
+
+
 def _status(agent: AgentProcess, service_id: str) -> str | None:
     check = _check(agent, service_id)
     return None if check is None else str(check["Status"])
@@ -146,17 +157,17 @@ def test_http_server_registered_when_listening_critical_when_silent_gone_on_exit
         ["v1"],
         {"team": "a"},
     )
-    passing = dev_agent.get("/v1/health/service/web?passing")
-    assert [e["Service"]["ID"] for e in passing] == [sid]
+    assert _instances(dev_agent, "web", passing=True) == [sid]
 
     (sidekick.state / "hang").touch()  # stops answering: critical within probe timeout + interval
     _until(lambda: _status(dev_agent, sid) == "critical")
-    assert "context deadline exceeded" in str(_check(dev_agent, sid)["Output"])  # type: ignore[index]
+    _until(lambda: "context deadline exceeded" in _output(dev_agent, sid))
+    _until(lambda: sid not in _instances(dev_agent, "web", passing=True))  # what clients see
     (sidekick.state / "hang").unlink()
     _until(lambda: _status(dev_agent, sid) == "passing")
     (sidekick.state / "sick").touch()
     _until(lambda: _status(dev_agent, sid) == "critical")
-    assert "503" in str(_check(dev_agent, sid)["Output"])  # type: ignore[index]
+    _until(lambda: "503" in _output(dev_agent, sid))
     (sidekick.state / "sick").unlink()
     _until(lambda: _status(dev_agent, sid) == "passing")
 
@@ -166,6 +177,7 @@ def test_http_server_registered_when_listening_critical_when_silent_gone_on_exit
     assert sidekick.wait() == 3  # the child's own status
     assert sidekick.signals() == ["SIGUSR1", "SIGINT"]  # each delivered once
     assert sid not in dev_agent.get("/v1/agent/services")
+    assert sid not in _instances(dev_agent, "web", passing=False)
     assert f"deregistered service '{sid}'" in sidekick.log()
 
 
@@ -175,7 +187,7 @@ def test_sigterm_passes_through_and_a_killed_child_reports_128_plus_the_signal(
     port = free_port()
     sidekick = _run_server(sidekicks, tmp_path, dev_agent.address, port, "-check-tcp", "-id", "tcp-web")
     _until(lambda: _status(dev_agent, "tcp-web") == "passing")
-    assert "TCP connect" in str(_check(dev_agent, "tcp-web")["Output"])  # type: ignore[index]
+    _until(lambda: "TCP connect" in _output(dev_agent, "tcp-web"))
     sidekick.proc.send_signal(signal.SIGTERM)
     assert sidekick.wait() == 128 + signal.SIGTERM
     assert "tcp-web" not in dev_agent.get("/v1/agent/services")
@@ -187,7 +199,7 @@ def test_process_check_follows_the_process_and_lapses_if_the_sidekick_dies(
     port = free_port()
     sidekick = _run_server(sidekicks, tmp_path, dev_agent.address, port, "-check-ttl", "1s", "-id", "ttl-web")
     _until(lambda: _status(dev_agent, "ttl-web") == "passing")
-    assert "is running" in str(_check(dev_agent, "ttl-web")["Output"])  # type: ignore[index]
+    _until(lambda: "is running" in _output(dev_agent, "ttl-web"))
     pid = int((sidekick.state / "started").read_text())
     sidekick.proc.kill()  # no more heartbeats: the TTL lapses
     sidekick.proc.wait(timeout=10)
@@ -216,7 +228,7 @@ def test_reregisters_after_the_agent_restarts_without_its_state(
         )
         agent = AgentProcess(["-dev"], http_port=agent.http_port, log_path=log).start()
         _until(lambda: _status(agent, sid) == "passing")
-        assert "agent no longer knows check" in sidekick.log()
+        assert "agent no longer knows check" in sidekick.log(), sidekick.log()
     finally:
         agent.stop()
 

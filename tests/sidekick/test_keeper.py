@@ -31,6 +31,13 @@ def test_an_agent_that_forgot_the_check_gets_the_service_again() -> None:
     assert state.answered(500, "rpc error") is Outcome.FAILED
 
 
+def test_an_outage_between_registering_and_the_first_heartbeat_is_a_restart() -> None:
+    state = Registration(Spec(service="web", port=8080, command=["web"]))
+    assert state.answered(200) is Outcome.REGISTERED
+    assert state.answered(0) is Outcome.FAILED  # unreachable: the agent was killed
+    assert state.answered(404) is Outcome.LOST
+
+
 def test_unknown_right_after_registering_backs_off_instead_of_spinning() -> None:
     state = Registration(Spec(service="web", port=8080, command=["web"]))
     assert state.answered(200) is Outcome.REGISTERED

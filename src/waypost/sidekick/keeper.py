@@ -64,6 +64,7 @@ class Registration:
         }
 
     def answered(self, status: int, body: str = "") -> Outcome:
+        """What the answer means; ``status`` 0 when none came (the agent was unreachable)."""
         fresh, self.fresh = self.fresh, False
         if status == 400 and not self.registered:
             return Outcome.REFUSED
@@ -97,7 +98,7 @@ async def keep_registered(spec: Spec, api: ApiClient, probe: Callable[[], Awaita
             text = resp.body.decode(errors="replace").strip()
             outcome, problem = state.answered(resp.status, text), str(ApiError(resp.status, text))
         except ApiError as exc:
-            outcome, problem = Outcome.FAILED, str(exc)
+            outcome, problem = state.answered(0), str(exc)
         if outcome is Outcome.REFUSED:
             raise RegistrationRefusedError(f"the agent refused to register service {spec.id!r}: {problem}")
         if outcome is Outcome.FAILED:

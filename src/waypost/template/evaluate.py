@@ -374,9 +374,7 @@ class _State:
         has_args = len(args) > 1 or final is not _NONE
         if receiver is not None and not isinstance(receiver, dict):
             method = getattr(receiver, name, None)
-            is_field = dataclasses.is_dataclass(receiver) and name in {
-                f.name for f in dataclasses.fields(receiver)
-            }
+            is_field = name in _field_names(type(receiver))
             if callable(method) and not is_field and name[:1].isupper():
                 return self.call(dot, name, method, node, args, final)
             if is_field:
@@ -450,6 +448,18 @@ class _State:
             OSError,
         ) as err:
             raise _ExecError(f"error calling {name}: {_message(err)}", node) from None
+
+
+_FIELDS: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type) -> frozenset[str]:
+    """A struct's fields (a dataclass's), as opposed to its methods; looked up per type once."""
+    names = _FIELDS.get(cls)
+    if names is None:
+        fields = dataclasses.fields(cls) if dataclasses.is_dataclass(cls) else ()
+        names = _FIELDS[cls] = frozenset(f.name for f in fields)
+    return names
 
 
 def _message(err: BaseException) -> str:

@@ -21,6 +21,7 @@ from typing import TextIO
 
 from waypost.client import ApiClient
 from waypost.template.config import Config, TemplateSpec, Wait
+from waypost.template.deps import Dependency
 from waypost.template.errors import TemplateError
 from waypost.template.output import write_if_changed
 from waypost.template.render import CompiledTemplate, RenderResult
@@ -58,7 +59,8 @@ class Runner:
         self.templates: list[tuple[TemplateSpec, CompiledTemplate]] = []
         self.passes = 0
         self.command_runs = 0
-        self.last_render_seconds = 0.0
+        self.last_pass_seconds = 0.0
+        self._results: dict[int, RenderResult] = {}
         self.child: asyncio.subprocess.Process | None = None
         self._initial_done = False
 
@@ -93,25 +95,26 @@ class Runner:
 
     # -- one pass --------------------------------------------------------------------
     def render_pass(self) -> tuple[bool, list[tuple[TemplateSpec, RenderResult]]]:
-        """Render every template; the complete ones are returned for writing."""
-        started = time.perf_counter()
-        used = set()
+        """Render the templates whose data changed (all of them the first time); the
+        complete results are returned for writing."""
+        changed, self.watcher.changed = self.watcher.changed, set()
+        used: set[Dependency] = set()
         done: list[tuple[TemplateSpec, RenderResult]] = []
         complete = True
-        for spec, compiled in self.templates:
-            try:
-                result = compiled.render(self.watcher.brain)
-            except TemplateError as err:
-                raise RunnerError(f"{spec.name}: execute: {err}") from None
-            used |= result.used
-            if result.complete:
-                done.append((spec, result))
-            else:
-                complete = False
+        for i, (spec, compiled) in enumerate(self.templates):
+            previous = self._results.get(i)
+            if previous is None or not previous.complete or previous.used & changed:
+                try:
+                    previous = self._results[i] = compiled.render(self.watcher.brain)
+                except TemplateError as err:
+                    raise RunnerError(f"{spec.name}: execute: {err}") from None
+                if previous.complete:
+                    done.append((spec, previous))
+            used |= previous.used
+            complete = complete and previous.complete
         self.watcher.ensure(used)
         if complete:
             self.watcher.retain(used)
-        self.last_render_seconds = time.perf_counter() - started
         return complete, done
 
     def write(self, done: list[tuple[TemplateSpec, RenderResult]]) -> tuple[list[list[str]], int]:
@@ -174,8 +177,10 @@ class Runner:
                     log.error("cannot continue: %s", self.watcher.error)
                     return 1
                 self._changed.clear()
+                started = time.perf_counter()
                 complete, done = self.render_pass()
                 commands, written = self.write(done)
+                self.last_pass_seconds = time.perf_counter() - started
                 self.passes += 1
                 ok = True
                 for command in commands:

@@ -48,6 +48,8 @@ class Watcher:
         self.stale = stale
         self.backoff = backoff
         self.brain: dict[Dependency, Any] = {}
+        self.changed: set[Dependency] = set()
+        """Dependencies whose data changed since the runner last took this set."""
         self.tasks: dict[Dependency, asyncio.Task[None]] = {}
         self.error: Exception | None = None
         self._agent_node = ""
@@ -80,6 +82,7 @@ class Watcher:
         if dep in self.brain and self.brain[dep] == value:
             return
         self.brain[dep] = value
+        self.changed.add(dep)
         self.on_change()
 
     def _fail(self, dep: Dependency, err: Exception) -> None:

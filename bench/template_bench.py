@@ -130,7 +130,8 @@ def main() -> None:
         markdown_table(["measure", "value"], rows),
         f"ratio {med / 100:.2f}",
         [
-            f"{args.templates // args.services} templates read the changed service; the others are not re-rendered"
+            f"{args.templates // args.services} of the templates read the changed service, "
+            "the rest are not re-rendered"
         ],
     )
 

@@ -4,8 +4,8 @@ real waypost agent end to end.
 The Node tests in ``nodeapi/`` use Node's own runner (``node:test``) and find the agent
 through ``CONSUL_HTTP_ADDR``. Their dependencies install with ``npm ci`` into a cache
 directory named for the lock file's hash (``node_modules`` is never written into the
-tree), and reach the tests through ``NODE_PATH``. ``node --test`` runs once; each Node
-test is reported as its own pytest test, so a failure shows up by name.
+tree), and reach the tests through ``NODE_PATH``. ``node --test`` runs each file once; each
+Node test is reported as its own pytest test, so a failure shows up by name.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from waypost.testing import AgentProcess
 
 NODEAPI = Path(__file__).parent / "nodeapi"
 NODE_NAME = "node-api-agent"
-#: The whole Node run normally takes a few seconds; each Node test has its own 30 s limit.
+#: All Node files normally take a few seconds; each Node test has its own 30 s limit.
 RUN_TIMEOUT = 180
 NPM_TIMEOUT = 300
 #: ``node --test`` with ``--test-reporter`` (Debian bookworm's nodejs is 18.19).
@@ -134,14 +135,9 @@ def parse_tap(stdout: str) -> dict[str, NodeTest]:
     return tests
 
 
-@pytest.fixture(scope="module")
-def node_run(agent: AgentProcess) -> NodeRun:
-    node = _node()
-    modules = _node_modules()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONSUL_", "WAYPOST_", "NODE_"))}
-    env.update(CONSUL_HTTP_ADDR=agent.address, WAYPOST_TEST_NODE=NODE_NAME, NODE_PATH=str(modules))
+def _run_file(node: str, path: Path, env: dict[str, str], timeout: float) -> tuple[str, str]:
     proc = subprocess.Popen(
-        [node, "--test", "--test-reporter=tap", *(p.name for p in TEST_FILES)],
+        [node, "--test", "--test-reporter=tap", path.name],
         cwd=NODEAPI,
         env=env,
         stdout=subprocess.PIPE,
@@ -150,12 +146,29 @@ def node_run(agent: AgentProcess) -> NodeRun:
         start_new_session=True,
     )
     try:
-        stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
+        return proc.communicate(timeout=max(timeout, 1.0))
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         stdout, stderr = proc.communicate()
-        stderr += f"\nnode --test was killed after {RUN_TIMEOUT}s"
-    return NodeRun(parse_tap(stdout), f"{stdout}\n{stderr}")
+        return stdout, f"{stderr}\nnode --test {path.name} was killed after {timeout:.0f}s"
+
+
+@pytest.fixture(scope="module")
+def node_run(agent: AgentProcess) -> NodeRun:
+    """One ``node --test`` per file, one after another: the files share the agent, and
+    some (node maintenance) briefly change what the others would see."""
+    node = _node()
+    modules = _node_modules()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONSUL_", "WAYPOST_", "NODE_"))}
+    env.update(CONSUL_HTTP_ADDR=agent.address, WAYPOST_TEST_NODE=NODE_NAME, NODE_PATH=str(modules))
+    deadline = time.monotonic() + RUN_TIMEOUT
+    tests: dict[str, NodeTest] = {}
+    log = []
+    for path in TEST_FILES:
+        stdout, stderr = _run_file(node, path, env, deadline - time.monotonic())
+        tests.update(parse_tap(stdout))
+        log.append(f"== {path.name}\n{stdout}\n{stderr}")
+    return NodeRun(tests, "\n".join(log))
 
 
 def test_tap_parsing_keeps_each_result_with_its_details() -> None:
@@ -205,4 +218,6 @@ def test_node_api(node_run: NodeRun, name: str) -> None:
     output = "\n".join(result.output)
     if result.action == "skip":
         pytest.skip(result.reason or "skipped in node")
-    assert result.action == "pass", f"Node test {name!r}: {result.action}\n{output}\n\n{node_run.log}"
+    # A test node never reported (a file that crashed, a run killed) is explained by the log.
+    detail = output if result.output else node_run.log
+    assert result.action == "pass", f"Node test {name!r}: {result.action}\n{detail}"

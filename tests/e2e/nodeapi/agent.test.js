@@ -67,6 +67,20 @@ test("agent service maintenance adds and removes its check", async () => {
   }
 });
 
+test("agent node maintenance and reload", async () => {
+  await consul.agent.maintenance({ enable: true, reason: "node-agent patching" });
+  try {
+    const check = (await consul.agent.check.list())._node_maintenance;
+    assert.deepEqual([check.Status, check.Notes], ["critical", "node-agent patching"]);
+    const critical = await consul.health.state("critical");
+    assert.ok(critical.some((c) => c.CheckID === "_node_maintenance" && c.Node === agentNode()));
+  } finally {
+    await consul.agent.maintenance({ enable: false });
+  }
+  assert.ok(!("_node_maintenance" in (await consul.agent.check.list())));
+  await consul.agent.reload();
+});
+
 test("agent check register, pass, warn, fail and deregister", async () => {
   await consul.agent.check.register({ name: "node-agent-ttl", id: "node-agent-ttl", ttl: "30s", notes: "n" });
   try {

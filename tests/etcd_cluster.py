@@ -142,6 +142,29 @@ class EtcdCluster:
                 return member
         return None
 
+    def txn_calls(self) -> dict[str, float]:
+        """How many Txn calls each running member has been sent, by endpoint (etcd's gRPC
+        metrics; a follower passing a write on to the leader does not count there)."""
+        counts: dict[str, float] = {}
+        for member in self.members:
+            if member.process is None:
+                continue
+            with urllib.request.urlopen(f"http://{member.endpoint}/metrics", timeout=5) as response:
+                lines = response.read().decode().splitlines()
+            counts[member.endpoint] = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in lines
+                if line.startswith("grpc_server_started_total{") and 'grpc_method="Txn"' in line
+            )
+        return counts
+
+    def written_through(self, before: dict[str, float]) -> EtcdMember:
+        """The one member sent Txn calls since ``before`` (``txn_calls()``): the member a
+        single client, which writes through one member until a call there fails, uses."""
+        after = self.txn_calls()
+        [member] = [m for m in self.members if after.get(m.endpoint, 0) > before.get(m.endpoint, 0)]
+        return member
+
     def freeze_leaders(self, stop: threading.Event, pauses: int, frozen: float = 1.5) -> None:
         """Freeze the leader (SIGSTOP) for ``frozen`` seconds, ``pauses`` times or until
         ``stop``, so that calls in flight on it time out whether or not they committed.

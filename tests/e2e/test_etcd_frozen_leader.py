@@ -1,11 +1,17 @@
 """A server agent on a three-member etcd whose leader keeps freezing: the answers of
 compare-and-swap and lock writes through the HTTP API stay true, and after a write that
-failed, reading tells whether it applied."""
+failed, reading tells whether it applied.
+
+Whether a 1.5 s freeze of the leader interrupts a transaction in flight is chance (the
+agent's calls time out after 10 s; only a lost proposal fails one sooner), so the test
+ends with one freeze that surely does: of the member the agent writes through, longer
+than that timeout, while it writes."""
 
 from __future__ import annotations
 
 import base64
 import json
+import signal
 import threading
 import time
 from pathlib import Path
@@ -13,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from etcd_cluster import etcd_available, etcd_cluster
-from waypost.testing import AgentProcess
+from etcd_cluster import EtcdCluster, etcd_available, etcd_cluster
+from waypost.testing import AgentProcess, wait_for
 
 pytestmark = [
     pytest.mark.etcd,
@@ -22,6 +28,10 @@ pytestmark = [
 ]
 
 _WRITERS = 4
+
+_STORE_TIMEOUT = 10.0
+"""The agent's etcd call timeout (``EtcdStore``'s default): a freeze longer than this
+fails the call it holds."""
 
 
 def _read(agent: AgentProcess, key: str) -> dict[str, Any] | None:
@@ -83,6 +93,31 @@ def _check_writes(agent: AgentProcess, name: str, until: threading.Event, lies: 
             lies.append(f"release of {mine!r} answered {said}")
 
 
+def _cas_while_frozen(etcd: EtcdCluster, agent: AgentProcess, lies: list[str]) -> None:
+    """A compare-and-swap sent to a member frozen for longer than the agent's timeout, so
+    that the agent's transaction is interrupted whatever the timing; the member thaws
+    on its own, since the answer waits for the agent's watch, which reads from it."""
+    before = etcd.txn_calls()
+    agent.put("/v1/kv/probe", "which member")
+    member = etcd.written_through(before)
+    assert member.process is not None
+    member.process.send_signal(signal.SIGSTOP)
+    thaw = threading.Timer(_STORE_TIMEOUT + 2, member.process.send_signal, (signal.SIGCONT,))
+    thaw.start()
+    try:
+        said = _said(agent, "/v1/kv/cas/frozen?cas=0", b"once")
+    finally:
+        thaw.join(_STORE_TIMEOUT + 10)
+        member.process.send_signal(signal.SIGCONT)
+    if said is not None and said != (_value(_read(agent, "cas/frozen")) == b"once"):
+        lies.append(f"cas=0 through a frozen member answered {said}")
+
+
+def _alive(agent: AgentProcess, node: str) -> bool:
+    checks = agent.get(f"/v1/health/node/{node}")
+    return any(c["CheckID"] == "serfHealth" and c["Status"] == "passing" for c in checks)
+
+
 def test_cas_and_lock_answers_stay_true_while_the_etcd_leader_freezes(tmp_path: Path) -> None:
     (tmp_path / "etcd").mkdir()
     with etcd_cluster(tmp_path / "etcd", members=3) as etcd:
@@ -104,13 +139,19 @@ def test_cas_and_lock_answers_stay_true_while_the_etcd_leader_freezes(tmp_path: 
             for n in range(_WRITERS)
         ]
         try:
-            for thread in [freezer, *writers]:
-                thread.start()
-            freezer.join(120)
+            # Start-up waits for a leader, not for the node's serfHealth check, which every
+            # session needs ("Missing check 'serfHealth' registration").
+            wait_for(lambda: _alive(agent, "server-1"), 30)
+            try:
+                for thread in [freezer, *writers]:
+                    thread.start()
+                freezer.join(120)
+            finally:
+                stop.set()
+                for thread in [freezer, *writers]:
+                    thread.join(120)
+            _cas_while_frozen(etcd, agent, lies)
         finally:
-            stop.set()
-            for thread in [freezer, *writers]:
-                thread.join(120)
             agent.stop()
         assert lies == []
         assert "transaction interrupted" in log.read_text()

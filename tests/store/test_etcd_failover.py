@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -173,6 +174,9 @@ async def test_compare_and_swap_answers_stay_true_while_the_leader_is_frozen(
                 assert result.succeeded == wrote
                 assert not wrote or kv.mod_revision == result.revision  # type: ignore[union-attr]
             applied += wrote
+        stop.set()
+        pauser.join(10)
+        await _cas_through_a_frozen_member(cluster, store, truth)
     finally:
         stop.set()
         pauser.join(10)
@@ -180,3 +184,26 @@ async def test_compare_and_swap_answers_stay_true_while_the_leader_is_frozen(
         await truth.close()
     assert applied > 0
     assert "transaction interrupted" in caplog.text
+
+
+async def _cas_through_a_frozen_member(cluster: EtcdCluster, store: EtcdStore, truth: EtcdStore) -> None:
+    """Whether a leader's freeze interrupts a transaction is chance (the reads of ``truth``
+    may be what waits it out), so end with one that surely does: the store's own member
+    frozen for longer than its timeout while it sends a compare-and-swap."""
+    before = cluster.txn_calls()
+    await store.put("chain/probe", b"which member")
+    member = cluster.written_through(before)
+    assert member.process is not None
+    current = await truth.get("chain")
+    member.process.send_signal(signal.SIGSTOP)
+    try:
+        result = await store.txn(*_cas("chain", current, b"frozen"))
+    except StoreError:
+        result = None
+    finally:
+        member.process.send_signal(signal.SIGCONT)
+    kv = await truth.get("chain")
+    wrote = kv is not None and kv.value == b"frozen"
+    if result is not None:
+        assert result.succeeded == wrote
+        assert not wrote or kv.mod_revision == result.revision  # type: ignore[union-attr]

@@ -211,3 +211,32 @@ async def test_a_lease_ttl_that_is_not_positive_is_refused_before_it_is_sent(
 ) -> None:
     with pytest.raises(ValueError, match="lease TTL must be a positive number of seconds"):
         await remote.lease_grant(ttl)
+
+
+async def test_a_lost_answer_whose_history_the_server_no_longer_keeps_is_unknown_not_guessed(
+    tmp_path: Path,
+) -> None:
+    """A restarted server keeps only the revisions after its start for client watches, so
+    a store that last saw one before writes it never saw cannot learn the outcome."""
+    args = [
+        *("-server", "-bootstrap-expect", "1", "-bind", "127.0.0.1", "-node", "server-r"),
+        *("-data-dir", str(tmp_path / "server")),
+    ]
+    with AgentProcess(args, log_path=tmp_path / "server.log") as server:
+        relay = Relay(server.server_address).start()
+        store = RemoteStore([relay.address])
+        try:
+            await store.revision()
+            server.put("/v1/kv/unseen", "written while the store was not looking")
+            server.stop()
+            server.start(30)
+            assert await store.get(schema.KVS.key("unseen")) is not None  # the server is back
+            relay.interrupt(b"after-restart")
+            with pytest.raises(TxnOutcomeUnknownError, match=r"outcome is unknown: .* compacted"):
+                await store.txn([], [_put("after-restart", b"v1")])
+        finally:
+            await store.close()
+            relay.close()
+        assert relay.interrupted.is_set()
+        value, created, modified = _entry(server, "after-restart")
+        assert (value, created) == (b"v1", modified)

@@ -3,7 +3,8 @@ served only on the servers' agent-to-server listener (``ports.server``, Consul's
 RPC port), never on the public HTTP port.
 
 Servers are tried in turn; a call that cannot reach one moves to the next, so a client
-survives the loss of any server as long as one answers. Watches long-poll and resume
+survives the loss of any server as long as one answers. A transaction is never blindly
+re-sent: see ``RemoteStore.txn``. Watches long-poll and resume
 from the last revision they delivered, on whichever server answers next. A client agent
 starts with no server at all and learns them by joining; until then every call fails
 with Consul's "No known Consul servers".

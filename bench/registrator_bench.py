@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,21 @@ def ours(agent: AgentProcess) -> int:
     return sum(1 for s in services.values() if (s.get("Meta") or {}).get("registrator-host") == HOST)
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free on 127.0.0.1 now, from a range the kernel does not hand out."""
+    found: list[int] = []
+    for port in range(20000, 32000):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        found.append(port)
+        if len(found) == count:
+            return found
+    raise RuntimeError(f"fewer than {count} free ports in 20000-31999")
+
+
 def until(predicate: Callable[[], bool], limit: float) -> float:
     """Wall-clock time at which ``predicate`` first held; raises after ``limit`` seconds."""
     deadline = time.monotonic() + limit
@@ -76,9 +92,15 @@ def main() -> None:
         engine = start_podman(folder)
         engine.run("tag", IMAGE, WEB)
         names = [f"web{i}" for i in range(n)]
+        # Host ports chosen here: podman's own picks collide when hundreds start at once.
+        published = dict(zip(names, free_ports(n), strict=True))
+
+        def create(name: str) -> str:
+            port = f"127.0.0.1:{published[name]}:80"
+            return engine.run("create", "--name", name, "-p", port, *ULIMITS, WEB, "/bin/sleep", "3600")
+
         with ThreadPoolExecutor(STARTERS) as pool:
-            list(pool.map(lambda name: engine.run("create", "--name", name, "-p", "127.0.0.1::80", *ULIMITS,
-                                                  WEB, "/bin/sleep", "3600"), names))  # fmt: skip
+            list(pool.map(create, names))
         engine.start_service()
         proc: subprocess.Popen[bytes] | None = None
         log = folder / "registrator.log"

@@ -134,6 +134,11 @@ class Reconciler:
 
     async def _deregister(self, sid: str, why: str) -> None:
         resp = await self.api.request("PUT", f"/v1/agent/service/deregister/{quote(sid, safe='')}")
-        if resp.status >= 500 or resp.status == 0:
+        if resp.status >= 500:
             raise ApiError(0, f"deregistering {sid}: {resp.status} {resp.body.decode(errors='replace')}")
+        if resp.status not in (200, 404):
+            log.error(
+                "%s: agent refused to deregister %s: %s", why, sid, resp.body.decode(errors="replace").strip()
+            )
+            return
         log.info("removed: %s (%s)", sid, why)

@@ -69,8 +69,8 @@ class Registrator:
         self._queued: set[str] = set()
         self._running: set[str] = set()
         self._again: set[str] = set()
-        self._agent_backoff = Backoff(initial=0.5, maximum=30.0)
-        self._agent_down = False
+        self._agent_ok = asyncio.Event()
+        self._agent_ok.set()
 
     async def connect(self, attempts: int, interval: float) -> None:
         """Registrator's start-up: ask for the leader until it answers, ``attempts`` more
@@ -165,27 +165,30 @@ class Registrator:
             await action()
 
     async def _poll_agent(self) -> None:
+        """Every ``agent_poll`` seconds while the agent answers, with back-off while it does
+        not; an answer wakes the workers waiting for it."""
+        backoff = Backoff(initial=0.5, maximum=5.0)
         while True:
-            await asyncio.sleep(self.settings.agent_poll)
+            await asyncio.sleep(self.settings.agent_poll if self._agent_ok.is_set() else backoff.next())
             try:
                 services = await self.reconciler.agent_services()
             except ApiError as exc:
                 self._agent_failed(exc)
                 continue
+            backoff.reset()
             self._agent_answered()
             for cid in self.reconciler.adopt(services):
                 self.mark(cid)
 
     def _agent_failed(self, exc: ApiError) -> None:
-        if not self._agent_down:
+        if self._agent_ok.is_set():
             log.warning("agent: %s; retrying with back-off", exc)
-        self._agent_down = True
+        self._agent_ok.clear()
 
     def _agent_answered(self) -> None:
-        if self._agent_down:
+        if not self._agent_ok.is_set():
             log.info("agent at %s answers again", self.api.address.url)
-        self._agent_down = False
-        self._agent_backoff.reset()
+        self._agent_ok.set()
 
     async def _worker(self) -> None:
         while True:
@@ -194,18 +197,17 @@ class Registrator:
             self._running.add(cid)
             try:
                 await self._reconcile(cid)
-                self._agent_answered()
             except ApiError as exc:
                 if 400 <= exc.status < 500:
                     log.error("container %s: %s", cid[:12], exc)
-                    continue
-                self._agent_failed(exc)
-                await asyncio.sleep(self._agent_backoff.next())
-                self._again.add(cid)
+                else:
+                    self._agent_failed(exc)
+                    self._again.add(cid)
+                    await self._agent_ok.wait()
             except EngineError as exc:
-                log.warning("container %s: %s; retrying", cid[:12], exc)
-                await asyncio.sleep(self._agent_backoff.next())
-                self._again.add(cid)
+                # An engine that went away breaks the event stream too; the sync after
+                # reconnecting marks every container again.
+                log.warning("container %s: %s; left until the next sync", cid[:12], exc)
             finally:
                 self._running.discard(cid)
                 if cid in self._again:

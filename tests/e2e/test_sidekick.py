@@ -3,6 +3,7 @@ exit codes, agent restarts and an agent that is not there yet."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -83,10 +84,19 @@ class Sidekick:
     def wait(self) -> int:
         return self.proc.wait(timeout=30)
 
-    def stop(self) -> None:
+    def kill(self) -> None:
+        """SIGKILL the sidekick, and its child, which has a process group of its own (if the
+        pid still runs this test's server: a pid may be reused once the child has exited)."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+        started = self.state / "started"
+        if not started.exists():
+            return
+        pid = int(started.read_text())
+        with contextlib.suppress(OSError):
+            if str(self.state).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -94,7 +104,7 @@ def sidekicks(tmp_path: Path) -> Iterator[list[Sidekick]]:
     started: list[Sidekick] = []
     yield started
     for sidekick in started:
-        sidekick.stop()
+        sidekick.kill()
 
 
 def _run_server(
@@ -200,13 +210,8 @@ def test_process_check_follows_the_process_and_lapses_if_the_sidekick_dies(
     sidekick = _run_server(sidekicks, tmp_path, dev_agent.address, port, "-check-ttl", "1s", "-id", "ttl-web")
     _until(lambda: _status(dev_agent, "ttl-web") == "passing")
     _until(lambda: "is running" in _output(dev_agent, "ttl-web"))
-    pid = int((sidekick.state / "started").read_text())
-    sidekick.proc.kill()  # no more heartbeats: the TTL lapses
-    sidekick.proc.wait(timeout=10)
-    try:
-        _until(lambda: _status(dev_agent, "ttl-web") == "critical")
-    finally:
-        os.kill(pid, signal.SIGKILL)  # its own process group: not taken down with the sidekick
+    sidekick.kill()  # no more heartbeats: the TTL lapses
+    _until(lambda: _status(dev_agent, "ttl-web") == "critical")
     dev_agent.put("/v1/agent/service/deregister/ttl-web")
 
 

@@ -402,3 +402,30 @@ def test_haproxy_follows_the_catalog(dev_agent: AgentProcess, tmp_path: Path) ->
 
 def _servers(cfg: Path) -> set[str]:
     return {line.split()[1] for line in cfg.read_text().splitlines() if line.strip().startswith("server ")}
+
+
+def test_dedup_elects_one_renderer_and_shares_its_output(dev_agent: AgentProcess, tmp_path: Path) -> None:
+    dev_agent.put("/v1/kv/dd/v", b"one")
+    (tmp_path / "in.ctmpl").write_text('v={{ key "dd/v" }}')
+    outs = [tmp_path / f"out{n}.conf" for n in range(2)]
+    procs = [start_template(dev_agent, tmp_path, "-dedup", "-template", "in.ctmpl:out0.conf")]
+    try:
+        wait_for(outs[0].exists)
+        procs.append(start_template(dev_agent, tmp_path, "-dedup", "-template", "in.ctmpl:out1.conf"))
+        wait_for(lambda: all(o.exists() and o.read_text() == "v=one" for o in outs))
+        locks = [k for k in dev_agent.get("/v1/kv/consul-template/dedup/?keys") if k.endswith("/lock")]
+        assert len(locks) == 1
+        lock = dev_agent.get(f"/v1/kv/{locks[0]}")[0]
+        assert lock["Session"], "one instance holds the template's lock"
+        _, _, data = dev_agent.request("GET", f"/v1/kv/{locks[0].removesuffix('lock')}data?raw")
+        assert data == b"v=one", "the leader shares its output through KV"
+        dev_agent.put("/v1/kv/dd/v", b"two")
+        wait_for(lambda: all(o.read_text() == "v=two" for o in outs))
+        code, err = stop(procs[0])
+        assert code == 0, err
+        dev_agent.put("/v1/kv/dd/v", b"three")  # the first instance was the leader; the other takes over
+        wait_for(lambda: outs[1].read_text() == "v=three")
+        assert outs[0].read_text() == "v=two"
+    finally:
+        for proc in procs:
+            stop(proc)

@@ -91,8 +91,6 @@ def build_config(parsed: Parsed) -> Config:
         )
     if config.log_level.lower() not in _LEVELS:
         raise ConfigError(f"log_level: unknown level {config.log_level!r}")
-    if config.dedup:
-        raise ConfigError("dedup: de-duplication mode is not implemented in waypost template yet")
     validate(config)
     return config
 

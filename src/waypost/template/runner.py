@@ -19,8 +19,9 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-from waypost.client import ApiClient
+from waypost.client import ApiClient, ApiError
 from waypost.template.config import Config, TemplateSpec, Wait
+from waypost.template.dedup import Dedup
 from waypost.template.deps import Dependency
 from waypost.template.errors import TemplateError
 from waypost.template.output import write_if_changed
@@ -61,6 +62,10 @@ class Runner:
         self.command_runs = 0
         self.last_pass_seconds = 0.0
         self._results: dict[int, RenderResult] = {}
+        self._rendered: set[int] = set()
+        """Templates rendered here (not taken from a de-duplication leader)."""
+        self._publish: list[tuple[int, str]] = []
+        self.dedup: Dedup | None = None
         self.child: asyncio.subprocess.Process | None = None
         self._initial_done = False
 
@@ -103,13 +108,28 @@ class Runner:
         complete = True
         for i, (spec, compiled) in enumerate(self.templates):
             previous = self._results.get(i)
-            if previous is None or not previous.complete or previous.used & changed:
+            if self.dedup is not None and not self.dedup.leader[i]:
+                shared = self.dedup.shared[i]
+                complete = complete and shared is not None
+                if shared is not None and (previous is None or previous.output != shared):
+                    self._results[i] = RenderResult(shared)
+                    done.append((spec, self._results[i]))
+                continue
+            if (
+                previous is None
+                or not previous.complete
+                or previous.used & changed
+                or i not in self._rendered
+            ):
+                self._rendered.add(i)
                 try:
                     previous = self._results[i] = compiled.render(self.watcher.brain)
                 except TemplateError as err:
                     raise RunnerError(f"{spec.name}: execute: {err}") from None
                 if previous.complete:
                     done.append((spec, previous))
+                    if self.dedup is not None:
+                        self._publish.append((i, previous.output))
             used |= previous.used
             complete = complete and previous.complete
         self.watcher.ensure(used)
@@ -172,6 +192,10 @@ class Runner:
         """0 after a complete ``-once`` pass or a clean stop; non-zero on any fatal error."""
         try:
             self.load()
+            if self.config.dedup:
+                texts = [compiled.template.text for _, compiled in self.templates]
+                self.dedup = Dedup(self.api, self.config.dedup_prefix, texts, self._changed.set)
+                await self.dedup.start()
             while True:
                 if self.watcher.error is not None:
                     log.error("cannot continue: %s", self.watcher.error)
@@ -181,6 +205,7 @@ class Runner:
                 complete, done = self.render_pass()
                 commands, written = self.write(done)
                 self.last_pass_seconds = time.perf_counter() - started
+                await self._share()
                 self.passes += 1
                 ok = True
                 for command in commands:
@@ -200,6 +225,18 @@ class Runner:
         finally:
             await self.watcher.close()
             await self._stop_child()
+            if self.dedup is not None:
+                await self.dedup.close()
+
+    async def _share(self) -> None:
+        """As a de-duplication leader, hand this pass's outputs to the followers."""
+        publish, self._publish = self._publish, []
+        for i, output in publish:
+            assert self.dedup is not None
+            try:
+                await self.dedup.publish(i, output)
+            except ApiError as err:
+                log.warning("dedup: publishing %s: %s", self.templates[i][0].name, err)
 
     async def _wait_for_change(self) -> None:
         waiter = asyncio.ensure_future(self._changed.wait())

@@ -207,7 +207,18 @@ def test_process_check_follows_the_process_and_lapses_if_the_sidekick_dies(
     dev_agent: AgentProcess, tmp_path: Path, sidekicks: list[Sidekick]
 ) -> None:
     port = free_port()
-    sidekick = _run_server(sidekicks, tmp_path, dev_agent.address, port, "-check-ttl", "1s", "-id", "ttl-web")
+    sidekick = _run_server(
+        sidekicks,
+        tmp_path,
+        dev_agent.address,
+        port,
+        "-check-ttl",
+        "1s",
+        "-id",
+        "ttl-web",
+        "-check-deregister-after",
+        "1m",
+    )
     _until(lambda: _status(dev_agent, "ttl-web") == "passing")
     _until(lambda: "is running" in _output(dev_agent, "ttl-web"))
     sidekick.kill()  # no more heartbeats: the TTL lapses

@@ -36,6 +36,8 @@ def test_registration_body_carries_everything_given() -> None:
         },
     }
     assert "Address" not in _spec().registration("critical")
+    reaped = _spec(deregister_after=90.0).registration("passing")["Check"]
+    assert reaped["DeregisterCriticalServiceAfter"] == "1m30s"
 
 
 def test_probe_url_from_a_path_or_a_full_url() -> None:
@@ -58,6 +60,7 @@ def test_probe_url_from_a_path_or_a_full_url() -> None:
         ({"interval": 10.0}, "-check-interval must be positive and shorter than -check-ttl"),
         ({"interval": -1.0}, "-check-interval must be positive"),
         ({"listen_timeout": 0.0}, "-listen-timeout must be positive"),
+        ({"deregister_after": -1.0}, "-check-deregister-after must not be negative"),
         ({"mode": CheckMode.HTTP, "http_path": "ftp://x/y"}, "Invalid -check-http 'ftp://x/y'"),
         ({"meta": {"": "x"}}, "-meta: Couldn't load metadata pair ('', 'x'): Key cannot be blank"),
         (

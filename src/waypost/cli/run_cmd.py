@@ -54,6 +54,12 @@ def _flags() -> FlagSet:
         0.0,
         "Time between heartbeats (and probes). The default is a third of -check-ttl.",
     )
+    fs.duration(
+        "check-deregister-after",
+        0.0,
+        "Have the agent deregister the service once its check has been critical this long "
+        "(at least 1m), e.g. after the sidekick was killed. The default is never.",
+    )
     fs.boolean("no-wait", False, "Register at once instead of waiting until the command listens.")
     fs.duration(
         "listen-timeout",
@@ -97,6 +103,7 @@ def _spec(opts: Parsed) -> Spec:
         no_wait=opts.boolean("no-wait"),
         listen_timeout=opts.seconds("listen-timeout"),
         env_from=split_names(opts.strings("env-from")),
+        deregister_after=opts.seconds("check-deregister-after"),
     )
 
 

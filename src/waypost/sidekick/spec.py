@@ -87,6 +87,8 @@ class Spec:
     no_wait: bool = False
     listen_timeout: float = 60.0
     env_from: list[str] = field(default_factory=list)
+    deregister_after: float = 0.0
+    """Consul's DeregisterCriticalServiceAfter: lets the agent reap what a killed sidekick leaves."""
 
     def __post_init__(self) -> None:
         if not self.service:
@@ -103,6 +105,8 @@ class Spec:
             raise SpecError("-check-ttl must be positive")
         if self.interval < 0 or self.interval >= self.ttl:
             raise SpecError("-check-interval must be positive and shorter than -check-ttl")
+        if self.deregister_after < 0:
+            raise SpecError("-check-deregister-after must not be negative")
         if self.listen_timeout <= 0:
             raise SpecError("-listen-timeout must be positive")
         if self.mode is CheckMode.HTTP:
@@ -152,6 +156,8 @@ class Spec:
             "Notes": self.notes,
             "Status": status,
         }
+        if self.deregister_after:
+            body["Check"]["DeregisterCriticalServiceAfter"] = format_duration(self.deregister_after)
         return body
 
     @property

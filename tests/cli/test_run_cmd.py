@@ -24,7 +24,7 @@ from cli_support import Runner
         ),
         (
             ("-service", "web", "-port", "80", "-check-ttl", "1s", "-check-interval", "2s", "--", "true"),
-            "Error: -check-interval must be positive and shorter than -check-ttl\n",
+            "Error: -check-interval must be shorter than -check-ttl, or the check lapses between beats\n",
         ),
         (
             (

@@ -103,8 +103,12 @@ class Spec:
             raise SpecError("Missing command: waypost run [options] -- COMMAND [ARGS...]")
         if self.ttl <= 0:
             raise SpecError("-check-ttl must be positive")
-        if self.interval < 0 or self.interval >= self.ttl:
-            raise SpecError("-check-interval must be positive and shorter than -check-ttl")
+        if self.interval < 0:
+            raise SpecError("-check-interval must not be negative")
+        if self.interval >= self.ttl:
+            raise SpecError(
+                "-check-interval must be shorter than -check-ttl, or the check lapses between beats"
+            )
         if self.deregister_after < 0:
             raise SpecError("-check-deregister-after must not be negative")
         if self.listen_timeout <= 0:

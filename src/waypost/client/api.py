@@ -234,7 +234,8 @@ class ApiClient:
         A failed call (unreachable agent, 5xx) is retried with back-off; a 4xx is the
         caller's mistake and raises, except the statuses in ``accept``, which are answers
         like any other (a 404 for a KV key that does not exist yet still blocks on its
-        index). Errors are logged once per failure streak.
+        index). Errors are logged once per failure streak; the first read after one does
+        not block, since an agent that restarted counts its indexes afresh.
         """
         backoff = backoff or Backoff()
         base = self._params(query)
@@ -253,6 +254,7 @@ class ApiClient:
                 if not failing:
                     log.warning("watch %s: %s; retrying with back-off (%.1fs)", path, exc, delay)
                 failing = True
+                index = 0  # it may come back restarted, in a new index space: read afresh
                 await sleep(delay)
                 continue
             if failing:

@@ -429,3 +429,22 @@ def test_dedup_elects_one_renderer_and_shares_its_output(dev_agent: AgentProcess
     finally:
         for proc in procs:
             stop(proc)
+
+
+def test_an_agent_that_goes_away_is_retried_with_a_log_line(tmp_path: Path) -> None:
+    port = free_port()
+    (tmp_path / "in.ctmpl").write_text('{{ keyOrDefault "gone/v" "default" }}')
+    out = tmp_path / "out.conf"
+    with AgentProcess(["-dev"], http_port=port) as first:
+        first.put("/v1/kv/gone/v", b"before")
+        daemon = start_template(first, tmp_path, "-template", "in.ctmpl:out.conf")
+        wait_for(lambda: out.exists() and out.read_text() == "before")
+    try:
+        with AgentProcess(["-dev"], http_port=port) as second:
+            second.put("/v1/kv/gone/v", b"after")
+            wait_for(lambda: out.read_text() == "after", limit=30)
+    finally:
+        code, err = stop(daemon)
+    assert code == 0, err
+    assert "unreachable" in err
+    assert "retrying with back-off" in err

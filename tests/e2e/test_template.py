@@ -448,3 +448,45 @@ def test_an_agent_that_goes_away_is_retried_with_a_log_line(tmp_path: Path) -> N
     assert code == 0, err
     assert "unreachable" in err
     assert "retrying with back-off" in err
+
+
+CHILD = """import signal, sys, time
+log = open("child.log", "a", buffering=1)
+log.write("start\\n")
+signal.signal(signal.SIGHUP, lambda *_: log.write("hup\\n"))
+signal.signal(signal.SIGTERM, lambda *_: (log.write("term\\n"), sys.exit(0)))
+for _ in range(600):
+    time.sleep(0.1)
+"""
+
+
+def test_config_file_and_exec_mode(dev_agent: AgentProcess, tmp_path: Path) -> None:
+    dev_agent.put("/v1/kv/exec/v", b"1")
+    (tmp_path / "child.py").write_text(CHILD)
+    (tmp_path / "ct.hcl").write_text(
+        f"""
+template {{
+  contents = "v={{{{ key \\"exec/v\\" }}}}"
+  destination = "out.conf"
+  perms = 0600
+}}
+exec {{
+  command = ["{sys.executable}", "child.py"]
+  reload_signal = "SIGHUP"
+  kill_signal = "SIGTERM"
+}}
+"""
+    )
+    log = tmp_path / "child.log"
+    proc = start_template(dev_agent, tmp_path, "-config", "ct.hcl")
+    try:
+        wait_for(lambda: log.exists() and log.read_text() == "start\n")
+        assert (tmp_path / "out.conf").read_text() == "v=1"
+        assert oct((tmp_path / "out.conf").stat().st_mode & 0o777) == "0o600"
+        dev_agent.put("/v1/kv/exec/v", b"2")
+        wait_for(lambda: log.read_text() == "start\nhup\n")
+        assert (tmp_path / "out.conf").read_text() == "v=2"
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    assert log.read_text() == "start\nhup\nterm\n"

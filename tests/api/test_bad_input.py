@@ -73,6 +73,7 @@ CASES = [
     ("PUT", "/v1/kv/%ff%fe", b"", 400, b"UTF-8"),
     ("PUT", "/v1/session/create", b'{"ServiceChecks": [1]}', 400, b"ServiceChecks"),
     ("PUT", "/v1/agent/check/update/x", b'{"Status": "passing", "Output": {"a": 1}}', 400, b"Output"),
+    ("PUT", "/v1/agent/service/register", b'{"Name": "x", "Meta": {"consul-x": "1"}}', 400, b"reserved"),
     ("PUT", "/v1/agent/maintenance", b"", 400, b"enable"),
 ]
 

@@ -75,6 +75,10 @@ def typed(value: Any, typ: Any, field: str, what: str = _SERVICE) -> Any:
         raise DefinitionError(f"{what}: {field}: {exc}") from None
 
 
+_CONSUL_OWN_META = frozenset(("consul-network-segment", "consul-network-area", "consul-version"))
+"""Reserved keys that agents themselves write into node metadata, so they round-trip."""
+
+
 def parse_meta(value: Any, field: str, what: str = _SERVICE) -> dict[str, str]:
     """Node or service metadata, with Consul's limits (``structs.ValidateMetadata``)."""
     meta: dict[str, str] = typed(value or {}, dict[str, str], field, what)
@@ -85,6 +89,8 @@ def parse_meta(value: Any, field: str, what: str = _SERVICE) -> dict[str, str]:
             raise DefinitionError(f"{what}: {field}: Key contains invalid characters: {k!r}")
         if len(v) > 512:
             raise DefinitionError(f"{what}: {field}: Value is too long (limit: 512 characters)")
+        if k.startswith("consul-") and k not in _CONSUL_OWN_META:
+            raise DefinitionError(f"{what}: {field}: Key prefix 'consul-' is reserved for internal use")
     return meta
 
 

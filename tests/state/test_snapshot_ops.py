@@ -59,3 +59,12 @@ async def test_restoring_an_empty_snapshot_clears_the_tables(state: State) -> No
     assert await contents(state) == {}
     assert not state.indexes.nodes
     assert not state.indexes.kv
+
+
+async def test_a_zero_session_ttl_is_no_ttl(state: State) -> None:
+    await catalog_ops.register(state, NODE)
+    await state.store.put(schema.SESSIONS.key("s0"), schema.encode(Session(ID="s0", Node="n1", TTL="0s")))
+    data, _ = await snapshot_ops.save(state)
+    await snapshot_ops.restore(state, decode(data))
+    assert state.indexes.sessions["s0"].TTL == "0s"
+    assert state.indexes.session_leases["s0"] == 0

@@ -84,11 +84,13 @@ def _session_ttls(snap: archive.Snapshot) -> dict[str, float]:
         if not session.TTL:
             continue
         try:
-            ttls[entry.Key] = parse_duration(session.TTL)
+            ttl = parse_duration(session.TTL)
         except ValueError:
             raise archive.SnapshotError(
                 f"failed to read snapshot file: session {session.ID} has an invalid TTL {session.TTL!r}"
             ) from None
+        if ttl > 0:  # Consul reads a zero TTL as none
+            ttls[entry.Key] = ttl
     return ttls
 
 

@@ -43,6 +43,23 @@ async def test_ring_serves_batches_from_a_revision_and_reports_what_it_dropped()
         await state.close()
 
 
+async def test_ring_starts_afresh_after_the_state_re_reads_the_store() -> None:
+    state = State(MemoryStore())
+    await state.start()
+    try:
+        ring = EventRing(state)
+        before = await state.store.put("kv/a", schema.encode(KVEntry(Key="a")))
+        await state.wait_applied(before)
+        await state.store.delete("kv/a")
+        # What the feed does after the store compacted past it: a full read, which cannot show the delete.
+        after = await state._relist() - 1
+        assert ring.since(before) is None
+        assert ring.first_available == after + 1
+        assert ring.since(after + 1) == []
+    finally:
+        await state.close()
+
+
 # -- what the handlers accept, against a real dev agent's agent-to-server listener ------
 
 _GUARD = {"key": "kv/never-written", "target": "version", "op": ">", "value": 0}

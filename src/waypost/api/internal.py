@@ -43,11 +43,21 @@ class EventRing:
 
     def __init__(self, state: State, size: int = 20000) -> None:
         self._batches: deque[tuple[int, list[Event]]] = deque(maxlen=size)
+        self._state = state
+        self._relists = state.relists
         self.first_available = state.indexes.revision + 1
         self._arrived = asyncio.Event()
         state.listeners.append(self._on_batch)
 
     def _on_batch(self, batch: list[Event], revision: int) -> None:
+        if self._state.relists != self._relists:
+            # A full re-read is no history: clients behind it must re-read too (410).
+            self._relists = self._state.relists
+            self._batches.clear()
+            self.first_available = revision + 1
+            self._arrived.set()
+            self._arrived = asyncio.Event()
+            return
         if len(self._batches) == self._batches.maxlen:
             self.first_available = self._batches[0][0] + 1
         self._batches.append((revision, batch))

@@ -52,6 +52,10 @@ class State:
         self.listeners: list[Callable[[list[Event], int], None]] = []
         self.decode_errors = 0
         """Records the indexes could not take since start-up (Consul-style counter)."""
+        self.relists = 0
+        """How many times the indexes were rebuilt from a full read: listeners that keep
+        history (the clients' event ring) must then start it afresh, since a full read
+        shows what exists, not what was deleted in between."""
 
     async def start(self) -> None:
         start = await self._relist()
@@ -80,6 +84,7 @@ class State:
         old = self.indexes
         self.indexes = fresh
         old.topics.wake_all()
+        self.relists += 1
         self._notify(events, snapshot.revision)
         return snapshot.revision + 1
 

@@ -17,7 +17,16 @@ from typing import Any
 from waypost.cli import ui
 from waypost.cli.flags import Parsed
 
-__all__ = ["Client", "ClientError", "Query", "QueryValue", "Response", "StatusError", "client_from"]
+__all__ = [
+    "Client",
+    "ClientError",
+    "Query",
+    "QueryValue",
+    "Response",
+    "StatusError",
+    "client_from",
+    "client_or_report",
+]
 
 DEFAULT_ADDR = "127.0.0.1:8500"
 
@@ -186,6 +195,16 @@ def client_from(parsed: Parsed) -> Client:
         datacenter=str(values.get("datacenter") or ""),
         stale=bool(values.get("stale")),
     )
+
+
+def client_or_report(parsed: Parsed, failure: str = "Error connecting to Consul agent") -> Client | None:
+    """The command's client, or None once Consul's error line for a bad address, token or
+    TLS setting is printed (the caller then exits 1)."""
+    try:
+        return client_from(parsed)
+    except ClientError as exc:
+        ui.error(f"{failure}: {exc}")
+        return None
 
 
 def connect(parsed: Parsed) -> tuple[Client, str] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from waypost.cli import ui
-from waypost.cli.client import ClientError, client_from
+from waypost.cli.client import ClientError, client_or_report
 from waypost.cli.flags import FlagSet, Parsed, run_with_flags
 
 USAGE = """
@@ -38,10 +38,8 @@ def _run(opts: Parsed) -> int:
         "wan": "1" if opts.boolean("wan") else None,
         "partition": opts.string("partition") or None,
     }
-    try:
-        client = client_from(opts)
-    except ClientError as exc:
-        ui.error(f"Error connecting to Consul agent: {exc}")
+    client = client_or_report(opts)
+    if client is None:
         return 1
     try:
         client.put(f"/v1/agent/force-leave/{opts.args[0]}", query)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from waypost.cli import ui
-from waypost.cli.client import ClientError, client_from
+from waypost.cli.client import ClientError, client_or_report
 from waypost.cli.flags import FlagSet, Parsed, run_with_flags
 
 USAGE = """
@@ -32,10 +32,8 @@ def _run(opts: Parsed) -> int:
         ui.error("")
         ui.error(_flags().help())
         return 1
-    try:
-        client = client_from(opts)
-    except ClientError as exc:
-        ui.error(f"Error connecting to Consul agent: {exc}")
+    client = client_or_report(opts)
+    if client is None:
         return 1
     joins = 0
     for address in opts.args:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from waypost.cli import ui
-from waypost.cli.client import ClientError, client_from
+from waypost.cli.client import ClientError, client_from, client_or_report
 from waypost.cli.flags import FlagSet, Parsed, run_with_flags
 from waypost.cli.group import Subcommand, dispatch
 
@@ -76,10 +76,8 @@ def _list_peers(opts: Parsed) -> int:
     if opts.args:
         ui.error(f"Too many arguments (expected 0, got {len(opts.args)})")
         return 1
-    try:
-        client = client_from(opts)
-    except ClientError as exc:
-        ui.error(f"Error initializing client: {exc}")
+    client = client_or_report(opts, "Error initializing client")
+    if client is None:
         return 1
     try:
         config = client.get("/v1/operator/raft/configuration").json()

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from waypost.cli import ui
-from waypost.cli.client import Client, ClientError, client_from
+from waypost.cli.client import Client, ClientError, client_or_report
 from waypost.cli.flags import FlagSet, Parsed, run_with_flags
 
 USAGE = """
@@ -159,10 +159,8 @@ def _run(opts: Parsed, flags: FlagSet) -> int:
     if not 1 <= len(nodes) <= 2:
         ui.error(f"One or two node names must be specified\n\n{flags.help()}")
         return 1
-    try:
-        client = client_from(opts)
-    except ClientError as exc:
-        ui.error(f"Error connecting to Consul agent: {exc}")
+    client = client_or_report(opts)
+    if client is None:
         return 1
     wan = opts.boolean("wan")
     if len(nodes) < 2:

@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 
 from waypost.cli import ui
-from waypost.cli.client import ClientError, client_from
+from waypost.cli.client import ClientError, client_from, client_or_report
 from waypost.cli.flags import FlagSet, Parsed, run_with_flags
 from waypost.cli.group import Subcommand, dispatch
 from waypost.state.snapshot import Snapshot, SnapshotError, decode
@@ -106,16 +106,11 @@ def _restore(opts: Parsed) -> int:
     path = _file_arg(opts)
     if path is None:
         return 1
-    try:
-        client = client_from(opts)
-    except ClientError as exc:
-        ui.error(f"Error connecting to Consul agent: {exc}")
+    client = client_or_report(opts)
+    if client is None:
         return 1
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        ui.error(f"Error opening snapshot file: {exc}")
+    data = _read(path)
+    if data is None:
         return 1
     try:
         client.put("/v1/snapshot", body=data)
@@ -182,11 +177,8 @@ def _inspect(opts: Parsed) -> int:
     path = _file_arg(opts)
     if path is None:
         return 1
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        ui.error(f"Error opening snapshot file: {exc}")
+    data = _read(path)
+    if data is None:
         return 1
     try:
         snap = decode(data)
@@ -223,3 +215,13 @@ def run(argv: Sequence[str]) -> int:
         SUBCOMMANDS,
         argv,
     )
+
+
+def _read(path: str) -> bytes | None:
+    """The snapshot file's bytes, or None once Consul's error line is printed."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        ui.error(f"Error opening snapshot file: {exc}")
+        return None

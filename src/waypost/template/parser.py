@@ -272,12 +272,13 @@ class _Parser:
         return n.WithNode(item.pos, item.line, pipe, body, else_body)
 
     def template_control(self, item: Item) -> n.Node:
-        name = self.template_name(self.next_non_space(), "template clause")
+        token = self.next_non_space()
+        name = self.template_name(token, "template clause")
         pipe: n.PipeNode | None = None
         if self.next_non_space().kind is not Kind.RIGHT_DELIM:
             self.backup()
             pipe = self.pipeline("template clause", Kind.RIGHT_DELIM)
-        return n.TemplateNode(item.pos, item.line, name, pipe)
+        return n.TemplateNode(token.pos, token.line, name, pipe)
 
     def block_control(self, item: Item) -> n.Node:
         name = self.template_name(self.next_non_space(), "block clause")
@@ -372,9 +373,9 @@ class _Parser:
         while self.peek().kind is Kind.FIELD:
             fields.append(self.next().val[1:])
         if isinstance(node, n.FieldNode):
-            return n.FieldNode(node.pos, node.line, [*node.idents, *fields])
+            return n.FieldNode(pos, node.line, [*node.idents, *fields])
         if isinstance(node, n.VariableNode):
-            return n.VariableNode(node.pos, node.line, [*node.idents, *fields])
+            return n.VariableNode(pos, node.line, [*node.idents, *fields])
         if isinstance(node, n.BoolNode | n.StringNode | n.NumberNode | n.NilNode | n.DotNode):
             raise self.error(node.line, f'unexpected . after term "{node}"')
         return n.ChainNode(pos, node.line, node, fields)

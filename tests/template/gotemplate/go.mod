@@ -1,0 +1,3 @@
+module waypost.test/gotemplate
+
+go 1.19

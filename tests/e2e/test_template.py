@@ -490,3 +490,45 @@ exec {{
         code, err = stop(proc)
     assert code == 0, err
     assert log.read_text() == "start\nhup\nterm\n"
+
+
+def test_command_timeout_fails_once(dev_agent: AgentProcess, tmp_path: Path) -> None:
+    (tmp_path / "ct.hcl").write_text(
+        """
+template {
+  contents = "x"
+  destination = "out.conf"
+  command = "sleep 30"
+  command_timeout = "300ms"
+}
+"""
+    )
+    proc = start_template(dev_agent, tmp_path, "-once", "-config", "ct.hcl")
+    code, err = proc.wait(timeout=20), proc.communicate()[1]
+    assert code == 1
+    assert "command sleep 30 timed out after 300ms" in err
+    assert (tmp_path / "out.conf").read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-wait", "soon", "-template", "a:b"], '-wait: time: invalid duration "soon"'),
+        (["-template", "nope.ctmpl:b"], "template nope.ctmpl: source does not exist"),
+        ([], "At least one template must be specified"),
+        (["-log-level", "loud", "-template", "a:b"], "log_level: unknown level 'loud'"),
+        (["-config", "missing.hcl"], "config: missing.hcl: No such file or directory"),
+        (["-bogus"], "flag provided but not defined: -bogus"),
+    ],
+)
+def test_bad_command_lines(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "a").write_text("")
+    done = subprocess.run(
+        [*WAYPOST, "template", "-http-addr", "127.0.0.1:1", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1
+    assert message in done.stderr

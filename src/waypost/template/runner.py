@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from waypost.client import ApiClient, ApiError
+from waypost.durations import format_duration
 from waypost.template.config import Config, TemplateSpec, Wait
 from waypost.template.dedup import Dedup
 from waypost.template.deps import Dependency
@@ -174,17 +175,17 @@ class Runner:
         try:
             proc = await asyncio.create_subprocess_exec(*argv, start_new_session=True)
         except OSError as err:
-            log.error("command %s: %s", shlex.join(command), err)
+            log.error("command %s: %s", _show(command), err)
             return False
         try:
             code = await asyncio.wait_for(proc.wait(), limit)
         except TimeoutError:
             os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
-            log.error("command %s timed out after %.0fs", shlex.join(command), limit)
+            log.error("command %s timed out after %s", _show(command), format_duration(limit))
             return False
         if code != 0:
-            log.error("command %s exited with %d", shlex.join(command), code)
+            log.error("command %s exited with %d", _show(command), code)
         return code == 0
 
     # -- the loop --------------------------------------------------------------------
@@ -271,7 +272,7 @@ class Runner:
         if self.child is None or self.child.returncode is not None:
             argv = ["sh", "-c", spec.command[0]] if len(spec.command) == 1 else spec.command
             self.child = await asyncio.create_subprocess_exec(*argv)
-            log.info("exec: started %s (pid %d)", shlex.join(spec.command), self.child.pid)
+            log.info("exec: started %s (pid %d)", _show(spec.command), self.child.pid)
             return
         if not written:
             return
@@ -291,6 +292,11 @@ class Runner:
         except TimeoutError:
             child.kill()
             await child.wait()
+
+
+def _show(command: list[str]) -> str:
+    """A command as the user wrote it: a shell string as is, an argv quoted."""
+    return command[0] if len(command) == 1 else shlex.join(command)
 
 
 def _signal(name: str) -> signal.Signals:

@@ -3,6 +3,8 @@
 Runs podman's API service over a private store (waypost.testing.podman), a dev agent
 and ``waypost registrator`` as separate processes, all on 127.0.0.1, and reports:
 
+* one container: started and stopped a few times, time from the podman command
+  returning to the change showing in the catalog and in DNS;
 * burst: N created containers started at once (several ``podman start`` processes in
   parallel), time from the burst's first start to all N services in the agent's list,
   and from the last ``podman start`` returning to the same point;
@@ -28,14 +30,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import AgentProcess, append_results, cpu_seconds, fmt, markdown_table
+import dns.message
+import dns.query
+from _common import AgentProcess, append_results, cpu_seconds, fmt, markdown_table, median
 
 from waypost.testing.podman import IMAGE, ULIMITS, Podman, start_podman
 
 WEB = "localhost/web:latest"
+SLEEP = ("/bin/sleep", "3600")
 HOST = "bench"
 STARTERS = 8
 """Parallel ``podman start`` processes in the burst."""
+SAMPLES = 5
+"""Start/stop cycles of the single container."""
 
 
 def registrator(agent: AgentProcess, engine: Podman, log: Path) -> subprocess.Popen[bytes]:
@@ -68,6 +75,33 @@ def free_ports(count: int) -> list[int]:
     raise RuntimeError(f"fewer than {count} free ports in 20000-31999")
 
 
+def solo_in_dns(agent: AgentProcess) -> bool:
+    query = dns.message.make_query("solo.service.consul", "SRV")
+    return bool(dns.query.udp(query, "127.0.0.1", port=agent.dns_port, timeout=2).answer)
+
+
+def single_container(engine: Podman, agent: AgentProcess, port: int, limit: float) -> tuple[float, float]:
+    """Median seconds from ``podman start`` / ``podman stop`` returning to the service being
+    in / gone from both the catalog and DNS, over SAMPLES cycles of one container."""
+    publish = f"127.0.0.1:{port}:80"
+    engine.run("run", "-d", "--name", "solo", "-p", publish, "-e", "SERVICE_NAME=solo", *ULIMITS, WEB, *SLEEP)
+
+    def listed() -> bool:
+        return bool(agent.get("/v1/catalog/service/solo")) and solo_in_dns(agent)
+
+    until(listed, limit)
+    shown, hidden = [], []
+    for _ in range(SAMPLES):
+        engine.run("stop", "-t", "0", "solo")
+        stopped = time.monotonic()
+        hidden.append(until(lambda: not listed(), limit) - stopped)
+        engine.run("start", "solo")
+        started = time.monotonic()
+        shown.append(until(listed, limit) - started)
+    engine.run("rm", "-f", "-t", "0", "solo")
+    return median(shown), median(hidden)
+
+
 def until(predicate: Callable[[], bool], limit: float) -> float:
     """Wall-clock time at which ``predicate`` first held; raises after ``limit`` seconds."""
     deadline = time.monotonic() + limit
@@ -93,11 +127,12 @@ def main() -> None:
         engine.run("tag", IMAGE, WEB)
         names = [f"web{i}" for i in range(n)]
         # Host ports chosen here: podman's own picks collide when hundreds start at once.
-        published = dict(zip(names, free_ports(n), strict=True))
+        *host_ports, solo_port = free_ports(n + 1)
+        published = dict(zip(names, host_ports, strict=True))
 
         def create(name: str) -> str:
             port = f"127.0.0.1:{published[name]}:80"
-            return engine.run("create", "--name", name, "-p", port, *ULIMITS, WEB, "/bin/sleep", "3600")
+            return engine.run("create", "--name", name, "-p", port, *ULIMITS, WEB, *SLEEP)
 
         with ThreadPoolExecutor(STARTERS) as pool:
             list(pool.map(create, names))
@@ -114,6 +149,7 @@ def main() -> None:
             try:
                 proc = registrator(agent, engine, log)
                 until(lambda: "Syncing services" in log.read_text(), 30)
+                shown, hidden = single_container(engine, agent, solo_port, args.limit)
                 chunks = [names[i::STARTERS] for i in range(STARTERS)]
                 began = time.monotonic()
                 with ThreadPoolExecutor(STARTERS) as pool:
@@ -155,6 +191,9 @@ def main() -> None:
             engine.stop_service()
             engine.run("rm", "-af", "-t", "0", timeout=600)
     rows = [
+        ["one container started / stopped", "command returned to catalog and DNS (median of 5)",
+         f"{fmt(shown * 1000, 0)} / {fmt(hidden * 1000, 0)} ms", "<= 1 s",
+         "yes" if max(shown, hidden) <= 1 else "**no**"],
         [f"{n} containers started at once", "last start returned to all registered", f"{fmt(tail, 2)} s",
          "<= 5 s", "yes" if tail <= 5 else "**no**"],
         [f"{n} containers started at once", "the engine's time to start them", f"{fmt(engine_start, 1)} s",

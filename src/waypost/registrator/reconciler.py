@@ -37,6 +37,8 @@ class Record:
 
     body: dict[str, Any] | None = None
     health: tuple[str, str] | None = None
+    serial: int = 0
+    """The reconciler's count of registrations when this one was made."""
 
 
 @dataclass
@@ -45,14 +47,18 @@ class Reconciler:
     hostname: str
     registered: dict[str, dict[str, Record]] = field(default_factory=dict)
     """container ID -> service ID -> what was registered for it."""
+    serial: int = 0
 
-    async def agent_services(self) -> dict[str, Any]:
+    async def agent_services(self) -> tuple[dict[str, Any], int]:
+        """The agent's services, and the registration count before asking for them."""
+        serial = self.serial
         found = (await self.api.get("/v1/agent/services")).json()
-        return found if isinstance(found, dict) else {}
+        return (found if isinstance(found, dict) else {}), serial
 
-    def adopt(self, services: dict[str, Any]) -> set[str]:
+    def adopt(self, services: dict[str, Any], serial: int) -> set[str]:
         """Record this host's services found on the agent; the containers whose services
-        the agent no longer has (it restarted with an empty state) need registering again."""
+        the agent no longer has (it restarted with an empty state) need registering again.
+        Registrations made after ``serial`` may have raced the listing and are left alone."""
         ours: dict[str, set[str]] = {}
         for sid, svc in services.items():
             meta = svc.get("Meta") or {} if isinstance(svc, dict) else {}
@@ -60,8 +66,8 @@ class Reconciler:
                 ours.setdefault(str(meta[MARKER_CONTAINER]), set()).add(str(sid))
         stale = set()
         for cid, records in self.registered.items():
-            for sid in records:
-                if sid not in ours.get(cid, ()):
+            for sid, record in records.items():
+                if sid not in ours.get(cid, ()) and record.serial <= serial:
                     records[sid] = Record()
                     stale.add(cid)
         for cid, sids in ours.items():
@@ -106,7 +112,8 @@ class Reconciler:
                 records.pop(d.id, None)
                 return
             log.info("added: %s %s", cid[:12], d.id)
-            record = records[d.id] = Record(d.body)
+            self.serial += 1
+            record = records[d.id] = Record(d.body, serial=self.serial)
         if d.health is not None and record.health != d.health:
             await self.update_health(d.id, d.health)
             record.health = d.health

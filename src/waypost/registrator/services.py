@@ -26,6 +26,7 @@ __all__ = [
     "HEALTH_SUFFIX",
     "MARKER_CONTAINER",
     "MARKER_HOST",
+    "SERVICE_ID_PATTERN",
     "TTL_SUFFIX",
     "ContainerError",
     "Desired",
@@ -191,7 +192,9 @@ def _image_name(config: dict[str, Any]) -> str:
     return base.split("@", 1)[0].split(":", 1)[0]
 
 
-def _check_duration(metadata: dict[str, str], name: str) -> None:
+def _validate(metadata: dict[str, str], name: str) -> None:
+    """Check values caught here, where the message can name the container and the variable;
+    the agent's own 400 would name neither."""
     for key in _DURATION_KEYS:
         value = metadata.get(key, "")
         if value:
@@ -279,7 +282,7 @@ def desired_services(container: dict[str, Any], options: Options) -> list[Desire
             service_name = _image_name(config)
         if group and "name" not in from_port:
             service_name += f"-{port.exposed}"
-        _check_duration(metadata, name)
+        _validate(metadata, name)
         ip, number = _address(container, port, metadata, options, name)
         service_id = metadata.get("id") or f"{options.hostname}:{name}:{port.exposed}"
         if port.proto == "udp" and not metadata.get("id"):

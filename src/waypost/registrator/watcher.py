@@ -140,8 +140,8 @@ class Registrator:
         """Mark every running container and every one with services on record; with
         ``-cleanup``, remove this host's dangling Registrator entries first."""
         with contextlib.suppress(ApiError):
-            services = await self.reconciler.agent_services()
-            self.reconciler.adopt(services)
+            services, serial = await self.reconciler.agent_services()
+            self.reconciler.adopt(services, serial)
             if self.settings.cleanup:
                 await self.reconciler.cleanup(services)
         running = await self.engine.running()
@@ -171,13 +171,13 @@ class Registrator:
         while True:
             await asyncio.sleep(self.settings.agent_poll if self._agent_ok.is_set() else backoff.next())
             try:
-                services = await self.reconciler.agent_services()
+                services, serial = await self.reconciler.agent_services()
             except ApiError as exc:
                 self._agent_failed(exc)
                 continue
             backoff.reset()
             self._agent_answered()
-            for cid in self.reconciler.adopt(services):
+            for cid in self.reconciler.adopt(services, serial):
                 self.mark(cid)
 
     def _agent_failed(self, exc: ApiError) -> None:

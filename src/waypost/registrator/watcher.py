@@ -208,6 +208,9 @@ class Registrator:
                 # An engine that went away breaks the event stream too; the sync after
                 # reconnecting marks every container again.
                 log.warning("container %s: %s; left until the next sync", cid[:12], exc)
+            except Exception:
+                # Inspect JSON no rule foresaw must cost this container, not a worker.
+                log.exception("container %s: unexpected error; skipped", cid[:12])
             finally:
                 self._running.discard(cid)
                 if cid in self._again:

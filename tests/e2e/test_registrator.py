@@ -259,7 +259,11 @@ def test_port_settings_ignore_and_real_checks(
         "-e", "SERVICE_80_CHECK_INTERVAL=1s", "-e", "SERVICE_8080_CHECK_TCP=true",
         "-e", "SERVICE_8080_CHECK_INTERVAL=1s", command=serve)  # fmt: skip
     run(engine, "ignored", "-p", "127.0.0.1::80", "-l", "SERVICE_IGNORE=1")
-    wait_for(lambda: set(ours(dev_agent, "h-pt")) == {"h-pt:ports:80", "admin-1"})
+    run(engine, "beats", "-p", "127.0.0.1::80", "-l", "SERVICE_CHECK_TTL=30s",
+        "-l", "SERVICE_CHECK_INITIAL_STATUS=passing", "-l", "SERVICE_CHECK_DEREGISTER_AFTER=10m")  # fmt: skip
+    wait_for(lambda: set(ours(dev_agent, "h-pt")) == {"h-pt:ports:80", "admin-1", "h-pt:beats:80"})
+    assert check_status(dev_agent, "service:h-pt:beats:80") == "passing"
+    assert dev_agent.get("/v1/agent/checks")["service:h-pt:beats:80"]["Type"] == "ttl"
     services = ours(dev_agent, "h-pt")
     assert (services["h-pt:ports:80"]["Service"], services["admin-1"]["Service"]) == ("pt-80", "admin")
     assert services["admin-1"]["Port"] == host_port(engine, "ports", "8080/tcp")

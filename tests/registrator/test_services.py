@@ -75,6 +75,13 @@ def test_metadata_name_tags_and_attributes() -> None:
     assert "tags" not in body["Meta"]
 
 
+def test_service_id_overrides_the_generated_one_even_for_udp() -> None:
+    assert bodies(container(env=["SERVICE_ID=db-1"]))[0]["ID"] == "db-1"
+    udp = {"53/udp": [{"HostIp": "0.0.0.0", "HostPort": "53"}]}
+    [body] = bodies(container(ports=udp, env=["SERVICE_ID=dns-1"]))
+    assert (body["ID"], body["Tags"]) == ("dns-1", ["udp"])
+
+
 def test_labels_override_env_and_port_keys_override_plain_ones() -> None:
     c = container(env=["SERVICE_NAME=env", "SERVICE_6379_NAME=port"], labels={"SERVICE_NAME": "label"})
     assert bodies(c)[0]["Name"] == "port"

@@ -109,7 +109,7 @@ class Dependency:
 
     def decode(self, status: int, body: Any) -> Any:
         """The template value for an answer (404 means "absent" for KV and nodes)."""
-        if status == 404:
+        if status == 404 and self.kind != "catalog.node":
             return [] if self.kind == "kv.list" else None
         if self.kind == "health.service":
             services = [HealthService.from_entry(e) for e in body or []]
@@ -128,7 +128,7 @@ class Dependency:
             ]
             return sorted(snippets, key=lambda s: s.Name)
         if self.kind == "catalog.node":
-            return CatalogNode.from_api(body) if body else None
+            return CatalogNode.from_api(body) if body else CatalogNode()
         if self.kind == "catalog.nodes":
             nodes = [Node.from_api(n) for n in body or []]
             return nodes if self.near else sorted(nodes, key=lambda n: (n.Node, n.ID))

@@ -27,9 +27,14 @@ MAX_DEPTH = 1000
 
 
 class StringMap(dict[str, Any]):
-    """A Go ``map[string]string``: a missing key reads as ""."""
+    """A Go ``map[string]string``: a missing key reads as "". ``nil`` marks a nil map,
+    which prints as ``map[]`` but encodes as JSON ``null``."""
 
     GO_TYPE = "map[string]string"
+
+    def __init__(self, *args: Any, nil: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.nil = nil
 
 
 class FuncError(Exception):
@@ -126,9 +131,10 @@ class Template:
         tree = self.trees.get(tree_name)
         if tree is None:
             raise TemplateError(f'template: no template "{tree_name}" associated with template "{self.name}"')
-        state = _State(self, tree_name, data)
+        dot = NO_VALUE if data is None else data  # Go's invalid Value: fields of it read as no value
+        state = _State(self, tree_name, dot)
         try:
-            state.walk(data, tree)
+            state.walk(dot, tree)
         except _ExecError as err:
             raise self._located(state.current, err) from None
         except RecursionError:
@@ -189,7 +195,7 @@ class _State:
     def printable(self, value: Any) -> str:
         if callable(value) and not isinstance(value, type):
             raise self.error(f"can't print {go_type(value)} of type func")
-        return go_str(value)
+        return go_str(value, indirect=True)
 
     def walk_if_or_with(self, dot: Any, node: n.BranchNode) -> None:
         mark = len(self.vars)

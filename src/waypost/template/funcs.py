@@ -403,9 +403,27 @@ def to_unescaped_json_pretty(value: Any) -> str:
     return go_json(value, "  ", escape_html=False)
 
 
+class _GoYamlDumper(yaml.SafeDumper):  # type: ignore[misc]
+    """go-yaml's scalar styles: a string that would read back as another type (``"12"``,
+    ``"yes"``) is double-quoted, a multi-line one is a literal block, the rest plain when
+    possible and single-quoted otherwise."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> Any:
+    if "\n" in text:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|")
+    if dumper.resolve(yaml.ScalarNode, text, (True, False)) != "tag:yaml.org,2002:str":
+        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style='"')
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text)
+
+
+_GoYamlDumper.add_representer(str, _represent_str)
+
+
 def to_yaml(value: Any) -> str:
+    """``yaml.Marshal`` of the value's JSON form (sorted keys), trimmed."""
     plain = json.loads(go_json(value, escape_html=False))
-    return str(yaml.safe_dump(plain, default_flow_style=False, sort_keys=True, allow_unicode=True)).strip()
+    return str(yaml.dump(plain, Dumper=_GoYamlDumper, default_flow_style=False, allow_unicode=True)).strip()
 
 
 def to_title(s: str) -> str:

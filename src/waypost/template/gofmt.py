@@ -94,8 +94,9 @@ def go_type(value: Any) -> str:
     return type(value).__name__
 
 
-def go_str(value: Any, depth: int = 0) -> str:
-    """``fmt.Sprint(value)`` for one value (the ``%v`` verb)."""
+def go_str(value: Any, depth: int = 0, indirect: bool = False) -> str:
+    """``fmt.Sprint(value)`` for one value (the ``%v`` verb); ``indirect`` prints a pointer
+    to a struct as the struct, as a template action does."""
     if value is NO_VALUE:
         return "<no value>"
     if value is None:
@@ -114,7 +115,7 @@ def go_str(value: Any, depth: int = 0) -> str:
     if isinstance(value, list | tuple):
         return "[" + " ".join(go_str(v, depth + 1) for v in value) + "]"
     if dataclasses.is_dataclass(value):
-        pointer = go_type(value).startswith("*")
+        pointer = go_type(value).startswith("*") and not indirect
         if pointer and depth > 0:
             return "0x" + format(id(value), "x")
         fields = " ".join(go_str(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value))
@@ -210,6 +211,8 @@ def _bad(verb: str, arg: Any) -> str:
 
 
 def _format_one(verb: str, arg: Any, flags: str, prec: int | None) -> str:
+    if verb == "v":
+        return go_str(arg)
     if verb != "T" and isinstance(arg, list | tuple):
         return "[" + " ".join(_format_one(verb, a, flags, prec) for a in arg) + "]"
     if verb != "T" and isinstance(arg, dict):
@@ -268,7 +271,7 @@ def go_json(value: Any, indent: str = "", escape_html: bool = True, _level: int 
     nl = ("\n" + indent * (_level + 1)) if indent else ""
     end = ("\n" + indent * _level) if indent else ""
     sep = ": " if indent else ":"
-    if value is None or value is NO_VALUE:
+    if value is None or value is NO_VALUE or getattr(value, "nil", False):
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -33,16 +33,14 @@ class ServiceTags(list[str]):
 
     GO_TYPE = "dependency.ServiceTags"
 
-    def Contains(self, tag: str) -> bool:
-        return tag in self
-
 
 def _tags(raw: Any) -> ServiceTags:
     return ServiceTags(sorted(str(t) for t in raw or ()))
 
 
 def _smap(raw: Any) -> StringMap:
-    return StringMap({str(k): str(v) for k, v in (raw or {}).items()})
+    """A ``map[string]string`` from the agent's JSON; ``null`` stays a nil map."""
+    return StringMap({str(k): str(v) for k, v in (raw or {}).items()}, nil=raw is None)
 
 
 @dataclass(slots=True)
@@ -50,6 +48,16 @@ class ServiceAddress:
     GO_TYPE: ClassVar[str] = "api.ServiceAddress"
     Address: str = ""
     Port: int = 0
+
+
+class AddressMap(dict[str, ServiceAddress]):
+    """``map[string]api.ServiceAddress``; ``nil`` marks the nil map (JSON ``null``)."""
+
+    GO_TYPE = "map[string]api.ServiceAddress"
+
+    def __init__(self, *args: Any, nil: bool = False) -> None:
+        super().__init__(*args)
+        self.nil = nil
 
 
 @dataclass(slots=True)
@@ -123,7 +131,7 @@ class HealthService:
     NodeMeta: StringMap = field(default_factory=StringMap)
     ServiceMeta: StringMap = field(default_factory=StringMap)
     Address: str = ""
-    ServiceTaggedAddresses: dict[str, ServiceAddress] = field(default_factory=dict)
+    ServiceTaggedAddresses: AddressMap = field(default_factory=AddressMap)
     ID: str = ""
     Name: str = ""
     Tags: ServiceTags = field(default_factory=ServiceTags)
@@ -138,10 +146,14 @@ class HealthService:
         svc = entry.get("Service") or {}
         checks = [HealthCheck.from_api(c) for c in entry.get("Checks") or []]
         weights = svc.get("Weights") or {}
-        tagged = {
-            str(k): ServiceAddress(str(v.get("Address", "")), int(v.get("Port", 0)))
-            for k, v in (svc.get("TaggedAddresses") or {}).items()
-        }
+        raw_tagged = svc.get("TaggedAddresses")
+        tagged = AddressMap(
+            {
+                str(k): ServiceAddress(str(v.get("Address", "")), int(v.get("Port", 0)))
+                for k, v in (raw_tagged or {}).items()
+            },
+            nil=raw_tagged is None,
+        )
         return cls(
             Node=str(node.get("Node", "")),
             NodeID=str(node.get("ID", "")),

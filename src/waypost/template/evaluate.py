@@ -148,8 +148,6 @@ class Template:
         line = before.count("\n") + 1
         col = err.node.pos - (before.rfind("\n") + 1)
         context = str(err.node)
-        if len(context) > 20:
-            context = context[:20] + "..."
         message = f'template: {self.name}:{line}:{col}: executing "{tree_name}" at <{context}>: {err}'
         return TemplateError(message, self.name, line, col)
 

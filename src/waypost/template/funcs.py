@@ -441,7 +441,12 @@ def _number(name: str, value: Any) -> int | float:
 
 
 def _go_q(value: Any) -> str:
-    return '"' + go_str(value) + '"' if isinstance(value, str) else go_str(value)
+    """``%q`` of a reflect.Value, as consul-template's math errors print their operands."""
+    if isinstance(value, str):
+        return '"' + value + '"'
+    if isinstance(value, float):
+        return f"%!q(float64={go_str(value)})"
+    return go_str(value)
 
 
 def _arith(name: str, op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
@@ -487,8 +492,8 @@ def env(name: str) -> str:
 
 
 def must_env(name: str) -> str:
-    if name not in os.environ:
-        raise FuncError(f"mustEnv: environment variable {name!r} is not set".replace("'", '"'))
+    if not os.environ.get(name):
+        raise FuncError(f"required environment variable {name} is empty")
     return os.environ[name]
 
 

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from waypost.template.errors import TemplateError
-from waypost.template.evaluate import StringMap, Template
+from waypost.template.evaluate import Template
+from waypost.template.gofmt import StringMap
 
 
 def render(text: str, data: Any = None, *, missing_key_error: bool = False) -> str:

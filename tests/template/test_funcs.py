@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from waypost.template.errors import TemplateError
-from waypost.template.funcs import go_time_format
+from waypost.template.gofmt import StringMap
+from waypost.template.gotime import go_time_format
 from waypost.template.render import CompiledTemplate
-from waypost.template.values import HealthService, KeyPair, StringMap
+from waypost.template.values import HealthService, KeyPair
 
 
 def render(text: str, **data: Any) -> str:

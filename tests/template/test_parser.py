@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from waypost.template.builtins import BUILTINS
 from waypost.template.errors import TemplateError
-from waypost.template.evaluate import BUILTINS
 from waypost.template.lexer import Kind, lex
 from waypost.template.parser import go_unquote, parse
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from waypost.template.evaluate import FuncError
+from waypost.template.errors import FuncError
 from waypost.template.values import (
     CatalogNode,
     CatalogSnippet,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["MissingDependency", "TemplateError"]
+__all__ = ["FuncError", "MissingDependency", "TemplateError"]
 
 
 class TemplateError(Exception):
@@ -17,3 +17,7 @@ class TemplateError(Exception):
 
 class MissingDependency(TemplateError):
     """A lookup with no data, raised only when the template asked to fail on failed lookups."""
+
+
+class FuncError(Exception):
+    """Raised by a template function; printed as Go's ``error calling NAME: ...``."""

@@ -6,7 +6,6 @@ error messages as consul-template's ``funcs.go``; regular expressions are RE2, a
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import hmac
 import ipaddress
@@ -20,11 +19,13 @@ from typing import Any
 import re2  # type: ignore[import-untyped]
 import yaml  # type: ignore[import-untyped]
 
-from waypost.template.evaluate import FuncError
-from waypost.template.gofmt import go_json, go_str, go_type
-from waypost.template.values import HealthService, KeyPair
+from waypost.template.arith import ARITH
+from waypost.template.errors import FuncError
+from waypost.template.gofmt import go_json, go_type
+from waypost.template.gotime import timestamp
+from waypost.template.grouping import by_key, by_meta, by_tag, contains, contains_some, explode, is_in
 
-__all__ = ["HELPERS", "Scratch", "go_time_format"]
+__all__ = ["HELPERS", "Scratch"]
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
@@ -90,187 +91,6 @@ def regex_replace_all(pattern: str, replacement: str, s: str) -> str:
 
 def regex_match(pattern: str, s: str) -> bool:
     return _regex(pattern).search(s) is not None
-
-
-# -- Go time layouts ---------------------------------------------------------------------
-
-_LAYOUT = re.compile(
-    r"January|Jan|Monday|Mon|MST|2006|Z07:00|Z0700|Z07|-07:00|-0700|-07|"
-    r"\.0+|\.9+|,0+|,9+|01|02|_2|03|04|05|06|15|PM|pm|1|2|3|4|5"
-)
-
-
-def go_time_format(when: dt.datetime, layout: str) -> str:
-    """``time.Time.Format`` with Go's reference-date layouts ("2006-01-02T15:04:05Z07:00")."""
-
-    def zone(colon: bool, z: bool, short: bool = False) -> str:
-        offset = when.utcoffset() or dt.timedelta(0)
-        if z and offset == dt.timedelta(0):
-            return "Z"
-        total = int(offset.total_seconds()) // 60
-        sign = "-" if total < 0 else "+"
-        hours, minutes = divmod(abs(total), 60)
-        if short:
-            return f"{sign}{hours:02d}"
-        return f"{sign}{hours:02d}{':' if colon else ''}{minutes:02d}"
-
-    def token(m: re.Match[str]) -> str:
-        t = m.group(0)
-        if t[0] in ".," and len(t) > 1:
-            digits = f"{when.microsecond:06d}000"[: len(t) - 1]
-            if t[1] == "0":
-                return t[0] + digits
-            digits = digits.rstrip("0")
-            return t[0] + digits if digits else ""
-        table: dict[str, Callable[[], str]] = {
-            "January": lambda: when.strftime("%B"),
-            "Jan": lambda: when.strftime("%b"),
-            "Monday": lambda: when.strftime("%A"),
-            "Mon": lambda: when.strftime("%a"),
-            "MST": lambda: when.tzname() or "UTC",
-            "2006": lambda: f"{when.year:04d}",
-            "06": lambda: f"{when.year % 100:02d}",
-            "01": lambda: f"{when.month:02d}",
-            "1": lambda: str(when.month),
-            "02": lambda: f"{when.day:02d}",
-            "_2": lambda: f"{when.day:2d}",
-            "2": lambda: str(when.day),
-            "15": lambda: f"{when.hour:02d}",
-            "03": lambda: f"{(when.hour % 12) or 12:02d}",
-            "3": lambda: str((when.hour % 12) or 12),
-            "04": lambda: f"{when.minute:02d}",
-            "4": lambda: str(when.minute),
-            "05": lambda: f"{when.second:02d}",
-            "5": lambda: str(when.second),
-            "PM": lambda: "PM" if when.hour >= 12 else "AM",
-            "pm": lambda: "pm" if when.hour >= 12 else "am",
-            "Z07:00": lambda: zone(True, True),
-            "Z0700": lambda: zone(False, True),
-            "Z07": lambda: zone(False, True, short=True),
-            "-07:00": lambda: zone(True, False),
-            "-0700": lambda: zone(False, False),
-            "-07": lambda: zone(False, False, short=True),
-        }
-        return table[t]()
-
-    return _LAYOUT.sub(token, layout)
-
-
-def timestamp(*args: str) -> str:
-    now = dt.datetime.now().astimezone()
-    if not args:
-        return go_time_format(now, "2006-01-02T15:04:05Z07:00")
-    if len(args) == 1:
-        if args[0] == "unix":
-            return str(int(now.timestamp()))
-        return go_time_format(now, args[0])
-    raise FuncError(f"timestamp: wrong number of arguments, expected 0 or 1, but got {len(args)}")
-
-
-# -- collections -------------------------------------------------------------------------
-
-
-def by_key(pairs: list[KeyPair]) -> dict[str, dict[str, KeyPair]]:
-    out: dict[str, dict[str, KeyPair]] = {}
-    for pair in pairs or []:
-        top, _, rest = pair.Key.partition("/")
-        if not rest:
-            continue
-        out.setdefault(top, {})[rest] = KeyPair(
-            pair.Path,
-            rest,
-            pair.Value,
-            pair.CreateIndex,
-            pair.ModifyIndex,
-            pair.LockIndex,
-            pair.Flags,
-            pair.Session,
-        )
-    return out
-
-
-def by_tag(items: Any) -> dict[str, list[Any]]:
-    if items is None:
-        return {}
-    if not isinstance(items, list) or not all(hasattr(i, "Tags") for i in items):
-        raise FuncError(f"byTag: wrong argument type {go_type(items)}")
-    out: dict[str, list[Any]] = {}
-    for item in items:
-        for tag in item.Tags:
-            out.setdefault(tag, []).append(item)
-    return out
-
-
-def by_meta(meta: str, services: list[HealthService]) -> dict[str, list[HealthService]]:
-    def value_of(m: dict[str, str], key: str) -> str:
-        real = key.removesuffix("|int")
-        if m.get(real):
-            return m[real]
-        return "0" if key.endswith("|int") else f"_no_{real}_"
-
-    groups: dict[str, list[HealthService]] = {}
-    for svc in services or []:
-        parts = []
-        for key in meta.split(","):
-            value = value_of(svc.ServiceMeta, key)
-            if key.endswith("|int"):
-                try:
-                    value = f"{int(value, 10):05d}"
-                except ValueError:
-                    raise FuncError(
-                        f'cannot parse {value} as number : strconv.Atoi: parsing "{value}": invalid syntax'
-                    ) from None
-            parts.append(re.sub(r"[^a-zA-Z0-9_-]", "_", value))
-        groups.setdefault("_".join(parts), []).append(svc)
-    return groups
-
-
-def _in(container: Any, value: Any) -> bool:
-    if isinstance(container, str):
-        return isinstance(value, str) and value in container
-    if isinstance(container, list | tuple):
-        for item in container:
-            if isinstance(item, bool) or isinstance(value, bool):
-                continue
-            if isinstance(item, int) and isinstance(value, int) and item == value:
-                return True
-            if isinstance(item, float) and isinstance(value, float) and item == value:
-                return True
-            if isinstance(item, str) and isinstance(value, str) and item == value:
-                return True
-    return False
-
-
-def contains(value: Any, container: Any) -> bool:
-    return _in(container, value)
-
-
-def _contains_some(ret_true: bool, invert: bool) -> Callable[[list[Any], Any], bool]:
-    def check(values: list[Any], container: Any) -> bool:
-        for v in values or []:
-            if _in(container, v) != invert:
-                return not ret_true
-        return ret_true
-
-    return check
-
-
-def explode(pairs: list[KeyPair]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        node = out
-        parts = pair.Key.split("/")
-        for i, part in enumerate(parts[:-1]):
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                where = "/".join(parts[i:])
-                raise FuncError(
-                    f'explode: not a map: "{where}": "{part}" already has value "{go_str(child)}"'
-                )
-            node = child
-        if parts[-1]:
-            node[parts[-1]] = pair.Value
-    return out
 
 
 def indent(spaces: int, s: str) -> str:
@@ -431,59 +251,6 @@ def to_title(s: str) -> str:
     return re.sub(r"(^|[^\w'])(\w)", lambda m: m.group(1) + m.group(2).upper(), s)
 
 
-# -- math --------------------------------------------------------------------------------
-
-
-def _number(name: str, value: Any) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise FuncError(f"{name}: unknown type for {_go_q(value)} ({go_type(value)})")
-    return value
-
-
-def _go_q(value: Any) -> str:
-    """``%q`` of a reflect.Value, as consul-template's math errors print their operands."""
-    if isinstance(value, str):
-        return '"' + value + '"'
-    if isinstance(value, float):
-        return f"%!q(float64={go_str(value)})"
-    return go_str(value)
-
-
-def _arith(name: str, op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    def fn(b: Any, a: Any) -> Any:
-        x, y = _number(name, a), _number(name, b)
-        if name == "modulo" and (isinstance(x, float) or isinstance(y, float)):
-            raise FuncError(f"modulo: unknown type for {_go_q(b if isinstance(y, float) else a)} (float64)")
-        if name in ("divide", "modulo") and y == 0 and isinstance(x, int) and isinstance(y, int):
-            raise FuncError("runtime error: integer divide by zero")
-        if name == "divide" and y == 0:
-            return float("inf") if x > 0 else float("-inf") if x < 0 else float("nan")
-        return op(x, y)
-
-    return fn
-
-
-def _go_div(x: Any, y: Any) -> Any:
-    if isinstance(x, int) and isinstance(y, int):
-        q = abs(x) // abs(y)
-        return q if (x >= 0) == (y >= 0) else -q
-    return x / y
-
-
-def _go_mod(x: int, y: int) -> int:
-    return x - y * int(_go_div(x, y))
-
-
-def _minmax(name: str, pick_min: bool) -> Callable[[Any, Any], Any]:
-    def fn(b: Any, a: Any) -> Any:
-        x, y = _number(name, a), _number(name, b)
-        if isinstance(x, float) or isinstance(y, float):
-            x, y = float(x), float(y)
-        return (x if x < y else y) if pick_min else (x if x > y else y)
-
-    return fn
-
-
 # -- environment and misc ----------------------------------------------------------------
 
 
@@ -606,17 +373,17 @@ HELPERS: dict[str, Callable[..., Any]] = {
     "byMeta": by_meta,
     "byTag": by_tag,
     "contains": contains,
-    "containsAll": _contains_some(True, True),
-    "containsAny": _contains_some(False, False),
-    "containsNone": _contains_some(True, False),
-    "containsNotAll": _contains_some(False, True),
+    "containsAll": contains_some(True, True),
+    "containsAny": contains_some(False, False),
+    "containsNone": contains_some(True, False),
+    "containsNotAll": contains_some(False, True),
     "env": env,
     "envOrDefault": env_or_default,
     "explode": explode,
     "hmacSHA256Hex": _binary(
         lambda message, key: hmac.new(key.encode(), message.encode(), "sha256").hexdigest()
     ),
-    "in": _in,
+    "in": is_in,
     "indent": indent,
     "join": join,
     "loop": loop,
@@ -649,11 +416,5 @@ HELPERS: dict[str, Callable[..., Any]] = {
     "trimPrefix": _binary(lambda prefix, s: s.removeprefix(prefix)),
     "trimSpace": _unary(lambda s: s.strip(" \t\n\r\v\f")),
     "trimSuffix": _binary(lambda suffix, s: s.removesuffix(suffix)),
-    "add": _arith("add", lambda x, y: x + y),
-    "subtract": _arith("subtract", lambda x, y: x - y),
-    "multiply": _arith("multiply", lambda x, y: x * y),
-    "divide": _arith("divide", _go_div),
-    "modulo": _arith("modulo", _go_mod),
-    "minimum": _minmax("minimum", True),
-    "maximum": _minmax("maximum", False),
+    **ARITH,
 }

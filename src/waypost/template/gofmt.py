@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "NO_VALUE",
+    "StringMap",
     "go_float",
     "go_json",
     "go_quote",
@@ -35,6 +36,17 @@ class _NoValue:
 
 
 NO_VALUE: Any = _NoValue()
+
+
+class StringMap(dict[str, Any]):
+    """A Go ``map[string]string``: a missing key reads as "". ``nil`` marks a nil map,
+    which prints as ``map[]`` but encodes as JSON ``null``."""
+
+    GO_TYPE = "map[string]string"
+
+    def __init__(self, *args: Any, nil: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.nil = nil
 
 
 def _digits(f: float) -> tuple[str, int]:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from waypost.template.deps import Dependency, parse_dependency
-from waypost.template.errors import MissingDependency, TemplateError
-from waypost.template.evaluate import FuncError, Template
+from waypost.template.errors import FuncError, MissingDependency, TemplateError
+from waypost.template.evaluate import Template
 from waypost.template.funcs import HELPERS, Scratch
 from waypost.template.values import KeyPair
 

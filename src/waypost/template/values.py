@@ -11,7 +11,7 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
-from waypost.template.evaluate import StringMap
+from waypost.template.gofmt import StringMap
 
 __all__ = [
     "CatalogNode",

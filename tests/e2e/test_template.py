@@ -532,3 +532,25 @@ def test_bad_command_lines(tmp_path: Path, args: list[str], message: str) -> Non
     )
     assert done.returncode == 1
     assert message in done.stderr
+
+
+def test_file_changes_sighup_reloads_and_config_directories(dev_agent: AgentProcess, tmp_path: Path) -> None:
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "10-a.hcl").write_text(
+        'template {\n  source = "in.ctmpl"\n  destination = "out.conf"\n}\n'
+    )
+    (tmp_path / "conf.d" / "ignored.txt").write_text("not a config")
+    (tmp_path / "in.ctmpl").write_text('one:{{ file "data.txt" }}')
+    (tmp_path / "data.txt").write_text("a")
+    out = tmp_path / "out.conf"
+    proc = start_template(dev_agent, tmp_path, "-config", "conf.d")
+    try:
+        wait_for(lambda: out.exists() and out.read_text() == "one:a")
+        (tmp_path / "data.txt").write_text("b")
+        wait_for(lambda: out.read_text() == "one:b")
+        (tmp_path / "in.ctmpl").write_text('two:{{ file "data.txt" }}')
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: out.read_text() == "two:b")
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err

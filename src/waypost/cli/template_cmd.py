@@ -106,6 +106,7 @@ async def _main(config: Config) -> int:
         assert task is not None
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(signal.SIGHUP, runner.reload)
         try:
             return await runner.run()
         except asyncio.CancelledError:

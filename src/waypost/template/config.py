@@ -210,7 +210,13 @@ def _template(raw: dict[str, Any]) -> TemplateSpec:
 
 
 def apply_file(config: Config, path: str) -> None:
-    """Merge one HCL or JSON file (by extension, HCL otherwise) into ``config``."""
+    """Merge one HCL or JSON file (by extension, HCL otherwise) into ``config``; a directory
+    contributes its ``.hcl`` and ``.json`` files in name order, as consul-template's -config."""
+    if os.path.isdir(path):
+        for name in sorted(os.listdir(path)):
+            if name.endswith((".hcl", ".json")):
+                apply_file(config, os.path.join(path, name))
+        return
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()

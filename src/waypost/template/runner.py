@@ -63,6 +63,7 @@ class Runner:
         self.command_runs = 0
         self.last_pass_seconds = 0.0
         self._results: dict[int, RenderResult] = {}
+        self._reload = False
         self._rendered: set[int] = set()
         """Templates rendered here (not taken from a de-duplication leader)."""
         self._publish: list[tuple[int, str]] = []
@@ -73,6 +74,8 @@ class Runner:
     def load(self) -> None:
         """Read and parse every template; RunnerError names the file and line of a bad one."""
         self.templates = []
+        self._results.clear()
+        self._rendered.clear()
         for spec in self.config.templates:
             if spec.source:
                 try:
@@ -92,6 +95,11 @@ class Runner:
             except TemplateError as err:
                 raise RunnerError(f"{spec.name}: parse: {err}") from None
             self.templates.append((spec, compiled))
+
+    def reload(self) -> None:
+        """Re-read every template before the next pass (consul-template's SIGHUP)."""
+        self._reload = True
+        self._changed.set()
 
     @property
     def wait(self) -> Wait:
@@ -201,6 +209,10 @@ class Runner:
                 if self.watcher.error is not None:
                     log.error("cannot continue: %s", self.watcher.error)
                     return 1
+                if self._reload:
+                    self._reload = False
+                    self.load()
+                    log.info("reloaded %d templates", len(self.templates))
                 self._changed.clear()
                 started = time.perf_counter()
                 complete, done = self.render_pass()

@@ -48,3 +48,12 @@ def test_no_dirs_created_when_disabled(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         write_if_changed(str(dest), "x", create_dirs=False)
     assert not dest.parent.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
+def test_keeps_an_existing_files_owner(tmp_path: Path) -> None:
+    dest = tmp_path / "out.conf"
+    dest.write_text("old")
+    os.chown(dest, 65534, 65534)
+    write_if_changed(str(dest), "new")
+    assert (dest.stat().st_uid, dest.stat().st_gid) == (65534, 65534)

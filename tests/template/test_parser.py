@@ -53,3 +53,11 @@ def test_go_unquote() -> None:
     assert go_unquote("'x'") == "x"
     with pytest.raises(ValueError, match="invalid syntax"):
         go_unquote(r'"\q"')
+
+
+@pytest.mark.parametrize(
+    "text", ["{{" + "(" * 5000 + "1" + ")" * 5000 + "}}", "{{ if 1 }}" * 3000 + "{{ end }}" * 3000]
+)
+def test_deep_nesting_is_an_error_not_a_crash(text: str) -> None:
+    with pytest.raises(TemplateError, match="nested too deeply"):
+        parse("f", text, BUILTINS)

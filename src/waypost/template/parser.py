@@ -461,4 +461,7 @@ def _is_empty(tree: n.ListNode) -> bool:
 
 def parse(name: str, text: str, funcs: Container[str]) -> dict[str, Tree]:
     """The named trees of ``text``; raises TemplateError with Go's message."""
-    return _Parser(name, text, funcs).parse()
+    try:
+        return _Parser(name, text, funcs).parse()
+    except RecursionError:
+        raise TemplateError(f"template: {name}: actions nested too deeply", name) from None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from waypost.template.errors import FuncError
+from waypost.template.gofmt import go_quote
 from waypost.template.values import (
     CatalogNode,
     CatalogSnippet,
@@ -140,7 +141,7 @@ class Dependency:
 def _match(kind: str, text: str, label: str) -> dict[str, str]:
     m = _RES[kind].match(text)
     if m is None:
-        raise FuncError(f"{label}: invalid format: {_go_quote(text)}")
+        raise FuncError(f"{label}: invalid format: {go_quote(text)}")
     groups = {k: v or "" for k, v in m.groupdict().items()}
     query = groups.pop("query", "")
     for pair in filter(None, query.split("&")):
@@ -151,10 +152,6 @@ def _match(kind: str, text: str, label: str) -> dict[str, str]:
         if value and value != "default":
             raise FuncError(f"{label}: waypost does not support {feature} ({key}={value})")
     return groups
-
-
-def _go_quote(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def parse_dependency(kind: str, text: str) -> Dependency:
@@ -169,7 +166,7 @@ def parse_dependency(kind: str, text: str) -> Dependency:
             for f in groups["filter"].split(","):
                 f = f.strip()
                 if f and f not in _STATUSES:
-                    raise FuncError(f"health.service: invalid filter: {_go_quote(f)} in {_go_quote(text)}")
+                    raise FuncError(f"health.service: invalid filter: {go_quote(f)} in {go_quote(text)}")
                 if f:
                     found.append(f)
             filters = tuple(sorted(found))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from waypost.template.gofmt import go_quote
+
 __all__ = [
     "ActionNode",
     "BoolNode",
@@ -201,8 +203,4 @@ class TemplateNode(Node):
 
     def __str__(self) -> str:
         arg = "" if self.pipe is None else " " + str(self.pipe)
-        return "{{template " + _go_quote(self.name) + arg + "}}"
-
-
-def _go_quote(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return "{{template " + go_quote(self.name) + arg + "}}"

@@ -519,6 +519,7 @@ template {
         (["-log-level", "loud", "-template", "a:b"], "log_level: unknown level 'loud'"),
         (["-config", "missing.hcl"], "config: missing.hcl: No such file or directory"),
         (["-bogus"], "flag provided but not defined: -bogus"),
+        (["-exec", "true", "-exec-reload-signal", "SIGNOPE", "-template", "a:b"], "unknown signal 'SIGNOPE'"),
     ],
 )
 def test_bad_command_lines(tmp_path: Path, args: list[str], message: str) -> None:

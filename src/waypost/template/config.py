@@ -7,6 +7,7 @@ Every bad value is a ``ConfigError`` naming the setting, raised before anything 
 from __future__ import annotations
 
 import os
+import signal
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ __all__ = [
     "TemplateSpec",
     "Wait",
     "apply_file",
+    "parse_signal",
     "parse_template_flag",
     "parse_wait",
     "validate",
@@ -266,8 +268,21 @@ def apply_file(config: Config, path: str) -> None:
         config.exec = spec
 
 
+def parse_signal(name: str) -> signal.Signals:
+    """``SIGHUP``, ``HUP`` or ``hup``; ConfigError for anything else."""
+    upper = name.upper()
+    try:
+        return signal.Signals[upper if upper.startswith("SIG") else "SIG" + upper]
+    except KeyError:
+        raise ConfigError(f"unknown signal {name!r}") from None
+
+
 def validate(config: Config) -> None:
     """Cross-setting checks consul-template makes before starting."""
+    if config.exec is not None:
+        for sig in (config.exec.reload_signal, config.exec.kill_signal):
+            if sig:
+                parse_signal(sig)
     if not config.templates:
         raise ConfigError("At least one template must be specified (-template or a template block)")
     for spec in config.templates:

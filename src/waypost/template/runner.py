@@ -16,12 +16,11 @@ import shlex
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from typing import TextIO
 
 from waypost.client import ApiClient, ApiError
 from waypost.durations import format_duration
-from waypost.template.config import Config, TemplateSpec, Wait
+from waypost.template.config import Config, TemplateSpec, Wait, parse_signal
 from waypost.template.dedup import Dedup
 from waypost.template.deps import Dependency
 from waypost.template.errors import TemplateError
@@ -38,14 +37,9 @@ class RunnerError(Exception):
     """The run cannot go on (a template that does not parse, a write that fails...)."""
 
 
-@dataclass(slots=True)
-class _Pass:
-    complete: bool
-    commands: list[list[str]]
-    written: int
-
-
 class Runner:
+    """One ``waypost template`` run over a configuration; ``run()`` until stopped or done."""
+
     def __init__(self, config: Config, api: ApiClient, *, stdout: TextIO | None = None) -> None:
         self.config = config
         self.api = api
@@ -60,7 +54,6 @@ class Runner:
         )
         self.templates: list[tuple[TemplateSpec, CompiledTemplate]] = []
         self.passes = 0
-        self.command_runs = 0
         self.last_pass_seconds = 0.0
         self._results: dict[int, RenderResult] = {}
         self._reload = False
@@ -178,10 +171,8 @@ class Runner:
         return commands, written
 
     async def run_command(self, command: list[str], limit: float) -> bool:
-        argv = ["sh", "-c", command[0]] if len(command) == 1 else command
-        self.command_runs += 1
         try:
-            proc = await asyncio.create_subprocess_exec(*argv, start_new_session=True)
+            proc = await asyncio.create_subprocess_exec(*_argv(command), start_new_session=True)
         except OSError as err:
             log.error("command %s: %s", _show(command), err)
             return False
@@ -282,14 +273,13 @@ class Runner:
         if spec is None or not spec.command:
             return
         if self.child is None or self.child.returncode is not None:
-            argv = ["sh", "-c", spec.command[0]] if len(spec.command) == 1 else spec.command
-            self.child = await asyncio.create_subprocess_exec(*argv)
+            self.child = await asyncio.create_subprocess_exec(*_argv(spec.command))
             log.info("exec: started %s (pid %d)", _show(spec.command), self.child.pid)
             return
         if not written:
             return
         if spec.reload_signal:
-            self.child.send_signal(_signal(spec.reload_signal))
+            self.child.send_signal(parse_signal(spec.reload_signal))
         else:
             await self._stop_child()
             await self._exec_after_pass(written)
@@ -298,7 +288,7 @@ class Runner:
         child, self.child = self.child, None
         if child is None or child.returncode is not None or self.config.exec is None:
             return
-        child.send_signal(_signal(self.config.exec.kill_signal or "SIGTERM"))
+        child.send_signal(parse_signal(self.config.exec.kill_signal or "SIGTERM"))
         try:
             await asyncio.wait_for(child.wait(), self.config.exec.kill_timeout)
         except TimeoutError:
@@ -306,13 +296,11 @@ class Runner:
             await child.wait()
 
 
+def _argv(command: list[str]) -> list[str]:
+    """consul-template's rule: one string runs through ``sh -c``, a list runs as is."""
+    return ["sh", "-c", command[0]] if len(command) == 1 else command
+
+
 def _show(command: list[str]) -> str:
     """A command as the user wrote it: a shell string as is, an argv quoted."""
     return command[0] if len(command) == 1 else shlex.join(command)
-
-
-def _signal(name: str) -> signal.Signals:
-    try:
-        return signal.Signals[name.upper() if name.upper().startswith("SIG") else "SIG" + name.upper()]
-    except KeyError:
-        raise RunnerError(f"unknown signal {name!r}") from None

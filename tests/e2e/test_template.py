@@ -519,6 +519,7 @@ template {
         (["-log-level", "loud", "-template", "a:b"], "log_level: unknown level 'loud'"),
         (["-config", "missing.hcl"], "config: missing.hcl: No such file or directory"),
         (["-bogus"], "flag provided but not defined: -bogus"),
+        (["-token-file", "no-such-token", "-template", "a:b"], "Error loading token file"),
         (["-exec", "true", "-exec-reload-signal", "SIGNOPE", "-template", "a:b"], "unknown signal 'SIGNOPE'"),
     ],
 )

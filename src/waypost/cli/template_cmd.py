@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
 
+from waypost.cli.client import ClientError, client_from
 from waypost.cli.flags import FlagSet, Parsed, run_with_flags
 from waypost.client import ApiClient
 from waypost.template.config import (
@@ -80,8 +82,18 @@ def build_config(parsed: Parsed) -> Config:
         config.max_stale = parsed.seconds("max-stale")
     if "log-level" in given:
         config.log_level = parsed.string("log-level")
-    config.address = parsed.string("http-addr") or parsed.string("consul-addr") or config.address
-    config.token = parsed.string("token") or parsed.string("consul-token") or config.token
+    config.address = (
+        parsed.string("http-addr")
+        or parsed.string("consul-addr")
+        or config.address
+        or os.environ.get("WAYPOST_HTTP_ADDR", "")
+    )
+    if given & {"token", "token-file"}:
+        try:
+            config.token = client_from(parsed).token
+        except ClientError as err:
+            raise ConfigError(str(err)) from None
+    config.token = config.token or parsed.string("consul-token") or os.environ.get("WAYPOST_HTTP_TOKEN", "")
     if parsed.string("exec"):
         config.exec = ExecSpec(
             [parsed.string("exec")],

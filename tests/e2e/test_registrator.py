@@ -72,8 +72,8 @@ def start(engine: Podman, tmp_path: Path) -> Iterator[Callable[..., Registrator]
     """Start registrators against the engine; they stop and the containers go at the end."""
     made: list[Registrator] = []
 
-    def launch(*args: str, docker_host: str = "") -> Registrator:
-        env = {**os.environ, "DOCKER_HOST": docker_host or f"unix://{engine.socket}"}
+    def launch(*args: str, docker_host: str = "", **env_vars: str) -> Registrator:
+        env = {**os.environ, "DOCKER_HOST": docker_host or f"unix://{engine.socket}", **env_vars}
         made.append(Registrator(list(args), env, tmp_path / f"registrator-{len(made)}.log"))
         wait_for(lambda: "Starting registrator" in made[-1].log(), limit=20)
         return made[-1]
@@ -148,13 +148,14 @@ def test_registrator_restart_loses_nothing_and_duplicates_nothing(
 ) -> None:
     run(engine, "keep", "-p", "127.0.0.1::80", "-e", "SERVICE_NAME=rs")
     run(engine, "gone", "-p", "127.0.0.1::80", "-e", "SERVICE_NAME=rs")
-    args = ("-hostname", "h-rs", f"consul://{dev_agent.address}")
-    first = start(*args)
+    # The agent's address from the consul CLI's environment instead of a registry URI.
+    args = ("-hostname", "h-rs")
+    first = start(*args, CONSUL_HTTP_ADDR=f"http://{dev_agent.address}")
     wait_for(lambda: set(ours(dev_agent, "h-rs")) == {"h-rs:keep:80", "h-rs:gone:80"})
     first.stop(signal.SIGKILL)
     engine.run("rm", "-f", "-t", "0", "gone")
     run(engine, "new", "-p", "127.0.0.1::80", "-e", "SERVICE_NAME=rs")
-    start(*args)
+    start(*args, CONSUL_HTTP_ADDR=dev_agent.address)
     wait_for(lambda: set(ours(dev_agent, "h-rs")) == {"h-rs:keep:80", "h-rs:new:80"})
     assert sorted(s[0] for s in catalog(dev_agent, "rs")) == ["h-rs:keep:80", "h-rs:new:80"]
 
@@ -308,7 +309,7 @@ def test_container_healthcheck_is_mirrored(
 def test_deregister_on_success_keeps_failed_containers(
     engine: Podman, dev_agent: AgentProcess, start: Callable[..., Registrator]
 ) -> None:
-    start("-hostname", "h-os", "-deregister", "on-success", f"consul://{dev_agent.address}")
+    start("-hostname", "h-os", "-deregister", "on-success", "-http-addr", dev_agent.address)
     for name, code in (("ok", 0), ("failed", 3)):
         run(
             engine,

@@ -82,7 +82,7 @@ def _resolve(hostname: str) -> str:
         return ""
 
 
-async def _serve(parsed: Parsed, token: str) -> int:
+async def _serve(parsed: Parsed, address: str, token: str) -> int:
     from waypost.client import ApiClient, ApiError
     from waypost.registrator.engine import Engine, EngineError
     from waypost.registrator.services import Options, split_tags
@@ -108,7 +108,7 @@ async def _serve(parsed: Parsed, token: str) -> int:
         ttl_refresh=float(parsed.integer("ttl-refresh")),
     )
     try:
-        api = ApiClient(parsed.args[0] if parsed.args else parsed.string("http-addr") or None, token=token)
+        api = ApiClient(address, token=token)
         engine = Engine()
     except (ValueError, EngineError) as exc:
         log.error("%s", exc)
@@ -143,7 +143,8 @@ def _run(parsed: Parsed) -> int:
         ui.error(problem)
         return 1
     try:
-        token = client_from(parsed).token
+        # The CLI's own resolution of -http-addr, -token and their environment variables.
+        cli = client_from(parsed)
     except ClientError as exc:
         ui.error(str(exc))
         return 1
@@ -151,7 +152,8 @@ def _run(parsed: Parsed) -> int:
         stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%Y/%m/%d %H:%M:%S"
     )
     logging.getLogger("waypost.registrator").info("Starting registrator ...")
-    return asyncio.run(_serve(parsed, token))
+    address = parsed.args[0] if parsed.args else f"{cli.scheme}://{cli.hostport}"
+    return asyncio.run(_serve(parsed, address, cli.token))
 
 
 def run(argv: Sequence[str]) -> int:

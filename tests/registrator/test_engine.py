@@ -1,4 +1,4 @@
-"""The Engine API client against a real server on a unix socket that frames its answers
+"""The Engine API client against a real server (unix socket or TCP) that frames its answers
 the awkward ways engines do: events split mid-object, several per chunk, no newlines."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from waypost.registrator.engine import Engine, EngineError, event_action
+from waypost.testing import free_port
 
 EVENTS = [
     {"Type": "container", "Action": "start", "Actor": {"ID": "aaa"}},
@@ -45,22 +46,28 @@ async def _list(request: web.Request) -> web.Response:
     return web.json_response([{"Id": "x"}, {"Id": "y"}, "junk"])
 
 
-@pytest.fixture
-async def socket_path(tmp_path: Path) -> AsyncIterator[Path]:
+@pytest.fixture(params=["unix", "tcp"])
+async def host(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The engine's address as DOCKER_HOST spells it: a unix socket or tcp://127.0.0.1."""
     app = web.Application()
     app.router.add_get("/events", _events)
     app.router.add_get("/containers/{name}/json", _inspect)
     app.router.add_get("/containers/json", _list)
     runner = web.AppRunner(app)
     await runner.setup()
-    path = tmp_path / "engine.sock"
-    await web.UnixSite(runner, str(path)).start()
-    yield path
+    if request.param == "unix":
+        path = tmp_path / "engine.sock"
+        await web.UnixSite(runner, str(path)).start()
+        yield f"unix://{path}"
+    else:
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        yield f"tcp://127.0.0.1:{port}"
     await runner.cleanup()
 
 
-async def test_events_are_read_whatever_the_framing(socket_path: Path) -> None:
-    engine = Engine(f"unix://{socket_path}")
+async def test_events_are_read_whatever_the_framing(host: str) -> None:
+    engine = Engine(host)
     try:
         got = [event async for event in engine.events()]
     finally:
@@ -69,8 +76,8 @@ async def test_events_are_read_whatever_the_framing(socket_path: Path) -> None:
     assert [event_action(e) for e in EVENTS] == [("aaa", "start"), ("bbb", "die"), ("ccc", "health_status")]
 
 
-async def test_inspect_list_and_errors(socket_path: Path) -> None:
-    engine = Engine(f"unix://{socket_path}")
+async def test_inspect_list_and_errors(host: str) -> None:
+    engine = Engine(host)
     try:
         assert await engine.inspect("known") == {"Id": "known", "Name": "/known"}
         assert await engine.inspect("gone") is None

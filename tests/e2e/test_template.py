@@ -556,3 +556,31 @@ def test_file_changes_sighup_reloads_and_config_directories(dev_agent: AgentProc
     finally:
         code, err = stop(proc)
     assert code == 0, err
+
+
+def test_each_template_has_its_own_quiescence(dev_agent: AgentProcess, tmp_path: Path) -> None:
+    dev_agent.put("/v1/kv/q/v", b"1")
+    (tmp_path / "ct.hcl").write_text(
+        """
+template {
+  contents = "slow={{ key \\"q/v\\" }}"
+  destination = "slow.out"
+  wait { min = "3s" max = "6s" }
+}
+template {
+  contents = "fast={{ key \\"q/v\\" }}"
+  destination = "fast.out"
+}
+"""
+    )
+    slow, fast = tmp_path / "slow.out", tmp_path / "fast.out"
+    proc = start_template(dev_agent, tmp_path, "-config", "ct.hcl")
+    try:
+        wait_for(lambda: slow.exists() and fast.exists() and slow.read_text() == "slow=1")
+        dev_agent.put("/v1/kv/q/v", b"2")
+        wait_for(lambda: fast.read_text() == "fast=2")
+        assert slow.read_text() == "slow=1", "the slow template waits for its own quiescence"
+        wait_for(lambda: slow.read_text() == "slow=2", limit=10)
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err

@@ -1,6 +1,7 @@
 """The ``waypost template`` daemon: render, watch, wait for quiescence, write, run commands.
 
-Each pass renders every template against the shared brain; dependencies first seen are
+Each pass renders, against the shared brain, the templates whose data changed and whose
+quiescence (their own ``wait`` or the global one) is over; dependencies first seen are
 watched (one watch each, whichever templates share it). Changed files are written and
 the commands of the templates that changed run once per change set, in template order,
 each with its timeout. ``-once`` stops after the first complete pass; ``-dry`` prints
@@ -57,18 +58,20 @@ class Runner:
         self.last_pass_seconds = 0.0
         self._results: dict[int, RenderResult] = {}
         self._reload = False
+        self._pending: dict[int, tuple[float, float]] = {}
+        """Templates with a change not rendered yet: (first, last) change times."""
         self._rendered: set[int] = set()
         """Templates rendered here (not taken from a de-duplication leader)."""
         self._publish: list[tuple[int, str]] = []
         self.dedup: Dedup | None = None
         self.child: asyncio.subprocess.Process | None = None
-        self._initial_done = False
 
     def load(self) -> None:
         """Read and parse every template; RunnerError names the file and line of a bad one."""
         self.templates = []
         self._results.clear()
         self._rendered.clear()
+        self._pending.clear()
         for spec in self.config.templates:
             if spec.source:
                 try:
@@ -94,17 +97,35 @@ class Runner:
         self._reload = True
         self._changed.set()
 
-    @property
-    def wait(self) -> Wait:
-        """The global quiescence, or the longest per-template one when templates set their own."""
-        own = [spec.wait for spec, _ in self.templates if spec.wait is not None]
-        return max(own, key=lambda w: w.max) if own else self.config.wait
+    def _wait_of(self, i: int) -> Wait:
+        """Template ``i``'s quiescence: its own ``wait`` block, else the global one."""
+        own = self.templates[i][0].wait
+        return own if own is not None else self.config.wait
+
+    def _due_at(self, i: int) -> float:
+        """When template ``i``'s pending change may render: ``min`` after the last change,
+        but no later than ``max`` after the first (consul-template's quiescence)."""
+        first, last = self._pending[i]
+        wait = self._wait_of(i)
+        if self.config.once or not wait.enabled:
+            return last
+        return min(last + wait.min, first + wait.max)
+
+    def _note_changes(self, now: float) -> None:
+        changed, self.watcher.changed = self.watcher.changed, set()
+        if not changed:
+            return
+        for i, result in self._results.items():
+            if result.used & changed:
+                first = self._pending[i][0] if i in self._pending else now
+                self._pending[i] = (first, now)
 
     # -- one pass --------------------------------------------------------------------
     def render_pass(self) -> tuple[bool, list[tuple[TemplateSpec, RenderResult]]]:
-        """Render the templates whose data changed (all of them the first time); the
-        complete results are returned for writing."""
-        changed, self.watcher.changed = self.watcher.changed, set()
+        """Render the templates whose data changed and whose quiescence is over (all of them
+        the first time); the complete results are returned for writing."""
+        now = time.monotonic()
+        self._note_changes(now)
         used: set[Dependency] = set()
         done: list[tuple[TemplateSpec, RenderResult]] = []
         complete = True
@@ -117,13 +138,10 @@ class Runner:
                     self._results[i] = RenderResult(shared)
                     done.append((spec, self._results[i]))
                 continue
-            if (
-                previous is None
-                or not previous.complete
-                or previous.used & changed
-                or i not in self._rendered
-            ):
+            due = i in self._pending and self._due_at(i) <= now
+            if previous is None or not previous.complete or due or i not in self._rendered:
                 self._rendered.add(i)
+                self._pending.pop(i, None)
                 try:
                     previous = self._results[i] = compiled.render(self.watcher.brain)
                 except TemplateError as err:
@@ -219,7 +237,6 @@ class Runner:
                     if self.config.once:
                         return 0 if ok else 1
                     await self._exec_after_pass(written)
-                    self._initial_done = True
                 if self.child is not None and self.child.returncode is not None:
                     return self.child.returncode
                 await self._wait_for_change()
@@ -243,29 +260,25 @@ class Runner:
                 log.warning("dedup: publishing %s: %s", self.templates[i][0].name, err)
 
     async def _wait_for_change(self) -> None:
+        """Until new data arrives, a pending template's quiescence ends, or the exec child exits."""
+        self._note_changes(time.monotonic())
+        if self._pending:
+            due = min(self._due_at(i) for i in self._pending)
+            if due <= time.monotonic():
+                return
         waiter = asyncio.ensure_future(self._changed.wait())
         child = asyncio.ensure_future(self.child.wait()) if self.child is not None else None
+        timeout = min(self._due_at(i) for i in self._pending) - time.monotonic() if self._pending else None
         try:
             await asyncio.wait(
-                [t for t in (waiter, child) if t is not None], return_when=asyncio.FIRST_COMPLETED
+                [t for t in (waiter, child) if t is not None],
+                timeout=timeout,
+                return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
             waiter.cancel()
             if child is not None:
                 child.cancel()
-        wait = self.wait
-        if not self._initial_done or not wait.enabled or self.config.once:
-            return
-        deadline = time.monotonic() + wait.max
-        while True:
-            self._changed.clear()
-            left = min(wait.min, deadline - time.monotonic())
-            if left <= 0:
-                return
-            try:
-                await asyncio.wait_for(self._changed.wait(), left)
-            except TimeoutError:
-                return
 
     # -- exec mode -------------------------------------------------------------------
     async def _exec_after_pass(self, written: int) -> None:

@@ -53,6 +53,8 @@ template {
   backup = true
   error_on_missing_key = true
   wait { min = "1s" }
+  left_delimiter = "[["
+  right_delimiter = "]]"
 }
 template {
   contents = "{{ key \\"k\\" }}"
@@ -79,6 +81,7 @@ exec {
         ["reload", "a"], 5.0, 0o600, True, True,
     )  # fmt: skip
     assert a.wait == Wait(1, 4)
+    assert (a.left_delimiter, a.right_delimiter, b.left_delimiter) == ("[[", "]]", "{{")
     assert (b.contents, b.command, b.command_timeout) == ('{{ key "k" }}', ["reload b"], 3.0)
     assert config.exec is not None
     assert (config.exec.command, config.exec.reload_signal) == (["server"], "SIGHUP")

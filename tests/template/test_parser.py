@@ -6,6 +6,7 @@ import pytest
 
 from waypost.template.builtins import BUILTINS
 from waypost.template.errors import TemplateError
+from waypost.template.evaluate import Template
 from waypost.template.lexer import Kind, lex
 from waypost.template.parser import go_unquote, parse
 
@@ -61,3 +62,8 @@ def test_go_unquote() -> None:
 def test_deep_nesting_is_an_error_not_a_crash(text: str) -> None:
     with pytest.raises(TemplateError, match="nested too deeply"):
         parse("f", text, BUILTINS)
+
+
+def test_custom_delimiters() -> None:
+    tmpl = Template("t", "{{ literal }} [[- .A -]] [[/* c */]]x", delims=("[[", "]]"))
+    assert tmpl.execute({"A": 1}) == "{{ literal }}1x"

@@ -53,6 +53,8 @@ class TemplateSpec:
     create_dest_dirs: bool = True
     error_on_missing_key: bool = False
     wait: Wait | None = None
+    left_delimiter: str = "{{"
+    right_delimiter: str = "}}"
 
     @property
     def name(self) -> str:
@@ -177,7 +179,7 @@ def _wait_block(raw: Any, setting: str) -> Wait:
 
 _TEMPLATE_KEYS = {
     "source", "contents", "destination", "command", "command_timeout", "perms", "backup",
-    "create_dest_dirs", "error_on_missing_key", "wait", "exec",
+    "create_dest_dirs", "error_on_missing_key", "wait", "exec", "left_delimiter", "right_delimiter",
 }  # fmt: skip
 _TOP_KEYS = {
     "template", "consul", "wait", "dedup", "deduplicate", "max_stale", "exec", "once", "log_level",
@@ -208,6 +210,12 @@ def _template(raw: dict[str, Any]) -> TemplateSpec:
     spec.error_on_missing_key = _bool(raw.get("error_on_missing_key", False), "template.error_on_missing_key")
     if "wait" in raw:
         spec.wait = _wait_block(raw["wait"], "template.wait")
+    for side in ("left_delimiter", "right_delimiter"):
+        if side in raw:
+            value = _string(raw[side], f"template.{side}")
+            if not value.strip():
+                raise ConfigError(f"template.{side}: cannot be empty")
+            setattr(spec, side, value)
     return spec
 
 

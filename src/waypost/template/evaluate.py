@@ -18,6 +18,7 @@ from waypost.template import nodes as n
 from waypost.template.builtins import BUILTINS, LAZY, is_true
 from waypost.template.errors import FuncError, TemplateError
 from waypost.template.gofmt import NO_VALUE, StringMap, go_str, go_type
+from waypost.template.lexer import DELIMS
 from waypost.template.parser import parse
 
 __all__ = ["Template"]
@@ -92,12 +93,18 @@ def _check_args(name: str, sig: _Signature, args: list[Any], nodes: list[n.Node 
 class Template:
     """A parsed template file and its named sub-templates, executable over any data."""
 
-    def __init__(self, name: str, text: str, funcs: Mapping[str, Callable[..., Any]] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        text: str,
+        funcs: Mapping[str, Callable[..., Any]] | None = None,
+        delims: tuple[str, str] = DELIMS,
+    ) -> None:
         self.name = name
         self.text = text
         self.funcs: dict[str, Callable[..., Any]] = {**BUILTINS, **(funcs or {})}
         self._sigs = {k: _signature(f) for k, f in self.funcs.items() if k not in LAZY}
-        self.trees = parse(name, text, self.funcs)
+        self.trees = parse(name, text, self.funcs, delims)
         self.missing_key_error = False
 
     def execute(self, data: Any, name: str | None = None) -> str:

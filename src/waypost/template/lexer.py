@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass
 from enum import Enum, auto
 
-__all__ = ["KEYWORDS", "Item", "Kind", "lex"]
+__all__ = ["DELIMS", "KEYWORDS", "Item", "Kind", "lex"]
 
-LEFT, RIGHT = "{{", "}}"
+DELIMS = ("{{", "}}")
 _SPACE = " \t\r\n"
 
 
@@ -70,8 +70,9 @@ class Item:
 
 
 class _Lexer:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, delims: tuple[str, str]) -> None:
         self.text = text
+        self.left, self.right = delims
         self.pos = 0
         self.start = 0
         self.line = 1
@@ -106,15 +107,18 @@ class _Lexer:
         return self.items
 
     def lex_text(self) -> str:
-        i = self.text.find(LEFT, self.pos)
+        i = self.text.find(self.left, self.pos)
         if i < 0:
             self.advance(len(self.text) - self.pos)
             if self.pos > self.start:
                 self.emit(Kind.TEXT)
             self.emit(Kind.EOF)
             return "stop"
+        after = i + len(self.left)
         trim = (
-            self.text.startswith("-", i + 2) and self.text[i + 3 : i + 4] != "" and self.text[i + 3] in _SPACE
+            self.text.startswith("-", after)
+            and self.text[after + 1 : after + 2] != ""
+            and self.text[after + 1] in _SPACE
         )
         end = len(self.text[self.start : i].rstrip(_SPACE)) + self.start if trim else i
         if end > self.start:
@@ -124,11 +128,11 @@ class _Lexer:
         return self.lex_left_delim(trim)
 
     def lex_left_delim(self, trim: bool) -> str:
-        self.advance(len(LEFT) + (2 if trim else 0))
+        self.advance(len(self.left) + (2 if trim else 0))
         after = self.pos
         if self.text.startswith("/*", after):
             return self.lex_comment()
-        self.items.append(Item(Kind.LEFT_DELIM, self.start, LEFT, self.start_line))
+        self.items.append(Item(Kind.LEFT_DELIM, self.start, self.left, self.start_line))
         self.start = self.pos
         self.start_line = self.line
         self.paren_depth = 0
@@ -145,7 +149,7 @@ class _Lexer:
         if not delim:
             self.error("comment ends before closing delimiter")
             return "stop"
-        self.advance((2 if trim else 0) + len(RIGHT))
+        self.advance((2 if trim else 0) + len(self.right))
         self.ignore()
         if trim:
             self.skip_space()
@@ -157,9 +161,13 @@ class _Lexer:
         self.ignore()
 
     def at_right_delim(self) -> tuple[bool, bool]:
-        if self.text.startswith(RIGHT, self.pos):
+        if self.text.startswith(self.right, self.pos):
             return True, False
-        if self.peek() != "" and self.peek() in _SPACE and self.text.startswith("-" + RIGHT, self.pos + 1):
+        if (
+            self.peek() != ""
+            and self.peek() in _SPACE
+            and self.text.startswith("-" + self.right, self.pos + 1)
+        ):
             return True, True
         return False, False
 
@@ -173,7 +181,7 @@ class _Lexer:
                 if trim:
                     self.advance(2)
                     self.ignore()
-                self.advance(len(RIGHT))
+                self.advance(len(self.right))
                 self.emit(Kind.RIGHT_DELIM)
                 if trim:
                     self.skip_space()
@@ -303,6 +311,7 @@ def _go_quote_rune(c: str) -> str:
     return f"U+{ord(c):04X} '{c}'" if c.isprintable() else f"U+{ord(c):04X}"
 
 
-def lex(text: str) -> list[Item]:
-    """All items of ``text``, ending with EOF or an ERROR item."""
-    return _Lexer(text).run()
+def lex(text: str, delims: tuple[str, str] = DELIMS) -> list[Item]:
+    """All items of ``text``, ending with EOF or an ERROR item; ``delims`` are the action
+    delimiters (consul-template's ``left_delimiter``/``right_delimiter``)."""
+    return _Lexer(text, delims).run()

@@ -11,7 +11,7 @@ from collections.abc import Callable, Container
 
 from waypost.template import nodes as n
 from waypost.template.errors import TemplateError
-from waypost.template.lexer import Item, Kind, lex
+from waypost.template.lexer import DELIMS, Item, Kind, lex
 
 __all__ = ["Tree", "go_unquote", "parse"]
 
@@ -80,9 +80,9 @@ def _number(text: str) -> int | float:
 
 
 class _Parser:
-    def __init__(self, name: str, text: str, funcs: Container[str]) -> None:
+    def __init__(self, name: str, text: str, funcs: Container[str], delims: tuple[str, str]) -> None:
         self.name = name
-        self.items = lex(text)
+        self.items = lex(text, delims)
         self.i = 0
         self.funcs = funcs
         self.vars: list[str] = ["$"]
@@ -459,9 +459,9 @@ def _is_empty(tree: n.ListNode) -> bool:
     return all(isinstance(x, n.TextNode) and not x.text.strip() for x in tree.nodes)
 
 
-def parse(name: str, text: str, funcs: Container[str]) -> dict[str, Tree]:
+def parse(name: str, text: str, funcs: Container[str], delims: tuple[str, str] = DELIMS) -> dict[str, Tree]:
     """The named trees of ``text``; raises TemplateError with Go's message."""
     try:
-        return _Parser(name, text, funcs).parse()
+        return _Parser(name, text, funcs, delims).parse()
     except RecursionError:
         raise TemplateError(f"template: {name}: actions nested too deeply", name) from None

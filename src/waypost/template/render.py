@@ -18,6 +18,7 @@ from waypost.template.deps import Dependency, parse_dependency
 from waypost.template.errors import FuncError, MissingDependency, TemplateError
 from waypost.template.evaluate import Template
 from waypost.template.funcs import HELPERS, Scratch
+from waypost.template.lexer import DELIMS
 from waypost.template.values import KeyPair
 
 __all__ = ["Brain", "CompiledTemplate", "FileWrite", "RenderResult"]
@@ -77,12 +78,13 @@ class CompiledTemplate:
         *,
         err_on_failed_lookup: bool = False,
         missing_key_error: bool = False,
+        delims: tuple[str, str] = DELIMS,
     ) -> None:
         self.name = name
         self.err_on_failed_lookup = err_on_failed_lookup
         self._pass = _Pass({})
         funcs: dict[str, Callable[..., Any]] = {**HELPERS, **self._api_funcs()}
-        self.template = Template(name, text, funcs)
+        self.template = Template(name, text, funcs, delims)
         self.template.missing_key_error = missing_key_error
 
     def render(self, brain: Brain) -> RenderResult:

@@ -87,6 +87,7 @@ class Runner:
                     text,
                     err_on_failed_lookup=self.config.err_on_failed_lookup,
                     missing_key_error=spec.error_on_missing_key,
+                    delims=(spec.left_delimiter, spec.right_delimiter),
                 )
             except TemplateError as err:
                 raise RunnerError(f"{spec.name}: parse: {err}") from None

@@ -10,21 +10,20 @@ script default so a wedged daemon cannot hold a check forever.
 
 from __future__ import annotations
 
-import os
 import struct
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import aiohttp
 
 from waypost.checks.base import DEFAULT_OUTPUT_MAX_SIZE, CheckResult, TailBuffer, timed_out
 from waypost.checks.definition import CheckDefinition
 from waypost.checks.script import exit_status
+from waypost.docker_host import EngineEndpoint
 from waypost.state.model import CheckStatus
 
-__all__ = ["DEFAULT_DOCKER_HOST", "DockerCheck", "DockerError"]
+__all__ = ["DockerCheck", "DockerError"]
 
-DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 _FRAME = struct.Struct(">BxxxI")
 
 
@@ -38,21 +37,17 @@ class DockerCheck:
     default_timeout = 30.0
 
     def __init__(self, host: str | None = None) -> None:
-        self.host = host or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+        self.host = host
         self._session: aiohttp.ClientSession | None = None
         self._base = ""
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            parts = urlsplit(self.host)
-            connector: aiohttp.BaseConnector
-            if parts.scheme == "unix":
-                connector, self._base = aiohttp.UnixConnector(path=parts.path), "http://docker"
-            elif parts.scheme == "tcp":
-                connector, self._base = aiohttp.TCPConnector(), f"http://{parts.netloc}{parts.path}"
-            else:
-                raise DockerError(f"unable to parse docker host `{self.host}`")
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
+            try:
+                endpoint = EngineEndpoint(self.host)
+            except ValueError as exc:
+                raise DockerError(str(exc)) from None
+            self._session, self._base = endpoint.session(), endpoint.base
         return self._session
 
     async def probe(self, definition: CheckDefinition) -> CheckResult:

@@ -8,16 +8,16 @@ watcher can tell "the engine is away" (retry) from "the container is gone" (``No
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import aiohttp
 
-__all__ = ["DEFAULT_DOCKER_HOST", "Engine", "EngineError", "event_action"]
+from waypost.docker_host import EngineEndpoint
 
-DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+__all__ = ["Engine", "EngineError", "event_action"]
+
 _EVENT_FILTER = json.dumps({"type": ["container"]})
 _MAX_EVENT = 1 << 20
 """Bytes of an event still not parsed past which the stream is not JSON at all."""
@@ -39,22 +39,17 @@ class Engine:
     """One connection pool to one engine."""
 
     def __init__(self, host: str | None = None) -> None:
-        self.host = host or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
-        parts = urlsplit(self.host)
-        if parts.scheme == "unix":
-            self._socket, self._base = parts.path, "http://docker"
-        elif parts.scheme in ("tcp", "http"):
-            self._socket, self._base = "", f"http://{parts.netloc}"
-        else:
-            raise EngineError(f"unable to parse docker host `{self.host}`: expected unix:// or tcp://")
+        try:
+            self._endpoint = EngineEndpoint(host)
+        except ValueError as exc:
+            raise EngineError(f"{exc}: expected unix:// or tcp://") from None
+        self.host = self._endpoint.host
+        self._base = self._endpoint.base
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector: aiohttp.BaseConnector = (
-                aiohttp.UnixConnector(path=self._socket) if self._socket else aiohttp.TCPConnector()
-            )
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
+            self._session = self._endpoint.session()
         return self._session
 
     async def _get(self, path: str, params: dict[str, str] | None = None) -> Any:

@@ -1,10 +1,10 @@
 """``ApiClient``: requests, errors in Consul's wording, and blocking-query watches.
 
-Where the agent is and how to reach it follows the consul CLI's environment
-(``CONSUL_HTTP_ADDR``, ``CONSUL_HTTP_TOKEN``, ``CONSUL_HTTP_SSL``, ``CONSUL_CACERT``,
-``CONSUL_CLIENT_CERT``/``KEY``, ``CONSUL_HTTP_SSL_VERIFY``), so a tool configured for Consul
-works unchanged. ``watch`` applies Consul's rules for blocking queries: an index that goes
-backwards restarts from 0, and an unreachable agent is retried with capped exponential
+Where the agent is and how to reach it follows the waypost and consul CLIs' environment
+(``WAYPOST_HTTP_ADDR`` or ``CONSUL_HTTP_ADDR``, ``WAYPOST_HTTP_TOKEN`` or ``CONSUL_HTTP_TOKEN``,
+``CONSUL_HTTP_SSL``, ``CONSUL_CACERT``, ``CONSUL_CLIENT_CERT``/``KEY``,
+``CONSUL_HTTP_SSL_VERIFY``), so a tool configured for Consul works unchanged. ``watch``
+applies Consul's rules for blocking queries: an index that goes backwards restarts from 0, and an unreachable agent is retried with capped exponential
 back-off and one log line per failure streak, never a busy loop.
 """
 
@@ -135,11 +135,12 @@ class ApiClient:
         datacenter: str = "",
         timeout: float = 10.0,
     ) -> None:
-        text = address or os.environ.get("CONSUL_HTTP_ADDR") or DEFAULT_ADDRESS
+        env = os.environ.get
+        text = address or env("WAYPOST_HTTP_ADDR") or env("CONSUL_HTTP_ADDR") or DEFAULT_ADDRESS
         if "://" not in text and _env_bool("CONSUL_HTTP_SSL", False):
             text = "https://" + text
         self.address = AgentAddress.parse(text)
-        self.token = token if token is not None else os.environ.get("CONSUL_HTTP_TOKEN", "")
+        self.token = token if token is not None else env("WAYPOST_HTTP_TOKEN") or env("CONSUL_HTTP_TOKEN", "")
         self.datacenter = datacenter
         self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None

@@ -1,11 +1,12 @@
 """``ApiClient``: requests, errors in Consul's wording, and blocking-query watches.
 
 Where the agent is and how to reach it follows the waypost and consul CLIs' environment
-(``WAYPOST_HTTP_ADDR`` or ``CONSUL_HTTP_ADDR``, ``WAYPOST_HTTP_TOKEN`` or ``CONSUL_HTTP_TOKEN``,
-``CONSUL_HTTP_SSL``, ``CONSUL_CACERT``, ``CONSUL_CLIENT_CERT``/``KEY``,
+(``WAYPOST_HTTP_ADDR`` or ``CONSUL_HTTP_ADDR``, ``WAYPOST_HTTP_TOKEN`` or
+``CONSUL_HTTP_TOKEN``, ``CONSUL_HTTP_SSL``, ``CONSUL_CACERT``, ``CONSUL_CLIENT_CERT``/``KEY``,
 ``CONSUL_HTTP_SSL_VERIFY``), so a tool configured for Consul works unchanged. ``watch``
-applies Consul's rules for blocking queries: an index that goes backwards restarts from 0, and an unreachable agent is retried with capped exponential
-back-off and one log line per failure streak, never a busy loop.
+applies Consul's rules for blocking queries: an index that goes backwards restarts from 0,
+and an unreachable agent is retried with capped exponential back-off and one log line per
+failure streak, never a busy loop.
 """
 
 from __future__ import annotations

@@ -29,6 +29,8 @@ from waypost.state.model import (
     NodeService,
     Session,
     UserEvent,
+    VirtualIP,
+    VirtualIPClaim,
 )
 from waypost.state.watch import Topic, Topics
 from waypost.store.base import Event, EventType
@@ -68,10 +70,15 @@ class Indexes:
         self.members: dict[str, Member] = {}
         self.live: set[str] = set()
         self.leader: Leader | None = None
+        self.virtual_ips: dict[str, VirtualIP] = {}
+        self.virtual_ip_claims: dict[str, VirtualIPClaim] = {}
+        """Address to the name holding it; the allocator's view of what is taken."""
         self._plain: dict[str, MutableMapping[str, Any]] = {
             "events": self.events,
             "coordinates": self.coordinates,
             "members": self.members,
+            "virtual-ips": self.virtual_ips,
+            "virtual-ip-claims": self.virtual_ip_claims,
         }
         """Tables kept as a plain key -> record map, with nothing derived from them."""
         self.quarantined: dict[str, int] = {}

@@ -30,6 +30,8 @@ __all__ = [
     "NodeService",
     "Session",
     "UserEvent",
+    "VirtualIP",
+    "VirtualIPClaim",
     "Weights",
     "worst_status",
 ]
@@ -184,3 +186,24 @@ class Coordinate(msgspec.Struct, kw_only=True, gc=False):
     Node: str
     Segment: str = ""
     Coord: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class VirtualIP(msgspec.Struct, kw_only=True, gc=False):
+    """A name's stable virtual IP, kept in the store so that every agent answers the same.
+
+    ``Filter`` is empty for a catalog service, whose instances are the service's own; a
+    declared virtual service selects its instances with a filter expression over each
+    instance's ``Service``, ``Tags`` and ``Meta``, like a Kubernetes selector."""
+
+    Name: str
+    IP: str
+    Filter: str = ""
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+
+class VirtualIPClaim(msgspec.Struct, kw_only=True, gc=False):
+    """Which name holds an address. One key per address is what makes two concurrent
+    allocations of the same address collide in the store, so one of them fails."""
+
+    Name: str

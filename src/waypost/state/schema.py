@@ -25,6 +25,8 @@ from waypost.state.model import (
     NodeService,
     Session,
     UserEvent,
+    VirtualIP,
+    VirtualIPClaim,
 )
 
 __all__ = [
@@ -42,6 +44,8 @@ __all__ = [
     "SERVICES",
     "SESSIONS",
     "TABLES",
+    "VIRTUAL_IPS",
+    "VIRTUAL_IP_CLAIMS",
     "InvalidRecordError",
     "Table",
 ]
@@ -141,7 +145,12 @@ LEADER: Table[Leader] = Table("leader", "system/leader/", Leader)
 LEADER_KEY = LEADER.key("current")
 GRAVEYARD: Table[Graveyard] = Table("graveyard", "system/graveyard/", Graveyard)
 GRAVEYARD_KEY = GRAVEYARD.key("kvs")
+VIRTUAL_IPS: Table[VirtualIP] = Table("virtual-ips", "system/virtual-ips/", VirtualIP)
+VIRTUAL_IP_CLAIMS: Table[VirtualIPClaim] = Table(
+    "virtual-ip-claims", "system/virtual-ip-claims/", VirtualIPClaim
+)
 
 TABLES: tuple[Table[Any], ...] = (
     NODES, SERVICES, CHECKS, KVS, SESSIONS, EVENTS, COORDINATES, MEMBERS, LIVENESS, LEADER, GRAVEYARD,
+    VIRTUAL_IPS, VIRTUAL_IP_CLAIMS,
 )  # fmt: skip

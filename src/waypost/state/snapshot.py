@@ -53,6 +53,8 @@ TYPES: dict[str, tuple[int, str]] = {
     schema.KVS.name: (2, "KVS"),
     schema.SESSIONS.name: (3, "Session"),
     schema.COORDINATES.name: (6, "CoordinateBatchUpdate"),
+    schema.VIRTUAL_IPS.name: (32, "ServiceVirtualIP"),
+    schema.VIRTUAL_IP_CLAIMS.name: (32, "ServiceVirtualIP"),
 }
 """Snapshotted tables and the Consul message type (number, name) their records travel as."""
 

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "members": ("waypost.cli.members_cmd", "Lists the members of a cluster"),
     "monitor": ("waypost.cli.monitor_cmd", "Stream logs from an agent"),
     "operator": ("waypost.cli.operator_cmd", "Provides cluster-level tools for operators"),
+    "proxy": ("waypost.cli.proxy_cmd", "Proxies connections to the passing instances of services"),
     "reload": ("waypost.cli.reload_cmd", "Triggers the agent to reload configuration files"),
     "registrator": ("waypost.cli.registrator_cmd", "Registers the services of Docker containers"),
     "rtt": ("waypost.cli.rtt_cmd", "Estimates network round trip time between nodes"),

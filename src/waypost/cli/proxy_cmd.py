@@ -1,0 +1,102 @@
+"""``waypost proxy``: the built-in health-aware L4 proxy's command line over ``waypost.proxy``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from waypost.cli.client import ClientError, client_from
+from waypost.cli.flags import FlagSet, Parsed, run_with_flags
+from waypost.client import ApiClient
+from waypost.proxy.config import ConfigError, ProxyConfig, load_file, split_hostport
+from waypost.proxy.runner import Proxy, StartError
+
+USAGE = """
+Usage: waypost proxy [options]
+
+  Proxies TCP and UDP connections to the passing instances of services, following the
+  catalog with blocking queries. Listeners come from the -config file
+  (proxy { listener { service = "web", bind = "127.0.0.1:9000" } }) and from
+  registrations that carry Meta.proxy_port.
+
+      $ waypost proxy -config proxy.hcl
+      $ waypost proxy -config proxy.hcl -status-addr 127.0.0.1:9100
+"""
+
+_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+           "warning": logging.WARNING, "err": logging.ERROR, "error": logging.ERROR}  # fmt: skip
+
+
+def _flags() -> FlagSet:
+    flags = FlagSet(USAGE, server=False)
+    flags.string("config", "", "An HCL or JSON file with the proxy block.", "path")
+    flags.string(
+        "status-addr", "", "ip:port of the status endpoint (GET /v1/proxy/status); overrides the file's."
+    )
+    flags.string("log-level", "info", "trace, debug, info, warn or err.")
+    return flags
+
+
+def _config(parsed: Parsed) -> ProxyConfig:
+    config = load_file(parsed.string("config")) if parsed.string("config") else ProxyConfig()
+    if parsed.string("status-addr"):
+        split_hostport(parsed.string("status-addr"), "-status-addr")
+        config.status_addr = parsed.string("status-addr")
+    if parsed.string("log-level").lower() not in _LEVELS:
+        raise ConfigError(f"-log-level: unknown level {parsed.string('log-level')!r}")
+    if not config.listeners and not config.meta_listeners:
+        raise ConfigError("no listeners: declare one in -config or enable meta_listeners")
+    return config
+
+
+async def _serve(config: ProxyConfig, address: str, token: str) -> int:
+    log = logging.getLogger("waypost.proxy")
+    async with ApiClient(address, token=token or None) as api:
+        proxy = Proxy(config, api)
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await proxy.start()
+        except StartError as exc:
+            log.error("%s", exc)
+            return 1
+        if proxy.status_server is not None:
+            log.info("status endpoint on %s:%d", proxy.status_server.host, proxy.status_server.port)
+        log.info("proxy running, agent at %s", api.address.url)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            log.info("stopping")
+        finally:
+            await proxy.close()
+    return 0
+
+
+def _body(parsed: Parsed) -> int:
+    if parsed.args:
+        print(f"waypost proxy: unexpected argument {parsed.args[0]!r}", file=sys.stderr)
+        return 1
+    try:
+        config = _config(parsed)
+        cli = client_from(parsed)
+    except (ConfigError, ClientError) as err:
+        print(f"waypost proxy: {err}", file=sys.stderr)
+        return 1
+    logging.basicConfig(
+        level=_LEVELS[parsed.string("log-level").lower()],
+        format="%(asctime)s [%(levelname)s] (proxy) %(message)s",
+        stream=sys.stderr,
+    )
+    import uvloop
+
+    return uvloop.run(_serve(config, f"{cli.scheme}://{cli.hostport}", cli.token))
+
+
+def run(argv: Sequence[str]) -> int:
+    return run_with_flags(_flags(), argv, _body)

@@ -20,8 +20,10 @@ from typing import Annotated, Any
 from waypost.config.values import (
     datacenter_name,
     encrypt_key,
+    filter_expressions,
     ip_address,
     ip_addresses,
+    ip_network,
     log_level,
     node_id,
     non_negative,
@@ -51,6 +53,7 @@ __all__ = [
     "SOAConfig",
     "TombstoneGC",
     "UIConfig",
+    "VirtualIPs",
 ]
 
 Port = Annotated[int, port]
@@ -238,6 +241,23 @@ class TombstoneGC:
 
 
 @dataclass(frozen=True, slots=True)
+class VirtualIPs:
+    """waypost's virtual IPs (not a Consul key), one stable address per name.
+
+    The leader gives every catalog service name an address from ``range`` (unless
+    ``catalog_services`` is off), and every name in ``services`` too: a declared virtual
+    service, whose value is a filter expression choosing its instances by ``Service``,
+    ``Tags`` and ``Meta``. The default range is on loopback, which Linux routes to ``lo``
+    whole, so that proxies can listen on the addresses without privileges. Every server
+    should use the same settings: whichever leads allocates.
+    """
+
+    range: Annotated[str, ip_network] = "127.240.0.0/12"
+    catalog_services: bool = True
+    services: Annotated[Mapping[str, str], filter_expressions] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class AgentConfig:
     datacenter: Annotated[str, datacenter_name] = "dc1"
     #: Defaults to ``datacenter``.
@@ -308,6 +328,7 @@ class AgentConfig:
     store: Annotated[str, store_url] = ""
     liveness: Liveness = Liveness()
     tombstone_gc: TombstoneGC = TombstoneGC()
+    virtual_ips: VirtualIPs = VirtualIPs()
 
     dev: bool = field(default=False, metadata=RUNTIME)
     #: The agent's command line, so that a reload re-reads the same files and flags.

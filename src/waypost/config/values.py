@@ -12,14 +12,18 @@ import binascii
 import ipaddress
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol, TypeVar
+
+from waypost.api.filter import FilterError, compile_filter
 
 __all__ = [
     "datacenter_name",
     "encrypt_key",
+    "filter_expressions",
     "ip_address",
     "ip_addresses",
+    "ip_network",
     "log_level",
     "node_id",
     "non_negative",
@@ -183,4 +187,26 @@ def store_url(value: str) -> str:
         raise ValueError(f'sqlite store needs an absolute path: "{value}"')
     if scheme == "etcd" and not rest:
         raise ValueError(f'etcd store needs at least one endpoint: "{value}"')
+    return value
+
+
+def ip_network(value: str) -> str:
+    """A CIDR range; host bits set (``127.240.0.5/12``) are refused rather than guessed at."""
+    try:
+        ipaddress.ip_network(value)
+    except ValueError as err:
+        raise ValueError(f'invalid network "{value}": {err}') from None
+    return value
+
+
+def filter_expressions(value: Mapping[str, str]) -> Mapping[str, str]:
+    """Each value a filter expression over a service instance, checked now so that
+    start-up names the bad one rather than every lookup failing later."""
+    for name, expression in value.items():
+        if not expression.strip():
+            raise ValueError(f'virtual service "{name}" needs a filter expression')
+        try:
+            compile_filter(expression, ("Service", "ID", "Tags", "Meta", "Port", "Kind"))
+        except FilterError as err:
+            raise ValueError(f'virtual service "{name}": {err}') from None
     return value

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from typing import cast
 
 from waypost.proxy.pool import Pool
 from waypost.proxy.upstreams import Upstream
@@ -40,10 +41,10 @@ class _Session(asyncio.DatagramProtocol):
         self._drain: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # CPython's selector datagram transport does not subclass DatagramTransport.
+        self.transport = cast(asyncio.DatagramTransport, transport)
         for data in self.pending:
-            transport.sendto(data)
+            self.transport.sendto(data)
         self.pending.clear()
         self.touch()
 

@@ -1,7 +1,18 @@
 from __future__ import annotations
 
-from waypost.agent.leader import TombstoneTimer
-from waypost.config.model import Duration, TombstoneGC
+import asyncio
+import logging
+from collections.abc import Callable
+
+import pytest
+
+from waypost.agent.leader import LeaderDuties, TombstoneTimer
+from waypost.config.model import Duration, TombstoneGC, VirtualIPs
+from waypost.state import catalog_ops
+from waypost.state.kv_ops import LockDelays
+from waypost.state.model import Node, NodeService
+from waypost.state.state import State
+from waypost.store.memory import MemoryStore
 
 
 class Clock:
@@ -43,3 +54,64 @@ def test_one_reap_covers_every_bin_that_came_due() -> None:
     timer.hint(8)
     assert timer.expired() == 7
     assert timer.next_expiry() == 1011.0
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Polls for at most five seconds: the duty runs in its own task."""
+    for _ in range(250):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met within 5s")
+
+
+async def _register(state: State, *names: str) -> None:
+    services = [NodeService(ID=n, Service=n, Port=80) for n in names]
+    await catalog_ops.register(state, Node(Node="n1", Address="10.0.0.1"), services)
+
+
+async def test_the_leader_gives_every_service_and_declared_name_an_address() -> None:
+    state = State(MemoryStore())
+    await state.start()
+    vips = VirtualIPs(range="127.241.0.0/24", services={"api-v2": 'Service == api and "v2" in Tags'})
+    duties = LeaderDuties(state, LockDelays(), TombstoneGC(), vips)
+    try:
+        await _register(state, "web")
+        duties.start()
+        await _until(lambda: set(state.indexes.virtual_ips) == {"web", "api-v2"})
+        await _register(state, "db")
+        await _until(lambda: "db" in state.indexes.virtual_ips)
+        held = {n: r.IP for n, r in state.indexes.virtual_ips.items()}
+        assert len(set(held.values())) == 3
+        assert state.indexes.virtual_ips["api-v2"].Filter == 'Service == api and "v2" in Tags'
+    finally:
+        await duties.stop()
+        await state.close()
+
+
+async def test_a_full_range_is_logged_once_naming_the_services_left_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    state = State(MemoryStore())
+    await state.start()
+    duties = LeaderDuties(state, LockDelays(), TombstoneGC(), VirtualIPs(range="127.241.0.0/31"))
+    try:
+        await _register(state, "a", "b", "c")
+        with caplog.at_level(logging.ERROR, logger="waypost.leader"):
+            duties.start()
+            await _until(lambda: len(state.indexes.virtual_ips) == 2)
+            await _until(lambda: any("is full" in r.message for r in caplog.records))
+            await _register(state, "a", "b", "c", "d")
+            await _until(lambda: sum("is full" in r.message for r in caplog.records) == 2)
+            await catalog_ops.register(state, Node(Node="n1", Address="10.0.0.2"))
+            await asyncio.sleep(0.2)
+        full = [r.message for r in caplog.records if "is full" in r.message]
+        assert full == [
+            'virtual IP range 127.241.0.0/31 is full: no address for "c"',
+            'virtual IP range 127.241.0.0/31 is full: no address for "c", "d"',
+        ]
+        assert set(state.indexes.virtual_ips) == {"a", "b"}
+        assert not any(r.exc_info for r in caplog.records), "a full range is not a crash"
+    finally:
+        await duties.stop()
+        await state.close()

@@ -77,7 +77,8 @@ def catalog() -> StaticBackend:
     backend.load(nodes, services, checks)
     web = backend.service_instances("web", None)
     prepared = {"pq": PreparedResult("web", "dc1", [i for i in web if i.node.name == "foo"], ttl=30)}
-    backend.load(nodes, services, checks, prepared)
+    virtual_ips = {"web": "127.240.0.1", "API": "fd00:ec2::5"}
+    backend.load(nodes, services, checks, prepared, virtual_ips)
     return backend
 
 

@@ -140,8 +140,20 @@ ZONE_CASES = [
 ]
 
 
+VIRTUAL_CASES = [
+    Case("web.virtual.consul.", "A", answer=("web.virtual.consul. 0 IN A 127.240.0.1",)),
+    Case("WEB.Virtual.dc1.consul.", "A", answer=("web.virtual.dc1.consul. 0 IN A 127.240.0.1",)),
+    Case("primary.web.virtual.consul.", "A", answer=("primary.web.virtual.consul. 0 IN A 127.240.0.1",)),
+    Case("web.virtual.consul.", "ANY", answer=("web.virtual.consul. 0 IN A 127.240.0.1",)),
+    Case("web.virtual.consul.", "AAAA", ns=(SOA,)),
+    Case("api.virtual.consul.", "AAAA", answer=("api.virtual.consul. 0 IN AAAA fd00:ec2::5",)),
+    Case("db.virtual.consul.", "A", ns=(SOA,)),
+    Case("web.virtual.dc2.consul.", "A", "NXDOMAIN", ns=(SOA,)),
+]
+
+
 @pytest.mark.parametrize(
-    "case", SERVICE_CASES + NODE_CASES + ZONE_CASES, ids=lambda c: f"{c.qname}/{c.qtype}"
+    "case", SERVICE_CASES + NODE_CASES + ZONE_CASES + VIRTUAL_CASES, ids=lambda c: f"{c.qname}/{c.qtype}"
 )
 def test_cases(resolver: Resolver, case: Case) -> None:
     check(resolver, case)

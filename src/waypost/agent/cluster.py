@@ -216,7 +216,10 @@ class Cluster:
 
     async def _lead(self, lease: int) -> None:
         self._leader_lease = lease
-        self.duties = LeaderDuties(self.state, self.agent.lock_delays, self.agent.config.tombstone_gc)
+        config = self.agent.config
+        self.duties = LeaderDuties(
+            self.state, self.agent.lock_delays, config.tombstone_gc, config.virtual_ips
+        )
         self.duties.start()
         try:
             while True:

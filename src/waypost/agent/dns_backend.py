@@ -9,6 +9,7 @@ from typing import Any
 from waypost.config import AgentConfig, Duration
 from waypost.dns import DnsConfig, DnsServer, Resolver
 from waypost.dns.backend import Instance, NodeRecord, PreparedResult
+from waypost.state import schema
 from waypost.state.indexes import Indexes
 from waypost.state.model import Node, NodeService, worst_status
 from waypost.state.state import State
@@ -25,6 +26,7 @@ class CatalogDnsBackend:
         self._folded_at = -1
         self._services: dict[str, list[str]] = {}
         self._nodes: dict[str, str] = {}
+        self._virtual_ips: dict[str, str] = {}
 
     @property
     def datacenter(self) -> str:
@@ -32,7 +34,7 @@ class CatalogDnsBackend:
 
     def revision(self) -> int:
         topics = self._state.indexes.topics
-        return max(topics.index(("nodes",)), topics.index(("services",)), topics.index(("checks",)))
+        return max(topics.index((t,)) for t in ("nodes", "services", "checks", schema.VIRTUAL_IPS.name))
 
     def _fold(self) -> Indexes:
         """Lower-cased name maps, rebuilt only when the catalog changed."""
@@ -44,6 +46,7 @@ class CatalogDnsBackend:
                 services.setdefault(name.lower(), []).append(name)
             self._services = services
             self._nodes = {name.lower(): name for name in idx.nodes}
+            self._virtual_ips = {name.lower(): rec.IP for name, rec in idx.virtual_ips.items()}
             self._folded_at = rev
         return idx
 
@@ -88,6 +91,10 @@ class CatalogDnsBackend:
 
     def prepared_query(self, name_or_id: str) -> PreparedResult | None:
         return None
+
+    def virtual_ip(self, name: str) -> str | None:
+        self._fold()
+        return self._virtual_ips.get(name.lower())
 
 
 def dns_config(cfg: AgentConfig) -> DnsConfig:

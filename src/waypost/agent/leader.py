@@ -6,7 +6,9 @@ TTL sessions and node liveness are store leases, so their expiry is the store's 
 shows up here as a change, the same on every server. Whoever leads when the change
 arrives reconciles the catalog; a new leader reconciles everything once on taking over.
 Tombstones are the one duty on a timer of its own: like Consul's leader, ours decides
-when deletes are old enough and writes one reap index that every agent applies.
+when deletes are old enough and writes one reap index that every agent applies. Virtual
+IPs are allocated by the leader too, as new service names appear, so that allocations
+are not raced by every agent at once (they would still be safe: see ``vip_ops``).
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import time
 from collections.abc import Callable
 
 from waypost.agent.tasks import cancel_all
-from waypost.config.model import TombstoneGC
-from waypost.state import catalog_ops, schema
+from waypost.config.model import TombstoneGC, VirtualIPs
+from waypost.state import catalog_ops, schema, vip_ops
 from waypost.state.kv_ops import LockDelays
 from waypost.state.model import Graveyard, HealthCheck, NodeService
 from waypost.state.session_ops import destroy_session, release_orphaned_locks, sessions_to_invalidate
@@ -40,6 +42,8 @@ _WATCHED = ("sessions/", "catalog/nodes/", "catalog/checks/", "system/members/",
             "system/leader/")  # fmt: skip
 """What can change a reconcile's outcome. KV writes cannot orphan a lock (acquiring checks
 the session exists in the same transaction), so they do not wake it."""
+_VIP_WATCHED = (schema.SERVICES.prefix, schema.VIRTUAL_IPS.prefix, schema.VIRTUAL_IP_CLAIMS.prefix)
+"""New service names want an address; a record deleted by hand is given one again."""
 
 
 class TombstoneTimer:
@@ -70,11 +74,19 @@ class TombstoneTimer:
 
 
 class LeaderDuties:
-    def __init__(self, state: State, lock_delays: LockDelays, tombstone_gc: TombstoneGC) -> None:
+    def __init__(
+        self,
+        state: State,
+        lock_delays: LockDelays,
+        tombstone_gc: TombstoneGC,
+        virtual_ips: VirtualIPs | None = None,
+    ) -> None:
         self.state = state
         self.lock_delays = lock_delays
         self.tombstones = TombstoneTimer(tombstone_gc)
+        self.virtual_ips = virtual_ips or VirtualIPs()
         self._wake = asyncio.Event()
+        self._vips_wanted = asyncio.Event()
         self._deleted = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -86,8 +98,10 @@ class LeaderDuties:
         self._tasks = [
             asyncio.create_task(self._run(), name="leader-duties"),
             asyncio.create_task(self._reap_tombstones(), name="tombstone-gc"),
+            asyncio.create_task(self._allocate_virtual_ips(), name="virtual-ips"),
         ]
         self._wake.set()
+        self._vips_wanted.set()
 
     async def stop(self) -> None:
         if self._on_change in self.state.listeners:
@@ -97,6 +111,8 @@ class LeaderDuties:
     def _on_change(self, batch: list[Event], revision: int) -> None:
         if any(ev.kv.key.startswith(_WATCHED) for ev in batch):
             self._wake.set()
+        if any(ev.kv.key.startswith(_VIP_WATCHED) for ev in batch):
+            self._vips_wanted.set()
         if any(ev.type is EventType.DELETE and ev.kv.key.startswith(schema.KVS.prefix) for ev in batch):
             idle = self.tombstones.next_expiry() is None
             self.tombstones.hint(revision)
@@ -135,6 +151,33 @@ class LeaderDuties:
             return [catalog_ops.guard(schema.GRAVEYARD_KEY, current)], [Put(schema.GRAVEYARD_KEY, record)]
 
         await state.write(plan)
+
+    def wanted_virtual_ips(self) -> dict[str, str]:
+        """Every name that should hold an address, with its filter (empty for a catalog
+        service); a declared virtual service wins over a catalog service of its name."""
+        wanted = dict.fromkeys(self.state.indexes.instances, "") if self.virtual_ips.catalog_services else {}
+        wanted.update(self.virtual_ips.services)
+        return wanted
+
+    async def _allocate_virtual_ips(self) -> None:
+        """A full range is logged once per set of names left out, not on every change,
+        and never stops the other duties."""
+        network = vip_ops.parse_range(self.virtual_ips.range)
+        reported: list[str] = []
+        while True:
+            self._vips_wanted.clear()
+            try:
+                await vip_ops.allocate(self.state, network, self.wanted_virtual_ips())
+                reported = []
+            except vip_ops.VipRangeFullError as exc:
+                if exc.names != reported:
+                    log.error("%s", exc)
+                    reported = exc.names
+            except Exception:
+                log.exception("virtual IP allocation failed; retrying")
+                await asyncio.sleep(0.5)
+                self._vips_wanted.set()
+            await self._vips_wanted.wait()
 
     async def _run(self) -> None:
         while True:

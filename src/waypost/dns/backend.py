@@ -121,3 +121,7 @@ class DnsBackend(Protocol):
     def prepared_query(self, name_or_id: str) -> PreparedResult | None:
         """Execute a prepared query; ``None`` if unknown or prepared queries are unsupported."""
         ...
+
+    def virtual_ip(self, name: str) -> str | None:
+        """The virtual IP of the service or declared virtual service ``name``, if it has one."""
+        ...

@@ -1,7 +1,7 @@
 """Question names to lookups, following Consul's label grammar.
 
 Consul reads a name right to left: it strips the domain, then looks for the rightmost
-label that names a lookup kind (``service``, ``node``, ``query``, ``addr``, ...). Labels
+label that names a lookup kind (``service``, ``node``, ``query``, ``addr``, ``virtual``, ...). Labels
 left of it are the lookup's parts, labels right of it the locality (``<dc>`` or
 ``<dc>.dc``). For SRV questions a rightmost ``_label`` stands in for ``service``, which
 is what makes bare RFC 2782 names like ``_web._tcp.consul`` work. Keeping that scan
@@ -22,6 +22,7 @@ __all__ = [
     "PreparedName",
     "ReverseName",
     "ServiceName",
+    "VirtualName",
     "Zone",
     "classify",
     "lookup_for",
@@ -56,13 +57,22 @@ class PreparedName:
 
 
 @dataclass(frozen=True, slots=True)
+class VirtualName:
+    """``<service>.virtual``: the service's virtual IP; as in Consul, only the label next
+    to ``virtual`` names the service."""
+
+    service: str
+    datacenter: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReverseName:
     """A PTR name; ``ip`` is ``None`` when the arpa name does not spell an address."""
 
     ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None
 
 
-Lookup = ServiceName | NodeName | AddrName | PreparedName | ReverseName
+Lookup = ServiceName | NodeName | AddrName | PreparedName | ReverseName | VirtualName
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +123,8 @@ def lookup_for(zone: Zone, qtype: int, local_dc: str) -> Lookup | None:
         return _service(parts, dc)
     if kind == "node":
         return NodeName(".".join(parts), dc)
+    if kind == "virtual":
+        return VirtualName(parts[-1], dc)
     return None
 
 

@@ -27,6 +27,7 @@ from waypost.dns.names import (
     PreparedName,
     ReverseName,
     ServiceName,
+    VirtualName,
     classify,
     lookup_for,
 )
@@ -116,6 +117,8 @@ class Router:
             return self._service(q, list(result.instances), result.service, result.datacenter, ttl)
         if isinstance(lookup, NodeName):
             return self._node(q, lookup)
+        if isinstance(lookup, VirtualName):
+            return self._virtual(q, lookup)
         return self._addr(q, lookup.ip)
 
     def _healthy(self, instance: Instance) -> bool:
@@ -286,6 +289,14 @@ class Router:
         if q.qtype not in (wanted, TYPE_ANY):
             return self._negative(q, NOERROR)
         return self._answer(q, [q.rr(q.name, int(self._config.node_ttl), address_rdata(ip))])
+
+    def _virtual(self, q: _Question, lookup: VirtualName) -> Answer:
+        """The name's virtual IP at the node TTL, as Consul answers it; a name without one
+        is an empty NOERROR answer, which is also what Consul says."""
+        ip = parse_ip(self._backend.virtual_ip(lookup.service) or "")
+        rdata = self._address(ip, q.qtype) if ip is not None else None
+        answers = [q.rr(q.name, int(self._config.node_ttl), rdata)] if rdata is not None else []
+        return self._answer(q, answers)
 
     def _zone_apex(self, q: _Question) -> Answer:
         """SOA and NS for any name in the zone list up to three healthy Consul servers."""

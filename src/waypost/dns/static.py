@@ -24,6 +24,7 @@ class StaticBackend:
         self._instances: list[Instance] = []
         self._tags: dict[int, frozenset[str]] = {}
         self._prepared: dict[str, PreparedResult] = {}
+        self._virtual_ips: dict[str, str] = {}
 
     @property
     def datacenter(self) -> str:
@@ -35,6 +36,7 @@ class StaticBackend:
         services: Mapping[str, Sequence[NodeService]],
         checks: Iterable[HealthCheck] = (),
         prepared: Mapping[str, PreparedResult] | None = None,
+        virtual_ips: Mapping[str, str] | None = None,
     ) -> None:
         """Replace everything. ``services`` maps node names to the services on them."""
         check_list = list(checks)
@@ -54,6 +56,7 @@ class StaticBackend:
                 self._tags[id(instance)] = frozenset(t.lower() for t in svc.Tags)
                 self._instances.append(instance)
         self._prepared = {k.lower(): v for k, v in (prepared or {}).items()}
+        self._virtual_ips = {k.lower(): v for k, v in (virtual_ips or {}).items()}
         self._revision += 1
 
     def revision(self) -> int:
@@ -78,3 +81,6 @@ class StaticBackend:
 
     def prepared_query(self, name_or_id: str) -> PreparedResult | None:
         return self._prepared.get(name_or_id.lower())
+
+    def virtual_ip(self, name: str) -> str | None:
+        return self._virtual_ips.get(name.lower())

@@ -11,6 +11,7 @@ import json
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -20,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["EtcdCluster", "EtcdMember", "etcd_available", "etcd_cluster", "free_port"]
+__all__ = ["EtcdCluster", "EtcdMember", "EtcdTLS", "etcd_available", "etcd_cluster", "free_port"]
 
 # Short raft timings keep elections fast and let etcd grant 1-second leases.
 _RAFT_FLAGS = ["--heartbeat-interval=20", "--election-timeout=200"]
@@ -38,6 +39,29 @@ def free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class EtcdTLS:
+    """Client traffic over TLS with ``--client-cert-auth``: the members serve ``cert``/``key``,
+    trust ``ca``, and demand a client certificate it signed (tests use one pair for both)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    def flags(self) -> list[str]:
+        return [
+            f"--cert-file={self.cert}",
+            f"--key-file={self.key}",
+            f"--trusted-ca-file={self.ca}",
+            "--client-cert-auth",
+        ]
+
+    def context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.ca))
+        ctx.load_cert_chain(self.cert, self.key)
+        return ctx
+
+
 @dataclass
 class EtcdMember:
     name: str
@@ -46,6 +70,11 @@ class EtcdMember:
     data_dir: Path
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    tls: EtcdTLS | None = None
+
+    @property
+    def client_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.endpoint}"
 
     @property
     def endpoint(self) -> str:
@@ -58,14 +87,15 @@ class EtcdMember:
                 "etcd",
                 f"--name={self.name}",
                 f"--data-dir={self.data_dir}",
-                f"--listen-client-urls=http://127.0.0.1:{self.client_port}",
-                f"--advertise-client-urls=http://127.0.0.1:{self.client_port}",
+                f"--listen-client-urls={self.client_url}",
+                f"--advertise-client-urls={self.client_url}",
                 f"--listen-peer-urls=http://127.0.0.1:{self.peer_port}",
                 f"--initial-advertise-peer-urls=http://127.0.0.1:{self.peer_port}",
                 f"--initial-cluster={initial_cluster}",
                 f"--initial-cluster-state={state}",
                 "--initial-cluster-token=waypost-test",
                 *_RAFT_FLAGS,
+                *(self.tls.flags() if self.tls else ()),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -73,9 +103,10 @@ class EtcdMember:
         log.close()
 
     def healthy(self) -> bool:
-        url = f"http://{self.endpoint}/health"
+        url = f"{self.client_url}/health"
         try:
-            with urllib.request.urlopen(url, timeout=1.0) as response:
+            context = self.tls.context() if self.tls else None
+            with urllib.request.urlopen(url, timeout=1.0, context=context) as response:
                 return b'"health":"true"' in response.read()
         except (urllib.error.URLError, OSError):
             return False
@@ -187,8 +218,9 @@ class EtcdCluster:
 
 
 @contextlib.contextmanager
-def etcd_cluster(base_dir: Path, members: int = 1) -> Iterator[EtcdCluster]:
-    """Start ``members`` etcd processes forming one cluster; stop them all on exit."""
+def etcd_cluster(base_dir: Path, members: int = 1, tls: EtcdTLS | None = None) -> Iterator[EtcdCluster]:
+    """Start ``members`` etcd processes forming one cluster, serving clients over TLS with
+    ``tls``; stop them all on exit."""
     cluster = EtcdCluster(
         [
             EtcdMember(
@@ -197,6 +229,7 @@ def etcd_cluster(base_dir: Path, members: int = 1) -> Iterator[EtcdCluster]:
                 peer_port=free_port(),
                 data_dir=base_dir / f"m{i}",
                 log_path=base_dir / f"m{i}.log",
+                tls=tls,
             )
             for i in range(members)
         ]

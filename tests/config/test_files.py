@@ -230,8 +230,9 @@ def test_keys_consul_knows_are_accepted_with_a_warning(tmp_path: Path) -> None:
         },
     )
     cfg = load_files(path)
-    assert f"{path}: config key verify_incoming is not supported by waypost and is ignored" in cfg.warnings
-    assert any("config key tls " in w for w in cfg.warnings)
+    assert cfg.tls.https.verify_incoming
+    assert cfg.tls.https.ca_file == "/ca.pem"
+    assert any("config key telemetry " in w for w in cfg.warnings)
     assert any("config key limits.rpc_rate " in w for w in cfg.warnings)
 
 

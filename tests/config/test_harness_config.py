@@ -136,8 +136,13 @@ def test_every_key_the_harness_can_write_is_accepted(tmp_path: Path) -> None:
     assert cfg.addresses.http == "127.0.0.1"
     assert cfg.enable_script_checks
     assert cfg.enable_debug
-    for key in ("locality", "partition", "segments", "raft_protocol", "ca_file", "cert_file", "audit"):
+    for key in ("locality", "partition", "segments", "raft_protocol", "audit"):
         assert any(f"config key {key} is not supported" in w for w in cfg.warnings), key
+    # The flat TLS keys of Consul before 1.12 land in the tls section.
+    assert (cfg.tls.https.ca_file, cfg.tls.https.cert_file) == ("/certs/ca.pem", "/certs/agent.pem")
+    assert cfg.tls.https.verify_incoming
+    assert cfg.tls.internal_rpc.verify_incoming
+    assert cfg.tls.internal_rpc.verify_outgoing
 
 
 def test_pinned_node_id_with_a_data_dir_that_does_not_exist_yet(tmp_path: Path) -> None:

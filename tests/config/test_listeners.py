@@ -1,4 +1,5 @@
-"""Ports for listeners waypost has no server for: a warning when idle in Consul too, else an error."""
+"""Ports for listeners that would sit idle: a warning when idle in Consul too, an error when
+meant to serve what waypost cannot; HTTPS with a certificate is served and says nothing."""
 
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ def test_dev_mode_grpc_port_is_waypost_s_own_default(tmp_path: Path) -> None:
 def test_tls_ports_without_a_certificate_are_a_warning(tmp_path: Path) -> None:
     cfg = load(tmp_path, {"ports": {"https": 8501, "grpc_tls": 8503}})
     assert idle(cfg) == [
-        "ports.https = 8501: no TLS certificate is configured and waypost does not serve HTTPS; "
-        "nothing listens on this port",
+        "ports.https = 8501: no TLS certificate is configured and waypost does not serve HTTPS "
+        "without one; nothing listens on this port",
         "ports.grpc_tls = 8503: no TLS certificate is configured and waypost does not serve gRPC over TLS; "
         "nothing listens on this port",
     ]
@@ -53,14 +54,28 @@ def test_grpc_port_is_a_warning(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "content",
+    [
+        {"ports": {"https": 8501}, "cert_file": "/c.pem", "key_file": "/k.pem"},
+        'ports { https = 8501 }\ntls { https { cert_file = "/c.pem" } }',
+        'ports { https = 8501 }\ntls { defaults { cert_file = "/c.pem" } }',
+    ],
+)
+def test_https_port_with_a_certificate_is_served(tmp_path: Path, content: str | dict[str, object]) -> None:
+    cfg = load(tmp_path, content)
+    assert cfg.tls.https.cert_file == "/c.pem"
+    assert idle(cfg) == []
+
+
+def test_https_certificate_from_auto_encrypt_stops_start_up(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load(tmp_path, {"ports": {"https": 8501}, "auto_encrypt": {"tls": True}})
+    assert str(err.value).startswith("ports.https: auto_encrypt.tls would give HTTPS a certificate")
+
+
+@pytest.mark.parametrize(
     ("content", "port", "key"),
     [
-        ({"ports": {"https": 8501}, "cert_file": "/c.pem", "key_file": "/k.pem"}, "https", "cert_file"),
-        (
-            'ports { https = 8501 }\ntls { https { cert_file = "/c.pem" } }',
-            "https",
-            "tls.https.cert_file",
-        ),
         (
             'ports { grpc_tls = 8503 }\ntls { defaults { cert_file = "/c.pem" } }',
             "grpc_tls",
@@ -71,7 +86,6 @@ def test_grpc_port_is_a_warning(tmp_path: Path) -> None:
             "grpc_tls",
             "tls.grpc.use_auto_cert",
         ),
-        ({"ports": {"https": 8501}, "auto_encrypt": {"tls": True}}, "https", "auto_encrypt.tls"),
     ],
 )
 def test_tls_port_with_a_certificate_stops_start_up_naming_both_keys(
@@ -90,6 +104,6 @@ def test_a_certificate_for_another_listener_leaves_the_port_a_warning(tmp_path: 
 
 
 def test_a_later_source_disabling_the_port_wins(tmp_path: Path) -> None:
-    cfg = load(tmp_path, {"ports": {"https": 8501}, "cert_file": "/c.pem"}, flags=("-https-port", "-1"))
-    assert cfg.ports.https == -1
+    cfg = load(tmp_path, {"ports": {"grpc_tls": 8503}, "cert_file": "/c.pem"}, flags=("-grpc-tls-port", "-1"))
+    assert cfg.ports.grpc_tls == -1
     assert idle(cfg) == []

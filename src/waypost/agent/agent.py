@@ -21,14 +21,16 @@ from waypost.agent.leader import SERF_CHECK
 from waypost.agent.local import LocalState, sync_in_process
 from waypost.agent.monitor import LogBroadcaster
 from waypost.agent.tasks import cancel_all
+from waypost.agent.tls import AgentTLS
 from waypost.api.http import GO_MAX_HEADER_BYTES, HttpLimits, HttpServer
-from waypost.config import AgentConfig, reload_config
+from waypost.config import AgentConfig, ConfigError, reload_config
 from waypost.state.kv_ops import LockDelays
 from waypost.state.model import Node
 from waypost.state.state import State
 from waypost.store import open_store
 from waypost.store.base import Store, StoreError
 from waypost.store.remote import RemoteStore, probe, server_address
+from waypost.tlsutil import TLSSetupError
 
 __all__ = ["Agent"]
 
@@ -63,7 +65,9 @@ class Agent:
         self.cluster: Cluster | None = None
         self.checks = AgentChecks(self)
         self.http_port = 0
+        self.https_port = 0
         self._http: HttpServer | None = None
+        self.tls: AgentTLS | None = None
         self.dns_port = 0
         self.server_port = 0
         self.online = False
@@ -101,6 +105,7 @@ class Agent:
         from waypost.api.app import ApiApp
         from waypost.api.routes import STORE_ROUTES
 
+        self.tls = AgentTLS(self.config)
         self.store = self._open_store()
         self.state = State(self.store)
         self.cluster = Cluster(self, self.state)
@@ -112,11 +117,20 @@ class Agent:
         state = self.state
         state.listeners.append(self._on_catalog_change)
         http = self._http = HttpServer(ApiApp(self).handle, _http_limits(self.config))
-        self.http_port = await http.listen(self.http_addr, self.config.ports.http)
         self._servers.append(http)
+        if self.config.ports.http > 0:
+            self.http_port = await http.listen(self.http_addr, self.config.ports.http)
+        if self.tls.https is not None:
+            handshake = self.config.limits.https_handshake_timeout.seconds
+            address = (self.config.addresses.https or self.config.client_addr).split()[0]
+            self.https_port = await http.listen(
+                address, self.config.ports.https, tls=self.tls.https, handshake_timeout=handshake
+            )
         if self.config.server and self.config.ports.server > 0:
             store_api = HttpServer(ApiApp(self, STORE_ROUTES).handle)
-            self.server_port = await store_api.listen(self.config.bind_addr, self.config.ports.server)
+            self.server_port = await store_api.listen(
+                self.config.bind_addr, self.config.ports.server, tls=self.tls.internal
+            )
             self._servers.append(store_api)
         if self.config.ports.dns > 0:
             dns = await start_dns(state, self.config, self.dns_addr)
@@ -130,8 +144,8 @@ class Agent:
         # generations so full collections stop re-scanning the whole catalog.
         gc.freeze()
         log.info(
-            "agent started: node=%s http=%s dns=%s server=%s",
-            self.node.Node, self.http_port, self.dns_port, self.server_port or "-",
+            "agent started: node=%s http=%s https=%s dns=%s server=%s", self.node.Node,
+            self.http_port or "-", self.https_port or "-", self.dns_port, self.server_port or "-",
         )  # fmt: skip
 
     def _open_store(self) -> Store:
@@ -139,10 +153,10 @@ class Agent:
         joins add them. Join addresses are checked here so a typo stops start-up."""
         cfg = self.config
         if cfg.store:
-            return open_store(cfg.store)
+            return open_store(cfg.store, cfg.tls.store)
         for address in (*cfg.start_join, *cfg.retry_join):
             server_address(address)
-        return RemoteStore()
+        return RemoteStore(tls=self.tls.servers if self.tls else None)
 
     async def _load_catalog(self) -> None:
         """Once only: a join that failed after loading is retried without a second feed."""
@@ -173,7 +187,7 @@ class Agent:
         online); servers already share the store, so for them the address is only checked.
         Raises ValueError for a malformed address, StoreError when it does not answer."""
         target = server_address(address)
-        await probe(target)
+        await probe(target, self.tls.servers if self.tls else None)
         if isinstance(self.store, RemoteStore):
             self.store.add_server(target)
             await self._go_online()
@@ -236,7 +250,13 @@ class Agent:
 
     async def reload(self) -> None:
         log.info("Reloading configuration...")
-        self.config = reload_config(self.config)
+        config = reload_config(self.config)
+        if self.tls is not None:
+            try:
+                self.tls.reload(config)
+            except TLSSetupError as exc:
+                raise ConfigError(str(exc)) from None
+        self.config = config
         self.checks.load_config()
         if self._http is not None:
             self._http.limits = _http_limits(self.config)

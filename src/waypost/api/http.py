@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -483,10 +484,20 @@ class HttpServer:
         self._servers: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
 
-    async def listen(self, host: str, port: int) -> int:
-        """Bind and start serving; returns the bound port (useful with port 0)."""
+    async def listen(
+        self, host: str, port: int, *, tls: ssl.SSLContext | None = None, handshake_timeout: float = 5.0
+    ) -> int:
+        """Bind and start serving, over TLS with ``tls``; returns the bound port (useful with
+        port 0). Connections reach the handler only once their handshake is done."""
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: _Connection(self), host, port, backlog=2048)
+        server = await loop.create_server(
+            lambda: _Connection(self),
+            host,
+            port,
+            backlog=2048,
+            ssl=tls,
+            ssl_handshake_timeout=handshake_timeout if tls is not None else None,
+        )
         self._servers.append(server)
         timeouts = [t for t in (self.limits.read_header_timeout, self.limits.idle_timeout) if t > 0]
         if timeouts and self._sweeper is None:

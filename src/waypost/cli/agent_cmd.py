@@ -44,7 +44,12 @@ async def _serve(config: AgentConfig) -> int:
         await agent.stop()
         return 1
     starting.result()
-    print(f"==> waypost agent running: HTTP on {agent.http_addr}:{agent.http_port}", flush=True)
+    listeners = [
+        f"{name} on {agent.http_addr}:{port}"
+        for name, port in (("HTTP", agent.http_port), ("HTTPS", agent.https_port))
+        if port
+    ]
+    print(f"==> waypost agent running: {', '.join(listeners) or 'no HTTP listener'}", flush=True)
     stopped = asyncio.ensure_future(agent.stopped.wait())
     await asyncio.wait([signalled, stopped], return_when=asyncio.FIRST_COMPLETED)
     signalled.cancel()

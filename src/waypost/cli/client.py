@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import ssl
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 
 from waypost.cli import ui
 from waypost.cli.flags import Parsed
+from waypost.tlsutil import TLSSetupError, client_context
 
 __all__ = [
     "Client",
@@ -24,6 +26,7 @@ __all__ = [
     "QueryValue",
     "Response",
     "StatusError",
+    "TLSOptions",
     "client_from",
     "client_or_report",
 ]
@@ -71,10 +74,71 @@ def _env(*names: str) -> str:
     return ""
 
 
+@dataclass(frozen=True)
+class TLSOptions:
+    """The consul CLI's TLS settings; each flag falls back to its environment variable."""
+
+    ca_file: str = ""
+    ca_path: str = ""
+    client_cert: str = ""
+    client_key: str = ""
+    server_name: str = ""
+    verify: bool = True
+
+    @classmethod
+    def from_flags(cls, values: Mapping[str, object]) -> TLSOptions:
+        def pick(flag: str, env: str) -> str:
+            return str(values.get(flag) or "") or _env(env)
+
+        return cls(
+            ca_file=pick("ca-file", "CONSUL_CACERT"),
+            ca_path=pick("ca-path", "CONSUL_CAPATH"),
+            client_cert=pick("client-cert", "CONSUL_CLIENT_CERT"),
+            client_key=pick("client-key", "CONSUL_CLIENT_KEY"),
+            server_name=pick("tls-server-name", "CONSUL_TLS_SERVER_NAME"),
+            verify=_env("CONSUL_HTTP_SSL_VERIFY").lower() not in ("0", "f", "false"),
+        )
+
+    def context(self) -> ssl.SSLContext:
+        try:
+            return client_context(
+                ca_file=self.ca_file,
+                ca_path=self.ca_path,
+                cert_file=self.client_cert,
+                key_file=self.client_key,
+                verify=self.verify,
+            )
+        except TLSSetupError as exc:
+            raise ClientError(f"Error creating TLS config: {exc}") from None
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    """An HTTPS connection that sends and verifies ``server_name`` (``-tls-server-name``)
+    in place of the address's host, which is often an IP the certificate does not name."""
+
+    def __init__(
+        self, hostport: str, timeout: float | None, context: ssl.SSLContext, server_name: str
+    ) -> None:
+        super().__init__(hostport, timeout=timeout, context=context)
+        self._tls = context
+        self._server_name = server_name
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._tls.wrap_socket(self.sock, server_hostname=self._server_name or self.host)
+
+
 class Client:
     """Requests to one agent; ``datacenter`` and ``stale`` ride along on every call as Consul's api does."""
 
-    def __init__(self, address: str = "", token: str = "", datacenter: str = "", stale: bool = False) -> None:
+    def __init__(
+        self,
+        address: str = "",
+        token: str = "",
+        datacenter: str = "",
+        stale: bool = False,
+        tls: TLSOptions | None = None,
+    ) -> None:
         address = address or _env("WAYPOST_HTTP_ADDR", "CONSUL_HTTP_ADDR") or DEFAULT_ADDR
         scheme = "http"
         if "://" in address:
@@ -88,6 +152,8 @@ class Client:
         self.token = token
         self.datacenter = datacenter
         self.stale = stale
+        self.tls = tls or TLSOptions.from_flags({})
+        self._context = self.tls.context() if scheme == "https" else None
 
     def url(self, path: str, query: Query | None = None) -> str:
         params: list[tuple[str, str]] = []
@@ -106,8 +172,8 @@ class Client:
         return urllib.parse.quote(path, safe="/:@") + ("?" + encoded if encoded else "")
 
     def _connect(self, timeout: float | None) -> http.client.HTTPConnection:
-        if self.scheme == "https":
-            return http.client.HTTPSConnection(self.hostport, timeout=timeout)
+        if self._context is not None:
+            return _HTTPSConnection(self.hostport, timeout, self._context, self.tls.server_name)
         return http.client.HTTPConnection(self.hostport, timeout=timeout)
 
     def _send(
@@ -194,6 +260,7 @@ def client_from(parsed: Parsed) -> Client:
         token=token,
         datacenter=str(values.get("datacenter") or ""),
         stale=bool(values.get("stale")),
+        tls=TLSOptions.from_flags(values),
     )
 
 

@@ -61,6 +61,36 @@ _HTTP_FLAGS = (
         "WAYPOST_HTTP_TOKEN or CONSUL_HTTP_TOKEN.",
     ),
     ("token-file", "value", "File containing the ACL token. Also set by CONSUL_HTTP_TOKEN_FILE."),
+    (
+        "ca-file",
+        "value",
+        "Path to a CA file to use for TLS when communicating with Consul. This can also be specified "
+        "via the CONSUL_CACERT environment variable.",
+    ),
+    (
+        "ca-path",
+        "value",
+        "Path to a directory of CA certificates to use for TLS when communicating with Consul. This "
+        "can also be specified via the CONSUL_CAPATH environment variable.",
+    ),
+    (
+        "client-cert",
+        "value",
+        "Path to a client cert file to use for TLS when 'verify_incoming' is enabled. This can also "
+        "be specified via the CONSUL_CLIENT_CERT environment variable.",
+    ),
+    (
+        "client-key",
+        "value",
+        "Path to a client key file to use for TLS when 'verify_incoming' is enabled. This can also "
+        "be specified via the CONSUL_CLIENT_KEY environment variable.",
+    ),
+    (
+        "tls-server-name",
+        "value",
+        "The server name to use as the SNI host when connecting via TLS. This can also be specified "
+        "via the CONSUL_TLS_SERVER_NAME environment variable.",
+    ),
 )
 _SERVER_FLAGS = (
     ("datacenter", "value", "Name of the datacenter to query. The default is the agent's datacenter."),

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "services": ("waypost.cli.services_cmd", "Interact with services"),
     "snapshot": ("waypost.cli.snapshot_cmd", "Saves, restores and inspects snapshots of server state"),
     "template": ("waypost.cli.template_cmd", "Render files from the catalog and KV store (consul-template)"),
+    "tls": ("waypost.cli.tls_cmd", "Builtin helpers for creating CAs and certificates"),
     "validate": ("waypost.cli.validate_cmd", "Validate config files/directories"),
     "version": ("waypost.cli.version_cmd", "Prints the waypost version"),
     "watch": ("waypost.cli.watch_cmd", "Watch for changes"),

@@ -25,6 +25,7 @@ import aiohttp
 import orjson
 
 from waypost.durations import parse_duration
+from waypost.tlsutil import client_context
 
 __all__ = ["AgentAddress", "ApiClient", "ApiError", "ApiResponse", "Backoff"]
 
@@ -115,14 +116,14 @@ def _env_bool(name: str, default: bool) -> bool:
 
 
 def _ssl_context() -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=os.environ.get("CONSUL_CACERT") or None)
-    cert, key = os.environ.get("CONSUL_CLIENT_CERT"), os.environ.get("CONSUL_CLIENT_KEY")
-    if cert:
-        ctx.load_cert_chain(cert, key or None)
-    if not _env_bool("CONSUL_HTTP_SSL_VERIFY", True):
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+    env = os.environ.get
+    return client_context(
+        ca_file=env("CONSUL_CACERT", ""),
+        ca_path=env("CONSUL_CAPATH", ""),
+        cert_file=env("CONSUL_CLIENT_CERT", ""),
+        key_file=env("CONSUL_CLIENT_KEY", ""),
+        verify=_env_bool("CONSUL_HTTP_SSL_VERIFY", True),
+    )
 
 
 class ApiClient:

@@ -21,6 +21,9 @@ from waypost.config.model import (
     Performance,
     Ports,
     SOAConfig,
+    TLSConfig,
+    TLSInternalRPC,
+    TLSProtocol,
     UIConfig,
 )
 
@@ -40,6 +43,9 @@ __all__ = [
     "Performance",
     "Ports",
     "SOAConfig",
+    "TLSConfig",
+    "TLSInternalRPC",
+    "TLSProtocol",
     "UIConfig",
     "check_config",
     "load_config",

@@ -19,7 +19,7 @@ from waypost.config.decode import Fragment, build, decode_source, merge
 from waypost.config.errors import ConfigError, FlagError
 from waypost.config.flags import parse_flags
 from waypost.config.listeners import unserved_ports
-from waypost.config.model import DEV_DEFAULTS, AgentConfig
+from waypost.config.model import DEV_DEFAULTS, AgentConfig, TLSConfig
 from waypost.config.sources import Source, parse_text, read_path
 from waypost.config.validate import validate
 from waypost.config.values import node_id
@@ -127,7 +127,20 @@ def _derive(cfg: AgentConfig, merged: Fragment, *, dev: bool) -> AgentConfig:
         enable_local_script_checks=merged.get("enable_local_script_checks", cfg.enable_script_checks),
         recursors=tuple(dict.fromkeys(cfg.recursors)),
         store=cfg.store or _default_store(cfg),
+        tls=_inherit_tls_defaults(cfg.tls, merged.get("tls", {})),
     )
+
+
+def _inherit_tls_defaults(tls: TLSConfig, merged: Fragment) -> TLSConfig:
+    """Each block (``https``, ``internal_rpc``, waypost's ``store``) takes from ``tls.defaults``
+    the keys it leaves unset, as Consul's builder does, so users of a block read it alone."""
+    defaults = merged.get("defaults", {})
+    blocks = {}
+    for name in ("https", "internal_rpc", "store"):
+        own = merged.get(name, {})
+        inherited = {key: value for key, value in defaults.items() if key not in own}
+        blocks[name] = dataclasses.replace(getattr(tls, name), **inherited)
+    return dataclasses.replace(tls, **blocks)
 
 
 def _default_store(cfg: AgentConfig) -> str:

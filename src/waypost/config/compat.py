@@ -1,6 +1,6 @@
 """Consul configuration keys that waypost reads but does not implement, and renamed keys.
 
-Consul configs in the wild carry TLS, telemetry, gossip and Raft tuning that
+Consul configs in the wild carry telemetry, gossip and Raft tuning that
 mean nothing to waypost. Rejecting them would break "a Consul config file
 works unchanged", and silently accepting *any* key would hide typos, so the
 accepted-but-ignored keys are listed here one by one. Each entry is a dotted
@@ -35,7 +35,6 @@ IGNORED: frozenset[str] = frozenset(
         "segments",
         "snapshot_agent",
         "telemetry",
-        "tls",
         "unix_sockets",
         "watches",
         "xds",
@@ -77,20 +76,13 @@ IGNORED: frozenset[str] = frozenset(
         "sync_coordinate_rate_target",
         "translate_wan_addrs",
         "use_streaming_backend",
-        # TLS, given flat before Consul 1.12 moved it into the tls section.
-        "ca_file",
-        "ca_path",
-        "cert_file",
+        # TLS for checks and gRPC, which waypost does not serve.
         "enable_agent_tls_for_checks",
-        "key_file",
-        "tls_cipher_suites",
-        "tls_min_version",
         "tls_prefer_server_cipher_suites",
-        "verify_incoming",
-        "verify_incoming_https",
-        "verify_incoming_rpc",
-        "verify_outgoing",
-        "verify_server_hostname",
+        "tls.grpc",
+        "tls.defaults.tls_prefer_server_cipher_suites",
+        "tls.https.tls_prefer_server_cipher_suites",
+        "tls.internal_rpc.tls_prefer_server_cipher_suites",
         # Logging destinations other than stderr.
         "enable_syslog",
         "log_file",
@@ -165,6 +157,18 @@ RENAMED: dict[str, str] = {
     "acl_ttl": "acl.token_ttl",
     "acl.tokens.agent_master": "acl.tokens.agent_recovery",
     "acl.tokens.master": "acl.tokens.initial_management",
+    # TLS, given flat before Consul 1.12 moved it into the tls section.
+    "ca_file": "tls.defaults.ca_file",
+    "ca_path": "tls.defaults.ca_path",
+    "cert_file": "tls.defaults.cert_file",
+    "key_file": "tls.defaults.key_file",
+    "tls_cipher_suites": "tls.defaults.tls_cipher_suites",
+    "tls_min_version": "tls.defaults.tls_min_version",
+    "verify_incoming": "tls.defaults.verify_incoming",
+    "verify_incoming_https": "tls.https.verify_incoming",
+    "verify_incoming_rpc": "tls.internal_rpc.verify_incoming",
+    "verify_outgoing": "tls.defaults.verify_outgoing",
+    "verify_server_hostname": "tls.internal_rpc.verify_server_hostname",
     "ui": "ui_config.enabled",
     "ui_content_path": "ui_config.content_path",
     "ui_dir": "ui_config.dir",

@@ -1,15 +1,17 @@
-"""Listener ports Consul opens that waypost has no server for: HTTPS, gRPC and gRPC over TLS.
+"""Listener ports that would sit idle, and the ones waypost cannot serve at all.
 
-waypost answers HTTP and DNS only, so a port for anything else must not pass
-silently: an operator would think it serves. Where the operator clearly means
-it to serve, the agent refuses to start and names the key. That is the case for
-``ports.https`` and ``ports.grpc_tls`` once a TLS certificate is configured.
-Without a certificate Consul itself cannot complete a handshake on them, so the
-port is idle there too: a warning is enough. HashiCorp's API test harness
-(``sdk/testutil``) writes exactly that, every port set and no certificate, and
-such configs must keep starting. Plain ``ports.grpc`` carries the service
-mesh's xDS, peering and dataplane traffic, features waypost accepts and ignores
-like the ``connect`` section (``-dev`` sets it too), so it is a warning as well.
+waypost serves HTTP, HTTPS (once ``tls.https`` has a certificate, ``tls.defaults``
+included) and DNS. A port for anything else must not pass silently: an operator
+would think it serves. Where the operator clearly means it to serve, the agent
+refuses to start and names the key: ``ports.grpc_tls`` with any certificate, and
+``ports.https`` whose certificate would come from auto-encrypt or auto-config,
+which waypost does not implement. Without a certificate Consul itself cannot
+complete a handshake on a TLS port, so the port is idle there too: a warning is
+enough. HashiCorp's API test harness (``sdk/testutil``) writes exactly that, every
+port set and no certificate, and such configs must keep starting. Plain
+``ports.grpc`` carries the service mesh's xDS, peering and dataplane traffic,
+features waypost accepts and ignores like the ``connect`` section (``-dev`` sets
+it too), so it is a warning as well.
 
 Only ports that a file, flag or -hcl snippet sets are reported; the -dev
 defaults are waypost's own.
@@ -25,32 +27,44 @@ from waypost.config.sources import Source
 
 __all__ = ["unserved_ports"]
 
-#: Settings that give an agent a certificate for every TLS listener.
-_ANY_TLS = ("cert_file", "tls.defaults.cert_file", "auto_encrypt.tls", "auto_config.enabled")
+#: Settings that give an agent a certificate waypost cannot obtain.
+_AUTO_TLS = ("auto_encrypt.tls", "auto_config.enabled")
 
-#: TLS port -> (what it would serve, the settings that give it a certificate).
-_TLS_PORTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "https": ("HTTPS", (*_ANY_TLS, "tls.https.cert_file")),
-    "grpc_tls": ("gRPC over TLS", (*_ANY_TLS, "tls.grpc.cert_file", "tls.grpc.use_auto_cert")),
-}
+#: Settings that give the gRPC over TLS listener a certificate.
+_GRPC_TLS = (
+    "cert_file",
+    "tls.defaults.cert_file",
+    "tls.grpc.cert_file",
+    "tls.grpc.use_auto_cert",
+    *_AUTO_TLS,
+)
 
 
 def unserved_ports(cfg: AgentConfig, sources: Sequence[Source]) -> list[str]:
-    """Warnings for the idle ports ``sources`` set; raises ConfigError for a TLS port with a certificate."""
+    """Warnings for the idle ports ``sources`` set; raises ConfigError for a port meant to
+    serve what waypost cannot."""
     warnings = []
-    for name, (what, certificate_keys) in _TLS_PORTS.items():
-        port = getattr(cfg.ports, name)
-        if port <= 0 or not _set_in(sources, f"ports.{name}"):
-            continue
-        certificate = next((key for key in certificate_keys if _set_in(sources, key)), None)
-        if certificate is not None:
+    if cfg.ports.https > 0 and _set_in(sources, "ports.https") and not cfg.tls.https.cert_file:
+        automatic = _first_set(sources, _AUTO_TLS)
+        if automatic is not None:
             raise ConfigError(
-                f"ports.{name}: waypost does not serve {what}, yet {certificate} configures a certificate "
-                f"for it; set ports.{name} = -1 and terminate TLS in front of the HTTP port"
+                f"ports.https: {automatic} would give HTTPS a certificate, but waypost has no "
+                "auto-encrypt or auto-config; set tls.https.cert_file and tls.https.key_file"
             )
         warnings.append(
-            f"ports.{name} = {port}: no TLS certificate is configured and waypost does not serve "
-            f"{what}; nothing listens on this port"
+            f"ports.https = {cfg.ports.https}: no TLS certificate is configured and waypost does not serve "
+            "HTTPS without one; nothing listens on this port"
+        )
+    if cfg.ports.grpc_tls > 0 and _set_in(sources, "ports.grpc_tls"):
+        certificate = _first_set(sources, _GRPC_TLS)
+        if certificate is not None:
+            raise ConfigError(
+                f"ports.grpc_tls: waypost does not serve gRPC over TLS, yet {certificate} configures a "
+                "certificate for it; set ports.grpc_tls = -1"
+            )
+        warnings.append(
+            f"ports.grpc_tls = {cfg.ports.grpc_tls}: no TLS certificate is configured and waypost does not "
+            "serve gRPC over TLS; nothing listens on this port"
         )
     if cfg.ports.grpc > 0 and _set_in(sources, "ports.grpc"):
         warnings.append(
@@ -58,6 +72,10 @@ def unserved_ports(cfg: AgentConfig, sources: Sequence[Source]) -> list[str]:
             "nothing listens on this port"
         )
     return warnings
+
+
+def _first_set(sources: Sequence[Source], paths: Sequence[str]) -> str | None:
+    return next((path for path in paths if _set_in(sources, path)), None)
 
 
 def _set_in(sources: Sequence[Source], path: str) -> bool:

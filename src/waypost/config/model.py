@@ -32,6 +32,8 @@ from waypost.config.values import (
     positive,
     positive_duration,
     store_url,
+    tls_cipher_suites,
+    tls_version,
 )
 from waypost.durations import parse_duration
 
@@ -51,6 +53,9 @@ __all__ = [
     "Performance",
     "Ports",
     "SOAConfig",
+    "TLSConfig",
+    "TLSInternalRPC",
+    "TLSProtocol",
     "TombstoneGC",
     "UIConfig",
     "VirtualIPs",
@@ -211,6 +216,47 @@ class HTTPConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TLSProtocol:
+    """One kind of connection's TLS settings (Consul's ``tls.defaults``, ``tls.https``...).
+
+    ``builder.py`` fills the keys a listener's block leaves unset from ``tls.defaults``,
+    so after loading each block is complete on its own.
+    """
+
+    ca_file: str = ""
+    ca_path: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    verify_incoming: bool = False
+    verify_outgoing: bool = False
+    tls_min_version: Annotated[str, tls_version] = "TLSv1_2"
+    #: Go's cipher suite names, comma separated; empty means the library's defaults.
+    tls_cipher_suites: Annotated[str, tls_cipher_suites] = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TLSInternalRPC(TLSProtocol):
+    """The agent-to-server port; with ``verify_server_hostname`` a client agent accepts
+    only a certificate naming ``server.<datacenter>.<domain>``."""
+
+    verify_server_hostname: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TLSConfig:
+    """Consul's ``tls`` section; the flat pre-1.12 keys (``cert_file``...) are read into it.
+
+    ``store`` is waypost's: the client certificate and CA a server uses towards an
+    ``etcds://`` store.
+    """
+
+    defaults: TLSProtocol = TLSProtocol()
+    https: TLSProtocol = TLSProtocol()
+    internal_rpc: TLSInternalRPC = TLSInternalRPC()
+    store: TLSProtocol = TLSProtocol()
+
+
+@dataclass(frozen=True, slots=True)
 class Performance:
     raft_multiplier: Annotated[int, positive] = 5
 
@@ -310,6 +356,7 @@ class AgentConfig:
     http_config: HTTPConfig = HTTPConfig()
     performance: Performance = Performance()
     encrypt: Annotated[str, encrypt_key] = ""
+    tls: TLSConfig = TLSConfig()
     #: Defaults to true on clients and false on servers.
     leave_on_terminate: bool = False
     #: Defaults to true on servers and false on clients.

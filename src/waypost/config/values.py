@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol, TypeVar
 
 from waypost.api.filter import FilterError, compile_filter
+from waypost.tlsutil import GO_CIPHER_SUITES
 
 __all__ = [
     "datacenter_name",
@@ -32,6 +33,8 @@ __all__ = [
     "positive",
     "positive_duration",
     "store_url",
+    "tls_cipher_suites",
+    "tls_version",
 ]
 
 
@@ -171,7 +174,29 @@ def one_of(*choices: str) -> Callable[[str], str]:
     return check
 
 
-_STORE_SCHEMES = ("memory", "sqlite", "etcd")
+#: Consul's TLS version names; the pre-1.12 spellings ("tls12") are read as the new ones.
+_TLS_VERSIONS = {"TLSv1_0": "TLSv1_0", "TLSv1_1": "TLSv1_1", "TLSv1_2": "TLSv1_2", "TLSv1_3": "TLSv1_3"}
+_TLS_VERSIONS.update({f"tls1{v[-1]}": v for v in _TLS_VERSIONS})
+
+
+def tls_version(value: str) -> str:
+    try:
+        return _TLS_VERSIONS[value]
+    except KeyError:
+        raise ValueError(
+            f'unsupported TLS version "{value}"; use one of TLSv1_0, TLSv1_1, TLSv1_2, TLSv1_3'
+        ) from None
+
+
+def tls_cipher_suites(value: str) -> str:
+    """A comma-separated list of Go cipher suite names, checked now so that start-up names the bad one."""
+    for name in value.split(","):
+        if name.strip() and name.strip() not in GO_CIPHER_SUITES:
+            raise ValueError(f'unsupported cipher suite "{name.strip()}"')
+    return value
+
+
+_STORE_SCHEMES = ("memory", "sqlite", "etcd", "etcds")
 
 
 def store_url(value: str) -> str:
@@ -181,11 +206,12 @@ def store_url(value: str) -> str:
     scheme, sep, rest = value.partition("://")
     if not sep or scheme not in _STORE_SCHEMES:
         raise ValueError(
-            f'unsupported store URL "{value}"; use memory://, sqlite:///path or etcd://host:port,...'
+            f'unsupported store URL "{value}"; use memory://, sqlite:///path, etcd://host:port,... '
+            "or etcds://host:port,... (etcd over TLS)"
         )
     if scheme == "sqlite" and not rest.startswith("/"):
         raise ValueError(f'sqlite store needs an absolute path: "{value}"')
-    if scheme == "etcd" and not rest:
+    if scheme in ("etcd", "etcds") and not rest:
         raise ValueError(f'etcd store needs at least one endpoint: "{value}"')
     return value
 

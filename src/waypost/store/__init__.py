@@ -2,14 +2,19 @@
 
 ``memory://`` keeps everything in the process (``-dev``); ``sqlite:///path/file.db``
 (or ``sqlite:///path/dir`` for a data directory) keeps it durably on one machine;
-``etcd://host:port,host:port`` shares it through an etcd cluster.
+``etcd://host:port,host:port`` shares it through an etcd cluster, and
+``etcds://host:port,...`` does so over TLS with the agent's ``tls.store`` settings.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from waypost.store.base import Store
+
+if TYPE_CHECKING:
+    from waypost.config import model
 
 __all__ = ["DATA_DIR_FILE", "open_store"]
 
@@ -17,7 +22,7 @@ DATA_DIR_FILE = "store.db"
 """The database's name when a sqlite URL names a data directory."""
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, tls: model.TLSProtocol | None = None) -> Store:
     """Build the store ``url`` names. Backends connect or load synchronously here (sqlite
     reads its database now; etcd connects on first use), so this is safe before the
     event loop runs. Backends are imported here so that a ``-dev`` agent never loads gRPC."""
@@ -37,13 +42,17 @@ def open_store(url: str) -> Store:
         if path.is_dir():
             path = path / DATA_DIR_FILE
         return SqliteStore(path)
-    if scheme == "etcd":
+    if scheme in ("etcd", "etcds"):
+        from waypost.config.model import TLSProtocol
         from waypost.store.etcd import EtcdStore
+        from waypost.tlsutil import grpc_credentials
 
         endpoints = [e.strip() for e in rest.split(",") if e.strip()]
         if not endpoints:
             raise ValueError("etcd URL needs at least one host:port")
-        return EtcdStore(endpoints)
+        if scheme == "etcd":
+            return EtcdStore(endpoints)
+        return EtcdStore(endpoints, credentials=grpc_credentials(tls or TLSProtocol(), "tls.store"))
     if scheme == "remote":
         from waypost.store.remote import RemoteStore
 

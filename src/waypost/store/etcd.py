@@ -106,12 +106,21 @@ class _Stubs:
 
 
 class EtcdStore:
-    def __init__(self, endpoints: Sequence[str], *, timeout: float = 10.0) -> None:
-        """``endpoints`` are ``host:port`` client addresses of one cluster's members."""
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        *,
+        timeout: float = 10.0,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        """``endpoints`` are ``host:port`` client addresses of one cluster's members; with
+        ``credentials`` they are reached over TLS (members verified by their CA, and the
+        client certificate, if any, presented to ``--client-cert-auth``)."""
         if not endpoints:
             raise ValueError("at least one etcd endpoint is needed")
         self.endpoints = list(endpoints)
         self._timeout = timeout
+        self._credentials = credentials
         self._index = 0
         self._stubs: _Stubs | None = None
         self._channels: list[Any] = []
@@ -124,8 +133,11 @@ class EtcdStore:
         if self._closed:
             raise StoreError("store is closed")
         if self._stubs is None:
-            channel = grpc.aio.insecure_channel(
-                self.endpoints[self._index], options=[("grpc.max_receive_message_length", -1)]
+            endpoint, options = self.endpoints[self._index], [("grpc.max_receive_message_length", -1)]
+            channel = (
+                grpc.aio.secure_channel(endpoint, self._credentials, options=options)
+                if self._credentials is not None
+                else grpc.aio.insecure_channel(endpoint, options=options)
             )
             self._channels.append(channel)
             self._stubs = _Stubs(channel, rpc.KVStub(channel), rpc.LeaseStub(channel), rpc.WatchStub(channel))

@@ -18,7 +18,10 @@ import ipaddress
 import logging
 import os
 import socket
+import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
@@ -40,7 +43,7 @@ from waypost.store.base import (
 )
 from waypost.store.outcome import Found, TxnOutcomeUnknownError, learn, search
 
-__all__ = ["DEFAULT_SERVER_PORT", "NO_SERVERS", "RemoteStore", "probe", "server_address"]
+__all__ = ["DEFAULT_SERVER_PORT", "NO_SERVERS", "RemoteStore", "ServerTLS", "probe", "server_address"]
 
 log = logging.getLogger("waypost.store.remote")
 
@@ -60,8 +63,12 @@ NO_SERVERS = "No known Consul servers"
 
 
 class RemoteStore:
-    def __init__(self, servers: Sequence[str] = (), *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, servers: Sequence[str] = (), *, timeout: float = 10.0, tls: ServerTLS | None = None
+    ) -> None:
+        """With ``tls`` every server is reached over TLS (``tls.internal_rpc``)."""
         self.servers: list[str] = []
+        self.tls = tls
         self._seen = 0
         """The highest store revision any answer carried: no older than any write to come."""
         for address in servers:
@@ -92,10 +99,11 @@ class RemoteStore:
             raise StoreError("store is closed")
         async with self._client().request(
             method,
-            f"http://{server}{_PREFIX}{path}",
+            _url(server, path, self.tls),
             data=body,
             params=params,
             timeout=aiohttp.ClientTimeout(total=read_timeout or self._timeout, connect=self._timeout),
+            **_tls_options(self.tls),
         ) as resp:
             return resp.status, await resp.read()
 
@@ -292,6 +300,26 @@ class RemoteStore:
             self._session = None
 
 
+@dataclass(frozen=True)
+class ServerTLS:
+    """How a client agent reaches servers over TLS: the context (CA, client certificate)
+    and, with ``verify_server_hostname``, the name every server's certificate must carry
+    (``server.<datacenter>.<domain>``) in place of the address dialled."""
+
+    context: ssl.SSLContext
+    server_name: str | None = None
+
+
+def _url(server: str, path: str, tls: ServerTLS | None) -> str:
+    return f"{'https' if tls else 'http'}://{server}{_PREFIX}{path}"
+
+
+def _tls_options(tls: ServerTLS | None) -> dict[str, Any]:
+    if tls is None:
+        return {}
+    return {"ssl": tls.context, "server_hostname": tls.server_name}
+
+
 def _failed(status: int) -> bool:
     """A server error, or a 429: past the server's per-client connection cap."""
     return status >= 500 or status == 429
@@ -328,17 +356,20 @@ def server_address(address: str) -> str:
     return f"[{host}]:{int(port)}" if ":" in host else f"{host}:{int(port)}"
 
 
-async def probe(address: str) -> None:
+async def probe(address: str, tls: ServerTLS | None = None) -> None:
     """Join's check that ``address`` is a server's agent-to-server listener, with Serf's
-    wording on failure: ``Failed to join <address>: <reason>`` (StoreError)."""
+    wording on failure: ``Failed to join <address>: <reason>`` (StoreError). A server
+    certificate that does not verify is such a failure."""
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_PROBE_TIMEOUT))
     try:
-        async with session.get(f"http://{address}{_PREFIX}/revision") as resp:
+        async with session.get(_url(address, "/revision", tls), **_tls_options(tls)) as resp:
             body = await resp.read()
             if resp.status != 200 or resp.content_type != "application/msgpack":
                 reason = f"not a server's agent-to-server address (answered {resp.status})"
                 raise StoreError(f"Failed to join {address}: {reason}")
             wire.decode_number(body)
+    except aiohttp.ClientSSLError as exc:
+        raise StoreError(f"Failed to join {address}: {exc}") from None
     except aiohttp.ClientConnectorError as exc:
         if isinstance(exc.os_error, socket.gaierror):
             reason = f"dial tcp: lookup {exc.host}: no such host"

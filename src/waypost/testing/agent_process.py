@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -55,14 +56,21 @@ class AgentProcess:
         log_path: Path | None = None,
         env: dict[str, str] | None = None,
         wait_for_leader: bool = True,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """With ``tls`` (the client side: CA, client certificate) the agent also gets a free
+        HTTPS port, and start-up and ``request`` go over HTTPS, so that tests can turn the
+        HTTP port off."""
         self.http_port = http_port or free_port()
+        self.tls = tls
+        self.https_port = free_port() if tls is not None else 0
         self.dns_port = dns_port or free_port()
         self.server_port = server_port or free_port()
         self.args = [
             *args,
             *("-http-port", str(self.http_port), "-dns-port", str(self.dns_port)),
             *("-server-port", str(self.server_port)),
+            *(("-https-port", str(self.https_port)) if tls is not None else ()),
         ]
         self.wait_for_leader = wait_for_leader
         self.log_path = log_path
@@ -76,6 +84,8 @@ class AgentProcess:
 
     @property
     def url(self) -> str:
+        if self.tls is not None:
+            return f"https://127.0.0.1:{self.https_port}"
         return f"http://{self.address}"
 
     @property
@@ -108,7 +118,7 @@ class AgentProcess:
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
         req = urllib.request.Request(self.url + path, data=body, method=method)
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            with urllib.request.urlopen(req, timeout=30, context=self.tls) as resp:
                 return resp.status, dict(resp.headers.items()), resp.read()
         except urllib.error.HTTPError as err:
             return err.code, dict(err.headers.items()), err.read()

@@ -1,0 +1,178 @@
+"""HTTPS on a real agent: serving with the HTTP port off, mTLS refusals at the handshake,
+certificates reloaded by SIGHUP and /v1/agent/reload, and bad files named at start-up."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from tls_certs import Certs, make_certs, run_waypost
+from waypost.testing import AgentProcess, wait_for
+
+REQUEST = b"GET /v1/status/leader HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def mtls_agent(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
+    log = tmp_path_factory.mktemp("mtls") / "agent.log"
+    snippet = certs.hcl("defaults", verify_incoming=True)
+    with AgentProcess(["-dev", "-hcl", snippet], tls=certs.client_context("cli"), log_path=log) as agent:
+        yield agent
+
+
+def exchange(port: int, ctx: ssl.SSLContext) -> bytes:
+    """One request on a fresh TLS connection: the whole answer, or the TLS error raised."""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.sendall(REQUEST)
+        answer = b""
+        for _ in range(100):
+            chunk = tls.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+
+def served_serial(port: int, certs: Certs) -> int:
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        certs.client_context("cli").wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def pem_serial(path: Path) -> int:
+    return x509.load_pem_x509_certificate(path.read_bytes()).serial_number
+
+
+def test_https_is_served_with_the_http_port_off(certs: Certs, tmp_path: Path) -> None:
+    args = ["-dev", "-hcl", certs.hcl("defaults"), "-hcl", "ports { http = -1 }"]
+    with AgentProcess(args, tls=certs.client_context(None), log_path=tmp_path / "agent.log") as agent:
+        assert agent.get("/v1/agent/self")["Config"]["NodeName"]
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", agent.http_port), timeout=5).close()
+    assert f"HTTPS on 127.0.0.1:{agent.https_port}" in (tmp_path / "agent.log").read_text()
+
+
+def test_client_certificate_signed_by_the_ca_is_accepted(mtls_agent: AgentProcess, certs: Certs) -> None:
+    for kind in ("cli", "client", "server"):
+        assert exchange(mtls_agent.https_port, certs.client_context(kind)).startswith(b"HTTP/1.1 200 OK")
+
+
+def test_missing_client_certificate_is_refused_at_the_handshake(
+    mtls_agent: AgentProcess, certs: Certs
+) -> None:
+    tls12 = certs.client_context(None)
+    tls12.maximum_version = ssl.TLSVersion.TLSv1_2
+    with pytest.raises(ssl.SSLError):
+        exchange(mtls_agent.https_port, tls12)
+    # A TLS 1.3 client finishes its half first; the server's refusal then ends the
+    # connection before any HTTP answer.
+    try:
+        answer = exchange(mtls_agent.https_port, certs.client_context(None))
+    except (ssl.SSLError, ConnectionResetError):
+        answer = b""
+    assert answer == b""
+
+
+def test_client_certificate_from_another_ca_is_refused(
+    mtls_agent: AgentProcess, certs: Certs, tmp_path: Path
+) -> None:
+    other = make_certs(tmp_path / "other")
+    ctx = ssl.create_default_context(cafile=str(certs.ca))
+    ctx.load_cert_chain(*other.pair("cli"))
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    with pytest.raises(ssl.SSLError):
+        exchange(mtls_agent.https_port, ctx)
+
+
+def test_plain_http_on_the_https_port_gets_no_answer(mtls_agent: AgentProcess) -> None:
+    with socket.create_connection(("127.0.0.1", mtls_agent.https_port), timeout=5) as raw:
+        raw.sendall(REQUEST)
+        assert not raw.recv(65536).startswith(b"HTTP/1.1 200")
+
+
+def test_reload_serves_the_new_certificate_to_new_connections(certs: Certs, tmp_path: Path) -> None:
+    live = tmp_path / "live"
+    live.mkdir()
+    first = certs.pair("server")
+    shutil.copy(first[0], live / "agent.pem")
+    shutil.copy(first[1], live / "agent-key.pem")
+    snippet = (
+        f'tls {{ https {{ ca_file = "{certs.ca}" cert_file = "{live / "agent.pem"}" '
+        f'key_file = "{live / "agent-key.pem"}" }} }}'
+    )
+    with AgentProcess(
+        ["-dev", "-hcl", snippet], tls=certs.client_context(None), log_path=tmp_path / "agent.log"
+    ) as agent:
+        assert served_serial(agent.https_port, certs) == pem_serial(first[0])
+        assert (
+            run_waypost(
+                certs.dir, "tls", "cert", "create", "-server", "-additional-dnsname", "new"
+            ).returncode
+            == 0
+        )
+        second = certs.pair("server", 1)
+        shutil.copy(second[0], live / "agent.pem")
+        shutil.copy(second[1], live / "agent-key.pem")
+        # Established connections keep their certificate until the agent is told.
+        assert served_serial(agent.https_port, certs) == pem_serial(first[0])
+        assert agent.proc is not None
+        agent.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: served_serial(agent.https_port, certs) == pem_serial(second[0]), 10)
+
+        # /v1/agent/reload does the same; a broken file is refused and the old pair stays.
+        (live / "agent.pem").write_text("not a certificate")
+        status, _, body = agent.request("PUT", "/v1/agent/reload")
+        assert status == 500
+        assert b"tls.https: failed to load cert/key pair" in body
+        assert served_serial(agent.https_port, certs) == pem_serial(second[0])
+        shutil.copy(first[0], live / "agent.pem")
+        shutil.copy(first[1], live / "agent-key.pem")
+        assert agent.request("PUT", "/v1/agent/reload")[0] == 200
+        assert served_serial(agent.https_port, certs) == pem_serial(first[0])
+
+
+def test_unreadable_certificate_stops_start_up_naming_the_setting(certs: Certs, tmp_path: Path) -> None:
+    snippet = (
+        f'tls {{ defaults {{ cert_file = "{tmp_path / "missing.pem"}" key_file = "{tmp_path / "k.pem"}" }} }}'
+    )
+    agent = AgentProcess(
+        ["-dev", "-hcl", snippet], tls=certs.client_context(None), log_path=tmp_path / "agent.log"
+    )
+    with pytest.raises(RuntimeError, match="exited with 1"):
+        agent.start()
+    log = (tmp_path / "agent.log").read_text()
+    assert "==> Error starting agent: tls.https: failed to load cert/key pair" in log
+    assert "Traceback" not in log
+
+
+def test_verify_incoming_without_a_ca_stops_start_up(certs: Certs, tmp_path: Path) -> None:
+    cert, key = certs.pair("server")
+    snippet = f'tls {{ https {{ cert_file = "{cert}" key_file = "{key}" verify_incoming = true }} }}'
+    agent = AgentProcess(
+        ["-dev", "-hcl", snippet], tls=certs.client_context(None), log_path=tmp_path / "agent.log"
+    )
+    with pytest.raises(RuntimeError, match="exited with 1"):
+        agent.start()
+    assert (
+        "tls.https: verify_incoming set but no CA certificates were provided"
+        in (tmp_path / "agent.log").read_text()
+    )

@@ -11,7 +11,20 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from waypost.api import agent, catalog, event, health, internal, kv, operator, session, snapshot, status, txn
+from waypost.api import (
+    agent,
+    catalog,
+    event,
+    health,
+    internal,
+    kv,
+    operator,
+    session,
+    snapshot,
+    status,
+    txn,
+    virtual_ips,
+)
 
 if TYPE_CHECKING:
     from waypost.api.app import ApiApp
@@ -90,6 +103,8 @@ ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [
     (READ, "/v1/coordinate/nodes", status.coordinate_nodes),
     (READ, "/v1/coordinate/node/:node", status.coordinate_node),
     (WRITE, "/v1/coordinate/update", status.coordinate_update),
+    (READ, "/v1/waypost/virtual-ips", virtual_ips.list_),
+    (READ, "/v1/waypost/virtual-ip/:name", virtual_ips.one),
 ]
 
 STORE_ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [

@@ -38,8 +38,8 @@ def test_dev_mode_grpc_port_is_waypost_s_own_default(tmp_path: Path) -> None:
 def test_tls_ports_without_a_certificate_are_a_warning(tmp_path: Path) -> None:
     cfg = load(tmp_path, {"ports": {"https": 8501, "grpc_tls": 8503}})
     assert idle(cfg) == [
-        "ports.https = 8501: no TLS certificate is configured and waypost does not serve HTTPS "
-        "without one; nothing listens on this port",
+        "ports.https = 8501: no TLS certificate is configured and waypost does not serve HTTPS; "
+        "nothing listens on this port",
         "ports.grpc_tls = 8503: no TLS certificate is configured and waypost does not serve gRPC over TLS; "
         "nothing listens on this port",
     ]

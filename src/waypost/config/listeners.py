@@ -53,7 +53,7 @@ def unserved_ports(cfg: AgentConfig, sources: Sequence[Source]) -> list[str]:
             )
         warnings.append(
             f"ports.https = {cfg.ports.https}: no TLS certificate is configured and waypost does not serve "
-            "HTTPS without one; nothing listens on this port"
+            "HTTPS; nothing listens on this port"
         )
     if cfg.ports.grpc_tls > 0 and _set_in(sources, "ports.grpc_tls"):
         certificate = _first_set(sources, _GRPC_TLS)

@@ -65,3 +65,37 @@ def test_a_blocking_read_wakes_when_the_leader_allocates_the_name(agent: AgentPr
     assert status == 200
     assert json.loads(body)["Name"] == "cart"
     assert int(headers["X-Consul-Index"]) > int(index)
+
+
+def test_instances_are_the_services_own_or_those_the_declared_filter_selects(agent: AgentProcess) -> None:
+    agent.put("/v1/agent/service/register", {"Name": "shop", "ID": "shop-old", "Port": 7001, "Tags": ["v1"]})
+    agent.put("/v1/agent/service/register", {"Name": "other", "Port": 7002, "Tags": ["v2"]})
+    try:
+        rows = agent.get("/v1/waypost/virtual-ip-instances/shop")
+        assert sorted(r["Service"]["ID"] for r in rows) == ["shop", "shop-old"]
+        assert set(rows[0]) == {"Node", "Service", "Checks"}
+        wait_for(lambda: agent.get("/v1/waypost/virtual-ip/other"), limit=10)
+        rows = agent.get("/v1/waypost/virtual-ip-instances/shop-v2")
+        assert [r["Service"]["ID"] for r in rows] == ["shop"]
+        assert agent.get("/v1/waypost/virtual-ip-instances/nothing-here") == []
+    finally:
+        agent.put("/v1/agent/service/deregister/shop-old")
+        agent.put("/v1/agent/service/deregister/other")
+
+
+def test_instances_wake_a_blocking_read_when_a_matching_instance_appears(agent: AgentProcess) -> None:
+    _, headers, _ = agent.request("GET", "/v1/waypost/virtual-ip-instances/shop-v2")
+    index = headers["X-Consul-Index"]
+    with ThreadPoolExecutor(1) as pool:
+        parked = pool.submit(
+            agent.request, "GET", f"/v1/waypost/virtual-ip-instances/shop-v2?index={index}&wait=10s"
+        )
+        agent.put(
+            "/v1/agent/service/register", {"Name": "shop", "ID": "shop-new", "Port": 7003, "Tags": ["v2"]}
+        )
+        try:
+            status, headers, body = parked.result(timeout=15)
+        finally:
+            agent.put("/v1/agent/service/deregister/shop-new")
+    assert status == 200
+    assert sorted(r["Service"]["ID"] for r in json.loads(body)) == ["shop", "shop-new"]

@@ -105,6 +105,7 @@ ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [
     (WRITE, "/v1/coordinate/update", status.coordinate_update),
     (READ, "/v1/waypost/virtual-ips", virtual_ips.list_),
     (READ, "/v1/waypost/virtual-ip/:name", virtual_ips.one),
+    (READ, "/v1/waypost/virtual-ip-instances/:name", virtual_ips.instances),
 ]
 
 STORE_ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [

@@ -14,7 +14,10 @@ import pytest
 from cryptography import x509
 
 from tls_certs import Certs, make_certs, run_waypost
+from waypost.agent.tls import AgentTLS
+from waypost.config import load_config
 from waypost.testing import AgentProcess, wait_for
+from waypost.tlsutil import TLSSetupError
 
 REQUEST = b"GET /v1/status/leader HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
 
@@ -176,3 +179,33 @@ def test_verify_incoming_without_a_ca_stops_start_up(certs: Certs, tmp_path: Pat
         "tls.https: verify_incoming set but no CA certificates were provided"
         in (tmp_path / "agent.log").read_text()
     )
+
+
+def test_which_listeners_serve_tls_and_the_name_servers_must_carry(certs: Certs, tmp_path: Path) -> None:
+    rpc = certs.hcl("internal_rpc", verify_outgoing=True, verify_server_hostname=True)
+    args = ["-server", "-data-dir", str(tmp_path), "-domain", "example.", "-hcl", rpc]
+    tls = AgentTLS(load_config([*args, "-https-port", "8501"]))
+    assert tls.https is None  # no certificate for HTTPS: the port stays idle (a config warning)
+    assert tls.internal is not None
+    assert tls.servers is not None
+    assert tls.servers.server_name == "server.dc1.example"
+    client = AgentTLS(load_config(["-data-dir", str(tmp_path), "-hcl", rpc]))
+    assert client.internal is None  # client agents open no agent-to-server listener
+    assert client.servers is not None
+    assert AgentTLS(load_config(["-dev"])).servers is None
+
+
+def test_a_reload_that_fails_can_be_retried(certs: Certs, tmp_path: Path) -> None:
+    live = tmp_path / "server.pem"
+    shutil.copy(certs.pair("server")[0], live)
+    key = certs.pair("server")[1]
+    snippet = f'tls {{ internal_rpc {{ ca_file = "{certs.ca}" cert_file = "{live}" key_file = "{key}" }} }}'
+    config = load_config(["-server", "-data-dir", str(tmp_path / "d"), "-hcl", snippet])
+    tls = AgentTLS(config)
+    before = tls.internal
+    live.write_text("garbage")
+    with pytest.raises(TLSSetupError, match=r"tls\.internal_rpc: failed to load cert/key pair"):
+        tls.reload(config)
+    shutil.copy(certs.pair("server")[0], live)
+    tls.reload(config)
+    assert tls.internal is before  # changed in place: the listener keeps its context

@@ -61,10 +61,14 @@ class _Tree:
 class Authorizer:
     """Permissions compiled from the rules of a token's policies (and identities)."""
 
-    def __init__(self, rules: Iterable[Rules] = (), *, default: str = "deny", manage: bool = False) -> None:
+    def __init__(
+        self, rules: Iterable[Rules] = (), *, default: str = "deny", manage: bool = False, accessor: str = ""
+    ) -> None:
         self.default = default
         """``allow`` or ``deny``: the answer where no rule matches."""
         self.manage = manage
+        self.accessor = accessor
+        """The token's AccessorID, for Consul's permission-denied messages."""
         merged: dict[tuple[str, bool], dict[str, str]] = {(k, p): {} for k in KINDS for p in (False, True)}
         scalars: dict[str, str] = {}
         for source in rules:
@@ -75,6 +79,8 @@ class Authorizer:
                 scalars[kind] = _merge(scalars.get(kind), level)
         self._trees = {kind: _Tree(merged[kind, False], merged[kind, True]) for kind in KINDS}
         self._scalars = scalars
+        self.unrestricted = manage or (default == "allow" and not any(merged.values()) and not scalars)
+        """Nothing is filtered for it (ACL management aside), so answers need no filtering."""
 
     def allowed(self, kind: str, name: str, need: str) -> bool:
         """Whether ``need`` (read, list or write) is granted on ``kind`` resource ``name``;

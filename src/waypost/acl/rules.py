@@ -220,7 +220,8 @@ def _add(out: Rules, key: str, node: _Node) -> None:
             )
         allowed = LEVELS if kind == "key" else LEVELS[:3]
         if not isinstance(level, str) or level not in allowed:
-            raise RulesError(f"Invalid {key} policy: {name!r} has policy {level!r} (line {body.line})")
+            line = policy.line if policy is not None else body.line
+            raise RulesError(f"Invalid {key} policy: {name!r} has policy {level!r} (line {line})")
         intentions = fields.get("intentions")
         if intentions is not None and intentions.value not in LEVELS[:3]:
             raise RulesError(

@@ -104,6 +104,7 @@ class Agent:
     async def start(self) -> None:
         from waypost.api.app import ApiApp
         from waypost.api.routes import STORE_ROUTES
+        from waypost.state.acl_ops import ensure_builtins
 
         self.tls = AgentTLS(self.config)
         self.store = self._open_store()
@@ -138,6 +139,8 @@ class Agent:
             self._servers.append(_Stoppable(dns.stop))
         if self.config.server:
             await self._go_online()
+            if self.config.acl.enabled:
+                await ensure_builtins(state, self.config.acl.tokens.initial_management)
         if self.config.start_join or self.config.retry_join:
             self._tasks.append(asyncio.create_task(self._join_configured(), name="join"))
         # What start-up loaded lives as long as the agent: move it out of the collector's

@@ -9,8 +9,12 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from waypost.acl.authorizer import Authorizer
+from waypost.api.acl import ACL_DISABLED
+from waypost.api.acl_rules import NEEDS, Filter, Need
 from waypost.api.blocking import ReadCache
 from waypost.api.common import NO_DC_PATH, HTTPError, error_response
+from waypost.api.gate import Gate, request_secret
 from waypost.api.http import Request, Response
 from waypost.api.internal import EventRing
 from waypost.api.routes import DC_AGNOSTIC, ROUTES, STORE_ROUTES, Handler
@@ -29,6 +33,11 @@ _DC_ROUTED = frozenset(
 )
 """Handlers Consul routes by ``?dc``; a datacenter other than this one has no path."""
 
+_ACL_ONLY = frozenset(
+    handler for _, path, handler in ROUTES if path.startswith(("/v1/acl/", "/v1/agent/token/"))
+)
+"""Handlers that answer 401 "ACL support disabled" while ACLs are off."""
+
 
 class ApiApp:
     """One listener's API: the public ``ROUTES``, or the ``STORE_ROUTES`` a server serves
@@ -40,8 +49,12 @@ class ApiApp:
     def __init__(self, agent: Agent, routes: list[tuple[tuple[str, ...], str, Handler]] = ROUTES) -> None:
         self.agent = agent
         self.cache = ReadCache()
+        self.gate = Gate(agent) if agent.config.acl.enabled else None
+        """ACL enforcement; None while ACLs are off, which keeps dispatch as it was."""
+        self._store_api = routes is STORE_ROUTES
         if routes is STORE_ROUTES:
             self.event_ring = EventRing(agent.require_state())
+        self._needs: dict[tuple[Handler, str], Need] = {}
         self._exact: dict[str, dict[str, Handler]] = {}
         self._prefixed: list[tuple[str, dict[str, Handler]]] = []
         prefixed: dict[str, dict[str, Handler]] = {}
@@ -52,6 +65,9 @@ class ApiApp:
                 table = self._exact.setdefault(path, {})
             for method in methods:
                 table[method] = handler
+                need = NEEDS.get(("PUT" if method == "POST" else method, path))
+                if need is not None:
+                    self._needs[handler, method] = need
         self._prefixed = sorted(prefixed.items(), key=lambda kv: -len(kv[0]))
 
     @property
@@ -85,16 +101,47 @@ class ApiApp:
         dc = req.arg("dc") if req.raw_query else None
         if dc and handler in _DC_ROUTED and dc != self.agent.datacenter:
             return Response.text(NO_DC_PATH, 500)
+        gate = self.gate
+        trim: tuple[Authorizer, Filter] | None = None
+        if gate is not None:
+            try:
+                verdict = self._authorize(gate, req, handler)
+            except Exception as exc:
+                return error_response(exc)
+            if isinstance(verdict, Response):
+                return verdict
+            trim = verdict
+        elif handler in _ACL_ONLY:
+            return Response.text(ACL_DISABLED, 401)
         pretty = "pretty" in req.query
         try:
             result = handler(self, req)
         except Exception as exc:
             return error_response(exc)
+        if trim is not None and gate is not None:
+            if isinstance(result, Response):
+                result = gate.trim(result, *trim)
+            else:
+                result = gate.trim_later(result, *trim)
         if isinstance(result, Response):
             return _indent(result) if pretty else result
         if isinstance(result, asyncio.Future):
             return _chain(result) if pretty else result
         return self._finish(result, pretty)
+
+    def _authorize(
+        self, gate: Gate, req: Request, handler: Handler
+    ) -> Response | tuple[Authorizer, Filter] | None:
+        """The one place a request's token is checked: the route's entry in ``NEEDS``, or on
+        the store port this server's agent token (or a management token)."""
+        if self._store_api:
+            if gate.is_agent_token(request_secret(req)) or gate.authorizer(self, req).manage:
+                return None
+            raise HTTPError(403, "Permission denied")
+        need = self._needs.get((handler, req.method))
+        if need is None:
+            raise HTTPError(403, "Permission denied")  # a route without a rule is closed
+        return gate.check(self, req, need)
 
     async def _finish(self, pending: Awaitable[Response], pretty: bool) -> Response:
         try:

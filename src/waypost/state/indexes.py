@@ -19,6 +19,10 @@ from sortedcontainers import SortedDict
 
 from waypost.state import schema
 from waypost.state.model import (
+    ACLBootstrap,
+    ACLPolicy,
+    ACLRole,
+    ACLToken,
     Coordinate,
     Graveyard,
     HealthCheck,
@@ -70,6 +74,10 @@ class Indexes:
         self.members: dict[str, Member] = {}
         self.live: set[str] = set()
         self.leader: Leader | None = None
+        self.acl_tokens: dict[str, ACLToken] = {}
+        self.acl_policies: dict[str, ACLPolicy] = {}
+        self.acl_roles: dict[str, ACLRole] = {}
+        self.acl_bootstrap: dict[str, ACLBootstrap] = {}
         self.virtual_ips: dict[str, VirtualIP] = {}
         self.virtual_ip_claims: dict[str, VirtualIPClaim] = {}
         """Address to the name holding it; the allocator's view of what is taken."""
@@ -77,6 +85,10 @@ class Indexes:
             "events": self.events,
             "coordinates": self.coordinates,
             "members": self.members,
+            "acl-tokens": self.acl_tokens,
+            "acl-policies": self.acl_policies,
+            "acl-roles": self.acl_roles,
+            "acl-bootstrap": self.acl_bootstrap,
             "virtual-ips": self.virtual_ips,
             "virtual-ip-claims": self.virtual_ip_claims,
         }

@@ -17,6 +17,13 @@ from typing import Any
 import msgspec
 
 __all__ = [
+    "ACLBootstrap",
+    "ACLLink",
+    "ACLNodeIdentity",
+    "ACLPolicy",
+    "ACLRole",
+    "ACLServiceIdentity",
+    "ACLToken",
     "AddressPort",
     "CheckStatus",
     "Coordinate",
@@ -207,3 +214,69 @@ class VirtualIPClaim(msgspec.Struct, kw_only=True, gc=False):
     allocations of the same address collide in the store, so one of them fails."""
 
     Name: str
+
+
+class ACLLink(msgspec.Struct, gc=False):
+    """A token's or role's reference to a policy or role; the name is refreshed on read."""
+
+    ID: str = ""
+    Name: str = ""
+
+
+class ACLServiceIdentity(msgspec.Struct, omit_defaults=True, gc=False):
+    ServiceName: str
+    Datacenters: list[str] = msgspec.field(default_factory=list)
+
+
+class ACLNodeIdentity(msgspec.Struct, gc=False):
+    NodeName: str
+    Datacenter: str
+
+
+class ACLPolicy(msgspec.Struct, kw_only=True, gc=False):
+    ID: str
+    Name: str
+    Description: str = ""
+    Rules: str = ""
+    Datacenters: list[str] | None = None
+    Hash: bytes = b""
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+
+class ACLRole(msgspec.Struct, kw_only=True, gc=False):
+    ID: str
+    Name: str
+    Description: str = ""
+    Policies: list[ACLLink] | None = None
+    ServiceIdentities: list[ACLServiceIdentity] | None = None
+    NodeIdentities: list[ACLNodeIdentity] | None = None
+    Hash: bytes = b""
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+
+class ACLToken(msgspec.Struct, kw_only=True, gc=False):
+    """``ExpirationTime`` is RFC 3339 text, empty for a token that never expires."""
+
+    AccessorID: str
+    SecretID: str
+    Description: str = ""
+    Policies: list[ACLLink] | None = None
+    Roles: list[ACLLink] | None = None
+    ServiceIdentities: list[ACLServiceIdentity] | None = None
+    NodeIdentities: list[ACLNodeIdentity] | None = None
+    Local: bool = False
+    ExpirationTime: str = ""
+    CreateTime: str = ""
+    Hash: bytes = b""
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+
+class ACLBootstrap(msgspec.Struct, kw_only=True, gc=False):
+    """That the cluster was bootstrapped; deleting it (a reset) allows one more bootstrap."""
+
+    AllowBootstrap: bool = False
+    CreateIndex: int = 0
+    ModifyIndex: int = 0

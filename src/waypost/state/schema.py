@@ -14,6 +14,10 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from waypost.state.model import (
+    ACLBootstrap,
+    ACLPolicy,
+    ACLRole,
+    ACLToken,
     Coordinate,
     Graveyard,
     HealthCheck,
@@ -30,6 +34,11 @@ from waypost.state.model import (
 )
 
 __all__ = [
+    "ACL_BOOTSTRAP",
+    "ACL_BOOTSTRAP_KEY",
+    "ACL_POLICIES",
+    "ACL_ROLES",
+    "ACL_TOKENS",
     "CHECKS",
     "COORDINATES",
     "EVENTS",
@@ -97,7 +106,7 @@ class Table(Generic[T]):
 
 _ENCODER = msgspec.msgpack.Encoder()
 _NODE_SCOPED = {"services", "checks"}
-_SINGLETONS = {"leader": "current", "graveyard": "kvs"}
+_SINGLETONS = {"leader": "current", "graveyard": "kvs", "acl-bootstrap": "state"}
 """Tables with one fixed key, so that a stray key beside it cannot overwrite the record."""
 
 
@@ -145,6 +154,11 @@ LEADER: Table[Leader] = Table("leader", "system/leader/", Leader)
 LEADER_KEY = LEADER.key("current")
 GRAVEYARD: Table[Graveyard] = Table("graveyard", "system/graveyard/", Graveyard)
 GRAVEYARD_KEY = GRAVEYARD.key("kvs")
+ACL_TOKENS: Table[ACLToken] = Table("acl-tokens", "acl/tokens/", ACLToken)
+ACL_POLICIES: Table[ACLPolicy] = Table("acl-policies", "acl/policies/", ACLPolicy)
+ACL_ROLES: Table[ACLRole] = Table("acl-roles", "acl/roles/", ACLRole)
+ACL_BOOTSTRAP: Table[ACLBootstrap] = Table("acl-bootstrap", "acl/bootstrap/", ACLBootstrap)
+ACL_BOOTSTRAP_KEY = ACL_BOOTSTRAP.key("state")
 VIRTUAL_IPS: Table[VirtualIP] = Table("virtual-ips", "system/virtual-ips/", VirtualIP)
 VIRTUAL_IP_CLAIMS: Table[VirtualIPClaim] = Table(
     "virtual-ip-claims", "system/virtual-ip-claims/", VirtualIPClaim
@@ -153,4 +167,5 @@ VIRTUAL_IP_CLAIMS: Table[VirtualIPClaim] = Table(
 TABLES: tuple[Table[Any], ...] = (
     NODES, SERVICES, CHECKS, KVS, SESSIONS, EVENTS, COORDINATES, MEMBERS, LIVENESS, LEADER, GRAVEYARD,
     VIRTUAL_IPS, VIRTUAL_IP_CLAIMS,
+    ACL_TOKENS, ACL_POLICIES, ACL_ROLES, ACL_BOOTSTRAP,
 )  # fmt: skip

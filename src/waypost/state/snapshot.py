@@ -55,6 +55,10 @@ TYPES: dict[str, tuple[int, str]] = {
     schema.COORDINATES.name: (6, "CoordinateBatchUpdate"),
     schema.VIRTUAL_IPS.name: (32, "ServiceVirtualIP"),
     schema.VIRTUAL_IP_CLAIMS.name: (32, "ServiceVirtualIP"),
+    schema.ACL_BOOTSTRAP.name: (11, "ACLBootstrap"),
+    schema.ACL_TOKENS.name: (17, "ACLToken"),
+    schema.ACL_POLICIES.name: (19, "ACLPolicy"),
+    schema.ACL_ROLES.name: (26, "ACLRole"),
 }
 """Snapshotted tables and the Consul message type (number, name) their records travel as."""
 

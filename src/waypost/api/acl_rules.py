@@ -1,0 +1,376 @@
+"""What each route needs from the caller's token: one entry per route in ``routes.py``.
+
+An entry is a check run at dispatch, before the handler: it raises 403 "Permission denied"
+(Consul's wording, naming the token, the permission and the resource) or returns a row
+filter that ``gate.py`` applies to the handler's JSON answer, for the reads Consul filters
+rather than refuses. ``OPEN`` routes need nothing (Consul's status, datacenter lists,
+bootstrap, token/self). A route missing from ``NEEDS`` fails the route-coverage test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from waypost.api.common import HTTPError, decode_json, json_response
+from waypost.api.http import Request, Response
+
+if TYPE_CHECKING:
+    from waypost.acl.authorizer import Authorizer
+    from waypost.api.app import ApiApp
+
+__all__ = ["NEEDS", "OPEN", "Filter", "Need", "denied"]
+
+Rows = Callable[["Authorizer", Any], Any]
+"""Keeps the readable part of a decoded JSON answer."""
+
+
+class Filter(NamedTuple):
+    rows: Rows
+    empty_is_404: bool = False
+
+
+Check = Callable[["ApiApp", Request, "Authorizer"], "Filter | Response | None"]
+"""Raises the denial, or returns a row filter, or (for /v1/txn) the refusal itself."""
+
+
+class Need(NamedTuple):
+    check: Check | None
+    """None: an open route."""
+
+
+OPEN = Need(None)
+
+ANONYMOUS = "00000000-0000-0000-0000-000000000002"
+
+
+def denied(authz: Authorizer, kind: str, need: str, name: str | None = None) -> HTTPError:
+    """Consul's ``PermissionDeniedError`` text."""
+    who = "anonymous token" if authz.accessor == ANONYMOUS else f"token with AccessorID '{authz.accessor}'"
+    message = f"Permission denied: {who} lacks permission '{kind}:{need}'"
+    if name is not None:
+        message += f' on "{name}"'
+    if authz.accessor == ANONYMOUS:
+        message += ". The anonymous token is used implicitly when a request does not specify a token."
+    return HTTPError(403, message)
+
+
+Name = Callable[["ApiApp", Request], str]
+
+
+def _param(app: ApiApp, req: Request) -> str:
+    return req.param
+
+
+def _agent_node(app: ApiApp, req: Request) -> str:
+    return app.agent.node.Node
+
+
+def _body_field(*path: str) -> Name:
+    """A name from the JSON body (``Node``, ``Service.Service``...), keys matched case-blind."""
+
+    def name(app: ApiApp, req: Request) -> str:
+        value: Any = decode_json(req, allow_empty=True)
+        for part in path:
+            if not isinstance(value, dict):
+                return ""
+            value = next((v for k, v in value.items() if str(k).lower() == part.lower()), None)
+        return value if isinstance(value, str) else ""
+
+    return name
+
+
+def _local_service(app: ApiApp, req: Request) -> str:
+    svc = app.agent.local.services.get(req.param)
+    return svc.Service if svc is not None else req.param
+
+
+def _session_node(app: ApiApp, req: Request) -> str:
+    session = app.state.indexes.sessions.get(req.param)
+    return session.Node if session is not None else ""
+
+
+def _require(authz: Authorizer, kind: str, access: str, name: str) -> None:
+    if not authz.allowed(kind, name, access):
+        raise denied(authz, kind, access, name)
+
+
+def need(kind: str, access: str, name: Name | None = None) -> Need:
+    def check(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
+        resource = name(app, req) if name is not None else ""
+        if not authz.allowed(kind, resource, access):
+            raise denied(authz, kind, access, resource if name is not None else None)
+        return None
+
+    return Need(check)
+
+
+def filtered(rows: Rows, *, empty_is_404: bool = False) -> Need:
+    result = Filter(rows, empty_is_404)
+    return Need(lambda app, req, authz: result)
+
+
+def _local_check(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
+    """A service's check needs service:write on it, a node check node:write, as Consul's."""
+    check = app.agent.local.checks.get(req.param)
+    if check is not None and check.ServiceName:
+        _require(authz, "service", "write", check.ServiceName)
+    else:
+        _require(authz, "node", "write", app.agent.node.Node)
+    return None
+
+
+def _check_register(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
+    service_id = _body_field("ServiceID")(app, req)
+    svc = app.agent.local.services.get(service_id) if service_id else None
+    if svc is not None:
+        _require(authz, "service", "write", svc.Service)
+    else:
+        _require(authz, "node", "write", app.agent.node.Node)
+    return None
+
+
+# -- row filters ---------------------------------------------------------------------------
+
+
+def _node_ok(authz: Authorizer, name: Any) -> bool:
+    return isinstance(name, str) and authz.allowed("node", name, "read")
+
+
+def _service_ok(authz: Authorizer, name: Any) -> bool:
+    return isinstance(name, str) and authz.allowed("service", name, "read")
+
+
+def _list(keep: Callable[[Authorizer, Any], bool]) -> Rows:
+    def rows(authz: Authorizer, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        return [row for row in value if keep(authz, row)]
+
+    return rows
+
+
+def _dict(keep: Callable[[Authorizer, Any, Any], bool]) -> Rows:
+    def rows(authz: Authorizer, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return {k: v for k, v in value.items() if keep(authz, k, v)}
+
+    return rows
+
+
+def _check_ok(authz: Authorizer, check: Any) -> bool:
+    return _node_ok(authz, check.get("Node")) and (
+        not check.get("ServiceName") or _service_ok(authz, check.get("ServiceName"))
+    )
+
+
+def _catalog_row_ok(authz: Authorizer, row: Any) -> bool:
+    return _node_ok(authz, row.get("Node")) and _service_ok(authz, row.get("ServiceName"))
+
+
+def _health_row_ok(authz: Authorizer, row: Any) -> bool:
+    node, service = row.get("Node") or {}, row.get("Service") or {}
+    return _node_ok(authz, node.get("Node")) and _service_ok(authz, service.get("Service"))
+
+
+def _node_services(authz: Authorizer, value: Any) -> Any:
+    """catalog/node and catalog/node-services: nothing without node:read, then the services."""
+    if not isinstance(value, dict) or not _node_ok(authz, (value.get("Node") or {}).get("Node")):
+        return None
+    value = dict(value)
+    services = value.get("Services")
+    if isinstance(services, dict):
+        value["Services"] = {k: s for k, s in services.items() if _service_ok(authz, s.get("Service"))}
+    elif isinstance(services, list):
+        value["Services"] = [s for s in services if _service_ok(authz, s.get("Service"))]
+    return value
+
+
+def _kv_read(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
+    if req.flag("recurse"):
+        return _KV_RECURSE
+    if req.flag("keys"):
+        return _KV_KEYS
+    _require(authz, "key", "read", req.param)
+    return None
+
+
+_KV_RECURSE = Filter(_list(lambda a, row: a.allowed("key", row.get("Key", ""), "read")), empty_is_404=True)
+_KV_KEYS = Filter(_list(lambda a, key: a.allowed("key", key, "read")))
+
+
+def _kv_delete(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
+    if req.flag("recurse") and not authz.write_prefix("key", req.param):
+        raise denied(authz, "key", "write", req.param)
+    _require(authz, "key", "write", req.param)
+    return None
+
+
+def _session_create(app: ApiApp, req: Request) -> str:
+    return _body_field("Node")(app, req) or app.agent.node.Node
+
+
+def _catalog_register(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
+    _require(authz, "node", "write", _body_field("Node")(app, req))
+    service = _body_field("Service", "Service")(app, req)
+    if service:
+        _require(authz, "service", "write", service)
+    return None
+
+
+_TXN_READS = frozenset({"get", "get-tree", "check-index", "check-session", "check-not-exists"})
+
+
+def _txn_op_need(op: Any) -> tuple[str, str, str] | None:
+    """(kind, name, access) one transaction operation needs; None for a malformed one,
+    which the handler refuses with its own message."""
+    if not isinstance(op, dict) or len(op) != 1:
+        return None
+    ((what, body),) = op.items()
+    if not isinstance(body, dict):
+        return None
+    verb = str(body.get("Verb", ""))
+    access = "read" if verb in _TXN_READS else "write"
+    what = what.lower()
+    if what == "kv":
+        return "key", str(body.get("Key", "")), access
+    if what == "node":
+        return "node", str((body.get("Node") or {}).get("Node", "")), access
+    if what == "service":
+        return "service", str((body.get("Service") or {}).get("Service", "")), access
+    if what == "check":
+        check = body.get("Check") or {}
+        if check.get("ServiceName"):
+            return "service", str(check["ServiceName"]), access
+        return "node", str(check.get("Node", "")), access
+    if what == "session":
+        return "session", str((body.get("Session") or {}).get("Node", "")), access
+    return None
+
+
+def _txn(app: ApiApp, req: Request, authz: Authorizer) -> Filter | Response | None:
+    """Every operation is checked before any runs; denied ones answer 409 with Consul's Errors."""
+    ops = decode_json(req, allow_empty=True)
+    if not isinstance(ops, list):
+        return None
+    errors = []
+    for index, op in enumerate(ops):
+        found = _txn_op_need(op)
+        if found is None:
+            continue
+        kind, name, access = found
+        if kind == "key" and access == "write" and str(op.get("KV", {}).get("Verb")) == "delete-tree":
+            ok = authz.write_prefix("key", name)
+        else:
+            ok = authz.allowed(kind, name, access)
+        if not ok:
+            errors.append({"OpIndex": index, "What": denied(authz, kind, access, name).message})
+    return json_response({"Results": None, "Errors": errors}, 409) if errors else None
+
+
+def _token_valid(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
+    return None
+
+
+_SESSIONS = filtered(_list(lambda a, s: a.allowed("session", s.get("Node", ""), "read")))
+_CHECKS = filtered(_list(_check_ok))
+_NODE_SERVICES = filtered(_node_services)
+ACL_READ, ACL_WRITE = need("acl", "read"), need("acl", "write")
+OPERATOR_READ, OPERATOR_WRITE = need("operator", "read"), need("operator", "write")
+AGENT_READ, AGENT_WRITE = need("agent", "read", _agent_node), need("agent", "write", _agent_node)
+
+NEEDS: dict[tuple[str, str], Need] = {
+    ("GET", "/"): OPEN,
+    ("GET", "/v1/agent/self"): AGENT_READ,
+    ("GET", "/v1/agent/members"): filtered(_list(lambda a, m: _node_ok(a, m.get("Name")))),
+    ("GET", "/v1/agent/host"): OPERATOR_READ,
+    ("GET", "/v1/agent/services"): filtered(_dict(lambda a, k, s: _service_ok(a, s.get("Service")))),
+    ("GET", "/v1/agent/service/:id"): need("service", "read", _local_service),
+    ("GET", "/v1/agent/checks"): filtered(
+        _dict(
+            lambda a, k, c: (
+                _check_ok(a, c) if c.get("ServiceName") else a.allowed("node", c.get("Node", ""), "read")
+            )
+        )
+    ),
+    ("GET", "/v1/agent/metrics"): AGENT_READ,
+    ("GET", "/v1/agent/monitor"): AGENT_READ,
+    ("GET", "/v1/agent/health/service/name/:name"): need("service", "read", _param),
+    ("GET", "/v1/agent/health/service/id/:id"): need("service", "read", _local_service),
+    ("PUT", "/v1/agent/service/register"): need("service", "write", _body_field("Name")),
+    ("PUT", "/v1/agent/service/deregister/:id"): need("service", "write", _local_service),
+    ("PUT", "/v1/agent/service/maintenance/:id"): need("service", "write", _local_service),
+    ("PUT", "/v1/agent/maintenance"): need("node", "write", _agent_node),
+    ("PUT", "/v1/agent/check/register"): Need(_check_register),
+    ("PUT", "/v1/agent/check/deregister/:id"): Need(_local_check),
+    ("PUT", "/v1/agent/check/pass/:id"): Need(_local_check),
+    ("PUT", "/v1/agent/check/warn/:id"): Need(_local_check),
+    ("PUT", "/v1/agent/check/fail/:id"): Need(_local_check),
+    ("PUT", "/v1/agent/check/update/:id"): Need(_local_check),
+    ("PUT", "/v1/agent/reload"): AGENT_WRITE,
+    ("PUT", "/v1/agent/leave"): AGENT_WRITE,
+    ("PUT", "/v1/agent/join/:address"): AGENT_WRITE,
+    ("PUT", "/v1/agent/force-leave/:node"): OPERATOR_WRITE,
+    ("PUT", "/v1/agent/token/:type"): AGENT_WRITE,
+    ("PUT", "/v1/catalog/register"): Need(_catalog_register),
+    ("PUT", "/v1/catalog/deregister"): need("node", "write", _body_field("Node")),
+    ("GET", "/v1/catalog/datacenters"): OPEN,
+    ("GET", "/v1/catalog/nodes"): filtered(_list(lambda a, n: _node_ok(a, n.get("Node")))),
+    ("GET", "/v1/catalog/services"): filtered(_dict(lambda a, name, tags: _service_ok(a, name))),
+    ("GET", "/v1/catalog/service/:name"): filtered(_list(_catalog_row_ok)),
+    ("GET", "/v1/catalog/node/:node"): _NODE_SERVICES,
+    ("GET", "/v1/catalog/node-services/:node"): _NODE_SERVICES,
+    ("GET", "/v1/health/node/:node"): _CHECKS,
+    ("GET", "/v1/health/checks/:service"): _CHECKS,
+    ("GET", "/v1/health/service/:service"): filtered(_list(_health_row_ok)),
+    ("GET", "/v1/health/state/:state"): _CHECKS,
+    ("GET", "/v1/kv/:key"): Need(_kv_read),
+    ("PUT", "/v1/kv/:key"): need("key", "write", _param),
+    ("DELETE", "/v1/kv/:key"): Need(_kv_delete),
+    ("PUT", "/v1/session/create"): need("session", "write", _session_create),
+    ("PUT", "/v1/session/destroy/:id"): need("session", "write", _session_node),
+    ("PUT", "/v1/session/renew/:id"): need("session", "write", _session_node),
+    ("GET", "/v1/session/info/:id"): _SESSIONS,
+    ("GET", "/v1/session/node/:node"): _SESSIONS,
+    ("GET", "/v1/session/list"): _SESSIONS,
+    ("PUT", "/v1/txn"): Need(_txn),
+    ("PUT", "/v1/event/fire/:name"): need("event", "write", _param),
+    ("GET", "/v1/event/list"): filtered(_list(lambda a, e: a.allowed("event", e.get("Name", ""), "read"))),
+    ("GET", "/v1/status/leader"): OPEN,
+    ("GET", "/v1/status/peers"): OPEN,
+    ("GET", "/v1/snapshot"): ACL_WRITE,
+    ("PUT", "/v1/snapshot"): ACL_WRITE,
+    ("GET", "/v1/operator/raft/configuration"): OPERATOR_READ,
+    ("GET", "/v1/operator/autopilot/health"): OPERATOR_READ,
+    ("GET", "/v1/operator/autopilot/configuration"): OPERATOR_READ,
+    ("GET", "/v1/coordinate/datacenters"): OPEN,
+    ("GET", "/v1/coordinate/nodes"): filtered(_list(lambda a, c: _node_ok(a, c.get("Node")))),
+    ("GET", "/v1/coordinate/node/:node"): need("node", "read", _param),
+    ("PUT", "/v1/coordinate/update"): need("node", "write", _body_field("Node")),
+    ("PUT", "/v1/acl/bootstrap"): OPEN,
+    ("PUT", "/v1/acl/token"): ACL_WRITE,
+    ("GET", "/v1/acl/token/self"): Need(_token_valid),
+    ("GET", "/v1/acl/token/:id"): ACL_READ,
+    ("PUT", "/v1/acl/token/:id"): ACL_WRITE,
+    ("DELETE", "/v1/acl/token/:id"): ACL_WRITE,
+    ("GET", "/v1/acl/tokens"): ACL_READ,
+    ("PUT", "/v1/acl/policy"): ACL_WRITE,
+    ("GET", "/v1/acl/policy/name/:name"): ACL_READ,
+    ("GET", "/v1/acl/policy/:id"): ACL_READ,
+    ("PUT", "/v1/acl/policy/:id"): ACL_WRITE,
+    ("DELETE", "/v1/acl/policy/:id"): ACL_WRITE,
+    ("GET", "/v1/acl/policies"): ACL_READ,
+    ("PUT", "/v1/acl/role"): ACL_WRITE,
+    ("GET", "/v1/acl/role/name/:name"): ACL_READ,
+    ("GET", "/v1/acl/role/:id"): ACL_READ,
+    ("PUT", "/v1/acl/role/:id"): ACL_WRITE,
+    ("DELETE", "/v1/acl/role/:id"): ACL_WRITE,
+    ("GET", "/v1/acl/roles"): ACL_READ,
+    ("GET", "/v1/waypost/virtual-ips"): filtered(_list(lambda a, v: _service_ok(a, v.get("Name")))),
+    ("GET", "/v1/waypost/virtual-ip/:name"): need("service", "read", _param),
+    ("GET", "/v1/waypost/virtual-ip-instances/:name"): filtered(_list(_health_row_ok)),
+}
+"""Keyed by (method, route path as ``routes.py`` writes it); POST shares PUT's entry."""
+
+OPEN_ROUTES = frozenset(key for key, n in NEEDS.items() if n is OPEN)

@@ -1,0 +1,123 @@
+"""ACL enforcement at dispatch: the caller's token resolved, the route's need checked, and
+filtered reads trimmed to what the token may read.
+
+Filtering works on the handler's finished JSON answer, so handlers stay unaware of ACLs.
+Blocking reads hand out the same response object while their data is unchanged, so the
+trimmed answer is memoised per (answer, authorizer): a repeated read costs a dict look-up.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections import OrderedDict
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from waypost.acl.authorizer import Authorizer
+from waypost.acl.resolve import Resolver
+from waypost.api.acl_rules import Filter, Need
+from waypost.api.common import HTTPError, encode_json
+from waypost.api.http import Request, Response
+from waypost.state.model import ACLToken
+
+if TYPE_CHECKING:
+    from waypost.agent.agent import Agent
+    from waypost.api.app import ApiApp
+
+__all__ = ["Gate", "request_secret"]
+
+NOT_FOUND = "ACL not found"
+_FILTERED = ("X-Consul-Results-Filtered-By-ACLs", "true")
+_MEMO = 1024
+
+
+def request_secret(req: Request) -> str:
+    """X-Consul-Token, else ``Authorization: Bearer``, else ``?token=``, as Consul reads them."""
+    headers = req.headers
+    secret = headers.get("x-consul-token")
+    if secret:
+        return secret.strip()
+    auth = headers.get("authorization")
+    if auth and auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return req.arg("token") or "" if req.raw_query else ""
+
+
+class Gate:
+    def __init__(self, agent: Agent) -> None:
+        acl = agent.config.acl
+        self.agent = agent
+        self.resolver = Resolver(acl, agent.node.Node, agent.datacenter)
+        self.tokens: dict[str, str] = {
+            "default": acl.tokens.default,
+            "agent": acl.tokens.agent,
+            "agent_recovery": acl.tokens.agent_recovery,
+            "replication": acl.tokens.replication,
+            "dns": acl.tokens.dns,
+            "config_file_service_registration": acl.tokens.config_file_service_registration,
+        }
+        """This agent's own tokens (``/v1/agent/token/:type`` replaces them)."""
+        self._memo: OrderedDict[tuple[int, int], tuple[bytes, Authorizer, Response]] = OrderedDict()
+
+    def secret(self, req: Request) -> str:
+        """The request's token; none given means the agent's default token, then anonymous."""
+        return request_secret(req) or self.tokens["default"]
+
+    def authorizer(self, app: ApiApp, req: Request) -> Authorizer:
+        authz = self.resolver.authorizer(app.state.indexes, self.secret(req))
+        if authz is None:
+            raise HTTPError(403, NOT_FOUND)
+        return authz
+
+    def token(self, app: ApiApp, req: Request) -> ACLToken | None:
+        return self.resolver.token(app.state.indexes, self.secret(req))
+
+    def permits(self, app: ApiApp, req: Request, kind: str, access: str) -> bool:
+        try:
+            return self.authorizer(app, req).allowed(kind, "", access)
+        except HTTPError:
+            return False
+
+    def is_agent_token(self, secret: str) -> bool:
+        """Whether a store-port caller holds this server's agent token (constant time)."""
+        expected = self.tokens["agent"]
+        return bool(expected) and hmac.compare_digest(secret.encode(), expected.encode())
+
+    def check(self, app: ApiApp, req: Request, need: Need) -> tuple[Authorizer, Filter] | Response | None:
+        """None to go ahead, a response to answer instead, or a filter for the answer."""
+        if need.check is None:
+            return None
+        authz = self.authorizer(app, req)
+        if authz.manage:
+            return None
+        found = need.check(app, req, authz)
+        if isinstance(found, Response):
+            return found
+        if found is None or authz.unrestricted:
+            return None
+        return authz, found
+
+    def trim(self, resp: Response, authz: Authorizer, flt: Filter) -> Response:
+        if resp.status != 200 or resp.content_type != "application/json" or not resp.body:
+            return resp
+        key = (id(resp.body), id(authz))
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] is resp.body and hit[1] is authz:
+            return hit[2]
+        value: Any = msgspec.json.decode(resp.body)
+        kept = flt.rows(authz, value)
+        removed = kept != value if not isinstance(value, list) else len(kept) != len(value)
+        if flt.empty_is_404 and not kept:
+            out = Response(b"", 404, headers=[*resp.headers, _FILTERED])
+        else:
+            headers = [*resp.headers, _FILTERED] if removed else list(resp.headers)
+            out = Response(encode_json(kept), 200, resp.content_type, headers)
+        self._memo[key] = (resp.body, authz, out)
+        if len(self._memo) > _MEMO:
+            self._memo.popitem(last=False)
+        return out
+
+    async def trim_later(self, pending: Awaitable[Response], authz: Authorizer, flt: Filter) -> Response:
+        return self.trim(await pending, authz, flt)

@@ -1,0 +1,180 @@
+"""/v1/acl against real agents: bootstrap once, token/policy/role CRUD, token sources,
+bad input with Consul's messages, and that a bad token learns nothing about what exists."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import consul
+import pytest
+
+from acl_kit import ROOT, Caller, start_acl_agent
+from waypost.testing import AgentProcess
+
+NOT_FOUND = (403, "ACL not found")
+
+
+def test_acl_routes_answer_401_while_acls_are_off(dev_agent: AgentProcess) -> None:
+    off = Caller(dev_agent)
+    for method, path in [
+        ("PUT", "/v1/acl/bootstrap"),
+        ("GET", "/v1/acl/tokens"),
+        ("GET", "/v1/acl/policy/x"),
+    ]:
+        status, body, _ = off(method, path)
+        assert (status, body) == (401, "ACL support disabled")
+
+
+def test_bootstrap_once_then_403_with_the_reset_index(tmp_path: Path) -> None:
+    config = tmp_path / "acl.hcl"
+    config.write_text('acl { enabled = true\n default_policy = "deny" }')
+    with AgentProcess(["-dev", "-config-file", str(config)], log_path=tmp_path / "log") as agent:
+        call = Caller(agent)
+        status, token, _ = call("PUT", "/v1/acl/bootstrap")
+        assert status == 200
+        assert token["Policies"] == [
+            {"ID": "00000000-0000-0000-0000-000000000001", "Name": "global-management"}
+        ]
+        assert (
+            call.ok("GET", "/v1/acl/token/self", token=token["SecretID"])["AccessorID"] == token["AccessorID"]
+        )
+        status, body, _ = call("PUT", "/v1/acl/bootstrap")
+        assert status == 403
+        assert body.startswith("Permission denied: ACL bootstrap no longer allowed (reset index: ")
+
+
+def test_token_crud_self_clone_list(call: Caller) -> None:
+    policy = call.ok("PUT", "/v1/acl/policy", {"Name": "crud-p", "Rules": 'key "a" { policy = "read" }'})
+    created = call.ok("PUT", "/v1/acl/token", {"Description": "t1", "Policies": [{"ID": policy["ID"]}]})
+    assert created["Policies"] == [{"ID": policy["ID"], "Name": "crud-p"}]
+    accessor, secret = created["AccessorID"], created["SecretID"]
+    assert call.ok("GET", f"/v1/acl/token/{accessor}")["Description"] == "t1"
+    assert call.ok("GET", "/v1/acl/token/self", token=secret)["AccessorID"] == accessor
+    updated = call.ok(
+        "PUT", f"/v1/acl/token/{accessor}", {"Description": "t2", "Policies": [{"Name": "crud-p"}]}
+    )
+    assert (updated["Description"], updated["SecretID"]) == ("t2", secret)
+    clone = call.ok("PUT", f"/v1/acl/token/{accessor}/clone", {"Description": "copy"})
+    assert clone["Policies"] == created["Policies"]
+    assert clone["SecretID"] != secret
+    listed = {t["AccessorID"] for t in call.ok("GET", f"/v1/acl/tokens?policy={policy['ID']}")}
+    assert listed == {accessor, clone["AccessorID"]}
+    assert call.ok("DELETE", f"/v1/acl/token/{accessor}") is True
+    assert call("GET", f"/v1/acl/token/{accessor}", token=ROOT)[:2] == NOT_FOUND
+    assert call("GET", "/v1/acl/token/self", token=secret)[:2] == NOT_FOUND
+
+
+def test_policy_and_role_crud(call: Caller) -> None:
+    policy = call.ok("PUT", "/v1/acl/policy", {"Name": "pr", "Rules": "", "Description": "d"})
+    assert call.ok("GET", "/v1/acl/policy/name/pr")["ID"] == policy["ID"]
+    renamed = call.ok("PUT", f"/v1/acl/policy/{policy['ID']}", {"Name": "pr2", "Rules": 'operator = "read"'})
+    assert renamed["Rules"] == 'operator = "read"'
+    assert "Rules" not in call.ok("GET", "/v1/acl/policies")[0]
+    role = call.ok("PUT", "/v1/acl/role", {"Name": "r1", "Policies": [{"Name": "pr2"}]})
+    assert call.ok("GET", "/v1/acl/role/name/r1")["ID"] == role["ID"]
+    assert call.ok("GET", f"/v1/acl/role/{role['ID']}")["Policies"] == [{"ID": policy["ID"], "Name": "pr2"}]
+    assert [r["Name"] for r in call.ok("GET", "/v1/acl/roles")] == ["r1"]
+    token = call.ok("PUT", "/v1/acl/token", {"Roles": [{"Name": "r1"}]})
+    assert call("GET", "/v1/operator/raft/configuration", token=token["SecretID"])[0] == 200
+    assert call.ok("DELETE", f"/v1/acl/role/{role['ID']}") is True
+    assert call("GET", f"/v1/acl/role/{role['ID']}", token=ROOT)[:2] == NOT_FOUND
+    assert call.ok("DELETE", f"/v1/acl/policy/{policy['ID']}") is True
+    assert call("GET", "/v1/acl/policy/name/pr2", token=ROOT)[:2] == NOT_FOUND
+
+
+def test_token_from_header_bearer_or_query(call: Caller) -> None:
+    assert call("GET", "/v1/acl/tokens", headers={"Authorization": f"Bearer {ROOT}"})[0] == 200
+    assert call("GET", f"/v1/acl/tokens?token={ROOT}")[0] == 200
+    assert call("GET", "/v1/acl/tokens")[0] == 403
+
+
+def test_bad_input_gets_400_naming_the_problem(call: Caller) -> None:
+    cases = [
+        ("/v1/acl/policy", {"Name": "bad", "Rules": 'key "a" {\n  policy = "sometimes"\n}'}, "(line 2)"),
+        ("/v1/acl/policy", {"Name": "bad", "Rules": 'key "a" {\n\n policy "read" }'}, "At 3:16"),
+        ("/v1/acl/policy", {"Name": "", "Rules": ""}, "Invalid Policy: no Name is set"),
+        ("/v1/acl/policy", {"Name": "a b"}, "invalid Name"),
+        ("/v1/acl/policy", {"Name": "x", "Colour": 1}, 'unknown field "Colour"'),
+        ("/v1/acl/token", {"ExpirationTTL": "30s"}, "should be between 1m0s and 24h0m0s"),
+        ("/v1/acl/token", {"ExpirationTTL": "soon"}, "ExpirationTTL"),
+        ("/v1/acl/token", {"Policies": [{"Name": "missing"}]}, "Policy with Name 'missing' not found"),
+        ("/v1/acl/token", {"SecretID": "not-a-uuid"}, "SecretID 'not-a-uuid' is not a UUID"),
+        ("/v1/acl/role", {"Name": "r", "Policies": "x"}, "Invalid Role: Policies"),
+    ]
+    for path, body, message in cases:
+        status, text, _ = call("PUT", path, body, token=ROOT)
+        assert status == 400, (body, text)
+        assert message in text, (body, text)
+    call.ok("PUT", "/v1/acl/policy", {"Name": "dupe"})
+    status, text, _ = call("PUT", "/v1/acl/policy", {"Name": "dupe"}, token=ROOT)
+    assert (status, "already exists" in text) == (400, True)
+
+
+def test_a_bad_token_never_reveals_whether_something_exists(call: Caller) -> None:
+    call.ok("PUT", "/v1/kv/secret/present", "x")
+    real = call.ok("PUT", "/v1/acl/token", {"Description": "probe target"})["AccessorID"]
+    weak = call.token_for('key "public" { policy = "read" }', "weak")
+    for token in (str(uuid.uuid4()), weak, ""):
+        present = call("GET", "/v1/kv/secret/present", token=token)[:2]
+        absent = call("GET", "/v1/kv/secret/absent", token=token)[:2]
+        assert present[0] == absent[0] == 403
+        assert present[1].replace("present", "absent") == absent[1]
+        assert (
+            call("GET", f"/v1/acl/token/{real}", token=token)[:2]
+            == call("GET", f"/v1/acl/token/{uuid.uuid4()}", token=token)[:2]
+        )
+
+
+def test_a_deleted_policy_stops_granting_within_a_second(call: Caller) -> None:
+    policy = call.ok(
+        "PUT", "/v1/acl/policy", {"Name": "short-lived", "Rules": 'key "k" { policy = "write" }'}
+    )
+    secret = call.ok("PUT", "/v1/acl/token", {"Policies": [{"ID": policy["ID"]}]})["SecretID"]
+    assert call("PUT", "/v1/kv/k", "v", token=secret)[0] == 200
+    call.ok("DELETE", f"/v1/acl/policy/{policy['ID']}")
+    deadline = time.monotonic() + 1.0
+    status = 200
+    while status == 200 and time.monotonic() < deadline:
+        status = call("PUT", "/v1/kv/k", "v", token=secret)[0]
+        time.sleep(0.02)
+    assert status == 403
+
+
+def test_an_expiring_token_is_accepted_with_a_minute_ttl(call: Caller) -> None:
+    token = call.ok("PUT", "/v1/acl/token", {"ExpirationTTL": "1m"})
+    assert token["ExpirationTime"].endswith("Z")
+    assert call.ok("GET", "/v1/acl/token/self", token=token["SecretID"])["AccessorID"] == token["AccessorID"]
+
+
+def test_py_consul_acl_calls(acl_agent: AgentProcess) -> None:
+    c = consul.Consul(port=acl_agent.http_port, token=ROOT)
+    policy = c.acl.policy.create(name="pyc", rules={"service_prefix": {"": {"policy": "read"}}})
+    assert c.acl.policy.read(policy["ID"])["Name"] == "pyc"
+    assert "pyc" in {p["Name"] for p in c.acl.policy.list()}
+    role = c.acl.role.create(name="pyc-role", policies_name=["pyc"])
+    assert c.acl.role.read_by_name("pyc-role")["ID"] == role["ID"]
+    token = c.acl.token.create(description="pyc", policies_name=["pyc"], roles_id=[role["ID"]])
+    assert c.acl.token.read(token["AccessorID"])["Description"] == "pyc"
+    assert c.acl.token.read_self(token=token["SecretID"])["AccessorID"] == token["AccessorID"]
+    cloned = c.acl.token.clone(token["AccessorID"], description="copy")
+    assert cloned["Description"] == "copy"
+    assert token["AccessorID"] in {t["AccessorID"] for t in c.acl.token.list()}
+    updated = c.acl.token.update(token["AccessorID"], description="renamed", policies_name=["pyc"])
+    assert updated["Description"] == "renamed"
+    assert c.acl.token.delete(cloned["AccessorID"]) is True
+    assert c.acl.role.delete(role["ID"]) is True
+    assert c.acl.policy.delete(policy["ID"]) is True
+    with pytest.raises(consul.ACLPermissionDenied, match="ACL bootstrap no longer allowed"):
+        c.acl.bootstrap()
+
+
+def test_agent_token_endpoint_sets_the_default_token(tmp_path: Path) -> None:
+    with start_acl_agent(tmp_path) as agent:
+        call = Caller(agent)
+        reader = call.token_for('node_prefix "" { policy = "read" }', "nodes")
+        assert call("GET", "/v1/catalog/nodes")[1] == []
+        assert call("PUT", "/v1/agent/token/default", {"Token": reader}, token=ROOT)[0] == 200
+        assert [n["Node"] for n in call("GET", "/v1/catalog/nodes")[1]] == ["acl-node"]
+        assert call("PUT", "/v1/agent/token/bogus", {"Token": "x"}, token=ROOT)[0] == 404

@@ -1,0 +1,134 @@
+"""Secret to authorizer over real indexes fed by store events, with an injected clock:
+expiry, identities, roles, the anonymous token and cache invalidation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from waypost.acl.resolve import ANONYMOUS_ID, ANONYMOUS_SECRET, MANAGEMENT_ID, Resolver
+from waypost.config.model import ACL, ACLTokens
+from waypost.state import schema
+from waypost.state.indexes import Indexes
+from waypost.state.model import ACLLink, ACLNodeIdentity, ACLPolicy, ACLRole, ACLServiceIdentity, ACLToken
+from waypost.store.base import Event, EventType, KeyValue
+
+
+class Feed:
+    """Indexes fed the way the state machine feeds them: one store event per write."""
+
+    def __init__(self) -> None:
+        self.idx = Indexes()
+        self.revision = 0
+
+    def put(self, table: schema.Table[Any], key: str, record: Any) -> None:
+        self.revision += 1
+        kv = KeyValue(table.key(key), schema.encode(record), self.revision, self.revision, 1, 0)
+        self.idx.apply([Event(EventType.PUT, kv)], self.revision)
+
+    def delete(self, table: schema.Table[Any], key: str) -> None:
+        self.revision += 1
+        kv = KeyValue(table.key(key), b"", self.revision, self.revision, 0, 0)
+        self.idx.apply([Event(EventType.DELETE, kv)], self.revision)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _resolver(clock: Clock, default: str = "deny") -> Resolver:
+    return Resolver(ACL(enabled=True, default_policy=default, tokens=ACLTokens()), "n1", "dc1", clock)
+
+
+def test_an_expired_token_stops_at_its_expiry() -> None:
+    feed, clock = Feed(), Clock()
+    resolver = _resolver(clock)
+    feed.put(
+        schema.ACL_TOKENS,
+        "a1",
+        ACLToken(AccessorID="a1", SecretID="s1", ExpirationTime="2027-01-15T08:00:10Z"),
+    )
+    expiry = 1_800_000_010.0  # 2027-01-15T08:00:10Z
+    clock.now = expiry - 0.5
+    assert resolver.authorizer(feed.idx, "s1") is not None
+    assert resolver.token(feed.idx, "s1") is not None
+    clock.now = expiry
+    assert resolver.authorizer(feed.idx, "s1") is None  # the cached authorizer too
+    assert resolver.token(feed.idx, "s1") is None
+
+
+def test_policy_role_and_identity_changes_take_effect() -> None:
+    feed, clock = Feed(), Clock()
+    resolver = _resolver(clock)
+    feed.put(schema.ACL_POLICIES, "p1", ACLPolicy(ID="p1", Name="p1", Rules='key "k" { policy = "write" }'))
+    feed.put(schema.ACL_ROLES, "r1", ACLRole(ID="r1", Name="r1", Policies=[ACLLink(ID="p1")]))
+    feed.put(
+        schema.ACL_TOKENS,
+        "a1",
+        ACLToken(
+            AccessorID="a1",
+            SecretID="s1",
+            Roles=[ACLLink(ID="r1")],
+            ServiceIdentities=[ACLServiceIdentity(ServiceName="web")],
+            NodeIdentities=[ACLNodeIdentity(NodeName="n7", Datacenter="dc1")],
+        ),
+    )
+    authz = resolver.authorizer(feed.idx, "s1")
+    assert authz is not None
+    assert authz.allowed("key", "k", "write")
+    assert authz.allowed("service", "web", "write")
+    assert authz.allowed("service", "web-sidecar-proxy", "write")
+    assert authz.allowed("service", "db", "read")
+    assert not authz.allowed("service", "db", "write")
+    assert authz.allowed("node", "n7", "write")
+    feed.put(schema.ACL_POLICIES, "p1", ACLPolicy(ID="p1", Name="p1", Rules='key "k" { policy = "read" }'))
+    changed = resolver.authorizer(feed.idx, "s1")
+    assert changed is not None
+    assert not changed.allowed("key", "k", "write")
+    feed.delete(schema.ACL_ROLES, "r1")
+    gone = resolver.authorizer(feed.idx, "s1")
+    assert gone is not None
+    assert not gone.allowed("key", "k", "read")
+    feed.delete(schema.ACL_TOKENS, "a1")
+    assert resolver.authorizer(feed.idx, "s1") is None
+
+
+def test_anonymous_and_management() -> None:
+    feed, clock = Feed(), Clock()
+    resolver = _resolver(clock, default="allow")
+    anonymous = resolver.authorizer(feed.idx, "")
+    assert anonymous is not None
+    assert anonymous.allowed("service", "x", "write")
+    assert not anonymous.allowed("acl", "", "read")
+    feed.put(
+        schema.ACL_POLICIES, "p", ACLPolicy(ID="p", Name="p", Rules='service_prefix "" { policy = "deny" }')
+    )
+    feed.put(
+        schema.ACL_TOKENS,
+        ANONYMOUS_ID,
+        ACLToken(AccessorID=ANONYMOUS_ID, SecretID=ANONYMOUS_SECRET, Policies=[ACLLink(ID="p")]),
+    )
+    restricted = resolver.authorizer(feed.idx, "")
+    assert restricted is not None
+    assert not restricted.allowed("service", "x", "read")
+    feed.put(
+        schema.ACL_TOKENS,
+        "m",
+        ACLToken(AccessorID="m", SecretID="root", Policies=[ACLLink(ID=MANAGEMENT_ID)]),
+    )
+    manager = resolver.authorizer(feed.idx, "root")
+    assert manager is not None
+    assert manager.allowed("acl", "", "write")
+    assert resolver.authorizer(feed.idx, "unknown") is None
+
+
+def test_the_agent_recovery_token_manages_only_this_agent() -> None:
+    resolver = Resolver(ACL(enabled=True, tokens=ACLTokens(agent_recovery="recover")), "n1", "dc1", Clock())
+    authz = resolver.authorizer(Indexes(), "recover")
+    assert authz is not None
+    assert authz.allowed("agent", "n1", "write")
+    assert not authz.allowed("agent", "n2", "write")
+    assert not authz.allowed("key", "x", "read")

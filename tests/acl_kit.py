@@ -1,0 +1,71 @@
+"""ACL test helpers: a real agent with ACLs on and default deny, and a caller that sends a token."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from waypost.testing import AgentProcess
+
+ROOT = "root-secret-0000"
+ACL_CONFIG = f"""
+acl {{
+  enabled = true
+  default_policy = "deny"
+  tokens {{ initial_management = "{ROOT}" }}
+}}
+"""
+
+
+class Caller:
+    """HTTP against one agent; ``token`` goes in X-Consul-Token."""
+
+    def __init__(self, agent: AgentProcess) -> None:
+        self.agent = agent
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any, dict[str, str]]:
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.agent.url + path, data=data, method=method)
+        if token is not None:
+            req.add_header("X-Consul-Token", token)
+        for name, value in (headers or {}).items():
+            req.add_header(name, value)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                status, raw, got = resp.status, resp.read(), dict(resp.headers.items())
+        except urllib.error.HTTPError as err:
+            status, raw, got = err.code, err.read(), dict(err.headers.items())
+        try:
+            value = json.loads(raw) if raw else None
+        except ValueError:
+            value = raw.decode(errors="replace")
+        return status, value, got
+
+    def ok(self, method: str, path: str, body: Any = None, token: str | None = ROOT) -> Any:
+        status, value, _ = self(method, path, body, token)
+        assert status == 200, (method, path, status, value)
+        return value
+
+    def token_for(self, rules: str, name: str) -> str:
+        """A fresh token holding one policy with ``rules``."""
+        self.ok("PUT", "/v1/acl/policy", {"Name": name, "Rules": rules})
+        token = self.ok("PUT", "/v1/acl/token", {"Policies": [{"Name": name}]})
+        return str(token["SecretID"])
+
+
+def start_acl_agent(tmp: Path, extra: str = "", args: tuple[str, ...] = ()) -> AgentProcess:
+    config = tmp / "acl.hcl"
+    config.write_text(ACL_CONFIG + extra)
+    return AgentProcess(
+        ["-dev", "-node", "acl-node", "-config-file", str(config), *args], log_path=tmp / "agent.log"
+    )

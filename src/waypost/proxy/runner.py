@@ -54,7 +54,7 @@ class Proxy:
         try:
             for listener in self.config.listeners:
                 await self._check_filter(listener)
-                await self._add(listener)
+                await self.add(listener)
             if self.config.status_addr:
                 host, port = split_hostport(self.config.status_addr, "status_addr")
                 self.status_server = StatusServer(host, port, self.status)
@@ -81,7 +81,7 @@ class Proxy:
             reason = resp.body.decode(errors="replace").strip()
             raise StartError(f"{listener.name}: the agent rejected filter {listener.filter!r}: {reason}")
 
-    async def _add(self, listener: ListenerConfig) -> TcpListener | UdpListener:
+    async def add(self, listener: ListenerConfig) -> TcpListener | UdpListener:
         pool = Pool(listener, OutlierDetector(self.config.outlier), self.rng)
         plane: TcpListener | UdpListener = (
             UdpListener(pool) if listener.protocol == "udp" else TcpListener(pool)
@@ -102,7 +102,7 @@ class Proxy:
         log.info("%s: listening on port %d (balance %s)", listener.name, plane.port, listener.balance)
         return plane
 
-    async def _remove(self, listener: ListenerConfig) -> None:
+    async def remove(self, listener: ListenerConfig) -> None:
         plane = self.listeners.pop(listener)
         selector = Selector.of(listener)
         self._pools[selector].remove(plane.pool)
@@ -121,13 +121,13 @@ class Proxy:
             for service, listener in list(self._meta.items()):
                 if ports.get(service) != listener.port:
                     del self._meta[service]
-                    await self._remove(listener)
+                    await self.remove(listener)
             for service, port in ports.items():
                 if service in self._meta:
                     continue
                 listener = meta_listener(self.config, service, port)
                 try:
-                    await self._add(listener)
+                    await self.add(listener)
                 except StartError as exc:
                     log.error("%s (asked for by Meta.proxy_port)", exc)
                     continue

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import cast
 
 from waypost.proxy.pool import Pool
 from waypost.proxy.upstreams import Upstream
@@ -32,23 +33,46 @@ class _Side(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer: _Side | None = None
         self.eof = False
+        self.early: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports do not subclass asyncio's.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        if self.peer is not None and self.peer.transport is not None:
-            self.peer.transport.write(data)
+        peer = self.peer
+        if peer is not None and peer.transport is not None:
+            peer.transport.write(data)
+            return
+        # Not linked yet (uvloop reads right after connection_made, and a server may speak
+        # first): hold this one chunk and read no more until the other side is connected.
+        self.early.append(data)
+        assert self.transport is not None
+        self.transport.pause_reading()
 
     def eof_received(self) -> bool:
         self.eof = True
         peer = self.peer
-        if peer is None or peer.transport is None or peer.eof or not peer.transport.can_write_eof():
+        if peer is None:
+            return True  # passed on by ``link`` once the other side is connected
+        if peer.transport is None or peer.eof or not peer.transport.can_write_eof():
             self.conn.close()
             return False
         peer.transport.write_eof()
         return True
+
+    def link(self, peer: _Side) -> None:
+        """Relay to ``peer`` from now on, starting with whatever arrived before it was there."""
+        self.peer = peer
+        assert self.transport is not None
+        assert peer.transport is not None
+        for data in self.early:
+            peer.transport.write(data)
+        self.early.clear()
+        if self.eof:
+            self.eof_received()
+        else:
+            self.transport.resume_reading()
 
     def pause_writing(self) -> None:
         if self.peer is not None and self.peer.transport is not None:
@@ -105,10 +129,9 @@ class _Connection:
                 return
             pool.succeeded(up)
             self.upstream, self.target = side, up
-            side.peer, self.client.peer = self.client, side
             pool.attach(up, self)
-            assert self.client.transport is not None
-            self.client.transport.resume_reading()
+            side.link(self.client)
+            self.client.link(side)
             return
         if not tried:
             log.warning("%s: no passing instances; connection refused", pool.listener.name)

@@ -41,7 +41,7 @@ class _Session(asyncio.DatagramProtocol):
         self._drain: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # CPython's selector datagram transport does not subclass DatagramTransport.
+        # Neither uvloop's nor CPython's selector datagram transport subclasses DatagramTransport.
         self.transport = cast(asyncio.DatagramTransport, transport)
         for data in self.pending:
             self.transport.sendto(data)

@@ -57,10 +57,10 @@ class Backend:
             self._server = None
 
 
-async def fetch(port: int) -> str:
+async def fetch(port: int, host: str = "127.0.0.1") -> str:
     """One GET on a new connection, within 5s; the body (the backend's name). Raises on any failure."""
     async with asyncio.timeout(5.0):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await asyncio.open_connection(host, port)
         try:
             writer.write(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
             data = await reader.read(-1)

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from waypost.proxy.config import ConfigError, ListenerConfig, load_file, meta_listener, parse_config
+from waypost.proxy.config import (
+    ConfigError,
+    ListenerConfig,
+    load_file,
+    meta_listener,
+    parse_config,
+    vip_listener,
+)
 
 HCL = """
 proxy {
@@ -55,6 +62,20 @@ def test_json_files_and_meta_listeners(tmp_path: Path) -> None:
     assert config.listeners[0].bind == "[::1]:81"
     made = meta_listener(config, "api", 7000)
     assert (made.bind, made.from_meta, made.balance) == ("127.0.0.2:7000", True, "round_robin")
+
+
+def test_vip_listeners_take_the_proxy_blocks_defaults() -> None:
+    config = parse_config("p.hcl", 'proxy {\n  vip_listeners = true\n  balance = "least_conn"\n}')
+    assert config.vip_listeners
+    made = vip_listener(config, "web", "127.240.0.7", 8080)
+    assert (made.bind, made.virtual, made.balance, made.from_meta) == (
+        "127.240.0.7:8080",
+        True,
+        "least_conn",
+        False,
+    )
+    with pytest.raises(ConfigError, match=r"proxy.vip_listeners: expected a boolean, got 'yes'"):
+        parse_config("p.hcl", 'proxy {\n  vip_listeners = "yes"\n}')
 
 
 @pytest.mark.parametrize(

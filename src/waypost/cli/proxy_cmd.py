@@ -19,11 +19,13 @@ Usage: waypost proxy [options]
 
   Proxies TCP and UDP connections to the passing instances of services, following the
   catalog with blocking queries. Listeners come from the -config file
-  (proxy { listener { service = "web", bind = "127.0.0.1:9000" } }) and from
-  registrations that carry Meta.proxy_port.
+  (proxy { listener { service = "web", bind = "127.0.0.1:9000" } }), from
+  registrations that carry Meta.proxy_port and, with -vip, from the virtual IPs:
+  each one is listened on at every port of the instances behind it.
 
       $ waypost proxy -config proxy.hcl
       $ waypost proxy -config proxy.hcl -status-addr 127.0.0.1:9100
+      $ waypost proxy -vip
 """
 
 _LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
@@ -37,6 +39,7 @@ def _flags() -> FlagSet:
         "status-addr", "", "ip:port of the status endpoint (GET /v1/proxy/status); overrides the file's."
     )
     flags.string("log-level", "info", "trace, debug, info, warn or err.")
+    flags.boolean("vip", False, "Listen on every virtual IP, at the ports of the instances behind it.")
     return flags
 
 
@@ -45,10 +48,11 @@ def _config(parsed: Parsed) -> ProxyConfig:
     if parsed.string("status-addr"):
         split_hostport(parsed.string("status-addr"), "-status-addr")
         config.status_addr = parsed.string("status-addr")
+    config.vip_listeners = config.vip_listeners or parsed.boolean("vip")
     if parsed.string("log-level").lower() not in _LEVELS:
         raise ConfigError(f"-log-level: unknown level {parsed.string('log-level')!r}")
-    if not config.listeners and not config.meta_listeners:
-        raise ConfigError("no listeners: declare one in -config or enable meta_listeners")
+    if not config.listeners and not config.meta_listeners and not config.vip_listeners:
+        raise ConfigError("no listeners: declare one in -config, enable meta_listeners or give -vip")
     return config
 
 

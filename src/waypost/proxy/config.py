@@ -3,8 +3,9 @@
 Everything is checked before a socket is opened, so a typo never becomes a half-started
 proxy: a file that does not parse is a ``ConfigError`` with its name and line (from the
 HCL or JSON parser), and a bad setting names the file, the line of its listener and the
-setting. Listeners may also come from a registration's ``Meta.proxy_port`` at run time;
-``meta_listener`` builds those with the same defaults.
+setting. Listeners may also come from a registration's ``Meta.proxy_port`` or from the
+virtual IPs (``vip_listeners``) at run time; ``meta_listener`` and ``vip_listener`` build
+those with the same defaults.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "meta_listener",
     "parse_config",
     "split_hostport",
+    "vip_listener",
 ]
 
 BALANCE_MODES = ("round_robin", "least_conn", "random_two", "weighted")
@@ -57,6 +59,8 @@ class ListenerConfig:
     drain_timeout: float = 30.0
     idle_timeout: float = 0.0
     from_meta: bool = False
+    virtual: bool = False
+    """A virtual IP's listener: its upstreams are the instances behind the name ``service``."""
 
     @property
     def bind(self) -> str:
@@ -83,6 +87,7 @@ class ProxyConfig:
     outlier: OutlierConfig = field(default_factory=OutlierConfig)
     meta_listeners: bool = True
     meta_bind: str = "127.0.0.1"
+    vip_listeners: bool = False
     status_addr: str = ""
     defaults: ListenerConfig = field(default_factory=lambda: ListenerConfig("", "127.0.0.1", 0))
 
@@ -147,6 +152,7 @@ _PROXY_KEYS = {
     "outlier",
     "meta_listeners",
     "meta_bind",
+    "vip_listeners",
     "status_addr",
     *_LISTENER_KEYS - {"service", "bind"},
 }
@@ -221,6 +227,8 @@ def parse_config(path: str, text: str) -> ProxyConfig:
                 config.outlier = _outlier(_blocks(block["outlier"], "proxy.outlier")[-1], config.outlier)
             if "meta_listeners" in block:
                 config.meta_listeners = _bool(block["meta_listeners"], "proxy.meta_listeners")
+            if "vip_listeners" in block:
+                config.vip_listeners = _bool(block["vip_listeners"], "proxy.vip_listeners")
             if "meta_bind" in block:
                 config.meta_bind, _ = split_hostport(_string(block["meta_bind"], "proxy.meta_bind") + ":0",
                                                      "proxy.meta_bind")  # fmt: skip
@@ -280,3 +288,8 @@ def load_file(path: str) -> ProxyConfig:
 def meta_listener(config: ProxyConfig, service: str, port: int) -> ListenerConfig:
     """The listener a registration's ``Meta.proxy_port`` asks for, with the proxy's defaults."""
     return replace(config.defaults, service=service, host=config.meta_bind, port=port, from_meta=True)
+
+
+def vip_listener(config: ProxyConfig, name: str, address: str, port: int) -> ListenerConfig:
+    """The listener on a virtual IP's port, with the proxy's defaults."""
+    return replace(config.defaults, service=name, host=address, port=port, virtual=True)

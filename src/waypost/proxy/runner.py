@@ -1,5 +1,6 @@
 """The proxy as a whole: listeners from the file and from ``Meta.proxy_port``, their pools
-fed by the shared ``UpstreamWatcher``, and the status endpoint.
+fed by the shared ``UpstreamWatcher``, and the status endpoint. With ``vip_listeners``
+(``-vip``) every virtual IP gets listeners too, from ``VipWatcher``.
 
 Start-up refuses what cannot work before serving anything: a listener whose port is taken
 (``StartError`` naming it) or whose ``filter`` the agent rejects. A service nobody
@@ -24,6 +25,7 @@ from waypost.proxy.status import StatusServer
 from waypost.proxy.tcp import TcpListener
 from waypost.proxy.udp import UdpListener
 from waypost.proxy.upstreams import MetaWatcher, Selector, UpstreamUpdate, UpstreamWatcher
+from waypost.proxy.vip import VipWatcher
 
 __all__ = ["Proxy", "StartError"]
 
@@ -48,6 +50,7 @@ class Proxy:
         self._pools: defaultdict[Selector, list[Pool]] = defaultdict(list)
         self._meta: dict[str, ListenerConfig] = {}
         self._meta_task: asyncio.Task[None] | None = None
+        self._vip_task: asyncio.Task[None] | None = None
         self.status_server: StatusServer | None = None
 
     async def start(self) -> None:
@@ -67,6 +70,8 @@ class Proxy:
             raise
         if self.config.meta_listeners:
             self._meta_task = asyncio.create_task(self._follow_meta(), name="proxy meta listeners")
+        if self.config.vip_listeners:
+            self._vip_task = asyncio.create_task(self._follow_vips(), name="proxy virtual IP listeners")
 
     async def _check_filter(self, listener: ListenerConfig) -> None:
         """An agent that rejects the filter now will reject it forever: say so at start-up."""
@@ -133,6 +138,23 @@ class Proxy:
                     continue
                 self._meta[service] = listener
 
+    async def _follow_vips(self) -> None:
+        current: dict[tuple[str, int], ListenerConfig] = {}
+        async for wanted in VipWatcher(self.api, self.watcher, self.config, wait=self.wait).listeners():
+            for key, listener in list(current.items()):
+                if wanted.get(key) != listener:
+                    del current[key]
+                    await self.remove(listener)
+            for key, listener in wanted.items():
+                if key in current:
+                    continue
+                try:
+                    await self.add(listener)
+                except StartError as exc:
+                    log.error("%s (a virtual IP)", exc)
+                    continue
+                current[key] = listener
+
     def port_of(self, service: str) -> int:
         """The bound port of the first listener for ``service`` (tests and logs)."""
         for listener, plane in self.listeners.items():
@@ -169,9 +191,10 @@ class Proxy:
         return {"Listeners": listeners}
 
     async def close(self) -> None:
-        if self._meta_task is not None:
-            self._meta_task.cancel()
-            await asyncio.gather(self._meta_task, return_exceptions=True)
+        for task in (self._meta_task, self._vip_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         for plane in list(self.listeners.values()):
             await plane.close()
         self.listeners.clear()

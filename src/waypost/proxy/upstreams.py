@@ -40,14 +40,17 @@ class Selector:
     tags: tuple[str, ...] = ()
     filter: str = ""
     datacenter: str = ""
+    virtual: bool = False
+    """The instances behind a virtual IP's name, in the same shape (waypost's own read)."""
 
     @classmethod
     def of(cls, listener: ListenerConfig) -> Selector:
-        return cls(listener.service, listener.tags, listener.filter, listener.datacenter)
+        return cls(listener.service, listener.tags, listener.filter, listener.datacenter, listener.virtual)
 
     @property
     def path(self) -> str:
-        return "/v1/health/service/" + quote(self.service, safe="")
+        base = "/v1/waypost/virtual-ip-instances/" if self.virtual else "/v1/health/service/"
+        return base + quote(self.service, safe="")
 
     @property
     def query(self) -> list[tuple[str, str | None]]:

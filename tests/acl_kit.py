@@ -11,11 +11,14 @@ from typing import Any
 from waypost.testing import AgentProcess
 
 ROOT = "root-secret-0000"
-ACL_CONFIG = f"""
+ACL_CONFIG = """
 acl {{
   enabled = true
   default_policy = "deny"
-  tokens {{ initial_management = "{ROOT}" }}
+  tokens {{
+    initial_management = "{root}"
+    {tokens}
+  }}
 }}
 """
 
@@ -63,9 +66,10 @@ class Caller:
         return str(token["SecretID"])
 
 
-def start_acl_agent(tmp: Path, extra: str = "", args: tuple[str, ...] = ()) -> AgentProcess:
+def start_acl_agent(tmp: Path, tokens: str = "", args: tuple[str, ...] = ()) -> AgentProcess:
+    """``tokens``: more lines for the ``acl.tokens`` block (``dns = "..."``)."""
     config = tmp / "acl.hcl"
-    config.write_text(ACL_CONFIG + extra)
+    config.write_text(ACL_CONFIG.format(root=ROOT, tokens=tokens))
     return AgentProcess(
         ["-dev", "-node", "acl-node", "-config-file", str(config), *args], log_path=tmp / "agent.log"
     )

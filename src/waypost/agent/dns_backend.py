@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields
 from typing import Any
 
+from waypost.acl.authorizer import DENY_ALL, Authorizer
+from waypost.acl.resolve import Resolver as AclResolver
 from waypost.config import AgentConfig, Duration
 from waypost.dns import DnsConfig, DnsServer, Resolver
 from waypost.dns.backend import Instance, NodeRecord, PreparedResult
@@ -17,12 +20,22 @@ from waypost.state.state import State
 __all__ = ["CatalogDnsBackend", "dns_config", "start_dns"]
 
 
-class CatalogDnsBackend:
-    """Reads only catalog tables, so KV writes never invalidate prepared DNS answers."""
+_ACL_TABLES = (schema.ACL_TOKENS.name, schema.ACL_POLICIES.name, schema.ACL_ROLES.name)
 
-    def __init__(self, state: State, datacenter: str) -> None:
+
+class CatalogDnsBackend:
+    """Reads only catalog tables, so KV writes never invalidate prepared DNS answers.
+
+    With ACLs on, ``acl`` gives the DNS token's authorizer: only services and nodes it may
+    read are answered, and ACL changes count as catalog changes for the prepared answers."""
+
+    def __init__(
+        self, state: State, datacenter: str, acl: Callable[[Indexes], Authorizer | None] | None = None
+    ) -> None:
         self._state = state
         self._datacenter = datacenter
+        self._acl = acl
+        self._tables = ("nodes", "services", "checks", schema.VIRTUAL_IPS.name) + (_ACL_TABLES if acl else ())
         self._folded_at = -1
         self._services: dict[str, list[str]] = {}
         self._nodes: dict[str, str] = {}
@@ -34,7 +47,22 @@ class CatalogDnsBackend:
 
     def revision(self) -> int:
         topics = self._state.indexes.topics
-        return max(topics.index((t,)) for t in ("nodes", "services", "checks", schema.VIRTUAL_IPS.name))
+        return max(topics.index((t,)) for t in self._tables)
+
+    def _authz(self, idx: Indexes) -> Authorizer | None:
+        """None when nothing is to be hidden; an unknown DNS token may read nothing."""
+        if self._acl is None:
+            return None
+        authz = self._acl(idx) or DENY_ALL
+        return None if authz.unrestricted else authz
+
+    @staticmethod
+    def _readable(authz: Authorizer | None, node: str, service: str | None = None) -> bool:
+        if authz is None:
+            return True
+        if service is not None and not authz.allowed("service", service, "read"):
+            return False
+        return authz.allowed("node", node, "read")
 
     def _fold(self) -> Indexes:
         """Lower-cased name maps, rebuilt only when the catalog changed."""
@@ -59,10 +87,13 @@ class CatalogDnsBackend:
 
     def service_instances(self, service: str, tag: str | None) -> Sequence[Instance]:
         idx = self._fold()
+        authz = self._authz(idx)
         out = []
         for name in self._services.get(service.lower(), ()):
             for (node_name, _), svc in sorted(idx.instances.get(name, {}).items()):
                 if tag is not None and tag.lower() not in {t.lower() for t in svc.Tags}:
+                    continue
+                if not self._readable(authz, node_name, name):
                     continue
                 node = idx.nodes.get(node_name)
                 if node is not None:
@@ -73,19 +104,31 @@ class CatalogDnsBackend:
         idx = self._fold()
         real = self._nodes.get(name.lower())
         found = idx.nodes.get(real) if real is not None else None
-        return self._record(found) if found is not None else None
+        if found is None or not self._readable(self._authz(idx), found.Node):
+            return None
+        return self._record(found)
 
     def nodes_by_address(self, address: str) -> Sequence[NodeRecord]:
         idx = self._state.indexes
-        return [self._record(n) for _, n in sorted(idx.nodes.items()) if n.Address == address]
+        authz = self._authz(idx)
+        return [
+            self._record(n)
+            for _, n in sorted(idx.nodes.items())
+            if n.Address == address and self._readable(authz, n.Node)
+        ]
 
     def services_by_address(self, address: str) -> Sequence[Instance]:
         idx = self._state.indexes
+        authz = self._authz(idx)
         out = []
         for instances in idx.instances.values():
             for (node_name, _), svc in sorted(instances.items()):
                 node = idx.nodes.get(node_name)
-                if svc.Address == address and node is not None:
+                if (
+                    svc.Address == address
+                    and node is not None
+                    and self._readable(authz, node_name, svc.Service)
+                ):
                     out.append(self._instance(idx, node, svc))
         return out
 
@@ -93,7 +136,10 @@ class CatalogDnsBackend:
         return None
 
     def virtual_ip(self, name: str) -> str | None:
-        self._fold()
+        idx = self._fold()
+        authz = self._authz(idx)
+        if authz is not None and not authz.allowed("service", name, "read"):
+            return None
         return self._virtual_ips.get(name.lower())
 
 
@@ -114,7 +160,12 @@ def dns_config(cfg: AgentConfig) -> DnsConfig:
 
 
 async def start_dns(state: State, cfg: AgentConfig, host: str) -> DnsServer:
-    resolver = Resolver(CatalogDnsBackend(state, cfg.datacenter), dns_config(cfg))
+    acl: Callable[[Indexes], Authorizer | None] | None = None
+    if cfg.acl.enabled:
+        tokens = AclResolver(cfg.acl, cfg.node_name, cfg.datacenter)
+        secret = cfg.acl.tokens.dns or cfg.acl.tokens.default
+        acl = functools.partial(tokens.authorizer, secret=secret)
+    resolver = Resolver(CatalogDnsBackend(state, cfg.datacenter, acl), dns_config(cfg))
     server = DnsServer(resolver, host, cfg.ports.dns)
     await server.start()
     return server

@@ -159,7 +159,7 @@ class Agent:
             return open_store(cfg.store, cfg.tls.store)
         for address in (*cfg.start_join, *cfg.retry_join):
             server_address(address)
-        return RemoteStore(tls=self.tls.servers if self.tls else None)
+        return RemoteStore(tls=self.tls.servers if self.tls else None, token=cfg.acl.tokens.agent)
 
     async def _load_catalog(self) -> None:
         """Once only: a join that failed after loading is retried without a second feed."""
@@ -190,7 +190,7 @@ class Agent:
         online); servers already share the store, so for them the address is only checked.
         Raises ValueError for a malformed address, StoreError when it does not answer."""
         target = server_address(address)
-        await probe(target, self.tls.servers if self.tls else None)
+        await probe(target, self.tls.servers if self.tls else None, self.config.acl.tokens.agent)
         if isinstance(self.store, RemoteStore):
             self.store.add_server(target)
             await self._go_online()

@@ -66,13 +66,15 @@ class Gate:
         return request_secret(req) or self.tokens["default"]
 
     def authorizer(self, app: ApiApp, req: Request) -> Authorizer:
-        authz = self.resolver.authorizer(app.state.indexes, self.secret(req))
+        """Resolved against this agent's indexes even before it reaches a server, so that the
+        agent recovery token works while no server is known, as Consul's does."""
+        authz = self.resolver.authorizer(self.agent.require_state().indexes, self.secret(req))
         if authz is None:
             raise HTTPError(403, NOT_FOUND)
         return authz
 
     def token(self, app: ApiApp, req: Request) -> ACLToken | None:
-        return self.resolver.token(app.state.indexes, self.secret(req))
+        return self.resolver.token(self.agent.require_state().indexes, self.secret(req))
 
     def permits(self, app: ApiApp, req: Request, kind: str, access: str) -> bool:
         try:

@@ -64,11 +64,18 @@ NO_SERVERS = "No known Consul servers"
 
 class RemoteStore:
     def __init__(
-        self, servers: Sequence[str] = (), *, timeout: float = 10.0, tls: ServerTLS | None = None
+        self,
+        servers: Sequence[str] = (),
+        *,
+        timeout: float = 10.0,
+        tls: ServerTLS | None = None,
+        token: str = "",
     ) -> None:
-        """With ``tls`` every server is reached over TLS (``tls.internal_rpc``)."""
+        """With ``tls`` every server is reached over TLS (``tls.internal_rpc``); ``token`` is
+        the agent's ACL agent token, which servers with ACLs on require on this API."""
         self.servers: list[str] = []
         self.tls = tls
+        self._headers = _token_headers(token)
         self._seen = 0
         """The highest store revision any answer carried: no older than any write to come."""
         for address in servers:
@@ -102,6 +109,7 @@ class RemoteStore:
             _url(server, path, self.tls),
             data=body,
             params=params,
+            headers=self._headers,
             timeout=aiohttp.ClientTimeout(total=read_timeout or self._timeout, connect=self._timeout),
             **_tls_options(self.tls),
         ) as resp:
@@ -310,6 +318,10 @@ class ServerTLS:
     server_name: str | None = None
 
 
+def _token_headers(token: str) -> dict[str, str]:
+    return {"X-Consul-Token": token} if token else {}
+
+
 def _url(server: str, path: str, tls: ServerTLS | None) -> str:
     return f"{'https' if tls else 'http'}://{server}{_PREFIX}{path}"
 
@@ -356,13 +368,14 @@ def server_address(address: str) -> str:
     return f"[{host}]:{int(port)}" if ":" in host else f"{host}:{int(port)}"
 
 
-async def probe(address: str, tls: ServerTLS | None = None) -> None:
+async def probe(address: str, tls: ServerTLS | None = None, token: str = "") -> None:
     """Join's check that ``address`` is a server's agent-to-server listener, with Serf's
     wording on failure: ``Failed to join <address>: <reason>`` (StoreError). A server
     certificate that does not verify is such a failure."""
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_PROBE_TIMEOUT))
     try:
-        async with session.get(_url(address, "/revision", tls), **_tls_options(tls)) as resp:
+        url = _url(address, "/revision", tls)
+        async with session.get(url, headers=_token_headers(token), **_tls_options(tls)) as resp:
             body = await resp.read()
             if resp.status != 200 or resp.content_type != "application/msgpack":
                 reason = f"not a server's agent-to-server address (answered {resp.status})"

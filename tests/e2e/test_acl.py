@@ -1,0 +1,40 @@
+"""ACLs across a cluster: a client agent reaches the server's store API only with the agent
+token, and its anti-entropy then registers its services; without it the join is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from acl_kit import ROOT, Caller, start_acl_agent
+from waypost.testing import AgentProcess
+from waypost.testing.waiting import wait_for
+
+AGENT_TOKEN = "5b2d7c0e-8a1f-4c3e-9d6b-2f4a1e7c9b30"
+RECOVERY = "0c9a7e51-3f42-4b8d-a6e0-d17b25c4f8a9"
+"""The client agents' default token: the agent recovery token resolves without a server,
+so the agent's own endpoints answer before it has joined."""
+
+
+def _client(tmp: Path, name: str, server: AgentProcess, agent_token: str) -> AgentProcess:
+    config = tmp / f"{name}.hcl"
+    config.write_text(
+        'acl {\n enabled = true\n default_policy = "deny"\n tokens {\n'
+        f'  agent = "{agent_token}"\n  agent_recovery = "{RECOVERY}"\n  default = "{RECOVERY}"\n }}\n}}\n'
+    )
+    args = [
+        *("-data-dir", str(tmp / name), "-bind", "127.0.0.1", "-node", name),
+        *("-config-file", str(config), "-retry-join", server.server_address),
+    ]
+    return AgentProcess(args, log_path=tmp / f"{name}.log", wait_for_leader=False)
+
+
+def test_a_client_agent_needs_the_agent_token_for_the_store_api(tmp_path: Path) -> None:
+    with start_acl_agent(tmp_path, f'agent = "{AGENT_TOKEN}"') as server:
+        call = Caller(server)
+        with _client(tmp_path, "good", server, AGENT_TOKEN) as good:
+            Caller(good)("PUT", "/v1/agent/service/register", {"Name": "good-svc", "Port": 1}, token=ROOT)
+            wait_for(lambda: call.ok("GET", "/v1/catalog/service/good-svc") != [])
+        with _client(tmp_path, "bad", server, "wrong-token") as bad:
+            wait_for(lambda: "answered 403" in (tmp_path / "bad.log").read_text())
+            assert Caller(bad)("GET", "/v1/catalog/nodes")[:2] == (500, "No known Consul servers")
+        assert "bad" not in {n["Node"] for n in call.ok("GET", "/v1/catalog/nodes")}

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 __all__ = ["COMMANDS", "main"]
 
 COMMANDS: dict[str, tuple[str, str]] = {
+    "acl": ("waypost.cli.acl_cmd", "Interact with Consul's ACLs"),
     "agent": ("waypost.cli.agent_cmd", "Runs a waypost agent"),
     "catalog": ("waypost.cli.catalog_cmd", "Interact with the catalog"),
     "event": ("waypost.cli.event_cmd", "Fire a new event"),

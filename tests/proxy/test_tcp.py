@@ -180,3 +180,29 @@ async def test_deregistration_drains_open_connections(
                 assert answer.endswith(b"old") is finishes
         finally:
             deregister(dev_agent, "dr-old", "dr-new")
+
+
+async def test_an_instance_that_comes_back_keeps_its_draining_connections(dev_agent: AgentProcess) -> None:
+    async with Backend("flap") as flap:
+        register(dev_agent, "fl", "fl-1", flap.port)
+        web = listener("fl", drain_timeout=0.5)
+        try:
+            async with running(dev_agent, web) as proxy:
+                pool = proxy.listeners[web].pool
+                await wait_applied(lambda: pool.index, dev_agent, "fl")
+                reader, writer = await _open_request(web.port)
+                for _ in range(250):
+                    if pool.open_connections() == 1:
+                        break
+                    await asyncio.sleep(0.02)
+                dev_agent.put("/v1/agent/service/maintenance/fl-1?enable=true")
+                await wait_applied(lambda: pool.index, dev_agent, "fl")
+                dev_agent.put("/v1/agent/service/maintenance/fl-1?enable=false")
+                await wait_applied(lambda: pool.index, dev_agent, "fl")
+                await asyncio.sleep(0.8)  # past the drain timeout it would have had
+                writer.write(b"\r\n")
+                await writer.drain()
+                assert (await asyncio.wait_for(reader.read(-1), 5)).endswith(b"flap")
+                writer.close()
+        finally:
+            deregister(dev_agent, "fl-1")

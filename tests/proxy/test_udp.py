@@ -11,7 +11,7 @@ from typing import cast
 
 from http_backends import wait_applied
 from waypost.client import ApiClient
-from waypost.proxy.config import ListenerConfig, ProxyConfig
+from waypost.proxy.config import ListenerConfig, OutlierConfig, ProxyConfig
 from waypost.proxy.runner import Proxy
 from waypost.testing import AgentProcess, free_port
 
@@ -87,4 +87,31 @@ async def test_datagrams_are_balanced_per_client_and_answered(dev_agent: AgentPr
                     await proxy.close()
         finally:
             for sid in ("dns-a", "dns-b"):
+                dev_agent.request("PUT", f"/v1/agent/service/deregister/{sid}")
+
+
+async def test_an_instance_that_refuses_datagrams_hands_them_to_another(dev_agent: AgentProcess) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead = closed.getsockname()[1]
+    async with echo("live") as live:
+        dev_agent.put("/v1/agent/service/register", {"ID": "icmp-dead", "Name": "icmp", "Port": dead})
+        dev_agent.put("/v1/agent/service/register", {"ID": "icmp-live", "Name": "icmp", "Port": live})
+        config = ListenerConfig("icmp", "127.0.0.1", free_port(socket.SOCK_DGRAM), protocol="udp")
+        try:
+            async with ApiClient(dev_agent.address) as api:
+                outlier = OutlierConfig(consecutive_failures=2, ejection=60)
+                proxy = Proxy(ProxyConfig([config], outlier=outlier, meta_listeners=False), api, wait="2s")
+                await proxy.start()
+                try:
+                    pool = proxy.listeners[config].pool
+                    await wait_applied(lambda: pool.index, dev_agent, "icmp")
+                    # Every client is answered, whichever instance its session started on.
+                    assert [await ask(config.port, b"q") for _ in range(4)] == [[b"live:q"]] * 4
+                    # Round robin sent two sessions to the dead one: both refused, so it is ejected.
+                    assert [pool.outlier.ejected(u.key) for u in pool.upstreams if u.port == dead] == [True]
+                finally:
+                    await proxy.close()
+        finally:
+            for sid in ("icmp-dead", "icmp-live"):
                 dev_agent.request("PUT", f"/v1/agent/service/deregister/{sid}")

@@ -3,7 +3,8 @@
 The data planes ask ``choose`` for each new connection (or UDP session) and report back;
 ``update`` swaps in a watcher's answer before the next accept is balanced, and starts
 draining the connections of instances that left the set: they may finish, but are cut
-after the listener's ``drain_timeout``.
+after the listener's ``drain_timeout`` unless their instance comes back first (a check
+that flapped must not cut connections that were never in danger).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ class Drainable(Protocol):
     def drain(self, timeout: float) -> None:
         """Stop after ``timeout`` seconds unless finished by then."""
 
+    def undrain(self) -> None:
+        """Its instance is back in the set: keep going."""
+
 
 class Pool:
     def __init__(
@@ -40,6 +44,7 @@ class Pool:
         self.active: Counter[Key] = Counter()
         self._open: dict[Key, set[Drainable]] = {}
         self._present: set[Key] = set()
+        self._draining: set[Key] = set()
 
     @property
     def attempts(self) -> int:
@@ -51,8 +56,13 @@ class Pool:
         self.index = update.index
         self._present = {u.key for u in update.upstreams}
         self.outlier.retain(self._present)
+        for key in self._draining & self._present:
+            for conn in list(self._open.get(key, ())):
+                conn.undrain()
+        self._draining -= self._present
         for key, conns in self._open.items():
             if key not in self._present:
+                self._draining.add(key)
                 for conn in list(conns):
                     conn.drain(self.listener.drain_timeout)
 
@@ -72,6 +82,7 @@ class Pool:
         self.active[upstream.key] += 1
         self._open.setdefault(upstream.key, set()).add(conn)
         if upstream.key not in self._present:
+            self._draining.add(upstream.key)
             conn.drain(self.listener.drain_timeout)  # it left the set while we connected
 
     def detach(self, upstream: Upstream, conn: Drainable) -> None:
@@ -83,6 +94,7 @@ class Pool:
         if not conns:
             del self._open[upstream.key]
             del self.active[upstream.key]
+            self._draining.discard(upstream.key)
 
     def open_connections(self) -> int:
         return sum(self.active.values())

@@ -145,6 +145,11 @@ class _Connection:
         if self._drain is None and not self.closed:
             self._drain = asyncio.get_running_loop().call_later(timeout, self.close, True)
 
+    def undrain(self) -> None:
+        if self._drain is not None:
+            self._drain.cancel()
+            self._drain = None
+
     def close(self, abort: bool = False) -> None:
         if self.closed:
             return

@@ -4,7 +4,8 @@ The first datagram from a client address picks an instance and opens a connected
 to it; replies come back through the listening socket to that client. A session ends
 after ``idle_timeout`` without traffic (30s when unset), when its instance leaves the set
 (after ``drain_timeout``), or at an ICMP error, which counts as a failed connect for
-outlier detection; the client's next datagram then picks again. Sessions and the
+outlier detection; if the instance never answered, the session's datagrams go to another
+instance, as a refused TCP connect tries another. Sessions and the
 datagrams held while a session opens are bounded, so a flood of sources cannot grow memory.
 """
 
@@ -15,6 +16,7 @@ import logging
 from collections import OrderedDict
 from typing import cast
 
+from waypost.proxy.balance import Key
 from waypost.proxy.pool import Pool
 from waypost.proxy.upstreams import Upstream
 
@@ -35,6 +37,9 @@ class _Session(asyncio.DatagramProtocol):
         self.upstream = upstream
         self.transport: asyncio.DatagramTransport | None = None
         self.pending: list[bytes] = []
+        self.unanswered: list[bytes] = []
+        self.tried: frozenset[Key] = frozenset()
+        self.answered = False
         self.opening: asyncio.Task[None] | None = None
         self.closed = False
         self._idle: asyncio.TimerHandle | None = None
@@ -49,6 +54,8 @@ class _Session(asyncio.DatagramProtocol):
         self.touch()
 
     def send(self, data: bytes) -> None:
+        if not self.answered and len(self.unanswered) < MAX_PENDING:
+            self.unanswered.append(data)
         if self.transport is not None:
             self.transport.sendto(data)
             self.touch()
@@ -62,17 +69,23 @@ class _Session(asyncio.DatagramProtocol):
         self._idle = asyncio.get_running_loop().call_later(idle, self.close)
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
+        self.answered = True
+        self.unanswered.clear()
         self.listener.reply(data, self.client)
         self.listener.pool.succeeded(self.upstream)
         self.touch()
 
     def error_received(self, exc: Exception) -> None:
-        self.listener.pool.failed(self.upstream)
-        self.close()
+        self.listener.failed(self)
 
     def drain(self, timeout: float) -> None:
         if self._drain is None and not self.closed:
             self._drain = asyncio.get_running_loop().call_later(timeout, self.close)
+
+    def undrain(self) -> None:
+        if self._drain is not None:
+            self._drain.cancel()
+            self._drain = None
 
     def close(self) -> None:
         if self.closed:
@@ -143,8 +156,28 @@ class UdpListener:
             )
         except OSError as exc:
             log.warning("%s: cannot reach %s: %s", self.pool.listener.name, up.target, exc)
-            self.pool.failed(up)
-            session.close()
+            self.failed(session)
+
+    def failed(self, session: _Session) -> None:
+        """An ICMP error or no route: count it, and before any answer came, send what the
+        client sent so far to another instance (a refused connect, in datagrams)."""
+        if session.closed:
+            return
+        self.pool.failed(session.upstream)
+        session.close()
+        if session.answered:
+            return
+        tried = session.tried | {session.upstream.key}
+        upstream = self.pool.choose(tried) if len(tried) < self.pool.attempts else None
+        if upstream is None:
+            log.warning(
+                "%s: every instance tried (%d) refused the datagrams", self.pool.listener.name, len(tried)
+            )
+            return
+        retry = self._open(session.client, upstream)
+        retry.tried = tried
+        for data in session.unanswered:
+            retry.send(data)
 
     def reply(self, data: bytes, client: Address) -> None:
         if self._transport is not None:

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import random
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 from waypost.client import ApiClient, ApiError
@@ -48,7 +49,6 @@ class Proxy:
         self.watcher.on_update(self._apply)
         self.listeners: dict[ListenerConfig, TcpListener | UdpListener] = {}
         self._pools: defaultdict[Selector, list[Pool]] = defaultdict(list)
-        self._meta: dict[str, ListenerConfig] = {}
         self._meta_task: asyncio.Task[None] | None = None
         self._vip_task: asyncio.Task[None] | None = None
         self.status_server: StatusServer | None = None
@@ -122,38 +122,35 @@ class Proxy:
             pool.update(update)
 
     async def _follow_meta(self) -> None:
+        current: dict[str, ListenerConfig] = {}
         async for ports in MetaWatcher(self.api, wait=self.wait).ports():
-            for service, listener in list(self._meta.items()):
-                if ports.get(service) != listener.port:
-                    del self._meta[service]
-                    await self.remove(listener)
-            for service, port in ports.items():
-                if service in self._meta:
-                    continue
-                listener = meta_listener(self.config, service, port)
-                try:
-                    await self.add(listener)
-                except StartError as exc:
-                    log.error("%s (asked for by Meta.proxy_port)", exc)
-                    continue
-                self._meta[service] = listener
+            wanted = {service: meta_listener(self.config, service, port) for service, port in ports.items()}
+            await self._converge(current, wanted, "asked for by Meta.proxy_port")
 
     async def _follow_vips(self) -> None:
         current: dict[tuple[str, int], ListenerConfig] = {}
         async for wanted in VipWatcher(self.api, self.watcher, self.config, wait=self.wait).listeners():
-            for key, listener in list(current.items()):
-                if wanted.get(key) != listener:
-                    del current[key]
-                    await self.remove(listener)
-            for key, listener in wanted.items():
-                if key in current:
-                    continue
-                try:
-                    await self.add(listener)
-                except StartError as exc:
-                    log.error("%s (a virtual IP)", exc)
-                    continue
-                current[key] = listener
+            await self._converge(current, wanted, "a virtual IP")
+
+    async def _converge(
+        self, current: dict[Any, ListenerConfig], wanted: Mapping[Any, ListenerConfig], origin: str
+    ) -> None:
+        """Make ``current`` (the run-time listeners of one origin) ``wanted``: changed and
+        departed ones close, new ones open; one that cannot bind is logged and retried at
+        the next answer, never fatal to the others."""
+        for key, listener in list(current.items()):
+            if wanted.get(key) != listener:
+                del current[key]
+                await self.remove(listener)
+        for key, listener in wanted.items():
+            if key in current:
+                continue
+            try:
+                await self.add(listener)
+            except StartError as exc:
+                log.error("%s (%s)", exc, origin)
+                continue
+            current[key] = listener
 
     def port_of(self, service: str) -> int:
         """The bound port of the first listener for ``service`` (tests and logs)."""

@@ -104,6 +104,11 @@ async def test_filters_go_to_the_agent(dev_agent: AgentProcess) -> None:
         try:
             update = await _until(watcher, selector, 1)
             assert [u.service_id for u in update.upstreams] == ["flt-2"]
+            # A consumer that prefers a loop gets the answer in force first.
+            updates = watcher.updates()
+            assert await asyncio.wait_for(anext(updates), 5) == update
+            await updates.aclose()
+            assert watcher._callbacks == []
         finally:
             await watcher.close()
             for sid in ("flt-1", "flt-2"):

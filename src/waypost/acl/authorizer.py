@@ -81,6 +81,15 @@ class Authorizer:
         self._scalars = scalars
         self.unrestricted = manage or (default == "allow" and not any(merged.values()) and not scalars)
         """Nothing is filtered for it (ACL management aside), so answers need no filtering."""
+        self.reads_all = frozenset(kind for kind in KINDS if manage or self._reads_every(kind))
+        """Kinds it may read every resource of, so filtering a list of them would keep all."""
+
+    def _reads_every(self, kind: str) -> bool:
+        tree = self._trees[kind]
+        levels = [*tree.exact.values(), *(level for _, level in tree.prefixes)]
+        if "deny" in levels:
+            return False
+        return self.default == "allow" or any(prefix == "" for prefix, _ in tree.prefixes)
 
     def allowed(self, kind: str, name: str, need: str) -> bool:
         """Whether ``need`` (read, list or write) is granted on ``kind`` resource ``name``;

@@ -67,7 +67,8 @@ session_prefix "" {
 """The global-management policy's rules as Consul shows them; the policy itself is
 resolved to a managing authorizer by its fixed ID."""
 
-_TABLES = ("acl-tokens", "acl-policies", "acl-roles")
+_TABLES = (("acl-tokens",), ("acl-policies",), ("acl-roles",))
+"""The watch topics of the tables a token's permissions come from."""
 
 
 def service_identity_rules(identity: ACLServiceIdentity) -> Rules:
@@ -107,6 +108,7 @@ class Resolver:
         self.datacenter = datacenter
         self.clock = clock
         self._generation: tuple[int, ...] = ()
+        self._revision = -1
         self._indexes: Indexes | None = None
         self._by_digest: dict[bytes, ACLToken] = {}
         self._cache: dict[bytes, tuple[Authorizer, float | None]] = {}
@@ -155,7 +157,11 @@ class Resolver:
         return authz if expiry is None or self.clock() < expiry else None
 
     def _refresh(self, idx: Indexes) -> None:
-        generation = tuple(idx.topics.index((t,)) for t in _TABLES)
+        if idx is self._indexes and idx.revision == self._revision:
+            return  # nothing at all was written since the last look
+        self._revision = idx.revision
+        index = idx.topics.index
+        generation = (index(_TABLES[0]), index(_TABLES[1]), index(_TABLES[2]))
         if idx is self._indexes and generation == self._generation:
             return
         self._indexes, self._generation = idx, generation

@@ -35,7 +35,8 @@ class CatalogDnsBackend:
         self._state = state
         self._datacenter = datacenter
         self._acl = acl
-        self._tables = ("nodes", "services", "checks", schema.VIRTUAL_IPS.name) + (_ACL_TABLES if acl else ())
+        tables = ("nodes", "services", "checks", schema.VIRTUAL_IPS.name) + (_ACL_TABLES if acl else ())
+        self._tables = [(t,) for t in tables]
         self._folded_at = -1
         self._services: dict[str, list[str]] = {}
         self._nodes: dict[str, str] = {}
@@ -47,7 +48,7 @@ class CatalogDnsBackend:
 
     def revision(self) -> int:
         topics = self._state.indexes.topics
-        return max(topics.index((t,)) for t in self._tables)
+        return max(map(topics.index, self._tables))
 
     def _authz(self, idx: Indexes) -> Authorizer | None:
         """None when nothing is to be hidden; an unknown DNS token may read nothing."""

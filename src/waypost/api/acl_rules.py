@@ -27,6 +27,8 @@ Rows = Callable[["Authorizer", Any], Any]
 
 class Filter(NamedTuple):
     rows: Rows
+    kinds: frozenset[str]
+    """The resource kinds ``rows`` tests: a token that reads all of them needs no filtering."""
     empty_is_404: bool = False
 
 
@@ -105,8 +107,8 @@ def need(kind: str, access: str, name: Name | None = None) -> Need:
     return Need(check)
 
 
-def filtered(rows: Rows, *, empty_is_404: bool = False) -> Need:
-    result = Filter(rows, empty_is_404)
+def filtered(rows: Rows, *kinds: str) -> Need:
+    result = Filter(rows, frozenset(kinds))
     return Need(lambda app, req, authz: result)
 
 
@@ -196,8 +198,11 @@ def _kv_read(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
     return None
 
 
-_KV_RECURSE = Filter(_list(lambda a, row: a.allowed("key", row.get("Key", ""), "read")), empty_is_404=True)
-_KV_KEYS = Filter(_list(lambda a, key: a.allowed("key", key, "read")))
+_KEY = frozenset({"key"})
+_KV_RECURSE = Filter(
+    _list(lambda a, row: a.allowed("key", row.get("Key", ""), "read")), _KEY, empty_is_404=True
+)
+_KV_KEYS = Filter(_list(lambda a, key: a.allowed("key", key, "read")), _KEY)
 
 
 def _kv_delete(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
@@ -273,9 +278,9 @@ def _token_valid(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
     return None
 
 
-_SESSIONS = filtered(_list(lambda a, s: a.allowed("session", s.get("Node", ""), "read")))
-_CHECKS = filtered(_list(_check_ok))
-_NODE_SERVICES = filtered(_node_services)
+_SESSIONS = filtered(_list(lambda a, s: a.allowed("session", s.get("Node", ""), "read")), "session")
+_CHECKS = filtered(_list(_check_ok), "node", "service")
+_NODE_SERVICES = filtered(_node_services, "node", "service")
 ACL_READ, ACL_WRITE = need("acl", "read"), need("acl", "write")
 OPERATOR_READ, OPERATOR_WRITE = need("operator", "read"), need("operator", "write")
 AGENT_READ, AGENT_WRITE = need("agent", "read", _agent_node), need("agent", "write", _agent_node)
@@ -283,16 +288,20 @@ AGENT_READ, AGENT_WRITE = need("agent", "read", _agent_node), need("agent", "wri
 NEEDS: dict[tuple[str, str], Need] = {
     ("GET", "/"): OPEN,
     ("GET", "/v1/agent/self"): AGENT_READ,
-    ("GET", "/v1/agent/members"): filtered(_list(lambda a, m: _node_ok(a, m.get("Name")))),
+    ("GET", "/v1/agent/members"): filtered(_list(lambda a, m: _node_ok(a, m.get("Name"))), "node"),
     ("GET", "/v1/agent/host"): OPERATOR_READ,
-    ("GET", "/v1/agent/services"): filtered(_dict(lambda a, k, s: _service_ok(a, s.get("Service")))),
+    ("GET", "/v1/agent/services"): filtered(
+        _dict(lambda a, k, s: _service_ok(a, s.get("Service"))), "service"
+    ),
     ("GET", "/v1/agent/service/:id"): need("service", "read", _local_service),
     ("GET", "/v1/agent/checks"): filtered(
         _dict(
             lambda a, k, c: (
                 _check_ok(a, c) if c.get("ServiceName") else a.allowed("node", c.get("Node", ""), "read")
             )
-        )
+        ),
+        "node",
+        "service",
     ),
     ("GET", "/v1/agent/metrics"): AGENT_READ,
     ("GET", "/v1/agent/monitor"): AGENT_READ,
@@ -316,14 +325,14 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("PUT", "/v1/catalog/register"): Need(_catalog_register),
     ("PUT", "/v1/catalog/deregister"): need("node", "write", _body_field("Node")),
     ("GET", "/v1/catalog/datacenters"): OPEN,
-    ("GET", "/v1/catalog/nodes"): filtered(_list(lambda a, n: _node_ok(a, n.get("Node")))),
-    ("GET", "/v1/catalog/services"): filtered(_dict(lambda a, name, tags: _service_ok(a, name))),
-    ("GET", "/v1/catalog/service/:name"): filtered(_list(_catalog_row_ok)),
+    ("GET", "/v1/catalog/nodes"): filtered(_list(lambda a, n: _node_ok(a, n.get("Node"))), "node"),
+    ("GET", "/v1/catalog/services"): filtered(_dict(lambda a, name, tags: _service_ok(a, name)), "service"),
+    ("GET", "/v1/catalog/service/:name"): filtered(_list(_catalog_row_ok), "node", "service"),
     ("GET", "/v1/catalog/node/:node"): _NODE_SERVICES,
     ("GET", "/v1/catalog/node-services/:node"): _NODE_SERVICES,
     ("GET", "/v1/health/node/:node"): _CHECKS,
     ("GET", "/v1/health/checks/:service"): _CHECKS,
-    ("GET", "/v1/health/service/:service"): filtered(_list(_health_row_ok)),
+    ("GET", "/v1/health/service/:service"): filtered(_list(_health_row_ok), "node", "service"),
     ("GET", "/v1/health/state/:state"): _CHECKS,
     ("GET", "/v1/kv/:key"): Need(_kv_read),
     ("PUT", "/v1/kv/:key"): need("key", "write", _param),
@@ -336,7 +345,9 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("GET", "/v1/session/list"): _SESSIONS,
     ("PUT", "/v1/txn"): Need(_txn),
     ("PUT", "/v1/event/fire/:name"): need("event", "write", _param),
-    ("GET", "/v1/event/list"): filtered(_list(lambda a, e: a.allowed("event", e.get("Name", ""), "read"))),
+    ("GET", "/v1/event/list"): filtered(
+        _list(lambda a, e: a.allowed("event", e.get("Name", ""), "read")), "event"
+    ),
     ("GET", "/v1/status/leader"): OPEN,
     ("GET", "/v1/status/peers"): OPEN,
     ("GET", "/v1/snapshot"): ACL_WRITE,
@@ -345,7 +356,7 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("GET", "/v1/operator/autopilot/health"): OPERATOR_READ,
     ("GET", "/v1/operator/autopilot/configuration"): OPERATOR_READ,
     ("GET", "/v1/coordinate/datacenters"): OPEN,
-    ("GET", "/v1/coordinate/nodes"): filtered(_list(lambda a, c: _node_ok(a, c.get("Node")))),
+    ("GET", "/v1/coordinate/nodes"): filtered(_list(lambda a, c: _node_ok(a, c.get("Node"))), "node"),
     ("GET", "/v1/coordinate/node/:node"): need("node", "read", _param),
     ("PUT", "/v1/coordinate/update"): need("node", "write", _body_field("Node")),
     ("PUT", "/v1/acl/bootstrap"): OPEN,
@@ -367,9 +378,11 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("PUT", "/v1/acl/role/:id"): ACL_WRITE,
     ("DELETE", "/v1/acl/role/:id"): ACL_WRITE,
     ("GET", "/v1/acl/roles"): ACL_READ,
-    ("GET", "/v1/waypost/virtual-ips"): filtered(_list(lambda a, v: _service_ok(a, v.get("Name")))),
+    ("GET", "/v1/waypost/virtual-ips"): filtered(
+        _list(lambda a, v: _service_ok(a, v.get("Name"))), "service"
+    ),
     ("GET", "/v1/waypost/virtual-ip/:name"): need("service", "read", _param),
-    ("GET", "/v1/waypost/virtual-ip-instances/:name"): filtered(_list(_health_row_ok)),
+    ("GET", "/v1/waypost/virtual-ip-instances/:name"): filtered(_list(_health_row_ok), "node", "service"),
 }
 """Keyed by (method, route path as ``routes.py`` writes it); POST shares PUT's entry."""
 

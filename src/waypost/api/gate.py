@@ -97,7 +97,7 @@ class Gate:
         found = need.check(app, req, authz)
         if isinstance(found, Response):
             return found
-        if found is None or authz.unrestricted:
+        if found is None or authz.unrestricted or found.kinds <= authz.reads_all:
             return None
         return authz, found
 

@@ -37,6 +37,7 @@ class CatalogDnsBackend:
         self._acl = acl
         tables = ("nodes", "services", "checks", schema.VIRTUAL_IPS.name) + (_ACL_TABLES if acl else ())
         self._tables = [(t,) for t in tables]
+        self._seen: tuple[Indexes | None, int, int] = (None, -1, 0)
         self._folded_at = -1
         self._services: dict[str, list[str]] = {}
         self._nodes: dict[str, str] = {}
@@ -47,8 +48,11 @@ class CatalogDnsBackend:
         return self._datacenter
 
     def revision(self) -> int:
-        topics = self._state.indexes.topics
-        return max(map(topics.index, self._tables))
+        """Asked on every query: answered from the last look while nothing was written."""
+        idx = self._state.indexes
+        if idx is not self._seen[0] or idx.revision != self._seen[1]:
+            self._seen = (idx, idx.revision, max(map(idx.topics.index, self._tables)))
+        return self._seen[2]
 
     def _authz(self, idx: Indexes) -> Authorizer | None:
         """None when nothing is to be hidden; an unknown DNS token may read nothing."""

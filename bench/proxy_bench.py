@@ -5,12 +5,14 @@ agent as ``bench`` with passing checks. ``waypost proxy`` (its CLI, on uvloop) b
 the service round robin from the catalog; HAProxy (Debian's, ``mode tcp``, one thread,
 ``balance roundrobin``) proxies the same three addresses from a static configuration. Both
 run on the server core, with the backends; wrk (``-t1 -cN --latency``, keep-alive, on the
-client core) alternates between them, A/B/A/B. Each cell also reports the proxy's own CPU
+client core) alternates between them, A/B/A/B, with keep-alive connections (the relay
+path) and with a new connection per request (``Connection: close``: accept, balance and
+connect on every request). Each cell also reports the proxy's own CPU
 per request, which shows the cost difference when the shared core, not the proxy, limits
 the rate. The last line is ``ratio <ours/haproxy>``: median requests per second at 64
-connections. Target: >= 0.5.
+keep-alive connections. Target: >= 0.5.
 
-    python bench/proxy_bench.py [--seconds 10] [--runs 2] [--conns 1,64]
+    python bench/proxy_bench.py [--seconds 10] [--runs 2] [--conns 1,64] [--close-conns 64]
 """
 
 from __future__ import annotations
@@ -107,10 +109,14 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--conns", default="1,64")
+    ap.add_argument(
+        "--close-conns", default="64", help="connections for the new-connection-per-request cells"
+    )
     opts = ap.parse_args()
     require("wrk", "nginx", "haproxy")
-    conns = [int(x) for x in opts.conns.split(",")]
-    results: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
+    cells = [(int(x), False) for x in opts.conns.split(",")]
+    cells += [(int(x), True) for x in opts.close_conns.split(",") if x]
+    results: dict[tuple[str, int, bool], list[tuple[float, float, float]]] = {}
     with (
         scratch_dir("proxy") as workdir,
         agent(["-dev"], log=workdir / "agent.log") as dev,
@@ -128,31 +134,34 @@ def main() -> None:
             running.callback(ours.stop)
             theirs = haproxy(ports, workdir)
             running.callback(theirs.stop)
-            for n in conns:
+            close = workdir / "close.lua"
+            close.write_text('wrk.headers["Connection"] = "close"\n')
+            for n, new_conns in cells:
                 for _ in range(opts.runs):
                     for name, server in (("waypost proxy", ours), ("haproxy", theirs)):
                         cpu = cpu_seconds(server.pid)
-                        r = run_wrk(f"http://127.0.0.1:{server.port}{PATH}", n, opts.seconds)
+                        url = f"http://127.0.0.1:{server.port}{PATH}"
+                        r = run_wrk(url, n, opts.seconds, close if new_conns else None)
                         if r.errors:
                             raise RuntimeError(f"{name}: {r.errors} errors at {n} connections")
                         per_request = (cpu_seconds(server.pid) - cpu) / max(1, r.requests) * 1e6
-                        results.setdefault((name, n), []).append((r.rps, r.p99_ms, per_request))
+                        results.setdefault((name, n, new_conns), []).append((r.rps, r.p99_ms, per_request))
     rows = []
-    for n in conns:
-        row: list[object] = [n]
+    for n, new_conns in cells:
+        row: list[object] = [f"{n}, new conn per request" if new_conns else f"{n}, keep-alive"]
         for name in ("waypost proxy", "haproxy"):
-            runs = results[(name, n)]
+            runs = results[(name, n, new_conns)]
             row += [fmt(median([r[0] for r in runs]), 0), fmt(median([r[1] for r in runs]), 2)]
             row.append(fmt(median([r[2] for r in runs]), 1))
         rows.append(row)
     headers = ["conns", "waypost req/s", "p99 ms", "CPU us/req", "haproxy req/s", "p99 ms", "CPU us/req"]
-    top = max(conns)
+    top = max(n for n, new_conns in cells if not new_conns)
     ours_rps, theirs_rps = (
-        median([r[0] for r in results[(name, top)]]) for name in ("waypost proxy", "haproxy")
+        median([r[0] for r in results[(name, top, False)]]) for name in ("waypost proxy", "haproxy")
     )
     ratio = ours_rps / theirs_rps
     notes = [
-        f"wrk -t1 keep-alive, {opts.seconds:g}s x {opts.runs} runs per cell, 1 KiB body",
+        f"wrk -t1, {opts.seconds:g}s x {opts.runs} runs per cell, 1 KiB body",
         "CPU us/req: the proxy process's user+system CPU over the run divided by the requests",
     ]
     append_results(

@@ -115,10 +115,8 @@ class _Connection:
             tried.add(up.key)
             side = _Side(self)
             try:
-                await asyncio.wait_for(
-                    loop.create_connection(lambda: side, up.address, up.port),  # noqa: B023
-                    pool.listener.connect_timeout,
-                )
+                async with asyncio.timeout(pool.listener.connect_timeout):
+                    await loop.create_connection(lambda: side, up.address, up.port)  # noqa: B023
             except (OSError, TimeoutError) as exc:
                 pool.failed(up)
                 log.debug("%s: connect to %s failed: %s", pool.listener.name, up.target, exc)

@@ -124,3 +124,10 @@ def test_json_syntax_errors_carry_the_line(tmp_path: Path) -> None:
         load_file(str(path))
     with pytest.raises(ConfigError, match=r"missing.hcl: No such file"):
         load_file(str(tmp_path / "missing.hcl"))
+
+
+def test_the_deployment_guides_example_is_valid() -> None:
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "deployment.md").read_text()
+    example = guide.split("## Server-side discovery", 1)[1].split("```hcl", 1)[1].split("```", 1)[0]
+    (web,) = parse_config("deployment.md", example).listeners
+    assert (web.service, web.balance, web.filter) == ("web", "weighted", 'Service.Meta.zone == "a"')

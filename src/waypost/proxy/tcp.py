@@ -132,7 +132,8 @@ class _Connection:
             self.client.link(side)
             return
         if not tried:
-            log.warning("%s: no passing instances; connection refused", pool.listener.name)
+            # The watcher logged the empty set once; a line per refused connection would flood.
+            log.debug("%s: no passing instances; connection refused", pool.listener.name)
         else:
             log.warning(
                 "%s: every instance tried (%d) refused the connection", pool.listener.name, len(tried)

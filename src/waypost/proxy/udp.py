@@ -132,7 +132,7 @@ class UdpListener:
         if session is None or session.closed:
             upstream = self.pool.choose()
             if upstream is None:
-                log.warning("%s: no passing instances; datagram dropped", self.pool.listener.name)
+                log.debug("%s: no passing instances; datagram dropped", self.pool.listener.name)
                 return
             session = self._open(client, upstream)
         else:

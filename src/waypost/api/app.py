@@ -56,7 +56,9 @@ class ApiApp:
             self.event_ring = EventRing(agent.require_state())
         self._needs: dict[tuple[Handler, str], Need] = {}
         self._exact: dict[str, dict[str, Handler]] = {}
-        self._prefixed: list[tuple[str, dict[str, Handler]]] = []
+        self._prefixed: dict[str, list[tuple[str, dict[str, Handler]]]] = {}
+        """Routes ending in ``/:param`` by API area (``/v1/health/``), longest prefix first, so
+        a request scans only its own area's few prefixes."""
         prefixed: dict[str, dict[str, Handler]] = {}
         for methods, path, handler in routes:
             if "/:" in path:
@@ -68,7 +70,8 @@ class ApiApp:
                 need = NEEDS.get(("PUT" if method == "POST" else method, path))
                 if need is not None:
                     self._needs[handler, method] = need
-        self._prefixed = sorted(prefixed.items(), key=lambda kv: -len(kv[0]))
+        for prefix, handlers in sorted(prefixed.items(), key=lambda kv: -len(kv[0])):
+            self._prefixed.setdefault(_area(prefix), []).append((prefix, handlers))
 
     @property
     def state(self) -> State:
@@ -81,7 +84,7 @@ class ApiApp:
         table = self._exact.get(req.path)
         if table is not None:
             return table
-        for prefix, handlers in self._prefixed:
+        for prefix, handlers in self._prefixed.get(_area(req.path), ()):
             if req.path.startswith(prefix):
                 req.param = req.path[len(prefix) :]
                 return handlers
@@ -151,6 +154,12 @@ class ApiApp:
         except Exception as exc:
             return error_response(exc)
         return _indent(resp) if pretty else resp
+
+
+def _area(path: str) -> str:
+    """``/v1/<area>/`` of a path; ``/v1/kv`` is in ``/v1/kv/``, whose bare prefix it is."""
+    end = path.find("/", 4)
+    return path + "/" if end < 0 else path[: end + 1]
 
 
 def _chain(pending: asyncio.Future[Response]) -> asyncio.Future[Response]:

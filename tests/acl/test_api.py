@@ -178,3 +178,27 @@ def test_agent_token_endpoint_sets_the_default_token(tmp_path: Path) -> None:
         assert call("PUT", "/v1/agent/token/default", {"Token": reader}, token=ROOT)[0] == 200
         assert [n["Node"] for n in call("GET", "/v1/catalog/nodes")[1]] == ["acl-node"]
         assert call("PUT", "/v1/agent/token/bogus", {"Token": "x"}, token=ROOT)[0] == 404
+
+
+def test_kv_lists_are_filtered_and_a_fully_filtered_recurse_is_404(call: Caller) -> None:
+    for key in ("shared/open/a", "shared/open/b", "shared/closed/c"):
+        call.ok("PUT", f"/v1/kv/{key}", "v")
+    reader = call.token_for('key_prefix "shared/open/" { policy = "read" }', "kv-lists")
+    status, rows, headers = call("GET", "/v1/kv/shared/?recurse", token=reader)
+    assert status == 200
+    assert [r["Key"] for r in rows] == ["shared/open/a", "shared/open/b"]
+    assert headers["X-Consul-Results-Filtered-By-ACLs"] == "true"
+    status, keys, headers = call("GET", "/v1/kv/shared/?keys", token=reader)
+    assert (status, keys) == (200, ["shared/open/a", "shared/open/b"])
+    assert headers["X-Consul-Results-Filtered-By-ACLs"] == "true"
+    status, _, headers = call("GET", "/v1/kv/shared/closed/?recurse", token=reader)
+    assert status == 404
+    assert headers["X-Consul-Results-Filtered-By-ACLs"] == "true"
+    status, rows, headers = call("GET", "/v1/kv/shared/open/?recurse", token=reader)
+    assert len(rows) == 2
+    assert "X-Consul-Results-Filtered-By-ACLs" not in headers
+    deleter = call.token_for(
+        'key_prefix "shared/" { policy = "write" }\nkey "shared/closed/c" { policy = "read" }', "kv-del"
+    )
+    assert call("DELETE", "/v1/kv/shared/?recurse", token=deleter)[0] == 403
+    assert call("DELETE", "/v1/kv/shared/open/?recurse", token=deleter)[0] == 200

@@ -1,0 +1,255 @@
+"""``waypost proxy -haproxy``: a real HAProxy kept in step with the catalog without reloads.
+
+The file (``haproxy_config.render``) is written for the listener set; after that every
+answer of the shared ``UpstreamWatcher`` becomes runtime API commands (``plan``): an
+instance that appears takes a free ``server-template`` slot (``set server ... addr``, then
+``state ready``), one that leaves goes to ``state maint`` (its open connections finish,
+new ones go elsewhere), a weight change is ``set weight``. More instances than slots
+become dynamic servers (``add server``), deleted once they have been idle in maintenance
+for a round. HAProxy reloads (through the master CLI, keeping its listening sockets) only
+when the file's listener set differs from the one HAProxy runs.
+
+``plan`` reads HAProxy's own ``show servers state`` rather than remembering what it did,
+so a reload (which starts every slot afresh) or an operator's command is simply
+converged again at the next update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from waypost.client import ApiClient
+from waypost.proxy.config import ProxyConfig
+from waypost.proxy.haproxy_config import HaproxySettings, backend_name, render
+from waypost.proxy.haproxy_runtime import HaproxyError, MasterClient, RuntimeClient, ServerState
+from waypost.proxy.runner import StartError
+from waypost.proxy.upstreams import Selector, Upstream, UpstreamUpdate, UpstreamWatcher
+
+__all__ = ["MAX_WEIGHT", "HaproxyController", "HaproxyOptions", "plan"]
+
+log = logging.getLogger("waypost.proxy")
+
+MAX_WEIGHT = 256
+"""HAProxy's largest server weight; Consul allows more, so larger weights are capped."""
+DYNAMIC_PREFIX = "d"
+START_TIMEOUT = 10.0
+RETRY_DELAY = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class HaproxyOptions:
+    config_path: str
+    admin_socket: str
+    binary: str = ""
+    """When set, waypost starts HAProxy itself (master-worker) and stops it on exit."""
+    slots: int = 16
+
+    @property
+    def master_socket(self) -> str:
+        """The master CLI's socket: the admin socket's path with ``.master`` appended."""
+        return self.admin_socket + ".master"
+
+
+def _wanted(upstreams: Sequence[Upstream]) -> dict[str, int]:
+    """target -> HAProxy weight; two registrations of one address:port share one server."""
+    out: dict[str, int] = {}
+    for up in upstreams:
+        out[up.target] = max(out.get(up.target, 0), min(max(up.weight, 1), MAX_WEIGHT))
+    return out
+
+
+def _dynamic_number(name: str) -> int:
+    tail = name[len(DYNAMIC_PREFIX) :]
+    return int(tail) if name.startswith(DYNAMIC_PREFIX) and tail.isdigit() else 0
+
+
+def _set_addr(backend: str, server: ServerState, target: str) -> str:
+    host, _, port = target.rpartition(":")
+    return f"set server {backend}/{server.name} addr {host.strip('[]')} port {port}"
+
+
+def plan(backend: str, servers: Sequence[ServerState], upstreams: Sequence[Upstream]) -> list[str]:
+    """The runtime commands that make ``servers`` (``show servers state``) serve ``upstreams``.
+
+    New instances are placed before departed ones leave, so the backend never has fewer
+    servers in service than both the old and the new set share.
+    """
+    wanted = _wanted(upstreams)
+    placed: dict[str, ServerState] = {}
+    spare: list[ServerState] = []
+    for server in servers:
+        if server.target in wanted and server.target not in placed:
+            placed[server.target] = server
+        else:
+            spare.append(server)
+    spare.sort(key=lambda s: (not s.maint, s.name))  # idle slots first, then departing ones
+    commands: list[str] = []
+    next_dynamic = max((_dynamic_number(s.name) for s in servers), default=0) + 1
+    for target, weight in wanted.items():
+        current = placed.get(target)
+        if current is not None:
+            if current.weight != weight:
+                commands.append(f"set weight {backend}/{current.name} {weight}")
+            if not current.ready:
+                commands.append(f"set server {backend}/{current.name} state ready")
+            continue
+        if spare:
+            server = spare.pop(0)
+            if not server.maint:
+                commands.append(f"set server {backend}/{server.name} state maint")
+            commands.append(_set_addr(backend, server, target))
+            name = server.name
+        else:
+            name = f"{DYNAMIC_PREFIX}{next_dynamic}"
+            next_dynamic += 1
+            commands.append(f"add server {backend}/{name} {target} weight {weight}")
+        commands.append(f"set weight {backend}/{name} {weight}")
+        commands.append(f"set server {backend}/{name} state ready")
+    for server in spare:
+        if not server.maint:
+            commands.append(f"set server {backend}/{server.name} state maint")
+        elif _dynamic_number(server.name):
+            commands.append(f"del server {backend}/{server.name}")
+    return commands
+
+
+class HaproxyController:
+    """HAProxy in front of the file's TCP listeners; ``start``/``close`` as ``Proxy``'s."""
+
+    status_server = None  # HAProxy has its own stats; the command reads this as Proxy's
+
+    def __init__(
+        self, config: ProxyConfig, api: ApiClient, options: HaproxyOptions, *, wait: str = "5m"
+    ) -> None:
+        self.options = options
+        self.listeners = [item for item in config.listeners if item.protocol == "tcp"]
+        self.settings = HaproxySettings(options.admin_socket, slots=options.slots)
+        self.runtime = RuntimeClient(options.admin_socket)
+        self.master = MasterClient(options.master_socket)
+        self.watcher = UpstreamWatcher(api, wait=wait)
+        self._backends: dict[Selector, list[str]] = {}
+        self._desired: dict[str, tuple[Upstream, ...]] = {}
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        for item in config.listeners:
+            if item.protocol != "tcp":
+                log.warning("%s: left out, HAProxy proxies TCP only", item.name)
+        if config.meta_listeners or config.vip_listeners:
+            log.info("with -haproxy, listeners come from the -config file only")
+
+    async def start(self) -> None:
+        if not self.listeners:
+            raise StartError("-haproxy: no TCP listener in the -config file")
+        text = render(self.listeners, self.settings)
+        try:
+            changed = _read(self.options.config_path) != text
+            if changed:
+                _write(self.options.config_path, text)
+        except OSError as exc:
+            raise StartError(f"-haproxy: {self.options.config_path}: {exc.strerror}") from None
+        try:
+            if self.options.binary:
+                await self._spawn()
+            elif changed:
+                await self._reload()
+        except (OSError, TimeoutError, HaproxyError) as exc:
+            await self.close()
+            raise StartError(f"-haproxy: {exc}") from None
+        for listener in self.listeners:
+            selector = Selector.of(listener)
+            self._backends.setdefault(selector, []).append(backend_name(listener))
+        self.watcher.on_update(self._apply)
+        for selector in self._backends:
+            self.watcher.watch(selector)
+        self._task = asyncio.create_task(self._converge(), name="haproxy runtime")
+
+    async def _spawn(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.options.master_socket)
+        self._process = await asyncio.create_subprocess_exec(
+            self.options.binary, "-W", "-S", self.options.master_socket, "-f", self.options.config_path
+        )
+        await self._wait_for_worker(0)
+
+    async def _reload(self) -> None:
+        before = await self.runtime.worker_pid()
+        await self.master.reload()
+        await self._wait_for_worker(before)
+        log.info("haproxy: reloaded for a new listener set")
+
+    async def _wait_for_worker(self, old_pid: int) -> None:
+        """Until a worker other than ``old_pid`` answers on the admin socket."""
+        async with asyncio.timeout(START_TIMEOUT):
+            while True:
+                if self._process is not None and self._process.returncode is not None:
+                    raise HaproxyError(f"haproxy exited with status {self._process.returncode}")
+                with contextlib.suppress(OSError, HaproxyError):
+                    if await self.runtime.worker_pid() != old_pid:
+                        return
+                await asyncio.sleep(0.05)
+
+    def _apply(self, update: UpstreamUpdate) -> None:
+        for backend in self._backends.get(update.selector, ()):
+            self._desired[backend] = update.upstreams
+            self._dirty.add(backend)
+        self._wake.set()
+
+    async def _converge(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._dirty:
+                backend = self._dirty.pop()
+                try:
+                    await self._sync(backend)
+                except (OSError, TimeoutError, HaproxyError) as exc:
+                    log.warning("haproxy: backend %s: %s; retrying", backend, exc)
+                    self._dirty.add(backend)
+                    await asyncio.sleep(RETRY_DELAY)
+
+    async def _sync(self, backend: str) -> None:
+        servers = await self.runtime.servers(backend)
+        for command in plan(backend, servers, self._desired[backend]):
+            try:
+                await self.runtime.run(command)
+            except HaproxyError as exc:
+                if not command.startswith("del server"):
+                    raise
+                log.debug("haproxy: %s (kept for the next round)", exc)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.watcher.close()
+        process, self._process = self._process, None
+        if process is not None and process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), START_TIMEOUT)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def _write(path: str, text: str) -> None:
+    """Replace the file in one step, so HAProxy never reads half of it."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)

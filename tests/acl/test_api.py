@@ -202,3 +202,7 @@ def test_kv_lists_are_filtered_and_a_fully_filtered_recurse_is_404(call: Caller)
     )
     assert call("DELETE", "/v1/kv/shared/?recurse", token=deleter)[0] == 403
     assert call("DELETE", "/v1/kv/shared/open/?recurse", token=deleter)[0] == 200
+
+
+def test_reads_report_the_default_policy(call: Caller) -> None:
+    assert call("GET", "/v1/catalog/nodes")[2]["X-Consul-Default-Acl-Policy"] == "deny"

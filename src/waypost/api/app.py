@@ -48,7 +48,8 @@ class ApiApp:
 
     def __init__(self, agent: Agent, routes: list[tuple[tuple[str, ...], str, Handler]] = ROUTES) -> None:
         self.agent = agent
-        self.cache = ReadCache()
+        acl = agent.config.acl
+        self.cache = ReadCache(acl_policy=acl.default_policy if acl.enabled else "allow")
         self.gate = Gate(agent) if agent.config.acl.enabled else None
         """ACL enforcement; None while ACLs are off, which keeps dispatch as it was."""
         self._store_api = routes is STORE_ROUTES

@@ -51,9 +51,11 @@ Query = Callable[[], QueryResult]
 class ReadCache:
     """Encoded answers keyed by request; an entry is valid while its topics are unchanged."""
 
-    def __init__(self, size: int = 4096) -> None:
+    def __init__(self, size: int = 4096, *, acl_policy: str = "allow") -> None:
         self._entries: OrderedDict[str, tuple[int, QueryResult]] = OrderedDict()
         self._size = size
+        self.acl_policy = acl_policy
+        """X-Consul-Default-Acl-Policy: the agent's ACL default policy ("allow" with ACLs off)."""
 
     def get(self, key: str, state: State) -> QueryResult | None:
         hit = self._entries.get(key)
@@ -98,23 +100,24 @@ def _run(state: State, cache: ReadCache | None, key: str, query: Query) -> Query
     return result
 
 
-def _headers(key: tuple[str, str, str], result: QueryResult) -> list[tuple[str, str]]:
+def _headers(key: tuple[str, str, str], result: QueryResult, acl_policy: str) -> list[tuple[str, str]]:
     consistency, leader, contact = key
     return [
         ("X-Consul-Index", str(max(1, result.index))),
         ("X-Consul-Knownleader", leader),
         ("X-Consul-Lastcontact", contact),
         ("X-Consul-Effective-Consistency", consistency),
-        ("X-Consul-Default-Acl-Policy", "allow"),
+        ("X-Consul-Default-Acl-Policy", acl_policy),
     ]
 
 
-def _respond(state: State, result: QueryResult, consistency: str) -> Response:
+def _respond(state: State, result: QueryResult, consistency: str, cache: ReadCache | None) -> Response:
     leader = "true" if state.indexes.leader is not None else "false"
     key = (consistency, leader, str(state.last_contact_ms()))
     resp = result.answered.get(key)
     if resp is None:
-        resp = Response(result.body, result.status, result.content_type, _headers(key, result))
+        policy = cache.acl_policy if cache is not None else "allow"
+        resp = Response(result.body, result.status, result.content_type, _headers(key, result, policy))
         result.answered[key] = resp
     return resp
 
@@ -134,10 +137,10 @@ def blocking_read(
     key = _cache_key(req)
     if consistency != "consistent":
         if min_index == 0:
-            return _respond(state, _run(state, cache, key, query), consistency)
+            return _respond(state, _run(state, cache, key, query), consistency, cache)
         first = _run(state, cache, key, query)
         if first.index > min_index:
-            return _respond(state, first, consistency)
+            return _respond(state, first, consistency, cache)
     timeout = DEFAULT_WAIT if wait is None or wait <= 0 else min(wait, MAX_WAIT)
     timeout += (rng or random).uniform(0, timeout / 16)
     parked = _Parked(state, query, cache, key, min_index, timeout, consistency)
@@ -195,7 +198,7 @@ class _Parked:
             return
         loop = asyncio.get_running_loop()
         if self._min == 0 or result.index > self._min or loop.time() >= self._deadline:
-            self.answer.set_result(_respond(self._state, result, self._consistency))
+            self.answer.set_result(_respond(self._state, result, self._consistency, self._cache))
             return
         self._topics = self._state.indexes.topics
         self._waiter = self._topics.park(result.topics, self._woken)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from acl_kit import Caller, start_acl_agent
+from acl_kit import ROOT, Caller, start_acl_agent
 from waypost.testing import AgentProcess
 
 DNS_TOKEN = "6f1c1f6e-0d3b-4a8f-9c55-3a1f0b5c7e21"
@@ -53,3 +53,11 @@ def test_dns_answers_only_what_the_dns_token_may_read(dns_agent: AgentProcess) -
     assert _until(dns_agent, "web.service.consul", ["192.0.2.10"]) == ["192.0.2.10"]
     assert dig(dns_agent, "db.service.consul") == []
     assert dig(dns_agent, "acl-node.node.consul") == ["127.0.0.1"]
+
+
+def test_a_dns_token_set_at_run_time_is_used(dns_agent: AgentProcess) -> None:
+    call = Caller(dns_agent)
+    other = call.token_for('service "db" { policy = "read" }\nnode_prefix "" { policy = "read" }', "dns-db")
+    assert call("PUT", "/v1/agent/token/dns", {"Token": other}, token=ROOT)[0] == 200
+    assert _until(dns_agent, "db.service.consul", ["192.0.2.20"]) == ["192.0.2.20"]
+    assert dig(dns_agent, "web.service.consul") == []

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from waypost.agent.acl_tokens import AgentTokens
 from waypost.agent.checks import AgentChecks
 from waypost.agent.cluster import Cluster
 from waypost.agent.dns_backend import start_dns
@@ -62,6 +63,7 @@ class Agent:
             Meta={"consul-network-segment": "", **config.node_meta},
         )
         self.local = LocalState(self.node)
+        self.acl_tokens = AgentTokens(config.acl, config.data_dir)
         self.cluster: Cluster | None = None
         self.checks = AgentChecks(self)
         self.http_port = 0
@@ -134,7 +136,7 @@ class Agent:
             )
             self._servers.append(store_api)
         if self.config.ports.dns > 0:
-            dns = await start_dns(state, self.config, self.dns_addr)
+            dns = await start_dns(state, self.config, self.dns_addr, self.acl_tokens)
             self.dns_port = dns.port
             self._servers.append(_Stoppable(dns.stop))
         if self.config.server:
@@ -159,7 +161,7 @@ class Agent:
             return open_store(cfg.store, cfg.tls.store)
         for address in (*cfg.start_join, *cfg.retry_join):
             server_address(address)
-        return RemoteStore(tls=self.tls.servers if self.tls else None, token=cfg.acl.tokens.agent)
+        return RemoteStore(tls=self.tls.servers if self.tls else None, token=self.acl_tokens.get("agent"))
 
     async def _load_catalog(self) -> None:
         """Once only: a join that failed after loading is retried without a second feed."""
@@ -190,7 +192,7 @@ class Agent:
         online); servers already share the store, so for them the address is only checked.
         Raises ValueError for a malformed address, StoreError when it does not answer."""
         target = server_address(address)
-        await probe(target, self.tls.servers if self.tls else None, self.config.acl.tokens.agent)
+        await probe(target, self.tls.servers if self.tls else None, self.acl_tokens.get("agent"))
         if isinstance(self.store, RemoteStore):
             self.store.add_server(target)
             await self._go_online()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields
 from typing import Any
 
 from waypost.acl.authorizer import DENY_ALL, Authorizer
 from waypost.acl.resolve import Resolver as AclResolver
+from waypost.agent.acl_tokens import AgentTokens
 from waypost.config import AgentConfig, Duration
 from waypost.dns import DnsConfig, DnsServer, Resolver
 from waypost.dns.backend import Instance, NodeRecord, PreparedResult
@@ -164,12 +164,16 @@ def dns_config(cfg: AgentConfig) -> DnsConfig:
     return DnsConfig.from_mapping(raw)
 
 
-async def start_dns(state: State, cfg: AgentConfig, host: str) -> DnsServer:
+async def start_dns(state: State, cfg: AgentConfig, host: str, tokens: AgentTokens) -> DnsServer:
+    """With ACLs on, answers are what the agent's dns token (else its default token) may
+    read, the token looked up per query since ``/v1/agent/token/dns`` may replace it."""
     acl: Callable[[Indexes], Authorizer | None] | None = None
     if cfg.acl.enabled:
-        tokens = AclResolver(cfg.acl, cfg.node_name, cfg.datacenter)
-        secret = cfg.acl.tokens.dns or cfg.acl.tokens.default
-        acl = functools.partial(tokens.authorizer, secret=secret)
+        permissions = AclResolver(cfg.acl, cfg.node_name, cfg.datacenter)
+
+        def acl(idx: Indexes) -> Authorizer | None:
+            return permissions.authorizer(idx, tokens.get("dns") or tokens.get("default"))
+
     resolver = Resolver(CatalogDnsBackend(state, cfg.datacenter, acl), dns_config(cfg))
     server = DnsServer(resolver, host, cfg.ports.dns)
     await server.start()

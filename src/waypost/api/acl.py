@@ -436,7 +436,10 @@ def agent_token(app: ApiApp, req: Request) -> Response:
         secret = typed(fields.get("Token") or "", str, "Token", "Request decode failed")
     except DefinitionError as exc:
         raise HTTPError(400, str(exc)) from None
-    _gate(app).tokens[_canonical_kind(kind)] = secret
+    try:
+        _gate(app).tokens.set(_canonical_kind(kind), secret)
+    except OSError as exc:
+        raise HTTPError(500, f"Failed to persist the token: {exc.strerror}") from None
     return Response()
 
 

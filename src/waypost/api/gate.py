@@ -50,20 +50,12 @@ class Gate:
         acl = agent.config.acl
         self.agent = agent
         self.resolver = Resolver(acl, agent.node.Node, agent.datacenter)
-        self.tokens: dict[str, str] = {
-            "default": acl.tokens.default,
-            "agent": acl.tokens.agent,
-            "agent_recovery": acl.tokens.agent_recovery,
-            "replication": acl.tokens.replication,
-            "dns": acl.tokens.dns,
-            "config_file_service_registration": acl.tokens.config_file_service_registration,
-        }
-        """This agent's own tokens (``/v1/agent/token/:type`` replaces them)."""
+        self.tokens = agent.acl_tokens
         self._memo: OrderedDict[tuple[int, int], tuple[bytes, Authorizer, Response]] = OrderedDict()
 
     def secret(self, req: Request) -> str:
         """The request's token; none given means the agent's default token, then anonymous."""
-        return request_secret(req) or self.tokens["default"]
+        return request_secret(req) or self.tokens.get("default")
 
     def authorizer(self, app: ApiApp, req: Request) -> Authorizer:
         """Resolved against this agent's indexes even before it reaches a server, so that the
@@ -84,7 +76,7 @@ class Gate:
 
     def is_agent_token(self, secret: str) -> bool:
         """Whether a store-port caller holds this server's agent token (constant time)."""
-        expected = self.tokens["agent"]
+        expected = self.tokens.get("agent")
         return bool(expected) and hmac.compare_digest(secret.encode(), expected.encode())
 
     def check(self, app: ApiApp, req: Request, need: Need) -> tuple[Authorizer, Filter] | Response | None:

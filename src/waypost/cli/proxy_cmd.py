@@ -12,6 +12,7 @@ from waypost.cli.client import ClientError, client_from
 from waypost.cli.flags import FlagSet, Parsed, run_with_flags
 from waypost.client import ApiClient
 from waypost.proxy.config import ConfigError, ProxyConfig, load_file, split_hostport
+from waypost.proxy.haproxy import HaproxyController, HaproxyOptions
 from waypost.proxy.runner import Proxy, StartError
 
 USAGE = """
@@ -26,6 +27,14 @@ Usage: waypost proxy [options]
       $ waypost proxy -config proxy.hcl
       $ waypost proxy -config proxy.hcl -status-addr 127.0.0.1:9100
       $ waypost proxy -vip
+
+  With -haproxy, a real HAProxy serves the file's TCP listeners instead: waypost writes
+  its configuration to that path and applies every catalog change through the runtime
+  API on -haproxy-socket, reloading (master CLI on <socket>.master) only when the
+  listener set changes. -haproxy-bin starts HAProxy too (master-worker) and stops it.
+
+      $ waypost proxy -config proxy.hcl -haproxy /run/haproxy.cfg \\
+          -haproxy-socket /run/haproxy.sock -haproxy-bin /usr/sbin/haproxy
 """
 
 _LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
@@ -40,6 +49,9 @@ def _flags() -> FlagSet:
     )
     flags.string("log-level", "info", "trace, debug, info, warn or err.")
     flags.boolean("vip", False, "Listen on every virtual IP, at the ports of the instances behind it.")
+    flags.string("haproxy", "", "Drive a real HAProxy: the haproxy.cfg path waypost writes.", "path")
+    flags.string("haproxy-socket", "", "HAProxy's admin socket (runtime API), with -haproxy.", "path")
+    flags.string("haproxy-bin", "", "Start this HAProxy binary (master-worker), with -haproxy.", "path")
     return flags
 
 
@@ -56,10 +68,22 @@ def _config(parsed: Parsed) -> ProxyConfig:
     return config
 
 
-async def _serve(config: ProxyConfig, address: str, token: str) -> int:
+def _haproxy(parsed: Parsed) -> HaproxyOptions | None:
+    if not parsed.string("haproxy"):
+        if parsed.string("haproxy-socket") or parsed.string("haproxy-bin"):
+            raise ConfigError("-haproxy-socket and -haproxy-bin need -haproxy")
+        return None
+    if not parsed.string("haproxy-socket"):
+        raise ConfigError("-haproxy needs -haproxy-socket (HAProxy's admin socket)")
+    return HaproxyOptions(
+        parsed.string("haproxy"), parsed.string("haproxy-socket"), parsed.string("haproxy-bin")
+    )
+
+
+async def _serve(config: ProxyConfig, address: str, token: str, haproxy: HaproxyOptions | None = None) -> int:
     log = logging.getLogger("waypost.proxy")
     async with ApiClient(address, token=token or None) as api:
-        proxy = Proxy(config, api)
+        proxy = HaproxyController(config, api, haproxy) if haproxy else Proxy(config, api)
         task = asyncio.current_task()
         assert task is not None
         loop = asyncio.get_running_loop()
@@ -88,6 +112,7 @@ def _body(parsed: Parsed) -> int:
         return 1
     try:
         config = _config(parsed)
+        haproxy = _haproxy(parsed)
         cli = client_from(parsed)
     except (ConfigError, ClientError) as err:
         print(f"waypost proxy: {err}", file=sys.stderr)
@@ -99,7 +124,7 @@ def _body(parsed: Parsed) -> int:
     )
     import uvloop
 
-    return uvloop.run(_serve(config, f"{cli.scheme}://{cli.hostport}", cli.token))
+    return uvloop.run(_serve(config, f"{cli.scheme}://{cli.hostport}", cli.token, haproxy))
 
 
 def run(argv: Sequence[str]) -> int:

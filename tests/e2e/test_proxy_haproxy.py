@@ -1,0 +1,191 @@
+"""``waypost proxy -haproxy`` end to end: the real CLI starts a real HAProxy (Debian's 2.6,
+master-worker) in front of three real HTTP server processes, and a bounded load generator
+runs while the catalog changes a hundred times.
+
+Each change is awaited on HAProxy's own ``show servers state`` with a one-second deadline
+(bounded polling, not a speed assertion); HAProxy's worker pid is read before and after,
+since a reload would start a new worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from http_backends import BackendProcess, fetch
+from waypost.proxy.haproxy_runtime import RuntimeClient
+from waypost.testing import AgentProcess, free_port
+
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+pytestmark = pytest.mark.skipif(not Path(HAPROXY).exists(), reason="haproxy is not installed")
+
+SERVICE = "hxe2e"
+WORKERS = 8
+MAX_REQUESTS = 200_000
+WITHIN = 1.0
+"""The issue's bound on reflecting a change, as a polling deadline."""
+
+
+@dataclass
+class Load:
+    """Workers fetching through HAProxy on new connections until stopped; at most MAX_REQUESTS."""
+
+    port: int
+    ok: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    stop: bool = False
+
+    async def worker(self) -> None:
+        while not self.stop and self.ok.total() + len(self.errors) < MAX_REQUESTS:
+            try:
+                self.ok[await fetch(self.port)] += 1
+            except (OSError, TimeoutError) as exc:
+                self.errors.append(repr(exc))
+
+
+def _register(agent: AgentProcess, sid: str, port: int, weight: int = 1) -> None:
+    check = {"CheckID": f"check-{sid}", "TTL": "10m", "Status": "passing"}
+    body = {
+        "ID": sid,
+        "Name": SERVICE,
+        "Port": port,
+        "Check": check,
+        "Weights": {"Passing": weight, "Warning": 1},
+    }
+    agent.put("/v1/agent/service/register", body)
+
+
+@pytest.fixture
+def backends(dev_agent: AgentProcess) -> Iterator[dict[str, BackendProcess]]:
+    names = ("h1", "h2", "h3", "h4")
+    with contextlib.ExitStack() as stack:
+        yield {n: stack.enter_context(BackendProcess(n, free_port())) for n in names}
+    for sid in names:
+        dev_agent.request("PUT", f"/v1/agent/service/deregister/{sid}")
+
+
+@contextlib.contextmanager
+def haproxy_proxy(agent: AgentProcess, port: int) -> Iterator[RuntimeClient]:
+    """``waypost proxy -haproxy`` with one listener, stopped with SIGTERM (HAProxy with it)."""
+    with tempfile.TemporaryDirectory(prefix="wp-hx-") as tmp:
+        config = Path(tmp) / "proxy.hcl"
+        config.write_text(
+            f'proxy {{\n  listener {{\n    service = "{SERVICE}"\n    bind = "127.0.0.1:{port}"\n  }}\n}}\n'
+        )
+        argv = [sys.executable, "-m", "waypost", "proxy", "-http-addr", agent.address, "-config", str(config),
+                "-haproxy", f"{tmp}/haproxy.cfg", "-haproxy-socket", f"{tmp}/admin.sock",
+                "-haproxy-bin", HAPROXY]  # fmt: skip
+        with open(Path(tmp) / "proxy.log", "wb") as out:
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+            try:
+                yield RuntimeClient(f"{tmp}/admin.sock")
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+
+
+async def serving(runtime: RuntimeClient, want: dict[int, int], limit: float) -> None:
+    """Until HAProxy's servers in service are ``{port: weight}``, polling for at most ``limit``s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    ready: dict[int, int] = {}
+    while loop.time() < deadline:
+        with contextlib.suppress(OSError):
+            ready = {s.port: s.weight for s in await runtime.servers() if s.ready}
+            if ready == want:
+                return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"within {limit}s haproxy serves {ready}, not {want}")
+
+
+async def test_a_hundred_changes_under_load_fail_no_request_and_never_reload(
+    dev_agent: AgentProcess, backends: dict[str, BackendProcess]
+) -> None:
+    ports = {sid: b.port for sid, b in backends.items()}
+    for sid, weight in (("h1", 1), ("h2", 2), ("h3", 3)):
+        _register(dev_agent, sid, ports[sid], weight)
+    port = free_port()
+    with haproxy_proxy(dev_agent, port) as runtime:
+        await serving(runtime, {ports["h1"]: 1, ports["h2"]: 2, ports["h3"]: 3}, limit=20)
+        pid = await runtime.worker_pid()
+        spread = Counter([await fetch(port) for _ in range(120)])
+        assert spread == {"h1": 20, "h2": 40, "h3": 60}  # HAProxy's weighted round robin, per weights
+        for sid in ("h2", "h3"):
+            await asyncio.to_thread(_register, dev_agent, sid, ports[sid], 1)
+        full = {ports["h1"]: 1, ports["h2"]: 1, ports["h3"]: 1}
+        await serving(runtime, full, WITHIN)
+        steps: list[tuple[str, set[str]]] = [
+            ("/v1/agent/check/fail/check-h1", {"h2", "h3"}),
+            ("/v1/agent/check/pass/check-h1", {"h1", "h2", "h3"}),
+            ("/v1/agent/service/maintenance/h2?enable=true", {"h1", "h3"}),
+            ("/v1/agent/service/maintenance/h2?enable=false", {"h1", "h2", "h3"}),
+            ("/v1/agent/service/deregister/h3", {"h1", "h2"}),
+            ("register h3", {"h1", "h2", "h3"}),
+            ("register h4", {"h1", "h2", "h3", "h4"}),
+            ("/v1/agent/service/deregister/h4", {"h1", "h2", "h3"}),
+        ]
+        load = Load(port)
+        workers = [asyncio.create_task(load.worker()) for _ in range(WORKERS)]
+        try:
+            for change in range(100):
+                action, expected = steps[change % len(steps)]
+                if action.startswith("register "):
+                    await asyncio.to_thread(_register, dev_agent, action.split()[1], ports[action.split()[1]])
+                else:
+                    await asyncio.to_thread(dev_agent.put, action)
+                await serving(runtime, {ports[sid]: 1 for sid in expected}, WITHIN)
+                assert {await fetch(port) for _ in range(len(expected) * 2)} <= expected
+        finally:
+            load.stop = True
+            await asyncio.gather(*workers)
+        assert load.errors == []
+        assert set(load.ok) == {"h1", "h2", "h3", "h4"}
+        assert await runtime.worker_pid() == pid
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["-haproxy", "/tmp/x.cfg"], "-haproxy needs -haproxy-socket"),
+        (["-haproxy-socket", "/tmp/x.sock"], "-haproxy-socket and -haproxy-bin need -haproxy"),
+    ],
+)
+def test_incomplete_haproxy_flags_are_usage_errors(
+    dev_agent: AgentProcess, argv: list[str], message: str
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="wp-hx-") as tmp:
+        config = Path(tmp) / "proxy.hcl"
+        config.write_text('proxy {\n  listener {\n    service = "x"\n    bind = "127.0.0.1:1"\n  }\n}\n')
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "waypost",
+                "proxy",
+                "-http-addr",
+                dev_agent.address,
+                "-config",
+                str(config),
+                *argv,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert done.returncode == 1
+    assert message in done.stderr

@@ -460,6 +460,9 @@ OTHER_READS: dict[str, str] = {
     "/v1/acl/policies": "a list of Consul's ACLPolicyListStub (no Rules)",
     "/v1/acl/role/name/:name": "Consul's ACLRole",
     "/v1/acl/roles": "a list of Consul's ACLRole",
+    "/v1/waypost/virtual-ips": "waypost's own: a list of VirtualIP (Name, IP, Filter and the indexes)",
+    "/v1/waypost/virtual-ip/:name": "waypost's own: one VirtualIP, or null while the name has no address",
+    "/v1/waypost/virtual-ip-instances/:name": "waypost's own: a name's instances, as /v1/health/service",
 }
 """Reads whose answers are scalars, streams or free-form state rather than Consul records."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import consul
@@ -99,6 +100,21 @@ def test_bad_input_gets_400_naming_the_problem(call: Caller) -> None:
         ("/v1/acl/policy", {"Name": "x", "Colour": 1}, 'unknown field "Colour"'),
         ("/v1/acl/token", {"ExpirationTTL": "30s"}, "should be between 1m0s and 24h0m0s"),
         ("/v1/acl/token", {"ExpirationTTL": "soon"}, "ExpirationTTL"),
+        (
+            "/v1/acl/token",
+            {"ExpirationTime": "tomorrow"},
+            "ExpirationTime 'tomorrow' is not an RFC 3339 time",
+        ),
+        (
+            "/v1/acl/token",
+            {"ExpirationTime": "2020-01-01T00:00:00Z"},
+            "between 1m0s and 24h0m0s in the future",
+        ),
+        ("/v1/acl/token", {"ExpirationTime": "2030-01-01T00:00:00"}, "has no time zone"),
+        ("/v1/acl/token", {"ExpirationTTL": "1m", "ExpirationTime": "x"}, "cannot both be set"),
+        ("/v1/acl/token", {"Description": 7}, "Invalid Token: Description"),
+        ("/v1/acl/token", {"Policies": [{"ID": 1}]}, "Invalid Token: Policies"),
+        ("/v1/acl/policy", {"Name": "x", "Rules": ["a"]}, "Invalid Policy: Rules"),
         ("/v1/acl/token", {"Policies": [{"Name": "missing"}]}, "Policy with Name 'missing' not found"),
         ("/v1/acl/token", {"SecretID": "not-a-uuid"}, "SecretID 'not-a-uuid' is not a UUID"),
         ("/v1/acl/role", {"Name": "r", "Policies": "x"}, "Invalid Role: Policies"),
@@ -145,6 +161,8 @@ def test_a_deleted_policy_stops_granting_within_a_second(call: Caller) -> None:
 def test_an_expiring_token_is_accepted_with_a_minute_ttl(call: Caller) -> None:
     token = call.ok("PUT", "/v1/acl/token", {"ExpirationTTL": "1m"})
     assert token["ExpirationTime"].endswith("Z")
+    when = datetime.fromtimestamp(time.time() + 3600, UTC).isoformat()
+    assert call.ok("PUT", "/v1/acl/token", {"ExpirationTime": when})["ExpirationTime"].endswith("Z")
     assert call.ok("GET", "/v1/acl/token/self", token=token["SecretID"])["AccessorID"] == token["AccessorID"]
 
 

@@ -132,3 +132,9 @@ def test_the_agent_recovery_token_manages_only_this_agent() -> None:
     assert authz.allowed("agent", "n1", "write")
     assert not authz.allowed("agent", "n2", "write")
     assert not authz.allowed("key", "x", "read")
+
+
+def test_an_unreadable_expiration_counts_as_expired() -> None:
+    feed, clock = Feed(), Clock()
+    feed.put(schema.ACL_TOKENS, "a1", ACLToken(AccessorID="a1", SecretID="s1", ExpirationTime="garbage"))
+    assert _resolver(clock).authorizer(feed.idx, "s1") is None

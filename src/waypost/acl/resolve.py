@@ -92,9 +92,13 @@ def _digest(secret: str) -> bytes:
 
 
 def expiry_of(token: ACLToken) -> float | None:
+    """Seconds since the epoch; an unreadable time (a hand-edited record) counts as expired."""
     if not token.ExpirationTime:
         return None
-    return datetime.fromisoformat(token.ExpirationTime).timestamp()
+    try:
+        return datetime.fromisoformat(token.ExpirationTime).timestamp()
+    except ValueError:
+        return 0.0
 
 
 class Resolver:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -151,9 +152,19 @@ def _expiration(fields: dict[str, Any], existing: ACLToken | None) -> str:
         return existing.ExpirationTime
     if ttl_text and when:
         raise _invalid("Token", "Expiration TTL and Expiration Time cannot both be set")
+    now = time.time()
     if when:
         text: str = typed(when, str, "ExpirationTime", "Invalid Token")
-        return text
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise _invalid("Token", f"ExpirationTime {text!r} is not an RFC 3339 time") from None
+        if moment.tzinfo is None:
+            raise _invalid("Token", f"ExpirationTime {text!r} has no time zone")
+        ttl = moment.timestamp() - now
+        if not MIN_TTL <= ttl <= MAX_TTL:
+            raise _invalid("Token", "ExpirationTime must be between 1m0s and 24h0m0s in the future")
+        return acl_ops.now_rfc3339(moment.timestamp())
     if not ttl_text:
         return ""
     try:
@@ -165,7 +176,7 @@ def _expiration(fields: dict[str, Any], existing: ACLToken | None) -> str:
             "Token",
             f"Token Expiration TTL '{format_duration(ttl)}' should be between 1m0s and 24h0m0s",
         )
-    return acl_ops.now_rfc3339(time.time() + ttl)
+    return acl_ops.now_rfc3339(now + ttl)
 
 
 async def bootstrap(app: ApiApp, req: Request) -> Response:

@@ -72,3 +72,12 @@ def test_bad_rules_name_the_line(text: str, message: str) -> None:
     with pytest.raises(RulesError) as err:
         parse_rules(text)
     assert message in str(err.value)
+
+
+def test_deep_nesting_is_refused_not_recursed() -> None:
+    with pytest.raises(RulesError, match="nested blocks"):
+        parse_rules("key " + "{ a " * 5000 + "}" * 5000)
+    with pytest.raises(RulesError, match="nested blocks"):
+        parse_rules('{"a": ' + "[" * 5000 + "]" * 5000 + "}")
+    with pytest.raises(RulesError, match="nested blocks"):
+        parse_rules('{"a": ' * 20 + "1" + "}" * 20)

@@ -23,6 +23,10 @@ SCALARS = ("acl", "keyring", "mesh", "operator", "peering")
 """Resource kinds with one level for the whole cluster."""
 
 
+MAX_DEPTH = 8
+"""Rules nest three levels (kind, name, fields); deeper input is refused before recursing."""
+
+
 class RulesError(ValueError):
     """Rules that do not parse or hold an invalid level; the message names the line."""
 
@@ -91,6 +95,12 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.toks = _tokens(text)
         self.i = 0
+        self.depth = 0
+
+    def _enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self._fail(f"at most {MAX_DEPTH} nested blocks")
 
     def _peek(self) -> tuple[str, Any, int, int]:
         return self.toks[self.i]
@@ -134,8 +144,10 @@ class _Parser:
 
     def object(self) -> _Node:
         line = self._take("punct", "{")[2]
+        self._enter()
         items = self.body("}")
         self._take("punct", "}")
+        self.depth -= 1
         return _Node(items, line)
 
     def value(self) -> _Node:
@@ -150,6 +162,7 @@ class _Parser:
             return self.object()
         if value == "[":
             self.i += 1
+            self._enter()
             items: list[Any] = []
             while self._peek()[1] != "]":
                 items.append(self.value())
@@ -157,8 +170,22 @@ class _Parser:
                     break
                 self.i += 1
             self._take("punct", "]")
+            self.depth -= 1
             return _Node(items, line)
         raise self._fail("a value")
+
+
+def _depth(value: Any) -> int:
+    """Nesting of decoded JSON, without recursion (the value may nest hundreds deep)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
 
 
 def _from_json(value: Any, line: int) -> _Node:
@@ -189,6 +216,10 @@ def parse_rules(text: str) -> Rules:
             decoded = json.loads(text)
         except json.JSONDecodeError as exc:
             raise RulesError(f"Failed to parse ACL rules: At {exc.lineno}:{exc.colno}: {exc.msg}") from None
+        except RecursionError:
+            raise RulesError(f"Failed to parse ACL rules: more than {MAX_DEPTH} nested blocks") from None
+        if _depth(decoded) > MAX_DEPTH:
+            raise RulesError(f"Failed to parse ACL rules: more than {MAX_DEPTH} nested blocks")
         top = _entries(_from_json(decoded, 1))
     else:
         parser = _Parser(text)

@@ -171,6 +171,7 @@ class Resolver:
         self._indexes, self._generation = idx, generation
         self._cache.clear()
         self._by_digest = {_digest(t.SecretID): t for t in idx.acl_tokens.values()}
+        self._rules = {pid: rules for pid, rules in self._rules.items() if pid in idx.acl_policies}
 
     def _compile(self, idx: Indexes, token: ACLToken) -> Authorizer:
         policies: list[ACLLink] = list(token.Policies or ())

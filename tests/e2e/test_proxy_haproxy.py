@@ -162,7 +162,11 @@ async def test_a_hundred_changes_under_load_fail_no_request_and_never_reload(
     ("argv", "message"),
     [
         (["-haproxy", "/tmp/x.cfg"], "-haproxy needs -haproxy-socket"),
-        (["-haproxy-socket", "/tmp/x.sock"], "-haproxy-socket and -haproxy-bin need -haproxy"),
+        (["-haproxy-socket", "/tmp/x.sock"], "-haproxy-socket, -haproxy-bin and -haproxy-http need -haproxy"),
+        (
+            ["-haproxy", "/tmp/x.cfg", "-haproxy-socket", "/tmp/x.sock", "-haproxy-http", "localhost:80"],
+            "-haproxy-http: 'localhost' is not an IP address",
+        ),
     ],
 )
 def test_incomplete_haproxy_flags_are_usage_errors(

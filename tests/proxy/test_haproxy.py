@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -94,15 +94,17 @@ class Web:
     def __init__(self, agent: AgentProcess) -> None:
         self.agent = agent
         self.stack = contextlib.AsyncExitStack()
+        self.ports: dict[str, int] = {}
 
-    async def start(self, sid: str) -> int:
+    async def start(self, sid: str, name: str = "hxweb", tags: Sequence[str] = ()) -> int:
         port = (await self.stack.enter_async_context(Backend(sid))).port
         check = {"CheckID": f"check-{sid}", "TTL": "10m", "Status": "passing"}
-        body = {"ID": sid, "Name": "hxweb", "Port": port, "Check": check}
+        body = {"ID": sid, "Name": name, "Port": port, "Check": check, "Tags": list(tags)}
         await asyncio.to_thread(self.agent.put, "/v1/agent/service/register", body)
         self.stack.push_async_callback(
             asyncio.to_thread, self.agent.request, "PUT", f"/v1/agent/service/deregister/{sid}"
         )
+        self.ports[sid] = port
         return port
 
     async def close(self) -> None:
@@ -120,9 +122,16 @@ async def web(dev_agent: AgentProcess) -> AsyncIterator[Web]:
 
 @contextlib.asynccontextmanager
 async def controller(
-    agent: AgentProcess, sockets: Path, listeners: list[ListenerConfig], *, slots: int = 2
+    agent: AgentProcess,
+    sockets: Path,
+    listeners: list[ListenerConfig],
+    *,
+    slots: int = 2,
+    http_bind: str = "",
 ) -> AsyncIterator[HaproxyController]:
-    options = HaproxyOptions(str(sockets / "haproxy.cfg"), str(sockets / "admin.sock"), HAPROXY, slots=slots)
+    options = HaproxyOptions(
+        str(sockets / "haproxy.cfg"), str(sockets / "admin.sock"), HAPROXY, slots=slots, http_bind=http_bind
+    )
     async with ApiClient(agent.address) as api:
         ctl = HaproxyController(ProxyConfig(listeners=listeners), api, options, wait="10s")
         await ctl.start()
@@ -197,3 +206,67 @@ async def test_no_tcp_listener_is_a_start_error(dev_agent: AgentProcess, sockets
     with pytest.raises(StartError, match="no TCP listener"):
         async with controller(dev_agent, sockets, [udp]):
             pass
+
+
+async def get(port: int, host: str, path: str) -> tuple[int, str]:
+    """One HTTP/1.1 request with ``host`` and ``path`` on a new connection: status and body."""
+    async with asyncio.timeout(5.0):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            data = await reader.read(-1)
+        finally:
+            writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode()
+
+
+@needs_haproxy
+async def test_http_routes_by_urlprefix_tags_and_a_new_route_reloads_without_a_failed_request(
+    dev_agent: AgentProcess, sockets: Path, web: Web
+) -> None:
+    tcp = ListenerConfig("hxweb", "127.0.0.1", free_port())
+    http_port = free_port()
+    p1 = await web.start("w1", tags=["urlprefix-/web"])
+    await web.start("a1", "hxapi", ["urlprefix-example.com/api", "urlprefix-/api/v2"])
+    async with controller(dev_agent, sockets, [tcp], http_bind=f"127.0.0.1:{http_port}") as ctl:
+        await until(ctl, backend_name(tcp), {p1: 1})
+        assert [r.tag for r in ctl.routes] == [
+            "urlprefix-example.com/api",
+            "urlprefix-/api/v2",
+            "urlprefix-/web",
+        ]
+        for route in ctl.routes:
+            await until(ctl, route.backend, {p1: 1} if route.service == "hxweb" else {web.ports["a1"]: 1})
+        assert await get(http_port, "Example.com:80", "/api/x") == (200, "a1")
+        assert await get(http_port, "other.org", "/api/v2/y") == (200, "a1")
+        assert await get(http_port, "other.org", "/web/") == (200, "w1")
+        assert (await get(http_port, "other.org", "/api/x"))[0] == 404
+        pid = await ctl.runtime.worker_pid()
+        failures: list[str] = []
+        done = asyncio.Event()
+
+        async def load() -> None:
+            for _ in range(20_000):  # bounded; stopped by ``done`` long before
+                if done.is_set():
+                    return
+                try:
+                    assert await fetch(tcp.port) == "w1"
+                    assert await get(http_port, "example.com", "/api") == (200, "a1")
+                except (OSError, TimeoutError, AssertionError) as exc:
+                    failures.append(repr(exc))
+
+        workers = [asyncio.create_task(load()) for _ in range(4)]
+        try:
+            await web.start("n1", "hxnew", ["urlprefix-/new"])
+            for _ in range(200):  # at most 10s
+                if ctl.reloads and (await get(http_port, "x", "/new"))[1] == "n1":
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)  # traffic through the new worker too
+        finally:
+            done.set()
+            await asyncio.gather(*workers)
+        assert ctl.reloads == 1
+        assert await ctl.runtime.worker_pid() != pid
+        assert failures == []

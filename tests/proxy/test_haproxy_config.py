@@ -10,6 +10,7 @@ import pytest
 
 from waypost.proxy.config import ListenerConfig
 from waypost.proxy.haproxy_config import HaproxySettings, backend_name, render
+from waypost.proxy.haproxy_routes import Route
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 needs_haproxy = pytest.mark.skipif(not Path(HAPROXY).exists(), reason="haproxy is not installed")
@@ -43,9 +44,24 @@ def test_udp_listeners_and_zero_slots_are_refused() -> None:
         render([WEB], HaproxySettings("/s", slots=0))
 
 
+def test_the_http_frontend_and_a_backend_per_route_only_with_an_http_bind() -> None:
+    route = Route("web", "example.com", "/api")
+    assert "f_http" not in render([WEB], HaproxySettings("/s"), [route])
+    text = render([WEB], HaproxySettings("/s", http_bind="127.0.0.1:9200"), [route])
+    assert "frontend f_http\n    mode http\n    bind 127.0.0.1:9200" in text
+    assert f"backend {route.backend}\n    mode http" in text
+
+
+def test_servers_state_is_loaded_from_the_file_saved_before_a_reload() -> None:
+    text = render([WEB], HaproxySettings("/run/h.sock"))
+    assert "    server-state-file /run/h.sock.state" in text
+    assert "    load-server-state-from-file global" in text
+
+
 @needs_haproxy
 def test_haproxy_accepts_the_file(tmp_path: Path) -> None:
     cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text(render([WEB, API], HaproxySettings(str(tmp_path / "admin.sock"))))
+    settings = HaproxySettings(str(tmp_path / "admin.sock"), http_bind="127.0.0.1:9200")
+    cfg.write_text(render([WEB, API], settings, [Route("web", "example.com", "/api"), Route("api", "", "/")]))
     done = subprocess.run([HAPROXY, "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -32,6 +32,7 @@ Usage: waypost proxy [options]
   its configuration to that path and applies every catalog change through the runtime
   API on -haproxy-socket, reloading (master CLI on <socket>.master) only when the
   listener set changes. -haproxy-bin starts HAProxy too (master-worker) and stops it.
+  -haproxy-http adds an HTTP frontend routing by Fabio-style tags (urlprefix-host/path).
 
       $ waypost proxy -config proxy.hcl -haproxy /run/haproxy.cfg \\
           -haproxy-socket /run/haproxy.sock -haproxy-bin /usr/sbin/haproxy
@@ -52,6 +53,7 @@ def _flags() -> FlagSet:
     flags.string("haproxy", "", "Drive a real HAProxy: the haproxy.cfg path waypost writes.", "path")
     flags.string("haproxy-socket", "", "HAProxy's admin socket (runtime API), with -haproxy.", "path")
     flags.string("haproxy-bin", "", "Start this HAProxy binary (master-worker), with -haproxy.", "path")
+    flags.string("haproxy-http", "", "ip:port of an HTTP frontend routing by urlprefix- tags, with -haproxy.")
     return flags
 
 
@@ -70,13 +72,18 @@ def _config(parsed: Parsed) -> ProxyConfig:
 
 def _haproxy(parsed: Parsed) -> HaproxyOptions | None:
     if not parsed.string("haproxy"):
-        if parsed.string("haproxy-socket") or parsed.string("haproxy-bin"):
-            raise ConfigError("-haproxy-socket and -haproxy-bin need -haproxy")
+        if any(parsed.string(f"haproxy-{name}") for name in ("socket", "bin", "http")):
+            raise ConfigError("-haproxy-socket, -haproxy-bin and -haproxy-http need -haproxy")
         return None
     if not parsed.string("haproxy-socket"):
         raise ConfigError("-haproxy needs -haproxy-socket (HAProxy's admin socket)")
+    if parsed.string("haproxy-http"):
+        split_hostport(parsed.string("haproxy-http"), "-haproxy-http")
     return HaproxyOptions(
-        parsed.string("haproxy"), parsed.string("haproxy-socket"), parsed.string("haproxy-bin")
+        parsed.string("haproxy"),
+        parsed.string("haproxy-socket"),
+        parsed.string("haproxy-bin"),
+        http_bind=parsed.string("haproxy-http"),
     )
 
 

@@ -22,10 +22,12 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from waypost.client import ApiClient
+from waypost.client import ApiClient, ApiError
 from waypost.proxy.config import ProxyConfig
 from waypost.proxy.haproxy_config import HaproxySettings, backend_name, render
+from waypost.proxy.haproxy_routes import Route, routes_of
 from waypost.proxy.haproxy_runtime import HaproxyError, MasterClient, RuntimeClient, ServerState
 from waypost.proxy.runner import StartError
 from waypost.proxy.upstreams import Selector, Upstream, UpstreamUpdate, UpstreamWatcher
@@ -48,6 +50,8 @@ class HaproxyOptions:
     binary: str = ""
     """When set, waypost starts HAProxy itself (master-worker) and stops it on exit."""
     slots: int = 16
+    http_bind: str = ""
+    """ip:port of an HTTP frontend routing by the catalog's ``urlprefix-`` tags."""
 
     @property
     def master_socket(self) -> str:
@@ -119,24 +123,31 @@ def plan(backend: str, servers: Sequence[ServerState], upstreams: Sequence[Upstr
 
 
 class HaproxyController:
-    """HAProxy in front of the file's TCP listeners; ``start``/``close`` as ``Proxy``'s."""
+    """HAProxy in front of the file's TCP listeners (and, with ``http_bind``, the HTTP
+    frontend of the catalog's ``urlprefix-`` routes); ``start``/``close`` as ``Proxy``'s."""
 
     status_server = None  # HAProxy has its own stats; the command reads this as Proxy's
 
     def __init__(
         self, config: ProxyConfig, api: ApiClient, options: HaproxyOptions, *, wait: str = "5m"
     ) -> None:
+        self.api = api
+        self.wait = wait
         self.options = options
         self.listeners = [item for item in config.listeners if item.protocol == "tcp"]
-        self.settings = HaproxySettings(options.admin_socket, slots=options.slots)
+        self.settings = HaproxySettings(
+            options.admin_socket, slots=options.slots, http_bind=options.http_bind
+        )
         self.runtime = RuntimeClient(options.admin_socket)
         self.master = MasterClient(options.master_socket)
         self.watcher = UpstreamWatcher(api, wait=wait)
+        self.routes: list[Route] = []
+        self.reloads = 0
         self._backends: dict[Selector, list[str]] = {}
         self._desired: dict[str, tuple[Upstream, ...]] = {}
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._process: asyncio.subprocess.Process | None = None
         for item in config.listeners:
             if item.protocol != "tcp":
@@ -145,15 +156,16 @@ class HaproxyController:
             log.info("with -haproxy, listeners come from the -config file only")
 
     async def start(self) -> None:
-        if not self.listeners:
-            raise StartError("-haproxy: no TCP listener in the -config file")
-        text = render(self.listeners, self.settings)
+        if not self.listeners and not self.options.http_bind:
+            raise StartError("-haproxy: no TCP listener in the -config file and no -haproxy-http")
         try:
-            changed = _read(self.options.config_path) != text
-            if changed:
-                _write(self.options.config_path, text)
+            if self.options.http_bind:
+                self.routes = await self._read_routes()
+            changed = self._write_file()
         except OSError as exc:
             raise StartError(f"-haproxy: {self.options.config_path}: {exc.strerror}") from None
+        except ApiError as exc:
+            raise StartError(f"-haproxy-http: cannot read the catalog's services: {exc}") from None
         try:
             if self.options.binary:
                 await self._spawn()
@@ -162,13 +174,69 @@ class HaproxyController:
         except (OSError, TimeoutError, HaproxyError) as exc:
             await self.close()
             raise StartError(f"-haproxy: {exc}") from None
-        for listener in self.listeners:
-            selector = Selector.of(listener)
-            self._backends.setdefault(selector, []).append(backend_name(listener))
         self.watcher.on_update(self._apply)
-        for selector in self._backends:
+        self._follow(self._selectors())
+        self._tasks.append(asyncio.create_task(self._converge(), name="haproxy runtime"))
+        if self.options.http_bind:
+            self._tasks.append(asyncio.create_task(self._follow_routes(), name="haproxy routes"))
+
+    def _selectors(self) -> dict[Selector, list[str]]:
+        """Each upstream query and the backends it feeds, for the listeners and routes in force."""
+        out: dict[Selector, list[str]] = {}
+        for listener in self.listeners:
+            out.setdefault(Selector.of(listener), []).append(backend_name(listener))
+        for route in self.routes:
+            out.setdefault(Selector(route.service, (route.tag,)), []).append(route.backend)
+        return out
+
+    def _follow(self, wanted: dict[Selector, list[str]]) -> None:
+        old, self._backends = self._backends, wanted
+        for selector in wanted.keys() - old.keys():
             self.watcher.watch(selector)
-        self._task = asyncio.create_task(self._converge(), name="haproxy runtime")
+        for selector in old.keys() - wanted.keys():
+            self.watcher.release(selector)
+        live = {b for names in wanted.values() for b in names}
+        for backend in set(self._desired) - live:
+            del self._desired[backend]
+        self._dirty &= live
+        for selector in wanted:
+            current = self.watcher.current(selector)
+            if current is not None:
+                self._apply(current)
+
+    def _write_file(self) -> bool:
+        """Write the file for the listeners and routes in force; whether it changed."""
+        text = render(self.listeners, self.settings, self.routes)
+        if _read(self.options.config_path) == text:
+            return False
+        _write(self.options.config_path, text)
+        return True
+
+    async def _read_routes(self) -> list[Route]:
+        return self._routes_in((await self.api.get("/v1/catalog/services")).json())
+
+    def _routes_in(self, services: Any) -> list[Route]:
+        routes, problems = routes_of(services if isinstance(services, dict) else {})
+        for problem in problems:
+            log.warning("haproxy: route left out: %s", problem)
+        return routes
+
+    async def _follow_routes(self) -> None:
+        """A new route set is a new file and a reload; members stay with the runtime API."""
+        async for resp in self.api.watch("/v1/catalog/services", wait=self.wait):
+            routes = self._routes_in(resp.json())
+            if routes == self.routes:
+                continue
+            self.routes = routes
+            self._write_file()
+            while True:
+                try:
+                    await self._reload()
+                    break
+                except (OSError, TimeoutError, HaproxyError) as exc:
+                    log.warning("haproxy: reload for new routes failed: %s; retrying", exc)
+                    await asyncio.sleep(RETRY_DELAY)
+            self._follow(self._selectors())
 
     async def _spawn(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -179,10 +247,16 @@ class HaproxyController:
         await self._wait_for_worker(0)
 
     async def _reload(self) -> None:
+        """Save the servers' state where the new worker loads it, so no slot starts empty,
+        then reload; the old worker finishes its connections."""
         before = await self.runtime.worker_pid()
+        _write(self.settings.state_file, await self.runtime.raw("show servers state"))
         await self.master.reload()
         await self._wait_for_worker(before)
-        log.info("haproxy: reloaded for a new listener set")
+        self.reloads += 1
+        self._dirty |= set(self._desired)
+        self._wake.set()
+        log.info("haproxy: reloaded for a new listener or route set")
 
     async def _wait_for_worker(self, old_pid: int) -> None:
         """Until a worker other than ``old_pid`` answers on the admin socket."""
@@ -216,7 +290,7 @@ class HaproxyController:
 
     async def _sync(self, backend: str) -> None:
         servers = await self.runtime.servers(backend)
-        for command in plan(backend, servers, self._desired[backend]):
+        for command in plan(backend, servers, self._desired.get(backend, ())):
             try:
                 await self.runtime.run(command)
             except HaproxyError as exc:
@@ -225,9 +299,10 @@ class HaproxyController:
                 log.debug("haproxy: %s (kept for the next round)", exc)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.watcher.close()
         process, self._process = self._process, None
         if process is not None and process.returncode is None:

@@ -201,9 +201,29 @@ async def test_a_running_haproxy_reloads_only_for_a_new_listener_set(
                 await more.close()
 
 
+@needs_haproxy
+async def test_a_haproxy_that_dies_is_started_again_with_its_slots_filled(
+    dev_agent: AgentProcess, sockets: Path, web: Web
+) -> None:
+    listener = ListenerConfig("hxweb", "127.0.0.1", free_port())
+    port = await web.start("w1")
+    async with controller(dev_agent, sockets, [listener]) as ctl:
+        await until(ctl, backend_name(listener), {port: 1})
+        process = ctl._process
+        assert process is not None
+        process.kill()
+        for _ in range(200):  # at most 10s
+            with contextlib.suppress(OSError, ConnectionError, TimeoutError):
+                if ctl._process is not process and await fetch(listener.port) == "w1":
+                    break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("haproxy was not started again")
+
+
 async def test_no_tcp_listener_is_a_start_error(dev_agent: AgentProcess, sockets: Path) -> None:
     udp = ListenerConfig("dns", "127.0.0.1", free_port(), protocol="udp")
-    with pytest.raises(StartError, match="no TCP listener"):
+    with pytest.raises(StartError, match="no TCP listener in the -config file and no -haproxy-http"):
         async with controller(dev_agent, sockets, [udp]):
             pass
 

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from waypost.client import ApiClient, ApiError
+from waypost.client import ApiClient, ApiError, Backoff
 from waypost.proxy.config import ProxyConfig
 from waypost.proxy.haproxy_config import HaproxySettings, backend_name, render
 from waypost.proxy.haproxy_routes import Route, routes_of
@@ -179,6 +179,8 @@ class HaproxyController:
         self._tasks.append(asyncio.create_task(self._converge(), name="haproxy runtime"))
         if self.options.http_bind:
             self._tasks.append(asyncio.create_task(self._follow_routes(), name="haproxy routes"))
+        if self._process is not None:
+            self._tasks.append(asyncio.create_task(self._supervise(), name="haproxy process"))
 
     def _selectors(self) -> dict[Selector, list[str]]:
         """Each upstream query and the backends it feeds, for the listeners and routes in force."""
@@ -223,20 +225,42 @@ class HaproxyController:
 
     async def _follow_routes(self) -> None:
         """A new route set is a new file and a reload; members stay with the runtime API."""
-        async for resp in self.api.watch("/v1/catalog/services", wait=self.wait):
-            routes = self._routes_in(resp.json())
-            if routes == self.routes:
+        while True:
+            try:
+                async for resp in self.api.watch("/v1/catalog/services", wait=self.wait):
+                    routes = self._routes_in(resp.json())
+                    if routes != self.routes:
+                        self.routes = routes
+                        await self._rewrite()
+            except ApiError as exc:  # an ACL denial may be lifted: keep asking, slowly
+                log.error("haproxy: the agent refused the services query: %s; retrying", exc.message)
+                await asyncio.sleep(Backoff().maximum)
+
+    async def _rewrite(self) -> None:
+        while True:
+            try:
+                self._write_file()
+                await self._reload()
+                break
+            except (OSError, TimeoutError, HaproxyError) as exc:
+                log.warning("haproxy: reload for a new route set failed: %s; retrying", exc)
+                await asyncio.sleep(RETRY_DELAY)
+        self._follow(self._selectors())
+
+    async def _supervise(self) -> None:
+        """A HAProxy started here that exits is started again on the file as written, and its
+        slots are filled afresh: the listeners come back without waypost being restarted."""
+        while self._process is not None:
+            status = await self._process.wait()
+            log.error("haproxy: exited with status %d; starting it again", status)
+            await asyncio.sleep(RETRY_DELAY)
+            try:
+                await self._spawn()
+            except (OSError, TimeoutError, HaproxyError) as exc:
+                log.error("haproxy: cannot start it: %s", exc)
                 continue
-            self.routes = routes
-            self._write_file()
-            while True:
-                try:
-                    await self._reload()
-                    break
-                except (OSError, TimeoutError, HaproxyError) as exc:
-                    log.warning("haproxy: reload for new routes failed: %s; retrying", exc)
-                    await asyncio.sleep(RETRY_DELAY)
-            self._follow(self._selectors())
+            self._dirty |= set(self._desired)
+            self._wake.set()
 
     async def _spawn(self) -> None:
         with contextlib.suppress(FileNotFoundError):

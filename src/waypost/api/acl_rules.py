@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from waypost.acl.resolve import ANONYMOUS_ID
 from waypost.api.common import HTTPError, decode_json, json_response
 from waypost.api.http import Request, Response
 
@@ -43,16 +44,14 @@ class Need(NamedTuple):
 
 OPEN = Need(None)
 
-ANONYMOUS = "00000000-0000-0000-0000-000000000002"
-
 
 def denied(authz: Authorizer, kind: str, need: str, name: str | None = None) -> HTTPError:
     """Consul's ``PermissionDeniedError`` text."""
-    who = "anonymous token" if authz.accessor == ANONYMOUS else f"token with AccessorID '{authz.accessor}'"
+    who = "anonymous token" if authz.accessor == ANONYMOUS_ID else f"token with AccessorID '{authz.accessor}'"
     message = f"Permission denied: {who} lacks permission '{kind}:{need}'"
     if name is not None:
         message += f' on "{name}"'
-    if authz.accessor == ANONYMOUS:
+    if authz.accessor == ANONYMOUS_ID:
         message += ". The anonymous token is used implicitly when a request does not specify a token."
     return HTTPError(403, message)
 

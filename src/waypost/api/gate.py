@@ -17,6 +17,7 @@ import msgspec
 
 from waypost.acl.authorizer import Authorizer
 from waypost.acl.resolve import Resolver
+from waypost.api.acl import NOT_FOUND
 from waypost.api.acl_rules import Filter, Need
 from waypost.api.common import HTTPError, encode_json
 from waypost.api.http import Request, Response
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Gate", "request_secret"]
 
-NOT_FOUND = "ACL not found"
 _FILTERED = ("X-Consul-Results-Filtered-By-ACLs", "true")
 _MEMO = 1024
 

@@ -15,7 +15,7 @@ import pytest
 from http_backends import Backend, fetch
 from waypost.client import ApiClient
 from waypost.proxy.config import ListenerConfig, ProxyConfig
-from waypost.proxy.haproxy import HaproxyController, HaproxyOptions, plan
+from waypost.proxy.haproxy import HaproxyController, HaproxyOptions, addressable, plan
 from waypost.proxy.haproxy_config import backend_name
 from waypost.proxy.haproxy_runtime import ServerState
 from waypost.proxy.runner import StartError
@@ -80,6 +80,19 @@ def test_more_instances_than_slots_become_dynamic_servers_deleted_once_idle() ->
 
 def test_a_drained_or_maintained_instance_that_is_wanted_again_goes_ready() -> None:
     assert plan(B, [_slot("s1", 8001, admin=4 | 8)], [_up(8001)]) == ["set server b_web/s1 state ready"]
+
+
+def test_instances_without_an_ip_address_are_left_out() -> None:
+    named = Upstream("web.example.com", 80, 1, "n1", "web-1")
+    empty = Upstream("", 80, 1, "n1", "web-2")
+    assert addressable([_up(8001), named, empty, Upstream("::1", 80, 1, "n1", "v6")]) == (
+        (_up(8001), Upstream("::1", 80, 1, "n1", "v6")),
+        [named, empty],
+    )
+    assert (
+        plan(B, [_slot("s1")], [Upstream("::1", 80, 2, "n1", "v6")])[0]
+        == "set server b_web/s1 addr ::1 port 80"
+    )
 
 
 @pytest.fixture

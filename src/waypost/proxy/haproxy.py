@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 from collections.abc import Sequence
@@ -32,7 +33,7 @@ from waypost.proxy.haproxy_runtime import HaproxyError, MasterClient, RuntimeCli
 from waypost.proxy.runner import StartError
 from waypost.proxy.upstreams import Selector, Upstream, UpstreamUpdate, UpstreamWatcher
 
-__all__ = ["MAX_WEIGHT", "HaproxyController", "HaproxyOptions", "plan"]
+__all__ = ["MAX_WEIGHT", "HaproxyController", "HaproxyOptions", "addressable", "plan"]
 
 log = logging.getLogger("waypost.proxy")
 
@@ -57,6 +58,20 @@ class HaproxyOptions:
     def master_socket(self) -> str:
         """The master CLI's socket: the admin socket's path with ``.master`` appended."""
         return self.admin_socket + ".master"
+
+
+def addressable(upstreams: Sequence[Upstream]) -> tuple[tuple[Upstream, ...], list[Upstream]]:
+    """The instances HAProxy can be pointed at (an IP address), and the others (a host name,
+    or no address at all), which ``set server ... addr`` would refuse."""
+    usable, named = [], []
+    for up in upstreams:
+        try:
+            ipaddress.ip_address(up.address)
+        except ValueError:
+            named.append(up)
+            continue
+        usable.append(up)
+    return tuple(usable), named
 
 
 def _wanted(upstreams: Sequence[Upstream]) -> dict[str, int]:
@@ -294,8 +309,13 @@ class HaproxyController:
                 await asyncio.sleep(0.05)
 
     def _apply(self, update: UpstreamUpdate) -> None:
+        usable, named = addressable(update.upstreams)
+        if named:
+            addresses = ", ".join(sorted({up.address or "(empty)" for up in named}))
+            log.warning("service %r: %s not an IP address, which HAProxy's runtime API needs; left out",
+                        update.service, addresses)  # fmt: skip
         for backend in self._backends.get(update.selector, ()):
-            self._desired[backend] = update.upstreams
+            self._desired[backend] = usable
             self._dirty.add(backend)
         self._wake.set()
 
@@ -304,12 +324,16 @@ class HaproxyController:
             await self._wake.wait()
             self._wake.clear()
             while self._dirty:
-                backend = self._dirty.pop()
-                try:
-                    await self._sync(backend)
-                except (OSError, TimeoutError, HaproxyError) as exc:
-                    log.warning("haproxy: backend %s: %s; retrying", backend, exc)
-                    self._dirty.add(backend)
+                batch, self._dirty = self._dirty, set()
+                failed = set()
+                for backend in sorted(batch):  # one failing backend never holds up the others
+                    try:
+                        await self._sync(backend)
+                    except (OSError, TimeoutError, HaproxyError) as exc:
+                        log.warning("haproxy: backend %s: %s; retrying", backend, exc)
+                        failed.add(backend)
+                if failed:
+                    self._dirty |= failed
                     await asyncio.sleep(RETRY_DELAY)
 
     async def _sync(self, backend: str) -> None:

@@ -38,6 +38,22 @@ class Caller:
         headers: dict[str, str] | None = None,
     ) -> tuple[int, Any, dict[str, str]]:
         data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+        status, raw, got = self.raw(method, path, data, token, headers)
+        try:
+            value = json.loads(raw) if raw else None
+        except ValueError:
+            value = raw.decode(errors="replace")
+        return status, value, got
+
+    def raw(
+        self,
+        method: str,
+        path: str,
+        data: bytes | None,
+        token: str | None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """(status, body bytes, headers), whatever the status."""
         req = urllib.request.Request(self.agent.url + path, data=data, method=method)
         if token is not None:
             req.add_header("X-Consul-Token", token)
@@ -45,14 +61,9 @@ class Caller:
             req.add_header(name, value)
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
-                status, raw, got = resp.status, resp.read(), dict(resp.headers.items())
+                return resp.status, resp.read(), dict(resp.headers.items())
         except urllib.error.HTTPError as err:
-            status, raw, got = err.code, err.read(), dict(err.headers.items())
-        try:
-            value = json.loads(raw) if raw else None
-        except ValueError:
-            value = raw.decode(errors="replace")
-        return status, value, got
+            return err.code, err.read(), dict(err.headers.items())
 
     def ok(self, method: str, path: str, body: Any = None, token: str | None = ROOT) -> Any:
         status, value, _ = self(method, path, body, token)

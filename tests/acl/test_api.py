@@ -224,3 +224,12 @@ def test_kv_lists_are_filtered_and_a_fully_filtered_recurse_is_404(call: Caller)
 
 def test_reads_report_the_default_policy(call: Caller) -> None:
     assert call("GET", "/v1/catalog/nodes")[2]["X-Consul-Default-Acl-Policy"] == "deny"
+
+
+def test_acl_data_is_in_snapshots(call: Caller) -> None:
+    policy = call.ok("PUT", "/v1/acl/policy", {"Name": "kept", "Rules": 'key "kept" { policy = "read" }'})
+    status, archive, _ = call.raw("GET", "/v1/snapshot", None, ROOT)
+    assert status == 200
+    call.ok("DELETE", f"/v1/acl/policy/{policy['ID']}")
+    assert call.raw("PUT", "/v1/snapshot", archive, ROOT)[0] == 200
+    assert call.ok("GET", "/v1/acl/policy/name/kept")["ID"] == policy["ID"]

@@ -233,3 +233,19 @@ def test_acl_data_is_in_snapshots(call: Caller) -> None:
     call.ok("DELETE", f"/v1/acl/policy/{policy['ID']}")
     assert call.raw("PUT", "/v1/snapshot", archive, ROOT)[0] == 200
     assert call.ok("GET", "/v1/acl/policy/name/kept")["ID"] == policy["ID"]
+
+
+def test_links_show_current_names_and_drop_deleted_policies(call: Caller) -> None:
+    policy = call.ok("PUT", "/v1/acl/policy", {"Name": "before"})
+    kept = call.ok("PUT", "/v1/acl/policy", {"Name": "kept-link"})
+    role = call.ok("PUT", "/v1/acl/role", {"Name": "linking", "Policies": [{"ID": policy["ID"]}]})
+    links = [{"ID": policy["ID"]}, {"ID": kept["ID"]}]
+    token = call.ok("PUT", "/v1/acl/token", {"Policies": links})
+    call.ok("PUT", f"/v1/acl/policy/{policy['ID']}", {"Name": "after"})
+    read = call.ok("GET", f"/v1/acl/token/{token['AccessorID']}")
+    assert [p["Name"] for p in read["Policies"]] == ["after", "kept-link"]
+    assert call.ok("GET", f"/v1/acl/role/{role['ID']}")["Policies"][0]["Name"] == "after"
+    call.ok("DELETE", f"/v1/acl/policy/{policy['ID']}")
+    read = call.ok("GET", f"/v1/acl/token/{token['AccessorID']}")
+    assert read["Policies"] == [{"ID": kept["ID"], "Name": "kept-link"}]
+    assert "Policies" not in call.ok("GET", f"/v1/acl/role/{role['ID']}")

@@ -64,8 +64,21 @@ def _invalid(what: str, message: str) -> HTTPError:
     return HTTPError(400, f"Invalid {what}: {message}")
 
 
-def token_json(token: ACLToken, *, stub: bool = False, hide_secret: bool = False) -> dict[str, Any]:
+def _fresh(links: list[ACLLink] | None, records: dict[str, Any]) -> list[ACLLink] | None:
+    """Links as Consul shows them: a deleted policy's or role's dropped, renamed ones renamed."""
+    if not links:
+        return links
+    return [ACLLink(ID=link.ID, Name=records[link.ID].Name) for link in links if link.ID in records]
+
+
+def token_json(
+    app: ApiApp, token: ACLToken, *, stub: bool = False, hide_secret: bool = False
+) -> dict[str, Any]:
     """Consul's ACLToken (or its list stub), empty lists and times left out as Go's omitempty."""
+    idx = app.state.indexes
+    token = msgspec.structs.replace(
+        token, Policies=_fresh(token.Policies, idx.acl_policies), Roles=_fresh(token.Roles, idx.acl_roles)
+    )
     out: dict[str, Any] = {
         "AccessorID": token.AccessorID,
         "SecretID": token.SecretID,
@@ -89,7 +102,11 @@ def token_json(token: ACLToken, *, stub: bool = False, hide_secret: bool = False
     return out
 
 
-def _named_json(record: ACLPolicy | ACLRole, *, stub: bool = False) -> dict[str, Any]:
+def _named_json(app: ApiApp, record: ACLPolicy | ACLRole, *, stub: bool = False) -> dict[str, Any]:
+    if isinstance(record, ACLRole):
+        record = msgspec.structs.replace(
+            record, Policies=_fresh(record.Policies, app.state.indexes.acl_policies)
+        )
     out: dict[str, Any] = {
         k: v
         for k, v in msgspec.structs.asdict(record).items()
@@ -183,7 +200,7 @@ async def bootstrap(app: ApiApp, req: Request) -> Response:
     result = await acl_ops.bootstrap(app.state)
     if isinstance(result, int):
         raise HTTPError(403, f"Permission denied: ACL bootstrap no longer allowed (reset index: {result})")
-    return json_response(token_json(result))
+    return json_response(token_json(app, result))
 
 
 def _token(app: ApiApp, accessor: str) -> ACLToken:
@@ -206,7 +223,9 @@ async def token_by_id(app: ApiApp, req: Request) -> Response:
         return await _token_clone(app, req, _token(app, accessor))
     if req.method == "GET":
         token = _token(app, accessor)
-        return json_response(token_json(token, hide_secret=not _gate(app).permits(app, req, "acl", "write")))
+        return json_response(
+            token_json(app, token, hide_secret=not _gate(app).permits(app, req, "acl", "write"))
+        )
     if req.method == "DELETE":
         token = _token(app, accessor)
         if token.AccessorID == ANONYMOUS_ID:
@@ -222,7 +241,7 @@ def token_self(app: ApiApp, req: Request) -> Response:
     token = _gate(app).token(app, req)
     if token is None:
         raise HTTPError(403, NOT_FOUND)
-    return json_response(token_json(token))
+    return json_response(token_json(app, token))
 
 
 async def _token_write(app: ApiApp, req: Request, accessor: str | None) -> Response:
@@ -254,7 +273,7 @@ async def _token_write(app: ApiApp, req: Request, accessor: str | None) -> Respo
         **links,
     )
     token.Hash = acl_ops.content_hash(token)
-    return json_response(token_json(await _guarded(acl_ops.set_token(app.state, token))))
+    return json_response(token_json(app, await _guarded(acl_ops.set_token(app.state, token))))
 
 
 def _check_uuid(value: str, field: str) -> None:
@@ -278,14 +297,14 @@ async def _token_clone(app: ApiApp, req: Request, source: ACLToken) -> Response:
         ),
         CreateTime=acl_ops.now_rfc3339(),
     )
-    return json_response(token_json(await _guarded(acl_ops.set_token(app.state, clone))))
+    return json_response(token_json(app, await _guarded(acl_ops.set_token(app.state, clone))))
 
 
 def token_list(app: ApiApp, req: Request) -> Response:
     policy, role = req.arg("policy"), req.arg("role")
     hide = not _gate(app).permits(app, req, "acl", "write")
     rows = [
-        token_json(t, stub=True, hide_secret=hide)
+        token_json(app, t, stub=True, hide_secret=hide)
         for t in sorted(app.state.indexes.acl_tokens.values(), key=lambda t: t.CreateIndex)
         if (not policy or any(policy == p.ID for p in t.Policies or ()))
         and (not role or any(role == r.ID for r in t.Roles or ()))
@@ -352,13 +371,13 @@ async def _policy_write(app: ApiApp, policy_id: str, fields: dict[str, Any]) -> 
         Datacenters=typed(fields.get("Datacenters"), list[str] | None, "Datacenters", "Invalid Policy"),
     )
     policy.Hash = acl_ops.content_hash(policy)
-    return json_response(_named_json(await _guarded(acl_ops.set_policy(app.state, policy))))
+    return json_response(_named_json(app, await _guarded(acl_ops.set_policy(app.state, policy))))
 
 
 async def policy_by_id(app: ApiApp, req: Request) -> Response:
     policy = _named(app, "acl_policies", by_id=req.param)
     if req.method == "GET":
-        return json_response(_named_json(policy))
+        return json_response(_named_json(app, policy))
     if req.method == "DELETE":
         if policy.ID == MANAGEMENT_ID:
             raise _invalid("Policy", "Deletion of the builtin global-management policy is not permitted")
@@ -371,12 +390,12 @@ async def policy_by_id(app: ApiApp, req: Request) -> Response:
 
 
 def policy_by_name(app: ApiApp, req: Request) -> Response:
-    return json_response(_named_json(_named(app, "acl_policies", by_name=req.param)))
+    return json_response(_named_json(app, _named(app, "acl_policies", by_name=req.param)))
 
 
 def policy_list(app: ApiApp, req: Request) -> Response:
     rows = sorted(app.state.indexes.acl_policies.values(), key=lambda p: p.CreateIndex)
-    return json_response([_named_json(p, stub=True) for p in rows])
+    return json_response([_named_json(app, p, stub=True) for p in rows])
 
 
 def _role_fields(app: ApiApp, req: Request) -> dict[str, Any]:
@@ -404,7 +423,7 @@ async def _role_write(app: ApiApp, role_id: str, fields: dict[str, Any]) -> Resp
     description = typed(fields.pop("Description"), str, "Description", "Invalid Role")
     role = ACLRole(ID=role_id, Description=description, **fields)
     role.Hash = acl_ops.content_hash(role)
-    return json_response(_named_json(await _guarded(acl_ops.set_role(app.state, role))))
+    return json_response(_named_json(app, await _guarded(acl_ops.set_role(app.state, role))))
 
 
 async def role_create(app: ApiApp, req: Request) -> Response:
@@ -417,7 +436,7 @@ async def role_create(app: ApiApp, req: Request) -> Response:
 async def role_by_id(app: ApiApp, req: Request) -> Response:
     role = _named(app, "acl_roles", by_id=req.param)
     if req.method == "GET":
-        return json_response(_named_json(role))
+        return json_response(_named_json(app, role))
     if req.method == "DELETE":
         await acl_ops.delete_record(app.state, schema.ACL_ROLES, role.ID)
         return bool_response(True)
@@ -428,12 +447,12 @@ async def role_by_id(app: ApiApp, req: Request) -> Response:
 
 
 def role_by_name(app: ApiApp, req: Request) -> Response:
-    return json_response(_named_json(_named(app, "acl_roles", by_name=req.param)))
+    return json_response(_named_json(app, _named(app, "acl_roles", by_name=req.param)))
 
 
 def role_list(app: ApiApp, req: Request) -> Response:
     rows = sorted(app.state.indexes.acl_roles.values(), key=lambda r: r.CreateIndex)
-    return json_response([_named_json(r) for r in rows])
+    return json_response([_named_json(app, r) for r in rows])
 
 
 def agent_token(app: ApiApp, req: Request) -> Response:

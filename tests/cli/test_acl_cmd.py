@@ -71,3 +71,12 @@ def test_errors_name_what_failed(agent: AgentProcess) -> None:
     code, _, err = acl(agent, "policy", "read")
     assert (code, "Must specify the -id parameter" in err) == (1, True)
     assert acl(agent, "nonsense")[0] == 1
+
+
+def test_set_agent_token(agent: AgentProcess) -> None:
+    code, out, _ = acl(agent, "set-agent-token", "replication", "some-secret")
+    assert (code, out.strip()) == (0, 'ACL token "replication" set successfully')
+    code, _, err = acl(agent, "set-agent-token", "nonsense", "x")
+    assert code == 1
+    assert err.startswith("Failed setting token: Unexpected response code: 404")
+    assert acl(agent, "set-agent-token", "dns")[0] == 1

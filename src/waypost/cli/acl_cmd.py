@@ -374,9 +374,33 @@ def _role_commands() -> dict[str, Subcommand]:
     return commands
 
 
+def _set_agent_token() -> Subcommand:
+    fs = FlagSet(
+        "Usage: waypost acl set-agent-token [options] TYPE TOKEN\n\n"
+        "  Sets one of the agent's tokens: default, agent, agent_recovery, replication, dns\n"
+        "  or config_file_service_registration."
+    )
+
+    def act(opts: Parsed) -> Any:
+        if len(opts.args) != 2:
+            raise UsageError(
+                "Missing TYPE and TOKEN arguments" if len(opts.args) < 2 else "Too many arguments"
+            )
+        kind, secret = opts.args
+        return _call(opts, "PUT", f"/v1/agent/token/{kind}", {"Token": secret})
+
+    body = _action(
+        lambda o: "Failed setting token",
+        act,
+        lambda o, _: ui.output(f'ACL token "{o.args[0]}" set successfully'),
+    )
+    return (lambda a: run_with_flags(fs, a, body), "Assign tokens for the Consul Agent's usage")
+
+
 def run(argv: Sequence[str]) -> int:
     groups: dict[str, Subcommand] = {
         "bootstrap": _bootstrap(),
+        "set-agent-token": _set_agent_token(),
         "token": (
             lambda a: dispatch("acl token", "Manage ACL tokens.", _token_commands(), a),
             "Manage ACL tokens",

@@ -18,7 +18,7 @@ from types import TracebackType
 
 from waypost.testing import AgentProcess
 
-__all__ = ["Backend", "BackendProcess", "agent_index", "fetch", "wait_applied"]
+__all__ = ["Backend", "BackendProcess", "agent_index", "fetch", "get", "wait_applied"]
 
 
 def _answer(name: str) -> bytes:
@@ -72,6 +72,21 @@ async def fetch(port: int, host: str = "127.0.0.1") -> str:
     if not sep or not head.startswith(b"HTTP/1.1 200"):
         raise ConnectionError(f"bad answer: {data[:80]!r}")
     return body.decode()
+
+
+async def get(port: int, host: str, path: str) -> tuple[int, str]:
+    """One GET of ``path`` with ``Host: host`` on a new connection, within 5s: status and body."""
+    async with asyncio.timeout(5.0):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            data = await reader.read(-1)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode()
 
 
 class BackendProcess:

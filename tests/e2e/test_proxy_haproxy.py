@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from http_backends import BackendProcess, fetch
+from http_backends import BackendProcess, fetch, get
 from waypost.proxy.haproxy_runtime import RuntimeClient
 from waypost.testing import AgentProcess, free_port
 
@@ -76,7 +76,7 @@ def backends(dev_agent: AgentProcess) -> Iterator[dict[str, BackendProcess]]:
 
 
 @contextlib.contextmanager
-def haproxy_proxy(agent: AgentProcess, port: int) -> Iterator[RuntimeClient]:
+def haproxy_proxy(agent: AgentProcess, port: int, http: int = 0) -> Iterator[RuntimeClient]:
     """``waypost proxy -haproxy`` with one listener, stopped with SIGTERM (HAProxy with it)."""
     with tempfile.TemporaryDirectory(prefix="wp-hx-") as tmp:
         config = Path(tmp) / "proxy.hcl"
@@ -86,6 +86,7 @@ def haproxy_proxy(agent: AgentProcess, port: int) -> Iterator[RuntimeClient]:
         argv = [sys.executable, "-m", "waypost", "proxy", "-http-addr", agent.address, "-config", str(config),
                 "-haproxy", f"{tmp}/haproxy.cfg", "-haproxy-socket", f"{tmp}/admin.sock",
                 "-haproxy-bin", HAPROXY]  # fmt: skip
+        argv += ["-haproxy-http", f"127.0.0.1:{http}"] if http else []
         with open(Path(tmp) / "proxy.log", "wb") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
             try:
@@ -156,6 +157,27 @@ async def test_a_hundred_changes_under_load_fail_no_request_and_never_reload(
         assert load.errors == []
         assert set(load.ok) == {"h1", "h2", "h3", "h4"}
         assert await runtime.worker_pid() == pid
+
+
+async def test_http_frontend_routes_by_urlprefix_tags(
+    dev_agent: AgentProcess, backends: dict[str, BackendProcess]
+) -> None:
+    h1, h2 = backends["h1"].port, backends["h2"].port
+    _register(dev_agent, "h1", h1)
+    for sid, tag in (("h2", "urlprefix-shop.example/"), ("h3", "urlprefix-/api")):
+        body = {"ID": sid, "Name": f"routed-{sid}", "Port": backends[sid].port, "Tags": [tag]}
+        await asyncio.to_thread(dev_agent.put, "/v1/agent/service/register", body)
+    port, http = free_port(), free_port()
+    try:
+        with haproxy_proxy(dev_agent, port, http) as runtime:
+            await serving(runtime, {h1: 1, h2: 1, backends["h3"].port: 1}, limit=20)
+            assert await fetch(port) == "h1"
+            assert await get(http, "shop.example", "/cart") == (200, "h2")
+            assert await get(http, "other.example", "/api/v1") == (200, "h3")
+            assert (await get(http, "other.example", "/cart"))[0] == 404
+    finally:
+        for sid in ("h2", "h3"):
+            dev_agent.request("PUT", f"/v1/agent/service/deregister/{sid}")
 
 
 @pytest.mark.parametrize(

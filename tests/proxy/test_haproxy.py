@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from http_backends import Backend, fetch
+from http_backends import Backend, fetch, get
 from waypost.client import ApiClient
 from waypost.proxy.config import ListenerConfig, ProxyConfig
 from waypost.proxy.haproxy import HaproxyController, HaproxyOptions, addressable, plan
@@ -239,19 +239,6 @@ async def test_no_tcp_listener_is_a_start_error(dev_agent: AgentProcess, sockets
     with pytest.raises(StartError, match="no TCP listener in the -config file and no -haproxy-http"):
         async with controller(dev_agent, sockets, [udp]):
             pass
-
-
-async def get(port: int, host: str, path: str) -> tuple[int, str]:
-    """One HTTP/1.1 request with ``host`` and ``path`` on a new connection: status and body."""
-    async with asyncio.timeout(5.0):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-            data = await reader.read(-1)
-        finally:
-            writer.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body.decode()
 
 
 @needs_haproxy

@@ -173,14 +173,15 @@ class HaproxyController:
     async def start(self) -> None:
         if not self.listeners and not self.options.http_bind:
             raise StartError("-haproxy: no TCP listener in the -config file and no -haproxy-http")
+        if self.options.http_bind:
+            try:
+                self.routes = self._routes_in((await self.api.get("/v1/catalog/services")).json())
+            except ApiError as exc:  # the routes then come with the first answer, and a reload
+                log.warning("haproxy: cannot read the catalog's services yet: %s", exc)
         try:
-            if self.options.http_bind:
-                self.routes = await self._read_routes()
             changed = self._write_file()
         except OSError as exc:
             raise StartError(f"-haproxy: {self.options.config_path}: {exc.strerror}") from None
-        except ApiError as exc:
-            raise StartError(f"-haproxy-http: cannot read the catalog's services: {exc}") from None
         try:
             if self.options.binary:
                 await self._spawn()
@@ -229,9 +230,6 @@ class HaproxyController:
         _write(self.options.config_path, text)
         return True
 
-    async def _read_routes(self) -> list[Route]:
-        return self._routes_in((await self.api.get("/v1/catalog/services")).json())
-
     def _routes_in(self, services: Any) -> list[Route]:
         routes, problems = routes_of(services if isinstance(services, dict) else {})
         for problem in problems:
@@ -278,8 +276,11 @@ class HaproxyController:
             self._wake.set()
 
     async def _spawn(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.options.master_socket)
+        """HAProxy on the file, from a clean slate: no state of an earlier run is loaded, and
+        no earlier HAProxy's socket is mistaken for the new one's."""
+        for path in (self.options.master_socket, self.options.admin_socket, self.settings.state_file):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
         self._process = await asyncio.create_subprocess_exec(
             self.options.binary, "-W", "-S", self.options.master_socket, "-f", self.options.config_path
         )

@@ -81,6 +81,11 @@ def _body_field(*path: str) -> Name:
     return name
 
 
+def _registered_name(app: ApiApp, req: Request) -> str:
+    """A service definition's name: ``Name``, or ``Service`` as older clients send it."""
+    return _body_field("Name")(app, req) or _body_field("Service")(app, req)
+
+
 def _local_service(app: ApiApp, req: Request) -> str:
     svc = app.agent.local.services.get(req.param)
     return svc.Service if svc is not None else req.param
@@ -306,7 +311,7 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("GET", "/v1/agent/monitor"): AGENT_READ,
     ("GET", "/v1/agent/health/service/name/:name"): need("service", "read", _param),
     ("GET", "/v1/agent/health/service/id/:id"): need("service", "read", _local_service),
-    ("PUT", "/v1/agent/service/register"): need("service", "write", _body_field("Name")),
+    ("PUT", "/v1/agent/service/register"): need("service", "write", _registered_name),
     ("PUT", "/v1/agent/service/deregister/:id"): need("service", "write", _local_service),
     ("PUT", "/v1/agent/service/maintenance/:id"): need("service", "write", _local_service),
     ("PUT", "/v1/agent/maintenance"): need("node", "write", _agent_node),

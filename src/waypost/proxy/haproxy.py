@@ -299,14 +299,19 @@ class HaproxyController:
         log.info("haproxy: reloaded for a new listener or route set")
 
     async def _wait_for_worker(self, old_pid: int) -> None:
-        """Until a worker other than ``old_pid`` answers on the admin socket."""
+        """Until the master's only current worker is a new one and the admin socket answers
+        from it alone: right after a reload both workers may still accept on the shared
+        socket, and a command the old one took would be lost with it."""
         async with asyncio.timeout(START_TIMEOUT):
             while True:
                 if self._process is not None and self._process.returncode is not None:
                     raise HaproxyError(f"haproxy exited with status {self._process.returncode}")
                 with contextlib.suppress(OSError, HaproxyError):
-                    if await self.runtime.worker_pid() != old_pid:
-                        return
+                    workers = await self.master.workers()
+                    if len(workers) == 1 and workers[0] != old_pid:
+                        answers = {await self.runtime.worker_pid() for _ in range(3)}
+                        if answers == {workers[0]}:
+                            return
                 await asyncio.sleep(0.05)
 
     def _apply(self, update: UpstreamUpdate) -> None:

@@ -36,6 +36,8 @@ ACTIONS = frozenset(
 )
 """Events that can change what a container should have registered (podman says ``remove``
 where Docker says ``destroy``)."""
+HEALTH_RECHECKS = (0.25, 1.0, 3.0)
+"""Seconds after a health event at which the container is inspected again."""
 HEALTH_REFRESH = 600.0
 """Seconds between re-assertions of mirrored HEALTHCHECK states without ``-ttl-refresh``."""
 _SIGNALLED = 128
@@ -127,6 +129,8 @@ class Registrator:
                     cid, action = event_action(event)
                     if cid and action in ACTIONS:
                         self.mark(cid)
+                        if action == "health_status":
+                            self._look_again(cid)
                 reason = f"event stream from {self.engine.host} closed"
             except EngineError as exc:
                 reason = str(exc)
@@ -135,6 +139,14 @@ class Registrator:
                 log.warning("%s; reconnecting with back-off", reason)
             failing = True
             await asyncio.sleep(delay)
+
+    def _look_again(self, cid: str) -> None:
+        """podman records a health result (its event) and the state that inspect reads in
+        separate steps, so the inspect right after the event can still show the old status:
+        look again a little later, a bounded number of times."""
+        loop = asyncio.get_running_loop()
+        for delay in HEALTH_RECHECKS:
+            loop.call_later(delay, self.mark, cid)
 
     async def sync(self) -> None:
         """Mark every running container and every one with services on record; with

@@ -13,12 +13,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from types import TracebackType
 
 from waypost.testing import AgentProcess
 
-__all__ = ["Backend", "BackendProcess", "agent_index", "fetch", "get", "wait_applied"]
+__all__ = ["MAX_REQUESTS", "Backend", "BackendProcess", "Load", "agent_index", "fetch", "get", "wait_applied"]
 
 
 def _answer(name: str) -> bytes:
@@ -139,3 +141,25 @@ async def wait_applied(applied: Callable[[], int], agent: AgentProcess, service:
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"the proxy never applied index {want} of {service!r}: at {applied()}")
+
+
+MAX_REQUESTS = 200_000
+"""A load generator's bound: it stops there even if nobody stops it."""
+
+
+@dataclass
+class Load:
+    """Workers fetching through a proxy on ``port`` until stopped, counting answers by
+    backend name and every failed request; never more than MAX_REQUESTS in all."""
+
+    port: int
+    ok: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    stop: bool = False
+
+    async def worker(self) -> None:
+        while not self.stop and self.ok.total() + len(self.errors) < MAX_REQUESTS:
+            try:
+                self.ok[await fetch(self.port)] += 1
+            except (OSError, TimeoutError) as exc:
+                self.errors.append(repr(exc))

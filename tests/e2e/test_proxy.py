@@ -16,35 +16,16 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from http_backends import BackendProcess, agent_index, fetch
+from http_backends import BackendProcess, Load, agent_index, fetch
 from waypost.proxy.status import STATUS_PATH
 from waypost.testing import AgentProcess, free_port
 
 WORKERS = 8
-MAX_REQUESTS = 200_000
-
-
-@dataclass
-class Load:
-    """Workers fetching through the proxy until stopped; never more than MAX_REQUESTS."""
-
-    port: int
-    ok: Counter[str] = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
-    stop: bool = False
-
-    async def worker(self) -> None:
-        while not self.stop and sum(self.ok.values()) + len(self.errors) < MAX_REQUESTS:
-            try:
-                self.ok[await fetch(self.port)] += 1
-            except (OSError, TimeoutError) as exc:
-                self.errors.append(repr(exc))
 
 
 @contextlib.contextmanager

@@ -18,40 +18,22 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from http_backends import BackendProcess, fetch, get
+from http_backends import BackendProcess, Load, fetch, get
 from waypost.proxy.haproxy_runtime import RuntimeClient
 from waypost.testing import AgentProcess, free_port
+
+WITHIN = 1.0
+"""The issue's bound on reflecting a change, as a polling deadline."""
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 pytestmark = pytest.mark.skipif(not Path(HAPROXY).exists(), reason="haproxy is not installed")
 
 SERVICE = "hxe2e"
 WORKERS = 8
-MAX_REQUESTS = 200_000
-WITHIN = 1.0
-"""The issue's bound on reflecting a change, as a polling deadline."""
-
-
-@dataclass
-class Load:
-    """Workers fetching through HAProxy on new connections until stopped; at most MAX_REQUESTS."""
-
-    port: int
-    ok: Counter[str] = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
-    stop: bool = False
-
-    async def worker(self) -> None:
-        while not self.stop and self.ok.total() + len(self.errors) < MAX_REQUESTS:
-            try:
-                self.ok[await fetch(self.port)] += 1
-            except (OSError, TimeoutError) as exc:
-                self.errors.append(repr(exc))
 
 
 def _register(agent: AgentProcess, sid: str, port: int, weight: int = 1) -> None:

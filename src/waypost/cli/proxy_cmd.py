@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 
 from waypost.cli.client import ClientError, client_from
+from waypost.cli.daemon import cancel_on_termination
 from waypost.cli.flags import FlagSet, Parsed, run_with_flags
 from waypost.client import ApiClient
 from waypost.proxy.config import ConfigError, ProxyConfig, load_file, split_hostport
@@ -91,11 +91,7 @@ async def _serve(config: ProxyConfig, address: str, token: str, haproxy: Haproxy
     log = logging.getLogger("waypost.proxy")
     async with ApiClient(address, token=token or None) as api:
         proxy = HaproxyController(config, api, haproxy) if haproxy else Proxy(config, api)
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
+        cancel_on_termination()
         try:
             await proxy.start()
         except StartError as exc:

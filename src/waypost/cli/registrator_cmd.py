@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import socket
 import sys
 from collections.abc import Sequence
 
 from waypost.cli import ui
 from waypost.cli.client import ClientError, client_from
+from waypost.cli.daemon import cancel_on_termination
 from waypost.cli.flags import FlagSet, Parsed, run_with_flags
 
 USAGE = """
@@ -116,11 +116,7 @@ async def _serve(parsed: Parsed, address: str, token: str) -> int:
     if options.host_ip:
         log.info("Forcing host IP to %s", options.host_ip)
     registrator = Registrator(engine, api, settings)
-    task = asyncio.current_task()
-    assert task is not None
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
+    cancel_on_termination()
     try:
         await registrator.connect(parsed.integer("retry-attempts"), parsed.integer("retry-interval") / 1000)
         log.info("Using %s agent at %s; listening for events from %s", api.address.scheme, api.address.url,

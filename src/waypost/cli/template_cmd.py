@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from waypost.cli.client import ClientError, client_from
+from waypost.cli.daemon import cancel_on_termination
 from waypost.cli.flags import FlagSet, Parsed, run_with_flags
 from waypost.client import ApiClient
 from waypost.template.config import (
@@ -113,11 +114,8 @@ async def _main(config: Config) -> int:
         address = "https://" + address
     async with ApiClient(address, token=config.token or None) as api:
         runner = Runner(config, api)
-        task = asyncio.current_task()
+        cancel_on_termination()
         loop = asyncio.get_running_loop()
-        assert task is not None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
         loop.add_signal_handler(signal.SIGHUP, runner.reload)
         try:
             return await runner.run()

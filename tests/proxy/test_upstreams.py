@@ -51,7 +51,7 @@ async def _until(
     raise AssertionError(f"{selector} never had {count} upstreams in {limit}s: {watcher.current(selector)}")
 
 
-async def test_one_query_per_selector_follows_health_and_deregistration(dev_agent: AgentProcess) -> None:
+async def test_one_query_per_service_follows_health_and_deregistration(dev_agent: AgentProcess) -> None:
     _register(dev_agent, "up-1", 7001, Check={"TTL": "30s", "Status": "passing"})
     _register(dev_agent, "up-2", 7002, Tags=["blue"], Weights={"Passing": 4, "Warning": 1})
     async with ApiClient(dev_agent.address) as api:
@@ -61,8 +61,8 @@ async def test_one_query_per_selector_follows_health_and_deregistration(dev_agen
         plain, blue = Selector("up"), Selector("up", tags=("blue",))
         watcher.watch(plain)
         watcher.watch(plain)  # a second listener of the same selector shares the query
-        watcher.watch(blue)
-        assert len(watcher._tasks) == 2
+        watcher.watch(blue)  # and so does one that differs only in tags
+        assert list(watcher._tasks) == [plain]
         try:
             first = await _until(watcher, plain, 2)
             assert sorted(u.port for u in first.upstreams) == [7001, 7002]
@@ -86,12 +86,34 @@ async def test_one_query_per_selector_follows_health_and_deregistration(dev_agen
             watcher.release(plain)
             assert plain in watcher._tasks
             watcher.release(plain)
-            assert plain not in watcher._tasks
+            assert plain in watcher._tasks  # still asked for the blue listener
             assert watcher.current(plain) is None
+            watcher.release(blue)
+            assert not watcher._tasks
             assert any(u.selector == blue for u in seen)
         finally:
             await watcher.close()
             dev_agent.put("/v1/agent/service/deregister/up-1")
+
+
+async def test_a_listener_joining_a_running_query_is_served_at_once(dev_agent: AgentProcess) -> None:
+    _register(dev_agent, "join-1", 7201, Name="join", Tags=["green"])
+    _register(dev_agent, "join-2", 7202, Name="join")
+    async with ApiClient(dev_agent.address) as api:
+        watcher = UpstreamWatcher(api, wait="2s")
+        plain, green = Selector("join"), Selector("join", tags=("green",))
+        watcher.watch(plain)
+        try:
+            first = await _until(watcher, plain, 2)
+            watcher.watch(green)
+            joined = watcher.current(green)
+            assert joined is not None
+            assert (joined.index, [u.port for u in joined.upstreams]) == (first.index, [7201])
+            assert list(watcher._tasks) == [plain]
+        finally:
+            await watcher.close()
+            for sid in ("join-1", "join-2"):
+                dev_agent.put(f"/v1/agent/service/deregister/{sid}")
 
 
 async def test_filters_go_to_the_agent(dev_agent: AgentProcess) -> None:

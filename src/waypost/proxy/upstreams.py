@@ -1,10 +1,12 @@
-"""Upstreams: a service's usable instances, followed by one blocking query per selector.
+"""Upstreams: a service's usable instances, followed by one blocking query per service.
 
-A selector is what ``/v1/health/service`` is asked: the service, its ``tag`` and ``filter``
-parameters and the datacenter. Every listener (built-in or HAProxy) with the same selector
-shares one ``UpstreamWatcher`` query, and every consumer sees each answer through a
-callback that runs before the next accept is balanced, so a change is reflected in the
-next new connection. ``applied`` records the index of the answer in force, which the
+A selector is what a listener wants: the service, its tags, a ``filter`` and the
+datacenter. Every listener (built-in or HAProxy) asking for the same service, filter and
+datacenter shares one ``UpstreamWatcher`` query, whatever its tags (applied here, as
+Consul's ``?tag=`` would); a filter is Consul's expression language, so it goes to the
+agent and a filtered listener has a query of its own. Every consumer sees each answer
+through a callback that runs before the next accept is balanced, so a change is reflected
+in the next new connection. ``applied`` records the index of the answer in force, which the
 proxy's status endpoint reports so a caller can wait for a change instead of sleeping.
 
 An instance is usable while none of its checks (node's included) is critical, so
@@ -22,7 +24,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -53,8 +55,18 @@ class Selector:
         return base + quote(self.service, safe="")
 
     @property
+    def asked(self) -> Selector:
+        """What is asked of the agent: the selector without its tags, which are applied to
+        each answer here, so listeners that differ only in tags share one query."""
+        return replace(self, tags=()) if self.tags else self
+
+    def keeps(self, upstream: Upstream) -> bool:
+        """Consul's ``?tag=``: an instance must carry every tag asked for."""
+        return all(tag in upstream.tags for tag in self.tags)
+
+    @property
     def query(self) -> list[tuple[str, str | None]]:
-        pairs: list[tuple[str, str | None]] = [("tag", t) for t in self.tags]
+        pairs: list[tuple[str, str | None]] = []
         if self.filter:
             pairs.append(("filter", self.filter))
         if self.datacenter:
@@ -131,15 +143,19 @@ Callback = Callable[[UpstreamUpdate], None]
 
 
 class UpstreamWatcher:
-    """One blocking query per selector, shared by every listener that ``watch``es it."""
+    """One blocking query per service (and filter and datacenter), shared by every listener
+    that ``watch``es it whatever its tags; each selector gets the answer cut to its tags."""
 
     def __init__(self, api: ApiClient, *, wait: str = "5m", backoff: Callable[[], Backoff] = Backoff) -> None:
         self.api = api
         self.wait = wait
         self._backoff = backoff
         self._tasks: dict[Selector, asyncio.Task[None]] = {}
+        """Keyed by ``Selector.asked``: one query each."""
         self._users: Counter[Selector] = Counter()
         self._current: dict[Selector, UpstreamUpdate] = {}
+        self._answers: dict[Selector, tuple[int, tuple[Upstream, ...]]] = {}
+        """The last answer of each query, so a selector that joins it is served at once."""
         self._callbacks: list[Callback] = []
 
     def on_update(self, callback: Callback) -> None:
@@ -150,20 +166,26 @@ class UpstreamWatcher:
 
     def watch(self, selector: Selector) -> None:
         self._users[selector] += 1
-        if selector not in self._tasks:
-            self._tasks[selector] = asyncio.create_task(
-                self._follow(selector), name=f"upstreams {selector.service}"
-            )
+        asked = selector.asked
+        if asked not in self._tasks:
+            self._tasks[asked] = asyncio.create_task(self._follow(asked), name=f"upstreams {asked.service}")
+        elif self._users[selector] == 1 and asked in self._answers:
+            self._apply(selector, *self._answers[asked])
 
     def release(self, selector: Selector) -> None:
-        """One user fewer; the query stops with the last one."""
+        """One user fewer; a query stops with the last selector that shares it."""
         self._users[selector] -= 1
-        if self._users[selector] <= 0:
-            del self._users[selector]
-            self._current.pop(selector, None)
-            task = self._tasks.pop(selector, None)
-            if task is not None:
-                task.cancel()
+        if self._users[selector] > 0:
+            return
+        del self._users[selector]
+        self._current.pop(selector, None)
+        asked = selector.asked
+        if any(s.asked == asked for s in self._users):
+            return
+        self._answers.pop(asked, None)
+        task = self._tasks.pop(asked, None)
+        if task is not None:
+            task.cancel()
 
     def current(self, selector: Selector) -> UpstreamUpdate | None:
         """The answer in force, or None before the first one."""
@@ -187,12 +209,21 @@ class UpstreamWatcher:
         tasks = list(self._tasks.values())
         self._tasks.clear()
         self._users.clear()
+        self._answers.clear()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _apply(self, update: UpstreamUpdate) -> None:
-        previous = self._current.get(update.selector)
+    def _answer(self, asked: Selector, index: int, upstreams: tuple[Upstream, ...]) -> None:
+        self._answers[asked] = (index, upstreams)
+        for selector in [s for s in self._users if s.asked == asked]:
+            self._apply(selector, index, upstreams)
+
+    def _apply(self, selector: Selector, index: int, upstreams: tuple[Upstream, ...]) -> None:
+        if selector.tags:
+            upstreams = tuple(u for u in upstreams if selector.keeps(u))
+        update = UpstreamUpdate(selector, index, upstreams)
+        previous = self._current.get(selector)
         self._current[update.selector] = update
         if not update.upstreams and (previous is None or previous.upstreams):
             log.warning(
@@ -208,7 +239,7 @@ class UpstreamWatcher:
             try:
                 answers = self.api.watch(selector.path, selector.query, wait=self.wait, backoff=backoff)
                 async for resp in answers:
-                    self._apply(UpstreamUpdate(selector, resp.index, parse_instances(resp.json())))
+                    self._answer(selector, resp.index, parse_instances(resp.json()))
             except ApiError as exc:
                 # A 4xx (a filter the agent rejects, an ACL denial) may be fixed on the agent's
                 # side; keep asking, slowly, with the reason in the log.

@@ -14,8 +14,10 @@ from tls_certs import Certs, make_certs
 from waypost.config import TLSProtocol
 from waypost.tlsutil import (
     GO_CIPHER_SUITES,
+    ClientTLS,
     TLSSetupError,
     client_context,
+    env_flag,
     grpc_credentials,
     outgoing_context,
     server_context,
@@ -87,3 +89,16 @@ def test_client_context_and_grpc_credentials(certs: Certs) -> None:
         grpc_credentials(settings(certs, key_file=""), "tls.store")
     with pytest.raises(TLSSetupError, match=r"tls\.store: ca_file /nonexistent"):
         grpc_credentials(settings(certs, ca_file="/nonexistent"), "tls.store")
+
+
+@pytest.mark.parametrize(
+    ("value", "default", "expected"),
+    [("1", False, True), ("T", False, True), ("false", True, False), ("0", True, False),
+     ("yes", False, False), ("no", True, True), ("", True, True)],
+)  # fmt: skip
+def test_env_switches_read_as_go_parses_booleans(
+    monkeypatch: pytest.MonkeyPatch, value: str, default: bool, expected: bool
+) -> None:
+    monkeypatch.setenv("CONSUL_HTTP_SSL_VERIFY", value)
+    assert env_flag("CONSUL_HTTP_SSL_VERIFY", default) is expected
+    assert ClientTLS.from_flags({}).verify is env_flag("CONSUL_HTTP_SSL_VERIFY", True)

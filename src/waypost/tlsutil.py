@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,10 +25,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GO_CIPHER_SUITES",
+    "ClientTLS",
     "TLSSetupError",
     "client_context",
     "configure_client",
     "configure_server",
+    "env_flag",
     "grpc_credentials",
     "outgoing_context",
     "server_context",
@@ -117,6 +121,53 @@ def client_context(
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+_GO_TRUE = frozenset(("1", "t", "T", "TRUE", "true", "True"))
+_GO_FALSE = frozenset(("0", "f", "F", "FALSE", "false", "False"))
+
+
+def env_flag(name: str, default: bool) -> bool:
+    """An environment switch (``CONSUL_HTTP_SSL``, ``CONSUL_HTTP_SSL_VERIFY``) read as the
+    consul CLI reads it, with Go's ``strconv.ParseBool``: unset or unreadable keeps the default."""
+    value = os.environ.get(name, "")
+    return True if value in _GO_TRUE else False if value in _GO_FALSE else default
+
+
+@dataclass(frozen=True)
+class ClientTLS:
+    """An HTTP API client's TLS settings: the consul CLI's flags, each falling back to its
+    environment variable; the CLI and ``waypost.client`` share it so both read them alike."""
+
+    ca_file: str = ""
+    ca_path: str = ""
+    client_cert: str = ""
+    client_key: str = ""
+    server_name: str = ""
+    verify: bool = True
+
+    @classmethod
+    def from_flags(cls, values: Mapping[str, object]) -> ClientTLS:
+        def pick(flag: str, env: str) -> str:
+            return str(values.get(flag) or "") or os.environ.get(env, "")
+
+        return cls(
+            ca_file=pick("ca-file", "CONSUL_CACERT"),
+            ca_path=pick("ca-path", "CONSUL_CAPATH"),
+            client_cert=pick("client-cert", "CONSUL_CLIENT_CERT"),
+            client_key=pick("client-key", "CONSUL_CLIENT_KEY"),
+            server_name=pick("tls-server-name", "CONSUL_TLS_SERVER_NAME"),
+            verify=env_flag("CONSUL_HTTP_SSL_VERIFY", True),
+        )
+
+    def context(self) -> ssl.SSLContext:
+        return client_context(
+            ca_file=self.ca_file,
+            ca_path=self.ca_path,
+            cert_file=self.client_cert,
+            key_file=self.client_key,
+            verify=self.verify,
+        )
 
 
 def grpc_credentials(settings: TLSProtocol, section: str) -> grpc.ChannelCredentials:

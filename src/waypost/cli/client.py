@@ -17,7 +17,7 @@ from typing import Any
 
 from waypost.cli import ui
 from waypost.cli.flags import Parsed
-from waypost.tlsutil import TLSSetupError, client_context
+from waypost.tlsutil import ClientTLS, TLSSetupError, env_flag
 
 __all__ = [
     "Client",
@@ -26,7 +26,6 @@ __all__ = [
     "QueryValue",
     "Response",
     "StatusError",
-    "TLSOptions",
     "client_from",
     "client_or_report",
 ]
@@ -74,44 +73,6 @@ def _env(*names: str) -> str:
     return ""
 
 
-@dataclass(frozen=True)
-class TLSOptions:
-    """The consul CLI's TLS settings; each flag falls back to its environment variable."""
-
-    ca_file: str = ""
-    ca_path: str = ""
-    client_cert: str = ""
-    client_key: str = ""
-    server_name: str = ""
-    verify: bool = True
-
-    @classmethod
-    def from_flags(cls, values: Mapping[str, object]) -> TLSOptions:
-        def pick(flag: str, env: str) -> str:
-            return str(values.get(flag) or "") or _env(env)
-
-        return cls(
-            ca_file=pick("ca-file", "CONSUL_CACERT"),
-            ca_path=pick("ca-path", "CONSUL_CAPATH"),
-            client_cert=pick("client-cert", "CONSUL_CLIENT_CERT"),
-            client_key=pick("client-key", "CONSUL_CLIENT_KEY"),
-            server_name=pick("tls-server-name", "CONSUL_TLS_SERVER_NAME"),
-            verify=_env("CONSUL_HTTP_SSL_VERIFY").lower() not in ("0", "f", "false"),
-        )
-
-    def context(self) -> ssl.SSLContext:
-        try:
-            return client_context(
-                ca_file=self.ca_file,
-                ca_path=self.ca_path,
-                cert_file=self.client_cert,
-                key_file=self.client_key,
-                verify=self.verify,
-            )
-        except TLSSetupError as exc:
-            raise ClientError(f"Error creating TLS config: {exc}") from None
-
-
 class _HTTPSConnection(http.client.HTTPSConnection):
     """An HTTPS connection that sends and verifies ``server_name`` (``-tls-server-name``)
     in place of the address's host, which is often an IP the certificate does not name."""
@@ -137,13 +98,13 @@ class Client:
         token: str = "",
         datacenter: str = "",
         stale: bool = False,
-        tls: TLSOptions | None = None,
+        tls: ClientTLS | None = None,
     ) -> None:
         address = address or _env("WAYPOST_HTTP_ADDR", "CONSUL_HTTP_ADDR") or DEFAULT_ADDR
         scheme = "http"
         if "://" in address:
             scheme, _, address = address.partition("://")
-        elif _env("CONSUL_HTTP_SSL").lower() in ("1", "true"):
+        elif env_flag("CONSUL_HTTP_SSL", False):
             scheme = "https"
         if scheme not in ("http", "https"):
             raise ClientError(f"Unknown protocol scheme: {scheme}")
@@ -152,8 +113,11 @@ class Client:
         self.token = token
         self.datacenter = datacenter
         self.stale = stale
-        self.tls = tls or TLSOptions.from_flags({})
-        self._context = self.tls.context() if scheme == "https" else None
+        self.tls = tls or ClientTLS.from_flags({})
+        try:
+            self._context = self.tls.context() if scheme == "https" else None
+        except TLSSetupError as exc:
+            raise ClientError(f"Error creating TLS config: {exc}") from None
 
     def url(self, path: str, query: Query | None = None) -> str:
         params: list[tuple[str, str]] = []
@@ -260,7 +224,7 @@ def client_from(parsed: Parsed) -> Client:
         token=token,
         datacenter=str(values.get("datacenter") or ""),
         stale=bool(values.get("stale")),
-        tls=TLSOptions.from_flags(values),
+        tls=ClientTLS.from_flags(values),
     )
 
 

@@ -25,7 +25,7 @@ import aiohttp
 import orjson
 
 from waypost.durations import parse_duration
-from waypost.tlsutil import client_context
+from waypost.tlsutil import ClientTLS, env_flag
 
 __all__ = ["AgentAddress", "ApiClient", "ApiError", "ApiResponse", "Backoff"]
 
@@ -110,22 +110,6 @@ class Backoff:
         self.failures = 0
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name, "").strip().lower()
-    return default if not value else value in ("1", "t", "true", "yes")
-
-
-def _ssl_context() -> ssl.SSLContext:
-    env = os.environ.get
-    return client_context(
-        ca_file=env("CONSUL_CACERT", ""),
-        ca_path=env("CONSUL_CAPATH", ""),
-        cert_file=env("CONSUL_CLIENT_CERT", ""),
-        key_file=env("CONSUL_CLIENT_KEY", ""),
-        verify=_env_bool("CONSUL_HTTP_SSL_VERIFY", True),
-    )
-
-
 class ApiClient:
     """One agent, one connection pool. Use as ``async with ApiClient() as api``."""
 
@@ -139,7 +123,7 @@ class ApiClient:
     ) -> None:
         env = os.environ.get
         text = address or env("WAYPOST_HTTP_ADDR") or env("CONSUL_HTTP_ADDR") or DEFAULT_ADDRESS
-        if "://" not in text and _env_bool("CONSUL_HTTP_SSL", False):
+        if "://" not in text and env_flag("CONSUL_HTTP_SSL", False):
             text = "https://" + text
         self.address = AgentAddress.parse(text)
         self.token = token if token is not None else env("WAYPOST_HTTP_TOKEN") or env("CONSUL_HTTP_TOKEN", "")
@@ -161,7 +145,9 @@ class ApiClient:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             headers = {"X-Consul-Token": self.token} if self.token else {}
-            ssl_arg: ssl.SSLContext | bool = _ssl_context() if self.address.scheme == "https" else False
+            ssl_arg: ssl.SSLContext | bool = (
+                ClientTLS.from_flags({}).context() if self.address.scheme == "https" else False
+            )
             self._session = aiohttp.ClientSession(
                 base_url=self.address.url,
                 headers=headers,

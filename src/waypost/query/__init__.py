@@ -1,0 +1,1 @@
+"""Consul's prepared queries: stored service lookups with templates and datacenter failover."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import importlib
 import itertools
 import logging
 import random
@@ -22,10 +23,6 @@ from dataclasses import dataclass, field
 from waypost.checks.alias import follow_alias
 from waypost.checks.base import AliasSource, CheckNotifier, CheckResult, CheckType, Clock, LoopClock, Random
 from waypost.checks.definition import CheckDefinition
-from waypost.checks.docker import DockerCheck
-from waypost.checks.grpc import GrpcCheck
-from waypost.checks.h2ping import H2PingCheck
-from waypost.checks.http import HttpCheck
 from waypost.checks.script import ScriptCheck
 from waypost.checks.tcp import TcpCheck
 from waypost.checks.thresholds import Thresholds
@@ -65,16 +62,51 @@ class ScriptChecksDisabledError(PermissionError):
         super().__init__(_SCRIPTS_DISABLED)
 
 
+class _Deferred:
+    """A check type whose module is imported on first use.
+
+    The HTTP, Docker, gRPC and H2PING checks pull in aiohttp, grpcio and h2 (about 170 ms of
+    imports together); an agent that runs none of them should not pay that at start-up, where
+    HashiCorp's API test harness allows an agent two seconds to answer.
+    """
+
+    __slots__ = ("_class", "_impl", "_module")
+
+    def __init__(self, module: str, class_name: str) -> None:
+        self._module = module
+        self._class = class_name
+        self._impl: CheckType | None = None
+
+    def _load(self) -> CheckType:
+        if self._impl is None:
+            self._impl = getattr(importlib.import_module(self._module), self._class)()
+        return self._impl
+
+    @property
+    def default_timeout(self) -> float:
+        return self._load().default_timeout
+
+    async def probe(self, definition: CheckDefinition) -> CheckResult:
+        return await self._load().probe(definition)
+
+    def on_timeout(self, definition: CheckDefinition, timeout: float) -> CheckResult:
+        return self._load().on_timeout(definition, timeout)
+
+    async def close(self) -> None:
+        if self._impl is not None:
+            await self._impl.close()
+
+
 def default_check_types() -> dict[str, CheckType]:
     """Every interval check type, by Consul's ``Type`` name: the one place they are listed."""
     return {
-        "http": HttpCheck(),
+        "http": _Deferred("waypost.checks.http", "HttpCheck"),
         "tcp": TcpCheck(),
         "udp": UdpCheck(),
-        "grpc": GrpcCheck(),
-        "h2ping": H2PingCheck(),
+        "grpc": _Deferred("waypost.checks.grpc", "GrpcCheck"),
+        "h2ping": _Deferred("waypost.checks.h2ping", "H2PingCheck"),
         "script": ScriptCheck(),
-        "docker": DockerCheck(),
+        "docker": _Deferred("waypost.checks.docker", "DockerCheck"),
     }
 
 

@@ -1,12 +1,14 @@
 """Secret to authorizer over real indexes fed by store events, with an injected clock:
-expiry, identities, roles, the anonymous token and cache invalidation."""
+expiry, identities, roles, the anonymous token, cache invalidation and the down policy."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from waypost.acl.resolve import ANONYMOUS_ID, ANONYMOUS_SECRET, MANAGEMENT_ID, Resolver
-from waypost.config.model import ACL, ACLTokens
+import pytest
+
+from waypost.acl.resolve import ANONYMOUS_ID, ANONYMOUS_SECRET, DOWN_ACCESSOR, MANAGEMENT_ID, Resolver
+from waypost.config.model import ACL, ACLTokens, Duration
 from waypost.state import schema
 from waypost.state.indexes import Indexes
 from waypost.state.model import ACLLink, ACLNodeIdentity, ACLPolicy, ACLRole, ACLServiceIdentity, ACLToken
@@ -138,3 +140,56 @@ def test_an_unreadable_expiration_counts_as_expired() -> None:
     feed, clock = Feed(), Clock()
     feed.put(schema.ACL_TOKENS, "a1", ACLToken(AccessorID="a1", SecretID="s1", ExpirationTime="garbage"))
     assert _resolver(clock).authorizer(feed.idx, "s1") is None
+
+
+class Link:
+    """Whether the resolver's indexes are current (a client agent reaching a server)."""
+
+    def __init__(self) -> None:
+        self.up = True
+
+    def __call__(self) -> bool:
+        return self.up
+
+
+@pytest.mark.parametrize("policy", ["allow", "deny", "extend-cache", "async-cache"])
+def test_the_down_policy_applies_past_token_ttl(policy: str) -> None:
+    feed, clock, link = Feed(), Clock(), Link()
+    config = ACL(
+        enabled=True,
+        default_policy="deny",
+        down_policy=policy,
+        token_ttl=Duration("30s"),
+        tokens=ACLTokens(agent_recovery="recover"),
+    )
+    resolver = Resolver(config, "n1", "dc1", clock, reachable=link)
+    feed.put(schema.ACL_POLICIES, "p1", ACLPolicy(ID="p1", Name="p1", Rules='key "k" { policy = "read" }'))
+    feed.put(schema.ACL_TOKENS, "a1", ACLToken(AccessorID="a1", SecretID="s1", Policies=[ACLLink(ID="p1")]))
+    feed.put(schema.ACL_TOKENS, "a2", ACLToken(AccessorID="a2", SecretID="s2"))
+    used = resolver.authorizer(feed.idx, "s1")
+    assert used is not None
+    link.up = False
+    clock.now += 30
+    assert resolver.authorizer(feed.idx, "s1") is used  # within token_ttl: the cached answer
+    clock.now += 1
+    past = resolver.authorizer(feed.idx, "s1")
+    never_resolved = resolver.authorizer(feed.idx, "s2")
+    assert past is not None
+    assert never_resolved is not None
+    if policy == "allow":
+        assert past.allowed("key", "other", "write")
+        assert never_resolved.allowed("service", "x", "write")
+        assert not past.allowed("acl", "", "read")
+    elif policy == "deny":
+        assert not past.allowed("key", "k", "read")
+        assert not never_resolved.allowed("key", "k", "read")
+    else:
+        assert past is used
+        assert not never_resolved.allowed("key", "k", "read")
+    if policy in ("allow", "deny"):
+        assert past.accessor == DOWN_ACCESSOR
+    recovery = resolver.authorizer(feed.idx, "recover")
+    assert recovery is not None
+    assert recovery.allowed("agent", "n1", "write")
+    link.up = True
+    assert resolver.authorizer(feed.idx, "s1") is used

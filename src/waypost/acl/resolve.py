@@ -6,6 +6,15 @@ secret); the configured secrets, which are not in the store, are checked with
 ``hmac.compare_digest``. Any write to the token, policy or role tables empties the cache,
 so a deleted policy or token stops working as soon as the change reaches this agent.
 An expiring token's cached entry carries its expiry, checked on every request.
+
+A client agent's tables are a copy that only stays current while it reaches a server.
+Consul's client agents cache what servers answered for ``token_ttl`` and apply
+``acl.down_policy`` once an entry is older than that and no server answers; here an
+entry's age is the time since the secret was last resolved while the copy was current,
+and the same policy applies past ``token_ttl``: ``allow`` and ``deny`` answer for every
+secret, ``extend-cache`` and ``async-cache`` keep using what was resolved before (the
+copy still holds it) and deny a secret never resolved. The agent recovery token is
+always resolved locally, as Consul's is.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from waypost.state.model import ACLLink, ACLNodeIdentity, ACLServiceIdentity, AC
 __all__ = [
     "ANONYMOUS_ID",
     "ANONYMOUS_SECRET",
+    "DOWN_ACCESSOR",
     "MANAGEMENT_ID",
     "MANAGEMENT_RULES",
     "Resolver",
@@ -67,6 +77,15 @@ session_prefix "" {
 """The global-management policy's rules as Consul shows them; the policy itself is
 resolved to a managing authorizer by its fixed ID."""
 
+DOWN_ACCESSOR = "primary-dc-down"
+"""The AccessorID Consul's denials name when the down policy answered."""
+_DOWN = {
+    "allow": Authorizer(default="allow", accessor=DOWN_ACCESSOR),
+    "deny": Authorizer(default="deny", accessor=DOWN_ACCESSOR),
+}
+"""Consul's AllowAll and DenyAll (neither grants ACL management); the cache-extending
+policies fall back to denial for a secret they never resolved."""
+
 _TABLES = (("acl-tokens",), ("acl-policies",), ("acl-roles",))
 """The watch topics of the tables a token's permissions come from."""
 
@@ -102,15 +121,24 @@ def expiry_of(token: ACLToken) -> float | None:
 
 
 class Resolver:
-    """Resolves secrets against one agent's indexes; ``clock`` is wall time (expiry is a date)."""
+    """Resolves secrets against one agent's indexes; ``clock`` is wall time (expiry is a date).
+    ``reachable`` says whether the indexes are current (always, on a server)."""
 
     def __init__(
-        self, config: ACL, node_name: str, datacenter: str, clock: Callable[[], float] = time.time
+        self,
+        config: ACL,
+        node_name: str,
+        datacenter: str,
+        clock: Callable[[], float] = time.time,
+        reachable: Callable[[], bool] = lambda: True,
     ) -> None:
         self.config = config
         self.node_name = node_name
         self.datacenter = datacenter
         self.clock = clock
+        self.reachable = reachable
+        self._fresh: dict[bytes, float] = {}
+        """When each secret last resolved (to a live token) while the indexes were current."""
         self._generation: tuple[int, ...] = ()
         self._revision = -1
         self._indexes: Indexes | None = None
@@ -135,13 +163,27 @@ class Resolver:
         "ACL not found"). An empty secret is the anonymous token."""
         self._refresh(idx)
         key = _digest(secret or ANONYMOUS_SECRET)
+        if self._is_recovery(key) or self.reachable():
+            authz = self._resolve(idx, key, secret)
+            if authz is not None:
+                self._fresh[key] = self.clock()
+            return authz
+        policy = self.config.down_policy
+        fresh = self._fresh.get(key)
+        if fresh is not None and (
+            self.clock() - fresh <= self.config.token_ttl.seconds or policy not in _DOWN
+        ):
+            return self._resolve(idx, key, secret)
+        return _DOWN.get(policy, _DOWN["deny"])
+
+    def _resolve(self, idx: Indexes, key: bytes, secret: str) -> Authorizer | None:
         cached = self._cache.get(key)
         if cached is not None:
             authz, expiry = cached
             if expiry is None or self.clock() < expiry:
                 return authz
             return None
-        if self._recovery is not None and hmac.compare_digest(key, self._recovery):
+        if self._is_recovery(key):
             rules = parse_rules(
                 f'agent "{self.node_name}" {{ policy = "write" }}\nnode_prefix "" {{ policy = "read" }}'
             )
@@ -160,6 +202,9 @@ class Resolver:
         self._cache[key] = (authz, expiry)
         return authz if expiry is None or self.clock() < expiry else None
 
+    def _is_recovery(self, key: bytes) -> bool:
+        return self._recovery is not None and hmac.compare_digest(key, self._recovery)
+
     def _refresh(self, idx: Indexes) -> None:
         if idx is self._indexes and idx.revision == self._revision:
             return  # nothing at all was written since the last look
@@ -171,6 +216,7 @@ class Resolver:
         self._indexes, self._generation = idx, generation
         self._cache.clear()
         self._by_digest = {_digest(t.SecretID): t for t in idx.acl_tokens.values()}
+        self._fresh = {key: when for key, when in self._fresh.items() if key in self._by_digest}
         self._rules = {pid: rules for pid, rules in self._rules.items() if pid in idx.acl_policies}
 
     def _compile(self, idx: Indexes, token: ACLToken) -> Authorizer:

@@ -99,6 +99,14 @@ class Agent:
         cfg = self.config
         return (cfg.addresses.dns or cfg.client_addr).split()[0]
 
+    def acl_data_current(self) -> bool:
+        """Whether this agent's copy of the ACL tables is current, or ``acl.down_policy``
+        applies: a server's store is its own, as Consul's servers resolve locally; a client
+        agent's copy is current while its heartbeat reaches a server (not before it joins)."""
+        if self.config.server:
+            return True
+        return self.online and self.cluster is not None and self.cluster.reaching_store
+
     def require_state(self) -> State:
         assert self.state is not None, "agent not started"
         return self.state
@@ -136,7 +144,7 @@ class Agent:
             )
             self._servers.append(store_api)
         if self.config.ports.dns > 0:
-            dns = await start_dns(state, self.config, self.dns_addr, self.acl_tokens)
+            dns = await start_dns(state, self.config, self.dns_addr, self.acl_tokens, self.acl_data_current)
             self.dns_port = dns.port
             self._servers.append(_Stoppable(dns.stop))
         if self.config.server:

@@ -55,6 +55,8 @@ class Cluster:
         self._leaving = False
         self._membership: asyncio.Task[None] | None = None
         self._membership_changed = False
+        self.reaching_store = False
+        """Whether the last heartbeat reached the store: on a client agent, a server."""
 
     @property
     def is_leader(self) -> bool:
@@ -80,6 +82,7 @@ class Cluster:
         store = self.state.store
         await store.put(schema.MEMBERS.key(self.agent.node.Node), schema.encode(self.member()))
         await self._renew_liveness()
+        self.reaching_store = True
         self.state.listeners.append(self._on_change)
         self._learn_servers()
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="liveness"))
@@ -185,7 +188,9 @@ class Cluster:
             await asyncio.sleep(interval)
             try:
                 await self._renew_liveness()
+                self.reaching_store = True
             except (StoreError, OSError) as exc:
+                self.reaching_store = False
                 log.warning("heartbeat failed: %s", exc)
 
     async def _campaign(self) -> None:

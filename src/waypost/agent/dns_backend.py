@@ -164,12 +164,15 @@ def dns_config(cfg: AgentConfig) -> DnsConfig:
     return DnsConfig.from_mapping(raw)
 
 
-async def start_dns(state: State, cfg: AgentConfig, host: str, tokens: AgentTokens) -> DnsServer:
+async def start_dns(
+    state: State, cfg: AgentConfig, host: str, tokens: AgentTokens, acl_current: Callable[[], bool]
+) -> DnsServer:
     """With ACLs on, answers are what the agent's dns token (else its default token) may
-    read, the token looked up per query since ``/v1/agent/token/dns`` may replace it."""
+    read, the token looked up per query since ``/v1/agent/token/dns`` may replace it;
+    ``acl_current`` says when the down policy applies instead."""
     acl: Callable[[Indexes], Authorizer | None] | None = None
     if cfg.acl.enabled:
-        permissions = AclResolver(cfg.acl, cfg.node_name, cfg.datacenter)
+        permissions = AclResolver(cfg.acl, cfg.node_name, cfg.datacenter, reachable=acl_current)
 
         def acl(idx: Indexes) -> Authorizer | None:
             return permissions.authorizer(idx, tokens.get("dns") or tokens.get("default"))

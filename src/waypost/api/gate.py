@@ -49,7 +49,7 @@ class Gate:
     def __init__(self, agent: Agent) -> None:
         acl = agent.config.acl
         self.agent = agent
-        self.resolver = Resolver(acl, agent.node.Node, agent.datacenter)
+        self.resolver = Resolver(acl, agent.node.Node, agent.datacenter, reachable=agent.acl_data_current)
         self.tokens = agent.acl_tokens
         self._memo: OrderedDict[tuple[int, int], tuple[bytes, Authorizer, Response]] = OrderedDict()
 

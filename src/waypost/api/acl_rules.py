@@ -291,6 +291,7 @@ AGENT_READ, AGENT_WRITE = need("agent", "read", _agent_node), need("agent", "wri
 
 NEEDS: dict[tuple[str, str], Need] = {
     ("GET", "/"): OPEN,
+    ("GET", "/ui/:path"): OPEN,
     ("GET", "/v1/agent/self"): AGENT_READ,
     ("GET", "/v1/agent/members"): filtered(_list(lambda a, m: _node_ok(a, m.get("Name"))), "node"),
     ("GET", "/v1/agent/host"): OPERATOR_READ,

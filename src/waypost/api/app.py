@@ -17,9 +17,10 @@ from waypost.api.common import NO_DC_PATH, HTTPError, error_response
 from waypost.api.gate import Gate, request_secret
 from waypost.api.http import Request, Response
 from waypost.api.internal import EventRing
-from waypost.api.routes import DC_AGNOSTIC, ROUTES, STORE_ROUTES, Handler
+from waypost.api.routes import DC_AGNOSTIC, ROUTES, STORE_ROUTES, UI_PREFIX, Handler
 from waypost.state.state import State
 from waypost.store.remote import NO_SERVERS
+from waypost.ui.serve import content_prefix
 
 if TYPE_CHECKING:
     from waypost.agent.agent import Agent
@@ -61,11 +62,13 @@ class ApiApp:
         """Routes ending in ``/:param`` by API area (``/v1/health/``), longest prefix first, so
         a request scans only its own area's few prefixes."""
         prefixed: dict[str, dict[str, Handler]] = {}
+        ui_prefix = content_prefix(agent.config.ui_config.content_path)
         for methods, path, handler in routes:
-            if "/:" in path:
-                table = prefixed.setdefault(path[: path.index("/:") + 1], {})
+            mounted = ui_prefix + path[len(UI_PREFIX) :] if path.startswith(UI_PREFIX) else path
+            if "/:" in mounted:
+                table = prefixed.setdefault(mounted[: mounted.index("/:") + 1], {})
             else:
-                table = self._exact.setdefault(path, {})
+                table = self._exact.setdefault(mounted, {})
             for method in methods:
                 table[method] = handler
                 need = NEEDS.get(("PUT" if method == "POST" else method, path))
@@ -158,8 +161,9 @@ class ApiApp:
 
 
 def _area(path: str) -> str:
-    """``/v1/<area>/`` of a path; ``/v1/kv`` is in ``/v1/kv/``, whose bare prefix it is."""
-    end = path.find("/", 4)
+    """``/v1/<area>/`` of a path; ``/v1/kv`` is in ``/v1/kv/``, whose bare prefix it is.
+    Outside ``/v1/`` (the UI) the area is the first segment."""
+    end = path.find("/", 4 if path.startswith("/v1/") else 1)
     return path + "/" if end < 0 else path[: end + 1]
 
 

@@ -24,6 +24,7 @@ from waypost.api import (
     snapshot,
     status,
     txn,
+    ui,
     virtual_ips,
 )
 
@@ -43,8 +44,12 @@ DC_AGNOSTIC = (
 """Paths Consul answers from the agent itself or across datacenters, so ``?dc`` does not
 route them; any other path naming a datacenter but this one gets "No path to datacenter"."""
 
+UI_PREFIX = "/ui/"
+"""Where the UI's route is declared; the agent mounts it at ``ui_config.content_path``."""
+
 ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [
     (READ, "/", status.index),
+    (READ, "/ui/:path", ui.files),
     (READ, "/v1/agent/self", agent.self_),
     (READ, "/v1/agent/members", agent.members),
     (READ, "/v1/agent/host", agent.host),

@@ -439,6 +439,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 
 OTHER_READS: dict[str, str] = {
     "/": "a redirect to the UI, or Consul's plain-text greeting",
+    "/ui/:path": "the web UI's files (at `ui_config.content_path`)",
     "/v1/agent/self": "free-form: Config, DebugConfig, Coord, Member, Stats, Meta, xDS",
     "/v1/agent/host": "free-form host facts",
     "/v1/agent/metrics": "go-metrics JSON, or Prometheus text",

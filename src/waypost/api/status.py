@@ -14,6 +14,7 @@ from waypost.state import schema
 from waypost.state.model import Coordinate
 from waypost.state.state import TxnPlan
 from waypost.store.base import Put
+from waypost.ui.serve import content_prefix
 
 if TYPE_CHECKING:
     from waypost.api.app import ApiApp
@@ -29,7 +30,7 @@ def index(app: ApiApp, req: Request) -> Response:
     ui = app.agent.config.ui_config
     if not (ui.enabled or ui.dir):
         return Response.text(UI_DISABLED)
-    target = ui.content_path
+    target = content_prefix(ui.content_path)
     body = f'<a href="{html.escape(target)}">Moved Permanently</a>.\n\n'.encode()
     return Response(body, 301, "text/html; charset=utf-8", [("Location", target)])
 

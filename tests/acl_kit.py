@@ -24,7 +24,8 @@ acl {{
 
 
 class Caller:
-    """HTTP against one agent; ``token`` goes in X-Consul-Token."""
+    """HTTP (HTTPS for an agent started with a TLS context) against one agent; ``token``
+    goes in X-Consul-Token."""
 
     def __init__(self, agent: AgentProcess) -> None:
         self.agent = agent
@@ -60,7 +61,7 @@ class Caller:
         for name, value in (headers or {}).items():
             req.add_header(name, value)
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            with urllib.request.urlopen(req, timeout=30, context=self.agent.tls) as resp:
                 return resp.status, resp.read(), dict(resp.headers.items())
         except urllib.error.HTTPError as err:
             return err.code, err.read(), dict(err.headers.items())

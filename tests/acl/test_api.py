@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -249,3 +250,35 @@ def test_links_show_current_names_and_drop_deleted_policies(call: Caller) -> Non
     read = call.ok("GET", f"/v1/acl/token/{token['AccessorID']}")
     assert read["Policies"] == [{"ID": kept["ID"], "Name": "kept-link"}]
     assert "Policies" not in call.ok("GET", f"/v1/acl/role/{role['ID']}")
+
+
+def test_token_and_policy_reads_are_blocking_queries(call: Caller) -> None:
+    """Consul's ACL lists and reads block on ?index, so the UI's tokens and policies views
+    stay live; a blocked read of a policy deleted meanwhile answers "ACL not found"."""
+    policy = call.ok("PUT", "/v1/acl/policy", {"Name": "watched"})
+    status, _, headers = call("GET", "/v1/acl/tokens", token=ROOT)
+    index = int(headers["X-Consul-Index"])
+    status, _, headers = call("GET", f"/v1/acl/policy/{policy['ID']}", token=ROOT)
+    policy_index = int(headers["X-Consul-Index"])
+    with ThreadPoolExecutor(2) as pool:
+        tokens = pool.submit(call, "GET", f"/v1/acl/tokens?index={index}&wait=20s", None, ROOT)
+        read = pool.submit(
+            call, "GET", f"/v1/acl/policy/{policy['ID']}?index={policy_index}&wait=20s", None, ROOT
+        )
+        time.sleep(0.3)
+        created = call.ok("PUT", "/v1/acl/token", {"Description": "woke the list"})
+        call.ok("DELETE", f"/v1/acl/policy/{policy['ID']}")
+        status, rows, headers = tokens.result(timeout=30)
+        assert status == 200
+        assert int(headers["X-Consul-Index"]) > index
+        assert created["AccessorID"] in [row["AccessorID"] for row in rows]
+        assert read.result(timeout=30)[:2] == NOT_FOUND
+
+
+def test_blocking_token_reads_still_hide_secrets_per_caller(call: Caller) -> None:
+    reader = call.token_for('acl = "read"', "acl-reader")
+    created = call.ok("PUT", "/v1/acl/token", {"Description": "secret kept"})
+    assert call.ok("GET", f"/v1/acl/token/{created['AccessorID']}")["SecretID"] == created["SecretID"]
+    assert call.ok("GET", f"/v1/acl/token/{created['AccessorID']}", token=reader)["SecretID"] == "<hidden>"
+    assert call.ok("GET", "/v1/acl/tokens")[-1]["SecretID"] == created["SecretID"]
+    assert call.ok("GET", "/v1/acl/tokens", token=reader)[-1]["SecretID"] == "<hidden>"

@@ -8,6 +8,7 @@ without acl:read cannot learn whether an ID exists.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -19,7 +20,8 @@ import msgspec
 from waypost.acl.resolve import ANONYMOUS_ID, MANAGEMENT_ID, expiry_of
 from waypost.acl.rules import RulesError, parse_rules
 from waypost.agent.definitions import DefinitionError, canonical_keys, typed
-from waypost.api.common import HTTPError, bool_response, decode_json, json_response
+from waypost.api.blocking import QueryResult, blocking_read
+from waypost.api.common import HTTPError, bool_response, decode_json, encode_json, json_response
 from waypost.api.http import Request, Response
 from waypost.durations import format_duration, parse_duration
 from waypost.state import acl_ops, schema
@@ -222,9 +224,10 @@ async def token_by_id(app: ApiApp, req: Request) -> Response:
             return Response.text("404 page not found", 404)
         return await _token_clone(app, req, _token(app, accessor))
     if req.method == "GET":
-        token = _token(app, accessor)
-        return json_response(
-            token_json(app, token, hide_secret=not _gate(app).permits(app, req, "acl", "write"))
+        _token(app, accessor)
+        hide = not _gate(app).permits(app, req, "acl", "write")
+        return await _settled(
+            _live(app, req, _TOKEN_TABLES, lambda: token_json(app, _token(app, accessor), hide_secret=hide))
         )
     if req.method == "DELETE":
         token = _token(app, accessor)
@@ -300,16 +303,42 @@ async def _token_clone(app: ApiApp, req: Request, source: ACLToken) -> Response:
     return json_response(token_json(app, await _guarded(acl_ops.set_token(app.state, clone))))
 
 
-def token_list(app: ApiApp, req: Request) -> Response:
+def token_list(app: ApiApp, req: Request) -> Response | asyncio.Future[Response]:
     policy, role = req.arg("policy"), req.arg("role")
     hide = not _gate(app).permits(app, req, "acl", "write")
-    rows = [
-        token_json(app, t, stub=True, hide_secret=hide)
-        for t in sorted(app.state.indexes.acl_tokens.values(), key=lambda t: t.CreateIndex)
-        if (not policy or any(policy == p.ID for p in t.Policies or ()))
-        and (not role or any(role == r.ID for r in t.Roles or ()))
-    ]
-    return json_response(rows)
+    return _live(
+        app,
+        req,
+        _TOKEN_TABLES,
+        lambda: [
+            token_json(app, t, stub=True, hide_secret=hide)
+            for t in sorted(app.state.indexes.acl_tokens.values(), key=lambda t: t.CreateIndex)
+            if (not policy or any(policy == p.ID for p in t.Policies or ()))
+            and (not role or any(role == r.ID for r in t.Roles or ()))
+        ],
+    )
+
+
+_TOKEN_TABLES = (schema.ACL_TOKENS.name, schema.ACL_POLICIES.name, schema.ACL_ROLES.name)
+"""A token's answer names its policies and roles, so a rename there changes it too."""
+
+
+def _live(
+    app: ApiApp, req: Request, tables: tuple[str, ...], build: Any
+) -> Response | asyncio.Future[Response]:
+    """A blocking read, as Consul's ACL reads are. Never from the shared answer cache: whether
+    a SecretID shows depends on the caller's token, which the cache key does not hold."""
+    idx = app.state.indexes
+
+    def query() -> QueryResult:
+        index = max(idx.table_index(t) for t in tables)
+        return QueryResult(index, tuple((t,) for t in tables), encode_json(build()))
+
+    return blocking_read(app.state, req, query)
+
+
+async def _settled(answer: Response | asyncio.Future[Response]) -> Response:
+    return answer if isinstance(answer, Response) else await answer
 
 
 async def _guarded(write: Any) -> Any:
@@ -377,7 +406,14 @@ async def _policy_write(app: ApiApp, policy_id: str, fields: dict[str, Any]) -> 
 async def policy_by_id(app: ApiApp, req: Request) -> Response:
     policy = _named(app, "acl_policies", by_id=req.param)
     if req.method == "GET":
-        return json_response(_named_json(app, policy))
+        return await _settled(
+            _live(
+                app,
+                req,
+                _POLICY_TABLES,
+                lambda: _named_json(app, _named(app, "acl_policies", by_id=req.param)),
+            )
+        )
     if req.method == "DELETE":
         if policy.ID == MANAGEMENT_ID:
             raise _invalid("Policy", "Deletion of the builtin global-management policy is not permitted")
@@ -393,9 +429,19 @@ def policy_by_name(app: ApiApp, req: Request) -> Response:
     return json_response(_named_json(app, _named(app, "acl_policies", by_name=req.param)))
 
 
-def policy_list(app: ApiApp, req: Request) -> Response:
-    rows = sorted(app.state.indexes.acl_policies.values(), key=lambda p: p.CreateIndex)
-    return json_response([_named_json(app, p, stub=True) for p in rows])
+_POLICY_TABLES = (schema.ACL_POLICIES.name,)
+
+
+def policy_list(app: ApiApp, req: Request) -> Response | asyncio.Future[Response]:
+    return _live(
+        app,
+        req,
+        _POLICY_TABLES,
+        lambda: [
+            _named_json(app, p, stub=True)
+            for p in sorted(app.state.indexes.acl_policies.values(), key=lambda p: p.CreateIndex)
+        ],
+    )
 
 
 def _role_fields(app: ApiApp, req: Request) -> dict[str, Any]:

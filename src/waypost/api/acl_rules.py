@@ -193,6 +193,21 @@ def _node_services(authz: Authorizer, value: Any) -> Any:
     return value
 
 
+def _node_info(authz: Authorizer, info: Any) -> Any:
+    """internal/ui nodes: a node needs node:read, then its services and checks their own."""
+    if not isinstance(info, dict) or not _node_ok(authz, info.get("Node")):
+        return None
+    services = [s for s in info.get("Services") or () if _service_ok(authz, s.get("Service"))]
+    checks = [c for c in info.get("Checks") or () if _check_ok(authz, c)]
+    return {**info, "Services": services, "Checks": checks}
+
+
+def _node_infos(authz: Authorizer, value: Any) -> Any:
+    if not isinstance(value, list):
+        return value
+    return [kept for info in value if (kept := _node_info(authz, info)) is not None]
+
+
 def _kv_read(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
     if req.flag("recurse"):
         return _KV_RECURSE
@@ -332,6 +347,9 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("GET", "/v1/catalog/datacenters"): OPEN,
     ("GET", "/v1/catalog/nodes"): filtered(_list(lambda a, n: _node_ok(a, n.get("Node"))), "node"),
     ("GET", "/v1/catalog/services"): filtered(_dict(lambda a, name, tags: _service_ok(a, name)), "service"),
+    ("GET", "/v1/internal/ui/services"): filtered(_list(lambda a, s: _service_ok(a, s["Name"])), "service"),
+    ("GET", "/v1/internal/ui/nodes"): filtered(_node_infos, "node", "service"),
+    ("GET", "/v1/internal/ui/node/:node"): filtered(_node_info, "node", "service"),
     ("GET", "/v1/catalog/service/:name"): filtered(_list(_catalog_row_ok), "node", "service"),
     ("GET", "/v1/catalog/node/:node"): _NODE_SERVICES,
     ("GET", "/v1/catalog/node-services/:node"): _NODE_SERVICES,

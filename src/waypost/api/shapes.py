@@ -440,6 +440,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 OTHER_READS: dict[str, str] = {
     "/": "a redirect to the UI, or Consul's plain-text greeting",
     "/ui/:path": "the web UI's files (at `ui_config.content_path`)",
+    "/v1/internal/ui/services": (
+        "Consul's ServiceListingSummary list: Name, Datacenter, Tags and ExternalSources (`null` when"
+        " none), Nodes, InstanceCount, ChecksPassing/Warning/Critical, the Connect fields false or empty"
+    ),
+    "/v1/internal/ui/nodes": "Consul's NodeInfo list: the node's fields with its Services and Checks",
+    "/v1/internal/ui/node/:node": "one NodeInfo; 404 with no body for an unknown node",
     "/v1/agent/self": "free-form: Config, DebugConfig, Coord, Member, Stats, Meta, xDS",
     "/v1/agent/host": "free-form host facts",
     "/v1/agent/metrics": "go-metrics JSON, or Prometheus text",

@@ -71,6 +71,7 @@ class EtcdMember:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     tls: EtcdTLS | None = None
+    flags: tuple[str, ...] = ()
 
     @property
     def client_url(self) -> str:
@@ -96,6 +97,7 @@ class EtcdMember:
                 "--initial-cluster-token=waypost-test",
                 *_RAFT_FLAGS,
                 *(self.tls.flags() if self.tls else ()),
+                *self.flags,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -218,9 +220,11 @@ class EtcdCluster:
 
 
 @contextlib.contextmanager
-def etcd_cluster(base_dir: Path, members: int = 1, tls: EtcdTLS | None = None) -> Iterator[EtcdCluster]:
+def etcd_cluster(
+    base_dir: Path, members: int = 1, tls: EtcdTLS | None = None, flags: tuple[str, ...] = ()
+) -> Iterator[EtcdCluster]:
     """Start ``members`` etcd processes forming one cluster, serving clients over TLS with
-    ``tls``; stop them all on exit."""
+    ``tls`` and started with the extra ``flags`` (``--max-txn-ops=…``); stop them all on exit."""
     cluster = EtcdCluster(
         [
             EtcdMember(
@@ -230,6 +234,7 @@ def etcd_cluster(base_dir: Path, members: int = 1, tls: EtcdTLS | None = None) -
                 data_dir=base_dir / f"m{i}",
                 log_path=base_dir / f"m{i}.log",
                 tls=tls,
+                flags=flags,
             )
             for i in range(members)
         ]

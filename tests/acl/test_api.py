@@ -233,7 +233,10 @@ def test_acl_data_is_in_snapshots(call: Caller) -> None:
     assert status == 200
     call.ok("DELETE", f"/v1/acl/policy/{policy['ID']}")
     assert call.raw("PUT", "/v1/snapshot", archive, ROOT)[0] == 200
-    assert call.ok("GET", "/v1/acl/policy/name/kept")["ID"] == policy["ID"]
+    restored = call.ok("GET", "/v1/acl/policy/name/kept")
+    assert restored["ID"] == policy["ID"]
+    indexes = ("CreateIndex", "ModifyIndex")
+    assert [restored[k] for k in indexes] == [policy[k] for k in indexes]
 
 
 def test_links_show_current_names_and_drop_deleted_policies(call: Caller) -> None:

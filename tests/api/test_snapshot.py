@@ -12,6 +12,7 @@ import json
 import random
 import tarfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,22 +68,14 @@ def server(
     yield from _server(request.param, tmp_path_factory.mktemp(request.param))
 
 
-def _without_indexes(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_indexes(v) for k, v in value.items() if k not in ("CreateIndex", "ModifyIndex")}
-    if isinstance(value, list):
-        return [_without_indexes(v) for v in value]
-    return value
-
-
 def records(agent: AgentProcess) -> dict[str, Any]:
-    """Every record a snapshot restores, decoded, indexes aside (the store assigns those)."""
+    """Every record a snapshot restores, decoded, with its CreateIndex and ModifyIndex."""
     _, _, kv = agent.request("GET", "/v1/kv/?recurse")
     return {
-        "kv": _without_indexes(json.loads(kv) if kv else []),
-        "sessions": _without_indexes(agent.get("/v1/session/list")),
-        "node": _without_indexes(agent.get("/v1/catalog/node/db-1")),
-        "checks": _without_indexes(agent.get("/v1/health/node/db-1")),
+        "kv": json.loads(kv) if kv else [],
+        "sessions": agent.get("/v1/session/list"),
+        "node": agent.get("/v1/catalog/node/db-1"),
+        "checks": agent.get("/v1/health/node/db-1"),
         "nodes": sorted(n["Node"] for n in agent.get("/v1/catalog/nodes")),
     }
 
@@ -147,13 +140,29 @@ def test_restore_brings_back_exactly_the_saved_records(server: AgentProcess) -> 
     assert woke, "the blocking query did not return"
     assert woke[0] > before, "a blocking query must wake with a higher index"
 
-    assert records(server) == saved
-    assert index(server) > before
+    assert records(server) == saved  # CreateIndex and ModifyIndex included, as Consul keeps them
+    restored = index(server)
+    assert restored > before
     kv = {e["Key"]: e for e in server.get("/v1/kv/?recurse")}
     assert kv["app/config"]["Flags"] == 42
     assert kv["locks/leader"]["Session"] == ttl
     assert kv["locks/other"]["Session"] == plain
-    assert all(e["ModifyIndex"] > before for e in kv.values())
+    config = kv["app/config"]
+    assert config["ModifyIndex"] < before
+    # X-Consul-Index is a revision the restore wrote: never back, and a query on it parks.
+    status, headers, _ = server.request("GET", "/v1/kv/app/config")
+    reported = int(headers["X-Consul-Index"])
+    assert before < reported <= restored
+    started = time.monotonic()
+    status, headers, _ = server.request("GET", f"/v1/kv/app/config?index={reported}&wait=1s")
+    assert (status, int(headers["X-Consul-Index"])) == (200, reported)
+    assert time.monotonic() - started >= 1.0, "a blocking query on the index returned must park"
+    # cas on the ModifyIndex shown: a wrong one fails, the shown one holds, CreateIndex stays.
+    assert server.put(f"/v1/kv/app/config?cas={reported}", b"v3") is False
+    assert server.put(f"/v1/kv/app/config?cas={config['ModifyIndex']}", b"v3") is True
+    [after] = server.get("/v1/kv/app/config")
+    assert after["CreateIndex"] == config["CreateIndex"]
+    assert after["ModifyIndex"] > restored
     # The restored TTL session lives on a fresh lease: it renews, and destroying it
     # applies its Behavior to the lock it holds.
     assert server.put(f"/v1/session/renew/{ttl}")[0]["ID"] == ttl

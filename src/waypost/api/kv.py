@@ -65,11 +65,10 @@ def get(app: ApiApp, req: Request) -> Response | Any:
         topics = (("kv", key),)
         if entry is None:
             return QueryResult(idx.kv_tombstones.get(key) or idx.table_index("kvs"), topics, b"", 404)
+        index = idx.kv_index(entry)
         if raw:
-            return QueryResult(
-                entry.ModifyIndex, topics, entry.Value, content_type="text/plain; charset=utf-8"
-            )
-        return QueryResult(entry.ModifyIndex, topics, encode_json([kv_pair(entry)]))
+            return QueryResult(index, topics, entry.Value, content_type="text/plain; charset=utf-8")
+        return QueryResult(index, topics, encode_json([kv_pair(entry)]))
 
     return blocking_read(state, req, query, cache=app.cache)
 

@@ -39,7 +39,7 @@ from waypost.state.model import (
 from waypost.state.watch import Topic, Topics
 from waypost.store.base import Event, EventType
 
-__all__ = ["Indexes", "Rejected"]
+__all__ = ["Carried", "Indexes", "Rejected"]
 
 ServiceKey = tuple[str, str]  # (node, service id)
 
@@ -50,6 +50,15 @@ class Rejected(NamedTuple):
     key: str
     revision: int
     reason: str
+
+
+class Carried(NamedTuple):
+    """A record whose value carries its own indexes (``schema.carry``, a snapshot restore):
+    what it shows, and the store revision that last wrote it."""
+
+    create: int
+    modify: int
+    revision: int
 
 
 class Indexes:
@@ -93,6 +102,9 @@ class Indexes:
             "virtual-ip-claims": self.virtual_ip_claims,
         }
         """Tables kept as a plain key -> record map, with nothing derived from them."""
+        self.carried: dict[str, Carried] = {}
+        """Store keys whose record shows carried indexes rather than the key's revisions:
+        writers translate between the two (``State.write``), readers report the revision."""
         self.quarantined: dict[str, int] = {}
         """Store keys whose current record cannot be indexed, with its revision; they read as absent."""
         self._rejected: list[Rejected] = []
@@ -120,6 +132,8 @@ class Indexes:
     def _apply_one(self, table: schema.Table[Any], ev: Event, touched: set[Topic]) -> None:
         kv = ev.kv
         self.quarantined.pop(kv.key, None)
+        if self.carried:
+            self.carried.pop(kv.key, None)
         try:
             parts = table.split(kv.key)
         except ValueError as exc:
@@ -134,6 +148,10 @@ class Indexes:
             except ValueError as exc:
                 # Applied as a delete, so an older good version is not served as current.
                 self._quarantine(kv.key, kv.mod_revision, str(exc))
+            if rec is not None and kv.value[:1] == schema.CARRIED_MARK:
+                created = getattr(rec, "CreateIndex", 0)
+                if created:
+                    self.carried[kv.key] = Carried(created, rec.ModifyIndex, kv.mod_revision)
         touched.add((table.name,))
         name = table.name
         if name == "nodes":
@@ -272,6 +290,13 @@ class Indexes:
     def kv_prefix(self, prefix: str) -> list[KVEntry]:
         return [self.kv[k] for k in self.kv.irange(prefix, prefix + "\U0010ffff")]
 
+    def kv_index(self, entry: KVEntry) -> int:
+        """The index a read of ``entry`` reports: its ModifyIndex, or while it shows the
+        indexes a restore carried in, the revision that wrote it, so that the index never
+        goes backwards and a blocking query on it parks."""
+        carried = self.carried.get(schema.KVS.prefix + entry.Key) if self.carried else None
+        return entry.ModifyIndex if carried is None else carried.revision
+
     def kv_prefix_index(self, prefix: str) -> int:
         """Highest change under ``prefix``, tombstones included so deletes are seen.
 
@@ -279,7 +304,11 @@ class Indexes:
         reaped the answer is at least the reap index: a blocking query's index must never
         go backwards (Consul falls back to the table index only for empty prefixes, and
         lets a non-empty prefix's index drop)."""
-        best = max((e.ModifyIndex for e in self.kv_prefix(prefix)), default=0)
+        entries = self.kv_prefix(prefix)
+        if self.carried:
+            best = max((self.kv_index(e) for e in entries), default=0)
+        else:
+            best = max((e.ModifyIndex for e in entries), default=0)
         tombstones = self.kv_tombstones
         for key in tombstones.irange(prefix, prefix + "\U0010ffff"):
             best = max(best, tombstones[key])

@@ -1,13 +1,16 @@
 """Every table the catalog keeps in the store, with its key layout and codec, in one place.
 
-Each record is one store key, so a record's CreateIndex/ModifyIndex are simply the
-key's create/mod revisions. Node-scoped tables are keyed ``<prefix><node>/<id>`` so a
+Each record is one store key, so a record's CreateIndex/ModifyIndex are the key's
+create/mod revisions, unless its value carries its own (``carry``): a snapshot restore
+writes records that keep the indexes they were saved with, as Consul's restore does, and
+store revisions cannot be chosen. Node-scoped tables are keyed ``<prefix><node>/<id>`` so a
 node and everything on it can be listed or deleted with one prefix operation.
 Values are msgpack: compact, and an order of magnitude cheaper to decode than JSON.
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -39,6 +42,7 @@ __all__ = [
     "ACL_POLICIES",
     "ACL_ROLES",
     "ACL_TOKENS",
+    "CARRIED_MARK",
     "CHECKS",
     "COORDINATES",
     "EVENTS",
@@ -57,6 +61,8 @@ __all__ = [
     "VIRTUAL_IP_CLAIMS",
     "InvalidRecordError",
     "Table",
+    "carried",
+    "carry",
 ]
 
 T = TypeVar("T", bound=msgspec.Struct)
@@ -93,7 +99,10 @@ class Table(Generic[T]):
 
     def decode(self, value: bytes, create: int, modify: int) -> T:
         """Raises ``msgspec.DecodeError`` (a ``ValueError``) for a value that is not this
-        table's record, including one a hand edit stored as text rather than bytes."""
+        table's record, including one a hand edit stored as text rather than bytes.
+        Indexes the value carries win over the key's revisions."""
+        value, carried_create, carried_modify = carried(value)
+        create, modify = carried_create or create, carried_modify or modify
         try:
             rec: T = self._decoder.decode(value)  # type: ignore[attr-defined]
         except TypeError as exc:
@@ -115,6 +124,29 @@ class InvalidRecordError(ValueError):
 
 
 _CHECKERS: dict[type[msgspec.Struct], msgspec.msgpack.Decoder[Any]] = {}
+
+_CARRIED = struct.Struct(">BQQ")
+_MARK = 0xC1
+CARRIED_MARK = bytes([_MARK])
+"""The one byte msgpack never uses, so no encoded record starts with it: a value starting
+with it carries (CreateIndex, ModifyIndex) before the record."""
+
+
+def carry(value: bytes, create: int, modify: int = 0) -> bytes:
+    """``value`` (an encoded record) holding its own CreateIndex and, unless 0, ModifyIndex,
+    which readers then show instead of the key's revisions. A record that keeps a restored
+    CreateIndex is written with ``modify`` 0, so each write shows its own revision."""
+    record, _, _ = carried(value)
+    return _CARRIED.pack(_MARK, create, modify) + record
+
+
+def carried(value: bytes) -> tuple[bytes, int, int]:
+    """The encoded record in ``value`` and the (CreateIndex, ModifyIndex) it carries, 0 for
+    none. A marked value too short to carry them is left whole, for the decoder to refuse."""
+    if len(value) < _CARRIED.size or value[0] != _MARK:
+        return value, 0, 0
+    _, create, modify = _CARRIED.unpack_from(value)
+    return value[_CARRIED.size :], create, modify
 
 
 def encode(record: msgspec.Struct) -> bytes:

@@ -82,7 +82,9 @@ class SnapshotError(ValueError):
 
 
 class Entry(msgspec.Struct, frozen=True):
-    """One store key of a snapshotted table, with the indexes it had when saved."""
+    """One store key of a snapshotted table, with the indexes its record showed when saved
+    (its revisions, or those it carried from an earlier restore); the value is the bare
+    record."""
 
     Key: str
     Value: bytes
@@ -153,7 +155,9 @@ def encode(
         table = snapshotted(kv.key)
         if table is None:
             continue
-        payload = _ENCODER.encode(Entry(kv.key, kv.value, kv.create_revision, kv.mod_revision))
+        value, create, modify = schema.carried(kv.value)
+        entry = Entry(kv.key, value, create or kv.create_revision, modify or kv.mod_revision)
+        payload = _ENCODER.encode(entry)
         state += _FRAME.pack(TYPES[table.name][0], len(payload))
         state += payload
     meta = Meta(

@@ -5,10 +5,12 @@ What a restore keeps and what it cannot:
 - every snapshotted record comes back byte for byte (catalog nodes, services and checks,
   KV entries with their flags, ``LockIndex`` and lock holder, sessions, coordinates), and
   records of those tables that the snapshot does not hold are deleted;
-- ``CreateIndex``/``ModifyIndex`` are NOT the saved ones, unlike Consul's: they are store
-  revisions, which only the store assigns. Every restored record is written at one new
-  revision above everything before it, so its ModifyIndex (and the CreateIndex of a record
-  that did not exist) is that revision. Indexes only ever go up, so blocking queries wake;
+- every record shows the ``CreateIndex``/``ModifyIndex`` it was saved with, as Consul's
+  restore keeps them: only the store assigns revisions, so the value carries them
+  (``schema.carry``). A later write keeps the CreateIndex and shows its own revision as
+  ModifyIndex. ``X-Consul-Index`` stays a store revision: every restored record is written
+  above everything before it, so indexes only go up and blocking queries wake, where
+  Consul's may go back to the snapshot's (see the package README);
 - a TTL session gets a fresh lease of twice its TTL (Consul also restarts session timers
   on restore), and the leases of the sessions it replaced are revoked afterwards;
 - transient tables (members, liveness, leader, events) are left as they are.
@@ -66,7 +68,10 @@ async def restore(state: State, snap: archive.Snapshot) -> int:
     # part of a split restore landed, which then keeps its sessions) and lapse on their own.
     granted = {key: await store.lease_grant(ttl * SESSION_TTL_MULTIPLIER) for key, ttl in ttls.items()}
     ops: list[Op] = [Delete(kv.key) for kv in current if kv.key not in wanted]
-    ops += [Put(e.Key, e.Value, granted.get(e.Key, 0)) for _, e in snap.entries]
+    ops += [
+        Put(e.Key, schema.carry(e.Value, e.CreateIndex, e.ModifyIndex), granted.get(e.Key, 0))
+        for _, e in snap.entries
+    ]
     revision = await _apply(state, ops)
     for lease in old_leases:
         await store.lease_revoke(lease)

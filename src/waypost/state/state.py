@@ -19,8 +19,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+from waypost.state import schema
 from waypost.state.indexes import Indexes, Rejected
-from waypost.store.base import CompactedError, Compare, Event, EventType, Op, Store, TxnResult
+from waypost.store.base import CompactedError, Compare, Event, EventType, Op, Put, Store, TxnResult
 
 __all__ = ["ConflictError", "State", "TxnPlan"]
 
@@ -159,11 +160,32 @@ class State:
             compares, ops = planned
             if self.indexes.quarantined:
                 compares = [self._past_quarantine(c) for c in compares]
+            if self.indexes.carried:
+                compares, ops = self._carry_over(compares, ops)
             result = await self.store.txn(compares, ops)
             await self.wait_applied(result.revision)
             if result.succeeded:
                 return result
         raise ConflictError("too many concurrent writers; try again")
+
+    def _carry_over(self, compares: Sequence[Compare], ops: Sequence[Op]) -> TxnPlan:
+        """Plans see the indexes a restored record shows, not the store's: a guard on its
+        ModifyIndex means the revision that wrote it, and a write of it keeps its
+        CreateIndex, as Consul's updates keep a record's CreateIndex."""
+        carried = self.indexes.carried
+        translated = [
+            Compare(c.key, "mod", c.op, found.revision)
+            if c.target == "mod" and (found := carried.get(c.key)) is not None and c.value == found.modify
+            else c
+            for c in compares
+        ]
+        kept = [
+            Put(op.key, schema.carry(op.value, found.create), op.lease)
+            if isinstance(op, Put) and (found := carried.get(op.key)) is not None
+            else op
+            for op in ops
+        ]
+        return translated, kept
 
     def _past_quarantine(self, compare: Compare) -> Compare:
         """A quarantined record reads as absent, so a plan's "still absent" guard means

@@ -5,8 +5,10 @@ KV tombstones.
 TTL sessions and node liveness are store leases, so their expiry is the store's job and
 shows up here as a change, the same on every server. Whoever leads when the change
 arrives reconciles the catalog; a new leader reconciles everything once on taking over.
-Tombstones are the one duty on a timer of its own: like Consul's leader, ours decides
-when deletes are old enough and writes one reap index that every agent applies. Virtual
+Tombstones and expired ACL tokens are the duties on timers of their own: like Consul's
+leader, ours decides when deletes are old enough and writes one reap index that every
+agent applies, and deletes tokens past their ExpirationTime (every agent already refuses
+them from that instant; the delete only tidies the table). Virtual
 IPs are allocated by the leader too, as new service names appear, so that allocations
 are not raced by every agent at once (they would still be safe: see ``vip_ops``).
 """
@@ -20,9 +22,10 @@ import math
 import time
 from collections.abc import Callable
 
+from waypost.acl.resolve import expiry_of
 from waypost.agent.tasks import cancel_all
 from waypost.config.model import TombstoneGC, VirtualIPs
-from waypost.state import catalog_ops, schema, vip_ops
+from waypost.state import acl_ops, catalog_ops, schema, vip_ops
 from waypost.state.kv_ops import LockDelays
 from waypost.state.model import Graveyard, HealthCheck, NodeService
 from waypost.state.session_ops import destroy_session, release_orphaned_locks, sessions_to_invalidate
@@ -42,6 +45,8 @@ _WATCHED = ("sessions/", "catalog/nodes/", "catalog/checks/", "system/members/",
             "system/leader/")  # fmt: skip
 """What can change a reconcile's outcome. KV writes cannot orphan a lock (acquiring checks
 the session exists in the same transaction), so they do not wake it."""
+_TOKEN_REAP_INTERVAL = 1.0
+"""Seconds between token reaps woken by token writes at least (Consul's reaping rate)."""
 _VIP_WATCHED = (schema.SERVICES.prefix, schema.VIRTUAL_IPS.prefix, schema.VIRTUAL_IP_CLAIMS.prefix)
 """New service names want an address; a record deleted by hand is given one again."""
 
@@ -88,6 +93,7 @@ class LeaderDuties:
         self._wake = asyncio.Event()
         self._vips_wanted = asyncio.Event()
         self._deleted = asyncio.Event()
+        self._tokens_changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -99,6 +105,7 @@ class LeaderDuties:
             asyncio.create_task(self._run(), name="leader-duties"),
             asyncio.create_task(self._reap_tombstones(), name="tombstone-gc"),
             asyncio.create_task(self._allocate_virtual_ips(), name="virtual-ips"),
+            asyncio.create_task(self._reap_expired_tokens(), name="acl-token-reaper"),
         ]
         self._wake.set()
         self._vips_wanted.set()
@@ -113,6 +120,8 @@ class LeaderDuties:
             self._wake.set()
         if any(ev.kv.key.startswith(_VIP_WATCHED) for ev in batch):
             self._vips_wanted.set()
+        if any(ev.kv.key.startswith(schema.ACL_TOKENS.prefix) for ev in batch):
+            self._tokens_changed.set()
         if any(ev.type is EventType.DELETE and ev.kv.key.startswith(schema.KVS.prefix) for ev in batch):
             idle = self.tombstones.next_expiry() is None
             self.tombstones.hint(revision)
@@ -151,6 +160,33 @@ class LeaderDuties:
             return [catalog_ops.guard(schema.GRAVEYARD_KEY, current)], [Put(schema.GRAVEYARD_KEY, record)]
 
         await state.write(plan)
+
+    async def _reap_expired_tokens(self) -> None:
+        """Delete tokens past their ExpirationTime, then sleep until the next one expires
+        or a token is written; a failed delete is retried on the next round."""
+        while True:
+            self._tokens_changed.clear()
+            now = time.time()
+            upcoming: list[float] = []
+            for token in list(self.state.indexes.acl_tokens.values()):
+                expiry = expiry_of(token)
+                if expiry is None:
+                    continue
+                if expiry > now:
+                    upcoming.append(expiry)
+                    continue
+                try:
+                    await acl_ops.delete_record(self.state, schema.ACL_TOKENS, token.AccessorID)
+                    log.info("reaped an expired ACL token: accessor=%s", token.AccessorID)
+                except Exception:
+                    log.exception("reaping expired ACL token %s failed; retrying", token.AccessorID)
+                    upcoming.append(now)
+            delay = None if not upcoming else max(0.0, min(upcoming) - time.time())
+            try:
+                await asyncio.wait_for(self._tokens_changed.wait(), delay)
+            except TimeoutError:
+                continue
+            await asyncio.sleep(_TOKEN_REAP_INTERVAL)
 
     def wanted_virtual_ips(self) -> dict[str, str]:
         """Every name that should hold an address, with its filter (empty for a catalog

@@ -1,0 +1,215 @@
+"""A default-deny cluster over TLS with verified certificates, end to end: one etcd member
+serving clients over TLS with ``--client-cert-auth``, two server agents on it, one client
+agent joined to the first server; HTTPS only (the HTTP port off) with client certificates
+required, the agent-to-server port with verify_server_hostname. Every certificate comes
+from ``waypost tls``.
+
+On it: the route sweep against the client agent and a server, the store port refusing
+all but the agent token, a deleted policy or token refused on every agent within a
+second, and a token made with ExpirationTTL "1m" when the cluster started refused on
+every agent from its ExpirationTime on, then reaped by the leader. The expiry test is
+last: the others run while the token's minute passes.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ssl
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from acl_kit import ACL_CONFIG, ROOT, Caller
+from acl_sweep import Case, check_case, seed, sweep_cases
+from etcd_cluster import EtcdTLS, etcd_available, etcd_cluster
+from tls_certs import Certs, make_certs
+from waypost.testing import AgentProcess, wait_for
+
+pytestmark = [
+    pytest.mark.etcd,
+    pytest.mark.skipif(not etcd_available(), reason="etcd-server is not installed"),
+]
+
+AGENT_TOKEN = "3c0e6a43-51b7-4d0f-8f6e-0a2d9c4b7e15"
+"""Every agent's agent token: client agents present it on the servers' store port."""
+CLIENT = "client-1"
+SERVERS = ("server-1", "server-2")
+KEY_READ = 'key "app/k" { policy = "read" }'
+
+
+def _tls(certs: Certs, kind: str) -> str:
+    cert, key = certs.pair(kind)
+    return (
+        f'tls {{ defaults {{ ca_file = "{certs.ca}" cert_file = "{cert}" key_file = "{key}" '
+        "verify_incoming = true verify_outgoing = true } "
+        "internal_rpc { verify_server_hostname = true } }"
+    )
+
+
+@dataclass
+class SecureCluster:
+    certs: Certs
+    servers: list[AgentProcess]
+    client: AgentProcess
+    expiring: dict[str, Any]
+    """The token made with ExpirationTTL "1m" at start-up (AccessorID, SecretID, ExpirationTime)."""
+
+    @property
+    def agents(self) -> list[AgentProcess]:
+        return [*self.servers, self.client]
+
+
+def _https_status(port: int, context: ssl.SSLContext, path: str, token: str | None = None) -> int:
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+    try:
+        conn.request("GET", path, headers={"X-Consul-Token": token} if token else {})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def _refused_everywhere(cluster: SecureCluster, token: str) -> bool:
+    return all(Caller(agent)("GET", "/v1/kv/app/k", token=token)[0] == 403 for agent in cluster.agents)
+
+
+def _works_everywhere(cluster: SecureCluster, token: str) -> bool:
+    return all(Caller(agent)("GET", "/v1/kv/app/k", token=token)[0] == 200 for agent in cluster.agents)
+
+
+def _agent(tmp: Path, certs: Certs, name: str, args: list[str]) -> AgentProcess:
+    config = tmp / f"{name}.hcl"
+    config.write_text(ACL_CONFIG.format(root=ROOT, tokens=f'agent = "{AGENT_TOKEN}"'))
+    kind = "server" if name.startswith("server") else "client"
+    return AgentProcess(
+        [
+            *("-bind", "127.0.0.1", "-node", name, "-data-dir", str(tmp / name)),
+            *("-config-file", str(config), "-hcl", _tls(certs, kind), "-hcl", "ports { http = -1 }"),
+            *args,
+        ],
+        tls=certs.client_context("cli"),
+        log_path=tmp / f"{name}.log",
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureCluster]:
+    tmp = tmp_path_factory.mktemp("secure-cluster")
+    certs = make_certs(tmp / "certs")
+    cert, key = certs.pair("server")
+    (tmp / "etcd").mkdir()
+    with etcd_cluster(tmp / "etcd", tls=EtcdTLS(certs.ca, cert, key)) as etcd:
+        [endpoint] = etcd.endpoints
+        store = ["-server", "-store", f"etcds://{endpoint}"]
+        servers = [_agent(tmp, certs, name, store) for name in SERVERS]
+        try:
+            for server in servers:
+                server.start(timeout=30)
+            root = Caller(servers[0])
+            root.ok("PUT", "/v1/acl/policy", {"Name": "expiring-read", "Rules": KEY_READ})
+            expiring = root.ok(
+                "PUT", "/v1/acl/token", {"Policies": [{"Name": "expiring-read"}], "ExpirationTTL": "1m"}
+            )
+            join = ["-retry-join", servers[0].server_address, "-retry-interval", "1s"]
+            client = _agent(tmp, certs, CLIENT, join)
+            with client:
+                client_api = Caller(client)
+                client_api.ok("PUT", "/v1/kv/app/k", "v")
+                yield SecureCluster(certs, servers, client, expiring)
+        finally:
+            for server in servers:
+                server.stop()
+
+
+def test_only_https_with_a_client_certificate_is_served(cluster: SecureCluster) -> None:
+    for agent in cluster.agents:
+        with pytest.raises(ConnectionRefusedError):
+            http.client.HTTPConnection("127.0.0.1", agent.http_port, timeout=5).connect()
+        with pytest.raises((ssl.SSLError, ConnectionResetError)):  # no client certificate
+            _https_status(agent.https_port, cluster.certs.client_context(None), "/v1/status/leader")
+        assert (
+            _https_status(agent.https_port, cluster.certs.client_context("cli"), "/v1/status/leader") == 200
+        )
+
+
+def test_the_client_agent_reaches_both_servers_over_verified_tls(cluster: SecureCluster) -> None:
+    members = Caller(cluster.client).ok("GET", "/v1/agent/members")
+    assert {m["Name"] for m in members} == {*SERVERS, CLIENT}
+    wait_for(lambda: _works_everywhere(cluster, cluster.expiring["SecretID"]))
+
+
+SWEPT = {"client": CLIENT, "server": SERVERS[1]}
+"""The sweep runs against the client agent, then the second server."""
+SWEEP = [(role, case) for role, node in SWEPT.items() for case in sweep_cases(node)]
+
+
+@pytest.fixture(scope="module")
+def seeded(cluster: SecureCluster) -> dict[str, dict[str, str]]:
+    """Per role, seeded when its first case runs."""
+    return {}
+
+
+def _swept(cluster: SecureCluster, role: str) -> AgentProcess:
+    return cluster.client if role == "client" else cluster.servers[1]
+
+
+@pytest.mark.parametrize(("role", "case"), SWEEP, ids=[f"{role}-{case.id}" for role, case in SWEEP])
+def test_sweep(cluster: SecureCluster, seeded: dict[str, dict[str, str]], role: str, case: Case) -> None:
+    call = Caller(_swept(cluster, role))
+    if role not in seeded:
+        seeded[role] = seed(call, SWEPT[role])
+    check_case(call, case, seeded[role])
+
+
+def test_the_store_port_takes_only_the_agent_token(cluster: SecureCluster) -> None:
+    """Routes only servers serve: the agent-to-server API on their server port, over TLS
+    checked against the name servers' certificates carry."""
+    ctx = cluster.certs.client_context("client")
+    ordinary = Caller(cluster.servers[0]).token_for(KEY_READ, "store-port-ordinary")
+    for server in cluster.servers:
+        statuses = [
+            _https_status(server.server_port, ctx, "/v1/internal/store/revision", token)
+            for token in (None, ordinary, AGENT_TOKEN, ROOT)
+        ]
+        assert statuses == [403, 403, 200, 200]
+
+
+def test_a_deleted_policy_is_refused_on_every_agent_within_a_second(cluster: SecureCluster) -> None:
+    first = Caller(cluster.servers[0])
+    token = first.token_for(KEY_READ, "deleted-policy")
+    wait_for(lambda: _works_everywhere(cluster, token), 10)
+    policy = first.ok("GET", "/v1/acl/policy/name/deleted-policy")
+    first.ok("DELETE", f"/v1/acl/policy/{policy['ID']}")
+    wait_for(lambda: _refused_everywhere(cluster, token), 1.0, step=0.02)
+
+
+def test_a_deleted_token_is_refused_on_every_agent_within_a_second(cluster: SecureCluster) -> None:
+    first = Caller(cluster.servers[0])
+    token = first.token_for(KEY_READ, "deleted-token")
+    wait_for(lambda: _works_everywhere(cluster, token), 10)
+    accessor = first.ok("GET", "/v1/acl/token/self", token=token)["AccessorID"]
+    first.ok("DELETE", f"/v1/acl/token/{accessor}")
+    wait_for(lambda: _refused_everywhere(cluster, token), 1.0, step=0.02)
+    assert Caller(cluster.client)("GET", "/v1/kv/app/k", token=token)[1] == "ACL not found"
+
+
+def test_an_expiring_token_stops_at_its_expiration_time_and_is_reaped(cluster: SecureCluster) -> None:
+    """Last in the module: the token's minute has mostly passed while the others ran."""
+    expiring = cluster.expiring
+    secret, accessor = expiring["SecretID"], expiring["AccessorID"]
+    expires = datetime.fromisoformat(expiring["ExpirationTime"]).timestamp()
+    assert 0 < expires - time.time() <= 60
+    while time.time() < expires - 1.0:
+        time.sleep(min(1.0, expires - 1.0 - time.time()))
+    if time.time() < expires - 0.5:
+        assert _works_everywhere(cluster, secret)
+    while time.time() < expires:
+        time.sleep(max(0.0, expires - time.time()))
+    wait_for(lambda: _refused_everywhere(cluster, secret), 1.0, step=0.02)
+    root = Caller(cluster.servers[1])
+    wait_for(lambda: accessor not in {t["AccessorID"] for t in root.ok("GET", "/v1/acl/tokens")}, 10)
+    assert root("GET", f"/v1/acl/token/{accessor}", token=ROOT)[:2] == (403, "ACL not found")

@@ -33,6 +33,11 @@ export function h(tag, attrs, ...children) {
   return el;
 }
 
+// "1 service", "3 services".
+export function plural(n, noun) {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
 // Replace a container's content with node (or nodes, or nothing).
 export function mount(container, ...nodes) {
   container.replaceChildren();

@@ -1,0 +1,103 @@
+// #/nodes: every node with its address, health (its node-level checks), services and meta;
+// this agent's own node is marked. One blocking query on /v1/internal/ui/nodes.
+
+import { selfNode, watch } from "../api.js";
+import { h, mount, plural } from "../dom.js";
+import { badge, metaList, selfMark, worst } from "../health.js";
+import { href, seg } from "../router.js";
+import { KeyedRows } from "../table.js";
+
+function nodeStatus(node) {
+  return worst(node.Checks.filter((c) => !c.ServiceID).map((c) => c.Status));
+}
+
+export function render(container, params, ctx) {
+  const stop = new AbortController();
+  const search = h("input", { type: "search", name: "search", placeholder: "name, address or service", autocomplete: "off" });
+  const statusSelect = h(
+    "select",
+    { name: "status" },
+    [["", "All statuses"], ["passing", "Passing"], ["warning", "Warning"], ["critical", "Critical"]].map(
+      ([value, text]) => h("option", { value }, text),
+    ),
+  );
+  const summary = h("p", { class: "summary", role: "status" }, "Loading nodes…");
+  const tbody = h("tbody");
+  let self = "";
+  let total = 0;
+
+  const row = (node) => {
+    const mine = node.Node === self;
+    const services = [...new Set(node.Services.map((s) => s.Service))];
+    return h(
+      "tr",
+      { class: mine ? "self" : null, "data-name": node.Node, "data-status": nodeStatus(node) },
+      h(
+        "td",
+        { "data-label": "Node" },
+        h("a", { href: href(`/nodes/${seg(node.Node)}`) }, node.Node),
+        mine ? selfMark() : null,
+      ),
+      h("td", { "data-label": "Address", class: "mono" }, node.Address),
+      h("td", { "data-label": "Health" }, badge(nodeStatus(node))),
+      h(
+        "td",
+        { "data-label": "Services", class: "node-services" },
+        services.length
+          ? h("ul", { class: "tags" }, services.map((s) => h("li", null, h("a", { href: href(`/services/${seg(s)}`) }, s))))
+          : h("span", { class: "empty" }, "none"),
+      ),
+      h("td", { "data-label": "Meta" }, metaList(node.Meta)),
+    );
+  };
+  const matches = (node) => {
+    if (statusSelect.value && nodeStatus(node) !== statusSelect.value) return false;
+    const text = search.value.trim().toLowerCase();
+    if (!text) return true;
+    return [node.Node, node.Address, ...node.Services.map((s) => s.Service)].some((v) => v.toLowerCase().includes(text));
+  };
+  const rows = new KeyedRows(tbody, { key: (node) => node.Node, build: row, matches });
+  const counted = (shown) => {
+    summary.textContent = shown === total ? plural(total, "node") : `Showing ${shown} of ${plural(total, "node")}`;
+    ctx.setTitle("Nodes", total);
+  };
+  const refilter = () => counted(rows.refilter());
+  search.addEventListener("input", refilter);
+  statusSelect.addEventListener("change", refilter);
+
+  ctx.setTitle("Nodes");
+  mount(
+    container,
+    h("h1", null, "Nodes"),
+    h(
+      "div",
+      { class: "toolbar", role: "search" },
+      h("label", null, "Search nodes", search),
+      h("label", null, "Status", statusSelect),
+    ),
+    summary,
+    h(
+      "table",
+      { class: "list nodes" },
+      h(
+        "thead",
+        null,
+        h("tr", null, ["Node", "Address", "Health", "Services", "Meta"].map((t) => h("th", { scope: "col" }, t))),
+      ),
+      tbody,
+    ),
+  );
+  selfNode().then((found) => {
+    self = found;
+    watch(
+      "/v1/internal/ui/nodes",
+      {},
+      (nodes) => {
+        total = nodes.length;
+        counted(rows.update(nodes));
+      },
+      { signal: stop.signal, onError: (err) => (summary.textContent = err.message) },
+    );
+  });
+  return () => stop.abort();
+}

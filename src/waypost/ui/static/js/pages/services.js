@@ -1,0 +1,122 @@
+// #/services: every service with its tags, instance count and a health summary bar, with
+// search and status/tag filters. One blocking query on /v1/internal/ui/services feeds it.
+
+import { watch } from "../api.js";
+import { h, mount, plural } from "../dom.js";
+import { badge, healthBar, tagList } from "../health.js";
+import { href, seg } from "../router.js";
+import { KeyedRows } from "../table.js";
+
+function status(svc) {
+  if (svc.ChecksCritical) return "critical";
+  if (svc.ChecksWarning) return "warning";
+  return svc.ChecksPassing ? "passing" : "none";
+}
+
+function row(svc) {
+  const state = status(svc);
+  return h(
+    "tr",
+    { "data-name": svc.Name, "data-status": state },
+    h("td", { "data-label": "Service" }, h("a", { href: href(`/services/${seg(svc.Name)}`) }, svc.Name)),
+    h("td", { "data-label": "Health" }, badge(state), healthBar(svc.ChecksPassing, svc.ChecksWarning, svc.ChecksCritical)),
+    h("td", { "data-label": "Instances", class: "instances" }, String(svc.InstanceCount)),
+    h("td", { "data-label": "Tags" }, tagList(svc.Tags)),
+  );
+}
+
+function select(label, name, options) {
+  const el = h("select", { name }, options.map(([value, text]) => h("option", { value }, text)));
+  return [h("label", null, label, el), el];
+}
+
+export function render(container, params, ctx) {
+  const stop = new AbortController();
+  const search = h("input", { type: "search", name: "search", placeholder: "name or tag", autocomplete: "off" });
+  const [statusLabel, statusSelect] = select("Status", "status", [
+    ["", "All statuses"],
+    ["passing", "Passing"],
+    ["warning", "Warning"],
+    ["critical", "Critical"],
+  ]);
+  const [tagLabel, tagSelect] = select("Tag", "tag", [["", "All tags"]]);
+  const summary = h("p", { class: "summary", role: "status" }, "Loading services…");
+  const tbody = h("tbody");
+  let total = 0;
+
+  const matches = (svc) => {
+    const text = search.value.trim().toLowerCase();
+    if (statusSelect.value && status(svc) !== statusSelect.value) return false;
+    if (tagSelect.value && !(svc.Tags || []).includes(tagSelect.value)) return false;
+    if (!text) return true;
+    return svc.Name.toLowerCase().includes(text) || (svc.Tags || []).some((t) => t.toLowerCase().includes(text));
+  };
+  const rows = new KeyedRows(tbody, { key: (svc) => svc.Name, build: row, matches });
+  const counted = (shown) => {
+    summary.textContent = shown === total ? plural(total, "service") : `Showing ${shown} of ${plural(total, "service")}`;
+    ctx.setTitle("Services", total);
+  };
+  const refilter = () => counted(rows.refilter());
+  search.addEventListener("input", refilter);
+  statusSelect.addEventListener("change", refilter);
+  tagSelect.addEventListener("change", refilter);
+
+  let tags = "";
+  const fillTags = (services) => {
+    const all = [...new Set(services.flatMap((svc) => svc.Tags || []))].sort();
+    if (all.join("\n") === tags) return false;
+    tags = all.join("\n");
+    const chosen = tagSelect.value;
+    tagSelect.replaceChildren(h("option", { value: "" }, "All tags"), all.map((t) => h("option", { value: t }, t)));
+    tagSelect.value = all.includes(chosen) ? chosen : "";
+    return tagSelect.value !== chosen;
+  };
+
+  const focusSearch = (event) => {
+    if (event.key === "/" && document.activeElement?.tagName !== "INPUT") {
+      event.preventDefault();
+      search.focus();
+    }
+  };
+  document.addEventListener("keydown", focusSearch);
+
+  ctx.setTitle("Services");
+  mount(
+    container,
+    h("h1", null, "Services"),
+    h(
+      "div",
+      { class: "toolbar", role: "search" },
+      h("label", null, "Search services", search),
+      statusLabel,
+      tagLabel,
+    ),
+    summary,
+    h(
+      "table",
+      { class: "list services" },
+      h(
+        "thead",
+        null,
+        h("tr", null, h("th", { scope: "col" }, "Service"), h("th", { scope: "col" }, "Health"),
+          h("th", { scope: "col" }, "Instances"), h("th", { scope: "col" }, "Tags")),
+      ),
+      tbody,
+    ),
+  );
+  watch(
+    "/v1/internal/ui/services",
+    {},
+    (services) => {
+      total = services.length;
+      const unselected = fillTags(services);
+      const shown = rows.update(services);
+      counted(unselected ? rows.refilter() : shown);
+    },
+    { signal: stop.signal, onError: (err) => (summary.textContent = err.message) },
+  );
+  return () => {
+    stop.abort();
+    document.removeEventListener("keydown", focusSearch);
+  };
+}

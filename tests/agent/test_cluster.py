@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,8 +13,7 @@ import pytest
 
 from waypost.testing import AgentProcess, wait_for
 
-FAST_LIVENESS = {"liveness": {"heartbeat_interval": "200ms", "failure_timeout": "2s"}}
-ALIVE, LEFT, FAILED = 1, 3, 4
+ALIVE, LEAVING, LEFT, FAILED = 1, 2, 3, 4
 
 
 @pytest.fixture
@@ -22,10 +22,11 @@ def server(tmp_path: Path) -> Iterator[AgentProcess]:
         yield agent
 
 
-def _client(tmp_path: Path, name: str, server: AgentProcess) -> AgentProcess:
+def _client(tmp_path: Path, name: str, server: AgentProcess, failure_timeout: str = "2s") -> AgentProcess:
     """A client agent joined to ``server``, with one service; the caller stops it."""
-    config = tmp_path / "live.json"
-    config.write_text(json.dumps(FAST_LIVENESS))
+    config = tmp_path / f"{name}.json"
+    liveness = {"heartbeat_interval": "200ms", "failure_timeout": failure_timeout}
+    config.write_text(json.dumps({"liveness": liveness}))
     args = [
         *("-data-dir", str(tmp_path / name), "-bind", "127.0.0.1", "-node", name),
         *("-config-file", str(config), "-retry-join", server.server_address),
@@ -53,6 +54,24 @@ def test_force_leave_of_a_running_agent_is_refuted(server: AgentProcess, tmp_pat
         assert _members(runner)["runner"] == ALIVE
     finally:
         runner.stop()
+
+
+def test_a_force_left_agent_shows_leaving_until_it_refutes(server: AgentProcess, tmp_path: Path) -> None:
+    """Serf's statuses: a running member told to leave is ``leaving`` until it refutes. The
+    agent is paused (its liveness lease outlasts the test) so that it cannot refute at once."""
+    paused = _client(tmp_path, "paused", server, failure_timeout="60s")
+    assert paused.proc is not None
+    try:
+        os.killpg(paused.proc.pid, signal.SIGSTOP)
+        try:
+            server.put("/v1/agent/force-leave/paused")
+            assert _members(server)["paused"] == LEAVING
+            assert server.get("/v1/catalog/node/paused") is not None
+        finally:
+            os.killpg(paused.proc.pid, signal.SIGCONT)
+        wait_for(lambda: _members(server)["paused"] == ALIVE)
+    finally:
+        paused.stop()
 
 
 def test_force_leave_of_a_dead_agent_reaps_it(server: AgentProcess, tmp_path: Path) -> None:

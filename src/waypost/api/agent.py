@@ -55,16 +55,17 @@ def _member_out(member: Member, status: int) -> shapes.Member:
     )
 
 
-_ALIVE, _LEFT, _FAILED = 1, 3, 4
+_ALIVE, _LEAVING, _LEFT, _FAILED = 1, 2, 3, 4
 """Serf's member status codes, as Consul reports them."""
 
 
 def _status(app: ApiApp, member: Member) -> int:
+    """A member marked left that is still running is Serf's ``leaving``: a force-left agent
+    until it refutes, or one between announcing its leave and going."""
+    live = not app.agent.online or member.Name in app.state.indexes.live
     if member.Left:
-        return _LEFT
-    if not app.agent.online:
-        return _ALIVE
-    return _ALIVE if member.Name in app.state.indexes.live else _FAILED
+        return _LEAVING if live else _LEFT
+    return _ALIVE if live else _FAILED
 
 
 def _known_members(app: ApiApp) -> list[Member]:

@@ -87,6 +87,13 @@ def sweep_cases(node: str) -> list[Case]:
         Case("PUT", "/v1/agent/reload", None, agent_write, "deny"),
         Case("PUT", "/v1/agent/join/127.0.0.1:1", None, agent_write, "deny"),
         Case("PUT", "/v1/agent/force-leave/nobody", None, 'operator = "write"', "deny"),
+        Case(
+            "PUT",
+            "/v1/internal/wan/exchange",
+            {"Self": {"Name": "far", "Datacenter": "dc-far", "URL": "http://127.0.0.1:1"}},
+            'operator = "write"',
+            "deny",
+        ),
         Case("PUT", "/v1/agent/token/replication", {"Token": ""}, agent_write, "deny"),
         Case(
             "PUT",

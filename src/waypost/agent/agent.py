@@ -32,6 +32,7 @@ from waypost.store import open_store
 from waypost.store.base import Store, StoreError
 from waypost.store.remote import RemoteStore, probe, server_address
 from waypost.tlsutil import TLSSetupError
+from waypost.wan.federation import Federation
 
 __all__ = ["Agent"]
 
@@ -65,6 +66,8 @@ class Agent:
         self.local = LocalState(self.node)
         self.acl_tokens = AgentTokens(config.acl, config.data_dir)
         self.cluster: Cluster | None = None
+        self.wan = Federation(self)
+        """The WAN pool (servers) and where ``?dc=`` requests for other datacenters go."""
         self.checks = AgentChecks(self)
         self.http_port = 0
         self.https_port = 0
@@ -144,7 +147,9 @@ class Agent:
             )
             self._servers.append(store_api)
         if self.config.ports.dns > 0:
-            dns = await start_dns(state, self.config, self.dns_addr, self.acl_tokens, self.acl_data_current)
+            dns = await start_dns(
+                state, self.config, self.dns_addr, self.acl_tokens, self.acl_data_current, self.wan
+            )
             self.dns_port = dns.port
             self._servers.append(_Stoppable(dns.stop))
         if self.config.server:
@@ -153,6 +158,7 @@ class Agent:
                 await ensure_builtins(state, self.config.acl.tokens.initial_management)
         if self.config.start_join or self.config.retry_join:
             self._tasks.append(asyncio.create_task(self._join_configured(), name="join"))
+        self.wan.start()
         # What start-up loaded lives as long as the agent: move it out of the collector's
         # generations so full collections stop re-scanning the whole catalog.
         gc.freeze()
@@ -285,6 +291,7 @@ class Agent:
                 await server.close()
         self._servers.clear()
         await self._quiesce()
+        await self.wan.stop()
         if self.cluster is not None:
             await self.cluster.stop()
         if self.state is not None:

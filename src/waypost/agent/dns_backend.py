@@ -12,6 +12,7 @@ from waypost.agent.acl_tokens import AgentTokens
 from waypost.config import AgentConfig, Duration
 from waypost.dns import DnsConfig, DnsServer, Resolver
 from waypost.dns.backend import Instance, NodeRecord, PreparedResult
+from waypost.dns.remote import RemoteDns
 from waypost.state import schema
 from waypost.state.indexes import Indexes
 from waypost.state.model import Node, NodeService, worst_status
@@ -165,7 +166,12 @@ def dns_config(cfg: AgentConfig) -> DnsConfig:
 
 
 async def start_dns(
-    state: State, cfg: AgentConfig, host: str, tokens: AgentTokens, acl_current: Callable[[], bool]
+    state: State,
+    cfg: AgentConfig,
+    host: str,
+    tokens: AgentTokens,
+    acl_current: Callable[[], bool],
+    remote: RemoteDns | None = None,
 ) -> DnsServer:
     """With ACLs on, answers are what the agent's dns token (else its default token) may
     read, the token looked up per query since ``/v1/agent/token/dns`` may replace it;
@@ -177,7 +183,7 @@ async def start_dns(
         def acl(idx: Indexes) -> Authorizer | None:
             return permissions.authorizer(idx, tokens.get("dns") or tokens.get("default"))
 
-    resolver = Resolver(CatalogDnsBackend(state, cfg.datacenter, acl), dns_config(cfg))
+    resolver = Resolver(CatalogDnsBackend(state, cfg.datacenter, acl), dns_config(cfg), remote=remote)
     server = DnsServer(resolver, host, cfg.ports.dns)
     await server.start()
     return server

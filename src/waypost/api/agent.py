@@ -9,6 +9,7 @@ import platform
 import sys
 import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -31,6 +32,7 @@ from waypost.api.metrics import metrics_response
 from waypost.api.selectors import AGENT_SERVICE, HEALTH_CHECK, MEMBER
 from waypost.state.model import Member, worst_status
 from waypost.store.base import StoreError
+from waypost.wan.members import WanServer
 
 if TYPE_CHECKING:
     from waypost.api.app import ApiApp
@@ -168,6 +170,7 @@ def members(app: ApiApp, req: Request) -> Response:
         return json_response(None)
     if wan:
         rows = [_wan_member(app, m) for m in listed if m.Server]
+        rows += [_remote_member(s) for s in app.agent.wan.table.servers()]
     else:
         rows = [_member_out(m, _status(app, m)) for m in listed]
     return json_response(apply_filter(req, rows, MEMBER))
@@ -178,6 +181,16 @@ def _wan_member(app: ApiApp, member: Member) -> shapes.Member:
     port = int(member.Tags.get("wan_join_port", app.agent.config.ports.serf_wan))
     out = _member_out(member, _status(app, member))
     return msgspec.structs.replace(out, Name=f"{member.Name}.{dc}", Port=port)
+
+
+def _remote_member(server: WanServer) -> shapes.Member:
+    """A server of another datacenter, as this server's probes see it."""
+    url = urlsplit(server.url)
+    member = Member(
+        Name=server.name, Addr=url.hostname or "", Port=url.port or 0, Server=True,
+        Tags={"dc": server.datacenter, "role": "consul"},
+    )  # fmt: skip
+    return msgspec.structs.replace(_member_out(member, server.status), Name=server.key)
 
 
 def host(app: ApiApp, req: Request) -> Response:
@@ -340,12 +353,14 @@ def leave(app: ApiApp, req: Request) -> Response:
 
 async def join(app: ApiApp, req: Request) -> Response:
     """``address`` is a server's agent-to-server listener, ``host[:port]`` (port 8300 by
-    default); Consul's ``?wan`` join is for servers only."""
+    default); with ``?wan`` (servers only, as in Consul) it is the HTTP API of a server of
+    another datacenter (port 8500 by default), the port WAN federation speaks on."""
     address = require_param(req, "address")
-    if req.arg("wan") and not app.agent.config.server:
+    wan = bool(req.arg("wan"))
+    if wan and not app.agent.config.server:
         raise HTTPError(500, "Must be a server to join WAN cluster")
     try:
-        await app.agent.join(address)
+        await (app.agent.wan.join(address) if wan else app.agent.join(address))
     except ValueError as exc:
         raise HTTPError(400, f"Invalid join address: {exc}") from None
     except (OSError, StoreError) as exc:

@@ -13,7 +13,7 @@ from waypost.acl.authorizer import Authorizer
 from waypost.api.acl import ACL_DISABLED
 from waypost.api.acl_rules import NEEDS, Filter, Need
 from waypost.api.blocking import ReadCache
-from waypost.api.common import NO_DC_PATH, HTTPError, error_response
+from waypost.api.common import HTTPError, error_response
 from waypost.api.gate import Gate, request_secret
 from waypost.api.http import Request, Response
 from waypost.api.internal import EventRing
@@ -32,7 +32,7 @@ log = logging.getLogger("waypost.api")
 _DC_ROUTED = frozenset(
     handler for _, path, handler in ROUTES if path.startswith("/v1/") and not path.startswith(DC_AGNOSTIC)
 )
-"""Handlers Consul routes by ``?dc``; a datacenter other than this one has no path."""
+"""Handlers Consul routes by ``?dc``: a datacenter other than this one is forwarded to."""
 
 _ACL_ONLY = frozenset(
     handler for _, path, handler in ROUTES if path.startswith(("/v1/acl/", "/v1/agent/token/"))
@@ -107,7 +107,7 @@ class ApiApp:
             return Response.text(f"method {req.method} not allowed", 405)
         dc = req.arg("dc") if req.raw_query else None
         if dc and handler in _DC_ROUTED and dc != self.agent.datacenter:
-            return Response.text(NO_DC_PATH, 500)
+            return self.agent.wan.forward(dc, req)
         gate = self.gate
         trim: tuple[Authorizer, Filter] | None = None
         if gate is not None:

@@ -30,8 +30,12 @@ if TYPE_CHECKING:
 __all__ = ["catalog_check", "catalog_node"]
 
 
-def datacenters(app: ApiApp, req: Request) -> Response:
-    return Response(encode_json([app.agent.datacenter]))
+def datacenters(app: ApiApp, req: Request) -> Response | Any:
+    """This datacenter first, then the others nearest first; a client agent asks a server,
+    which holds the WAN pool, as Consul's client agents do."""
+    if not app.agent.config.server:
+        return app.agent.wan.ask_server(req)
+    return Response(encode_json(app.agent.wan.datacenters()))
 
 
 def nodes(app: ApiApp, req: Request) -> Response | Any:

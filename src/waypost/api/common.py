@@ -40,8 +40,8 @@ __all__ = [
 _ENCODER = msgspec.json.Encoder()
 
 NO_DC_PATH = "No path to datacenter"
-"""Consul's answer (a 500) to a request routed to a datacenter it cannot reach; this
-agent's cluster is its only datacenter."""
+"""Consul's answer (a 500) to a request routed to a datacenter it cannot reach: unknown,
+or none of its servers answering."""
 
 
 class HTTPError(Exception):

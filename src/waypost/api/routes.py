@@ -27,6 +27,7 @@ from waypost.api import (
     txn,
     ui,
     virtual_ips,
+    wan,
 )
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ DC_AGNOSTIC = (
     "/v1/agent/", "/v1/internal/", "/v1/event/list", "/v1/catalog/datacenters", "/v1/coordinate/datacenters",
 )  # fmt: skip
 """Paths Consul answers from the agent itself or across datacenters, so ``?dc`` does not
-route them; any other path naming a datacenter but this one gets "No path to datacenter"."""
+route them; any other path naming a datacenter but this one is forwarded there (``waypost.wan``)."""
 
 UI_PREFIX = "/ui/"
 """Where the UI's route is declared; the agent mounts it at ``ui_config.content_path``."""
@@ -127,6 +128,7 @@ ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [
     (READ, "/v1/acl/role/name/:name", acl.role_by_name),
     ((GET, PUT, DELETE), "/v1/acl/role/:id", acl.role_by_id),
     (READ, "/v1/acl/roles", acl.role_list),
+    (WRITE, "/v1/internal/wan/exchange", wan.exchange),
     (READ, "/v1/waypost/virtual-ips", virtual_ips.list_),
     (READ, "/v1/waypost/virtual-ip/:name", virtual_ips.one),
     (READ, "/v1/waypost/virtual-ip-instances/:name", virtual_ips.instances),

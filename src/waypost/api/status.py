@@ -77,13 +77,17 @@ def _coordinates_index(app: ApiApp) -> int:
     return max(idx.table_index("nodes"), idx.table_index("coordinates"))
 
 
-def coordinate_datacenters(app: ApiApp, req: Request) -> Response:
+def coordinate_datacenters(app: ApiApp, req: Request) -> Response | Any:
     """Consul's WAN pool holds servers only, so client and external nodes are left out
-    (``consul rtt -wan`` cannot find them there either)."""
+    (``consul rtt -wan`` cannot find them there either). Other datacenters' servers come
+    from this server's WAN probes; a client agent asks a server, which has them."""
+    if not app.agent.config.server:
+        return app.agent.wan.ask_server(req)
     idx = app.state.indexes
     servers = {m.Name for m in idx.members.values() if m.Server and not m.Left}
     found = [c for c in _coordinates(app, req) if c["Node"] in servers]
-    return json_response([{"Datacenter": app.agent.datacenter, "AreaID": "wan", "Coordinates": found}])
+    local = {"Datacenter": app.agent.datacenter, "AreaID": "wan", "Coordinates": found}
+    return json_response([local, *app.agent.wan.remote_coordinates()])
 
 
 def coordinate_nodes(app: ApiApp, req: Request) -> Response | Any:

@@ -111,7 +111,7 @@ def _run(opts: Parsed) -> int:
     try:
         client = client_from(opts)
         query = {
-            "wan": opts.boolean("wan"),
+            "wan": "1" if opts.boolean("wan") else None,  # as Consul's API client sends it
             "segment": opts.string("segment") or None,
             "filter": opts.string("filter") or None,
             "partition": opts.string("partition") or None,

@@ -262,6 +262,17 @@ class Performance:
 
 
 @dataclass(frozen=True, slots=True)
+class GossipWAN:
+    """How often a server probes each server of the other datacenters, how long a probe may
+    take, and how many probes in a row must fail before that server is reported failed
+    (Consul's WAN gossip keys; waypost probes over the HTTP API rather than memberlist)."""
+
+    probe_interval: Annotated[Duration, positive_duration] = Duration("5s")
+    probe_timeout: Annotated[Duration, positive_duration] = Duration("3s")
+    suspicion_mult: Annotated[int, positive] = 6
+
+
+@dataclass(frozen=True, slots=True)
 class Liveness:
     """waypost's replacement for Serf's failure detector (not a Consul key).
 
@@ -333,6 +344,14 @@ class AgentConfig:
     retry_interval: Duration = Duration("30s")
     retry_max: Count = 0
     start_join: tuple[str, ...] = ()
+    #: Servers only: other datacenters' servers, ``host[:port]`` of their HTTP API.
+    retry_join_wan: tuple[str, ...] = ()
+    retry_interval_wan: Duration = Duration("30s")
+    retry_max_wan: Count = 0
+    start_join_wan: tuple[str, ...] = ()
+    #: How long a failed server of another datacenter stays listed before it is forgotten.
+    reconnect_timeout_wan: Duration = Duration("72h")
+    gossip_wan: GossipWAN = GossipWAN()
     rejoin_after_leave: bool = False
     reconnect_timeout: Duration = Duration("72h")
     domain: str = "consul."

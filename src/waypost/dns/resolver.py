@@ -31,6 +31,7 @@ import dns.message
 from waypost.dns.backend import DnsBackend
 from waypost.dns.cache import AnswerCache, Prepared, RenderSettings
 from waypost.dns.config import DnsConfig
+from waypost.dns.remote import RemoteDns
 from waypost.dns.router import Router
 from waypost.dns.wire import FORMERR, NOTIMP, SERVFAIL, Answer, header_only, opt_record, parse_opt
 
@@ -45,10 +46,12 @@ _SOA_LIFETIME = 1.0
 
 @dataclass(frozen=True, slots=True)
 class Forward:
-    """The query belongs to the recursors; ``servfail`` is the reply if none answers."""
+    """The query belongs to the recursors, or with ``datacenter`` to a server of that
+    datacenter; ``servfail`` is the reply if none answers."""
 
     query: bytes
     servfail: bytes
+    datacenter: str = ""
 
 
 class Resolver:
@@ -62,12 +65,15 @@ class Resolver:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
         max_cached: int = 8192,
+        remote: RemoteDns | None = None,
     ) -> None:
         self.config = config or DnsConfig()
+        self.remote = remote
+        """Where names in other datacenters are relayed; None: they are NXDOMAIN."""
         self._backend = backend
         self._rng = rng or random.Random()
         self._clock = clock
-        self._router = Router(backend, self.config, clock)
+        self._router = Router(backend, self.config, clock, remote)
         self._cache = AnswerCache(max_cached)
         self._settings = RenderSettings(self.config.udp_answer_limit, self.config.enable_truncate)
 
@@ -112,10 +118,10 @@ class Resolver:
         key = name + struct.pack("!HH", question.rdtype, question.rdclass)
         edns = msg.payload if msg.edns >= 0 else -1
         prepared = self._prepare(key, question.rdtype)
-        if prepared is None:
+        if prepared is None or isinstance(prepared, str):
             servfail = Answer(SERVFAIL, key, authoritative=False, recursion_available=True)
             reply = Prepared(servfail, self._rng, self._settings, 0.0).respond(data, tcp, edns)
-            return Forward(data, reply)
+            return Forward(data, reply, prepared or "")
         subnet = next((o for o in msg.options if isinstance(o, dns.edns.ECSOption)), None)
         if subnet is not None:
             echoed = dns.edns.ECSOption(subnet.address, subnet.srclen, 0).to_wire() or b""
@@ -123,7 +129,8 @@ class Resolver:
             return prepared.respond_with_opt(data, tcp, opt_record(edns, option))
         return prepared.respond(data, tcp, edns)
 
-    def _prepare(self, key: bytes, qtype: int) -> Prepared | None:
+    def _prepare(self, key: bytes, qtype: int) -> Prepared | str | None:
+        """The prepared answer, or where to send the query (see ``Router.build``)."""
         prepared = self._cache.entries.get(key)
         now = self._clock()
         if prepared is not None and (not prepared.expires or now < prepared.expires):
@@ -135,8 +142,8 @@ class Resolver:
             answer = Answer(
                 SERVFAIL, key, authoritative=False, recursion_available=bool(self.config.recursors)
             )
-        if answer is None:
-            return None
+        if answer is None or isinstance(answer, str):
+            return answer
         fleeting = answer.has_soa or answer.rcode == SERVFAIL
         prepared = Prepared(answer, self._rng, self._settings, now + _SOA_LIFETIME if fleeting else 0.0)
         self._cache.put(key, prepared)

@@ -7,6 +7,7 @@ so this module favours clarity over speed. It decides rcodes the way Consul does
   the zone's SOA in AUTHORITY;
 * a name that exists but has nothing of the asked type: NOERROR with the SOA (NODATA);
 * AXFR: NOTIMP; names outside the domain: forwarded, or REFUSED without recursors;
+* names in another datacenter this agent federates with: relayed to that datacenter;
 * every answer from the zone has AA set, and RA only when recursors are configured.
 """
 
@@ -54,6 +55,7 @@ from waypost.dns.records import (
     srv_rdata,
     txt_rdata,
 )
+from waypost.dns.remote import RemoteDns
 from waypost.dns.wire import NOERROR, NOTIMP, NXDOMAIN, REFUSED, Answer
 
 __all__ = ["Router"]
@@ -81,14 +83,22 @@ class _Question:
 class Router:
     """Builds the :class:`~waypost.dns.wire.Answer` for one question."""
 
-    def __init__(self, backend: DnsBackend, config: DnsConfig, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        backend: DnsBackend,
+        config: DnsConfig,
+        clock: Callable[[], float],
+        remote: RemoteDns | None = None,
+    ) -> None:
         self._backend = backend
+        self._remote = remote
         self._config = config
         self._clock = clock
         self._ra = bool(config.recursors)
 
-    def build(self, question: bytes, qtype: int) -> Answer | None:
-        """The answer to ``question`` (lowercased wire question), ``None`` to forward it."""
+    def build(self, question: bytes, qtype: int) -> Answer | str | None:
+        """The answer to ``question`` (lowercased wire question), ``None`` to forward it to
+        the recursors, or the name of the datacenter to relay it to."""
         name = dns.name.from_wire(question, 0)[0]
         labels = tuple(label.decode("latin-1") for label in name.labels[:-1])
         zone = classify(labels, self._config.domain, self._config.alt_domain)
@@ -102,9 +112,11 @@ class Router:
             return self._zone_apex(q)
         if qtype == TYPE_AXFR:
             return Answer(NOTIMP, question, recursion_available=self._ra)
-        if lookup is None or (
-            not isinstance(lookup, AddrName) and lookup.datacenter != self._backend.datacenter
-        ):
+        if lookup is None:
+            return self._negative(q, NXDOMAIN)
+        if not isinstance(lookup, AddrName) and lookup.datacenter != self._backend.datacenter:
+            if self._remote is not None and self._remote.known(lookup.datacenter):
+                return lookup.datacenter
             return self._negative(q, NXDOMAIN)
         if isinstance(lookup, ServiceName):
             found = self._backend.service_instances(lookup.service, lookup.tag)

@@ -82,7 +82,8 @@ class DnsServer:
             await asyncio.gather(*self._forwards, return_exceptions=True)
 
     def forward(self, request: Forward, tcp: bool, send: Callable[[bytes], None]) -> None:
-        """Relay ``request`` through the recursors in the background; SERVFAIL on failure."""
+        """Relay ``request`` through the recursors (or to its datacenter) in the background;
+        SERVFAIL on failure."""
         if len(self._forwards) >= _MAX_FORWARDS:
             send(request.servfail)
             return
@@ -91,8 +92,12 @@ class DnsServer:
         task.add_done_callback(self._forwards.discard)
 
     async def _relay(self, request: Forward, tcp: bool, send: Callable[[bytes], None]) -> None:
+        remote = self.resolver.remote
         try:
-            reply = await self._recursor.resolve(request.query, tcp)
+            if request.datacenter and remote is not None:
+                reply = await remote.resolve(request.datacenter, request.query, tcp)
+            else:
+                reply = await self._recursor.resolve(request.query, tcp)
         except Exception:
             log.exception("DNS forwarding failed")
             reply = None

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from waypost.dns.backend import Instance, NodeRecord, PreparedResult
+from waypost.dns.recursor import Recursor
 from waypost.state.model import HealthCheck, Node, NodeService, worst_status
 
-__all__ = ["StaticBackend"]
+__all__ = ["StaticBackend", "StaticRemote"]
 
 
 class StaticBackend:
@@ -84,3 +85,18 @@ class StaticBackend:
 
     def virtual_ip(self, name: str) -> str | None:
         return self._virtual_ips.get(name.lower())
+
+
+class StaticRemote:
+    """Other datacenters' DNS servers at fixed addresses (a ``RemoteDns``): queries for
+    them are relayed as the recursors relay, first answering server wins."""
+
+    def __init__(self, servers: Mapping[str, Sequence[tuple[str, int]]], timeout: float = 2.0) -> None:
+        self._servers = {dc: list(addresses) for dc, addresses in servers.items()}
+        self._timeout = timeout
+
+    def known(self, datacenter: str) -> bool:
+        return datacenter in self._servers
+
+    async def resolve(self, datacenter: str, query: bytes, tcp: bool) -> bytes | None:
+        return await Recursor(self._servers[datacenter], timeout=self._timeout).resolve(query, tcp)

@@ -62,6 +62,7 @@ function match(path) {
 export function start(container, { makeCtx, fallback, notFound }) {
   let cleanup = null;
   let generation = 0;
+  let shown = false;
   const show = async () => {
     const mine = ++generation;
     const [path] = split(location.hash);
@@ -85,6 +86,10 @@ export function start(container, { makeCtx, fallback, notFound }) {
     if (mine !== generation) return;
     container.replaceChildren();
     cleanup = page.render(container, found.params, makeCtx()) || null;
+    // After a navigation keyboard and screen-reader users continue from the new content,
+    // not from wherever the link they followed used to be.
+    if (shown) container.focus({ preventScroll: true });
+    shown = true;
   };
   window.addEventListener("hashchange", show);
   show();

@@ -67,7 +67,7 @@ export function render(container, params, ctx) {
     if (all.join("\n") === tags) return false;
     tags = all.join("\n");
     const chosen = tagSelect.value;
-    tagSelect.replaceChildren(h("option", { value: "" }, "All tags"), all.map((t) => h("option", { value: t }, t)));
+    mount(tagSelect, h("option", { value: "" }, "All tags"), all.map((t) => h("option", { value: t }, t)));
     tagSelect.value = all.includes(chosen) ? chosen : "";
     return tagSelect.value !== chosen;
   };

@@ -1,0 +1,342 @@
+"""WAN federation for one agent: the server-to-server exchange that keeps the WAN pool,
+the probe loop, WAN joins, and where a request for another datacenter goes.
+
+Each datacenter keeps its own store; nothing of its catalog crosses the WAN except the
+answers to forwarded requests. Servers know each other by swapping, on every probe, the
+servers they know (``Exchange``) over the public HTTP API (HTTPS with TLS, the
+replication token with ACLs). A server adds its own datacenter's servers from the LAN
+membership, so one ``join -wan`` brings in every server of both datacenters, as Consul's
+flood-join does. A client agent keeps no WAN pool: it hands ``?dc=`` requests to a server
+of its own datacenter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
+
+import aiohttp
+import msgspec
+
+from waypost.agent.tasks import cancel_all
+from waypost.api.common import NO_DC_PATH
+from waypost.api.http import Request, Response
+from waypost.api.status import DIMENSIONS
+from waypost.dns.recursor import Recursor
+from waypost.query.remote import EXECUTE_REMOTE_PATH
+from waypost.store.remote import NO_SERVERS
+from waypost.wan.forward import CLIENT_HOP, FORWARDED_HEADER, SERVER_HOP, Forwarder
+from waypost.wan.members import ALIVE, FAILED, LEFT, Exchange, WanEntry, WanMembers
+
+if TYPE_CHECKING:
+    from waypost.agent.agent import Agent
+
+__all__ = ["EXCHANGE_PATH", "Federation", "wan_url"]
+
+log = logging.getLogger("waypost.wan")
+
+EXCHANGE_PATH = "/v1/internal/wan/exchange"
+DEFAULT_HTTP_PORT = 8500
+
+_HEIGHT = 1e-05
+"""Serf's minimum coordinate height."""
+
+_ENCODE = msgspec.json.Encoder()
+_DECODE = msgspec.json.Decoder(Exchange)
+
+
+def wan_url(address: str, scheme: str = "http") -> str:
+    """The base URL of a server's HTTP API from a join address, ``host[:port]`` (port 8500
+    by default) or a full ``http(s)://host:port``; raises ValueError naming what is wrong."""
+    text = address.strip()
+    if "://" not in text:
+        text = f"{scheme}://{text}"
+    parts = urlsplit(text)
+    try:
+        port = parts.port or DEFAULT_HTTP_PORT
+    except ValueError:
+        raise ValueError(f"invalid address {address!r}: the port is not a number") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ValueError(f"invalid address {address!r}: expected host[:port]")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}:{port}"
+
+
+class Federation:
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        cfg = agent.config
+        self.table = WanMembers(
+            cfg.datacenter,
+            clock=agent.clock,
+            suspicion=cfg.gossip_wan.suspicion_mult,
+            reconnect_timeout=cfg.reconnect_timeout_wan.seconds,
+        )
+        self._forwarder: Forwarder | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def forwarder(self) -> Forwarder:
+        if self._forwarder is None:
+            tls = self.agent.tls
+            self._forwarder = Forwarder(tls.servers.context if tls and tls.servers else None)
+        return self._forwarder
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        cfg = self.agent.config
+        if not cfg.server:
+            return
+        self._tasks.append(asyncio.create_task(self._probe_loop(), name="wan-probe"))
+        if cfg.start_join_wan or cfg.retry_join_wan:
+            self._tasks.append(asyncio.create_task(self._join_configured(), name="wan-join"))
+
+    async def stop(self) -> None:
+        await cancel_all(self._tasks)
+        self._tasks.clear()
+        if self._forwarder is not None:
+            await self._forwarder.close()
+
+    # -- the exchange ----------------------------------------------------------------------
+
+    def self_entry(self) -> WanEntry:
+        agent = self.agent
+        host = agent.config.advertise_addr_wan or agent.node.Address
+        host = f"[{host}]" if ":" in host else host
+        scheme, port = ("http", agent.http_port) if agent.http_port else ("https", agent.https_port)
+        dns = f"{host}:{agent.dns_port}" if agent.dns_port else ""
+        return WanEntry(agent.node.Node, agent.datacenter, f"{scheme}://{host}:{port}", dns)
+
+    def _lan_servers(self) -> list[WanEntry]:
+        """The other servers of this datacenter, as the LAN membership knows them."""
+        agent = self.agent
+        if not agent.online or agent.state is None:
+            return []
+        idx = agent.state.indexes
+        out = []
+        for member in idx.members.values():
+            host, _, port = member.HTTPAddr.rpartition(":")
+            if not member.Server or member.Name == agent.node.Node or port in ("", "0"):
+                continue
+            status = LEFT if member.Left else ALIVE if member.Name in idx.live else FAILED
+            out.append(WanEntry(member.Name, agent.datacenter, f"http://{host}:{port}", "", status))
+        return out
+
+    def payload(self) -> Exchange:
+        known = [s.entry() for s in self.table.servers()]
+        return Exchange(self.self_entry(), self._lan_servers() + known)
+
+    def receive(self, peer: Exchange) -> Exchange:
+        """A server of another datacenter probed us: it is alive, and we learn whom it knows."""
+        self.table.answered(peer.Self, None)
+        self.table.learn(peer.Servers)
+        return self.payload()
+
+    def _token(self) -> dict[str, str]:
+        tokens = self.agent.acl_tokens
+        secret = tokens.get("replication") or tokens.get("agent")
+        return {"X-Consul-Token": secret} if secret else {}
+
+    async def _swap(self, url: str) -> tuple[Exchange, float]:
+        """One exchange with the server at ``url``: what it answered and the round trip."""
+        timeout = aiohttp.ClientTimeout(total=self.agent.config.gossip_wan.probe_timeout.seconds)
+        body = _ENCODE.encode(self.payload())
+        session = self.forwarder.session()
+        started = time.perf_counter()
+        async with session.put(
+            url + EXCHANGE_PATH, data=body, headers=self._token(), timeout=timeout
+        ) as resp:
+            raw = await resp.read()
+            rtt = time.perf_counter() - started
+            if resp.status != 200:
+                raise ValueError(f"{resp.status} {raw[:200].decode(errors='replace')}")
+        return _DECODE.decode(raw), rtt
+
+    async def _probe(self, key: str, url: str) -> None:
+        try:
+            peer, rtt = await self._swap(url)
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            log.debug("(WAN) probe of %s failed: %s", key, exc)
+            before = self.table.get(key)
+            was_alive = before is not None and before.status == ALIVE
+            self.table.missed(key)
+            after = self.table.get(key)
+            if was_alive and after is not None and after.status == FAILED:
+                log.warning("(WAN) member failed: %s", key)
+            return
+        before = self.table.get(key)
+        revived = before is not None and before.status == FAILED
+        self.table.answered(peer.Self, rtt)
+        self.table.learn(peer.Servers)
+        if revived:
+            log.info("(WAN) member is alive again: %s", key)
+
+    async def probe_all(self) -> None:
+        """One round: every known server of another datacenter, all at once, each bounded
+        by ``gossip_wan.probe_timeout``."""
+        targets = [(s.key, s.url) for s in self.table.servers() if s.status != LEFT]
+        if targets:
+            await asyncio.gather(*(self._probe(key, url) for key, url in targets))
+        for key in self.table.reap():
+            log.info("(WAN) forgot member failed past reconnect_timeout_wan: %s", key)
+
+    async def _probe_loop(self) -> None:
+        interval = self.agent.config.gossip_wan.probe_interval.seconds
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.probe_all()
+            except Exception:
+                log.exception("(WAN) probe round failed")
+
+    # -- joins -----------------------------------------------------------------------------
+
+    def _scheme(self) -> str:
+        return "http" if self.agent.http_port else "https"
+
+    async def join(self, address: str) -> None:
+        """``join -wan``: raises ValueError for a malformed address, OSError when the server
+        there does not answer the exchange."""
+        url = wan_url(address, self._scheme())
+        try:
+            peer, rtt = await self._swap(url)
+        except (aiohttp.ClientError, TimeoutError, ValueError, msgspec.DecodeError) as exc:
+            raise OSError(f"Failed to join {address}: {exc or type(exc).__name__}") from None
+        self.table.answered(peer.Self, rtt)
+        self.table.learn(peer.Servers)
+
+    async def _join_all(self, addresses: tuple[str, ...]) -> int:
+        log.info("(WAN) joining: wan_addresses=%s", list(addresses))
+        joined, errors = 0, []
+        for address in addresses:
+            try:
+                await self.join(address)
+                joined += 1
+            except (OSError, ValueError) as exc:
+                errors.append(str(exc))
+        if joined:
+            log.info("(WAN) joined: number_of_nodes=%d", joined)
+        else:
+            log.warning("(WAN) couldn't join: number_of_nodes=0 error=%s", "; ".join(errors))
+        return joined
+
+    async def _join_configured(self) -> None:
+        """``start_join_wan`` once, then ``retry_join_wan`` until one answers; only
+        ``retry_max_wan`` failed attempts stop the agent, as Consul's does."""
+        cfg = self.agent.config
+        if cfg.start_join_wan:
+            await self._join_all(cfg.start_join_wan)
+        attempt = 0
+        while cfg.retry_join_wan and not await self._join_all(cfg.retry_join_wan):
+            attempt += 1
+            if 0 < cfg.retry_max_wan <= attempt:
+                log.error("Retry join WAN failed: error=agent: max join -wan retry exhausted, exiting")
+                self.agent.exit_code = 1
+                self.agent.request_leave()
+                return
+            log.warning(
+                "Join cluster failed, will retry: cluster=WAN retry_interval=%s", cfg.retry_interval_wan
+            )
+            await asyncio.sleep(cfg.retry_interval_wan.seconds)
+
+    # -- routing ---------------------------------------------------------------------------
+
+    def datacenters(self) -> list[str]:
+        """This datacenter, then the others nearest first (Consul's catalog/datacenters)."""
+        return [self.agent.datacenter, *self.table.datacenters_by_distance()]
+
+    def _local_servers(self) -> list[str]:
+        """Base URLs of this datacenter's live servers, for a client agent's forwards."""
+        agent = self.agent
+        if not agent.online or agent.state is None:
+            return []
+        return [e.URL for e in self._lan_servers() if e.Status == ALIVE]
+
+    def forward(self, dc: str, req: Request) -> Response | asyncio.Future[Response]:
+        """Where ``?dc=<dc>`` goes: on a server, to a server of ``dc``; on a client agent,
+        to a server of its own datacenter, which forwards it on. A request a server already
+        forwarded is never forwarded again: the table that sent it here was wrong."""
+        server = self.agent.config.server
+        hop = req.headers.get(FORWARDED_HEADER.lower())
+        if hop == SERVER_HOP or (hop and not server):
+            return Response.text(NO_DC_PATH, 500)
+        if server:
+            bases = [s.url for s in self.table.route(dc)]
+            if not bases:
+                return Response.text(NO_DC_PATH, 500)
+        elif not self.agent.online:
+            return Response.text(NO_SERVERS, 500)
+        else:
+            bases = self._local_servers()
+        hop = SERVER_HOP if server else CLIENT_HOP
+        return asyncio.ensure_future(self.forwarder.relay(bases, req, hop))
+
+    def ask_server(self, req: Request) -> Response | asyncio.Future[Response]:
+        """A client agent's answer to what only servers know (the WAN pool): a server's."""
+        if req.headers.get(FORWARDED_HEADER.lower()):
+            return Response.text(NO_DC_PATH, 500)
+        if not self.agent.online:
+            return Response.text(NO_SERVERS, 500)
+        return asyncio.ensure_future(self.forwarder.relay(self._local_servers(), req, CLIENT_HOP))
+
+    def remote_coordinates(self) -> list[dict[str, Any]]:
+        """The other datacenters' servers as ``coordinate/datacenters`` areas. Each server
+        measures round trips rather than running Vivaldi, so it places itself at the
+        origin and each remote server at its measured distance along the first axis: from
+        here, ``rtt -wan`` reads the round trip this server measured."""
+        areas: dict[str, list[dict[str, Any]]] = {}
+        for server in self.table.servers():
+            rtt = server.rtt if server.rtt is not None else 0.0
+            vec = [max(rtt - 2 * _HEIGHT, 0.0)] + [0.0] * (DIMENSIONS - 1)
+            coord = {"Vec": vec, "Error": 1.5, "Adjustment": 0.0, "Height": _HEIGHT}
+            areas.setdefault(server.datacenter, []).append(
+                {"Node": server.name, "Segment": "", "Coord": coord}
+            )
+        return [
+            {"Datacenter": dc, "AreaID": "wan", "Coordinates": rows} for dc, rows in sorted(areas.items())
+        ]
+
+    # -- DNS's RemoteDns --------------------------------------------------------------------
+
+    def known(self, datacenter: str) -> bool:
+        return any(s.datacenter == datacenter for s in self.table.servers())
+
+    async def resolve(self, datacenter: str, query: bytes, tcp: bool) -> bytes | None:
+        """Relayed to the DNS interface of ``datacenter``'s alive servers, nearest first."""
+        upstreams = []
+        for server in self.table.route(datacenter):
+            host, _, port = server.dns.rpartition(":")
+            if host and port.isdigit():
+                upstreams.append((host.strip("[]"), int(port)))
+        timeout = self.agent.config.dns_config.recursor_timeout.seconds
+        return await Recursor(upstreams, timeout=timeout).resolve(query, tcp)
+
+    # -- prepared queries' RemoteDatacenters ----------------------------------------------
+
+    def local_datacenter(self) -> str:
+        return self.agent.datacenter
+
+    def datacenters_by_distance(self) -> list[str]:
+        return self.table.datacenters_by_distance()
+
+    async def execute_remote(
+        self, dc: str, query: Mapping[str, Any], params: Mapping[str, str], token: str | None
+    ) -> bytes | None:
+        bases = [s.url for s in self.table.route(dc)]
+        if not bases:
+            return None
+        headers = {"content-type": "application/json"}
+        if token:
+            headers["x-consul-token"] = token
+        req = Request("POST", EXECUTE_REMOTE_PATH, urlencode(dict(params)), headers, _ENCODE.encode(query))
+        with contextlib.suppress(aiohttp.ClientError, OSError):
+            resp = await self.forwarder.relay(bases, req, SERVER_HOP)
+            if 200 <= resp.status < 300:
+                return resp.body
+        return None

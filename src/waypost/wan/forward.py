@@ -1,0 +1,114 @@
+"""``?dc=<other>``: the request goes, as it came, to a server of that datacenter, and its
+answer comes back as the remote server gave it (status, body, Consul's headers), the way
+Consul's ``forwardDC`` relays an RPC. A blocking query blocks over there: ``index`` and
+``wait`` travel in the query string and the remote ``X-Consul-Index`` comes back.
+
+Forwarded requests carry ``FORWARDED_HEADER`` naming who forwarded them, so a request
+crosses at most two hops: a client agent hands it to a server of its own datacenter,
+which forwards it on, and no server forwards what a server sent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Sequence
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+from waypost.api.common import NO_DC_PATH
+from waypost.api.http import Request, Response
+from waypost.durations import parse_duration
+
+__all__ = ["CLIENT_HOP", "FORWARDED_HEADER", "SERVER_HOP", "Forwarder"]
+
+log = logging.getLogger("waypost.wan")
+
+FORWARDED_HEADER = "X-Waypost-Forwarded"
+CLIENT_HOP, SERVER_HOP = "client", "server"
+
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "expect", "host", "content-length",
+     "proxy-connection", "trailer", "date", "content-type", "content-encoding", FORWARDED_HEADER.lower()}
+)  # fmt: skip
+"""Headers that belong to one connection, or that the server sets itself, never relayed."""
+
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+_DEFAULT_WAIT = 300.0
+_MAX_WAIT = 600.0
+_SLACK = 10.0
+"""Seconds a forwarded blocking query may take past its wait (jitter, a slow hop)."""
+_PLAIN_TIMEOUT = 60.0
+_CONNECT_TIMEOUT = 5.0
+
+
+def forward_timeout(req: Request) -> float:
+    """A blocking query may take its whole wait (plus Consul's wait/16 jitter) remotely."""
+    if not req.arg("index"):
+        return _PLAIN_TIMEOUT
+    try:
+        wait = parse_duration(req.arg("wait") or "") if req.arg("wait") else _DEFAULT_WAIT
+    except ValueError:
+        wait = _DEFAULT_WAIT  # the remote server refuses it, with Consul's message
+    wait = _MAX_WAIT if wait <= 0 else min(wait, _MAX_WAIT)
+    return wait + wait / 16 + _SLACK
+
+
+def target_url(base: str, req: Request) -> URL:
+    path = quote(req.path, safe=_PATH_SAFE)
+    query = f"?{req.raw_query}" if req.raw_query else ""
+    return URL(f"{base}{path}{query}", encoded=True)
+
+
+class Forwarder:
+    """Relays requests over one pool of keep-alive connections (HTTPS with ``tls``)."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self._tls = tls
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=0, ssl=self._tls if self._tls is not None else False)
+            self._session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent", "Accept")
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def relay(self, bases: Sequence[str], req: Request, hop: str) -> Response:
+        """The first answer from ``bases`` (base URLs, nearest first); a server that cannot
+        be reached passes the request to the next. None reachable: "No path to datacenter"."""
+        headers = {k: v for k, v in req.headers.items() if k not in _HOP_BY_HOP}
+        if "content-type" in req.headers:
+            headers["Content-Type"] = req.headers["content-type"]
+        headers[FORWARDED_HEADER] = hop
+        timeout = aiohttp.ClientTimeout(total=forward_timeout(req), connect=_CONNECT_TIMEOUT)
+        for base in bases:
+            try:
+                async with self.session().request(
+                    req.method,
+                    target_url(base, req),
+                    data=req.body or None,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                ) as resp:
+                    body = await resp.read()
+                    kept = [(k, v) for k, v in resp.headers.items() if k.lower() not in _HOP_BY_HOP]
+                    content_type = resp.headers.get("Content-Type", "application/json")
+                    return Response(body, resp.status, content_type, kept)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                if req.method != "GET" and not isinstance(exc, aiohttp.ClientConnectorError):
+                    # Sent, but no answer: the write may have applied, and resending it
+                    # elsewhere could apply it twice. Only reading it back can tell.
+                    return Response.text(f"rpc error: no answer from {base} to a write: {exc}", 500)
+                log.debug("forwarding to %s failed: %s", base, exc)
+                await asyncio.sleep(0)
+        return Response.text(NO_DC_PATH, 500)

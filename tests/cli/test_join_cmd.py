@@ -45,5 +45,8 @@ def test_join_failures_and_usage(dev_agent: AgentProcess, lone_client: AgentProc
     r = run_cli(lone_client, "join", "-wan", dev_agent.server_address)
     assert r.code == 1
     assert "Must be a server to join WAN cluster" in r.err
-    r = run_cli(dev_agent, "join", "-wan", dev_agent.server_address)
+    r = run_cli(dev_agent, "join", "-wan", dev_agent.address)  # a WAN join names a server's HTTP API
     assert (r.code, r.out) == (0, "Successfully joined cluster by contacting 1 nodes.\n")
+    r = run_cli(dev_agent, "join", "-wan", dev_agent.server_address)
+    assert r.code == 1
+    assert f"Failed to join {dev_agent.server_address}: 404 404 page not found" in r.err

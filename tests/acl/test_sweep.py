@@ -28,6 +28,7 @@ def test_only_consuls_open_routes_are_open() -> None:
     opened = {key for key, need in NEEDS.items() if need is OPEN}
     assert opened == {
         ("GET", "/"),
+        ("HEAD", "/"),
         ("GET", "/ui/:path"),
         ("GET", "/v1/status/leader"),
         ("GET", "/v1/status/peers"),

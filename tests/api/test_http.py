@@ -66,6 +66,26 @@ async def test_handler_exceptions_answer_500_and_keep_the_connection() -> None:
     assert answer.endswith(b"\r\n\r\nok /after")
 
 
+async def test_head_answers_carry_the_length_but_no_body() -> None:
+    """Pipelined, so a body sent by mistake would show up as garbage before the next answer."""
+    server = HttpServer(_handler)
+    port = await server.listen("127.0.0.1", 0)
+    try:
+        answer = await _exchange(
+            port,
+            b"HEAD /x HTTP/1.1\r\n\r\nHEAD /raise-later HTTP/1.1\r\n\r\n"
+            b"GET /after HTTP/1.1\r\nConnection: close\r\n\r\n",
+        )
+    finally:
+        await server.close()
+    ok, failed, after = answer.split(b"HTTP/1.1 ")[1:]
+    assert ok.startswith(b"200 OK\r\n")
+    assert ok.endswith(b"Content-Length: 5\r\n\r\n")
+    assert failed.startswith(b"500 ")
+    assert failed.endswith(b"Content-Length: 14\r\n\r\n")
+    assert after.endswith(b"\r\n\r\nok /after")
+
+
 async def test_a_failing_stream_hangs_up_that_client_only() -> None:
     server = HttpServer(_handler)
     port = await server.listen("127.0.0.1", 0)

@@ -16,26 +16,41 @@ from waypost.testing import AgentProcess
 ORIGIN = {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05}
 
 
-def _get_root(agent: AgentProcess) -> http.client.HTTPResponse:
+def _root(agent: AgentProcess, method: str = "GET") -> tuple[http.client.HTTPResponse, bytes]:
     """Raw, so the redirect is seen rather than followed."""
     conn = http.client.HTTPConnection("127.0.0.1", agent.http_port, timeout=10)
-    conn.request("GET", "/")
+    conn.request(method, "/")
     resp = conn.getresponse()
-    resp.read()
+    body = resp.read()
     conn.close()
-    return resp
+    return resp, body
+
+
+def _same_head(get: http.client.HTTPResponse, head: http.client.HTTPResponse) -> None:
+    """HEAD answers as Go's net/http does for Consul's "/": the GET's status and headers."""
+    assert head.status == get.status
+    assert {k: v for k, v in head.getheaders() if k != "Date"} == {
+        k: v for k, v in get.getheaders() if k != "Date"
+    }
 
 
 def test_index_redirects_to_the_ui_when_it_is_enabled(dev_agent: AgentProcess) -> None:
-    resp = _get_root(dev_agent)
+    resp, _ = _root(dev_agent)
     assert resp.status == 301
     assert resp.getheader("Location") == "/ui/"
+    head, body = _root(dev_agent, "HEAD")
+    _same_head(resp, head)
+    assert body == b""
 
 
 def test_index_names_the_agent_when_the_ui_is_disabled(tmp_path: Path) -> None:
     with AgentProcess(["-dev", "-ui=false"], log_path=tmp_path / "agent.log") as agent:
         status, headers, body = agent.request("GET", "/")
+        get, _ = _root(agent)
+        head, head_body = _root(agent, "HEAD")
     assert (status, body.decode()) == (200, UI_DISABLED)
+    _same_head(get, head)
+    assert (head.getheader("Content-Length"), head_body) == (str(len(UI_DISABLED)), b"")
     assert headers["Content-Type"].startswith("text/plain")
     assert UI_DISABLED == (
         "Consul Agent: UI disabled. "

@@ -306,6 +306,7 @@ AGENT_READ, AGENT_WRITE = need("agent", "read", _agent_node), need("agent", "wri
 
 NEEDS: dict[tuple[str, str], Need] = {
     ("GET", "/"): OPEN,
+    ("HEAD", "/"): OPEN,
     ("GET", "/ui/:path"): OPEN,
     ("GET", "/v1/agent/self"): AGENT_READ,
     ("GET", "/v1/agent/members"): filtered(_list(lambda a, m: _node_ok(a, m.get("Name"))), "node"),

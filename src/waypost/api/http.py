@@ -122,9 +122,11 @@ def _parse_query(raw: str) -> dict[str, list[str]]:
 
 
 class Response:
-    """A whole body, or with ``stream`` a body sent in chunks as it is produced (monitor)."""
+    """A whole body, or with ``stream`` a body sent in chunks as it is produced (monitor).
+    A ``head`` response is the answer to HEAD: the same head, with the body's length but
+    without the body."""
 
-    __slots__ = ("_wire", "body", "content_type", "headers", "status", "stream")
+    __slots__ = ("_wire", "body", "content_type", "head", "headers", "status", "stream")
 
     def __init__(
         self,
@@ -133,17 +135,24 @@ class Response:
         content_type: str = "application/json",
         headers: list[tuple[str, str]] | None = None,
         stream: AsyncIterator[bytes] | None = None,
+        head: bool = False,
     ) -> None:
         self.body = body
         self.status = status
         self.content_type = content_type
         self.headers = headers if headers is not None else []
         self.stream = stream
+        self.head = head
         self._wire: tuple[bool, bytes, bytes] | None = None
 
     @classmethod
     def text(cls, message: str, status: int = 200) -> Response:
         return cls(message.encode(), status, "text/plain; charset=utf-8")
+
+    def for_head(self) -> Response:
+        """This answer to a GET as the answer to a HEAD, as Go's net/http gives it: the same
+        status and headers, a Content-Length when there is a body, and no body."""
+        return Response(self.body, self.status, self.content_type, self.headers, head=True)
 
     def encode(self, keep_alive: bool, date: bytes) -> bytes:
         """The wire bytes, kept for reuse while the Date header stays the same."""
@@ -153,13 +162,18 @@ class Response:
         head = [
             b"HTTP/1.1 %d %s\r\n" % (self.status, _REASONS.get(self.status, "Unknown").encode()),
             b"Content-Type: %s\r\nDate: %s\r\n" % (self.content_type.encode(), date),
-            b"Transfer-Encoding: chunked\r\n" if self.stream else b"Content-Length: %d\r\n" % len(self.body),
+            b"Transfer-Encoding: chunked\r\n"
+            if self.stream
+            else b"Content-Length: %d\r\n" % len(self.body)
+            if self.body or not self.head
+            else b"",
         ]
         head.extend(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in self.headers)
         if not keep_alive:
             head.append(b"Connection: close\r\n")
         head.append(b"\r\n")
-        head.append(self.body)
+        if not self.head:
+            head.append(self.body)
         encoded = b"".join(head)
         self._wire = (keep_alive, date, encoded)
         return encoded
@@ -378,10 +392,13 @@ class _Connection(asyncio.Protocol):
 
     def _run(self, req: Request) -> Response | Awaitable[Response]:
         try:
-            return self._handler(req)
+            result = self._handler(req)
         except Exception:
             log.exception("handler failed for %s %s", req.method, req.path)
-            return Response.text("internal error", 500)
+            result = Response.text("internal error", 500)
+        if req.method != "HEAD":
+            return result
+        return result.for_head() if isinstance(result, Response) else _for_head(result)
 
     def _enqueue(self, result: Response | Awaitable[Response], keep_alive: bool) -> None:
         if not self._queue and isinstance(result, Response) and result.stream is None:
@@ -470,6 +487,18 @@ class _Connection(asyncio.Protocol):
             transport.close()
         elif not self._queue and not self._reading_head:
             self.deadline = _IDLE
+
+
+async def _for_head(pending: Awaitable[Response]) -> Response:
+    """A pending answer to a HEAD; a failure becomes the 500 it would be for a GET."""
+    try:
+        resp = await pending
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("handler failed")
+        resp = Response.text("internal error", 500)
+    return resp.for_head()
 
 
 class HttpServer:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 Handler = Callable[["ApiApp", "Request"], "Response | Awaitable[Response] | Any"]
 
-GET, PUT, POST, DELETE = "GET", "PUT", "POST", "DELETE"
+GET, HEAD, PUT, POST, DELETE = "GET", "HEAD", "PUT", "POST", "DELETE"
 READ = (GET,)
 WRITE = (PUT, POST)
 
@@ -51,6 +51,7 @@ UI_PREFIX = "/ui/"
 
 ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [
     (READ, "/", status.index),
+    ((HEAD,), "/", status.index),  # Consul serves "/" through Go's net/http, HEAD included
     (READ, "/ui/:path", ui.files),
     (READ, "/v1/agent/self", agent.self_),
     (READ, "/v1/agent/members", agent.members),

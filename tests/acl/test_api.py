@@ -24,9 +24,27 @@ def test_acl_routes_answer_401_while_acls_are_off(dev_agent: AgentProcess) -> No
         ("PUT", "/v1/acl/bootstrap"),
         ("GET", "/v1/acl/tokens"),
         ("GET", "/v1/acl/policy/x"),
+        ("GET", "/v1/acl/replication"),
     ]:
         status, body, _ = off(method, path)
         assert (status, body) == (401, "ACL support disabled")
+
+
+def test_replication_status_needs_no_token(call: Caller) -> None:
+    status, body, _ = call("GET", "/v1/acl/replication")
+    assert status == 200
+    assert body == {
+        "Enabled": False,
+        "Running": False,
+        "SourceDatacenter": "",
+        "ReplicationType": "",
+        "ReplicatedIndex": 0,
+        "ReplicatedRoleIndex": 0,
+        "ReplicatedTokenIndex": 0,
+        "LastSuccess": "0001-01-01T00:00:00Z",
+        "LastError": "0001-01-01T00:00:00Z",
+        "LastErrorMessage": "",
+    }
 
 
 def test_bootstrap_once_then_403_with_the_reset_index(tmp_path: Path) -> None:

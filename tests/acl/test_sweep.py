@@ -35,6 +35,7 @@ def test_only_consuls_open_routes_are_open() -> None:
         ("GET", "/v1/catalog/datacenters"),
         ("GET", "/v1/coordinate/datacenters"),
         ("PUT", "/v1/acl/bootstrap"),
+        ("GET", "/v1/acl/replication"),
     }
 
 

@@ -2,10 +2,12 @@
 real waypost agent end to end.
 
 The Node tests in ``nodeapi/`` use Node's own runner (``node:test``) and find the agent
-through ``CONSUL_HTTP_ADDR``. Their dependencies install with ``npm ci`` into a cache
-directory named for the lock file's hash (``node_modules`` is never written into the
-tree), and reach the tests through ``NODE_PATH``. ``node --test`` runs each file once; each
-Node test is reported as its own pytest test, so a failure shows up by name.
+through ``CONSUL_HTTP_ADDR``; the ACL file gets an agent of its own with ACLs on (default
+deny, not bootstrapped), the others share one without ACLs. Their dependencies install
+with ``npm ci`` into a cache directory named for the lock file's hash (``node_modules`` is
+never written into the tree), and reach the tests through ``NODE_PATH``. ``node --test``
+runs each file once; each Node test is reported as its own pytest test, so a failure
+shows up by name.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ NPM_TIMEOUT = 300
 MIN_NODE = (18, 15)
 
 TEST_FILES = sorted(NODEAPI.glob("*.test.js"))
+ACL_FILES = {"acl.test.js"}
+ACL_HCL = 'acl { enabled = true default_policy = "deny" }'
 NODE_TESTS = sorted(
     name for path in TEST_FILES for name in re.findall(r'^test\(\s*"([^"]+)"', path.read_text(), re.MULTILINE)
 )
@@ -111,6 +115,13 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def acl_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
+    log = tmp_path_factory.mktemp("node-api-acl-agent") / "agent.log"
+    with AgentProcess(["-dev", "-node", NODE_NAME, "-hcl", ACL_HCL], log_path=log) as running:
+        yield running
+
+
 def parse_tap(stdout: str) -> dict[str, NodeTest]:
     """Top-level results of node's TAP reporter, each with its own lines: what the test
     printed (node writes it before the ``# Subtest`` header), the result and its
@@ -154,17 +165,19 @@ def _run_file(node: str, path: Path, env: dict[str, str], timeout: float) -> tup
 
 
 @pytest.fixture(scope="module")
-def node_run(agent: AgentProcess) -> NodeRun:
+def node_run(agent: AgentProcess, acl_agent: AgentProcess) -> NodeRun:
     """One ``node --test`` per file, one after another: the files share the agent, and
     some (node maintenance) briefly change what the others would see."""
     node = _node()
     modules = _node_modules()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONSUL_", "WAYPOST_", "NODE_"))}
-    env.update(CONSUL_HTTP_ADDR=agent.address, WAYPOST_TEST_NODE=NODE_NAME, NODE_PATH=str(modules))
+    env.update(WAYPOST_TEST_NODE=NODE_NAME, NODE_PATH=str(modules))
     deadline = time.monotonic() + RUN_TIMEOUT
     tests: dict[str, NodeTest] = {}
     log = []
     for path in TEST_FILES:
+        target = acl_agent if path.name in ACL_FILES else agent
+        env["CONSUL_HTTP_ADDR"] = target.address
         stdout, stderr = _run_file(node, path, env, deadline - time.monotonic())
         tests.update(parse_tap(stdout))
         log.append(f"== {path.name}\n{stdout}\n{stderr}")

@@ -198,6 +198,27 @@ def _expiration(fields: dict[str, Any], existing: ACLToken | None) -> str:
     return acl_ops.now_rfc3339(now + ttl)
 
 
+REPLICATION_STATUS = {
+    "Enabled": False,
+    "Running": False,
+    "SourceDatacenter": "",
+    "ReplicationType": "",
+    "ReplicatedIndex": 0,
+    "ReplicatedRoleIndex": 0,
+    "ReplicatedTokenIndex": 0,
+    "LastSuccess": "0001-01-01T00:00:00Z",
+    "LastError": "0001-01-01T00:00:00Z",
+    "LastErrorMessage": "",
+}
+"""Consul's ACLReplicationStatus in its primary datacenter, where nothing replicates:
+waypost's datacenter is always its own primary. Consul asks for no token here, so that
+health checks can poll it."""
+
+
+def replication(app: ApiApp, req: Request) -> Response:
+    return json_response(REPLICATION_STATUS)
+
+
 async def bootstrap(app: ApiApp, req: Request) -> Response:
     result = await acl_ops.bootstrap(app.state)
     if isinstance(result, int):

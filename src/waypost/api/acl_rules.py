@@ -384,6 +384,7 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("GET", "/v1/coordinate/node/:node"): need("node", "read", _param),
     ("PUT", "/v1/coordinate/update"): need("node", "write", _body_field("Node")),
     ("PUT", "/v1/acl/bootstrap"): OPEN,
+    ("GET", "/v1/acl/replication"): OPEN,
     ("PUT", "/v1/acl/token"): ACL_WRITE,
     ("GET", "/v1/acl/token/self"): Need(_token_valid),
     ("GET", "/v1/acl/token/:id"): ACL_READ,

@@ -117,6 +117,7 @@ ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [
     (READ, "/v1/coordinate/node/:node", status.coordinate_node),
     (WRITE, "/v1/coordinate/update", status.coordinate_update),
     ((PUT,), "/v1/acl/bootstrap", acl.bootstrap),
+    (READ, "/v1/acl/replication", acl.replication),
     ((PUT,), "/v1/acl/token", acl.token_create),
     (READ, "/v1/acl/token/self", acl.token_self),
     ((GET, PUT, DELETE), "/v1/acl/token/:id", acl.token_by_id),

@@ -461,6 +461,7 @@ OTHER_READS: dict[str, str] = {
     "/v1/operator/autopilot/health": "Healthy, FailureTolerance and Servers (ServerHealth, all always)",
     "/v1/operator/autopilot/configuration": "Consul's AutopilotConfiguration, every field always",
     "/v1/coordinate/datacenters": "a list of areas with their servers' coordinates",
+    "/v1/acl/replication": "Consul's ACLReplicationStatus, as its primary datacenter answers",
     "/v1/acl/token/self": "Consul's ACLToken (empty lists and ExpirationTime left out)",
     "/v1/acl/tokens": "a list of Consul's ACLTokenListStub",
     "/v1/acl/policy/name/:name": "Consul's ACLPolicy",

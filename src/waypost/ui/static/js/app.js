@@ -2,6 +2,7 @@
 // table. Pages come in as modules the first time they are visited.
 
 import { connection } from "./api.js";
+import { dcSelector } from "./dc.js";
 import { h, mount } from "./dom.js";
 import { href, navigate, register, start } from "./router.js";
 
@@ -9,6 +10,7 @@ register("/services", () => import("./pages/services.js"));
 register("/services/:name", () => import("./pages/service.js"));
 register("/nodes", () => import("./pages/nodes.js"));
 register("/nodes/:name", () => import("./pages/node.js"));
+register("/kv/*path", () => import("./pages/kv.js"));
 
 const NAV = [
   ["Services", "/services"],
@@ -95,7 +97,7 @@ function boot() {
       { class: "shell" },
       h("a", { class: "brand", href: href("/services") }, "waypost"),
       navLinks(),
-      h("div", { class: "shell-tools" }, badge(), themeToggle()),
+      h("div", { class: "shell-tools" }, dcSelector(), badge(), themeToggle()),
     ),
     main,
     area,

@@ -165,6 +165,15 @@ def sweep_cases(node: str) -> list[Case]:
         Case("DELETE", "/v1/acl/role/{role}", None, 'acl = "write"', "deny"),
         Case("GET", "/v1/acl/roles", None, 'acl = "read"', "deny"),
         Case("GET", "/v1/waypost/virtual-ip/web", None, web_read, "deny"),
+        Case("GET", "/v1/agent/connect/ca/leaf/web", None, 'service "web" { policy = "write" }', "deny"),
+        Case("GET", "/v1/connect/ca/configuration", None, 'operator = "read"', "deny"),
+        Case(
+            "PUT",
+            "/v1/connect/ca/configuration",
+            {"Provider": "consul", "Config": {"LeafCertTTL": "72h"}},
+            'operator = "write"',
+            "deny",
+        ),
     ]
 
 

@@ -31,6 +31,8 @@ def test_only_consuls_open_routes_are_open() -> None:
         ("HEAD", "/"),
         ("GET", "/ui/:path"),
         ("GET", "/v1/status/leader"),
+        ("GET", "/v1/agent/connect/ca/roots"),
+        ("GET", "/v1/connect/ca/roots"),
         ("GET", "/v1/status/peers"),
         ("GET", "/v1/catalog/datacenters"),
         ("GET", "/v1/coordinate/datacenters"),

@@ -119,7 +119,7 @@ def test_harness_default_config_loads_with_warnings_naming_each_ignored_key(tmp_
     assert (cfg.ports.http, cfg.ports.dns) == (18500, 18600)
     assert cfg.performance.raft_multiplier == 1
     ignored = {w.split("config key ")[1].split(" ")[0] for w in cfg.warnings if "config key" in w}
-    assert ignored == {"connect.ca_config", "peering", "version"}
+    assert ignored == {"peering", "version"}
     idle = sorted(w.split(" = ")[0] for w in cfg.warnings if "nothing listens" in w)
     assert idle == ["ports.grpc", "ports.grpc_tls", "ports.https"]
 

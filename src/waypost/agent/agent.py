@@ -25,6 +25,9 @@ from waypost.agent.tasks import cancel_all
 from waypost.agent.tls import AgentTLS
 from waypost.api.http import GO_MAX_HEADER_BYTES, HttpLimits, HttpServer
 from waypost.config import AgentConfig, ConfigError, reload_config
+from waypost.connect import ca_store
+from waypost.connect.ca_config import CAConfigError
+from waypost.connect.leaf import LeafCerts
 from waypost.state.kv_ops import LockDelays
 from waypost.state.model import Node
 from waypost.state.state import State
@@ -66,6 +69,8 @@ class Agent:
         self.local = LocalState(self.node)
         self.acl_tokens = AgentTokens(config.acl, config.data_dir)
         self.cluster: Cluster | None = None
+        self.connect_leaves: LeafCerts | None = None
+        """The services' leaf certificates; None while Connect is disabled."""
         self.wan = Federation(self)
         """The WAN pool (servers) and where ``?dc=`` requests for other datacenters go."""
         self.checks = AgentChecks(self)
@@ -123,6 +128,8 @@ class Agent:
         self.store = self._open_store()
         self.state = State(self.store)
         self.cluster = Cluster(self, self.state)
+        if self.config.connect.enabled:
+            self.connect_leaves = LeafCerts(self.state, self.datacenter, self._sign_leaf)
         if self.config.server:
             await self._load_catalog()
         self.checks.load_config()
@@ -156,6 +163,8 @@ class Agent:
             await self._go_online()
             if self.config.acl.enabled:
                 await ensure_builtins(state, self.config.acl.tokens.initial_management)
+            if self.config.connect.enabled:
+                await ca_store.ensure_ca(state, self.config.connect.ca_config)
         if self.config.start_join or self.config.retry_join:
             self._tasks.append(asyncio.create_task(self._join_configured(), name="join"))
         self.wan.start()
@@ -292,6 +301,8 @@ class Agent:
         self._servers.clear()
         await self._quiesce()
         await self.wan.stop()
+        if self.connect_leaves is not None:
+            await self.connect_leaves.close()
         if self.cluster is not None:
             await self.cluster.stop()
         if self.state is not None:
@@ -300,6 +311,13 @@ class Agent:
             await self.store.close()
         logging.getLogger().removeHandler(self.logs)
         self.stopped.set()
+
+    async def _sign_leaf(self, csr: str, service: str) -> dict[str, Any]:
+        """The CA's signature, from the record every server shares."""
+        record = self.require_state().indexes.connect_ca.get("state")
+        if record is None:
+            raise CAConfigError("the CA is not initialised yet")
+        return ca_store.issue(record, csr, service)
 
     async def leave(self) -> None:
         """Graceful leave: deregister this node and mark it left, then stop. Anti-entropy

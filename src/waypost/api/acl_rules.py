@@ -373,6 +373,11 @@ NEEDS: dict[tuple[str, str], Need] = {
         _list(lambda a, e: a.allowed("event", e.get("Name", ""), "read")), "event"
     ),
     ("GET", "/v1/status/leader"): OPEN,
+    ("GET", "/v1/agent/connect/ca/roots"): OPEN,
+    ("GET", "/v1/agent/connect/ca/leaf/:service"): need("service", "write", _param),
+    ("GET", "/v1/connect/ca/roots"): OPEN,
+    ("GET", "/v1/connect/ca/configuration"): OPERATOR_READ,
+    ("PUT", "/v1/connect/ca/configuration"): OPERATOR_WRITE,
     ("GET", "/v1/status/peers"): OPEN,
     ("GET", "/v1/snapshot"): ACL_WRITE,
     ("PUT", "/v1/snapshot"): ACL_WRITE,

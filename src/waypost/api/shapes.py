@@ -468,6 +468,12 @@ OTHER_READS: dict[str, str] = {
     "/v1/acl/policies": "a list of Consul's ACLPolicyListStub (no Rules)",
     "/v1/acl/role/name/:name": "Consul's ACLRole",
     "/v1/acl/roles": "a list of Consul's ACLRole",
+    "/v1/agent/connect/ca/roots": (
+        "Consul's IndexedCARoots: ActiveRootID, TrustDomain, Roots (CARoot without key material)"
+    ),
+    "/v1/agent/connect/ca/leaf/:service": "Consul's IssuedCert, PrivateKeyPEM included",
+    "/v1/connect/ca/roots": "as /v1/agent/connect/ca/roots; `?pem=true`: the certificates as PEM",
+    "/v1/connect/ca/configuration": "Consul's CAConfiguration: Provider, Config, State, CreateIndex...",
     "/v1/waypost/virtual-ips": "waypost's own: a list of VirtualIP (Name, IP, Filter and the indexes)",
     "/v1/waypost/virtual-ip/:name": "waypost's own: one VirtualIP, or null while the name has no address",
     "/v1/waypost/virtual-ip-instances/:name": "waypost's own: a name's instances, as /v1/health/service",

@@ -109,8 +109,6 @@ IGNORED: frozenset[str] = frozenset(
         "acl.disabled_ttl",
         "acl.msp_disable_bootstrap",
         "acl.tokens.managed_service_provider",
-        "connect.ca_config",
-        "connect.ca_provider",
         "connect.enable_mesh_gateway_wan_federation",
         "connect.enable_serverless_plugin",
         "connect.test_ca_leaf_root_change_spread",

@@ -193,9 +193,13 @@ class UIConfig:
 
 @dataclass(frozen=True, slots=True)
 class Connect:
-    """Accepted for compatibility; waypost has no service mesh."""
+    """Connect's built-in CA: ``ca_config`` holds the provider's settings in either Consul
+    spelling (``leaf_cert_ttl`` or ``LeafCertTTL``) and may name the ``cluster_id``; the
+    first server to start creates the CA from them (later changes go through the API)."""
 
     enabled: bool = True
+    ca_provider: Annotated[str, one_of("", "consul")] = ""
+    ca_config: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from waypost.state.model import (
     ACLPolicy,
     ACLRole,
     ACLToken,
+    ConnectCA,
     Coordinate,
     Graveyard,
     HealthCheck,
@@ -90,7 +91,10 @@ class Indexes:
         self.virtual_ips: dict[str, VirtualIP] = {}
         self.virtual_ip_claims: dict[str, VirtualIPClaim] = {}
         """Address to the name holding it; the allocator's view of what is taken."""
+        self.connect_ca: dict[str, ConnectCA] = {}
+        """The one ``state`` record once the CA is initialised."""
         self._plain: dict[str, MutableMapping[str, Any]] = {
+            "connect-ca": self.connect_ca,
             "events": self.events,
             "coordinates": self.coordinates,
             "members": self.members,

@@ -25,7 +25,9 @@ __all__ = [
     "ACLServiceIdentity",
     "ACLToken",
     "AddressPort",
+    "CARoot",
     "CheckStatus",
+    "ConnectCA",
     "Coordinate",
     "Graveyard",
     "HealthCheck",
@@ -278,5 +280,42 @@ class ACLBootstrap(msgspec.Struct, kw_only=True, gc=False):
     """That the cluster was bootstrapped; deleting it (a reset) allows one more bootstrap."""
 
     AllowBootstrap: bool = False
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+
+class CARoot(msgspec.Struct, kw_only=True, gc=False):
+    """One trusted Connect root, as Consul's ``structs.CARoot``; times are RFC 3339 text.
+
+    ``SigningKey`` (PEM) is the built-in provider's key, kept with its root as Consul keeps
+    it in Raft so that every server signs with the same one. ``AddedIndex`` is the index
+    of the write that added the root (0 until a later write fills it in)."""
+
+    ID: str
+    Name: str
+    SerialNumber: int
+    SigningKeyID: str
+    ExternalTrustDomain: str = ""
+    NotBefore: str
+    NotAfter: str
+    RootCert: str
+    IntermediateCerts: list[str] = msgspec.field(default_factory=list)
+    SigningKey: str = ""
+    Active: bool = False
+    RotatedOutAt: str = ""
+    PrivateKeyType: str = "ec"
+    PrivateKeyBits: int = 256
+    AddedIndex: int = 0
+
+
+class ConnectCA(msgspec.Struct, kw_only=True, gc=False):
+    """The cluster's CA: its configuration and roots in one record, so a rotation (a new
+    active root, the old one kept) is one guarded write that every server sees at once."""
+
+    ClusterID: str
+    Provider: str = "consul"
+    Config: dict[str, Any] = msgspec.field(default_factory=dict)
+    Roots: list[CARoot] = msgspec.field(default_factory=list)
+    NextSerial: int = 1
     CreateIndex: int = 0
     ModifyIndex: int = 0

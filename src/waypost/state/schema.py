@@ -21,6 +21,7 @@ from waypost.state.model import (
     ACLPolicy,
     ACLRole,
     ACLToken,
+    ConnectCA,
     Coordinate,
     Graveyard,
     HealthCheck,
@@ -44,6 +45,8 @@ __all__ = [
     "ACL_TOKENS",
     "CARRIED_MARK",
     "CHECKS",
+    "CONNECT_CA",
+    "CONNECT_CA_KEY",
     "COORDINATES",
     "EVENTS",
     "GRAVEYARD",
@@ -115,7 +118,7 @@ class Table(Generic[T]):
 
 _ENCODER = msgspec.msgpack.Encoder()
 _NODE_SCOPED = {"services", "checks"}
-_SINGLETONS = {"leader": "current", "graveyard": "kvs", "acl-bootstrap": "state"}
+_SINGLETONS = {"leader": "current", "graveyard": "kvs", "acl-bootstrap": "state", "connect-ca": "state"}
 """Tables with one fixed key, so that a stray key beside it cannot overwrite the record."""
 
 
@@ -191,6 +194,8 @@ ACL_POLICIES: Table[ACLPolicy] = Table("acl-policies", "acl/policies/", ACLPolic
 ACL_ROLES: Table[ACLRole] = Table("acl-roles", "acl/roles/", ACLRole)
 ACL_BOOTSTRAP: Table[ACLBootstrap] = Table("acl-bootstrap", "acl/bootstrap/", ACLBootstrap)
 ACL_BOOTSTRAP_KEY = ACL_BOOTSTRAP.key("state")
+CONNECT_CA: Table[ConnectCA] = Table("connect-ca", "connect/ca/", ConnectCA)
+CONNECT_CA_KEY = CONNECT_CA.key("state")
 VIRTUAL_IPS: Table[VirtualIP] = Table("virtual-ips", "system/virtual-ips/", VirtualIP)
 VIRTUAL_IP_CLAIMS: Table[VirtualIPClaim] = Table(
     "virtual-ip-claims", "system/virtual-ip-claims/", VirtualIPClaim
@@ -200,4 +205,5 @@ TABLES: tuple[Table[Any], ...] = (
     NODES, SERVICES, CHECKS, KVS, SESSIONS, EVENTS, COORDINATES, MEMBERS, LIVENESS, LEADER, GRAVEYARD,
     VIRTUAL_IPS, VIRTUAL_IP_CLAIMS,
     ACL_TOKENS, ACL_POLICIES, ACL_ROLES, ACL_BOOTSTRAP,
+    CONNECT_CA,
 )  # fmt: skip

@@ -1,0 +1,1 @@
+"""Connect: the service mesh's CA, registrations and intentions."""

@@ -1,0 +1,167 @@
+"""Connect's CA endpoints against a real agent: roots, leaves (blocking, renewed), configuration."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.verification import PolicyBuilder, Store
+
+from waypost.connect import ca
+from waypost.testing import AgentProcess
+
+CLUSTER = "11111111-2222-3333-4444-555555555555"
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
+    log = Path(tmp_path_factory.mktemp("agent")) / "agent.log"
+    hcl = f'connect {{ ca_config {{ cluster_id = "{CLUSTER}" }} }}'
+    with AgentProcess(["-dev", "-node", "ca-node", "-hcl", hcl], log_path=log) as proc:
+        yield proc
+
+
+def _get(agent: AgentProcess, path: str) -> tuple[int, dict[str, str], Any]:
+    status, headers, body = agent.request("GET", path)
+    return status, headers, json.loads(body) if status == 200 else body.decode()
+
+
+def _verify(chain: str, roots: list[str]) -> list[str]:
+    leaf, *intermediates = ca.load_certs(chain)
+    verifier = PolicyBuilder().store(Store([ca.load_cert(r) for r in roots])).build_client_verifier()
+    subjects = verifier.verify(leaf, intermediates).subjects or []
+    return [s.value for s in subjects if isinstance(s, x509.UniformResourceIdentifier)]
+
+
+def _trusted(agent: AgentProcess) -> list[str]:
+    return [r["RootCert"] for r in agent.get("/v1/agent/connect/ca/roots")["Roots"]]
+
+
+def test_roots_have_one_active_root_in_the_configured_trust_domain(agent: AgentProcess) -> None:
+    status, headers, roots = _get(agent, "/v1/agent/connect/ca/roots")
+    assert status == 200
+    assert int(headers["X-Consul-Index"]) > 0
+    assert roots["TrustDomain"] == f"{CLUSTER}.consul"
+    (root,) = roots["Roots"]
+    assert root["ID"] == roots["ActiveRootID"]
+    assert root["Active"] is True
+    assert root["Name"] == "Consul CA Primary Cert"
+    assert (root["PrivateKeyType"], root["PrivateKeyBits"]) == ("ec", 256)
+    assert root["ExternalTrustDomain"] == CLUSTER
+    assert "SigningKey" not in root
+    assert "SigningCert" not in root
+    assert root["NotBefore"].endswith("Z")
+    assert root["RootCert"].startswith("-----BEGIN CERTIFICATE-----")
+    assert agent.get("/v1/connect/ca/roots") == roots
+    status, headers, pem = agent.request("GET", "/v1/connect/ca/roots?pem=true")
+    assert status == 200
+    assert pem.decode() == root["RootCert"]
+
+
+def test_configuration_shows_consuls_defaults(agent: AgentProcess) -> None:
+    config = agent.get("/v1/connect/ca/configuration")
+    assert config["Provider"] == "consul"
+    assert config["Config"] == {"LeafCertTTL": "72h", "IntermediateCertTTL": "8760h", "RootCertTTL": "87600h"}
+    assert "ClusterID" not in config
+    assert "cluster_id" not in config["Config"]
+
+
+def test_leaf_is_a_spiffe_certificate_with_its_key(agent: AgentProcess) -> None:
+    status, headers, leaf = _get(agent, "/v1/agent/connect/ca/leaf/web")
+    assert status == 200
+    uri = f"spiffe://{CLUSTER}.consul/ns/default/dc/dc1/svc/web"
+    assert leaf["Service"] == "web"
+    assert leaf["ServiceURI"] == uri
+    assert _verify(leaf["CertPEM"], _trusted(agent)) == [uri]
+    key = serialization.load_pem_private_key(leaf["PrivateKeyPEM"].encode(), None)
+    cert = ca.load_certs(leaf["CertPEM"])[0]
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    assert key.public_key().public_bytes(serialization.Encoding.DER, spki) == cert.public_key().public_bytes(
+        serialization.Encoding.DER, spki
+    )
+    assert int(headers["X-Consul-Index"]) == leaf["ModifyIndex"]
+    again = agent.get("/v1/agent/connect/ca/leaf/web")
+    assert again["SerialNumber"] == leaf["SerialNumber"]  # cached, not re-issued
+
+
+def test_a_blocking_leaf_read_times_out_with_the_same_leaf(agent: AgentProcess) -> None:
+    _, headers, leaf = _get(agent, "/v1/agent/connect/ca/leaf/web")
+    index = headers["X-Consul-Index"]
+    _, again_headers, again = _get(agent, f"/v1/agent/connect/ca/leaf/web?index={index}&wait=300ms")
+    assert again["SerialNumber"] == leaf["SerialNumber"]
+    assert again_headers["X-Consul-Index"] == index
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            b'{"Provider": "consul", "Config": {"LeafCertTTL": "10m"}}',
+            "leaf cert TTL must be greater or equal",
+        ),
+        (b'{"Provider": "vault", "Config": {}}', 'unknown CA provider "vault"'),
+        (b'{"Provider": "consul", "Config": []}', "Config: expected an object"),
+        (b'{"Provider": 7}', "Provider: expected a string"),
+        (b"[1]", "expected a JSON object"),
+        (b"{", "Request decode failed"),
+    ],
+)
+def test_bad_configuration_is_a_400_naming_the_problem(
+    agent: AgentProcess, body: bytes, message: str
+) -> None:
+    status, _, answer = agent.request("PUT", "/v1/connect/ca/configuration", body)
+    assert status == 400
+    assert message in answer.decode()
+
+
+def test_bad_leaf_parameters_are_400s(agent: AgentProcess) -> None:
+    assert agent.request("GET", "/v1/agent/connect/ca/leaf/web?index=x")[0] == 400
+    assert agent.request("GET", "/v1/agent/connect/ca/leaf/web?index=1&wait=soon")[0] == 400
+
+
+def test_rotation_cross_signs_and_renews_the_leaf(agent: AgentProcess) -> None:
+    """Runs after the reads above: it changes the active root."""
+    _, headers, old_leaf = _get(agent, "/v1/agent/connect/ca/leaf/web")
+    old_root_id = agent.get("/v1/agent/connect/ca/roots")["ActiveRootID"]
+    agent.put("/v1/connect/ca/configuration", {"Provider": "consul", "Config": {"LeafCertTTL": "24h"}})
+    roots = agent.get("/v1/agent/connect/ca/roots")
+    assert roots["ActiveRootID"] != old_root_id
+    assert [r["Active"] for r in roots["Roots"]] == [False, True]
+    assert len(roots["Roots"][1]["IntermediateCerts"]) == 1
+    index = headers["X-Consul-Index"]
+    _, new_headers, new_leaf = _get(agent, f"/v1/agent/connect/ca/leaf/web?index={index}&wait=10s")
+    assert int(new_headers["X-Consul-Index"]) > int(index)
+    assert new_leaf["SerialNumber"] != old_leaf["SerialNumber"]
+    old_root = roots["Roots"][0]["RootCert"]
+    assert _verify(new_leaf["CertPEM"], [old_root])  # a peer that knows only the old root
+    assert _verify(old_leaf["CertPEM"], _trusted(agent))  # old leaves stay valid
+    assert agent.get("/v1/connect/ca/configuration")["Config"]["LeafCertTTL"] == "24h"
+
+
+def test_leaf_is_renewed_before_it_expires(agent: AgentProcess) -> None:
+    config = {"LeafCertTTL": "4s", "IntermediateCertTTL": "8760h", "SkipValidate": True}
+    agent.put("/v1/connect/ca/configuration", {"Provider": "consul", "Config": config})
+    _, headers, first = _get(agent, "/v1/agent/connect/ca/leaf/api")
+    index = headers["X-Consul-Index"]
+    _, _, renewed = _get(agent, f"/v1/agent/connect/ca/leaf/api?index={index}&wait=10s")
+    assert renewed["SerialNumber"] != first["SerialNumber"]
+    # Issued (a minute after its backdated start, to the second) while the first was valid.
+    renewed_at = ca.load_certs(renewed["CertPEM"])[0].not_valid_before_utc + dt.timedelta(minutes=1)
+    assert renewed_at <= dt.datetime.fromisoformat(first["ValidBefore"])
+
+
+def test_connect_disabled_answers_consuls_message(tmp_path: Path) -> None:
+    with AgentProcess(["-dev", "-hcl", "connect { enabled = false }"], log_path=tmp_path / "a.log") as proc:
+        for path in (
+            "/v1/agent/connect/ca/roots",
+            "/v1/agent/connect/ca/leaf/web",
+            "/v1/connect/ca/configuration",
+        ):
+            status, _, body = proc.request("GET", path)
+            assert (status, body) == (400, b"Connect must be enabled in order to use this endpoint")

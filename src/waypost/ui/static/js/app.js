@@ -11,6 +11,7 @@ register("/services/:name", () => import("./pages/service.js"));
 register("/nodes", () => import("./pages/nodes.js"));
 register("/nodes/:name", () => import("./pages/node.js"));
 register("/kv/*path", () => import("./pages/kv.js"));
+register("/sessions", () => import("./pages/sessions.js"));
 
 const NAV = [
   ["Services", "/services"],

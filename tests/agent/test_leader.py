@@ -2,16 +2,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 import pytest
 
 from waypost.agent.leader import LeaderDuties, TombstoneTimer
 from waypost.config.model import Duration, TombstoneGC, VirtualIPs
-from waypost.state import catalog_ops
+from waypost.state import catalog_ops, schema
+from waypost.state.acl_ops import now_rfc3339
 from waypost.state.kv_ops import LockDelays
-from waypost.state.model import Node, NodeService
+from waypost.state.model import ACLToken, Node, NodeService
 from waypost.state.state import State
+from waypost.store.base import Put
 from waypost.store.memory import MemoryStore
 
 
@@ -112,6 +115,30 @@ async def test_a_full_range_is_logged_once_naming_the_services_left_out(
         ]
         assert set(state.indexes.virtual_ips) == {"a", "b"}
         assert not any(r.exc_info for r in caplog.records), "a full range is not a crash"
+    finally:
+        await duties.stop()
+        await state.close()
+
+
+async def test_the_leader_reaps_tokens_past_their_expiration_time() -> None:
+    state = State(MemoryStore())
+    await state.start()
+    now = time.time()
+    for accessor, expires in (("gone", now - 5), ("soon", now + 0.3), ("lasting", None)):
+        token = ACLToken(
+            AccessorID=accessor,
+            SecretID=f"s-{accessor}",
+            ExpirationTime="" if expires is None else now_rfc3339(expires),
+        )
+        await state.write(lambda t=token: ([], [Put(schema.ACL_TOKENS.key(t.AccessorID), schema.encode(t))]))
+    duties = LeaderDuties(state, LockDelays(), TombstoneGC())
+    try:
+        duties.start()
+        await _until(lambda: "gone" not in state.indexes.acl_tokens)
+        assert "soon" in state.indexes.acl_tokens
+        await _until(lambda: "soon" not in state.indexes.acl_tokens)
+        assert time.time() >= now + 0.3
+        assert set(state.indexes.acl_tokens) == {"lasting"}
     finally:
         await duties.stop()
         await state.close()

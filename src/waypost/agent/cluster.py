@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -55,8 +56,15 @@ class Cluster:
         self._leaving = False
         self._membership: asyncio.Task[None] | None = None
         self._membership_changed = False
-        self.reaching_store = False
-        """Whether the last heartbeat reached the store: on a client agent, a server."""
+        self._reached: float | None = None
+        """When a heartbeat last reached the store (monotonic); None after one failed."""
+
+    @property
+    def reaching_store(self) -> bool:
+        """Whether the store (on a client agent, a server) answered the last heartbeat, and
+        within ``failure_timeout``: a heartbeat hanging on a frozen server counts as lost."""
+        limit = self.agent.config.liveness.failure_timeout.seconds
+        return self._reached is not None and time.monotonic() - self._reached <= limit
 
     @property
     def is_leader(self) -> bool:
@@ -82,7 +90,7 @@ class Cluster:
         store = self.state.store
         await store.put(schema.MEMBERS.key(self.agent.node.Node), schema.encode(self.member()))
         await self._renew_liveness()
-        self.reaching_store = True
+        self._reached = time.monotonic()
         self.state.listeners.append(self._on_change)
         self._learn_servers()
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="liveness"))
@@ -188,9 +196,9 @@ class Cluster:
             await asyncio.sleep(interval)
             try:
                 await self._renew_liveness()
-                self.reaching_store = True
+                self._reached = time.monotonic()
             except (StoreError, OSError) as exc:
-                self.reaching_store = False
+                self._reached = None
                 log.warning("heartbeat failed: %s", exc)
 
     async def _campaign(self) -> None:

@@ -40,6 +40,9 @@ UNSWEPT = {
     ("GET", "/v1/acl/token/self"): "needs only a valid token, covered in test_api",
     ("GET", "/v1/waypost/virtual-ips"): "empty until the leader allocates; filtered like the catalog lists",
     ("GET", "/v1/waypost/virtual-ip-instances/:name"): "health/service rows, filtered by the same row filter",
+    ("PUT", "/v1/internal/query/execute-remote"): (
+        "another datacenter's failover, filtered by the query's token; covered in tests/api/test_query.py"
+    ),
 }
 
 
@@ -56,6 +59,9 @@ def sweep_cases(node: str) -> list[Case]:
     session_read = f'session "{node}" {{ policy = "read" }}'
     session_write = f'session "{node}" {{ policy = "write" }}'
     api_write = 'service "api" { policy = "write" }'
+    made = f'query "sweep-made-{node}" {{ policy = "write" }}'
+    query_read = f'query "sweep-q-{node}" {{ policy = "read" }}'
+    query_write = f'query "sweep-q-{node}" {{ policy = "write" }}'
     return [
         Case("GET", "/v1/agent/self", None, agent_read, "deny"),
         Case("GET", "/v1/agent/members", None, node_read, "filter"),
@@ -165,6 +171,20 @@ def sweep_cases(node: str) -> list[Case]:
         Case("DELETE", "/v1/acl/role/{role}", None, 'acl = "write"', "deny"),
         Case("GET", "/v1/acl/roles", None, 'acl = "read"', "deny"),
         Case("GET", "/v1/waypost/virtual-ip/web", None, web_read, "deny"),
+        Case("PUT", "/v1/query", {"Name": f"sweep-made-{node}", "Service": {"Service": "web"}}, made, "deny"),
+        Case("GET", "/v1/query", None, query_read, "filter"),
+        Case("GET", "/v1/query/{query}", None, query_read, "deny"),
+        Case("GET", f"/v1/query/sweep-q-{node}/explain", None, query_read, "deny"),
+        Case(
+            "PUT",
+            "/v1/query/{query}",
+            {"Name": f"sweep-q-{node}", "Service": {"Service": "web"}},
+            query_write,
+            "deny",
+        ),
+        Case(
+            "DELETE", "/v1/query/{doomed}", None, f'query "sweep-gone-{node}" {{ policy = "write" }}', "deny"
+        ),
         Case("GET", "/v1/agent/connect/ca/leaf/web", None, 'service "web" { policy = "write" }', "deny"),
         Case("GET", "/v1/connect/ca/configuration", None, 'operator = "read"', "deny"),
         Case(
@@ -180,7 +200,7 @@ def sweep_cases(node: str) -> list[Case]:
 def seed(call: Caller, node: str) -> dict[str, str]:
     """What the cases read, made with the management token on the agent named ``node``:
     its own service, check, session and coordinate, a key and an event, and the ACL
-    records the cases edit. Returns the IDs their paths name. Waits until this agent's
+    records and prepared queries the cases edit. Returns the IDs their paths name. Waits until this agent's
     catalog holds its service (anti-entropy registers it on a client agent)."""
     call.ok("PUT", "/v1/agent/service/register", {"Name": "web", "Check": {"TTL": "30s"}})
     call.ok("PUT", "/v1/agent/check/register", {"Name": "node-check", "TTL": "30s"})
@@ -192,6 +212,8 @@ def seed(call: Caller, node: str) -> dict[str, str]:
     ids["accessor"] = call.ok("PUT", "/v1/acl/token", {})["AccessorID"]
     ids["policy"] = call.ok("PUT", "/v1/acl/policy", {"Name": f"sweep-target-{node}"})["ID"]
     ids["role"] = call.ok("PUT", "/v1/acl/role", {"Name": f"sweep-role-{node}"})["ID"]
+    for key, name in (("query", f"sweep-q-{node}"), ("doomed", f"sweep-gone-{node}")):
+        ids[key] = call.ok("POST", "/v1/query", {"Name": name, "Service": {"Service": "web"}})["ID"]
     return ids
 
 

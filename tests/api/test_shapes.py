@@ -114,6 +114,25 @@ def requests(dev_agent: AgentProcess) -> dict[str, list[str]]:
     a.put("/v1/event/fire/deploy", b"payload")
     a.put("/v1/event/fire/bare")
     a.put("/v1/coordinate/update", {"Node": "test-node", "Coord": {"Vec": [0.1] * 8, "Error": 1.0}})
+    queries = [
+        {"Name": "bare-q", "Service": {"Service": "web"}},
+        {
+            "Name": "full-q",
+            "Service": {
+                "Service": "web",
+                "IgnoreCheckIDs": ["c"],
+                "Tags": ["v1"],
+                "NodeMeta": {"a": "b"},
+                "ServiceMeta": {"c": "d"},
+                "Failover": {"Datacenters": ["dc2"]},
+            },
+        },
+        {
+            "Name": "targets-q",
+            "Service": {"Service": "web", "Failover": {"Targets": [{"Datacenter": "dc2"}]}},
+        },
+    ]
+    query_ids = [json.loads(a.request("POST", "/v1/query", json.dumps(q).encode())[2])["ID"] for q in queries]
     return {
         "/v1/agent/services": ["/v1/agent/services"],
         "/v1/agent/service/:id": ["/v1/agent/service/web", "/v1/agent/service/bare", "/v1/agent/service/gw"],
@@ -149,6 +168,8 @@ def requests(dev_agent: AgentProcess) -> dict[str, list[str]]:
         "/v1/event/list": ["/v1/event/list"],
         "/v1/coordinate/nodes": ["/v1/coordinate/nodes"],
         "/v1/coordinate/node/:node": ["/v1/coordinate/node/test-node"],
+        "/v1/query": ["/v1/query"],
+        "/v1/query/:id": [f"/v1/query/{qid}" for qid in query_ids],
     }
 
 

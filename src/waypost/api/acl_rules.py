@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from waypost.acl.resolve import ANONYMOUS_ID
 from waypost.api.common import HTTPError, decode_json, json_response
 from waypost.api.http import Request, Response
+from waypost.query.definition import acl_prefix
+from waypost.query.ops import match
 
 if TYPE_CHECKING:
     from waypost.acl.authorizer import Authorizer
@@ -231,6 +233,45 @@ def _kv_delete(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
     return None
 
 
+def _query_row_ok(authz: Authorizer, row: Any) -> bool:
+    """Consul's ``filterPreparedQueries``: a named query (or template) needs query:read on
+    its name; an unnamed one shows only to ACL managers, though its ID alone executes it."""
+    name, template = row.get("Name") or "", (row.get("Template") or {}).get("Type")
+    if not name and not template:
+        return authz.allowed("acl", "", "write")
+    return authz.allowed("query", name, "read")
+
+
+def _query_body(app: ApiApp, req: Request, authz: Authorizer) -> None:
+    """Write on the name a created or updated definition takes, when a name applies."""
+    if _body_field("Name")(app, req) or _body_field("Template", "Type")(app, req):
+        _require(authz, "query", "write", _body_field("Name")(app, req))
+
+
+def _query_create(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
+    _query_body(app, req, authz)
+    return None
+
+
+def _query_one(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
+    """``/v1/query/<id>``: query:read (GET, explain) or write (PUT, DELETE) on the stored
+    query's name, and for PUT on the new name too. Executing needs nothing here: the
+    instances are filtered with the query's token, or the caller's."""
+    name = req.param
+    if name.endswith("/execute"):
+        return None
+    explain = name.endswith("/explain")
+    stored = match(app.state.indexes, name[: -len("/explain")] if explain else name)
+    if stored is not None and (explain or name.lower() == stored.ID):
+        prefix = acl_prefix(stored)
+        access = "read" if req.method == "GET" else "write"
+        if prefix is not None:
+            _require(authz, "query", access, prefix)
+    if req.method == "PUT":
+        _query_body(app, req, authz)
+    return None
+
+
 def _session_create(app: ApiApp, req: Request) -> str:
     return _body_field("Node")(app, req) or app.agent.node.Node
 
@@ -367,6 +408,12 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("GET", "/v1/session/info/:id"): _SESSIONS,
     ("GET", "/v1/session/node/:node"): _SESSIONS,
     ("GET", "/v1/session/list"): _SESSIONS,
+    ("GET", "/v1/query"): filtered(_list(_query_row_ok), "query"),
+    ("PUT", "/v1/query"): Need(_query_create),
+    ("GET", "/v1/query/:id"): Need(_query_one),
+    ("PUT", "/v1/query/:id"): Need(_query_one),
+    ("DELETE", "/v1/query/:id"): Need(_query_one),
+    ("PUT", "/v1/internal/query/execute-remote"): Need(_token_valid),
     ("PUT", "/v1/txn"): Need(_txn),
     ("PUT", "/v1/event/fire/:name"): need("event", "write", _param),
     ("GET", "/v1/event/list"): filtered(

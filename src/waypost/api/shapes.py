@@ -46,6 +46,8 @@ __all__ = [
     "NodeServices",
     "Omit",
     "Presence",
+    "QueryExecution",
+    "QueryExplain",
     "ServiceNode",
     "Session",
     "UnknownServiceHealth",
@@ -147,6 +149,37 @@ class CheckServiceNode(msgspec.Struct, gc=False):
     Node: Node | model.Node
     Service: NodeService
     Checks: list[model.HealthCheck]
+
+
+class QueryExecution(msgspec.Struct, gc=False):
+    """Consul's ``PreparedQueryExecuteResponse``, its QueryMeta inlined as Go encodes it;
+    a failed-over answer carries the other datacenter's rows as they came."""
+
+    Service: str
+    Nodes: list[CheckServiceNode] | list[msgspec.Raw]
+    DNS: model.QueryDNS
+    Datacenter: str
+    PeerName: str
+    Failovers: int
+    Index: int
+    LastContact: int
+    KnownLeader: bool
+    ConsistencyLevel: str
+    NotModified: bool
+    Backend: int
+    ResultsFilteredByACLs: bool
+
+
+class QueryExplain(msgspec.Struct, gc=False):
+    """Consul's ``PreparedQueryExplainResponse``: the query as it would run (rendered)."""
+
+    Query: model.PreparedQuery
+    Index: int
+    LastContact: int
+    KnownLeader: bool
+    ConsistencyLevel: str
+    NotModified: bool
+    Backend: int
 
 
 class NodeServices(msgspec.Struct, gc=False):
@@ -432,6 +465,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/v1/session/info/:id", Answer.LIST, Session),
     Endpoint("/v1/session/node/:node", Answer.LIST, Session),
     Endpoint("/v1/session/list", Answer.LIST, Session),
+    Endpoint("/v1/query", Answer.LIST, model.PreparedQuery),
+    Endpoint(
+        "/v1/query/:id",
+        Answer.LIST,
+        model.PreparedQuery,
+        "one; `/execute`: Consul's PreparedQueryExecuteResponse, `/explain`: {Query}, each with QueryMeta",
+    ),
     Endpoint("/v1/event/list", Answer.LIST, model.UserEvent),
     Endpoint("/v1/coordinate/nodes", Answer.LIST, model.Coordinate),
     Endpoint("/v1/coordinate/node/:node", Answer.LIST, model.Coordinate),

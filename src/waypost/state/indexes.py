@@ -32,6 +32,7 @@ from waypost.state.model import (
     Member,
     Node,
     NodeService,
+    PreparedQuery,
     Session,
     UserEvent,
     VirtualIP,
@@ -91,6 +92,7 @@ class Indexes:
         self.virtual_ips: dict[str, VirtualIP] = {}
         self.virtual_ip_claims: dict[str, VirtualIPClaim] = {}
         """Address to the name holding it; the allocator's view of what is taken."""
+        self.prepared_queries: dict[str, PreparedQuery] = {}
         self.connect_ca: dict[str, ConnectCA] = {}
         """The one ``state`` record once the CA is initialised."""
         self._plain: dict[str, MutableMapping[str, Any]] = {
@@ -104,6 +106,7 @@ class Indexes:
             "acl-bootstrap": self.acl_bootstrap,
             "virtual-ips": self.virtual_ips,
             "virtual-ip-claims": self.virtual_ip_claims,
+            "prepared-queries": self.prepared_queries,
         }
         """Tables kept as a plain key -> record map, with nothing derived from them."""
         self.carried: dict[str, Carried] = {}

@@ -37,6 +37,12 @@ __all__ = [
     "Member",
     "Node",
     "NodeService",
+    "PreparedQuery",
+    "QueryDNS",
+    "QueryFailover",
+    "QueryFailoverTarget",
+    "QueryTemplate",
+    "ServiceQuery",
     "Session",
     "UserEvent",
     "VirtualIP",
@@ -142,6 +148,58 @@ class Session(msgspec.Struct, kw_only=True, gc=False):
     TTL: str = ""
     NodeChecks: list[str] = msgspec.field(default_factory=list)
     ServiceChecks: list[dict[str, str]] = msgspec.field(default_factory=list)
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+
+class QueryFailoverTarget(msgspec.Struct, kw_only=True, gc=False):
+    Peer: str = ""
+    Datacenter: str = ""
+
+
+class QueryFailover(msgspec.Struct, kw_only=True, gc=False):
+    NearestN: int = 0
+    Datacenters: list[str] | None = None
+    Targets: list[QueryFailoverTarget] | None = None
+
+
+class ServiceQuery(msgspec.Struct, kw_only=True, gc=False):
+    """A prepared query's service lookup; in a template every string in it is interpolated."""
+
+    Service: str = ""
+    SamenessGroup: str = ""
+    Failover: QueryFailover = msgspec.field(default_factory=QueryFailover)
+    OnlyPassing: bool = False
+    IgnoreCheckIDs: list[str] | None = None
+    Near: str = ""
+    Tags: list[str] | None = None
+    NodeMeta: dict[str, str] | None = None
+    ServiceMeta: dict[str, str] | None = None
+    Connect: bool = False
+    Peer: str = ""
+
+
+class QueryTemplate(msgspec.Struct, kw_only=True, gc=False):
+    Type: str = ""
+    Regexp: str = ""
+    RemoveEmptyTags: bool = False
+
+
+class QueryDNS(msgspec.Struct, kw_only=True, gc=False):
+    TTL: str = ""
+
+
+class PreparedQuery(msgspec.Struct, kw_only=True, gc=False):
+    """A stored prepared query (Consul's ``structs.PreparedQuery``); one tied to a
+    ``Session`` is stored on that session's lease, so it dies with the session."""
+
+    ID: str
+    Name: str = ""
+    Session: str = ""
+    Token: str = ""
+    Template: QueryTemplate = msgspec.field(default_factory=QueryTemplate)
+    Service: ServiceQuery = msgspec.field(default_factory=ServiceQuery)
+    DNS: QueryDNS = msgspec.field(default_factory=QueryDNS)
     CreateIndex: int = 0
     ModifyIndex: int = 0
 

@@ -31,6 +31,7 @@ from waypost.state.model import (
     Member,
     Node,
     NodeService,
+    PreparedQuery,
     Session,
     UserEvent,
     VirtualIP,
@@ -57,6 +58,7 @@ __all__ = [
     "LIVENESS",
     "MEMBERS",
     "NODES",
+    "PREPARED_QUERIES",
     "SERVICES",
     "SESSIONS",
     "TABLES",
@@ -200,10 +202,11 @@ VIRTUAL_IPS: Table[VirtualIP] = Table("virtual-ips", "system/virtual-ips/", Virt
 VIRTUAL_IP_CLAIMS: Table[VirtualIPClaim] = Table(
     "virtual-ip-claims", "system/virtual-ip-claims/", VirtualIPClaim
 )
+PREPARED_QUERIES: Table[PreparedQuery] = Table("prepared-queries", "queries/", PreparedQuery)
 
 TABLES: tuple[Table[Any], ...] = (
     NODES, SERVICES, CHECKS, KVS, SESSIONS, EVENTS, COORDINATES, MEMBERS, LIVENESS, LEADER, GRAVEYARD,
-    VIRTUAL_IPS, VIRTUAL_IP_CLAIMS,
+    VIRTUAL_IPS, VIRTUAL_IP_CLAIMS, PREPARED_QUERIES,
     ACL_TOKENS, ACL_POLICIES, ACL_ROLES, ACL_BOOTSTRAP,
     CONNECT_CA,
 )  # fmt: skip

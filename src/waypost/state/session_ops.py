@@ -94,7 +94,8 @@ async def renew_session(state: State, session_id: str) -> bool:
 
 async def destroy_session(state: State, session_id: str, lock_delays: LockDelays | None = None) -> bool:
     """Delete the session and, in the same transaction, release (or delete, per its
-    Behavior) every key it holds. Returns False when it did not exist."""
+    Behavior) every key it holds and delete the prepared queries bound to it. Returns
+    False when it did not exist."""
     held: list[str] = []
     delay = 0.0
 
@@ -114,6 +115,12 @@ async def destroy_session(state: State, session_id: str, lock_delays: LockDelays
             key = schema.KVS.key(entry.Key)
             compares.append(guard(key, entry))
             ops.append(_freed_op(key, entry, session.Behavior))
+        # Consul deletes the prepared queries bound to a session with it.
+        ops.extend(
+            Delete(schema.PREPARED_QUERIES.key(qid))
+            for qid, query in idx.prepared_queries.items()
+            if query.Session == session_id
+        )
         return compares, ops
 
     lease = state.indexes.session_leases.get(session_id, 0)

@@ -117,3 +117,39 @@ async def test_the_header_deadline_also_covers_later_requests_on_a_connection() 
         await server.close()
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
     assert answer.endswith(b"\r\n\r\nok /first")
+
+
+CLOSE = b"Connection: close\r\n"
+
+
+def _body_size(req: Request) -> Response:
+    if req.body_file is None:
+        return Response.text(f"in memory {len(req.body)}")
+    with req.body_file as spooled:
+        return Response.text(f"spooled {len(spooled.read())}")
+
+
+async def test_spooled_routes_take_bodies_of_any_size_in_a_file() -> None:
+    server = HttpServer(_body_size, HttpLimits(max_body_bytes=100), spooled={("PUT", "/big")})
+    port = await server.listen("127.0.0.1", 0)
+    chunk = b"x" * 4096
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(5)) + b"0\r\n\r\n"
+    try:
+        sized = await _exchange(
+            port, b"PUT /big HTTP/1.1\r\n%sContent-Length: 5000\r\n\r\n" % CLOSE + bytes(5000)
+        )
+        streamed = await _exchange(
+            port, b"PUT /big HTTP/1.1\r\n%sTransfer-Encoding: chunked\r\n\r\n" % CLOSE + chunked
+        )
+        small = await _exchange(
+            port, b"PUT /small HTTP/1.1\r\n%sContent-Length: 50\r\n\r\n" % CLOSE + bytes(50)
+        )
+        capped = await _exchange(port, b"PUT /small HTTP/1.1\r\nContent-Length: 5000\r\n\r\n" + bytes(5000))
+        other_method = await _exchange(port, b"POST /big HTTP/1.1\r\nContent-Length: 5000\r\n\r\n")
+    finally:
+        await server.close()
+    assert sized.endswith(b"\r\n\r\nspooled 5000")
+    assert streamed.endswith(b"\r\n\r\nspooled 20480")
+    assert small.endswith(b"\r\n\r\nin memory 50")
+    assert capped.startswith(b"HTTP/1.1 413 ")
+    assert other_method.startswith(b"HTTP/1.1 413 ")

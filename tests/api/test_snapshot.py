@@ -7,6 +7,7 @@ saved records again; then every kind of bad file is refused with 400 and changes
 from __future__ import annotations
 
 import gzip
+import http.client
 import io
 import json
 import random
@@ -257,3 +258,34 @@ def test_a_client_agent_saves_and_restores_through_its_server(tmp_path: Path) ->
             client.request("DELETE", "/v1/kv/bulk/?recurse")
             assert client.request("PUT", "/v1/snapshot", snap)[0] == 200
             assert len(server.get("/v1/kv/bulk/?keys")) == MANY_KEYS
+
+
+def test_a_restore_is_not_capped_by_the_body_limit(tmp_path: Path) -> None:
+    """Consul takes a snapshot of any size; every other body stays capped. The cap is set
+    small rather than the snapshot made huge."""
+    cap = 4096
+    config = tmp_path / "small-bodies.json"
+    limits = {"kv_max_value_size": cap, "txn_max_req_len": cap}
+    config.write_text(json.dumps({"http_config": {"max_body_bytes": cap}, "limits": limits}))
+    args = ["-dev", "-node", NODE, "-config-file", str(config)]
+    with AgentProcess(args, log_path=tmp_path / "agent.log") as agent:
+        values = {f"big/{i:02d}": random.Random(i).randbytes(cap) for i in range(16)}
+        for key, value in values.items():
+            agent.put(f"/v1/kv/{key}", value)
+        snap, _ = save(agent)
+        assert len(snap) > 10 * cap
+        assert agent.request("PUT", "/v1/kv/other", bytes(2 * cap))[0] == 413
+        agent.request("DELETE", "/v1/kv/big/?recurse")
+        before = index(agent)
+
+        status, _, answer = agent.request("PUT", "/v1/snapshot", snap[:-cap])
+        assert (status, index(agent)) == (400, before), answer
+        assert b"unexpected EOF" in answer
+
+        # Chunked, as a client streaming a file sends it.
+        conn = http.client.HTTPConnection("127.0.0.1", agent.http_port, timeout=30)
+        parts = (snap[i : i + cap] for i in range(0, len(snap), cap))
+        conn.request("PUT", "/v1/snapshot", body=parts, encode_chunked=True)
+        assert conn.getresponse().status == 200
+        conn.close()
+        assert {key: agent.request("GET", f"/v1/kv/{key}?raw")[2] for key in values} == values

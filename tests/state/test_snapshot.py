@@ -10,6 +10,7 @@ import os
 import random
 import struct
 import tarfile
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -133,6 +134,24 @@ def test_records_that_do_not_belong_are_refused_even_with_good_checksums() -> No
         decode(forged([Entry("kv/bad", b"\xc1 not msgpack", 1, 1)]))
     with pytest.raises(SnapshotError, match="appears twice"):
         decode(forged([good, good]))
+
+
+def test_a_large_archive_is_read_from_a_file_in_parts(tmp_path: Path) -> None:
+    """Larger than a read and than what stays in memory: the file is inflated piece by piece."""
+    rng = random.Random(3)
+    values = [schema.encode(KVEntry(Key=f"big/{i}", Value=rng.randbytes(1 << 20))) for i in range(10)]
+    records = [KeyValue(schema.KVS.key(f"big/{i}"), v, i + 1, i + 1, 1) for i, v in enumerate(values)]
+    data = encode(records, 20)
+    path = tmp_path / "big.snap"
+    cases = {data: None, data + bytes(3 << 20): f"{3 << 20} unread bytes", data[:-100]: "unexpected EOF"}
+    for content, refusal in cases.items():
+        path.write_bytes(content)
+        with path.open("rb") as f:
+            if refusal is None:
+                assert [e.Value for _, e in decode(f).entries] == values
+            else:
+                with pytest.raises(SnapshotError, match=refusal):
+                    decode(f)
 
 
 def test_a_gzip_bomb_stops_at_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -121,7 +121,7 @@ class Agent:
 
     async def start(self) -> None:
         from waypost.api.app import ApiApp
-        from waypost.api.routes import STORE_ROUTES
+        from waypost.api.routes import SPOOLED_BODIES, STORE_ROUTES
         from waypost.state.acl_ops import ensure_builtins
 
         self.tls = AgentTLS(self.config)
@@ -137,7 +137,7 @@ class Agent:
         await self.checks.start()
         state = self.state
         state.listeners.append(self._on_catalog_change)
-        http = self._http = HttpServer(ApiApp(self).handle, _http_limits(self.config))
+        http = self._http = HttpServer(ApiApp(self).handle, _http_limits(self.config), SPOOLED_BODIES)
         self._servers.append(http)
         if self.config.ports.http > 0:
             self.http_port = await http.listen(self.http_addr, self.config.ports.http)

@@ -9,7 +9,8 @@ a client that disconnects cancels its pending handlers.
 
 It also enforces what one client may cost (``HttpLimits``), as Go's net/http does for
 Consul: a cap on header bytes, on body bytes, on connections per client address, and
-deadlines for half-sent headers and idle keep-alive connections. Deadlines are plain
+deadlines for half-sent headers and idle keep-alive connections. A few routes take bodies
+of any size (a snapshot restore): theirs go to a temporary file, bounded by the disk. Deadlines are plain
 numbers checked by one sweep per server, so the common request arms no timer.
 """
 
@@ -18,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import cast
+from typing import IO, cast
 from urllib.parse import unquote, unquote_plus
 
 import httptools
@@ -79,7 +81,10 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class Request:
-    __slots__ = ("body", "headers", "method", "param", "path", "query", "raw_query", "remote")
+    """``body_file`` holds the body instead of ``body`` on the server's spooled routes: a
+    temporary file, rewound, that the handler reads and closes."""
+
+    __slots__ = ("body", "body_file", "headers", "method", "param", "path", "query", "raw_query", "remote")
 
     def __init__(self, method: str, path: str, raw_query: str, headers: dict[str, str], body: bytes) -> None:
         self.method = method
@@ -88,6 +93,7 @@ class Request:
         self.query: dict[str, list[str]] = _parse_query(raw_query) if raw_query else {}
         self.headers = headers
         self.body = body
+        self.body_file: IO[bytes] | None = None
         self.param = ""
         self.remote = ""
 
@@ -212,8 +218,8 @@ def _decode_path(raw: bytes) -> str | None:
 class _Connection(asyncio.Protocol):
     __slots__ = (
         "_body", "_client", "_closing", "_handler", "_head_bytes", "_headers", "_max_body", "_max_head",
-        "_parser", "_queue", "_reading_head", "_remote", "_server", "_size", "_transport", "_url",
-        "_watching", "_worker", "deadline",
+        "_parser", "_queue", "_reading_head", "_remote", "_server", "_size", "_spool", "_transport",
+        "_url", "_watching", "_worker", "deadline",
     )  # fmt: skip
 
     def __init__(self, server: HttpServer) -> None:
@@ -239,9 +245,13 @@ class _Connection(asyncio.Protocol):
         # begins is not counted, so the cap may be passed by one read before it holds.
         self._reading_head = True
         self._head_bytes = 0
+        self._spool: IO[bytes] | None = None
         self._reset()
 
     def _reset(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
         self._url = b""
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
@@ -266,6 +276,7 @@ class _Connection(asyncio.Protocol):
             self._server.release(self._client)
             self._client = ""
         self._drop_pending()
+        self._reset()
 
     def _drop_pending(self) -> None:
         if self._worker is not None:
@@ -334,14 +345,27 @@ class _Connection(asyncio.Protocol):
         self._reading_head = False
         self._head_bytes = 0
         self.deadline = 0.0
+        if self._server.spooled and self._spooled():
+            self._spool = tempfile.TemporaryFile()  # noqa: SIM115 (the request's handler closes it)
         if "content-length" in self._headers or "expect" in self._headers:
             self._before_body()
+
+    def _spooled(self) -> bool:
+        """Whether this request's route is one whose body goes to a file, uncapped."""
+        method = self._parser.get_method().decode("ascii")
+        if all(m != method for m, _ in self._server.spooled):
+            return False
+        try:
+            path = _decode_path(httptools.parse_url(self._url).path or b"/")
+        except httptools.HttpParserInvalidURLError:
+            return False  # refused once the request is complete
+        return (method, path) in self._server.spooled
 
     def _before_body(self) -> None:
         """Refuse an announced body over the cap before it is sent; ask for one the client
         holds back until told to go on (``Expect: 100-continue``)."""
         length = self._headers.get("content-length", "")
-        if self._max_body and length.isdigit() and int(length) > self._max_body:
+        if self._max_body and self._spool is None and length.isdigit() and int(length) > self._max_body:
             self._fail(413, f"Request body({length} bytes) too large, max size: {self._max_body} bytes")
         elif (
             self._headers.get("expect", "").lower() == "100-continue"
@@ -352,6 +376,13 @@ class _Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         if self._closing:
+            return
+        if self._spool is not None:
+            try:
+                self._spool.write(body)
+            except OSError as exc:
+                self._reset()
+                self._fail(500, f"failed to store the request body: {exc}")
             return
         self._body.append(body)
         self._size += len(body)
@@ -376,6 +407,9 @@ class _Connection(asyncio.Protocol):
         method = self._parser.get_method().decode("ascii")
         req = Request(method, path, raw_query, self._headers, b"".join(self._body))
         req.remote = self._remote
+        if self._spool is not None:
+            self._spool.seek(0)
+            req.body_file, self._spool = self._spool, None
         self._reset()
         if self._queue:
             # Pipelined behind a request still in progress: run it only after that one,
@@ -505,9 +539,14 @@ class HttpServer:
     """Listeners, and what all their connections share: the handler, the limits, the
     count of connections per client address and the sweep that enforces deadlines."""
 
-    def __init__(self, handler: Handler, limits: HttpLimits | None = None) -> None:
+    def __init__(
+        self, handler: Handler, limits: HttpLimits | None = None, spooled: Collection[tuple[str, str]] = ()
+    ) -> None:
+        """``spooled`` are the (method, path) of requests whose body goes to a temporary file
+        (``Request.body_file``) and is not capped by ``limits.max_body_bytes``."""
         self.handler = handler
         self.limits = limits or HttpLimits()
+        self.spooled = frozenset(spooled)
         self.conns: set[_Connection] = set()
         self._per_client: dict[str, int] = {}
         self._servers: list[asyncio.Server] = []

@@ -22,7 +22,6 @@ from waypost.api import (
     internal_ui,
     kv,
     operator,
-    query,
     session,
     snapshot,
     status,
@@ -47,6 +46,10 @@ DC_AGNOSTIC = (
 )  # fmt: skip
 """Paths Consul answers from the agent itself or across datacenters, so ``?dc`` does not
 route them; any other path naming a datacenter but this one is forwarded there (``waypost.wan``)."""
+
+SPOOLED_BODIES = frozenset({(PUT, "/v1/snapshot")})
+"""Requests whose body the HTTP server writes to a temporary file, with no size cap: Consul
+restores a snapshot of any size (``http_config.max_body_bytes`` caps every other body)."""
 
 UI_PREFIX = "/ui/"
 """Where the UI's route is declared; the agent mounts it at ``ui_config.content_path``."""
@@ -106,11 +109,6 @@ ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [
     (READ, "/v1/session/info/:id", session.info),
     (READ, "/v1/session/node/:node", session.node),
     (READ, "/v1/session/list", session.list_),
-    (READ, "/v1/query", query.list_),
-    (WRITE, "/v1/query", query.create),
-    (READ, "/v1/query/:id", query.one),
-    ((PUT, DELETE), "/v1/query/:id", query.one),
-    ((POST,), "/v1/internal/query/execute-remote", query.execute_remote),
     (WRITE, "/v1/txn", txn.txn),
     (WRITE, "/v1/event/fire/:name", event.fire),
     (READ, "/v1/event/list", event.list_),

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+import io
+from typing import IO, TYPE_CHECKING
 
 from waypost.api.common import HTTPError, parse_consistency
 from waypost.api.http import Request, Response
 from waypost.api.operator import raft_servers
 from waypost.state import snapshot_ops
 from waypost.state.snapshot import SnapshotError, decode
+from waypost.state.state import State
 
 if TYPE_CHECKING:
     from waypost.api.app import ApiApp
@@ -26,9 +28,18 @@ async def save(app: ApiApp, req: Request) -> Response:
 
 
 async def restore(app: ApiApp, req: Request) -> Response:
-    """Shielded: a client that hangs up mid-restore must not leave it half done."""
+    """The body arrives as a file of any size (``SPOOLED_BODIES``), as Consul takes one.
+    Shielded: a client that hangs up mid-restore must not leave it half done."""
+    source = req.body_file if req.body_file is not None else io.BytesIO(req.body)
     try:
-        await asyncio.shield(snapshot_ops.restore(app.state, decode(req.body)))
+        await asyncio.shield(_verify_and_restore(app.state, source))
     except SnapshotError as exc:
         raise HTTPError(400, str(exc)) from None
     return Response(b"")
+
+
+async def _verify_and_restore(state: State, source: IO[bytes]) -> None:
+    """The whole file is verified, off the event loop, before anything is written."""
+    with source:
+        snap = await asyncio.to_thread(decode, source)
+    await snapshot_ops.restore(state, snap)

@@ -9,7 +9,9 @@ because waypost's records are store keys, not Raft log entries.
 
 Reading is all-or-nothing and checks everything a restore relies on before anything is
 written: the gzip stream, the tar members, both checksums, the metadata, and that every
-record belongs to a snapshotted table and decodes as that table's record. A file that
+record belongs to a snapshotted table and decodes as that table's record. It reads a file
+as a stream and inflates it to a temporary file, so an archive of any size costs memory
+only for its records. A file that
 fails any check raises ``SnapshotError`` with Consul's wording where Consul has one.
 """
 
@@ -19,11 +21,12 @@ import hashlib
 import io
 import struct
 import tarfile
+import tempfile
 import time
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import msgspec
 
@@ -44,7 +47,13 @@ __all__ = [
 ]
 
 MAX_STATE_SIZE = 512 * 1024 * 1024
-"""Decompressed bytes a snapshot may hold; a gzip bomb stops here instead of exhausting memory."""
+"""Decompressed bytes a snapshot may hold; a gzip bomb stops here instead of exhausting the disk."""
+
+_READ = 1 << 20
+"""Bytes read, and at most inflated, at a time."""
+
+_IN_MEMORY = 8 << 20
+"""An inflated archive up to this size stays in memory; a larger one goes to a temporary file."""
 
 TYPES: dict[str, tuple[int, str]] = {
     schema.NODES.name: (0, "Register"),
@@ -53,7 +62,6 @@ TYPES: dict[str, tuple[int, str]] = {
     schema.KVS.name: (2, "KVS"),
     schema.SESSIONS.name: (3, "Session"),
     schema.COORDINATES.name: (6, "CoordinateBatchUpdate"),
-    schema.PREPARED_QUERIES.name: (7, "PreparedQuery"),
     schema.VIRTUAL_IPS.name: (32, "ServiceVirtualIP"),
     schema.VIRTUAL_IP_CLAIMS.name: (32, "ServiceVirtualIP"),
     schema.ACL_BOOTSTRAP.name: (11, "ACLBootstrap"),
@@ -187,9 +195,11 @@ def encode(
     return compressor.compress(out.getvalue()) + compressor.flush()
 
 
-def decode(data: bytes) -> Snapshot:
-    """Verify ``data`` completely and return its records; raises ``SnapshotError``."""
-    files = _untar(_gunzip(data))
+def decode(source: bytes | IO[bytes]) -> Snapshot:
+    """Verify an archive completely and return its records; raises ``SnapshotError``.
+    ``source`` is its bytes, or a file read from its current position to its end."""
+    with _gunzip(io.BytesIO(source) if isinstance(source, bytes) else source) as raw:
+        files = _untar(raw)
     sums = files.pop(_SUMS, b"")
     _verify(files, sums)
     try:
@@ -206,27 +216,52 @@ def decode(data: bytes) -> Snapshot:
     return Snapshot(meta, _records(state))
 
 
-def _gunzip(data: bytes) -> bytes:
-    if data[:2] != b"\x1f\x8b":
+def _gunzip(source: IO[bytes]) -> IO[bytes]:
+    """The inflated archive, rewound; at most ``_READ`` bytes are inflated at a time, so a
+    gzip bomb is stopped at ``MAX_STATE_SIZE`` without ever being held whole."""
+    chunk = source.read(_READ)
+    if chunk[:2] != b"\x1f\x8b":
         raise SnapshotError("failed to decompress snapshot: gzip: invalid header")
     inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    raw = tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY)  # noqa: SIM115 (the caller closes it)
+    size = 0
     try:
-        raw = inflater.decompress(data, MAX_STATE_SIZE + 1)
+        while chunk and not inflater.eof:
+            pending = chunk
+            while not inflater.eof:
+                inflated = inflater.decompress(pending, _READ)
+                size += len(inflated)
+                if size > MAX_STATE_SIZE:
+                    raise SnapshotError(
+                        f"failed to read snapshot file: more than {MAX_STATE_SIZE} bytes uncompressed"
+                    )
+                raw.write(inflated)
+                pending = inflater.unconsumed_tail
+                if not pending and len(inflated) < _READ:
+                    break  # this chunk is used up and nothing it held is left to inflate
+            chunk = source.read(_READ)
+        if not inflater.eof:
+            raise SnapshotError("failed to read snapshot file: unexpected EOF")
+        unread = len(inflater.unused_data) + len(chunk)
+        while chunk:
+            chunk = source.read(_READ)
+            unread += len(chunk)
+        if unread:
+            raise SnapshotError(f"{unread} unread bytes remain after the gzip stream")
     except zlib.error as exc:
+        raw.close()
         raise SnapshotError(f"failed to read snapshot file: gzip: {exc}") from None
-    if len(raw) > MAX_STATE_SIZE:
-        raise SnapshotError(f"failed to read snapshot file: more than {MAX_STATE_SIZE} bytes uncompressed")
-    if not inflater.eof:
-        raise SnapshotError("failed to read snapshot file: unexpected EOF")
-    if inflater.unused_data:
-        raise SnapshotError(f"{len(inflater.unused_data)} unread bytes remain after the gzip stream")
+    except BaseException:
+        raw.close()
+        raise
+    raw.seek(0)
     return raw
 
 
-def _untar(raw: bytes) -> dict[str, bytes]:
+def _untar(raw: IO[bytes]) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     try:
-        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+        with tarfile.open(fileobj=raw, mode="r:") as tar:
             for member in tar:
                 if member.name not in (_META, _STATE, _SUMS) or not member.isfile():
                     raise SnapshotError(

@@ -62,6 +62,7 @@ TYPES: dict[str, tuple[int, str]] = {
     schema.KVS.name: (2, "KVS"),
     schema.SESSIONS.name: (3, "Session"),
     schema.COORDINATES.name: (6, "CoordinateBatchUpdate"),
+    schema.PREPARED_QUERIES.name: (7, "PreparedQuery"),
     schema.VIRTUAL_IPS.name: (32, "ServiceVirtualIP"),
     schema.VIRTUAL_IP_CLAIMS.name: (32, "ServiceVirtualIP"),
     schema.ACL_BOOTSTRAP.name: (11, "ACLBootstrap"),

@@ -100,6 +100,7 @@ def sweep_cases(node: str) -> list[Case]:
             'operator = "write"',
             "deny",
         ),
+        Case("GET", "/v1/internal/acl/replicate", None, 'acl = "write"', "deny"),
         Case("PUT", "/v1/agent/token/replication", {"Token": ""}, agent_write, "deny"),
         Case(
             "PUT",

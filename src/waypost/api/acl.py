@@ -210,13 +210,15 @@ REPLICATION_STATUS = {
     "LastError": "0001-01-01T00:00:00Z",
     "LastErrorMessage": "",
 }
-"""Consul's ACLReplicationStatus in its primary datacenter, where nothing replicates:
-waypost's datacenter is always its own primary. Consul asks for no token here, so that
+"""Consul's ACLReplicationStatus in its primary datacenter, where nothing replicates
+(and wherever ACLs are off). Consul asks for no token here, so that
 health checks can poll it."""
 
 
 def replication(app: ApiApp, req: Request) -> Response:
-    return json_response(REPLICATION_STATUS)
+    """In a secondary datacenter, how replication from the primary goes (``waypost.wan``)."""
+    replicator = app.agent.wan.replicator
+    return json_response(REPLICATION_STATUS if replicator is None else replicator.status())
 
 
 async def bootstrap(app: ApiApp, req: Request) -> Response:

@@ -456,6 +456,7 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("DELETE", "/v1/acl/role/:id"): ACL_WRITE,
     ("GET", "/v1/acl/roles"): ACL_READ,
     ("PUT", "/v1/internal/wan/exchange"): OPERATOR_WRITE,
+    ("GET", "/v1/internal/acl/replicate"): ACL_WRITE,
     ("GET", "/v1/waypost/virtual-ips"): filtered(
         _list(lambda a, v: _service_ok(a, v.get("Name"))), "service"
     ),

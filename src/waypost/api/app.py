@@ -63,7 +63,7 @@ class ApiApp:
         a request scans only its own area's few prefixes."""
         prefixed: dict[str, dict[str, Handler]] = {}
         ui_prefix = content_prefix(agent.config.ui_config.content_path)
-        for methods, path, handler in routes:
+        for methods, path, handler in agent.wan.routes(routes):
             mounted = ui_prefix + path[len(UI_PREFIX) :] if path.startswith(UI_PREFIX) else path
             if "/:" in mounted:
                 table = prefixed.setdefault(mounted[: mounted.index("/:") + 1], {})

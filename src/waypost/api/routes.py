@@ -147,6 +147,7 @@ ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [
     ((GET, PUT, DELETE), "/v1/acl/role/:id", acl.role_by_id),
     (READ, "/v1/acl/roles", acl.role_list),
     (WRITE, "/v1/internal/wan/exchange", wan.exchange),
+    (READ, "/v1/internal/acl/replicate", wan.acl_replicate),
     (READ, "/v1/waypost/virtual-ips", virtual_ips.list_),
     (READ, "/v1/waypost/virtual-ip/:name", virtual_ips.one),
     (READ, "/v1/waypost/virtual-ip-instances/:name", virtual_ips.instances),

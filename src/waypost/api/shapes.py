@@ -502,6 +502,9 @@ OTHER_READS: dict[str, str] = {
     "/v1/operator/autopilot/configuration": "Consul's AutopilotConfiguration, every field always",
     "/v1/coordinate/datacenters": "a list of areas with their servers' coordinates",
     "/v1/acl/replication": "Consul's ACLReplicationStatus, as its primary datacenter answers",
+    "/v1/internal/acl/replicate": (
+        "waypost's own: Policies, Roles and the global Tokens (secrets included), as a secondary copies them"
+    ),
     "/v1/acl/token/self": "Consul's ACLToken (empty lists and ExpirationTime left out)",
     "/v1/acl/tokens": "a list of Consul's ACLTokenListStub",
     "/v1/acl/policy/name/:name": "Consul's ACLPolicy",

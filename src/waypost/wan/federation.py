@@ -30,6 +30,7 @@ from waypost.api.status import DIMENSIONS
 from waypost.dns.recursor import Recursor
 from waypost.query.remote import EXECUTE_REMOTE_PATH
 from waypost.store.remote import NO_SERVERS
+from waypost.wan.acl_replication import PRIMARY_WRITES, AclReplicator, primary_handler
 from waypost.wan.forward import CLIENT_HOP, FORWARDED_HEADER, SERVER_HOP, Forwarder
 from waypost.wan.members import ALIVE, FAILED, LEFT, Exchange, WanEntry, WanMembers
 
@@ -79,6 +80,11 @@ class Federation:
         )
         self._forwarder: Forwarder | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        primary = cfg.primary_datacenter
+        self.replicator = (
+            AclReplicator(agent, self) if cfg.acl.enabled and primary and primary != cfg.datacenter else None
+        )
+        """ACL replication from the primary; None in the primary or with ACLs off."""
 
     @property
     def forwarder(self) -> Forwarder:
@@ -94,6 +100,8 @@ class Federation:
         if not cfg.server:
             return
         self._tasks.append(asyncio.create_task(self._probe_loop(), name="wan-probe"))
+        if self.replicator is not None:
+            self._tasks.append(asyncio.create_task(self.replicator.run(), name="acl-replication"))
         if cfg.start_join_wan or cfg.retry_join_wan:
             self._tasks.append(asyncio.create_task(self._join_configured(), name="wan-join"))
 
@@ -138,20 +146,19 @@ class Federation:
         self.table.learn(peer.Servers)
         return self.payload()
 
-    def _token(self) -> dict[str, str]:
+    def token(self) -> str:
+        """What this server presents to other datacenters: its replication token, else its agent token."""
         tokens = self.agent.acl_tokens
-        secret = tokens.get("replication") or tokens.get("agent")
-        return {"X-Consul-Token": secret} if secret else {}
+        return tokens.get("replication") or tokens.get("agent")
 
     async def _swap(self, url: str) -> tuple[Exchange, float]:
         """One exchange with the server at ``url``: what it answered and the round trip."""
         timeout = aiohttp.ClientTimeout(total=self.agent.config.gossip_wan.probe_timeout.seconds)
         body = _ENCODE.encode(self.payload())
+        headers = {"X-Consul-Token": self.token()} if self.token() else {}
         session = self.forwarder.session()
         started = time.perf_counter()
-        async with session.put(
-            url + EXCHANGE_PATH, data=body, headers=self._token(), timeout=timeout
-        ) as resp:
+        async with session.put(url + EXCHANGE_PATH, data=body, headers=headers, timeout=timeout) as resp:
             raw = await resp.read()
             rtt = time.perf_counter() - started
             if resp.status != 200:
@@ -276,6 +283,29 @@ class Federation:
             bases = self._local_servers()
         hop = SERVER_HOP if server else CLIENT_HOP
         return asyncio.ensure_future(self.forwarder.relay(bases, req, hop))
+
+    async def relay_to(self, dc: str, req: Request) -> Response:
+        """``req`` answered by datacenter ``dc``: from a server, by one of its servers; from a
+        client agent, through a server of this datacenter."""
+        if self.agent.config.server:
+            return await self.forwarder.relay([s.url for s in self.table.route(dc)], req, SERVER_HOP)
+        if not self.agent.online:
+            return Response.text(NO_SERVERS, 500)
+        return await self.forwarder.relay(self._local_servers(), req, CLIENT_HOP)
+
+    def routes(
+        self, routes: list[tuple[tuple[str, ...], str, Any]]
+    ) -> list[tuple[tuple[str, ...], str, Any]]:
+        """The route table as this agent serves it: in a secondary datacenter with ACLs,
+        ACL writes go to the primary (see ``acl_replication``)."""
+        cfg = self.agent.config
+        if not cfg.acl.enabled or cfg.primary_datacenter in ("", cfg.datacenter):
+            return routes
+        return [
+            (methods, path, primary_handler(handler, local_tokens=PRIMARY_WRITES[path]))
+            if path in PRIMARY_WRITES else (methods, path, handler)
+            for methods, path, handler in routes
+        ]  # fmt: skip
 
     def ask_server(self, req: Request) -> Response | asyncio.Future[Response]:
         """A client agent's answer to what only servers know (the WAN pool): a server's."""

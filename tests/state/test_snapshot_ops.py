@@ -197,3 +197,39 @@ async def test_indexes_in_a_snapshot_beyond_the_store_are_shown_as_saved(state: 
     assert state.indexes.kv_index(far) == state.indexes.revision < 9000
     assert await kv_ops.kv_set(state, "far", b"w", cas=9500)
     assert state.indexes.kv["far"].CreateIndex == 9000
+
+
+@pytest.mark.etcd
+@pytest.mark.parametrize("max_txn_ops", [1000, 128])
+async def test_etcd_restores_in_one_transaction_unless_it_refuses(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, max_txn_ops: int
+) -> None:
+    """300 records: one transaction where etcd takes it, else parts and a warning naming
+    the setting (etcd's default, 128, refuses it)."""
+    if not etcd_available():
+        pytest.skip("etcd is not installed")
+    with etcd_cluster(tmp_path, flags=(f"--max-txn-ops={max_txn_ops}",)) as etcd:
+        store = EtcdStore(etcd.endpoints)
+        state = State(store)
+        await state.start()
+        try:
+            for i in range(300):
+                await kv_ops.kv_set(state, f"bulk/{i:03d}", b"v")
+            data, _ = await snapshot_ops.save(state)
+            await kv_ops.kv_delete(state, "bulk/", recurse=True)
+            before = await store.revision()
+            revision = await snapshot_ops.restore(state, decode(data))
+        finally:
+            await state.close()
+            await store.close()
+    restored = set(map(state.indexes.kv_index, state.indexes.kv.values()))
+    warned = [r.getMessage() for r in caplog.records if "written in parts" in r.getMessage()]
+    assert len(state.indexes.kv) == 300
+    if max_txn_ops == 1000:
+        assert (revision, restored, warned) == (before + 1, {revision}, [])
+    else:
+        assert revision > before + 1
+        assert len(restored) > 1
+        assert len(warned) == 1
+        assert "too many operations in txn request" in warned[0]
+        assert "etcd's --max-txn-ops to allow 300 operations" in warned[0]

@@ -16,13 +16,14 @@ What a restore keeps and what it cannot:
 - transient tables (members, liveness, leader, events) are left as they are.
 
 The restore is one store transaction, so readers see the old state or the new one, never a
-mix. A store that refuses a transaction that large (etcd's ``--max-txn-ops``, 128 by
-default, and its 1.5 MiB request limit; a client agent's server, which holds its callers
-to etcd's limits) gets the same writes in consecutive transactions instead. The archive
-was fully verified before the first, so a bad file still changes nothing, but readers may
-then see a partly restored catalog while it runs. The writes are idempotent (puts of the
-final values, deletes of keys that must go), so re-sending them after a refusal whose
-outcome is unknown is safe.
+mix. Only a store that refuses a transaction for its size (``TxnTooLargeError``: etcd's
+``--max-txn-ops``, 128 by default, or ``--max-request-bytes``, 1.5 MiB; a client agent's
+server, which holds its callers to etcd's defaults) gets the same writes in consecutive
+transactions instead, halved again while they are still refused, with a warning naming the
+setting an atomic restore needs. The archive was fully verified before the first, so a bad
+file still changes nothing, but readers may then see a partly restored catalog while it
+runs. The writes are idempotent (puts of the final values, deletes of keys that must go),
+so re-sending them after a refusal whose outcome is unknown is safe.
 
 A write racing a restore may survive it, as with Consul, where a restore is one more
 Raft entry: restores are meant for a quiet cluster.
@@ -38,7 +39,7 @@ from waypost.state import schema
 from waypost.state import snapshot as archive
 from waypost.state.session_ops import SESSION_TTL_MULTIPLIER
 from waypost.state.state import State
-from waypost.store.base import Delete, Op, Put, StoreError
+from waypost.store.base import Delete, Op, Put, TxnTooLargeError
 
 __all__ = ["restore", "save"]
 
@@ -46,7 +47,8 @@ log = logging.getLogger("waypost.snapshot")
 
 _CHUNK = 100
 """Ops per transaction when the store refuses one transaction for the whole restore: under
-etcd's default limit of 128, with room for its request size limit at typical record sizes."""
+etcd's default limit of 128, with room for its request size limit at typical record sizes;
+halved while that is still too large."""
 
 
 async def save(state: State, servers: Sequence[tuple[str, str]] = ()) -> tuple[bytes, int]:
@@ -104,11 +106,24 @@ async def _apply(state: State, ops: list[Op]) -> int:
         return await state.store.revision()
     try:
         return (await state.store.txn([], ops)).revision
-    except StoreError as exc:
-        if len(ops) <= _CHUNK:
-            raise
-        log.warning("store refused the restore as one transaction (%s); writing it in parts", exc)
-    revision = 0
-    for start in range(0, len(ops), _CHUNK):
-        revision = (await state.store.txn([], ops[start : start + _CHUNK])).revision
+    except TxnTooLargeError as exc:
+        size = sum(len(op.key) + len(op.value) for op in ops if isinstance(op, Put))
+        need = f"{len(ops)} operations" if exc.setting == "--max-txn-ops" else f"more than {size} bytes"
+        log.warning(
+            "the store refused the restore as one transaction (%s), so it is written in parts and "
+            "readers may see it half done; an atomic restore needs etcd's %s to allow %s",
+            exc,
+            exc.setting,
+            need,
+        )
+    revision, start, step = 0, 0, _CHUNK
+    while start < len(ops):
+        try:
+            revision = (await state.store.txn([], ops[start : start + step])).revision
+        except TxnTooLargeError:
+            if step == 1:
+                raise
+            step //= 2
+            continue
+        start += step
     return revision

@@ -41,6 +41,7 @@ __all__ = [
     "Store",
     "StoreError",
     "TxnResult",
+    "TxnTooLargeError",
     "check_lease_ttl",
     "prefix_end",
 ]
@@ -63,6 +64,16 @@ class CompactedError(StoreError):
 
 class LeaseNotFoundError(StoreError):
     """The lease expired or was revoked."""
+
+
+class TxnTooLargeError(StoreError):
+    """The store refused a transaction for its size alone, applying none of it: etcd's
+    ``--max-txn-ops`` (128 operations by default) or ``--max-request-bytes`` (1.5 MiB).
+    ``setting`` names the one to raise; smaller transactions would be taken."""
+
+    def __init__(self, message: str, setting: str) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class KeyValue(msgspec.Struct, frozen=True, gc=False):

@@ -38,6 +38,7 @@ from waypost.store.base import (
     RangeResult,
     StoreError,
     TxnResult,
+    TxnTooLargeError,
     check_lease_ttl,
 )
 from waypost.store.outcome import Found, TxnOutcomeUnknownError, learn, search
@@ -509,4 +510,8 @@ def _translate(exc: grpc.aio.AioRpcError) -> StoreError:
     details = exc.details() or str(exc.code())
     if exc.code() == grpc.StatusCode.NOT_FOUND and "lease not found" in details:
         return LeaseNotFoundError(details)
+    if "too many operations in txn request" in details:
+        return TxnTooLargeError(details, "--max-txn-ops")
+    if "request is too large" in details or "received message larger than max" in details:
+        return TxnTooLargeError(details, "--max-request-bytes")
     return StoreError(details)

@@ -39,6 +39,7 @@ from waypost.store.base import (
     RangeResult,
     StoreError,
     TxnResult,
+    TxnTooLargeError,
     check_lease_ttl,
 )
 from waypost.store.outcome import Found, TxnOutcomeUnknownError, learn, search
@@ -193,6 +194,12 @@ class RemoteStore:
         """
         if not self.servers:
             raise StoreError(NO_SERVERS)
+        if max(len(compares), len(success), len(failure)) > wire.MAX_TXN_OPS:
+            raise TxnTooLargeError(
+                f"too many operations in txn request: the agent-to-server API takes {wire.MAX_TXN_OPS} "
+                "(etcd's default); a server agent writes more in one",
+                "--max-txn-ops",
+            )
         body = wire.encode_txn_request(compares, success, failure)
         floor = self._seen or await self.revision()
         interrupted = False
@@ -220,6 +227,8 @@ class RemoteStore:
                     return found
                 if status == 404:
                     raise LeaseNotFoundError("lease not found")
+                if status == 413:
+                    raise TxnTooLargeError(f"store transaction refused: {last}", "--max-request-bytes")
                 raise StoreError(f"store transaction refused: {last}")
             self._moved_on(server, last)
             if reached and status != 429:

@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "acl": ("waypost.cli.acl_cmd", "Interact with Consul's ACLs"),
     "agent": ("waypost.cli.agent_cmd", "Runs a waypost agent"),
     "catalog": ("waypost.cli.catalog_cmd", "Interact with the catalog"),
+    "connect": ("waypost.cli.connect_cmd", "Interact with Consul Connect"),
     "event": ("waypost.cli.event_cmd", "Fire a new event"),
     "force-leave": ("waypost.cli.force_leave_cmd", 'Forces a member of the cluster into the "left" state'),
     "info": ("waypost.cli.info_cmd", "Provides debugging information for operators"),

@@ -14,6 +14,8 @@ from waypost.client import ApiClient
 from waypost.proxy.config import ConfigError, ProxyConfig, load_file, split_hostport
 from waypost.proxy.haproxy import HaproxyController, HaproxyOptions
 from waypost.proxy.runner import Proxy, StartError
+from waypost.proxy.sidecar import Sidecar, SidecarError
+from waypost.proxy.status import StatusServer
 
 USAGE = """
 Usage: waypost proxy [options]
@@ -36,6 +38,13 @@ Usage: waypost proxy [options]
 
       $ waypost proxy -config proxy.hcl -haproxy /run/haproxy.cfg \\
           -haproxy-socket /run/haproxy.sock -haproxy-bin /usr/sbin/haproxy
+
+  With -sidecar-for, it is the Connect sidecar of a registered connect-proxy service
+  (as consul connect proxy): mTLS with the service's certificate on the registration's
+  port, every connection authorized by intention, and a listener per upstream that
+  reaches the destination's sidecars over mTLS. waypost connect proxy is the same.
+
+      $ waypost proxy -sidecar-for web-sidecar-proxy
 """
 
 _LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
@@ -54,6 +63,7 @@ def _flags() -> FlagSet:
     flags.string("haproxy-socket", "", "HAProxy's admin socket (runtime API), with -haproxy.", "path")
     flags.string("haproxy-bin", "", "Start this HAProxy binary (master-worker), with -haproxy.", "path")
     flags.string("haproxy-http", "", "ip:port of an HTTP frontend routing by urlprefix- tags, with -haproxy.")
+    flags.string("sidecar-for", "", "The ID of a connect-proxy registration to run the sidecar of.", "id")
     return flags
 
 
@@ -109,10 +119,48 @@ async def _serve(config: ProxyConfig, address: str, token: str, haproxy: Haproxy
     return 0
 
 
+async def _serve_sidecar(proxy_id: str, status_addr: str, address: str, token: str) -> int:
+    log = logging.getLogger("waypost.proxy")
+    async with ApiClient(address, token=token or None) as api:
+        sidecar = Sidecar(api, proxy_id)
+        cancel_on_termination()
+        status: StatusServer | None = None
+        try:
+            await sidecar.start()
+            if status_addr:
+                status = StatusServer(*split_hostport(status_addr, "-status-addr"), sidecar.status)
+                await status.start()
+                log.info("status endpoint on %s:%d", status.host, status.port)
+        except (SidecarError, OSError) as exc:
+            log.error("%s", exc)
+            await sidecar.close()
+            return 1
+        log.info("sidecar for %s running, agent at %s", proxy_id, api.address.url)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            log.info("stopping")
+        finally:
+            if status is not None:
+                await status.close()
+            await sidecar.close()
+    return 0
+
+
+def _logging(parsed: Parsed) -> None:
+    logging.basicConfig(
+        level=_LEVELS[parsed.string("log-level").lower()],
+        format="%(asctime)s [%(levelname)s] (proxy) %(message)s",
+        stream=sys.stderr,
+    )
+
+
 def _body(parsed: Parsed) -> int:
     if parsed.args:
         print(f"waypost proxy: unexpected argument {parsed.args[0]!r}", file=sys.stderr)
         return 1
+    if parsed.string("sidecar-for"):
+        return _sidecar(parsed)
     try:
         config = _config(parsed)
         haproxy = _haproxy(parsed)
@@ -120,14 +168,33 @@ def _body(parsed: Parsed) -> int:
     except (ConfigError, ClientError) as err:
         print(f"waypost proxy: {err}", file=sys.stderr)
         return 1
-    logging.basicConfig(
-        level=_LEVELS[parsed.string("log-level").lower()],
-        format="%(asctime)s [%(levelname)s] (proxy) %(message)s",
-        stream=sys.stderr,
-    )
+    _logging(parsed)
     import uvloop
 
     return uvloop.run(_serve(config, f"{cli.scheme}://{cli.hostport}", cli.token, haproxy))
+
+
+def _sidecar(parsed: Parsed) -> int:
+    try:
+        if parsed.string("config") or parsed.boolean("vip") or parsed.string("haproxy"):
+            raise ConfigError(
+                "-sidecar-for takes its listeners from the registration: no -config, -vip or -haproxy"
+            )
+        if parsed.string("status-addr"):
+            split_hostport(parsed.string("status-addr"), "-status-addr")
+        if parsed.string("log-level").lower() not in _LEVELS:
+            raise ConfigError(f"-log-level: unknown level {parsed.string('log-level')!r}")
+        cli = client_from(parsed)
+    except (ConfigError, ClientError) as err:
+        print(f"waypost proxy: {err}", file=sys.stderr)
+        return 1
+    _logging(parsed)
+    import uvloop
+
+    address = f"{cli.scheme}://{cli.hostport}"
+    return uvloop.run(
+        _serve_sidecar(parsed.string("sidecar-for"), parsed.string("status-addr"), address, cli.token)
+    )
 
 
 def run(argv: Sequence[str]) -> int:

@@ -9,20 +9,38 @@ allows: no extra buffering or copying in Python.
 A refused or timed-out connect counts against the instance (outlier detection) and the
 connection tries another instance, so losing an instance costs only connections that
 were already open to it. Reading from the client waits until the upstream is connected.
+
+With ``Tls`` hooks (Connect's sidecars) the listener terminates TLS with ``Tls.server``,
+asks ``Tls.admit`` about each client before connecting anywhere, and opens upstream
+connections with ``Tls.client``, checking each upstream's certificate with
+``Tls.verify_upstream``; a refused client or upstream is cut at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import cast
 
 from waypost.proxy.pool import Pool
 from waypost.proxy.upstreams import Upstream
 
-__all__ = ["TcpListener"]
+__all__ = ["TcpListener", "Tls"]
 
 log = logging.getLogger("waypost.proxy")
+
+
+@dataclass(frozen=True, slots=True)
+class Tls:
+    server: ssl.SSLContext | None = None
+    admit: Callable[[asyncio.Transport], Awaitable[bool]] | None = None
+    """Whether the (TLS) client may go on; called once per connection, after the handshake."""
+    client: Callable[[], ssl.SSLContext] | None = None
+    """The context for upstream connections, asked for each one (certificates rotate)."""
+    verify_upstream: Callable[[asyncio.Transport], bool] | None = None
 
 
 class _Side(asyncio.Protocol):
@@ -107,6 +125,12 @@ class _Connection:
     async def _connect(self) -> None:
         pool = self.listener.pool
         loop = asyncio.get_running_loop()
+        tls = self.listener.tls
+        if tls.admit is not None:
+            assert self.client.transport is not None
+            if not await tls.admit(self.client.transport):
+                self.close(abort=True)
+                return
         tried: set[tuple[str, str]] = set()
         for _ in range(pool.attempts):
             up = pool.choose(tried)
@@ -116,10 +140,18 @@ class _Connection:
             side = _Side(self)
             try:
                 async with asyncio.timeout(pool.listener.connect_timeout):
-                    await loop.create_connection(lambda: side, up.address, up.port)  # noqa: B023
+                    context = tls.client() if tls.client is not None else None
+                    await loop.create_connection(lambda: side, up.address, up.port, ssl=context)  # noqa: B023
             except (OSError, TimeoutError) as exc:
                 pool.failed(up)
                 log.debug("%s: connect to %s failed: %s", pool.listener.name, up.target, exc)
+                continue
+            if tls.verify_upstream is not None and not tls.verify_upstream(
+                cast(asyncio.Transport, side.transport)
+            ):
+                assert side.transport is not None
+                side.transport.abort()
+                pool.failed(up)
                 continue
             if self.closed:
                 assert side.transport is not None
@@ -175,8 +207,9 @@ class _ClientSide(_Side):
 
 
 class TcpListener:
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, tls: Tls | None = None) -> None:
         self.pool = pool
+        self.tls = tls or Tls()
         self.connections: set[_Connection] = set()
         self._server: asyncio.Server | None = None
 
@@ -187,7 +220,9 @@ class TcpListener:
         """Bind; OSError (a port in use) is the caller's to report with the listener's name."""
         config = self.pool.listener
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._accept, config.host, config.port, backlog=1024)
+        self._server = await loop.create_server(
+            self._accept, config.host, config.port, backlog=1024, ssl=self.tls.server
+        )
 
     @property
     def port(self) -> int:

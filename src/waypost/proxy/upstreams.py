@@ -44,6 +44,8 @@ class Selector:
     datacenter: str = ""
     virtual: bool = False
     """The instances behind a virtual IP's name, in the same shape (waypost's own read)."""
+    connect: bool = False
+    """The service's Connect-capable instances (its sidecars), from ``/v1/health/connect``."""
 
     @classmethod
     def of(cls, listener: ListenerConfig) -> Selector:
@@ -51,7 +53,10 @@ class Selector:
 
     @property
     def path(self) -> str:
-        base = "/v1/waypost/virtual-ip-instances/" if self.virtual else "/v1/health/service/"
+        if self.virtual:
+            base = "/v1/waypost/virtual-ip-instances/"
+        else:
+            base = "/v1/health/connect/" if self.connect else "/v1/health/service/"
         return base + quote(self.service, safe="")
 
     @property

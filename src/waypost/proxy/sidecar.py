@@ -1,0 +1,231 @@
+"""``waypost proxy -sidecar-for <id>``: Connect's built-in sidecar proxy, as ``consul connect proxy``.
+
+The sidecar's registration (``/v1/agent/service/<id>``, kind ``connect-proxy``) says it all:
+its public listener (the registration's port, on ``Proxy.Config.bind_address``, 0.0.0.0 by
+default as Consul's) terminates mTLS with the destination service's leaf and relays to the
+local service (``Proxy.LocalServiceAddress``/``Port``, else the destination's registration);
+each ``Proxy.Upstreams`` entry gets a plain listener on ``LocalBindAddress:LocalBindPort``
+whose connections go out over mTLS to the destination's sidecars, found through
+``/v1/health/connect/<name>``. Everything goes through the agent's HTTP API.
+
+Every inbound connection is authorized after its handshake by ``/v1/agent/connect/authorize``
+with the client certificate's URI, so a changed intention applies to the next connection;
+an upstream whose certificate is not the destination service's is refused. The listeners
+and balancing are the built-in proxy's (``tcp.py``, ``pool.py``), with TLS added.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from waypost.client import ApiClient, ApiError
+from waypost.proxy.config import ListenerConfig, OutlierConfig
+from waypost.proxy.mtls import Certificates, peer_uri
+from waypost.proxy.outlier import OutlierDetector
+from waypost.proxy.pool import Pool
+from waypost.proxy.tcp import TcpListener, Tls
+from waypost.proxy.upstreams import Selector, Upstream, UpstreamUpdate, UpstreamWatcher
+
+__all__ = ["Sidecar", "SidecarConfig", "SidecarError"]
+
+log = logging.getLogger("waypost.proxy")
+
+DEFAULT_BIND = "0.0.0.0"
+CERTIFICATE_WAIT = 30.0
+"""Seconds start-up waits for the first leaf and roots."""
+
+
+class SidecarError(Exception):
+    """The registration cannot be proxied (missing, not a connect-proxy, no port); names why."""
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarConfig:
+    """What the proxy needs from the sidecar's registration."""
+
+    proxy_id: str
+    destination: str
+    bind: str
+    port: int
+    local_address: str
+    local_port: int
+    upstreams: tuple[tuple[str, str, str, int], ...]
+    """(destination name, datacenter, local bind address, local bind port)."""
+
+    @classmethod
+    def from_registration(cls, proxy_id: str, svc: Any, parent: Any) -> SidecarConfig:
+        """From ``/v1/agent/service/<id>`` answers for the sidecar and its destination."""
+        if not isinstance(svc, dict) or svc.get("Kind") != "connect-proxy":
+            raise SidecarError(f"service {proxy_id!r} is not a connect-proxy registration")
+        proxy = svc.get("Proxy") or {}
+        destination = proxy.get("DestinationServiceName") or ""
+        if not destination:
+            raise SidecarError(f"service {proxy_id!r} has no Proxy.DestinationServiceName")
+        if not svc.get("Port"):
+            raise SidecarError(f"service {proxy_id!r} has no port to listen on")
+        parent = parent if isinstance(parent, dict) else {}
+        local_port = proxy.get("LocalServicePort") or parent.get("Port") or 0
+        if not local_port:
+            raise SidecarError(f"service {proxy_id!r}: no Proxy.LocalServicePort and no destination port")
+        upstreams = []
+        for up in proxy.get("Upstreams") or []:
+            if (up.get("DestinationType") or "service") != "service" or not up.get("LocalBindPort"):
+                log.warning("%s: upstream %r skipped: only services on a local port are proxied",
+                            proxy_id, up.get("DestinationName"))  # fmt: skip
+                continue
+            address = up.get("LocalBindAddress") or "127.0.0.1"
+            upstreams.append(
+                (up["DestinationName"], up.get("Datacenter") or "", address, int(up["LocalBindPort"]))
+            )
+        return cls(
+            proxy_id=proxy_id,
+            destination=destination,
+            bind=str((proxy.get("Config") or {}).get("bind_address") or DEFAULT_BIND),
+            port=int(svc["Port"]),
+            local_address=proxy.get("LocalServiceAddress") or "127.0.0.1",
+            local_port=int(local_port),
+            upstreams=tuple(upstreams),
+        )
+
+
+class Sidecar:
+    def __init__(
+        self, api: ApiClient, proxy_id: str, *, wait: str = "5m", rng: random.Random | None = None
+    ) -> None:
+        self.api = api
+        self.proxy_id = proxy_id
+        self.wait = wait
+        self.rng = rng
+        self.config: SidecarConfig | None = None
+        self.certificates: Certificates | None = None
+        self.watcher = UpstreamWatcher(api, wait=wait)
+        self.watcher.on_update(self._apply)
+        self.inbound: TcpListener | None = None
+        self.upstreams: dict[Selector, TcpListener] = {}
+        self.refused = 0
+        """Inbound connections refused by intention since start."""
+
+    async def _read(self, service_id: str) -> Any:
+        resp = await self.api.request("GET", "/v1/agent/service/" + quote(service_id, safe=""))
+        if resp.status == 404:
+            return None
+        if resp.status >= 400:
+            raise SidecarError(
+                f"reading service {service_id!r}: {resp.status} {resp.body.decode(errors='replace')}"
+            )
+        return resp.json()
+
+    async def start(self) -> None:
+        try:
+            svc = await self._read(self.proxy_id)
+        except ApiError as exc:
+            raise SidecarError(str(exc)) from None
+        if svc is None:
+            raise SidecarError(f"unknown service ID {self.proxy_id!r}: register the sidecar first")
+        parent_id = (svc.get("Proxy") or {}).get("DestinationServiceID") or ""
+        parent = await self._read(parent_id) if parent_id else None
+        config = self.config = SidecarConfig.from_registration(self.proxy_id, svc, parent)
+        self.certificates = Certificates(self.api, config.destination, wait=self.wait)
+        try:
+            async with asyncio.timeout(CERTIFICATE_WAIT):
+                await self.certificates.start()
+            await self._open_inbound(config, self.certificates)
+            for name, dc, address, port in config.upstreams:
+                await self._open_upstream(name, dc, address, port, self.certificates)
+        except TimeoutError:
+            await self.close()
+            raise SidecarError(
+                f"{config.destination}: no certificate from the agent (is Connect enabled?)"
+            ) from None
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _listen(self, plane: TcpListener) -> TcpListener:
+        try:
+            await plane.start()
+        except OSError as exc:
+            raise SidecarError(f"{plane.pool.listener.name}: cannot listen: {exc.strerror or exc}") from None
+        return plane
+
+    async def _open_inbound(self, config: SidecarConfig, certs: Certificates) -> None:
+        listener = ListenerConfig(config.destination, config.bind, config.port)
+        pool = Pool(listener, OutlierDetector(OutlierConfig()), self.rng)
+        local = Upstream(config.local_address, config.local_port, 1, "", config.destination)
+        pool.update(UpstreamUpdate(Selector(config.destination), 1, (local,)))
+        tls = Tls(server=certs.server, admit=self._admit)
+        self.inbound = await self._listen(TcpListener(pool, tls))
+        log.info("%s: mTLS on %s:%d -> %s", config.destination, config.bind, self.inbound.port, local.target)
+
+    async def _open_upstream(self, name: str, dc: str, address: str, port: int, certs: Certificates) -> None:
+        selector = Selector(name, datacenter=dc, connect=True)
+        pool = Pool(
+            ListenerConfig(name, address, port, datacenter=dc), OutlierDetector(OutlierConfig()), self.rng
+        )
+        suffix = f"/svc/{name}"
+
+        def verify(transport: asyncio.Transport) -> bool:
+            uri, _ = peer_uri(transport)
+            if not uri.endswith(suffix):
+                log.warning("upstream %s: refusing an instance whose certificate is %r", name, uri)
+                return False
+            return True
+
+        plane = await self._listen(TcpListener(pool, Tls(client=certs.client, verify_upstream=verify)))
+        self.upstreams[selector] = plane
+        current = self.watcher.current(selector)
+        if current is not None:
+            pool.update(current)
+        self.watcher.watch(selector)
+        log.info("upstream %s: listening on %s:%d", name, address, plane.port)
+
+    def _apply(self, update: UpstreamUpdate) -> None:
+        plane = self.upstreams.get(update.selector)
+        if plane is not None:
+            plane.pool.update(update)
+
+    async def _admit(self, transport: asyncio.Transport) -> bool:
+        assert self.config is not None
+        uri, serial = peer_uri(transport)
+        body = {"Target": self.config.destination, "ClientCertURI": uri, "ClientCertSerial": serial}
+        try:
+            resp = await self.api.call("POST", "/v1/agent/connect/authorize", body=body)
+            answer = resp.json() or {}
+        except ApiError as exc:
+            log.error("%s: authorize %s failed, refusing: %s", self.config.destination, uri, exc)
+            answer = {}
+        if answer.get("Authorized") is True:
+            return True
+        self.refused += 1
+        log.info("%s: refused %s: %s", self.config.destination, uri or "a client without a URI",
+                 answer.get("Reason", "not authorized"))  # fmt: skip
+        return False
+
+    def status(self) -> dict[str, Any]:
+        listeners = [
+            {"Service": sel.service, "Bind": f"{p.pool.listener.host}:{p.port}", "Index": p.pool.index,
+             "Upstreams": [u.target for u in p.pool.upstreams], "Open": p.pool.open_connections()}
+            for sel, p in self.upstreams.items()
+        ]  # fmt: skip
+        return {
+            "Service": self.config.destination if self.config else "",
+            "Inbound": self.inbound.port if self.inbound else 0,
+            "Refused": self.refused,
+            "Certificates": self.certificates.changes if self.certificates else 0,
+            "Listeners": listeners,
+        }
+
+    async def close(self) -> None:
+        planes = [*self.upstreams.values(), *([self.inbound] if self.inbound else [])]
+        for plane in planes:
+            await plane.close()
+        self.upstreams.clear()
+        self.inbound = None
+        await self.watcher.close()
+        if self.certificates is not None:
+            await self.certificates.close()

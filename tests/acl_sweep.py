@@ -195,15 +195,6 @@ def sweep_cases(node: str) -> list[Case]:
         Case(
             "DELETE", "/v1/query/{doomed}", None, f'query "sweep-gone-{node}" {{ policy = "write" }}', "deny"
         ),
-        Case("GET", "/v1/agent/connect/ca/leaf/web", None, 'service "web" { policy = "write" }', "deny"),
-        Case("GET", "/v1/connect/ca/configuration", None, 'operator = "read"', "deny"),
-        Case(
-            "PUT",
-            "/v1/connect/ca/configuration",
-            {"Provider": "consul", "Config": {"LeafCertTTL": "72h"}},
-            'operator = "write"',
-            "deny",
-        ),
     ]
 
 

@@ -163,7 +163,7 @@ class LeaderDuties:
 
     async def _reap_expired_tokens(self) -> None:
         """Delete tokens past their ExpirationTime, then sleep until the next one expires
-        or a token is written; a failed delete is retried on the next round."""
+        or a token is written; a failed delete is retried a reap interval later."""
         while True:
             self._tokens_changed.clear()
             now = time.time()
@@ -180,7 +180,7 @@ class LeaderDuties:
                     log.info("reaped an expired ACL token: accessor=%s", token.AccessorID)
                 except Exception:
                     log.exception("reaping expired ACL token %s failed; retrying", token.AccessorID)
-                    upcoming.append(now)
+                    upcoming.append(now + _TOKEN_REAP_INTERVAL)
             delay = None if not upcoming else max(0.0, min(upcoming) - time.time())
             try:
                 await asyncio.wait_for(self._tokens_changed.wait(), delay)

@@ -58,30 +58,50 @@ def _catalog_index(idx: Indexes) -> int:
     return max(idx.table_index("services"), idx.table_index("nodes"), idx.table_index("checks"))
 
 
+def _checks_by_node(idx: Indexes) -> dict[str, tuple[list[str], dict[str, list[str]]]]:
+    """Each node's check statuses: its node-level ones, and by service ID the rest, in one
+    pass (per instance, scanning every check on its node again would be quadratic)."""
+    out: dict[str, tuple[list[str], dict[str, list[str]]]] = {}
+    for node_name, checks in idx.checks.items():
+        node_level: list[str] = []
+        per_service: dict[str, list[str]] = {}
+        for check in checks.values():
+            if check.ServiceID:
+                per_service.setdefault(check.ServiceID, []).append(check.Status)
+            else:
+                node_level.append(check.Status)
+        out[node_name] = (node_level, per_service)
+    return out
+
+
 def _summaries(idx: Indexes) -> list[ServiceListingSummary]:
     """Each service's instances counted and its checks (the instances' own and their nodes')
     tallied once per node and check, as Consul's summarizeServices does."""
+    by_node = _checks_by_node(idx)
+    no_checks: tuple[list[str], dict[str, list[str]]] = ([], {})
     out = []
     for name, instances in sorted(idx.instances.items()):
         nodes: dict[str, None] = {}
         tags: set[str] = set()
         sources: dict[str, None] = {}
-        checks: dict[tuple[str, str], str] = {}
+        states: list[str] = []
         kind, dc, count = "", "", 0
         for (node_name, sid), svc in instances.items():
             node = idx.nodes.get(node_name)
             if node is None:
                 continue
             count += 1
-            nodes[node_name] = None
+            node_level, per_service = by_node.get(node_name, no_checks)
+            if node_name not in nodes:
+                nodes[node_name] = None
+                states.extend(node_level)
+            states.extend(per_service.get(sid, ()))
             kind, dc = svc.Kind, node.Datacenter
             tags.update(svc.Tags)
             if svc.Meta.get(EXTERNAL_SOURCE):
                 sources[svc.Meta[EXTERNAL_SOURCE]] = None
-            checks.update(((node_name, c.CheckID), c.Status) for c in idx.checks_for(node_name, sid))
         if not count:
             continue
-        states = list(checks.values())
         summary = ServiceListingSummary(
             kind or msgspec.UNSET, name, dc, sorted(tags) or None, sorted(nodes), list(sources) or None,
             count, states.count("passing"), states.count("warning"), states.count("critical"), {},

@@ -13,7 +13,7 @@ import ssl
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from waypost.cli import ui
 from waypost.cli.flags import Parsed
@@ -35,6 +35,8 @@ DEFAULT_ADDR = "127.0.0.1:8500"
 QueryValue = str | int | bool | None
 #: A mapping, or pairs when a parameter repeats (``node-meta``, ``tag``).
 Query = Mapping[str, QueryValue] | Sequence[tuple[str, QueryValue]]
+#: A request body: bytes, or a file sent as it is read (chunked), for a snapshot of any size.
+Body = bytes | IO[bytes] | None
 
 
 class ClientError(Exception):
@@ -141,7 +143,7 @@ class Client:
         return http.client.HTTPConnection(self.hostport, timeout=timeout)
 
     def _send(
-        self, method: str, path: str, query: Query | None, body: bytes | None, timeout: float | None
+        self, method: str, path: str, query: Query | None, body: Body, timeout: float | None
     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         target = self.url(path, query)
         headers = {"User-Agent": "waypost-cli"}
@@ -162,7 +164,7 @@ class Client:
         method: str,
         path: str,
         query: Query | None = None,
-        body: bytes | None = None,
+        body: Body = None,
         *,
         timeout: float | None = 330.0,
         allow: tuple[int, ...] = (200,),
@@ -181,7 +183,7 @@ class Client:
     def get(self, path: str, query: Query | None = None, **kw: Any) -> Response:
         return self.request("GET", path, query, **kw)
 
-    def put(self, path: str, query: Query | None = None, body: bytes | None = None, **kw: Any) -> Response:
+    def put(self, path: str, query: Query | None = None, body: Body = None, **kw: Any) -> Response:
         return self.request("PUT", path, query, body, **kw)
 
     def delete(self, path: str, query: Query | None = None, **kw: Any) -> Response:

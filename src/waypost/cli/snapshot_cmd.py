@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from typing import IO
 
 from waypost.cli import ui
 from waypost.cli.client import ClientError, client_from, client_or_report
@@ -86,7 +87,7 @@ def _save(opts: Parsed) -> int:
     try:
         try:
             with open(unverified, "rb") as f:
-                decode(f.read())
+                decode(f)
         except (OSError, SnapshotError) as exc:
             ui.error(f"Error verifying snapshot file: {exc}")
             return 1
@@ -109,11 +110,12 @@ def _restore(opts: Parsed) -> int:
     client = client_or_report(opts)
     if client is None:
         return 1
-    data = _read(path)
-    if data is None:
+    snapshot = _open(path)
+    if snapshot is None:
         return 1
     try:
-        client.put("/v1/snapshot", body=data)
+        with snapshot:
+            client.put("/v1/snapshot", body=snapshot)
     except ClientError as exc:
         ui.error(f"Error restoring snapshot: {exc}")
         return 1
@@ -177,11 +179,12 @@ def _inspect(opts: Parsed) -> int:
     path = _file_arg(opts)
     if path is None:
         return 1
-    data = _read(path)
-    if data is None:
+    snapshot = _open(path)
+    if snapshot is None:
         return 1
     try:
-        snap = decode(data)
+        with snapshot:
+            snap = decode(snapshot)
     except SnapshotError as exc:
         ui.error(f"Error reading snapshot: {exc}")
         return 1
@@ -217,11 +220,11 @@ def run(argv: Sequence[str]) -> int:
     )
 
 
-def _read(path: str) -> bytes | None:
-    """The snapshot file's bytes, or None once Consul's error line is printed."""
+def _open(path: str) -> IO[bytes] | None:
+    """The snapshot file, read as a stream (a snapshot may be larger than memory), or None
+    once Consul's error line is printed."""
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        return open(path, "rb")
     except OSError as exc:
         ui.error(f"Error opening snapshot file: {exc}")
         return None

@@ -171,3 +171,22 @@ def test_catalog_register_and_nodes(c: consul.Consul) -> None:
     assert "ext" in node["Services"]
     assert c.catalog.deregister("ext-node")
     assert c.catalog.node("ext-node")[1] is None
+
+
+def test_prepared_queries(c: consul.Consul) -> None:
+    """py-consul sends every definition as a name_prefix_match template, so it executes by name."""
+    c.agent.service.register("pq-web", address="127.0.0.31", port=8080, tags=["blue"])
+    created = c.query.create("pq-web", name="pq-web-q", tags=["blue"], ttl="10s", nearestn=1)
+    [stored] = c.query.get(created["ID"])
+    assert (stored["Name"], stored["Template"]["Type"], stored["DNS"]["TTL"]) == (
+        "pq-web-q", "name_prefix_match", "10s",
+    )  # fmt: skip
+    assert created["ID"] in {q["ID"] for q in c.query.list()}
+    answer = c.query.execute("pq-web-q", near="_agent", limit=1)
+    assert (answer["Service"], answer["Datacenter"], answer["Failovers"]) == ("pq-web", "dc1", 0)
+    assert [n["Service"]["Address"] for n in answer["Nodes"]] == ["127.0.0.31"]
+    assert c.query.explain("pq-web-q")["Query"]["Service"]["Tags"] == ["blue"]
+    assert c.query.update(created["ID"], "pq-web", name="pq-web-q", tags=["green"])
+    assert c.query.execute("pq-web-q")["Nodes"] == []
+    assert c.query.delete(created["ID"])
+    assert created["ID"] not in {q["ID"] for q in c.query.list()}

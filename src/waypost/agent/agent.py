@@ -155,7 +155,7 @@ class Agent:
             self._servers.append(store_api)
         if self.config.ports.dns > 0:
             dns = await start_dns(
-                state, self.config, self.dns_addr, self.acl_tokens, self.acl_data_current, self.wan
+                state, self.config, self.dns_addr, self.acl_tokens, self.acl_data_current, self.wan, self.wan
             )
             self.dns_port = dns.port
             self._servers.append(_Stoppable(dns.stop))

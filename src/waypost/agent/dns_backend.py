@@ -13,6 +13,8 @@ from waypost.config import AgentConfig, Duration
 from waypost.dns import DnsConfig, DnsServer, Resolver
 from waypost.dns.backend import Instance, NodeRecord, PreparedResult
 from waypost.dns.remote import RemoteDns
+from waypost.query.dns import DnsQueries
+from waypost.query.remote import RemoteDatacenters
 from waypost.state import schema
 from waypost.state.indexes import Indexes
 from waypost.state.model import Node, NodeService, worst_status
@@ -31,12 +33,24 @@ class CatalogDnsBackend:
     read are answered, and ACL changes count as catalog changes for the prepared answers."""
 
     def __init__(
-        self, state: State, datacenter: str, acl: Callable[[Indexes], Authorizer | None] | None = None
+        self,
+        state: State,
+        datacenter: str,
+        acl: Callable[[Indexes], Authorizer | None] | None = None,
+        queries: DnsQueries | None = None,
     ) -> None:
         self._state = state
         self._datacenter = datacenter
         self._acl = acl
-        tables = ("nodes", "services", "checks", schema.VIRTUAL_IPS.name) + (_ACL_TABLES if acl else ())
+        self._queries = queries or DnsQueries(datacenter)
+        tables: tuple[str, ...] = (
+            "nodes",
+            "services",
+            "checks",
+            schema.VIRTUAL_IPS.name,
+            schema.PREPARED_QUERIES.name,
+        )
+        tables += _ACL_TABLES if acl else ()
         self._tables = [(t,) for t in tables]
         self._seen: tuple[Indexes | None, int, int] = (None, -1, 0)
         self._folded_at = -1
@@ -49,11 +63,12 @@ class CatalogDnsBackend:
         return self._datacenter
 
     def revision(self) -> int:
-        """Asked on every query: answered from the last look while nothing was written."""
+        """Asked on every query: answered from the last look while nothing was written.
+        Failed-over prepared answers change without a write here, so theirs counts too."""
         idx = self._state.indexes
         if idx is not self._seen[0] or idx.revision != self._seen[1]:
             self._seen = (idx, idx.revision, max(map(idx.topics.index, self._tables)))
-        return self._seen[2]
+        return self._seen[2] + self._queries.generation
 
     def _authz(self, idx: Indexes) -> Authorizer | None:
         """None when nothing is to be hidden; an unknown DNS token may read nothing."""
@@ -139,7 +154,10 @@ class CatalogDnsBackend:
         return out
 
     def prepared_query(self, name_or_id: str) -> PreparedResult | None:
-        return None
+        idx = self._state.indexes
+        authz = self._authz(idx)
+        keep = None if authz is None else lambda node, service: self._readable(authz, node, service)
+        return self._queries.answer(idx, name_or_id, keep)
 
     def virtual_ip(self, name: str) -> str | None:
         idx = self._fold()
@@ -172,10 +190,12 @@ async def start_dns(
     tokens: AgentTokens,
     acl_current: Callable[[], bool],
     remote: RemoteDns | None = None,
+    failover: RemoteDatacenters | None = None,
 ) -> DnsServer:
     """With ACLs on, answers are what the agent's dns token (else its default token) may
     read, the token looked up per query since ``/v1/agent/token/dns`` may replace it;
-    ``acl_current`` says when the down policy applies instead."""
+    ``acl_current`` says when the down policy applies instead. Prepared queries fail over
+    through ``failover``."""
     acl: Callable[[Indexes], Authorizer | None] | None = None
     if cfg.acl.enabled:
         permissions = AclResolver(cfg.acl, cfg.node_name, cfg.datacenter, reachable=acl_current)
@@ -183,7 +203,9 @@ async def start_dns(
         def acl(idx: Indexes) -> Authorizer | None:
             return permissions.authorizer(idx, tokens.get("dns") or tokens.get("default"))
 
-    resolver = Resolver(CatalogDnsBackend(state, cfg.datacenter, acl), dns_config(cfg), remote=remote)
+    queries = DnsQueries(cfg.datacenter, failover)
+    backend = CatalogDnsBackend(state, cfg.datacenter, acl, queries)
+    resolver = Resolver(backend, dns_config(cfg), remote=remote)
     server = DnsServer(resolver, host, cfg.ports.dns)
     await server.start()
     return server

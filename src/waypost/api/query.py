@@ -31,7 +31,6 @@ from waypost.query.ops import (
     live_queries,
     update_query,
 )
-from waypost.query.remote import NoRemoteDatacenters, RemoteDatacenters
 from waypost.state import schema
 from waypost.state.model import PreparedQuery
 
@@ -56,11 +55,6 @@ def _shown(query: PreparedQuery, authz: Authorizer | None) -> PreparedQuery:
     if authz is None or not query.Token or authz.allowed("acl", "", "write"):
         return query
     return msgspec.structs.replace(query, Token=REDACTED_TOKEN)
-
-
-def _remote(app: ApiApp) -> RemoteDatacenters:
-    wan: RemoteDatacenters | None = getattr(app.agent, "wan", None)
-    return wan if wan is not None else NoRemoteDatacenters(app.agent.datacenter)
 
 
 def _fail(exc: Exception) -> HTTPError:
@@ -222,7 +216,7 @@ async def _execute(app: ApiApp, req: Request, name: str) -> Response:
     result = await executor.execute(
         app.state.indexes,
         found,
-        _remote(app),
+        app.agent.wan,
         limit=limit,
         connect=req.flag("connect") and req.arg("connect") not in ("false", "0"),
         source=executor.Source(req.arg("near") or "", _source_ip(req), app.agent.node.Node),

@@ -1,0 +1,132 @@
+"""Prepared queries for the DNS interface: ``<query>.query.<domain>`` answers.
+
+The DNS core is synchronous and caches each answer until the catalog's revision moves,
+while failing over waits on another datacenter. So a query with no local instance left is
+answered from the last failed-over result while a fresh one is fetched in the background;
+each fetch that lands bumps ``generation`` (part of the DNS backend's revision), which
+drops the cached answers, and another fetch follows ``refresh`` seconds later if the name
+is still asked for. The first lookup after the local instances go answers empty (NXDOMAIN,
+which DNS clients retry) until the first failed-over result lands, a moment later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Any
+
+from waypost.dns.backend import Instance, NodeRecord, PreparedResult
+from waypost.durations import parse_duration
+from waypost.query.definition import QueryError
+from waypost.query.executor import Keep, execute, failover_datacenters, run_local
+from waypost.query.ops import QueryNotFoundError, Resolver
+from waypost.query.remote import RemoteDatacenters
+from waypost.state.indexes import Indexes
+from waypost.state.model import PreparedQuery, worst_status
+from waypost.state.queries import ServiceInstance
+
+__all__ = ["DnsQueries"]
+
+log = logging.getLogger("waypost.query")
+
+_REFRESH = 3.0
+"""Seconds between fetches of a failed-over answer while its name is asked for."""
+
+
+def _local(inst: ServiceInstance) -> Instance:
+    n = inst.node
+    node = NodeRecord(n.Node, n.Address, n.Datacenter, n.TaggedAddresses, n.Meta)
+    return Instance.of(node, inst.service, worst_status([c.Status for c in inst.checks]))
+
+
+def _remote(row: Any) -> Instance | None:
+    """A failed-over answer's row (``/v1/health/service``'s shape) as DNS sees it."""
+    if not isinstance(row, dict):
+        return None
+    n, s = row.get("Node") or {}, row.get("Service") or {}
+    weights = s.get("Weights") or {}
+    node = NodeRecord(
+        str(n.get("Node", "")),
+        str(n.get("Address", "")),
+        str(n.get("Datacenter", "")),
+        n.get("TaggedAddresses") or {},
+        n.get("Meta") or {},
+    )
+    return Instance(
+        node=node,
+        service=str(s.get("Service", "")),
+        address=str(s.get("Address", "")),
+        port=int(s.get("Port") or 0),
+        tagged_addresses={k: str(v.get("Address", "")) for k, v in (s.get("TaggedAddresses") or {}).items()},
+        weight_passing=int(weights.get("Passing", 1)),
+        weight_warning=int(weights.get("Warning", 1)),
+        status=worst_status([str(c.get("Status", "critical")) for c in row.get("Checks") or ()]),
+    )
+
+
+def _ttl(query: PreparedQuery) -> float | None:
+    return parse_duration(query.DNS.TTL) if query.DNS.TTL else None
+
+
+class DnsQueries:
+    def __init__(
+        self,
+        datacenter: str,
+        remote: RemoteDatacenters | None = None,
+        *,
+        rng: random.Random | None = None,
+        refresh: float = _REFRESH,
+    ) -> None:
+        self._datacenter = datacenter
+        self._remote = remote
+        self._rng = rng
+        self._refresh = refresh
+        self._resolver = Resolver()
+        self._failed_over: dict[str, PreparedResult] = {}
+        self._fetching: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.generation = 0
+        """Bumped whenever a failed-over answer lands or is due for a refresh."""
+
+    def answer(self, idx: Indexes, name: str, keep: Keep | None) -> PreparedResult | None:
+        """``None`` for a name no query answers (NXDOMAIN)."""
+        try:
+            query = self._resolver.resolve(idx, name)
+        except (QueryError, QueryNotFoundError):
+            return None
+        local = run_local(idx, query, self._datacenter, keep=keep, rng=self._rng)
+        ttl = _ttl(query)
+        key = name.lower()
+        remote = self._remote
+        if (
+            local.instances
+            or remote is None
+            or not failover_datacenters(query, remote.datacenters_by_distance())
+        ):
+            self._failed_over.pop(key, None)
+            return PreparedResult(
+                query.Service.Service, self._datacenter, [_local(i) for i in local.instances], ttl
+            )
+        if key not in self._fetching:
+            self._fetching.add(key)
+            task = asyncio.get_running_loop().create_task(self._fetch(idx, query, key, keep, remote))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return self._failed_over.get(key) or PreparedResult(query.Service.Service, self._datacenter, [], ttl)
+
+    async def _fetch(
+        self, idx: Indexes, query: PreparedQuery, key: str, keep: Keep | None, remote: RemoteDatacenters
+    ) -> None:
+        try:
+            result = await execute(idx, query, remote, keep=keep, rng=self._rng)
+            rows = result.remote_nodes if result.remote_nodes is not None else []
+            instances = [i for i in map(_remote, rows) if i is not None]
+            self._failed_over[key] = PreparedResult(result.service, result.datacenter, instances, _ttl(query))
+        except Exception:
+            log.exception("prepared query %s: failing over failed", key)
+        finally:
+            self.generation += 1
+            await asyncio.sleep(self._refresh)
+            self._fetching.discard(key)
+            self.generation += 1

@@ -1,0 +1,117 @@
+"""A prepared query failing over between two federated datacenters (each a dev server with
+its own store), over HTTP and DNS: served from the local datacenter while it has passing
+instances, from the other when every local instance fails, and from the local one again
+once it recovers. An unknown datacenter in ``Failover.Datacenters`` is skipped."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from waypost.testing import AgentProcess, wait_for
+
+pytestmark = pytest.mark.skipif(shutil.which("dig") is None, reason="dig (dnsutils) is not installed")
+
+FAST_WAN = 'gossip_wan {\n probe_interval = "200ms"\n probe_timeout = "1s"\n suspicion_mult = 3\n}'
+
+
+@pytest.fixture(scope="module")
+def dcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AgentProcess, AgentProcess]]:
+    base = Path(tmp_path_factory.mktemp("query-failover"))
+    with AgentProcess(
+        ["-dev", "-node", "a1", "-datacenter", "dc1", "-hcl", FAST_WAN], log_path=base / "dc1.log"
+    ) as dc1:
+        args = ["-dev", "-node", "b1", "-datacenter", "dc2", "-hcl", FAST_WAN]
+        args += ["-retry-join-wan", dc1.address, "-retry-interval-wan", "1s"]
+        with AgentProcess(args, log_path=base / "dc2.log") as dc2:
+            wait_for(lambda: "dc2" in dc1.get("/v1/catalog/datacenters"), 30)
+            dc1.put(
+                "/v1/agent/service/register",
+                {"Name": "web", "Address": "127.0.0.11", "Port": 80, "Check": {"TTL": "300s"}},
+            )
+            dc1.put("/v1/agent/check/pass/service:web")
+            dc2.put("/v1/agent/service/register", {"Name": "web", "Address": "127.0.0.12", "Port": 80})
+            yield dc1, dc2
+
+
+def _create(agent: AgentProcess, body: dict[str, Any]) -> None:
+    status, _, raw = agent.request("POST", "/v1/query", json.dumps(body).encode())
+    assert status == 200, raw
+
+
+def _served(agent: AgentProcess, name: str) -> tuple[str, int, list[str]]:
+    answer = agent.get(f"/v1/query/{name}/execute")
+    return answer["Datacenter"], answer["Failovers"], [n["Node"]["Node"] for n in answer["Nodes"]]
+
+
+def _dig(agent: AgentProcess, name: str, qtype: str = "A") -> list[str]:
+    out = subprocess.run(
+        ["dig", "@127.0.0.1", "-p", str(agent.dns_port), "+short", "+time=2", "+tries=1", name, qtype],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    return [line for line in out.stdout.splitlines() if line]
+
+
+def _dig_until(agent: AgentProcess, name: str, want: list[str]) -> list[str]:
+    """DNS answers a failover from its second lookup on (the first starts the fetch)."""
+    found: list[str] = []
+
+    def settled() -> bool:
+        nonlocal found
+        found = _dig(agent, name)
+        return found == want
+
+    wait_for(settled, 15, 0.2)
+    return found
+
+
+def test_nearest_n_fails_over_and_comes_back_over_http_and_dns(
+    dcs: tuple[AgentProcess, AgentProcess],
+) -> None:
+    dc1, _ = dcs
+    _create(
+        dc1,
+        {"Name": "web-fo", "Service": {"Service": "web", "Failover": {"NearestN": 1}}, "DNS": {"TTL": "1s"}},
+    )
+    assert _served(dc1, "web-fo") == ("dc1", 0, ["a1"])
+    assert _dig(dc1, "web-fo.query.consul") == ["127.0.0.11"]
+
+    dc1.put("/v1/agent/check/fail/service:web")
+    assert _served(dc1, "web-fo") == ("dc2", 1, ["b1"])
+    assert _dig_until(dc1, "web-fo.query.consul", ["127.0.0.12"]) == ["127.0.0.12"]
+    srv = _dig(dc1, "_web-fo._tcp.query.consul", "SRV")
+    assert len(srv) == 1
+    assert srv[0].startswith("1 1 80 ")
+
+    dc1.put("/v1/agent/check/pass/service:web")
+    assert _served(dc1, "web-fo") == ("dc1", 0, ["a1"])
+    assert _dig(dc1, "web-fo.query.consul") == ["127.0.0.11"]
+
+
+def test_an_unknown_datacenter_is_skipped_and_not_counted(dcs: tuple[AgentProcess, AgentProcess]) -> None:
+    dc1, _ = dcs
+    _create(
+        dc1,
+        {
+            "Name": "web-listed",
+            "Service": {"Service": "web", "Failover": {"Datacenters": ["nowhere", "dc2"]}},
+        },
+    )
+    dc1.put("/v1/agent/check/fail/service:web")
+    try:
+        assert _served(dc1, "web-listed") == ("dc2", 1, ["b1"])
+    finally:
+        dc1.put("/v1/agent/check/pass/service:web")
+    _create(
+        dc1, {"Name": "web-nowhere", "Service": {"Service": "nope", "Failover": {"Datacenters": ["nowhere"]}}}
+    )
+    assert _served(dc1, "web-nowhere") == ("dc1", 0, [])

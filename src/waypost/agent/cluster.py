@@ -12,8 +12,8 @@ etcd cluster when clustered), the way Kubernetes components do:
   tag, as Consul's server tags do), from which client agents learn every server to fail
   over to after joining just one;
 - ``force-leave`` marks a member left. A running agent refutes it by writing its record
-  back, as a Serf member refutes a leave intent about itself; a dead one stays left and
-  the leader reaps its node from the catalog.
+  back, as a Serf member refutes a leave intent about itself, and shows Serf's ``leaving``
+  until then; a dead one stays left and the leader reaps its node from the catalog.
 """
 
 from __future__ import annotations

@@ -12,6 +12,11 @@ register("/nodes", () => import("./pages/nodes.js"));
 register("/nodes/:name", () => import("./pages/node.js"));
 register("/kv/*path", () => import("./pages/kv.js"));
 register("/sessions", () => import("./pages/sessions.js"));
+register("/acl/tokens", () => import("./pages/acl_tokens.js"));
+register("/acl/tokens/:accessor", () => import("./pages/acl_tokens.js"));
+register("/acl/policies", () => import("./pages/acl_policies.js"));
+register("/acl/policies/:id", () => import("./pages/acl_policies.js"));
+register("/login", () => import("./pages/login.js"));
 
 const NAV = [
   ["Services", "/services"],

@@ -2,7 +2,7 @@
 // status line for a form, a confirmation dialog, and the one explanation of an API error
 // (denied: log in; ACLs off; agent unreachable).
 
-import { token } from "./api.js";
+import { request, token } from "./api.js";
 import { h } from "./dom.js";
 import { href } from "./router.js";
 
@@ -93,6 +93,25 @@ function loginLink(text) {
     { href: href("/login"), onclick: () => sessionStorage.setItem(RETURN_KEY, location.hash.slice(1)) },
     text,
   );
+}
+
+let aclsOn = null;
+
+// "Nothing here" for a list. A list leaves out what the token may not read rather than
+// refusing it (as Consul does), so without a token on an agent with ACLs on the emptiness
+// may be the ACLs at work, which the note then says.
+export function emptyNote(text) {
+  const note = h("p", { class: "empty" }, `${text}.`);
+  if (!token()) {
+    aclsOn ??= request("GET", "/v1/acl/token/self").then(
+      () => true,
+      (err) => err.status !== 401,
+    );
+    aclsOn.then((on) => {
+      if (on) note.replaceChildren(`${text}, or hidden from you: `, loginLink("Log in with a token"), ".");
+    });
+  }
+  return note;
 }
 
 // Where the login page goes back to: the page that sent the user there.

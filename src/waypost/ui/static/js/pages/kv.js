@@ -6,7 +6,7 @@ import { request, watch } from "../api.js";
 import { h, mount } from "../dom.js";
 import { seg } from "../router.js";
 import { fromBase64, hexDump, parseJson, toBase64, toYaml, utf8Bytes, utf8Text } from "../kv_format.js";
-import { breadcrumbs, confirmAction, field, onSubmit, problem, statusLine, useStyles } from "../widgets.js";
+import { breadcrumbs, confirmAction, emptyNote, field, onSubmit, problem, statusLine, useStyles } from "../widgets.js";
 
 const MAX_FLAGS = 2n ** 64n;
 
@@ -116,13 +116,13 @@ function folderView(container, folder, ctx, signal) {
     { keys: true, separator: "/" },
     (keys) => {
       const children = keys.filter((k) => k !== folder);
-      mount(list, children.length ? table(children) : h("p", { class: "empty" }, "This folder is empty."));
+      mount(list, children.length ? table(children) : emptyNote("This folder is empty"));
       ctx.setTitle(folder || "Key/Value", children.length);
     },
     {
       signal,
       onError: (err) =>
-        mount(list, err.status === 404 ? h("p", { class: "empty" }, "This folder is empty.") : problem(err)),
+        mount(list, err.status === 404 ? emptyNote("This folder is empty") : problem(err)),
     },
   );
 

@@ -4,7 +4,7 @@
 import { request, watch } from "../api.js";
 import { h, mount } from "../dom.js";
 import { href, seg } from "../router.js";
-import { confirmAction, duration, problem, useStyles } from "../widgets.js";
+import { confirmAction, duration, emptyNote, problem, useStyles } from "../widgets.js";
 
 export function render(container, _params, ctx) {
   useStyles();
@@ -63,7 +63,7 @@ export function render(container, _params, ctx) {
     (sessions) => {
       ctx.setTitle("Sessions", sessions.length);
       if (!sessions.length) {
-        mount(list, h("p", { class: "empty" }, "There are no sessions."));
+        mount(list, emptyNote("There are no sessions"));
         return;
       }
       const heads = ["Name", "ID", "Node", "Behavior", "TTL", "Lock delay", "Checks", "Actions"];

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from waypost.agent.definitions import DefinitionError, parse_service
+from waypost.agent.definitions import DefinitionError, ServiceDefinition, parse_service
 from waypost.agent.persist import LocalDefinitions
 from waypost.checks.base import LoopClock
 from waypost.checks.definition import CheckDefinition, CheckDefinitionError, parse_check_definition
 from waypost.checks.scheduler import CheckScheduler, ScriptChecksDisabledError
+from waypost.connect.registration import sidecar_definition, sidecar_id
 from waypost.durations import format_duration
 from waypost.state.model import HealthCheck, NodeService
 from waypost.state.schema import encode
@@ -43,6 +44,8 @@ class AgentChecks:
         self.agent = agent
         self.definitions: dict[str, CheckDefinition] = {}
         self.from_config: set[str] = set()
+        self.sidecars: set[str] = set()
+        """Services registered from a ``SidecarService`` block, which go with their parent."""
         self.scheduler = CheckScheduler(
             self,
             clock=LoopClock(),
@@ -79,7 +82,31 @@ class AgentChecks:
     def register_service(
         self, body: Any, *, replace_existing_checks: bool = False, persist: bool = True
     ) -> NodeService:
+        """The service, and its ``Connect.SidecarService`` as a service of its own; both
+        are parsed and checked before either is registered."""
         defn = parse_service(body, self.agent.datacenter)
+        sidecar = None
+        if defn.sidecar is not None:
+            ports = self.agent.config.ports
+            sidecar = sidecar_definition(
+                defn.service,
+                defn.sidecar,
+                datacenter=self.agent.datacenter,
+                ports=(ports.sidecar_min_port, ports.sidecar_max_port),
+                local=self.agent.local.services.values(),
+            )
+        prepared = self._prepare(defn)
+        sidecar_checks = self._prepare(sidecar) if sidecar is not None else []
+        svc = self._register(defn.service, prepared, replace_existing_checks)
+        if sidecar is not None:
+            self._register(sidecar.service, sidecar_checks, replace_existing_checks)
+            self.sidecars.add(sidecar.service.ID)
+        if persist:
+            self.persisted.keep_service(svc.ID, body)
+        return svc
+
+    def _prepare(self, defn: ServiceDefinition) -> list[tuple[CheckDefinition, HealthCheck]]:
+        """The service's checks with their IDs and names, each refused here if it cannot run."""
         svc = defn.service
         parsed = [self._parse(c) for c in defn.checks]
         for n, check in enumerate(parsed, start=1):
@@ -90,10 +117,17 @@ class AgentChecks:
                 name=check.name or f"Service '{svc.Service}' check",
                 service_id=svc.ID,
             )
-        prepared = [(check, self._record(check)) for check in parsed]
+        return [(check, self._record(check)) for check in parsed]
+
+    def _register(
+        self,
+        svc: NodeService,
+        prepared: list[tuple[CheckDefinition, HealthCheck]],
+        replace_existing_checks: bool,
+    ) -> NodeService:
         local = self.agent.local
         local.add_service(svc)
-        wanted = {c.check_id for c in parsed}
+        wanted = {c.check_id for c, _ in prepared}
         if replace_existing_checks:
             for cid, c in list(local.checks.items()):
                 if (
@@ -104,14 +138,16 @@ class AgentChecks:
                     self.remove_check(cid)
         for check, record in prepared:
             self._add(check, record)
-        if persist:
-            self.persisted.keep_service(svc.ID, body)
         return svc
 
     def remove_service(self, service_id: str) -> bool:
+        """Also removes the sidecar the service's registration added, as Consul does."""
         local = self.agent.local
         if service_id not in local.services:
             return False
+        if sidecar_id(service_id) in self.sidecars:
+            self.sidecars.discard(sidecar_id(service_id))
+            self.remove_service(sidecar_id(service_id))
         removed = local.remove_service(service_id)
         for cid in removed:
             self.scheduler.remove(cid)
@@ -267,8 +303,10 @@ class CatalogAliasSource:
         topics = self.agent.require_state().indexes.topics
         topic = ("node", node or self.agent.node.Node)
         current = topics.index(topic)
-        if last_index == 0 or current != last_index:
+        if current != last_index:
             return current
+        # Index 0 (a node not in the catalog yet, as at start-up) parks too: returning it at
+        # once would make the caller's loop spin without ever yielding to the event loop.
         waiter = topics.park([topic])
         assert waiter.future is not None
         try:

@@ -14,9 +14,29 @@ from typing import Any
 
 import msgspec
 
-from waypost.state.model import AddressPort, NodeService, Weights
+from waypost.state.model import (
+    AddressPort,
+    ConnectProxyConfig,
+    Locality,
+    NodeService,
+    ServiceConnect,
+    Upstream,
+    Weights,
+)
 
-__all__ = ["DefinitionError", "ServiceDefinition", "canonical_keys", "parse_meta", "parse_service", "typed"]
+__all__ = [
+    "GATEWAYS",
+    "KINDS",
+    "DefinitionError",
+    "ServiceDefinition",
+    "canonical_keys",
+    "parse_meta",
+    "parse_service",
+    "service_problems",
+    "typed",
+    "validation_failed",
+    "value_of",
+]
 
 
 class DefinitionError(ValueError):
@@ -49,11 +69,11 @@ def canonical_keys(
 
 _SERVICE_FIELDS = (
     "ID", "Name", "Service", "Tags", "Address", "TaggedAddresses", "Meta", "Port", "Kind", "Check", "Checks",
-    "EnableTagOverride", "Weights",
+    "EnableTagOverride", "Weights", "Proxy", "Connect", "Locality",
 )  # fmt: skip
 _SERVICE_IGNORED = (
-    "Connect", "Proxy", "Namespace", "Partition", "SocketPath", "Locality", "Token", "PeerName", "Datacenter",
-    "EnterpriseMeta", "CreateIndex", "ModifyIndex", "ContentHash",
+    "Namespace", "Partition", "SocketPath", "Token", "PeerName", "Datacenter", "EnterpriseMeta",
+    "CreateIndex", "ModifyIndex", "ContentHash", "LocallyRegisteredAsSidecar",
 )  # fmt: skip
 
 
@@ -62,6 +82,8 @@ class ServiceDefinition:
     service: NodeService
     checks: list[dict[str, Any]]
     """Check bodies as given; the agent parses them with the check definition parser."""
+    sidecar: dict[str, Any] | None = None
+    """``Connect.SidecarService`` as given: the agent registers it as a service of its own."""
 
 
 _SERVICE = "Invalid service definition"
@@ -119,6 +141,60 @@ def _with_address_tags(tagged: dict[str, AddressPort], address: str, port: int) 
     return dict(sorted(({f"lan_{version}": here, f"wan_{version}": here} | tagged).items()))
 
 
+_PROXY_FIELDS = (
+    "DestinationServiceName", "DestinationServiceID", "LocalServiceAddress", "LocalServicePort",
+    "LocalServiceSocketPath", "Mode", "Config", "Upstreams", "MeshGateway", "Expose", "TransparentProxy",
+    "AccessLogs",
+)  # fmt: skip
+_UPSTREAM_FIELDS = (
+    "DestinationType", "DestinationNamespace", "DestinationPartition", "DestinationPeer", "DestinationName",
+    "Datacenter", "LocalBindAddress", "LocalBindPort", "LocalBindSocketPath", "LocalBindSocketMode", "Config",
+    "MeshGateway", "CentrallyConfigured",
+)  # fmt: skip
+_PASSED_THROUGH = ("Config", "MeshGateway", "Expose", "TransparentProxy", "AccessLogs")
+"""Blocks Consul hands to the proxy as they are: kept as given, only required to be objects."""
+
+
+def _struct(value: Any, fields: tuple[str, ...], typ: Any, field: str) -> Any:
+    """A nested block with Consul's key spellings, typed, each error naming ``field``."""
+    given = canonical_keys(value, fields, what=f"{_SERVICE}: {field}")
+    for name in _PASSED_THROUGH:
+        if given.get(name) is None:
+            given.pop(name, None)
+    return typed({k: v for k, v in given.items() if v is not None}, typ, field)
+
+
+def _proxy(value: Any) -> ConnectProxyConfig:
+    if not isinstance(value, dict):
+        raise DefinitionError(f"{_SERVICE}: Proxy must be a JSON object")
+    upstreams = value_of(value, "Upstreams") or []
+    if not isinstance(upstreams, list):
+        raise DefinitionError(f"{_SERVICE}: Proxy.Upstreams must be a list")
+    parsed = [
+        _struct(u, _UPSTREAM_FIELDS, Upstream, f"Proxy.Upstreams[{i}]") for i, u in enumerate(upstreams)
+    ]
+    rest = {k: v for k, v in value.items() if _canon(str(k)) != "upstreams"}
+    proxy: ConnectProxyConfig = _struct(rest, _PROXY_FIELDS, ConnectProxyConfig, "Proxy")
+    for u in parsed:
+        u.DestinationType = u.DestinationType or "service"
+    proxy.Upstreams = parsed
+    return proxy
+
+
+def value_of(body: dict[str, Any], field: str) -> Any:
+    """``body``'s value for ``field`` under any of Consul's spellings of it."""
+    return next((v for k, v in body.items() if _canon(str(k)) == _canon(field)), None)
+
+
+def _connect(value: Any) -> tuple[ServiceConnect | None, dict[str, Any] | None]:
+    fields = canonical_keys(value, ("Native", "SidecarService", "PeerMeta"), what=f"{_SERVICE}: Connect")
+    native = typed(fields.get("Native") or False, bool, "Connect.Native")
+    sidecar = fields.get("SidecarService")
+    if sidecar is not None and not isinstance(sidecar, dict):
+        raise DefinitionError(f"{_SERVICE}: Connect.SidecarService must be a JSON object")
+    return (ServiceConnect(Native=True) if native else None), sidecar
+
+
 def parse_service(body: Any, datacenter: str = "dc1", *, catalog: bool = False) -> ServiceDefinition:
     """``catalog``: a ``/v1/catalog/register`` service, stored as given; Consul checks
     ``Weights`` only when an agent registers its own service (its Go client always sends
@@ -154,8 +230,16 @@ def parse_service(body: Any, datacenter: str = "dc1", *, catalog: bool = False) 
         Weights=weights,
         EnableTagOverride=typed(fields.get("EnableTagOverride") or False, bool, "EnableTagOverride"),
         Kind=typed(fields.get("Kind") or "", str, "Kind"),
+        Proxy=_proxy(fields["Proxy"]) if fields.get("Proxy") else None,
+        Locality=_struct(fields["Locality"], ("Region", "Zone"), Locality, "Locality")
+        if fields.get("Locality")
+        else None,
         Datacenter=datacenter,
     )
+    service.Connect, sidecar = _connect(fields["Connect"]) if fields.get("Connect") else (None, None)
+    problems = service_problems(service, sidecar)
+    if problems:
+        raise DefinitionError(validation_failed(problems))
     checks: list[dict[str, Any]] = []
     if fields.get("Check"):
         checks.append(fields["Check"])
@@ -166,4 +250,89 @@ def parse_service(body: Any, datacenter: str = "dc1", *, catalog: bool = False) 
     for c in checks:
         if not isinstance(c, dict):
             raise DefinitionError("Invalid service definition: a check must be an object")
-    return ServiceDefinition(service, checks)
+    return ServiceDefinition(service, checks, sidecar)
+
+
+def validation_failed(problems: list[str]) -> str:
+    """Consul's answer to an invalid NodeService: its go-multierror text."""
+    count = "1 error occurred" if len(problems) == 1 else f"{len(problems)} errors occurred"
+    listed = "".join(f"\n\t* {p}" for p in problems)
+    return f"Validation failed: {count}:{listed}\n\n"
+
+
+KINDS = ("", "connect-proxy", "mesh-gateway", "terminating-gateway", "ingress-gateway", "api-gateway")
+GATEWAYS = frozenset(KINDS[2:])
+_PROXY_MODES = ("", "direct", "transparent")
+
+
+def service_problems(svc: NodeService, sidecar: dict[str, Any] | None) -> list[str]:
+    """Consul's ``NodeService.Validate`` for what a registration's Kind, Proxy and Connect
+    blocks must agree on, each problem in Consul's words."""
+    out: list[str] = []
+    proxy = svc.Proxy or ConnectProxyConfig()
+    native = svc.Connect is not None and svc.Connect.Native
+    if svc.Kind not in KINDS:
+        out.append(f'Kind: unknown service kind "{svc.Kind}"; expected one of {", ".join(KINDS[1:])}')
+    if proxy.Mode not in _PROXY_MODES:
+        out.append(f"Proxy.Mode: invalid proxy mode: {proxy.Mode}")
+    if svc.Kind == "connect-proxy":
+        if not proxy.DestinationServiceName.strip():
+            out.append("Proxy.DestinationServiceName must be non-empty for Connect proxy services")
+        if proxy.DestinationServiceName == "*":
+            out.append("Proxy.DestinationServiceName must not be a wildcard for Connect proxy services")
+        if svc.Port == 0:
+            out.append("Port or SocketPath must be set for a connect-proxy")
+        if native:
+            out.append("A Proxy cannot also be Connect Native, only typical services")
+        if not 0 <= proxy.LocalServicePort <= 65535:
+            out.append(f"invalid LocalServicePort: {proxy.LocalServicePort}")
+        out += _upstream_problems(proxy.Upstreams)
+    if svc.Kind in GATEWAYS:
+        if svc.Port == 0 and svc.Kind != "ingress-gateway":
+            out.append(f"Port must be non-zero for a {svc.Kind}")
+        if sidecar is not None:
+            out.append(f"A {svc.Kind} cannot have a sidecar service")
+        if native:
+            out.append(f"A {svc.Kind} cannot have Connect.Native set")
+        for name in (
+            "DestinationServiceName",
+            "DestinationServiceID",
+            "LocalServiceAddress",
+            "LocalServicePort",
+        ):
+            if getattr(proxy, name):
+                out.append(f"The Proxy.{name} configuration is invalid for a {svc.Kind}")
+        if proxy.Upstreams:
+            out.append(f"The Proxy.Upstreams configuration is invalid for a {svc.Kind}")
+    if sidecar is not None:
+        if value_of(sidecar, "ID"):
+            out.append("A SidecarService cannot specify an ID as this is managed by the agent")
+        nested = value_of(sidecar, "Connect")
+        if isinstance(nested, dict) and value_of(nested, "SidecarService") is not None:
+            out.append("A SidecarService cannot have a nested SidecarService")
+    return out
+
+
+def _upstream_problems(upstreams: list[Upstream]) -> list[str]:
+    out = []
+    seen: set[str] = set()
+    for u in upstreams:
+        if u.DestinationType not in ("service", "prepared_query"):
+            out.append(f'unknown upstream destination type: "{u.DestinationType}"')
+        elif not u.DestinationName:
+            out.append("upstream destination name cannot be empty")
+        elif u.DestinationName == "*" and not u.CentrallyConfigured:
+            out.append("upstream destination name cannot be a wildcard")
+        elif u.LocalBindPort == 0 and not u.LocalBindSocketPath and not u.CentrallyConfigured:
+            out.append("upstream local bind port or local socket path must be defined and nonzero")
+        elif not 0 <= u.LocalBindPort <= 65535:
+            out.append(f"upstream local bind port {u.LocalBindPort} is not a valid port")
+        else:
+            addr = u.LocalBindSocketPath or f"{u.LocalBindAddress or '127.0.0.1'}:{u.LocalBindPort}"
+            if addr in seen:
+                out.append(
+                    "upstreams cannot contain duplicates by local bind address and port or unix path; "
+                    f'"{addr}" is specified twice'
+                )
+            seen.add(addr)
+    return out

@@ -58,6 +58,7 @@ __all__ = [
     "node",
     "node_service",
     "presence",
+    "proxy",
     "render",
     "service_node",
     "session",
@@ -83,16 +84,78 @@ class Node(msgspec.Struct, gc=False):
     ModifyIndex: int
 
 
-class ConnectProxyConfig(msgspec.Struct, frozen=True, gc=False):
-    """What Consul's custom marshaller leaves of an unset proxy config: ``Mode`` and the two
-    nested structs, which ``omitempty`` cannot drop."""
+class Upstream(msgspec.Struct, frozen=True, gc=False):
+    """Consul's ``structs.Upstream`` as the catalog sends it."""
 
+    DestinationType: str
+    DestinationNamespace: str | Omit
+    DestinationPartition: str | Omit
+    DestinationPeer: str | Omit
+    DestinationName: str
+    Datacenter: str
+    LocalBindAddress: str | Omit
+    LocalBindPort: int | Omit
+    LocalBindSocketPath: str | Omit
+    LocalBindSocketMode: str | Omit
+    Config: dict[str, Any] | Omit
+    MeshGateway: dict[str, Any]
+
+
+class AgentUpstream(msgspec.Struct, frozen=True, gc=False):
+    """``api.Upstream`` as the agent endpoints send it: type and datacenter left out while empty."""
+
+    DestinationType: str | Omit
+    DestinationNamespace: str | Omit
+    DestinationPartition: str | Omit
+    DestinationPeer: str | Omit
+    DestinationName: str
+    Datacenter: str | Omit
+    LocalBindAddress: str | Omit
+    LocalBindPort: int | Omit
+    LocalBindSocketPath: str | Omit
+    LocalBindSocketMode: str | Omit
+    Config: dict[str, Any] | Omit
+    MeshGateway: dict[str, Any]
+
+
+class ConnectProxyConfig(msgspec.Struct, frozen=True, gc=False):
+    """Consul's ``structs.ConnectProxyConfig`` through its custom marshaller: of an unset
+    one only ``Mode`` and the two nested structs, which ``omitempty`` cannot drop, remain."""
+
+    DestinationServiceName: str | Omit = UNSET
+    DestinationServiceID: str | Omit = UNSET
+    LocalServiceAddress: str | Omit = UNSET
+    LocalServicePort: int | Omit = UNSET
+    LocalServiceSocketPath: str | Omit = UNSET
     Mode: str = ""
+    Config: dict[str, Any] | Omit = UNSET
+    Upstreams: list[Upstream] | Omit = UNSET
     MeshGateway: dict[str, Any] = msgspec.field(default_factory=dict)
     Expose: dict[str, Any] = msgspec.field(default_factory=dict)
+    TransparentProxy: dict[str, Any] | Omit = UNSET
+    AccessLogs: dict[str, Any] | Omit = UNSET
+
+
+class AgentServiceConnectProxyConfig(msgspec.Struct, frozen=True, gc=False):
+    """``api.AgentServiceConnectProxyConfig``: as the catalog's, but ``Mode`` is omitempty."""
+
+    DestinationServiceName: str | Omit
+    DestinationServiceID: str | Omit
+    LocalServiceAddress: str | Omit
+    LocalServicePort: int | Omit
+    LocalServiceSocketPath: str | Omit
+    Mode: str | Omit
+    Config: dict[str, Any] | Omit
+    Upstreams: list[AgentUpstream] | Omit
+    MeshGateway: dict[str, Any]
+    Expose: dict[str, Any]
+    TransparentProxy: dict[str, Any] | Omit
+    AccessLogs: dict[str, Any] | Omit
 
 
 _NO_PROXY = ConnectProxyConfig()
+_NOT_NATIVE: dict[str, Any] = {}
+_NATIVE = {"Native": True}
 
 
 class NodeService(msgspec.Struct, gc=False):
@@ -111,13 +174,14 @@ class NodeService(msgspec.Struct, gc=False):
     Proxy: ConnectProxyConfig
     Connect: dict[str, Any]
     PeerName: str
+    Locality: model.Locality | Omit
     CreateIndex: int
     ModifyIndex: int
 
 
 class ServiceNode(msgspec.Struct, gc=False):
     """Consul's flattened ``structs.ServiceNode`` (``catalog/service``); ``ServiceLocality``
-    is a pointer without ``omitempty``, so it is always there, ``null`` here."""
+    is a pointer without ``omitempty``, so it is always there, ``null`` while unset."""
 
     ID: str
     Node: str
@@ -138,7 +202,7 @@ class ServiceNode(msgspec.Struct, gc=False):
     ServiceEnableTagOverride: bool
     ServiceProxy: ConnectProxyConfig
     ServiceConnect: dict[str, Any]
-    ServiceLocality: None
+    ServiceLocality: model.Locality | None
     CreateIndex: int
     ModifyIndex: int
 
@@ -199,7 +263,8 @@ class NodeServiceList(msgspec.Struct, gc=False):
 
 class AgentService(msgspec.Struct, gc=False):
     """Consul's ``api.AgentService`` as the agent builds it: Tags and Meta are patched to
-    empty rather than nil, the local record's zero indexes are left out."""
+    empty rather than nil, the local record's zero indexes are left out, and ``Proxy`` is
+    there only for a proxy or gateway, ``Connect`` only for a Connect-native service."""
 
     Kind: str | Omit
     ID: str
@@ -212,7 +277,10 @@ class AgentService(msgspec.Struct, gc=False):
     Weights: model.Weights
     EnableTagOverride: bool
     ContentHash: str | Omit
+    Proxy: AgentServiceConnectProxyConfig | Omit
+    Connect: dict[str, Any] | Omit
     Datacenter: str | Omit
+    Locality: model.Locality | Omit
 
 
 class AgentCheckDefinition(msgspec.Struct, frozen=True, gc=False):
@@ -335,10 +403,53 @@ def node(n: model.Node) -> Node | model.Node:
     )  # fmt: skip
 
 
+def _upstream(u: model.Upstream) -> Upstream:
+    return Upstream(
+        u.DestinationType, u.DestinationNamespace or UNSET, u.DestinationPartition or UNSET,
+        u.DestinationPeer or UNSET, u.DestinationName, u.Datacenter, u.LocalBindAddress or UNSET,
+        u.LocalBindPort or UNSET, u.LocalBindSocketPath or UNSET, u.LocalBindSocketMode or UNSET,
+        u.Config or UNSET, u.MeshGateway,
+    )  # fmt: skip
+
+
+def proxy(p: model.ConnectProxyConfig | None) -> ConnectProxyConfig:
+    if p is None:
+        return _NO_PROXY
+    return ConnectProxyConfig(
+        p.DestinationServiceName or UNSET, p.DestinationServiceID or UNSET, p.LocalServiceAddress or UNSET,
+        p.LocalServicePort or UNSET, p.LocalServiceSocketPath or UNSET, p.Mode, p.Config or UNSET,
+        [_upstream(u) for u in p.Upstreams] or UNSET, p.MeshGateway, p.Expose, p.TransparentProxy or UNSET,
+        p.AccessLogs or UNSET,
+    )  # fmt: skip
+
+
+def _agent_upstream(u: model.Upstream) -> AgentUpstream:
+    return AgentUpstream(
+        u.DestinationType or UNSET, u.DestinationNamespace or UNSET, u.DestinationPartition or UNSET,
+        u.DestinationPeer or UNSET, u.DestinationName, u.Datacenter or UNSET, u.LocalBindAddress or UNSET,
+        u.LocalBindPort or UNSET, u.LocalBindSocketPath or UNSET, u.LocalBindSocketMode or UNSET,
+        u.Config or UNSET, u.MeshGateway,
+    )  # fmt: skip
+
+
+def _agent_proxy(p: model.ConnectProxyConfig) -> AgentServiceConnectProxyConfig:
+    upstreams = [_agent_upstream(u) for u in p.Upstreams]
+    return AgentServiceConnectProxyConfig(
+        p.DestinationServiceName or UNSET, p.DestinationServiceID or UNSET, p.LocalServiceAddress or UNSET,
+        p.LocalServicePort or UNSET, p.LocalServiceSocketPath or UNSET, p.Mode or UNSET, p.Config or UNSET,
+        upstreams or UNSET, p.MeshGateway, p.Expose, p.TransparentProxy or UNSET, p.AccessLogs or UNSET,
+    )  # fmt: skip
+
+
+def _connect(s: model.NodeService) -> dict[str, Any]:
+    return _NATIVE if s.Connect is not None and s.Connect.Native else _NOT_NATIVE
+
+
 def node_service(s: model.NodeService) -> NodeService:
     return NodeService(
         s.Kind or UNSET, s.ID, s.Service, s.Tags, s.Address, s.TaggedAddresses or UNSET, s.Meta or None,
-        s.Port or UNSET, s.Weights, s.EnableTagOverride, _NO_PROXY, {}, "", s.CreateIndex, s.ModifyIndex,
+        s.Port or UNSET, s.Weights, s.EnableTagOverride, proxy(s.Proxy), _connect(s), "", s.Locality or UNSET,
+        s.CreateIndex, s.ModifyIndex,
     )  # fmt: skip
 
 
@@ -347,7 +458,7 @@ def service_node(inst: queries.ServiceInstance) -> ServiceNode:
     return ServiceNode(
         n.ID, n.Node, n.Address, n.Datacenter, n.TaggedAddresses or None, n.Meta or None, s.Kind, s.ID,
         s.Service, s.Tags, s.Address, s.TaggedAddresses or UNSET, s.Weights, s.Meta or None, s.Port, "",
-        s.EnableTagOverride, _NO_PROXY, {}, None, s.CreateIndex, s.ModifyIndex,
+        s.EnableTagOverride, proxy(s.Proxy), _connect(s), s.Locality, s.CreateIndex, s.ModifyIndex,
     )  # fmt: skip
 
 
@@ -356,9 +467,12 @@ def check_service_node(inst: queries.ServiceInstance) -> CheckServiceNode:
 
 
 def agent_service(s: model.NodeService) -> AgentService:
+    shows_proxy = s.Kind == "connect-proxy" or s.Kind.endswith("-gateway")
     return AgentService(
         s.Kind or UNSET, s.ID, s.Service, s.Tags, s.Meta, s.Port, s.Address, s.TaggedAddresses or UNSET,
-        s.Weights, s.EnableTagOverride, UNSET, s.Datacenter or UNSET,
+        s.Weights, s.EnableTagOverride, UNSET,
+        _agent_proxy(s.Proxy or model.ConnectProxyConfig()) if shows_proxy else UNSET,
+        _connect(s) or UNSET, s.Datacenter or UNSET, s.Locality or UNSET,
     )  # fmt: skip
 
 

@@ -128,8 +128,6 @@ IGNORED: frozenset[str] = frozenset(
         "ports.expose_min_port",
         "ports.proxy_max_port",
         "ports.proxy_min_port",
-        "ports.sidecar_max_port",
-        "ports.sidecar_min_port",
         "ui_config.dashboard_url_templates",
         "ui_config.metrics_provider",
         "ui_config.metrics_provider_files",

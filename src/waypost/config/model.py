@@ -117,6 +117,9 @@ class Ports:
     serf_lan: Port = 8301
     serf_wan: Port = 8302
     server: Port = 8300
+    #: The range a registration's ``sidecar_service`` without a port takes its port from.
+    sidecar_min_port: Port = 21000
+    sidecar_max_port: Port = 21255
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,12 +28,15 @@ __all__ = [
     "CARoot",
     "CheckStatus",
     "ConnectCA",
+    "ConnectProxyConfig",
     "Coordinate",
     "Graveyard",
     "HealthCheck",
+    "Intention",
     "KVEntry",
     "Leader",
     "Liveness",
+    "Locality",
     "Member",
     "Node",
     "NodeService",
@@ -43,7 +46,9 @@ __all__ = [
     "QueryFailoverTarget",
     "QueryTemplate",
     "ServiceQuery",
+    "ServiceConnect",
     "Session",
+    "Upstream",
     "UserEvent",
     "VirtualIP",
     "VirtualIPClaim",
@@ -92,6 +97,55 @@ class Node(msgspec.Struct, kw_only=True, gc=False):
     ModifyIndex: int = 0
 
 
+class Upstream(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """A proxy's upstream, as Consul's ``structs.Upstream`` (``DestinationType`` defaults
+    to ``service`` at registration)."""
+
+    DestinationType: str = ""
+    DestinationNamespace: str = ""
+    DestinationPartition: str = ""
+    DestinationPeer: str = ""
+    DestinationName: str = ""
+    Datacenter: str = ""
+    LocalBindAddress: str = ""
+    LocalBindPort: int = 0
+    LocalBindSocketPath: str = ""
+    LocalBindSocketMode: str = ""
+    Config: dict[str, Any] = msgspec.field(default_factory=dict)
+    MeshGateway: dict[str, Any] = msgspec.field(default_factory=dict)
+    CentrallyConfigured: bool = False
+
+
+class ConnectProxyConfig(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """Consul's ``structs.ConnectProxyConfig``: what a proxy or gateway fronts and how.
+    The nested blocks Consul passes through to the proxy are kept as given."""
+
+    DestinationServiceName: str = ""
+    DestinationServiceID: str = ""
+    LocalServiceAddress: str = ""
+    LocalServicePort: int = 0
+    LocalServiceSocketPath: str = ""
+    Mode: str = ""
+    Config: dict[str, Any] = msgspec.field(default_factory=dict)
+    Upstreams: list[Upstream] = msgspec.field(default_factory=list)
+    MeshGateway: dict[str, Any] = msgspec.field(default_factory=dict)
+    Expose: dict[str, Any] = msgspec.field(default_factory=dict)
+    TransparentProxy: dict[str, Any] = msgspec.field(default_factory=dict)
+    AccessLogs: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ServiceConnect(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """What is kept of a registration's ``Connect`` block: its ``SidecarService`` is only
+    registration sugar, expanded into a service of its own and never stored (as Consul)."""
+
+    Native: bool = False
+
+
+class Locality(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    Region: str = ""
+    Zone: str = ""
+
+
 class NodeService(msgspec.Struct, kw_only=True, gc=False):
     ID: str
     Service: str
@@ -103,6 +157,9 @@ class NodeService(msgspec.Struct, kw_only=True, gc=False):
     Weights: Weights = msgspec.field(default_factory=Weights)
     EnableTagOverride: bool = False
     Kind: str = ""
+    Proxy: ConnectProxyConfig | None = None
+    Connect: ServiceConnect | None = None
+    Locality: Locality | None = None
     Datacenter: str = "dc1"
     CreateIndex: int = 0
     ModifyIndex: int = 0
@@ -135,6 +192,27 @@ class KVEntry(msgspec.Struct, kw_only=True, gc=False):
     Value: bytes = b""
     LockIndex: int = 0
     Session: str = ""
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+
+class Intention(msgspec.Struct, kw_only=True, gc=False):
+    """An L4 intention, keyed by its source and destination (Consul 1.9+ keeps them in the
+    destination's ``service-intentions`` entry). ``ID`` and the times are set only for one
+    made through the legacy create-by-ID API, as Consul sets them."""
+
+    ID: str = ""
+    Description: str = ""
+    SourceNS: str = "default"
+    SourceName: str
+    DestinationNS: str = "default"
+    DestinationName: str
+    SourceType: str = "consul"
+    Action: str
+    Meta: dict[str, str] = msgspec.field(default_factory=dict)
+    Precedence: int = 0
+    CreatedAt: str = ""
+    UpdatedAt: str = ""
     CreateIndex: int = 0
     ModifyIndex: int = 0
 

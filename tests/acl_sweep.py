@@ -101,6 +101,7 @@ def sweep_cases(node: str) -> list[Case]:
             "deny",
         ),
         Case("GET", "/v1/internal/acl/replicate", None, 'acl = "write"', "deny"),
+        Case("GET", "/v1/internal/wan/exchange", None, node_read, "deny"),
         Case("PUT", "/v1/agent/token/replication", {"Token": ""}, agent_write, "deny"),
         Case(
             "PUT",

@@ -4,7 +4,8 @@ federated over the WAN by one ``retry_join_wan`` address.
 The scenarios run in order against one deployment, each leaving it as the next expects:
 federation forms (every server learns every other), ``?dc=`` reads and writes cross in
 both directions from the client agents, a blocking query on a remote service wakes on
-the remote change, DNS answers for the other datacenter, and when every server of one
+the remote change, DNS answers for the other datacenter (asked of a server or of a
+client agent), and when every server of one
 datacenter stops the other keeps serving, reports them failed and answers "No path to
 datacenter" for it, until they restart and federation comes back on its own.
 """
@@ -55,7 +56,7 @@ class Datacenter:
     def start_client(self) -> AgentProcess:
         args = [
             *("-bind", "127.0.0.1", "-node", f"{self.name}-c", "-datacenter", self.name),
-            *("-data-dir", str(self.base / "c"), "-retry-interval", "1s"),
+            *("-data-dir", str(self.base / "c"), "-retry-interval", "1s", "-hcl", FAST_WAN),
             *("-retry-join", self.servers[0].server_address),
         ]
         self.client = AgentProcess(args, log_path=self.base / "c.log", wait_for_leader=False).start(30)
@@ -70,6 +71,12 @@ class Datacenter:
 
 def wan_status(agent: AgentProcess) -> dict[str, int]:
     return {m["Name"]: m["Status"] for m in agent.get("/v1/agent/members?wan=1")}
+
+
+def waypost(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "waypost", *args], capture_output=True, text=True, timeout=30
+    )
 
 
 def dig(agent: AgentProcess, name: str, qtype: str) -> list[str]:
@@ -115,12 +122,14 @@ def test_1_one_wan_join_federates_every_server_of_both_datacenters(
     assert dc1.agent.get("/v1/catalog/datacenters") == ["dc1", "dc2"]
     assert dc2.agent.get("/v1/catalog/datacenters") == ["dc2", "dc1"]
     assert dc1.agent.get("/v1/agent/members?wan=1") is None  # a client agent is in no WAN pool
-    cli = subprocess.run(
-        [sys.executable, "-m", "waypost", "members", "-wan", f"-http-addr={dc2.servers[1].address}"],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+    cli = waypost("members", "-wan", f"-http-addr={dc2.servers[1].address}")
     assert cli.returncode == 0, cli.stderr
     assert sorted(line.split()[0] for line in cli.stdout.splitlines()[1:]) == sorted(everyone)
+    cli = waypost("catalog", "datacenters", f"-http-addr={dc1.agent.address}")
+    assert cli.stdout.split() == ["dc1", "dc2"]
+    cli = waypost("rtt", "-wan", f"-http-addr={dc1.servers[0].address}", "dc1-s1.dc1", "dc2-s2.dc2")
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout.startswith("Estimated dc1-s1.dc1 <-> dc2-s2.dc2 rtt: "), cli.stdout
 
 
 def test_2_reads_and_writes_cross_in_both_directions(dcs: tuple[Datacenter, Datacenter]) -> None:
@@ -170,6 +179,10 @@ def test_4_dns_answers_for_the_other_datacenter(dcs: tuple[Datacenter, Datacente
     assert dig(dc1.servers[1], "dc2-c.node.dc2.consul", "A") == ["127.0.0.1"]
     assert dig(dc2.servers[0], "dc1-s1.node.dc1.consul", "A") == ["127.0.0.1"]
     assert dig(dc1.servers[0], "web.service.dc9.consul", "A") == []
+    wait_for(
+        lambda: dig(dc1.agent, "web.service.dc2.consul", "SRV") == ["1 1 8080 dc2-c.node.dc2.consul."], 10
+    )
+    assert dig(dc2.agent, "dc1-c.node.dc1.consul", "A") == ["127.0.0.1"]
 
 
 def test_5_a_datacenter_whose_servers_all_stop_is_failed_then_restored_by_restarting_them(

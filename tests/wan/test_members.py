@@ -127,3 +127,15 @@ def test_servers_failed_past_the_reconnect_timeout_are_forgotten(table: WanMembe
 )
 def test_an_entry_that_cannot_be_taken_says_why(bad: WanEntry, message: str) -> None:
     assert valid(bad) == message
+
+
+def test_a_mirror_is_the_servers_view_status_and_round_trips_included(table: WanMembers) -> None:
+    table.learn([entry("old")])
+    far = WanEntry("s1", "dc2", "http://127.0.0.1:1", "127.0.0.1:2", FAILED, 0.004)
+    near = WanEntry("s2", "dc3", "http://127.0.0.1:3", "127.0.0.1:4", ALIVE, 0.001)
+    table.mirror([far, near, WanEntry("me", "dc1", "http://127.0.0.1:5")])
+    assert [(s.key, s.status, s.rtt) for s in table.servers()] == [
+        ("s1.dc2", FAILED, 0.004),
+        ("s2.dc3", ALIVE, 0.001),
+    ]
+    assert table.datacenters_by_distance() == ["dc3", "dc2"]

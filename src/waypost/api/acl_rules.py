@@ -455,6 +455,7 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("PUT", "/v1/acl/role/:id"): ACL_WRITE,
     ("DELETE", "/v1/acl/role/:id"): ACL_WRITE,
     ("GET", "/v1/acl/roles"): ACL_READ,
+    ("GET", "/v1/internal/wan/exchange"): need("node", "read", _agent_node),
     ("PUT", "/v1/internal/wan/exchange"): OPERATOR_WRITE,
     ("GET", "/v1/internal/acl/replicate"): ACL_WRITE,
     ("GET", "/v1/waypost/virtual-ips"): filtered(

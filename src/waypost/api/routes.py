@@ -146,6 +146,7 @@ ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [
     (READ, "/v1/acl/role/name/:name", acl.role_by_name),
     ((GET, PUT, DELETE), "/v1/acl/role/:id", acl.role_by_id),
     (READ, "/v1/acl/roles", acl.role_list),
+    (READ, "/v1/internal/wan/exchange", wan.view),
     (WRITE, "/v1/internal/wan/exchange", wan.exchange),
     (READ, "/v1/internal/acl/replicate", wan.acl_replicate),
     (READ, "/v1/waypost/virtual-ips", virtual_ips.list_),

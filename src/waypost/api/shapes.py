@@ -616,6 +616,7 @@ OTHER_READS: dict[str, str] = {
     "/v1/operator/autopilot/configuration": "Consul's AutopilotConfiguration, every field always",
     "/v1/coordinate/datacenters": "a list of areas with their servers' coordinates",
     "/v1/acl/replication": "Consul's ACLReplicationStatus, as its primary datacenter answers",
+    "/v1/internal/wan/exchange": "waypost's own: Self and Servers, the WAN pool as this server sees it",
     "/v1/internal/acl/replicate": (
         "waypost's own: Policies, Roles and the global Tokens (secrets included), as a secondary copies them"
     ),

@@ -36,6 +36,13 @@ def exchange(app: ApiApp, req: Request) -> Response:
     return json_response(app.agent.wan.receive(peer))
 
 
+def view(app: ApiApp, req: Request) -> Response:
+    """What this server knows of the WAN pool, for a client agent of its datacenter."""
+    if not app.agent.config.server:
+        raise HTTPError(500, "Must be a server to join WAN cluster")
+    return json_response(app.agent.wan.payload())
+
+
 _ACL_TABLES = (schema.ACL_POLICIES.name, schema.ACL_ROLES.name, schema.ACL_TOKENS.name)
 _ACL_TOPICS = tuple((table,) for table in _ACL_TABLES)
 

@@ -80,6 +80,8 @@ class Federation:
         )
         self._forwarder: Forwarder | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._relay_dns = ""
+        """A client agent's: the DNS address of the server whose WAN view it copies."""
         primary = cfg.primary_datacenter
         self.replicator = (
             AclReplicator(agent, self) if cfg.acl.enabled and primary and primary != cfg.datacenter else None
@@ -98,6 +100,7 @@ class Federation:
     def start(self) -> None:
         cfg = self.agent.config
         if not cfg.server:
+            self._tasks.append(asyncio.create_task(self._mirror_loop(), name="wan-mirror"))
             return
         self._tasks.append(asyncio.create_task(self._probe_loop(), name="wan-probe"))
         if self.replicator is not None:
@@ -151,14 +154,18 @@ class Federation:
         tokens = self.agent.acl_tokens
         return tokens.get("replication") or tokens.get("agent")
 
-    async def _swap(self, url: str) -> tuple[Exchange, float]:
-        """One exchange with the server at ``url``: what it answered and the round trip."""
+    async def _swap(self, url: str, *, share: bool = True) -> tuple[Exchange, float]:
+        """One exchange with the server at ``url``: what it answered and the round trip.
+        Without ``share``, only its view is read (a client agent's mirror)."""
         timeout = aiohttp.ClientTimeout(total=self.agent.config.gossip_wan.probe_timeout.seconds)
-        body = _ENCODE.encode(self.payload())
+        body = _ENCODE.encode(self.payload()) if share else None
         headers = {"X-Consul-Token": self.token()} if self.token() else {}
         session = self.forwarder.session()
         started = time.perf_counter()
-        async with session.put(url + EXCHANGE_PATH, data=body, headers=headers, timeout=timeout) as resp:
+        method = "PUT" if share else "GET"
+        async with session.request(
+            method, url + EXCHANGE_PATH, data=body, headers=headers, timeout=timeout
+        ) as resp:
             raw = await resp.read()
             rtt = time.perf_counter() - started
             if resp.status != 200:
@@ -201,6 +208,26 @@ class Federation:
                 await self.probe_all()
             except Exception:
                 log.exception("(WAN) probe round failed")
+
+    async def mirror_once(self) -> None:
+        """A client agent copies the WAN view of a server of its datacenter: names in other
+        datacenters are then relayed to that server's DNS, and prepared queries fail over
+        in the order it measured. Its ``?dc=`` requests still go through a server."""
+        for url in self._local_servers():
+            try:
+                view, _ = await self._swap(url, share=False)
+            except (aiohttp.ClientError, TimeoutError, OSError, ValueError, msgspec.DecodeError) as exc:
+                log.debug("(WAN) reading the WAN view of %s failed: %s", url, exc)
+                continue
+            self.table.mirror(view.Servers)
+            self._relay_dns = view.Self.DNS
+            return
+
+    async def _mirror_loop(self) -> None:
+        interval = self.agent.config.gossip_wan.probe_interval.seconds
+        while True:
+            await self.mirror_once()
+            await asyncio.sleep(interval)
 
     # -- joins -----------------------------------------------------------------------------
 
@@ -338,10 +365,16 @@ class Federation:
         return any(s.datacenter == datacenter for s in self.table.servers())
 
     async def resolve(self, datacenter: str, query: bytes, tcp: bool) -> bytes | None:
-        """Relayed to the DNS interface of ``datacenter``'s alive servers, nearest first."""
+        """Relayed to the DNS interface of ``datacenter``'s alive servers, nearest first; from
+        a client agent, to the server whose view it copied, which relays it on."""
         upstreams = []
-        for server in self.table.route(datacenter):
-            host, _, port = server.dns.rpartition(":")
+        via = (
+            [self._relay_dns]
+            if not self.agent.config.server
+            else [s.dns for s in self.table.route(datacenter)]
+        )
+        for address in via:
+            host, _, port = address.rpartition(":")
             if host and port.isdigit():
                 upstreams.append((host.strip("[]"), int(port)))
         timeout = self.agent.config.dns_config.recursor_timeout.seconds

@@ -28,13 +28,15 @@ _RTT_WEIGHT = 0.25
 
 
 class WanEntry(msgspec.Struct, forbid_unknown_fields=False):
-    """One server on the wire: its name, datacenter, HTTP API base URL and DNS address."""
+    """One server on the wire: its name, datacenter, HTTP API base URL and DNS address, and
+    the round trip the sender measured to it (seconds), if any."""
 
     Name: str
     Datacenter: str
     URL: str
     DNS: str = ""
     Status: int = ALIVE
+    RTT: float | None = None
 
 
 class Exchange(msgspec.Struct, forbid_unknown_fields=False):
@@ -75,7 +77,7 @@ class WanServer:
         return f"{self.name}.{self.datacenter}"
 
     def entry(self) -> WanEntry:
-        return WanEntry(self.name, self.datacenter, self.url, self.dns, self.status)
+        return WanEntry(self.name, self.datacenter, self.url, self.dns, self.status, self.rtt)
 
 
 class WanMembers:
@@ -151,6 +153,18 @@ class WanMembers:
         for key in gone:
             del self._servers[key]
         return gone
+
+    def mirror(self, entries: Iterable[WanEntry]) -> None:
+        """Become the view a server of this datacenter has (a client agent's copy): its
+        servers of other datacenters, with the status and round trip it measured."""
+        servers = {}
+        for entry in entries:
+            if entry.Datacenter != self.datacenter and valid(entry) is None:
+                server = WanServer(
+                    entry.Name, entry.Datacenter, entry.URL, entry.DNS, entry.Status, rtt=entry.RTT
+                )
+                servers[server.key] = server
+        self._servers = servers
 
     def _set(self, server: WanServer, status: int) -> None:
         if server.status != status:

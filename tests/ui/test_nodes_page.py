@@ -4,6 +4,8 @@ services, sessions and coordinates, all following changes without a reload."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -34,11 +36,11 @@ def catalog(ui_agent: AgentProcess) -> None:
 
 def test_nodes_show_address_health_services_and_meta(ui: UIPage) -> None:
     page = ui.open("#/nodes")
-    mine, rack = page.locator('tr[data-name="ui-node"]'), page.locator('tr[data-name="rack-7"]')
-    expect(mine).to_have_class("self")
+    mine, rack = page.locator('.row[data-name="ui-node"]'), page.locator('.row[data-name="rack-7"]')
+    expect(mine).to_have_class(re.compile(r"\bself\b"))
     expect(mine.locator(".self-mark")).to_have_text("this agent")
     expect(mine.locator(".node-services a")).to_have_text(["consul", "web"])
-    expect(rack).not_to_have_class("self")
+    expect(rack).not_to_have_class(re.compile(r"\bself\b"))
     expect(rack.get_by_text("10.7.0.1")).to_be_visible()
     expect(rack.locator(".status")).to_have_text("passing")
     expect(rack.locator(".node-services a")).to_have_text(["cache"])
@@ -46,7 +48,7 @@ def test_nodes_show_address_health_services_and_meta(ui: UIPage) -> None:
     expect(rack.locator("dl.meta")).to_contain_text("eu-1")
     expect(page).to_have_title("Nodes (2) · waypost")
     page.get_by_label("Search nodes").fill("cache")
-    expect(page.locator("tbody tr:visible")).to_have_count(1)
+    expect(page.locator(".list-body .row:visible")).to_have_count(1)
     page.get_by_label("Search nodes").fill("")
     ui.screenshot("nodes")
 
@@ -68,13 +70,13 @@ def test_node_shows_checks_services_sessions_and_coordinates(ui: UIPage) -> None
 
 def test_node_health_follows_its_checks_live(ui: UIPage, ui_agent: AgentProcess) -> None:
     page = ui.open("#/nodes")
-    rack = page.locator('tr[data-name="rack-7"]')
+    rack = page.locator('.row[data-name="rack-7"]')
     expect(rack.locator(".status")).to_have_text("passing")
     page.evaluate("window.sameDocument = true")
     _rack_health(ui_agent, "critical")
     expect(rack.locator(".status")).to_have_text("critical", timeout=LIVE_SECONDS * 1000)
     page.get_by_label("Status").select_option("critical")
-    expect(page.locator("tbody tr:visible")).to_have_count(1)
+    expect(page.locator(".list-body .row:visible")).to_have_count(1)
     rack.get_by_role("link", name="rack-7").click()
     expect(page.locator("[data-check='power'] .output")).to_have_text("psu critical")
     _rack_health(ui_agent, "warning")

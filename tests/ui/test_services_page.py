@@ -36,7 +36,7 @@ def catalog(ui_agent: AgentProcess) -> None:
 
 
 def _row(page: Page, name: str) -> object:
-    return page.locator(f'tbody tr[data-name="{name}"]')
+    return page.locator(f'.list-body .row[data-name="{name}"]')
 
 
 def test_services_show_health_instances_and_tags(ui: UIPage) -> None:
@@ -57,18 +57,18 @@ def test_services_show_health_instances_and_tags(ui: UIPage) -> None:
 
 def test_search_and_filters(ui: UIPage) -> None:
     page = ui.open("#/services")
-    expect(page.locator("tbody tr:visible")).to_have_count(4)
+    expect(page.locator(".list-body .row:visible")).to_have_count(4)
     page.get_by_label("Search services").fill("we")
-    expect(page.locator("tbody tr:visible")).to_have_count(1)
+    expect(page.locator(".list-body .row:visible")).to_have_count(1)
     expect(page.locator(".summary")).to_have_text("Showing 1 of 4 services")
     page.get_by_label("Search services").fill("green")  # a tag
-    expect(page.locator("tbody tr:visible")).to_have_attribute("data-name", "api")
+    expect(page.locator(".list-body .row:visible")).to_have_attribute("data-name", "api")
     page.get_by_label("Search services").fill("")
     page.get_by_label("Status").select_option("critical")
-    expect(page.locator("tbody tr:visible")).to_have_attribute("data-name", "db")
+    expect(page.locator(".list-body .row:visible")).to_have_attribute("data-name", "db")
     page.get_by_label("Status").select_option("")
     page.get_by_label("Tag").select_option("v1")
-    expect(page.locator("tbody tr:visible")).to_have_attribute("data-name", "web")
+    expect(page.locator(".list-body .row:visible")).to_have_attribute("data-name", "web")
 
 
 def test_a_check_turning_critical_shows_without_a_reload(ui: UIPage, ui_agent: AgentProcess) -> None:
@@ -163,7 +163,7 @@ def test_phone_sized_screen(browser: object, ui_agent: AgentProcess) -> None:
         phone.open("#/services")
         expect(_row(page, "web")).to_be_visible()
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
-        assert page.evaluate("getComputedStyle(document.querySelector('tbody td')).display") == "block"
+        assert page.evaluate("getComputedStyle(document.querySelector('.list-body .row')).display") == "block"
         phone.screenshot("services-phone")
     finally:
         context.close()

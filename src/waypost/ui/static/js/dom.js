@@ -22,7 +22,10 @@ export function h(tag, attrs, ...children) {
     } else if (key === "dataset") {
       Object.assign(el.dataset, value);
     } else if (key === "style" && typeof value === "object") {
-      Object.assign(el.style, value);
+      for (const [name, set] of Object.entries(value)) {
+        if (name.includes("-")) el.style.setProperty(name, set); // custom properties: --cols
+        else el.style[name] = set;
+      }
     } else if (key === "value" || key === "checked" || key === "selected") {
       el[key] = value;
     } else {

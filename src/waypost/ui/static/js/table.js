@@ -1,12 +1,41 @@
 // A list that stays fast with thousands of rows: rows are built once per record and kept
 // by key, a change rebuilds only the rows whose record changed, and filtering hides rows
 // rather than rebuilding them. One blocking query feeds the whole list.
+//
+// The list is a CSS grid with table roles rather than a <table>: a table lays out every
+// row whenever one changes, while grid rows are contained and laid out only on screen.
+
+import { h } from "./dom.js";
+
+// The list's frame: headings [[label, track]] with grid tracks ("2fr", "6rem"); rows go
+// in .body, built with cell().
+export function gridList(cls, headings) {
+  const cols = headings.map(([, track]) => track).join(" ");
+  const body = h("div", { class: "list-body", role: "rowgroup" });
+  const head = h(
+    "div",
+    { class: "list-head", role: "rowgroup" },
+    h("div", { class: "row", role: "row" }, headings.map(([label]) => h("div", { role: "columnheader" }, label))),
+  );
+  return { element: h("div", { class: `grid-list ${cls}`, role: "table", style: { "--cols": cols } }, head, body), body };
+}
+
+// One cell, labelled by its column for the stacked phone layout.
+export function cell(label, attrs, ...children) {
+  return h("div", { role: "cell", "data-label": label, ...attrs }, ...children);
+}
+
+const CHUNK = 100;
+// Rows go into blocks of this many; a block off screen is skipped whole (content-visibility),
+// so the browser tracks 50 blocks rather than 5,000 rows.
+const ROW_REM = 3.6;
+// The height a skipped block is reckoned at, per shown row, until it is drawn.
 
 export class KeyedRows {
-  // tbody: where rows go; key(record) -> string; build(record) -> <tr>;
+  // body: where rows go; key(record) -> string; build(record) -> a row element;
   // matches(record) -> bool decides which rows show.
-  constructor(tbody, { key, build, matches }) {
-    this.tbody = tbody;
+  constructor(body, { key, build, matches }) {
+    this.body = body;
     this.key = key;
     this.build = build;
     this.matches = matches;
@@ -14,12 +43,10 @@ export class KeyedRows {
     this.order = [];
   }
 
-  // Bring the rows in line with records (already in display order).
+  // Bring the rows in line with records (already in display order); returns how many show.
   update(records) {
     const seen = new Set();
     const order = [];
-    const fresh = this.rows.size === 0;
-    const fragment = document.createDocumentFragment();
     for (const record of records) {
       const key = this.key(record);
       const json = JSON.stringify(record);
@@ -29,34 +56,42 @@ export class KeyedRows {
       if (known && known.json === json) continue;
       const row = this.build(record);
       row.hidden = !this.matches(record);
-      if (known) known.row.replaceWith(row);
-      else if (fresh) fragment.append(row);
+      known?.row.replaceWith(row);
       this.rows.set(key, { row, json, record });
     }
-    for (const [key, { row }] of this.rows) {
-      if (!seen.has(key)) {
-        row.remove();
-        this.rows.delete(key);
-      }
+    for (const key of this.rows.keys()) {
+      if (!seen.has(key)) this.rows.delete(key);
     }
-    if (fresh) {
-      this.tbody.append(fragment);
-    } else if (order.length !== this.order.length || order.some((key, i) => key !== this.order[i])) {
-      this.tbody.replaceChildren(...order.map((key) => this.rows.get(key).row));
+    if (order.length !== this.order.length || order.some((key, i) => key !== this.order[i])) {
+      const blocks = document.createDocumentFragment();
+      for (let i = 0; i < order.length; i += CHUNK) {
+        const block = document.createElement("div");
+        block.className = "chunk";
+        block.append(...order.slice(i, i + CHUNK).map((key) => this.rows.get(key).row));
+        blocks.append(block);
+      }
+      this.body.replaceChildren(blocks);
     }
     this.order = order;
-    return this.shown();
+    return this.size();
   }
 
   // Re-apply matches() after the filter changed; returns how many rows show.
   refilter() {
     for (const { row, record } of this.rows.values()) row.hidden = !this.matches(record);
-    return this.shown();
+    return this.size();
   }
 
-  shown() {
-    let n = 0;
-    for (const { row } of this.rows.values()) if (!row.hidden) n += 1;
-    return n;
+  // Each block's reckoned height from the rows it shows; the total shown.
+  size() {
+    let total = 0;
+    for (const block of this.body.children) {
+      let shown = 0;
+      for (const row of block.children) if (!row.hidden) shown += 1;
+      block.hidden = shown === 0;
+      block.style.containIntrinsicSize = `auto ${shown * ROW_REM}rem`;
+      total += shown;
+    }
+    return total;
   }
 }

@@ -5,7 +5,7 @@ import { selfNode, watch } from "../api.js";
 import { h, mount, plural } from "../dom.js";
 import { badge, metaList, selfMark, worst } from "../health.js";
 import { href, seg } from "../router.js";
-import { KeyedRows } from "../table.js";
+import { KeyedRows, cell, gridList } from "../table.js";
 
 function nodeStatus(node) {
   return worst(node.Checks.filter((c) => !c.ServiceID).map((c) => c.Status));
@@ -22,7 +22,13 @@ export function render(container, params, ctx) {
     ),
   );
   const summary = h("p", { class: "summary", role: "status" }, "Loading nodes…");
-  const tbody = h("tbody");
+  const list = gridList("nodes", [
+    ["Node", "minmax(8rem, 2fr)"],
+    ["Address", "minmax(7rem, 1fr)"],
+    ["Health", "7rem"],
+    ["Services", "minmax(8rem, 2fr)"],
+    ["Meta", "minmax(8rem, 2fr)"],
+  ]);
   let self = "";
   let total = 0;
 
@@ -30,24 +36,19 @@ export function render(container, params, ctx) {
     const mine = node.Node === self;
     const services = [...new Set(node.Services.map((s) => s.Service))];
     return h(
-      "tr",
-      { class: mine ? "self" : null, "data-name": node.Node, "data-status": nodeStatus(node) },
-      h(
-        "td",
-        { "data-label": "Node" },
-        h("a", { href: href(`/nodes/${seg(node.Node)}`) }, node.Node),
-        mine ? selfMark() : null,
-      ),
-      h("td", { "data-label": "Address", class: "mono" }, node.Address),
-      h("td", { "data-label": "Health" }, badge(nodeStatus(node))),
-      h(
-        "td",
-        { "data-label": "Services", class: "node-services" },
+      "div",
+      { class: mine ? "row self" : "row", role: "row", "data-name": node.Node, "data-status": nodeStatus(node) },
+      cell("Node", null, h("a", { href: href(`/nodes/${seg(node.Node)}`) }, node.Node), mine ? selfMark() : null),
+      cell("Address", { class: "mono" }, node.Address),
+      cell("Health", null, badge(nodeStatus(node))),
+      cell(
+        "Services",
+        { class: "node-services" },
         services.length
           ? h("ul", { class: "tags" }, services.map((s) => h("li", null, h("a", { href: href(`/services/${seg(s)}`) }, s))))
           : h("span", { class: "empty" }, "none"),
       ),
-      h("td", { "data-label": "Meta" }, metaList(node.Meta)),
+      cell("Meta", null, metaList(node.Meta)),
     );
   };
   const matches = (node) => {
@@ -56,7 +57,7 @@ export function render(container, params, ctx) {
     if (!text) return true;
     return [node.Node, node.Address, ...node.Services.map((s) => s.Service)].some((v) => v.toLowerCase().includes(text));
   };
-  const rows = new KeyedRows(tbody, { key: (node) => node.Node, build: row, matches });
+  const rows = new KeyedRows(list.body, { key: (node) => node.Node, build: row, matches });
   const counted = (shown) => {
     summary.textContent = shown === total ? plural(total, "node") : `Showing ${shown} of ${plural(total, "node")}`;
     ctx.setTitle("Nodes", total);
@@ -76,16 +77,7 @@ export function render(container, params, ctx) {
       h("label", null, "Status", statusSelect),
     ),
     summary,
-    h(
-      "table",
-      { class: "list nodes" },
-      h(
-        "thead",
-        null,
-        h("tr", null, ["Node", "Address", "Health", "Services", "Meta"].map((t) => h("th", { scope: "col" }, t))),
-      ),
-      tbody,
-    ),
+    list.element,
   );
   selfNode().then((found) => {
     self = found;

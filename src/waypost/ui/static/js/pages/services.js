@@ -5,7 +5,7 @@ import { watch } from "../api.js";
 import { h, mount, plural } from "../dom.js";
 import { badge, healthBar, tagList } from "../health.js";
 import { href, seg } from "../router.js";
-import { KeyedRows } from "../table.js";
+import { KeyedRows, cell, gridList } from "../table.js";
 
 function status(svc) {
   if (svc.ChecksCritical) return "critical";
@@ -13,16 +13,29 @@ function status(svc) {
   return svc.ChecksPassing ? "passing" : "none";
 }
 
+const ROW = h(
+  "div",
+  { class: "row", role: "row" },
+  cell("Service", null, h("a")),
+  cell("Health"),
+  cell("Instances", { class: "instances" }),
+  cell("Tags"),
+);
+
+// Cloned from ROW and filled in (as text): several times faster than building each row
+// element by element, which matters at thousands of services.
 function row(svc) {
   const state = status(svc);
-  return h(
-    "tr",
-    { "data-name": svc.Name, "data-status": state },
-    h("td", { "data-label": "Service" }, h("a", { href: href(`/services/${seg(svc.Name)}`) }, svc.Name)),
-    h("td", { "data-label": "Health" }, badge(state), healthBar(svc.ChecksPassing, svc.ChecksWarning, svc.ChecksCritical)),
-    h("td", { "data-label": "Instances", class: "instances" }, String(svc.InstanceCount)),
-    h("td", { "data-label": "Tags" }, tagList(svc.Tags)),
-  );
+  const el = ROW.cloneNode(true);
+  el.dataset.name = svc.Name;
+  el.dataset.status = state;
+  const [name, health, count, tags] = el.children;
+  name.firstChild.href = href(`/services/${seg(svc.Name)}`);
+  name.firstChild.textContent = svc.Name;
+  health.append(badge(state), healthBar(svc.ChecksPassing, svc.ChecksWarning, svc.ChecksCritical));
+  count.textContent = String(svc.InstanceCount);
+  if (svc.Tags?.length) tags.append(tagList(svc.Tags));
+  return el;
 }
 
 function select(label, name, options) {
@@ -41,7 +54,12 @@ export function render(container, params, ctx) {
   ]);
   const [tagLabel, tagSelect] = select("Tag", "tag", [["", "All tags"]]);
   const summary = h("p", { class: "summary", role: "status" }, "Loading services…");
-  const tbody = h("tbody");
+  const list = gridList("services", [
+    ["Service", "minmax(8rem, 2fr)"],
+    ["Health", "minmax(12rem, 3fr)"],
+    ["Instances", "6rem"],
+    ["Tags", "minmax(8rem, 2fr)"],
+  ]);
   let total = 0;
 
   const matches = (svc) => {
@@ -51,7 +69,7 @@ export function render(container, params, ctx) {
     if (!text) return true;
     return svc.Name.toLowerCase().includes(text) || (svc.Tags || []).some((t) => t.toLowerCase().includes(text));
   };
-  const rows = new KeyedRows(tbody, { key: (svc) => svc.Name, build: row, matches });
+  const rows = new KeyedRows(list.body, { key: (svc) => svc.Name, build: row, matches });
   const counted = (shown) => {
     summary.textContent = shown === total ? plural(total, "service") : `Showing ${shown} of ${plural(total, "service")}`;
     ctx.setTitle("Services", total);
@@ -92,17 +110,7 @@ export function render(container, params, ctx) {
       tagLabel,
     ),
     summary,
-    h(
-      "table",
-      { class: "list services" },
-      h(
-        "thead",
-        null,
-        h("tr", null, h("th", { scope: "col" }, "Service"), h("th", { scope: "col" }, "Health"),
-          h("th", { scope: "col" }, "Instances"), h("th", { scope: "col" }, "Tags")),
-      ),
-      tbody,
-    ),
+    list.element,
   );
   watch(
     "/v1/internal/ui/services",

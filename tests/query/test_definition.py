@@ -13,6 +13,7 @@ def test_keys_match_case_blind_and_nulls_are_zero_values() -> None:
     )
     assert (query.Name, query.Service.Service, query.Service.Failover.NearestN) == ("q", "web", 2)
     assert query.Service.Tags is None
+    assert decode_definition({"Near": "_agent", "Service": {"Service": "w"}}).Service.Near == ""
     assert query.DNS.TTL == ""
 
 

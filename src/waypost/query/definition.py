@@ -30,8 +30,11 @@ NAME_PREFIX_MATCH = "name_prefix_match"
 REDACTED_TOKEN = "<hidden>"
 """What a caller without ``acl:write`` sees instead of a query's Token, as in Consul."""
 
-_IGNORED = frozenset({"namespace", "partition", "enterprisemeta", "raftindex", "createindex", "modifyindex"})
-"""Keys Consul accepts that mean nothing here (Enterprise scoping, read-only indexes)."""
+_IGNORED = frozenset(
+    {"namespace", "partition", "enterprisemeta", "raftindex", "createindex", "modifyindex", "near"}
+)
+"""Keys Consul accepts that mean nothing here: Enterprise scoping, read-only indexes, and a
+top-level ``Near`` (the npm ``consul`` package sends it there; ``Service.Near`` is the field)."""
 
 
 class QueryError(ValueError):

@@ -56,14 +56,18 @@ def test_login_refuses_a_bad_token_and_returns_to_the_page(ui: UIPage) -> None:
     )
     assert page.evaluate("sessionStorage.getItem('waypost.token')") is None
     ui.screenshot("login")
+    header = page.get_by_role("banner")
+    expect(header.get_by_role("link", name="Log in", exact=True)).to_be_visible()
     _login(page, ROOT)
     expect(page).to_have_url(f"{ui.agent.url}/ui/#/acl/policies")
+    expect(header.get_by_role("link", name="Logged in", exact=True)).to_be_visible()
     expect(page.get_by_role("link", name="global-management")).to_be_visible()
     assert page.evaluate("sessionStorage.getItem('waypost.token')") == ROOT
     page.goto(f"{ui.agent.url}/ui/#/login")
     expect(page.get_by_text("You are logged in with")).to_contain_text("Initial Management Token")
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_text("You are not logged in")).to_be_visible()
+    expect(header.get_by_role("link", name="Log in", exact=True)).to_be_visible()
     assert page.evaluate("sessionStorage.getItem('waypost.token')") is None
 
 

@@ -1,6 +1,7 @@
 // The shell: header, navigation, connection badge, theme toggle, notices; and the route
 // table. Pages come in as modules the first time they are visited.
 
+import { accountLink } from "./account.js";
 import { connection } from "./api.js";
 import { dcSelector } from "./dc.js";
 import { h, mount } from "./dom.js";
@@ -103,7 +104,7 @@ function boot() {
       { class: "shell" },
       h("a", { class: "brand", href: href("/services") }, "waypost"),
       navLinks(),
-      h("div", { class: "shell-tools" }, dcSelector(), badge(), themeToggle()),
+      h("div", { class: "shell-tools" }, dcSelector(), accountLink(), badge(), themeToggle()),
     ),
     main,
     area,

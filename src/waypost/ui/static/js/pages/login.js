@@ -1,6 +1,7 @@
 // #/login: the token the UI sends as X-Consul-Token, kept in this tab's session storage
 // (gone when the tab closes). A token is kept only once the agent recognises it.
 
+import { TOKEN_EVENT } from "../account.js";
 import { request, setToken, token } from "../api.js";
 import { h, mount } from "../dom.js";
 import { field, onSubmit, statusLine, takeReturnPath, useStyles } from "../widgets.js";
@@ -42,6 +43,7 @@ export function render(container, _params, ctx) {
           type: "button",
           onclick: () => {
             setToken("");
+            window.dispatchEvent(new Event(TOKEN_EVENT));
             ctx.notify("Logged out");
             showCurrent();
           },
@@ -65,6 +67,7 @@ export function render(container, _params, ctx) {
       throw err;
     }
     secret.value = "";
+    window.dispatchEvent(new Event(TOKEN_EVENT));
     ctx.notify("Logged in");
     ctx.navigate(takeReturnPath() || "/acl/tokens");
   });

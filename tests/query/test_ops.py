@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import msgspec
 import pytest
 
+from etcd_cluster import EtcdCluster, etcd_available, etcd_cluster
 from waypost.query.definition import QueryError, decode_definition
 from waypost.query.ops import QueryNotFoundError, Resolver, create_query, delete_query, update_query
 from waypost.state import catalog_ops, session_ops
 from waypost.state.model import Node, Session
 from waypost.state.state import State
+from waypost.store.etcd import EtcdStore
 
 
 def _def(**fields: object) -> object:
@@ -75,3 +78,41 @@ async def test_a_query_dies_with_its_session_destroyed_or_expired(state: State) 
     assert kept in state.indexes.prepared_queries
     with pytest.raises(QueryNotFoundError):
         Resolver().resolve(state.indexes, leased)
+
+
+@pytest.fixture(scope="module")
+def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
+    if not etcd_available():
+        pytest.skip("etcd is not installed")
+    with etcd_cluster(tmp_path_factory.mktemp("etcd")) as cluster:
+        yield cluster
+
+
+@pytest.mark.etcd
+async def test_servers_sharing_etcd_agree_and_a_leased_query_expires_there(etcd: EtcdCluster) -> None:
+    stores = [EtcdStore(etcd.endpoints) for _ in range(2)]
+    states = [State(s) for s in stores]
+    try:
+        for st in states:
+            await asyncio.wait_for(st.start(), 10)
+        one, two = states
+        await catalog_ops.register(one, Node(Node="n1", Address="127.0.0.1"))
+        qid = await create_query(one, _def(Name="shared"))
+        await asyncio.wait_for(two.catch_up(), 10)
+        assert qid == Resolver().resolve(two.indexes, "SHARED").ID
+        with pytest.raises(QueryError, match="aliases an existing query name"):
+            await create_query(two, _def(Name="shared"))
+        sid = await session_ops.create_session(two, Session(ID="", Node="n1", TTL="10s"), ttl=0.5)
+        leased = await create_query(two, _def(Session=sid))
+        for _ in range(100):
+            await asyncio.wait_for(one.catch_up(), 10)
+            if leased not in one.indexes.prepared_queries:
+                break
+            await asyncio.sleep(0.1)
+        assert leased not in one.indexes.prepared_queries
+        assert qid in one.indexes.prepared_queries
+    finally:
+        for st in states:
+            await st.close()
+        for s in stores:
+            await s.close()

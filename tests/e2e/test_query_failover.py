@@ -50,9 +50,20 @@ def _served(agent: AgentProcess, name: str) -> tuple[str, int, list[str]]:
     return answer["Datacenter"], answer["Failovers"], [n["Node"]["Node"] for n in answer["Nodes"]]
 
 
-def _dig(agent: AgentProcess, name: str, qtype: str = "A") -> list[str]:
+def _dig(agent: AgentProcess, name: str, qtype: str = "A", *show: str) -> list[str]:
+    """``dig +short``, or with ``show`` (``+noall +answer``) the records with their TTLs."""
     out = subprocess.run(
-        ["dig", "@127.0.0.1", "-p", str(agent.dns_port), "+short", "+time=2", "+tries=1", name, qtype],
+        [
+            "dig",
+            "@127.0.0.1",
+            "-p",
+            str(agent.dns_port),
+            *(show or ("+short",)),
+            "+time=2",
+            "+tries=1",
+            name,
+            qtype,
+        ],
         capture_output=True,
         text=True,
         timeout=10,
@@ -80,10 +91,13 @@ def test_nearest_n_fails_over_and_comes_back_over_http_and_dns(
     dc1, _ = dcs
     _create(
         dc1,
-        {"Name": "web-fo", "Service": {"Service": "web", "Failover": {"NearestN": 1}}, "DNS": {"TTL": "1s"}},
+        {"Name": "web-fo", "Service": {"Service": "web", "Failover": {"NearestN": 1}}, "DNS": {"TTL": "17s"}},
     )
     assert _served(dc1, "web-fo") == ("dc1", 0, ["a1"])
     assert _dig(dc1, "web-fo.query.consul") == ["127.0.0.11"]
+    assert _dig(dc1, "web-fo.query.consul", "A", "+noall", "+answer") == [
+        "web-fo.query.consul.\t17\tIN\tA\t127.0.0.11"
+    ]
 
     dc1.put("/v1/agent/check/fail/service:web")
     assert _served(dc1, "web-fo") == ("dc2", 1, ["b1"])

@@ -12,12 +12,12 @@ from etcd_cluster import EtcdCluster, etcd_available, etcd_cluster
 from waypost.query.definition import QueryError, decode_definition
 from waypost.query.ops import QueryNotFoundError, Resolver, create_query, delete_query, update_query
 from waypost.state import catalog_ops, session_ops
-from waypost.state.model import Node, Session
+from waypost.state.model import Node, PreparedQuery, Session
 from waypost.state.state import State
 from waypost.store.etcd import EtcdStore
 
 
-def _def(**fields: object) -> object:
+def _def(**fields: object) -> PreparedQuery:
     return decode_definition({"Service": {"Service": "web"}, **fields})
 
 

@@ -202,7 +202,7 @@ function keyView(container, key, ctx, signal) {
   let dirty = false;
 
   const meta = h("dl", { class: "meta" });
-  const editor = h("textarea", { class: "mono kv-value", rows: 18, spellcheck: "false", wrap: "off" });
+  const editor = h("textarea", { class: "mono kv-value", rows: 12, spellcheck: "false", wrap: "off" });
   const flags = h("input", { type: "text", inputmode: "numeric" });
   const radios = VIEWS.map(([id, text]) =>
     h(

@@ -71,13 +71,15 @@ class _Side(asyncio.Protocol):
     def eof_received(self) -> bool:
         self.eof = True
         peer = self.peer
+        # TLS has no half-close in asyncio: an SSL transport closes whatever this returns.
+        keep = self.transport is not None and self.transport.get_extra_info("ssl_object") is None
         if peer is None:
-            return True  # passed on by ``link`` once the other side is connected
+            return keep  # passed on by ``link`` once the other side is connected
         if peer.transport is None or peer.eof or not peer.transport.can_write_eof():
             self.conn.close()
             return False
         peer.transport.write_eof()
-        return True
+        return keep
 
     def link(self, peer: _Side) -> None:
         """Relay to ``peer`` from now on, starting with whatever arrived before it was there."""

@@ -53,6 +53,7 @@ def test_an_exchange_teaches_the_server_of_the_sender_and_answers_with_itself(
     members = {m["Name"]: m["Tags"]["dc"] for m in dev_agent.get("/v1/agent/members?wan=1")}
     assert members == {"test-node.dc1": "dc1", "far.dc-far": "dc-far"}
     assert dev_agent.get("/v1/catalog/datacenters") == ["dc1", "dc-far"]
+    assert dev_agent.get("/v1/agent/self")["Stats"]["consul"]["known_datacenters"] == "2"
 
 
 def test_the_view_is_what_the_server_knows_and_teaches_it_nothing(dev_agent: AgentProcess) -> None:

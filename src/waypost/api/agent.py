@@ -130,7 +130,7 @@ def _stats(app: ApiApp) -> dict[str, dict[str, str]]:
             "leader": _go_bool(cluster is not None and cluster.is_leader),
             "leader_addr": idx.leader.Addr if idx.leader is not None else "",
             "bootstrap": _go_bool(cfg.bootstrap),
-            "known_datacenters": "1",
+            "known_datacenters": str(len(agent.wan.datacenters())),
         }
     else:
         servers = [m for m in idx.members.values() if m.Server and not m.Left and m.Name in idx.live]

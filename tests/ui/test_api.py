@@ -33,3 +33,4 @@ def test_lost_agent_shows_disconnected_then_recovers(browser: Browser, tmp_path:
         agent.stop()
         context.close()
     assert tab.outside == []
+    assert tab.errors == []

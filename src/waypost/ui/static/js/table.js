@@ -26,10 +26,12 @@ export function cell(label, attrs, ...children) {
 }
 
 const CHUNK = 100;
-// Rows go into blocks of this many; a block off screen is skipped whole (content-visibility),
-// so the browser tracks 50 blocks rather than 5,000 rows.
+// Rows go into blocks of this many. A block off screen is skipped whole by the browser
+// (content-visibility) and its rows are not even built until it first comes on screen,
+// so a list of 5,000 costs about what its first screenful does. The price: the browser's
+// find-in-page sees only blocks that have been shown (the search box sees everything).
 const ROW_REM = 3.6;
-// The height a skipped block is reckoned at, per shown row, until it is drawn.
+// The height a skipped block is reckoned at, per shown row.
 
 export class KeyedRows {
   // body: where rows go; key(record) -> string; build(record) -> a row element;
@@ -39,8 +41,18 @@ export class KeyedRows {
     this.key = key;
     this.build = build;
     this.matches = matches;
-    this.rows = new Map(); // key -> {row, json, record}
+    this.rows = new Map(); // key -> {record, json, row (null until its block is shown)}
     this.order = [];
+    this.onScreen = new Set([0]); // indexes of the blocks being drawn; the first is, at once
+    const shown = (event) => {
+      const index = [...body.children].indexOf(event.target);
+      if (event.skipped) this.onScreen.delete(index);
+      else {
+        this.onScreen.add(index);
+        this.fill(event.target);
+      }
+    };
+    body.addEventListener("contentvisibilityautostatechange", shown, { capture: true });
   }
 
   // Bring the rows in line with records (already in display order); returns how many show.
@@ -54,10 +66,12 @@ export class KeyedRows {
       order.push(key);
       const known = this.rows.get(key);
       if (known && known.json === json) continue;
-      const row = this.build(record);
-      row.hidden = !this.matches(record);
-      known?.row.replaceWith(row);
-      this.rows.set(key, { row, json, record });
+      let row = null;
+      if (known?.row) {
+        row = this.built(record);
+        known.row.replaceWith(row);
+      }
+      this.rows.set(key, { record, json, row });
     }
     for (const key of this.rows.keys()) {
       if (!seen.has(key)) this.rows.delete(key);
@@ -67,7 +81,8 @@ export class KeyedRows {
       for (let i = 0; i < order.length; i += CHUNK) {
         const block = document.createElement("div");
         block.className = "chunk";
-        block.append(...order.slice(i, i + CHUNK).map((key) => this.rows.get(key).row));
+        block.keys = order.slice(i, i + CHUNK);
+        if (this.onScreen.has(i / CHUNK)) this.fill(block);
         blocks.append(block);
       }
       this.body.replaceChildren(blocks);
@@ -76,9 +91,28 @@ export class KeyedRows {
     return this.size();
   }
 
+  built(record) {
+    const row = this.build(record);
+    row.hidden = !this.matches(record);
+    return row;
+  }
+
+  // Build (or reuse) a block's rows, when it is about to be seen.
+  fill(block) {
+    if (block.filled) return;
+    block.filled = true;
+    block.append(
+      ...block.keys.map((key) => {
+        const entry = this.rows.get(key);
+        entry.row ??= this.built(entry.record);
+        return entry.row;
+      }),
+    );
+  }
+
   // Re-apply matches() after the filter changed; returns how many rows show.
   refilter() {
-    for (const { row, record } of this.rows.values()) row.hidden = !this.matches(record);
+    for (const { row, record } of this.rows.values()) if (row) row.hidden = !this.matches(record);
     return this.size();
   }
 
@@ -87,7 +121,7 @@ export class KeyedRows {
     let total = 0;
     for (const block of this.body.children) {
       let shown = 0;
-      for (const row of block.children) if (!row.hidden) shown += 1;
+      for (const key of block.keys) if (this.matches(this.rows.get(key).record)) shown += 1;
       block.hidden = shown === 0;
       block.style.containIntrinsicSize = `auto ${shown * ROW_REM}rem`;
       total += shown;

@@ -259,3 +259,33 @@ def test_phone_sized_screen(ui: UIPage) -> None:
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390
     ui.screenshot("kv-phone")
+
+
+def test_keyboard_only(ui: UIPage) -> None:
+    page = ui.open("#/kv/")
+    page.get_by_role("button", name="Create").focus()
+    page.keyboard.press("Enter")
+    name = page.get_by_role("textbox", name="Key or folder")
+    expect(name).to_be_focused()
+    page.keyboard.type("kb/typed key")
+    page.keyboard.press("Tab")
+    expect(_editor(page)).to_be_focused()
+    page.keyboard.type("typed value")
+    name.press("Enter")
+    expect(page).to_have_url(f"{ui.agent.url}/ui/{_hash('kb/typed key')}")
+    assert _value(ui.agent, "kb/typed key") == b"typed value"
+
+    page.get_by_role("button", name="Delete").focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    assert _value(ui.agent, "kb/typed key") == b"typed value"
+    page.get_by_role("button", name="Delete").focus()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    expect(dialog.get_by_role("button", name="Delete")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{ui.agent.url}/ui/#/kv/kb/")
+    assert _value(ui.agent, "kb/typed key") is None

@@ -165,3 +165,11 @@ def test_connect_disabled_answers_consuls_message(tmp_path: Path) -> None:
         ):
             status, _, body = proc.request("GET", path)
             assert (status, body) == (400, b"Connect must be enabled in order to use this endpoint")
+
+
+def test_a_bad_ca_config_stops_start_up_naming_it(tmp_path: Path) -> None:
+    log = tmp_path / "agent.log"
+    proc = AgentProcess(["-dev", "-hcl", 'connect { ca_config { leaf_cert_ttl = "10m" } }'], log_path=log)
+    with pytest.raises(RuntimeError, match="exited"):
+        proc.start()
+    assert "connect.ca_config: leaf cert TTL must be greater or equal than 1h0m0s" in log.read_text()

@@ -11,6 +11,7 @@ import os
 
 from waypost.config.errors import ConfigError
 from waypost.config.model import AgentConfig
+from waypost.connect.ca_config import CAConfigError, normalise, settings
 
 __all__ = ["validate"]
 
@@ -32,6 +33,11 @@ def _recursor_is_any(recursor: str) -> bool:
 
 
 def validate(cfg: AgentConfig) -> None:
+    if cfg.connect.enabled:
+        try:
+            settings(normalise(cfg.connect.ca_config)[0])
+        except CAConfigError as exc:
+            raise ConfigError(f"connect.ca_config: {exc}") from None
     if not cfg.dev:
         if not cfg.data_dir:
             raise ConfigError("data_dir cannot be empty")

@@ -25,8 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = [
-    "EC_BITS",
-    "RSA_BITS",
+    "CURVES",
     "CAError",
     "PrivateKey",
     "RootInfo",
@@ -49,13 +48,12 @@ __all__ = [
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
-EC_BITS: dict[int, ec.EllipticCurve] = {
+CURVES: dict[int, ec.EllipticCurve] = {
     224: ec.SECP224R1(),
     256: ec.SECP256R1(),
     384: ec.SECP384R1(),
     521: ec.SECP521R1(),
 }
-RSA_BITS = (2048, 4096)
 _BACKDATE = dt.timedelta(minutes=1)
 """Leaves and roots start a minute in the past, as Consul's do, for peers whose clocks lag."""
 
@@ -96,9 +94,9 @@ def ca_common_name(unique: str, domain: str) -> str:
 
 
 def generate_key(key_type: str = "ec", bits: int = 256) -> PrivateKey:
-    if key_type == "ec" and bits in EC_BITS:
-        return ec.generate_private_key(EC_BITS[bits])
-    if key_type == "rsa" and bits in RSA_BITS:
+    if key_type == "ec" and bits in CURVES:
+        return ec.generate_private_key(CURVES[bits])
+    if key_type == "rsa" and bits in (2048, 4096):
         return rsa.generate_private_key(public_exponent=65537, key_size=bits)
     raise CAError(f"unsupported private key type {key_type!r} with {bits} bits")
 

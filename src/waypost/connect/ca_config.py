@@ -14,10 +14,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from waypost.connect.ca import EC_BITS, RSA_BITS
 from waypost.durations import format_duration, parse_duration
 
-__all__ = ["DEFAULT_CONFIG", "PROVIDER", "CAConfigError", "CASettings", "normalise", "settings"]
+__all__ = [
+    "DEFAULT_CONFIG",
+    "EC_BITS",
+    "PROVIDER",
+    "RSA_BITS",
+    "CAConfigError",
+    "CASettings",
+    "normalise",
+    "settings",
+]
 
 PROVIDER = "consul"
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -34,6 +42,8 @@ _KEYS = {
     "csr_max_concurrent": "CSRMaxConcurrent", "skip_validate": "SkipValidate",
 }  # fmt: skip
 _HOUR = 3600.0
+EC_BITS = (224, 256, 384, 521)
+RSA_BITS = (2048, 4096)
 
 
 class CAConfigError(ValueError):

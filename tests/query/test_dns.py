@@ -62,3 +62,24 @@ async def test_failover_then_back_to_the_local_datacenter(state: State) -> None:
     assert failed_over.datacenter == "dc2"
     await _web(state, "passing")
     assert await _settled(queries, state, "web-fo", ["n1"]) == ["n1"]
+
+
+async def test_near_agent_sorts_from_this_agent_and_failover_carries_the_dns_token(state: State) -> None:
+    for node in ("n1", "n2", "n3"):
+        svc = NodeService(ID="db", Service="db", Port=5432)
+        await catalog_ops.register(state, Node(Node=node, Address="10.0.0.9"), [svc])
+    await create_query(
+        state, decode_definition({"Name": "db-q", "Service": {"Service": "db", "Near": "_agent"}})
+    )
+    queries = DnsQueries("dc1", agent_node="n2")
+    for _ in range(5):
+        result = queries.answer(state.indexes, "db-q", None)
+        assert result is not None
+        assert result.instances[0].node.name == "n2"
+
+    body = {"Name": "gone-q", "Service": {"Service": "gone", "Failover": {"NearestN": 1}}}
+    await create_query(state, decode_definition(body))
+    remote = FakeDatacenters(["dc2"], {"dc2": ["far"]})
+    failing = DnsQueries("dc1", remote, token=lambda: "dns-secret", refresh=0.05)
+    assert await _settled(failing, state, "gone-q", ["far"]) == ["far"]
+    assert remote.calls[0][3] == "dns-secret"

@@ -203,7 +203,12 @@ async def start_dns(
         def acl(idx: Indexes) -> Authorizer | None:
             return permissions.authorizer(idx, tokens.get("dns") or tokens.get("default"))
 
-    queries = DnsQueries(cfg.datacenter, failover)
+    queries = DnsQueries(
+        cfg.datacenter,
+        failover,
+        agent_node=cfg.node_name,
+        token=lambda: tokens.get("dns") or tokens.get("default") or None,
+    )
     backend = CatalogDnsBackend(state, cfg.datacenter, acl, queries)
     resolver = Resolver(backend, dns_config(cfg), remote=remote)
     server = DnsServer(resolver, host, cfg.ports.dns)

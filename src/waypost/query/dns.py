@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from typing import Any
 
 from waypost.dns.backend import Instance, NodeRecord, PreparedResult
 from waypost.durations import parse_duration
 from waypost.query.definition import QueryError
-from waypost.query.executor import Keep, execute, failover_datacenters, run_local
+from waypost.query.executor import Keep, Source, execute, failover_datacenters, run_local
 from waypost.query.ops import QueryNotFoundError, Resolver
 from waypost.query.remote import RemoteDatacenters
 from waypost.state.indexes import Indexes
@@ -75,11 +76,17 @@ class DnsQueries:
         datacenter: str,
         remote: RemoteDatacenters | None = None,
         *,
+        agent_node: str = "",
+        token: Callable[[], str | None] = lambda: None,
         rng: random.Random | None = None,
         refresh: float = _REFRESH,
     ) -> None:
+        """``agent_node`` is what a query's ``Near = "_agent"`` sorts near; ``token`` gives
+        the agent's DNS token, which a failed-over execution carries, as Consul's DNS RPCs do."""
         self._datacenter = datacenter
         self._remote = remote
+        self._source = Source(agent_node=agent_node)
+        self._token = token
         self._rng = rng
         self._refresh = refresh
         self._resolver = Resolver()
@@ -95,7 +102,7 @@ class DnsQueries:
             query = self._resolver.resolve(idx, name)
         except (QueryError, QueryNotFoundError):
             return None
-        local = run_local(idx, query, self._datacenter, keep=keep, rng=self._rng)
+        local = run_local(idx, query, self._datacenter, source=self._source, keep=keep, rng=self._rng)
         ttl = _ttl(query)
         key = name.lower()
         remote = self._remote
@@ -119,7 +126,9 @@ class DnsQueries:
         self, idx: Indexes, query: PreparedQuery, key: str, keep: Keep | None, remote: RemoteDatacenters
     ) -> None:
         try:
-            result = await execute(idx, query, remote, keep=keep, rng=self._rng)
+            result = await execute(
+                idx, query, remote, source=self._source, keep=keep, token=self._token(), rng=self._rng
+            )
             rows = result.remote_nodes if result.remote_nodes is not None else []
             instances = [i for i in map(_remote, rows) if i is not None]
             self._failed_over[key] = PreparedResult(result.service, result.datacenter, instances, _ttl(query))

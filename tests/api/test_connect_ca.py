@@ -173,3 +173,27 @@ def test_a_bad_ca_config_stops_start_up_naming_it(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="exited"):
         proc.start()
     assert "connect.ca_config: leaf cert TTL must be greater or equal than 1h0m0s" in log.read_text()
+
+
+def test_a_client_agents_leaf_is_signed_by_a_server(tmp_path: Path) -> None:
+    server_args = [
+        "-server",
+        "-bootstrap-expect",
+        "1",
+        "-data-dir",
+        str(tmp_path / "s"),
+        "-bind",
+        "127.0.0.1",
+    ]
+    with AgentProcess([*server_args, "-node", "hub"], log_path=tmp_path / "s.log") as server:
+        client_args = ["-data-dir", str(tmp_path / "c"), "-bind", "127.0.0.1", "-node", "edge"]
+        with AgentProcess(
+            [*client_args, "-retry-join", server.server_address], log_path=tmp_path / "c.log"
+        ) as client:
+            roots = client.get("/v1/agent/connect/ca/roots")
+            assert roots == server.get("/v1/agent/connect/ca/roots")
+            leaf = client.get("/v1/agent/connect/ca/leaf/edge-svc")
+            assert leaf["ServiceURI"] == f"spiffe://{roots['TrustDomain']}/ns/default/dc/dc1/svc/edge-svc"
+            assert _verify(leaf["CertPEM"], [r["RootCert"] for r in roots["Roots"]]) == [leaf["ServiceURI"]]
+            # The signing route is the agent-to-server API's only: the public port has none.
+            assert server.request("POST", "/v1/internal/store/connect-sign", b"{}")[0] == 404

@@ -14,6 +14,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
+
 from waypost.agent.acl_tokens import AgentTokens
 from waypost.agent.checks import AgentChecks
 from waypost.agent.cluster import Cluster
@@ -313,7 +315,14 @@ class Agent:
         self.stopped.set()
 
     async def _sign_leaf(self, csr: str, service: str) -> dict[str, Any]:
-        """The CA's signature, from the record every server shares."""
+        """The CA's signature: a server's own, from the record every server shares; a
+        client agent asks a server, over the agent-to-server API."""
+        if isinstance(self.store, RemoteStore):
+            answer = await self.store.server_action(
+                "/connect-sign", orjson.dumps({"CSR": csr, "Service": service})
+            )
+            issued: dict[str, Any] = orjson.loads(answer)
+            return issued
         record = self.require_state().indexes.connect_ca.get("state")
         if record is None:
             raise CAConfigError("the CA is not initialised yet")

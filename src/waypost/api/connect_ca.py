@@ -27,13 +27,14 @@ from waypost.connect.ca_config import CAConfigError
 from waypost.connect.leaf import LeafCerts
 from waypost.state import queries, schema
 from waypost.state.indexes import Indexes
+from waypost.store.base import StoreError
 
 if TYPE_CHECKING:
     import asyncio
 
     from waypost.api.app import ApiApp
 
-__all__ = ["agent_roots", "get_configuration", "leaf", "roots", "set_configuration"]
+__all__ = ["agent_roots", "get_configuration", "leaf", "roots", "set_configuration", "sign"]
 
 NOT_ENABLED = "Connect must be enabled in order to use this endpoint"
 _TOPICS = ((schema.CONNECT_CA.name,),)
@@ -88,7 +89,7 @@ async def leaf(app: ApiApp, req: Request) -> Response:
     timeout = DEFAULT_WAIT if wait is None or wait <= 0 else min(wait, MAX_WAIT)
     try:
         current = await leaves.get(service, min_index, timeout if min_index else 0.0)
-    except (CAError, CAConfigError) as exc:
+    except (CAError, CAConfigError, StoreError) as exc:
         raise HTTPError(500, str(exc)) from None
     body = {**current.cert, "CreateIndex": current.index, "ModifyIndex": current.index}
     return json_response(body, headers=[("X-Consul-Index", str(current.index)), ("X-Cache", "HIT")])
@@ -132,3 +133,22 @@ async def set_configuration(app: ApiApp, req: Request) -> Response:
     except (CAError, CAConfigError) as exc:
         raise HTTPError(400, str(exc)) from None
     return Response(b"")
+
+
+def sign(app: ApiApp, req: Request) -> Response:
+    """A client agent's CSR signed by this server (the store API port only): client agents
+    make their leaves' keys but never sign, as Consul's agents ask a server to."""
+    body = decode_json(req)
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("CSR"), str)
+        or not isinstance(body.get("Service"), str)
+    ):
+        raise HTTPError(400, "Request decode failed: expected CSR and Service strings")
+    record = app.state.indexes.connect_ca.get("state")
+    if record is None:
+        raise HTTPError(500, "CA not initialized yet")
+    try:
+        return json_response(ca_store.issue(record, body["CSR"], body["Service"]))
+    except (CAError, CAConfigError) as exc:
+        raise HTTPError(400, str(exc)) from None

@@ -161,4 +161,5 @@ STORE_ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [
     (READ, "/v1/internal/store/watch", internal.watch),
     (WRITE, "/v1/internal/store/txn", internal.txn),
     (WRITE, "/v1/internal/store/lease/:action", internal.lease),
+    (WRITE, "/v1/internal/store/connect-sign", connect_ca.sign),
 ]

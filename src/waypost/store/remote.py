@@ -127,6 +127,7 @@ class RemoteStore:
         *,
         params: dict[str, str] | None = None,
         read_timeout: float | None = None,
+        body: bytes | None = None,
     ) -> tuple[int, bytes]:
         """One request, failing over across servers; (status, body) of the first that answers.
         Only for calls that are safe to repeat: never for a transaction (see ``txn``)."""
@@ -137,7 +138,7 @@ class RemoteStore:
             server = self.servers[self._current % len(self.servers)]
             try:
                 status, payload = await self._request(
-                    server, method, path, params=params, read_timeout=read_timeout
+                    server, method, path, body=body, params=params, read_timeout=read_timeout
                 )
                 if _failed(status):
                     raise StoreError(f"{server}: {status} {payload[:200]!r}")
@@ -149,6 +150,14 @@ class RemoteStore:
                 self._moved_on(server, exc)
                 await asyncio.sleep(_BACKOFF)
         raise StoreError(f"no server answered: {last}")
+
+    async def server_action(self, path: str, body: bytes) -> bytes:
+        """A request only a server may answer (a Connect leaf's signature), failing over
+        across servers as reads do, so it must be safe to repeat. Raises StoreError."""
+        status, payload = await self._call("POST", path, body=body)
+        if status != 200:
+            raise StoreError(payload.decode(errors="replace").strip() or f"status {status}")
+        return payload
 
     def _saw(self, revision: int) -> int:
         self._seen = max(self._seen, revision)

@@ -187,3 +187,19 @@ def test_with_acls_off_the_pages_say_so(browser: Browser, tmp_path: Path) -> Non
             assert tab.errors == []
         finally:
             context.close()
+
+
+def test_tokens_and_policies_on_a_phone(ui: UIPage) -> None:
+    page = ui.open("#/login")
+    _login(page, ROOT)
+    expect(page).to_have_url(f"{ui.agent.url}/ui/#/acl/tokens")
+    page.set_viewport_size({"width": 390, "height": 844})
+    shown = {
+        "#/acl/tokens": "Initial Management Token",
+        "#/acl/policies": "global-management",
+        "#/login": "Log out",
+    }
+    for where, text in shown.items():
+        page.goto(f"{ui.agent.url}/ui/{where}")
+        expect(page.locator("main").get_by_text(text).first).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, where

@@ -173,9 +173,14 @@ class Federation:
         return _DECODE.decode(raw), rtt
 
     async def _probe(self, key: str, url: str) -> None:
+        """A server that does not answer, or answers under another name (another server
+        now at its address), counts as a missed probe."""
         try:
             peer, rtt = await self._swap(url)
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            if f"{peer.Self.Name}.{peer.Self.Datacenter}" != key:
+                self.table.answered(peer.Self, rtt)
+                raise ValueError(f"{url} now answers as {peer.Self.Name}.{peer.Self.Datacenter}")
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError, msgspec.DecodeError) as exc:
             log.debug("(WAN) probe of %s failed: %s", key, exc)
             before = self.table.get(key)
             was_alive = before is not None and before.status == ALIVE

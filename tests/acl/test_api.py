@@ -3,6 +3,7 @@ bad input with Consul's messages, and that a bad token learns nothing about what
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -303,3 +304,17 @@ def test_blocking_token_reads_still_hide_secrets_per_caller(call: Caller) -> Non
     assert call.ok("GET", f"/v1/acl/token/{created['AccessorID']}", token=reader)["SecretID"] == "<hidden>"
     assert call.ok("GET", "/v1/acl/tokens")[-1]["SecretID"] == created["SecretID"]
     assert call.ok("GET", "/v1/acl/tokens", token=reader)[-1]["SecretID"] == "<hidden>"
+
+
+def test_a_refused_restore_is_answered_before_its_body_is_taken(
+    acl_agent: AgentProcess, call: Caller
+) -> None:
+    """A snapshot body goes to disk uncapped, so the token is checked on the request's head:
+    a caller without one is refused at once, never after writing gigabytes to a file."""
+    for token in ("", call.token_for('key_prefix "" { policy = "write" }', "no-restore")):
+        with socket.create_connection(("127.0.0.1", acl_agent.http_port), timeout=10) as sock:
+            head = f"PUT /v1/snapshot HTTP/1.1\r\nHost: agent\r\nX-Consul-Token: {token}\r\n"
+            sock.sendall(f"{head}Content-Length: {10**12}\r\n\r\n".encode())
+            answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 403 "), answer
+        assert b"Permission denied" in answer, answer

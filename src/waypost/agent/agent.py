@@ -139,7 +139,8 @@ class Agent:
         await self.checks.start()
         state = self.state
         state.listeners.append(self._on_catalog_change)
-        http = self._http = HttpServer(ApiApp(self).handle, _http_limits(self.config), SPOOLED_BODIES)
+        app = ApiApp(self)
+        http = self._http = HttpServer(app.handle, _http_limits(self.config), SPOOLED_BODIES, app.admit)
         self._servers.append(http)
         if self.config.ports.http > 0:
             self.http_port = await http.listen(self.http_addr, self.config.ports.http)

@@ -136,6 +136,20 @@ class ApiApp:
             return _chain(result) if pretty else result
         return self._finish(result, pretty)
 
+    def admit(self, head: Request) -> Response | None:
+        """The ACL check of :meth:`handle` on a spooled request's head, before its body is
+        taken: a caller that would be refused never gets to write a body to disk."""
+        gate = self.gate
+        handlers = self._route(head)
+        handler = handlers.get(head.method) if handlers is not None else None
+        if gate is None or handler is None:
+            return None
+        try:
+            verdict = self._authorize(gate, head, handler)
+        except Exception as exc:
+            return error_response(exc)
+        return verdict if isinstance(verdict, Response) else None
+
     def _authorize(
         self, gate: Gate, req: Request, handler: Handler
     ) -> Response | tuple[Authorizer, Filter] | None:

@@ -84,7 +84,9 @@ class Request:
     """``body_file`` holds the body instead of ``body`` on the server's spooled routes: a
     temporary file, rewound, that the handler reads and closes."""
 
-    __slots__ = ("body", "body_file", "headers", "method", "param", "path", "query", "raw_query", "remote")
+    __slots__ = (
+        "body", "body_file", "hangup", "headers", "method", "param", "path", "query", "raw_query", "remote",
+    )  # fmt: skip
 
     def __init__(self, method: str, path: str, raw_query: str, headers: dict[str, str], body: bytes) -> None:
         self.method = method
@@ -96,6 +98,9 @@ class Request:
         self.body_file: IO[bytes] | None = None
         self.param = ""
         self.remote = ""
+        self.hangup: Callable[[], None] = _stay
+        """Drops the connection at once, unsent output included: how a streaming handler
+        gives up on a client that stopped reading."""
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
@@ -107,6 +112,10 @@ class Request:
     def flag(self, name: str) -> bool:
         """Consul treats a present query parameter as set, whatever its value (``?recurse``)."""
         return name in self.query
+
+
+def _stay() -> None:
+    """A request not read from a connection has nothing to hang up."""
 
 
 def _parse_query(raw: str) -> dict[str, list[str]]:
@@ -218,8 +227,8 @@ def _decode_path(raw: bytes) -> str | None:
 class _Connection(asyncio.Protocol):
     __slots__ = (
         "_body", "_client", "_closing", "_handler", "_head_bytes", "_headers", "_max_body", "_max_head",
-        "_parser", "_queue", "_reading_head", "_remote", "_server", "_size", "_spool", "_transport",
-        "_url", "_watching", "_worker", "deadline",
+        "_parser", "_paused", "_queue", "_reading_head", "_remote", "_server", "_size", "_spool",
+        "_transport", "_url", "_watching", "_worker", "deadline",
     )  # fmt: skip
 
     def __init__(self, server: HttpServer) -> None:
@@ -235,6 +244,9 @@ class _Connection(asyncio.Protocol):
         self._queue: list[tuple[Request | Awaitable[Response] | Response, bool]] = []
         self._worker: asyncio.Task[None] | None = None
         self._watching = False
+        self._paused: asyncio.Future[None] | None = None
+        """Set while the transport's write buffer is over its high-water mark: a streamed
+        body is then pulled no further until the client reads."""
         self._closing = False
         self._remote = ""
         self._client = ""
@@ -277,6 +289,21 @@ class _Connection(asyncio.Protocol):
             self._client = ""
         self._drop_pending()
         self._reset()
+        self.resume_writing()
+
+    def pause_writing(self) -> None:
+        if self._paused is None:
+            self._paused = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        paused, self._paused = self._paused, None
+        if paused is not None and not paused.done():
+            paused.set_result(None)
+
+    def hang_up(self) -> None:
+        """Close at once, dropping unsent output (``Request.hangup``)."""
+        if self._transport is not None:
+            self._transport.abort()
 
     def _drop_pending(self) -> None:
         if self._worker is not None:
@@ -345,21 +372,32 @@ class _Connection(asyncio.Protocol):
         self._reading_head = False
         self._head_bytes = 0
         self.deadline = 0.0
-        if self._server.spooled and self._spooled():
+        if self._server.spooled and (head := self._spooled()) is not None:
+            admit = self._server.admit_spooled
+            refusal = admit(head) if admit is not None else None
+            if refusal is not None:
+                self._refuse(refusal.encode(False, _CLOCK.date()))
+                return
             self._spool = tempfile.TemporaryFile()  # noqa: SIM115 (the request's handler closes it)
         if "content-length" in self._headers or "expect" in self._headers:
             self._before_body()
 
-    def _spooled(self) -> bool:
-        """Whether this request's route is one whose body goes to a file, uncapped."""
+    def _spooled(self) -> Request | None:
+        """The request's head (no body) when its route is one whose body goes to a file, uncapped."""
         method = self._parser.get_method().decode("ascii")
         if all(m != method for m, _ in self._server.spooled):
-            return False
+            return None
         try:
-            path = _decode_path(httptools.parse_url(self._url).path or b"/")
+            parsed = httptools.parse_url(self._url)
         except httptools.HttpParserInvalidURLError:
-            return False  # refused once the request is complete
-        return (method, path) in self._server.spooled
+            return None  # refused once the request is complete
+        path = _decode_path(parsed.path or b"/")
+        if path is None or (method, path) not in self._server.spooled:
+            return None
+        query = parsed.query.decode("latin-1") if parsed.query else ""
+        head = Request(method, path, query, self._headers, b"")
+        head.remote = self._remote
+        return head
 
     def _before_body(self) -> None:
         """Refuse an announced body over the cap before it is sent; ask for one the client
@@ -407,6 +445,7 @@ class _Connection(asyncio.Protocol):
         method = self._parser.get_method().decode("ascii")
         req = Request(method, path, raw_query, self._headers, b"".join(self._body))
         req.remote = self._remote
+        req.hangup = self.hang_up
         if self._spool is not None:
             self._spool.seek(0)
             req.body_file, self._spool = self._spool, None
@@ -496,7 +535,8 @@ class _Connection(asyncio.Protocol):
             self._worker = None
 
     async def _send_stream(self, resp: Response, keep_alive: bool) -> None:
-        """Head, then one chunk per item, then the last chunk (written by ``_write``)."""
+        """Head, then one chunk per item, then the last chunk (written by ``_write``); the
+        next item is asked for only while the client keeps up with reading."""
         assert resp.stream is not None
         if self._transport is None:
             return
@@ -506,6 +546,8 @@ class _Connection(asyncio.Protocol):
                 return
             if chunk:
                 self._transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            if self._paused is not None:
+                await self._paused
 
     def abort(self) -> None:
         if self._transport is not None:
@@ -540,13 +582,20 @@ class HttpServer:
     count of connections per client address and the sweep that enforces deadlines."""
 
     def __init__(
-        self, handler: Handler, limits: HttpLimits | None = None, spooled: Collection[tuple[str, str]] = ()
+        self,
+        handler: Handler,
+        limits: HttpLimits | None = None,
+        spooled: Collection[tuple[str, str]] = (),
+        admit: Callable[[Request], Response | None] | None = None,
     ) -> None:
         """``spooled`` are the (method, path) of requests whose body goes to a temporary file
-        (``Request.body_file``) and is not capped by ``limits.max_body_bytes``."""
+        (``Request.body_file``) and is not capped by ``limits.max_body_bytes``. ``admit`` sees
+        such a request's head before any of its body is taken and may refuse it (a token
+        without the right to restore must not be able to fill the disk first)."""
         self.handler = handler
         self.limits = limits or HttpLimits()
         self.spooled = frozenset(spooled)
+        self.admit_spooled = admit
         self.conns: set[_Connection] = set()
         self._per_client: dict[str, int] = {}
         self._servers: list[asyncio.Server] = []

@@ -4,6 +4,8 @@ one teaches the server of the sender and answers with whom the server knows."""
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -62,3 +64,14 @@ def test_the_view_is_what_the_server_knows_and_teaches_it_nothing(dev_agent: Age
     before = dev_agent.get("/v1/agent/members?wan=1")
     assert dev_agent.get("/v1/internal/wan/exchange")["Servers"] == view["Servers"]
     assert dev_agent.get("/v1/agent/members?wan=1") == before
+
+
+def test_a_request_a_server_already_forwarded_is_not_forwarded_again(dev_agent: AgentProcess) -> None:
+    """The WAN pool of the server that sent it was wrong: no second hop, no loop."""
+    req = urllib.request.Request(
+        f"{dev_agent.url}/v1/kv/k?dc=dc-far", headers={"X-Waypost-Forwarded": "server"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req, timeout=10)
+    assert (refused.value.code, refused.value.read()) == (500, b"No path to datacenter")
+    assert dev_agent.request("GET", "/v1/kv/k?dc=dc-unknown")[::2] == (500, b"No path to datacenter")

@@ -9,7 +9,6 @@ which forwards it on, and no server forwards what a server sent."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import ssl
 from collections.abc import Sequence
@@ -110,5 +109,4 @@ class Forwarder:
                     # elsewhere could apply it twice. Only reading it back can tell.
                     return Response.text(f"rpc error: no answer from {base} to a write: {exc}", 500)
                 log.debug("forwarding to %s failed: %s", base, exc)
-                await asyncio.sleep(0)
         return Response.text(NO_DC_PATH, 500)

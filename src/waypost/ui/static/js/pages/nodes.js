@@ -51,13 +51,16 @@ export function render(container, params, ctx) {
       cell("Meta", null, metaList(node.Meta)),
     );
   };
-  const matches = (node) => {
-    if (statusSelect.value && nodeStatus(node) !== statusSelect.value) return false;
-    const text = search.value.trim().toLowerCase();
-    if (!text) return true;
-    return [node.Node, node.Address, ...node.Services.map((s) => s.Service)].some((v) => v.toLowerCase().includes(text));
+  const filter = () => {
+    const [text, wanted] = [search.value.trim().toLowerCase(), statusSelect.value];
+    return (node) => {
+      if (wanted && nodeStatus(node) !== wanted) return false;
+      if (!text) return true;
+      const names = [node.Node, node.Address, ...node.Services.map((s) => s.Service)];
+      return names.some((v) => v.toLowerCase().includes(text));
+    };
   };
-  const rows = new KeyedRows(list.body, { key: (node) => node.Node, build: row, matches });
+  const rows = new KeyedRows(list.body, { key: (node) => node.Node, build: row, filter });
   const counted = (shown) => {
     summary.textContent = shown === total ? plural(total, "node") : `Showing ${shown} of ${plural(total, "node")}`;
     ctx.setTitle("Nodes", total);

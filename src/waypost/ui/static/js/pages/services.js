@@ -62,14 +62,16 @@ export function render(container, params, ctx) {
   ]);
   let total = 0;
 
-  const matches = (svc) => {
-    const text = search.value.trim().toLowerCase();
-    if (statusSelect.value && status(svc) !== statusSelect.value) return false;
-    if (tagSelect.value && !(svc.Tags || []).includes(tagSelect.value)) return false;
-    if (!text) return true;
-    return svc.Name.toLowerCase().includes(text) || (svc.Tags || []).some((t) => t.toLowerCase().includes(text));
+  const filter = () => {
+    const [text, wanted, tag] = [search.value.trim().toLowerCase(), statusSelect.value, tagSelect.value];
+    return (svc) => {
+      if (wanted && status(svc) !== wanted) return false;
+      if (tag && !(svc.Tags || []).includes(tag)) return false;
+      if (!text) return true;
+      return svc.Name.toLowerCase().includes(text) || (svc.Tags || []).some((t) => t.toLowerCase().includes(text));
+    };
   };
-  const rows = new KeyedRows(list.body, { key: (svc) => svc.Name, build: row, matches });
+  const rows = new KeyedRows(list.body, { key: (svc) => svc.Name, build: row, filter });
   const counted = (shown) => {
     summary.textContent = shown === total ? plural(total, "service") : `Showing ${shown} of ${plural(total, "service")}`;
     ctx.setTitle("Services", total);

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from ui_kit import LIVE_SECONDS, UIPage
 from waypost.testing import AgentProcess
@@ -192,3 +192,43 @@ def test_dark_and_light_themes(browser: object, ui_agent: AgentProcess) -> None:
     finally:
         context.close()
     assert dark.errors == []
+
+
+CONTRAST = """(selectors) => {
+  const rgb = (text) => text.match(/[\\d.]+/g).slice(0, 4).map(Number);
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const [r, g, b, a] = rgb(getComputedStyle(el).backgroundColor);
+      if (a === undefined || a > 0) return [r, g, b];
+    }
+    return [255, 255, 255];
+  };
+  const luminance = ([r, g, b]) => {
+    const lin = (c) => ((c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
+    return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+  };
+  return selectors.map((selector) => {
+    const el = document.querySelector(selector);
+    const [a, b] = [luminance(rgb(getComputedStyle(el).color)), luminance(background(el))];
+    return [selector, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)];
+  });
+}"""
+TEXT = [
+    "h1", ".summary", ".list-head [role=columnheader]", '.row[data-name="web"] a',
+    '.row[data-status="passing"] .status', '.row[data-status="warning"] .status',
+    '.row[data-status="critical"] .status', ".counts", ".connection", "nav a[aria-current]",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_text_contrast_in_both_themes(browser: Browser, ui_agent: AgentProcess, scheme: str) -> None:
+    """WCAG AA: at least 4.5:1 between every kind of text and what is behind it."""
+    context = browser.new_context(color_scheme=scheme)  # type: ignore[arg-type]
+    page = context.new_page()
+    try:
+        UIPage(page, ui_agent).open("#/services")
+        expect(_row(page, "db").locator(".status")).to_have_text("critical")
+        ratios = dict(page.evaluate(CONTRAST, TEXT))
+    finally:
+        context.close()
+    assert {selector: round(ratio, 2) for selector, ratio in ratios.items() if ratio < 4.5} == {}

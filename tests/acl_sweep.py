@@ -39,6 +39,10 @@ UNSWEPT = {
     ("PUT", "/v1/agent/leave"): "would stop the agent the sweep runs against; covered by the rule-table test",
     ("GET", "/v1/acl/token/self"): "needs only a valid token, covered in test_api",
     ("GET", "/v1/waypost/virtual-ips"): "empty until the leader allocates; filtered like the catalog lists",
+    (
+        "GET",
+        "/v1/health/ingress/:service",
+    ): "always empty (no ingress config entries); health/service's filter",
     ("GET", "/v1/waypost/virtual-ip-instances/:name"): "health/service rows, filtered by the same row filter",
     ("PUT", "/v1/internal/query/execute-remote"): (
         "another datacenter's failover, filtered by the query's token; covered in tests/api/test_query.py"
@@ -182,6 +186,7 @@ def sweep_cases(node: str) -> list[Case]:
             'operator = "write"',
             "deny",
         ),
+        *_connect_cases(node, web_read, node_read),
         Case("PUT", "/v1/query", {"Name": f"sweep-made-{node}", "Service": {"Service": "web"}}, made, "deny"),
         Case("GET", "/v1/query", None, query_read, "filter"),
         Case("GET", "/v1/query/{query}", None, query_read, "deny"),
@@ -199,6 +204,45 @@ def sweep_cases(node: str) -> list[Case]:
     ]
 
 
+def _connect_cases(node: str, web_read: str, node_read: str) -> list[Case]:
+    """Intentions need a read of either end or a write of the destination (approximated by
+    the service rules); the mesh catalog reads filter as the catalog's do."""
+    db_read, db_write = 'service "db" { policy = "read" }', 'service "db" { policy = "write" }'
+    exact = f"/v1/connect/intentions/exact?source=sweep-x-{node}&destination=db"
+    proxy_read = f'{web_read}\nservice "web-proxy" {{ policy = "read" }}\n{node_read}'
+    allow = {"SourceName": "web", "DestinationName": "db", "Action": "deny"}
+    return [
+        Case("GET", "/v1/connect/intentions", None, web_read, "filter"),
+        Case("PUT", "/v1/connect/intentions", {**allow, "SourceName": f"sweep-new-{node}"}, db_write, "deny"),
+        Case("GET", "/v1/connect/intentions/exact?source=web&destination=db", None, db_read, "deny"),
+        Case("PUT", exact, {"Action": "allow"}, db_write, "deny"),
+        Case("DELETE", exact, None, db_write, "deny"),
+        Case("GET", "/v1/connect/intentions/match?by=destination&name=db", None, db_read, "deny"),
+        Case("GET", "/v1/connect/intentions/check?source=web&destination=db", None, db_read, "deny"),
+        Case("GET", "/v1/connect/intentions/{intention}", None, web_read, "deny"),
+        Case("PUT", "/v1/connect/intentions/{intention}", allow, db_write, "deny"),
+        Case("DELETE", "/v1/connect/intentions/{doomed_intention}", None, db_write, "deny"),
+        Case(
+            "PUT",
+            "/v1/agent/connect/authorize",
+            {"Target": "web", "ClientCertURI": "spiffe://x.consul/ns/default/dc/dc1/svc/db"},
+            'service "web" { policy = "write" }',
+            "deny",
+        ),
+        Case("GET", "/v1/catalog/connect/web", None, proxy_read, "filter"),
+        Case("GET", "/v1/health/connect/web", None, proxy_read, "filter"),
+        Case("GET", "/v1/catalog/gateway-services/gw", None, 'service "gw" { policy = "read" }', "deny"),
+        Case("GET", "/v1/discovery-chain/web", None, web_read, "deny"),
+    ]
+
+
+def _seed_intention(call: Caller, source: str) -> str:
+    """A legacy intention (it has an ID); on a second agent of the same cluster it exists."""
+    body = {"SourceName": source, "DestinationName": "db", "Action": "allow"}
+    call("POST", "/v1/connect/intentions", body, token=ROOT)
+    return str(call.ok("GET", f"/v1/connect/intentions/exact?source={source}&destination=db")["ID"])
+
+
 def seed(call: Caller, node: str) -> dict[str, str]:
     """What the cases read, made with the management token on the agent named ``node``:
     its own service, check, session and coordinate, a key and an event, and the ACL
@@ -214,6 +258,14 @@ def seed(call: Caller, node: str) -> dict[str, str]:
     ids["accessor"] = call.ok("PUT", "/v1/acl/token", {})["AccessorID"]
     ids["policy"] = call.ok("PUT", "/v1/acl/policy", {"Name": f"sweep-target-{node}"})["ID"]
     ids["role"] = call.ok("PUT", "/v1/acl/role", {"Name": f"sweep-role-{node}"})["ID"]
+    proxy = {"DestinationServiceName": "web"}
+    call.ok(
+        "PUT",
+        "/v1/agent/service/register",
+        {"Name": "web-proxy", "Kind": "connect-proxy", "Port": 21000, "Proxy": proxy},
+    )
+    ids["intention"] = _seed_intention(call, "web")
+    ids["doomed_intention"] = _seed_intention(call, f"sweep-gone-{node}")
     for key, name in (("query", f"sweep-q-{node}"), ("doomed", f"sweep-gone-{node}")):
         ids[key] = call.ok("POST", "/v1/query", {"Name": name, "Service": {"Service": "web"}})["ID"]
     return ids

@@ -22,8 +22,9 @@ from waypost.testing import AgentProcess
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api-fields.md"
 
-NEVER_EMPTY = {("AgentService", "Datacenter")}
-"""Optional fields this agent always fills: Consul's datacenter is never empty."""
+NEVER_EMPTY = {("AgentService", "Datacenter"), ("AgentUpstream", "DestinationType"), ("Intention", "Action")}
+"""Optional fields this agent always fills: Consul's datacenter is never empty, an upstream's
+type defaults to ``service`` at registration, and only L4 intentions (with an Action) exist."""
 NEVER_FILLED = {("AgentCheckDefinition", "Header")}
 """Fields Consul's own code leaves empty in these answers, so waypost does too (besides the
 fields typed ``None``, which are always ``null``)."""
@@ -92,6 +93,51 @@ def requests(dev_agent: AgentProcess) -> dict[str, list[str]]:
     a.put("/v1/agent/service/register", {"Name": "bare", "Check": {"TTL": "30s"}})
     a.put("/v1/agent/service/register", {"Name": "gw", "Kind": "mesh-gateway", "Port": 8443})
     a.put("/v1/agent/check/register", {"Name": "node-ttl", "TTL": "30s"})
+    full_upstream = {
+        "DestinationType": "prepared_query",
+        "DestinationNamespace": "default",
+        "DestinationPartition": "default",
+        "DestinationPeer": "peer",
+        "DestinationName": "db",
+        "Datacenter": "dc2",
+        "LocalBindAddress": "127.0.0.2",
+        "LocalBindPort": 9191,
+        "LocalBindSocketMode": "0600",
+        "Config": {"connect_timeout_ms": 100},
+        "MeshGateway": {"Mode": "local"},
+    }
+    proxy = {
+        "DestinationServiceName": "web",
+        "DestinationServiceID": "web",
+        "LocalServiceAddress": "127.0.0.1",
+        "LocalServicePort": 80,
+        "LocalServiceSocketPath": "/run/web.sock",
+        "Mode": "transparent",
+        "Config": {"protocol": "tcp"},
+        "TransparentProxy": {"OutboundListenerPort": 15001},
+        "AccessLogs": {"Enabled": True},
+        "Upstreams": [full_upstream, {"DestinationName": "cache", "LocalBindSocketPath": "/run/cache.sock"}],
+    }
+    locality = {"Region": "r1", "Zone": "z1"}
+    a.put(
+        "/v1/agent/service/register",
+        {"Name": "web-proxy", "Kind": "connect-proxy", "Port": 21000, "Locality": locality, "Proxy": proxy},
+    )
+    a.put("/v1/agent/service/register", {"Name": "native", "Port": 81, "Connect": {"Native": True}})
+    _, _, created = a.request(
+        "POST",
+        "/v1/connect/intentions",
+        json.dumps(
+            {
+                "SourceName": "web",
+                "DestinationName": "db",
+                "Action": "allow",
+                "Description": "d",
+                "Meta": {"k": "v"},
+            }
+        ).encode(),
+    )
+    a.request("PUT", "/v1/connect/intentions/exact?source=*&destination=db", b'{"Action": "deny"}')
     a.put(
         "/v1/catalog/register",
         {"Node": "ext", "Address": "10.0.0.2", "Service": {"Service": "web", "ID": "web-ext"}},
@@ -137,6 +183,15 @@ def requests(dev_agent: AgentProcess) -> dict[str, list[str]]:
         "/v1/agent/services": ["/v1/agent/services"],
         "/v1/agent/service/:id": ["/v1/agent/service/web", "/v1/agent/service/bare", "/v1/agent/service/gw"],
         "/v1/agent/checks": ["/v1/agent/checks"],
+        "/v1/catalog/connect/:service": ["/v1/catalog/connect/web", "/v1/catalog/connect/native"],
+        "/v1/health/connect/:service": ["/v1/health/connect/web", "/v1/health/connect/native"],
+        "/v1/health/ingress/:service": ["/v1/health/ingress/web"],
+        "/v1/connect/intentions": ["/v1/connect/intentions"],
+        "/v1/connect/intentions/exact": [
+            "/v1/connect/intentions/exact?source=web&destination=db",
+            "/v1/connect/intentions/exact?source=*&destination=db",
+        ],
+        "/v1/connect/intentions/:id": [f"/v1/connect/intentions/{json.loads(created)['ID']}"],
         "/v1/agent/health/service/id/:id": [
             "/v1/agent/health/service/id/web",
             "/v1/agent/health/service/id/bare",

@@ -338,6 +338,36 @@ def _token_valid(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
     return None
 
 
+def _query_name(param: str) -> Name:
+    """A service named by a query parameter (``[namespace/]name``)."""
+    return lambda app, req: (req.arg(param) or "").rpartition("/")[2]
+
+
+def _intention_ok(authz: Authorizer, row: Any) -> bool:
+    """Consul lets a reader of either end read an intention (its ``intentions`` rule level
+    is approximated here by the service's own)."""
+    return _service_ok(authz, row.get("SourceName")) or _service_ok(authz, row.get("DestinationName"))
+
+
+def _intention_by_id(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
+    found = next((x for x in app.state.indexes.intentions.values() if x.ID and req.param == x.ID), None)
+    if found is None:
+        return None
+    ends = {"SourceName": found.SourceName, "DestinationName": found.DestinationName}
+    if req.method != "GET":
+        _require(authz, "service", "write", found.DestinationName)
+    elif not _intention_ok(authz, ends):
+        raise denied(authz, "service", "read", found.DestinationName)
+    return None
+
+
+def _intention_match(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
+    """Consul refuses the whole match unless every name asked about is readable."""
+    for name in req.args("name"):
+        _require(authz, "service", "read", name.rpartition("/")[2])
+    return None
+
+
 _SESSIONS = filtered(_list(lambda a, s: a.allowed("session", s.get("Node", ""), "read")), "session")
 _CHECKS = filtered(_list(_check_ok), "node", "service")
 _NODE_SERVICES = filtered(_node_services, "node", "service")
@@ -428,6 +458,22 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("GET", "/v1/status/peers"): OPEN,
     ("GET", "/v1/snapshot"): ACL_WRITE,
     ("PUT", "/v1/snapshot"): ACL_WRITE,
+    ("PUT", "/v1/agent/connect/authorize"): need("service", "write", _body_field("Target")),
+    ("GET", "/v1/connect/intentions"): filtered(_list(_intention_ok), "service"),
+    ("PUT", "/v1/connect/intentions"): need("service", "write", _body_field("DestinationName")),
+    ("GET", "/v1/connect/intentions/exact"): need("service", "read", _query_name("destination")),
+    ("PUT", "/v1/connect/intentions/exact"): need("service", "write", _query_name("destination")),
+    ("DELETE", "/v1/connect/intentions/exact"): need("service", "write", _query_name("destination")),
+    ("GET", "/v1/connect/intentions/match"): Need(_intention_match),
+    ("GET", "/v1/connect/intentions/check"): need("service", "read", _query_name("destination")),
+    ("GET", "/v1/connect/intentions/:id"): Need(_intention_by_id),
+    ("PUT", "/v1/connect/intentions/:id"): Need(_intention_by_id),
+    ("DELETE", "/v1/connect/intentions/:id"): Need(_intention_by_id),
+    ("GET", "/v1/catalog/connect/:service"): filtered(_list(_catalog_row_ok), "node", "service"),
+    ("GET", "/v1/health/connect/:service"): filtered(_list(_health_row_ok), "node", "service"),
+    ("GET", "/v1/health/ingress/:service"): filtered(_list(_health_row_ok), "node", "service"),
+    ("GET", "/v1/catalog/gateway-services/:gateway"): need("service", "read", _param),
+    ("GET", "/v1/discovery-chain/:service"): need("service", "read", _param),
     ("GET", "/v1/operator/raft/configuration"): OPERATOR_READ,
     ("GET", "/v1/operator/autopilot/health"): OPERATOR_READ,
     ("GET", "/v1/operator/autopilot/configuration"): OPERATOR_READ,

@@ -39,6 +39,7 @@ __all__ = [
     "Container",
     "DirEntry",
     "Endpoint",
+    "Intention",
     "Member",
     "Node",
     "NodeService",
@@ -54,6 +55,7 @@ __all__ = [
     "agent_check",
     "agent_service",
     "check_service_node",
+    "intention",
     "nested",
     "node",
     "node_service",
@@ -361,6 +363,26 @@ class Member(msgspec.Struct, kw_only=True, gc=False):
     DelegateCur: int
 
 
+class Intention(msgspec.Struct, gc=False):
+    """Consul's ``structs.Intention``: the ID and times only on one made through the legacy
+    create-by-ID API, Action and Meta left out while empty."""
+
+    ID: str | Omit
+    Description: str | Omit
+    SourceNS: str
+    SourceName: str
+    DestinationNS: str
+    DestinationName: str
+    SourceType: str
+    Action: str | Omit
+    Meta: dict[str, str] | Omit
+    Precedence: int
+    CreatedAt: str | Omit
+    UpdatedAt: str | Omit
+    CreateIndex: int
+    ModifyIndex: int
+
+
 class DirEntry(msgspec.Struct, gc=False):
     """Consul's KV entry: Value is base64 or ``null``, Session only while locked."""
 
@@ -483,6 +505,14 @@ def agent_check(c: model.HealthCheck) -> AgentCheck:
     )  # fmt: skip
 
 
+def intention(x: model.Intention) -> Intention:
+    return Intention(
+        x.ID or UNSET, x.Description or UNSET, x.SourceNS, x.SourceName, x.DestinationNS, x.DestinationName,
+        x.SourceType, x.Action or UNSET, x.Meta or UNSET, x.Precedence, x.CreatedAt or UNSET,
+        x.UpdatedAt or UNSET, x.CreateIndex, x.ModifyIndex,
+    )  # fmt: skip
+
+
 def session(s: model.Session) -> Session:
     return Session(
         s.ID, s.Name, s.Node, s.LockDelay, s.Behavior, s.TTL, s.NodeChecks, s.ServiceChecks or None,
@@ -575,6 +605,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/v1/health/checks/:service", Answer.LIST, model.HealthCheck),
     Endpoint("/v1/health/state/:state", Answer.LIST, model.HealthCheck),
     Endpoint("/v1/health/service/:service", Answer.LIST, CheckServiceNode),
+    Endpoint(
+        "/v1/catalog/connect/:service", Answer.LIST, ServiceNode, "the service's proxies and native instances"
+    ),
+    Endpoint("/v1/health/connect/:service", Answer.LIST, CheckServiceNode, "as /v1/catalog/connect"),
+    Endpoint(
+        "/v1/health/ingress/:service", Answer.LIST, CheckServiceNode, "empty: no ingress config entries"
+    ),
+    Endpoint("/v1/connect/intentions", Answer.LIST, Intention, "in evaluation order"),
+    Endpoint("/v1/connect/intentions/exact", Answer.OBJECT, Intention, "404 with no JSON body when absent"),
+    Endpoint("/v1/connect/intentions/:id", Answer.OBJECT, Intention, "404 with no JSON body when absent"),
     Endpoint("/v1/kv/:key", Answer.LIST, DirEntry, "404 with no body when nothing matches"),
     Endpoint("/v1/session/info/:id", Answer.LIST, Session),
     Endpoint("/v1/session/node/:node", Answer.LIST, Session),
@@ -631,6 +671,10 @@ OTHER_READS: dict[str, str] = {
     ),
     "/v1/agent/connect/ca/leaf/:service": "Consul's IssuedCert, PrivateKeyPEM included",
     "/v1/connect/ca/roots": "as /v1/agent/connect/ca/roots; `?pem=true`: the certificates as PEM",
+    "/v1/connect/intentions/match": "an object of each name asked for to its Intention list, best first",
+    "/v1/connect/intentions/check": "Allowed, a bool",
+    "/v1/catalog/gateway-services/:gateway": "a list of Consul's GatewayService: empty (no config entries)",
+    "/v1/discovery-chain/:service": "Chain: Consul's CompiledDiscoveryChain, the default one (one resolver)",
     "/v1/connect/ca/configuration": "Consul's CAConfiguration: Provider, Config, State, CreateIndex...",
     "/v1/waypost/virtual-ips": "waypost's own: a list of VirtualIP (Name, IP, Filter and the indexes)",
     "/v1/waypost/virtual-ip/:name": "waypost's own: one VirtualIP, or null while the name has no address",

@@ -27,6 +27,7 @@ from waypost.state.model import (
     Coordinate,
     Graveyard,
     HealthCheck,
+    Intention,
     KVEntry,
     Leader,
     Member,
@@ -95,8 +96,11 @@ class Indexes:
         self.prepared_queries: dict[str, PreparedQuery] = {}
         self.connect_ca: dict[str, ConnectCA] = {}
         """The one ``state`` record once the CA is initialised."""
+        self.intentions: dict[str, Intention] = {}
+        """By ``<destination>/<source>``."""
         self._plain: dict[str, MutableMapping[str, Any]] = {
             "connect-ca": self.connect_ca,
+            "intentions": self.intentions,
             "events": self.events,
             "coordinates": self.coordinates,
             "members": self.members,

@@ -25,6 +25,7 @@ from waypost.state.model import (
     Coordinate,
     Graveyard,
     HealthCheck,
+    Intention,
     KVEntry,
     Leader,
     Liveness,
@@ -52,6 +53,7 @@ __all__ = [
     "EVENTS",
     "GRAVEYARD",
     "GRAVEYARD_KEY",
+    "INTENTIONS",
     "KVS",
     "LEADER",
     "LEADER_KEY",
@@ -198,6 +200,8 @@ ACL_BOOTSTRAP: Table[ACLBootstrap] = Table("acl-bootstrap", "acl/bootstrap/", AC
 ACL_BOOTSTRAP_KEY = ACL_BOOTSTRAP.key("state")
 CONNECT_CA: Table[ConnectCA] = Table("connect-ca", "connect/ca/", ConnectCA)
 CONNECT_CA_KEY = CONNECT_CA.key("state")
+INTENTIONS: Table[Intention] = Table("intentions", "connect/intentions/", Intention)
+"""Keyed ``<destination>/<source>``: a destination's intentions list under one prefix."""
 VIRTUAL_IPS: Table[VirtualIP] = Table("virtual-ips", "system/virtual-ips/", VirtualIP)
 VIRTUAL_IP_CLAIMS: Table[VirtualIPClaim] = Table(
     "virtual-ip-claims", "system/virtual-ip-claims/", VirtualIPClaim
@@ -208,5 +212,5 @@ TABLES: tuple[Table[Any], ...] = (
     NODES, SERVICES, CHECKS, KVS, SESSIONS, EVENTS, COORDINATES, MEMBERS, LIVENESS, LEADER, GRAVEYARD,
     VIRTUAL_IPS, VIRTUAL_IP_CLAIMS, PREPARED_QUERIES,
     ACL_TOKENS, ACL_POLICIES, ACL_ROLES, ACL_BOOTSTRAP,
-    CONNECT_CA,
+    CONNECT_CA, INTENTIONS,
 )  # fmt: skip

@@ -65,9 +65,9 @@ def test_get_config_without_an_agent(waypost: Runner) -> None:
 
 
 def test_connect_proxy_is_the_sidecar_mode(waypost: Runner) -> None:
-    r = waypost("connect", "proxy", "-sidecar-for", "nobody-sidecar-proxy")
+    r = waypost("connect", "proxy", "-sidecar-for", "nobody")
     assert r.code == 1
-    assert "unknown service ID 'nobody-sidecar-proxy'" in r.err
+    assert "No sidecar proxy registered for nobody" in r.err
     r = waypost("proxy", "-sidecar-for", "x", "-config", "proxy.hcl")
     assert r.code == 1
     assert "-sidecar-for takes its listeners from the registration" in r.err

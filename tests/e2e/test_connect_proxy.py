@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from echo_server import Echo, closed
 from waypost.proxy.status import STATUS_PATH
 from waypost.testing import AgentProcess, free_port, wait_for
 
@@ -76,14 +77,6 @@ def status(port: int) -> Any:
         return json.loads(resp.read())
 
 
-async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(ConnectionError):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    writer.close()
-
-
 async def roundtrip(port: int, data: bytes = b"ping") -> bytes:
     """What comes back for ``data`` through a new connection; b"" when it is cut first."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -94,7 +87,7 @@ async def roundtrip(port: int, data: bytes = b"ping") -> bytes:
     except (asyncio.IncompleteReadError, ConnectionError):
         return b""
     finally:
-        writer.close()
+        await closed(writer)
 
 
 def intention(agent: AgentProcess, action: str) -> None:
@@ -110,8 +103,8 @@ async def until(port: int, want: bytes, limit: float) -> None:
 
 
 async def test_two_services_with_sidecars(agent: AgentProcess, tmp_path: Path) -> None:
-    app = await asyncio.start_server(_echo, "127.0.0.1", 0)
-    app_port = app.sockets[0].getsockname()[1]
+    app = Echo()
+    app_port = await app.start()
     db_public, web_public, upstream = free_port(), free_port(), free_port()
     db_status, web_status = free_port(), free_port()
     local = {"bind_address": "127.0.0.1"}
@@ -130,7 +123,7 @@ async def test_two_services_with_sidecars(agent: AgentProcess, tmp_path: Path) -
     )
     intention(agent, "allow")
     with (
-        sidecar(agent, tmp_path / "db.log", "db-sidecar-proxy", db_status, "proxy"),
+        sidecar(agent, tmp_path / "db.log", "db", db_status, "proxy"),
         sidecar(agent, tmp_path / "web.log", "web-sidecar-proxy", web_status, "connect", "proxy"),
     ):
         wait_for(lambda: status(db_status)["Inbound"] == db_public, limit=20)
@@ -163,5 +156,5 @@ async def test_two_services_with_sidecars(agent: AgentProcess, tmp_path: Path) -
             if i == 20:
                 wait_for(lambda: status(db_status)["Certificates"] >= changes + 2, limit=TIMEOUT)
                 assert await roundtrip(upstream, b"fresh") == b"fresh"
-        writer.close()
-    app.close()
+        await closed(writer)
+    await app.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from echo_server import Echo, closed
 from waypost.client import ApiClient
 from waypost.proxy.config import ListenerConfig, OutlierConfig
 from waypost.proxy.mtls import Certificates, peer_uri
@@ -35,13 +36,6 @@ async def api(agent: AgentProcess) -> AsyncIterator[ApiClient]:
         yield client
 
 
-async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    while data := await reader.read(65536):
-        writer.write(data)
-        await writer.drain()
-    writer.close()
-
-
 def _pool(service: str, target: Upstream) -> Pool:
     pool = Pool(ListenerConfig(service, "127.0.0.1", 0), OutlierDetector(OutlierConfig()))
     pool.update(UpstreamUpdate(Selector(service), 1, (target,)))
@@ -63,7 +57,7 @@ async def _roundtrip(port: int, data: bytes) -> bytes:
         await writer.drain()
         return await asyncio.wait_for(reader.readexactly(len(data)), TIMEOUT)
     finally:
-        writer.close()
+        await closed(writer)
 
 
 class Mesh:
@@ -80,9 +74,8 @@ class Mesh:
     async def start(self, expect: str = "/svc/db") -> int:
         async with asyncio.timeout(TIMEOUT):
             await asyncio.gather(self.db.start(), self.web.start())
-        app = await asyncio.start_server(_echo, "127.0.0.1", 0)
-        self.app = app
-        app_port = app.sockets[0].getsockname()[1]
+        self.app = Echo()
+        app_port = await self.app.start()
 
         async def admit(transport: asyncio.Transport) -> bool:
             uri, _ = peer_uri(transport)
@@ -108,7 +101,7 @@ class Mesh:
     async def close(self) -> None:
         for plane in self.planes:
             await plane.close()
-        self.app.close()
+        await self.app.close()
         await self.db.close()
         await self.web.close()
 
@@ -133,7 +126,7 @@ async def test_an_upstream_with_another_identity_is_refused(api: ApiClient) -> N
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"x")
         assert await _cut(reader)
-        writer.close()
+        await closed(writer)
     finally:
         await mesh.close()
 
@@ -153,7 +146,7 @@ async def test_a_client_without_a_certificate_is_refused_at_the_handshake(api: A
         else:
             writer.write(b"x")
             assert await _cut(reader)  # TLS 1.3: the server's refusal arrives after the client's finish
-            writer.close()
+            await closed(writer)
         assert admitted == []
     finally:
         await mesh.close()
@@ -178,7 +171,7 @@ async def test_connections_survive_a_root_rotation_and_new_ones_use_the_new_leaf
             await mesh.web.rebuilt(changes[1] + 2)
         writer.write(b"during")
         assert await asyncio.wait_for(reader.readexactly(6), TIMEOUT) == b"during"
-        writer.close()
+        await closed(writer)
         assert await _roundtrip(port, b"after") == b"after"
         assert len(mesh.served) == 2
         assert mesh.served[0] != mesh.served[1]  # the second handshake presented the new leaf

@@ -39,12 +39,12 @@ Usage: waypost proxy [options]
       $ waypost proxy -config proxy.hcl -haproxy /run/haproxy.cfg \\
           -haproxy-socket /run/haproxy.sock -haproxy-bin /usr/sbin/haproxy
 
-  With -sidecar-for, it is the Connect sidecar of a registered connect-proxy service
+  With -sidecar-for, it is the Connect sidecar of a service (its registered connect-proxy)
   (as consul connect proxy): mTLS with the service's certificate on the registration's
   port, every connection authorized by intention, and a listener per upstream that
   reaches the destination's sidecars over mTLS. waypost connect proxy is the same.
 
-      $ waypost proxy -sidecar-for web-sidecar-proxy
+      $ waypost proxy -sidecar-for web
 """
 
 _LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
@@ -63,7 +63,7 @@ def _flags() -> FlagSet:
     flags.string("haproxy-socket", "", "HAProxy's admin socket (runtime API), with -haproxy.", "path")
     flags.string("haproxy-bin", "", "Start this HAProxy binary (master-worker), with -haproxy.", "path")
     flags.string("haproxy-http", "", "ip:port of an HTTP frontend routing by urlprefix- tags, with -haproxy.")
-    flags.string("sidecar-for", "", "The ID of a connect-proxy registration to run the sidecar of.", "id")
+    flags.string("sidecar-for", "", "The ID of the service whose registered sidecar to run.", "id")
     return flags
 
 
@@ -119,10 +119,10 @@ async def _serve(config: ProxyConfig, address: str, token: str, haproxy: Haproxy
     return 0
 
 
-async def _serve_sidecar(proxy_id: str, status_addr: str, address: str, token: str) -> int:
+async def _serve_sidecar(service_id: str, status_addr: str, address: str, token: str) -> int:
     log = logging.getLogger("waypost.proxy")
     async with ApiClient(address, token=token or None) as api:
-        sidecar = Sidecar(api, proxy_id)
+        sidecar = Sidecar(api, service_id)
         cancel_on_termination()
         status: StatusServer | None = None
         try:
@@ -135,7 +135,7 @@ async def _serve_sidecar(proxy_id: str, status_addr: str, address: str, token: s
             log.error("%s", exc)
             await sidecar.close()
             return 1
-        log.info("sidecar for %s running, agent at %s", proxy_id, api.address.url)
+        log.info("sidecar %s for %s running, agent at %s", sidecar.proxy_id, service_id, api.address.url)
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:

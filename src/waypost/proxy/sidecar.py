@@ -95,10 +95,12 @@ class SidecarConfig:
 
 class Sidecar:
     def __init__(
-        self, api: ApiClient, proxy_id: str, *, wait: str = "5m", rng: random.Random | None = None
+        self, api: ApiClient, service_id: str, *, wait: str = "5m", rng: random.Random | None = None
     ) -> None:
         self.api = api
-        self.proxy_id = proxy_id
+        self.service_id = service_id
+        """The ID ``-sidecar-for`` names: the service's, or its sidecar's."""
+        self.proxy_id = ""
         self.wait = wait
         self.rng = rng
         self.config: SidecarConfig | None = None
@@ -120,13 +122,35 @@ class Sidecar:
             )
         return resp.json()
 
+    async def _proxy_id(self) -> str:
+        """The sidecar registered for the service ID given, as ``consul connect proxy
+        -sidecar-for`` finds it; a connect-proxy's own ID is taken as it is."""
+        services = (await self.api.get("/v1/agent/services")).json() or {}
+        found: list[str] = sorted(
+            sid for sid, svc in services.items()
+            if svc.get("Kind") == "connect-proxy"
+            and (svc.get("Proxy") or {}).get("DestinationServiceID") == self.service_id
+        )  # fmt: skip
+        if len(found) > 1:
+            listed = "\n".join(f"    - {sid}" for sid in found)
+            raise SidecarError(
+                f"More than one sidecar proxy registered for {self.service_id}.\n"
+                f"    Start the proxy with the ID of one of them:\n{listed}"
+            )
+        if found:
+            return found[0]
+        if (services.get(self.service_id) or {}).get("Kind") == "connect-proxy":
+            return self.service_id
+        raise SidecarError(f"No sidecar proxy registered for {self.service_id}")
+
     async def start(self) -> None:
         try:
+            self.proxy_id = await self._proxy_id()
             svc = await self._read(self.proxy_id)
         except ApiError as exc:
             raise SidecarError(str(exc)) from None
         if svc is None:
-            raise SidecarError(f"unknown service ID {self.proxy_id!r}: register the sidecar first")
+            raise SidecarError(f"No sidecar proxy registered for {self.service_id}")
         parent_id = (svc.get("Proxy") or {}).get("DestinationServiceID") or ""
         parent = await self._read(parent_id) if parent_id else None
         config = self.config = SidecarConfig.from_registration(self.proxy_id, svc, parent)

@@ -21,7 +21,8 @@ __all__ = ["UNSWEPT", "Case", "check_case", "seed", "sweep_cases"]
 
 class Case(NamedTuple):
     """``kind`` is "deny" for a refused route (403 without a token), "filter" for a
-    filtered read, "txn" for /v1/txn (409). ``{sid}``, ``{accessor}``, ``{policy}`` and
+    filtered read, "stream" for a filtered delta stream (its snapshot read), "txn" for
+    /v1/txn (409). ``{sid}``, ``{accessor}``, ``{policy}`` and
     ``{role}`` in the path are the records ``seed`` made."""
 
     method: str
@@ -132,6 +133,9 @@ def sweep_cases(node: str) -> list[Case]:
         Case("GET", f"/v1/health/node/{node}", None, node_read, "filter"),
         Case("GET", "/v1/health/checks/web", None, f"{web_read}\n{node_read}", "filter"),
         Case("GET", "/v1/health/service/web", None, f"{web_read}\n{node_read}", "filter"),
+        Case("GET", "/v1/stream/health/service/web", None, f"{web_read}\n{node_read}", "stream"),
+        Case("GET", "/v1/stream/catalog/services", None, web_read, "stream"),
+        Case("GET", "/v1/stream/kv/app/", None, 'key_prefix "app/" { policy = "read" }', "stream"),
         Case("GET", "/v1/health/state/any", None, f"{node_read}\n{web_read}", "filter"),
         Case("GET", "/v1/kv/app/k", None, 'key "app/k" { policy = "read" }', "deny"),
         Case("PUT", "/v1/kv/app/k", "v", 'key "app/k" { policy = "write" }', "deny"),
@@ -276,17 +280,38 @@ def _node_services(call: Caller, node: str) -> list[dict[str, Any]]:
     return list(found["Services"]) if found else []
 
 
+def _connect(agent: AgentProcess) -> http.client.HTTPConnection:
+    if agent.tls is not None:
+        return http.client.HTTPSConnection("127.0.0.1", agent.https_port, timeout=10, context=agent.tls)
+    return http.client.HTTPConnection("127.0.0.1", agent.http_port, timeout=10)
+
+
 def _status_only(agent: AgentProcess, method: str, path: str, token: str | None) -> int:
     """The status of a streaming answer (agent/monitor), without reading its endless body."""
-    if agent.tls is not None:
-        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            "127.0.0.1", agent.https_port, timeout=10, context=agent.tls
-        )
-    else:
-        conn = http.client.HTTPConnection("127.0.0.1", agent.http_port, timeout=10)
+    conn = _connect(agent)
     try:
         conn.request(method, path, headers={"X-Consul-Token": token} if token else {})
         return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def _snapshot_rows(agent: AgentProcess, path: str, token: str | None) -> int:
+    """How many rows a delta stream's snapshot shows (it is read up to its end marker)."""
+    conn = _connect(agent)
+    try:
+        conn.request("GET", path, headers={"X-Consul-Token": token} if token else {})
+        resp = conn.getresponse()
+        assert resp.status == 200, (path, resp.status, resp.read())
+        rows = 0
+        for _ in range(10_000):
+            line = resp.readline()
+            assert line, f"{path}: the stream ended before its snapshot did"
+            if line == b"event: upsert\n":
+                rows += 1
+            elif line == b"event: end-of-snapshot\n":
+                return rows
+        raise AssertionError(f"{path}: no end-of-snapshot")
     finally:
         conn.close()
 
@@ -300,6 +325,10 @@ def check_case(call: Caller, case: Case, seeded: dict[str, str]) -> None:
         assert _status_only(call.agent, method, path, None) == 403
         token = call.token_for(rules, f"grant-{uuid.uuid4().hex}")
         assert _status_only(call.agent, method, path, token) == 200
+        return
+    if kind == "stream":
+        assert _snapshot_rows(call.agent, path, None) == 0
+        assert _snapshot_rows(call.agent, path, call.token_for(rules, f"grant-{uuid.uuid4().hex}")) > 0
         return
     status, value, headers = call(method, path, body)
     if kind == "deny":

@@ -370,6 +370,7 @@ def _intention_match(app: ApiApp, req: Request, authz: Authorizer) -> Filter | N
 
 _SESSIONS = filtered(_list(lambda a, s: a.allowed("session", s.get("Node", ""), "read")), "session")
 _CHECKS = filtered(_list(_check_ok), "node", "service")
+_SERVICE_NAMES = filtered(_dict(lambda a, name, tags: _service_ok(a, name)), "service")
 _NODE_SERVICES = filtered(_node_services, "node", "service")
 ACL_READ, ACL_WRITE = need("acl", "read"), need("acl", "write")
 OPERATOR_READ, OPERATOR_WRITE = need("operator", "read"), need("operator", "write")
@@ -418,7 +419,7 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("PUT", "/v1/catalog/deregister"): need("node", "write", _body_field("Node")),
     ("GET", "/v1/catalog/datacenters"): OPEN,
     ("GET", "/v1/catalog/nodes"): filtered(_list(lambda a, n: _node_ok(a, n.get("Node"))), "node"),
-    ("GET", "/v1/catalog/services"): filtered(_dict(lambda a, name, tags: _service_ok(a, name)), "service"),
+    ("GET", "/v1/catalog/services"): _SERVICE_NAMES,
     ("GET", "/v1/internal/ui/services"): filtered(_list(lambda a, s: _service_ok(a, s["Name"])), "service"),
     ("GET", "/v1/internal/ui/nodes"): filtered(_node_infos, "node", "service"),
     ("GET", "/v1/internal/ui/node/:node"): filtered(_node_info, "node", "service"),
@@ -429,6 +430,9 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("GET", "/v1/health/checks/:service"): _CHECKS,
     ("GET", "/v1/health/service/:service"): filtered(_list(_health_row_ok), "node", "service"),
     ("GET", "/v1/health/state/:state"): _CHECKS,
+    ("GET", "/v1/stream/health/service/:name"): filtered(_list(_health_row_ok), "node", "service"),
+    ("GET", "/v1/stream/catalog/services"): _SERVICE_NAMES,
+    ("GET", "/v1/stream/kv/:prefix"): filtered(_KV_RECURSE.rows, "key"),
     ("GET", "/v1/kv/:key"): Need(_kv_read),
     ("PUT", "/v1/kv/:key"): need("key", "write", _param),
     ("DELETE", "/v1/kv/:key"): Need(_kv_delete),

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from waypost.api.common import json_response
 from waypost.api.http import Response
+from waypost.api.stream import hub_of
 
 if TYPE_CHECKING:
     from waypost.api.app import ApiApp
@@ -23,6 +24,7 @@ def _gauges(app: ApiApp) -> dict[str, float]:
         "consul.kvs.tombstones": float(len(idx.kv_tombstones)),
         "consul.session.active": float(len(idx.sessions)),
         "consul.blocking_queries.waiting": float(idx.topics.waiter_count()),
+        "waypost.stream.readers": float(hub_of(app.agent.require_state()).readers()),
         "consul.state.revision": float(idx.revision),
         "consul.state.quarantined_keys": float(len(idx.quarantined)),
         "consul.runtime.max_rss_kb": float(usage.ru_maxrss),
@@ -33,7 +35,11 @@ def _gauges(app: ApiApp) -> dict[str, float]:
 
 def _counters(app: ApiApp) -> dict[str, int]:
     """Totals since start-up; a scrape or a sampled window sees them only grow."""
-    return {"consul.state.decode_errors": app.agent.require_state().decode_errors}
+    state = app.agent.require_state()
+    return {
+        "consul.state.decode_errors": state.decode_errors,
+        "waypost.stream.cut_off": hub_of(state).cut_off,
+    }
 
 
 def _sampled(name: str, total: int) -> dict[str, object]:

@@ -28,6 +28,7 @@ from waypost.api import (
     session,
     snapshot,
     status,
+    stream,
     txn,
     ui,
     virtual_ips,
@@ -46,9 +47,11 @@ WRITE = (PUT, POST)
 
 DC_AGNOSTIC = (
     "/v1/agent/", "/v1/internal/", "/v1/event/list", "/v1/catalog/datacenters", "/v1/coordinate/datacenters",
+    "/v1/stream/",
 )  # fmt: skip
 """Paths Consul answers from the agent itself or across datacenters, so ``?dc`` does not
-route them; any other path naming a datacenter but this one is forwarded there (``waypost.wan``)."""
+route them (a stream is not forwarded: it refuses another datacenter's ``?dc``); any other
+path naming a datacenter but this one is forwarded there (``waypost.wan``)."""
 
 SPOOLED_BODIES = frozenset({(PUT, "/v1/snapshot")})
 """Requests whose body the HTTP server writes to a temporary file, with no size cap: Consul
@@ -117,6 +120,9 @@ ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [
     (READ, "/v1/health/checks/:service", health.checks),
     (READ, "/v1/health/service/:service", health.service),
     (READ, "/v1/health/state/:state", health.state),
+    (READ, "/v1/stream/health/service/:name", stream.health_service),
+    (READ, "/v1/stream/catalog/services", stream.catalog_services),
+    (READ, "/v1/stream/kv/:prefix", stream.kv),
     (READ, "/v1/kv/:key", kv.get),
     (WRITE, "/v1/kv/:key", kv.put),
     ((DELETE,), "/v1/kv/:key", kv.delete),

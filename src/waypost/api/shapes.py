@@ -644,6 +644,13 @@ OTHER_READS: dict[str, str] = {
     "/v1/agent/host": "free-form host facts",
     "/v1/agent/metrics": "go-metrics JSON, or Prometheus text",
     "/v1/agent/monitor": "a text stream",
+    "/v1/stream/health/service/:name": (
+        "waypost's own: server-sent events of CheckServiceNode, as in /v1/health/service (docs/streaming.md)"
+    ),
+    "/v1/stream/catalog/services": (
+        "waypost's own: server-sent events of /v1/catalog/services entries (docs/streaming.md)"
+    ),
+    "/v1/stream/kv/:prefix": "waypost's own: server-sent events of KV entries (docs/streaming.md)",
     "/v1/catalog/datacenters": "a list of names",
     "/v1/catalog/services": "an object of service names to tag lists (`[]`, never `null`)",
     "/v1/status/leader": "a string",

@@ -1,0 +1,169 @@
+"""/v1/stream: the delta streams beside the blocking reads, as server-sent events.
+
+A thin adapter over ``waypost.stream``: it checks the request, subscribes a reader to its
+topic and pumps the reader's framed events into a streamed response. The HTTP server pulls
+the next chunk only while the client reads, so a reader that stops reading accumulates
+changes in its ``Subscriber`` until the bound, where it is hung up on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import AsyncIterator, Callable, Collection
+from typing import TYPE_CHECKING
+
+from waypost.api.acl_rules import NEEDS
+from waypost.api.common import HTTPError, filter_predicate, parse_uint
+from waypost.api.http import Request, Response
+from waypost.api.selectors import CHECK_SERVICE_NODE
+from waypost.state.state import State
+from waypost.store.base import Event
+from waypost.stream.feed import Change, Hub
+from waypost.stream.subscriber import Subscriber, Test
+
+if TYPE_CHECKING:
+    from waypost.api.app import ApiApp
+
+__all__ = ["hub_of"]
+
+log = logging.getLogger("waypost.stream")
+
+PING = 15.0
+"""Seconds of silence after which an idle stream gets a keep-alive comment."""
+
+_HUBS: weakref.WeakKeyDictionary[State, Hub] = weakref.WeakKeyDictionary()
+
+
+def hub_of(state: State) -> Hub:
+    """The topics followed over ``state``, fed by its change feed from the first reader on."""
+    hub = _HUBS.get(state)
+    if hub is None:
+        hub = _HUBS[state] = Hub()
+        state.listeners.append(_Feeder(state, hub))
+    return hub
+
+
+class _Feeder:
+    """The state listener: each applied revision to the hub, or after a re-list a rebuild."""
+
+    def __init__(self, state: State, hub: Hub) -> None:
+        self._state = weakref.ref(state)
+        self._hub = hub
+        self._relists = state.relists
+
+    def __call__(self, batch: list[Event], revision: int) -> None:
+        state = self._state()
+        if state is None:
+            return
+        if state.relists != self._relists:
+            self._relists = state.relists
+            self._hub.rebuild(state.indexes)
+        else:
+            self._hub.apply(state.indexes, batch, revision)
+
+
+def health_service(app: ApiApp, req: Request) -> Response:
+    if not req.param:
+        raise HTTPError(400, "Missing service name")
+    return _open(app, req, "health", "/v1/stream/health/service/:name", CHECK_SERVICE_NODE)
+
+
+def catalog_services(app: ApiApp, req: Request) -> Response:
+    return _open(app, req, "catalog", "/v1/stream/catalog/services", None)
+
+
+def kv(app: ApiApp, req: Request) -> Response:
+    return _open(app, req, "kv", "/v1/stream/kv/:prefix", None)
+
+
+def _resume(req: Request) -> int | None:
+    """The index a reconnecting reader saw last: ``Last-Event-ID`` (what an EventSource
+    sends), else ``?index``; 0 or neither means "from a snapshot"."""
+    raw = req.headers.get("last-event-id")
+    if raw is not None:
+        raw = raw.strip()
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
+            raise HTTPError(400, f"Invalid Last-Event-ID: {raw!r} is not an index")
+        return int(raw) or None
+    return parse_uint(req, "index") or None
+
+
+def _open(app: ApiApp, req: Request, kind: str, route: str, selectors: Collection[str] | None) -> Response:
+    dc = req.arg("dc")
+    if dc and dc != app.agent.datacenter:
+        raise HTTPError(400, f"Streams are served within their datacenter: ask an agent in {dc!r}")
+    if selectors is None and req.arg("filter"):
+        raise HTTPError(400, f"Invalid filter: {route} takes no filter")
+    keep = filter_predicate(req, selectors) if selectors is not None else None
+    resume = _resume(req)
+    state = app.state
+    hub = hub_of(state)
+    topic = hub.topic(kind, req.param, state.indexes)
+    match: Test | None = None if keep is None else lambda change: keep(change.row)
+    sub = Subscriber(topic, match=match)
+    if app.gate is not None:
+        sub.recheck = _acl(app, req, route, sub)
+        sub.recheck()
+    sub.start(state.indexes, resume)
+    headers = [("Cache-Control", "no-cache"), ("X-Consul-Index", str(max(1, state.indexes.revision)))]
+    return Response(content_type="text/event-stream", headers=headers, stream=_pump(hub, sub, req))
+
+
+def _acl(app: ApiApp, req: Request, route: str, sub: Subscriber) -> Callable[[], bool | None]:
+    """What the reader's token may read, filtered as the matching list endpoint filters;
+    checked again whenever a token, policy or role changes."""
+    gate, need = app.gate, NEEDS["GET", route]
+    assert gate is not None
+
+    def recheck() -> bool | None:
+        before = sub.acl
+        try:
+            verdict = gate.check(app, req, need)
+        except HTTPError:
+            return False
+        if verdict is None or isinstance(verdict, Response):
+            sub.acl = None
+            return None if before is None else True
+        authz, flt = verdict
+
+        def readable(change: Change) -> bool:
+            return bool(flt.rows(authz, change.acl))
+
+        sub.acl = readable
+        return True
+
+    return recheck
+
+
+async def _pump(hub: Hub, sub: Subscriber, req: Request) -> AsyncIterator[bytes]:
+    ready = asyncio.Event()
+
+    def wake() -> None:
+        if sub.cut:
+            hub.cut_off += 1
+            log.warning(
+                "stream reader %s on %s fell more than %d bytes behind; disconnected",
+                req.remote, req.path, sub.limit,
+            )  # fmt: skip
+            req.hangup()
+        ready.set()
+
+    sub.wake = wake
+    try:
+        while True:
+            chunk = sub.take()
+            if chunk:
+                yield chunk
+                continue
+            if sub.closed:
+                return
+            ready.clear()
+            try:
+                async with asyncio.timeout(PING):
+                    await ready.wait()
+            except TimeoutError:
+                sub.ping()
+    finally:
+        sub.close()

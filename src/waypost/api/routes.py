@@ -46,7 +46,8 @@ READ = (GET,)
 WRITE = (PUT, POST)
 
 DC_AGNOSTIC = (
-    "/v1/agent/", "/v1/internal/", "/v1/event/list", "/v1/catalog/datacenters", "/v1/coordinate/datacenters",
+    "/v1/agent/", "/v1/internal/query/", "/v1/internal/wan/", "/v1/internal/acl/", "/v1/event/list",
+    "/v1/catalog/datacenters", "/v1/coordinate/datacenters",
     "/v1/stream/",
 )  # fmt: skip
 """Paths Consul answers from the agent itself or across datacenters, so ``?dc`` does not

@@ -102,3 +102,12 @@ def test_services_summary_blocks_until_a_check_changes(agent: AgentProcess) -> N
     assert not waiter.is_alive()
     assert int(answer["headers"]["X-Consul-Index"]) > index
     assert b'"ChecksCritical":0' in answer["body"]
+
+
+def test_another_datacenter_is_not_answered_from_this_one(agent: AgentProcess) -> None:
+    """As Consul's, the UI's reads honour ``?dc``: a datacenter with no path is an error,
+    not this datacenter's catalog under another name."""
+    for path in ("/v1/internal/ui/services", "/v1/internal/ui/nodes", "/v1/internal/ui/node/n1"):
+        status, _, body = agent.request("GET", f"{path}?dc=nowhere")
+        assert (status, body) == (500, b"No path to datacenter"), path
+        assert agent.request("GET", f"{path}?dc=dc1")[0] == 200

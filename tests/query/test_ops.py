@@ -89,7 +89,9 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
 
 
 @pytest.mark.etcd
-async def test_servers_sharing_etcd_agree_and_a_leased_query_expires_there(etcd: EtcdCluster) -> None:
+async def test_servers_sharing_etcd_agree_on_names_even_racing_and_a_leased_query_expires(
+    etcd: EtcdCluster,
+) -> None:
     stores = [EtcdStore(etcd.endpoints) for _ in range(2)]
     states = [State(s) for s in stores]
     try:
@@ -102,6 +104,16 @@ async def test_servers_sharing_etcd_agree_and_a_leased_query_expires_there(etcd:
         assert qid == Resolver().resolve(two.indexes, "SHARED").ID
         with pytest.raises(QueryError, match="aliases an existing query name"):
             await create_query(two, _def(Name="shared"))
+        for round_ in range(5):
+            raced = await asyncio.gather(
+                *(create_query(st, _def(Name=f"raced-{round_}")) for st in (one, two, one, two)),
+                return_exceptions=True,
+            )
+            assert sum(isinstance(r, str) for r in raced) == 1, raced
+            assert all(isinstance(r, str | QueryError) for r in raced), raced
+            await asyncio.wait_for(two.catch_up(), 10)
+            names = [q.Name for q in two.indexes.prepared_queries.values()]
+            assert names.count(f"raced-{round_}") == 1
         sid = await session_ops.create_session(two, Session(ID="", Node="n1", TTL="10s"), ttl=0.5)
         leased = await create_query(two, _def(Session=sid))
         for _ in range(100):

@@ -53,14 +53,11 @@ def live_queries(idx: Indexes) -> list[PreparedQuery]:
 def _check(idx: Indexes, query: PreparedQuery, existing: PreparedQuery | None) -> list[Compare]:
     """Consul's ``preparedQuerySetTxn`` checks; the compares make them hold at commit."""
     compares: list[Compare] = []
-    name = query.Name.lower()
     for other in live_queries(idx):
         if other.ID == query.ID:
             continue
-        if name and other.Name.lower() == name:
-            raise QueryError(f"name '{query.Name}' aliases an existing query name")
-        if not name and is_template(query) and is_template(other) and not other.Name:
-            raise QueryError("a query template with an empty name already exists")
+        if _same_name(query, other):
+            raise _name_taken(query)
     if _UUID.match(query.Name) and query.Name.lower() in idx.prepared_queries:
         raise QueryError(f"name '{query.Name}' aliases an existing query ID")
     if query.Session:
@@ -93,10 +90,41 @@ async def _put(state: State, query: PreparedQuery, create: bool) -> None:
 
 
 async def create_query(state: State, query: PreparedQuery) -> str:
-    """Store a new query under a fresh ID (the body's ID is not used, as in Consul)."""
+    """Store a new query under a fresh ID (the body's ID is not used, as in Consul).
+
+    Two servers creating the same name at once both pass the plan's check, as nothing in
+    the store claims a name. Each then looks again once its write is applied (the feed is
+    ordered, so an earlier rival is in view by then) and the later one withdraws: the
+    older query keeps the name, as it would in Consul's serial log."""
     query = msgspec.structs.replace(query, ID=str(uuid.uuid4()))
     await _put(state, query, create=True)
+    stored = state.indexes.prepared_queries.get(query.ID)
+    if stored is not None and _older_namesake(state.indexes, stored):
+        await delete_query(state, query.ID)
+        raise _name_taken(query)
     return query.ID
+
+
+def _older_namesake(idx: Indexes, query: PreparedQuery) -> bool:
+    """Whether a query created before ``query`` holds its name (or is the catch-all template)."""
+    mine = (query.CreateIndex, query.ID)
+    return any(
+        other.ID != query.ID and (other.CreateIndex, other.ID) < mine and _same_name(query, other)
+        for other in live_queries(idx)
+    )
+
+
+def _same_name(query: PreparedQuery, other: PreparedQuery) -> bool:
+    """Names are unique case-blind; of the unnamed, only templates are (one catch-all)."""
+    if query.Name:
+        return other.Name.lower() == query.Name.lower()
+    return is_template(query) and is_template(other) and not other.Name
+
+
+def _name_taken(query: PreparedQuery) -> QueryError:
+    if query.Name:
+        return QueryError(f"name '{query.Name}' aliases an existing query name")
+    return QueryError("a query template with an empty name already exists")
 
 
 async def update_query(state: State, query: PreparedQuery) -> None:

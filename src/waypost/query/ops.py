@@ -1,8 +1,9 @@
 """Prepared queries in the store: writes with Consul's integrity rules, and name resolution.
 
 Every rule Consul's state store checks inside its transaction is checked in the write's
-plan, which ``State.write`` re-runs after a lost race, and guarded by compares, so two
-servers cannot store two queries of one name. A query bound to a session is stored on
+plan, which ``State.write`` re-runs after a lost race; the records it relies on (the query,
+its session) are guarded by compares, and a name two servers claim at once is settled
+after the fact (see ``create_query``). A query bound to a session is stored on
 that session's lease: when the session expires the store deletes the query with it, and
 ``destroy_session`` deletes it in the same transaction as the session.
 """

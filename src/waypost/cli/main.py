@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "event": ("waypost.cli.event_cmd", "Fire a new event"),
     "force-leave": ("waypost.cli.force_leave_cmd", 'Forces a member of the cluster into the "left" state'),
     "info": ("waypost.cli.info_cmd", "Provides debugging information for operators"),
+    "intention": ("waypost.cli.intention_cmd", "Interact with Connect service intentions"),
     "join": ("waypost.cli.join_cmd", "Tell waypost agent to join cluster"),
     "kv": ("waypost.cli.kv_cmd", "Interact with the key-value store"),
     "leave": ("waypost.cli.leave_cmd", "Gracefully leaves the cluster and shuts down"),

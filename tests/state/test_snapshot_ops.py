@@ -14,6 +14,8 @@ import msgspec
 import pytest
 
 from etcd_cluster import etcd_available, etcd_cluster
+from waypost.query.definition import decode_definition
+from waypost.query.ops import create_query
 from waypost.state import acl_ops, catalog_ops, kv_ops, schema, session_ops, snapshot_ops
 from waypost.state import snapshot as archive
 from waypost.state.model import ACLPolicy, HealthCheck, KVEntry, Node, NodeService, Session
@@ -76,6 +78,19 @@ async def test_restore_replaces_records_and_recreates_session_leases(state: Stat
     # The replaced session's lease is gone, so it can never delete the restored session.
     with pytest.raises(LeaseNotFoundError):
         await state.store.lease_keepalive(old_lease)
+
+
+async def test_a_query_bound_to_a_ttl_session_is_restored_on_its_new_lease(state: State) -> None:
+    await catalog_ops.register(state, NODE)
+    sid = await session_ops.create_session(state, Session(ID="", Node="n1", TTL="10s"), ttl=10.0)
+    bound = await create_query(state, decode_definition({"Session": sid, "Service": {"Service": "web"}}))
+    data, _ = await snapshot_ops.save(state)
+    await snapshot_ops.restore(state, decode(data))
+    read = await state.store.get(schema.PREPARED_QUERIES.key(bound))
+    assert read is not None
+    assert read.lease == state.indexes.session_leases[sid] != 0
+    await session_ops.destroy_session(state, sid)
+    assert bound not in state.indexes.prepared_queries
 
 
 async def test_a_session_ttl_that_cannot_be_read_changes_nothing(state: State) -> None:

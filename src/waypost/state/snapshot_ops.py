@@ -69,6 +69,7 @@ async def restore(state: State, snap: archive.Snapshot) -> int:
     # Leases are granted before the write; should the write fail they hold no keys (unless
     # part of a split restore landed, which then keeps its sessions) and lapse on their own.
     granted = {key: await store.lease_grant(ttl * SESSION_TTL_MULTIPLIER) for key, ttl in ttls.items()}
+    granted |= _bound_queries(snap, granted)
     ops: list[Op] = [Delete(kv.key) for kv in current if kv.key not in wanted]
     ops += [
         Put(e.Key, schema.carry(e.Value, e.CreateIndex, e.ModifyIndex), granted.get(e.Key, 0))
@@ -79,6 +80,20 @@ async def restore(state: State, snap: archive.Snapshot) -> int:
         await store.lease_revoke(lease)
     await state.wait_applied(revision)
     return revision
+
+
+def _bound_queries(snap: archive.Snapshot, granted: dict[str, int]) -> dict[str, int]:
+    """Prepared queries bound to a TTL session go on that session's new lease, so that they
+    still expire with it, as they did before the snapshot."""
+    leases: dict[str, int] = {}
+    for _, entry in snap.entries:
+        if archive.snapshotted(entry.Key) is not schema.PREPARED_QUERIES:
+            continue
+        session = schema.PREPARED_QUERIES.decode(entry.Value, 0, 0).Session
+        lease = granted.get(schema.SESSIONS.key(session), 0) if session else 0
+        if lease:
+            leases[entry.Key] = lease
+    return leases
 
 
 def _session_ttls(snap: archive.Snapshot) -> dict[str, float]:

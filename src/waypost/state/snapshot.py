@@ -66,6 +66,7 @@ TYPES: dict[str, tuple[int, str]] = {
     schema.VIRTUAL_IPS.name: (32, "ServiceVirtualIP"),
     schema.VIRTUAL_IP_CLAIMS.name: (32, "ServiceVirtualIP"),
     schema.ACL_BOOTSTRAP.name: (11, "ACLBootstrap"),
+    schema.INTENTIONS.name: (12, "Intention"),
     schema.CONNECT_CA.name: (13, "ConnectCA"),
     schema.ACL_TOKENS.name: (17, "ACLToken"),
     schema.ACL_POLICIES.name: (19, "ACLPolicy"),

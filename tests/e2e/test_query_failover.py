@@ -1,7 +1,8 @@
 """A prepared query failing over between two federated datacenters (each a dev server with
 its own store), over HTTP and DNS: served from the local datacenter while it has passing
 instances, from the other when every local instance fails, and from the local one again
-once it recovers. An unknown datacenter in ``Failover.Datacenters`` is skipped."""
+once it recovers. An unknown datacenter in ``Failover.Datacenters`` is skipped, and
+``?dc=`` (and ``<name>.query.<dc>``) reach the other datacenter's own queries."""
 
 from __future__ import annotations
 
@@ -129,3 +130,16 @@ def test_an_unknown_datacenter_is_skipped_and_not_counted(dcs: tuple[AgentProces
         dc1, {"Name": "web-nowhere", "Service": {"Service": "nope", "Failover": {"Datacenters": ["nowhere"]}}}
     )
     assert _served(dc1, "web-nowhere") == ("dc1", 0, [])
+
+
+def test_dc_forwards_query_calls_to_the_other_datacenter(dcs: tuple[AgentProcess, AgentProcess]) -> None:
+    dc1, dc2 = dcs
+    body = json.dumps({"Name": "web-in-dc2", "Service": {"Service": "web"}}).encode()
+    status, _, raw = dc1.request("POST", "/v1/query?dc=dc2", body)
+    assert status == 200, raw
+    qid = json.loads(raw)["ID"]
+    assert [q["ID"] for q in dc2.get("/v1/query") if q["Name"] == "web-in-dc2"] == [qid]
+    assert all(q["Name"] != "web-in-dc2" for q in dc1.get("/v1/query"))
+    answer = dc1.get("/v1/query/web-in-dc2/execute?dc=dc2")
+    assert (answer["Datacenter"], [n["Node"]["Node"] for n in answer["Nodes"]]) == ("dc2", ["b1"])
+    assert _dig(dc1, "web-in-dc2.query.dc2.consul") == ["127.0.0.12"]

@@ -50,6 +50,11 @@ SWEEP = [
     ("/v1/health/checks/web", 'Status == "critical"', 'Status == "passing"', "service:web-1"),
     ("/v1/health/service/web", 'Service.Meta.env == "prod"', "Checks.Status == warning", "web-1"),
     ("/v1/health/state/any", 'ServiceName == "web"', 'ServiceName == "db"', "service:web-1"),
+    ("/v1/catalog/connect/web", 'ServiceKind == "connect-proxy"', "ServicePort == 1", "web-proxy-1"),
+    ("/v1/health/connect/web", 'Service.Kind == "connect-proxy"', "Service.Port == 1", "web-proxy-1"),
+    # Ingress gateways come from config entries waypost does not keep: never a row to match.
+    ("/v1/health/ingress/web", 'Service.Kind == "ingress-gateway"', "Service.Port == 1", ""),
+    ("/v1/connect/intentions", 'SourceName == "web"', 'SourceName == "nope"', "web"),
 ]
 MALFORMED = 'Meta.env == "prod" and'
 EVALUATOR_ERROR = b"Failed to create boolean expression evaluator: "
@@ -61,8 +66,15 @@ def agent(dev_agent: AgentProcess) -> Iterator[AgentProcess]:
     client.agent.service.register(
         "web", service_id="web-1", port=8080, tags=["v1"], meta={"env": "prod"}, check=consul.Check.ttl("60s")
     )
+    proxy = {"DestinationServiceName": "web"}
+    dev_agent.put(
+        "/v1/agent/service/register",
+        {"Name": "web-proxy", "ID": "web-proxy-1", "Kind": "connect-proxy", "Port": 21000, "Proxy": proxy},
+    )
+    dev_agent.request("PUT", "/v1/connect/intentions/exact?source=web&destination=db", b'{"Action": "allow"}')
     yield dev_agent
     client.agent.service.deregister("web-1")
+    client.agent.service.deregister("web-proxy-1")
 
 
 def _rows(body: Any) -> Any:

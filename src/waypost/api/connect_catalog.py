@@ -89,8 +89,10 @@ def health_connect(app: ApiApp, req: Request) -> Response | Any:
 
 def health_ingress(app: ApiApp, req: Request) -> Response | Any:
     """Ingress gateways exposing the service: those come from ingress-gateway config
-    entries, which waypost does not keep, so there are none (a blocking read still waits)."""
+    entries, which waypost does not keep, so there are none (a blocking read still waits;
+    a malformed ``?filter`` is still refused)."""
     require_param(req, "service name")
+    filter_predicate(req, CHECK_SERVICE_NODE)
     return indexed_read(app, req, lambda idx: (idx.table_index("services"), (("services",),), []), None)
 
 

@@ -1,0 +1,51 @@
+"""What the sidecar takes from a connect-proxy registration, and the errors naming what is missing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from waypost.proxy.sidecar import DEFAULT_BIND, SidecarConfig, SidecarError
+
+
+def _proxy(**proxy: Any) -> dict[str, Any]:
+    return {"Kind": "connect-proxy", "Port": 21000, "Proxy": {"DestinationServiceName": "web", **proxy}}
+
+
+def test_the_registration_gives_listeners_and_the_local_service() -> None:
+    upstreams = [
+        {"DestinationName": "db", "LocalBindPort": 9191},
+        {
+            "DestinationName": "cache",
+            "LocalBindPort": 9292,
+            "LocalBindAddress": "127.0.0.2",
+            "Datacenter": "dc2",
+        },
+        {"DestinationType": "prepared_query", "DestinationName": "q", "LocalBindPort": 9393},
+    ]
+    svc = _proxy(LocalServicePort=8080, Upstreams=upstreams, Config={"bind_address": "127.0.0.1"})
+    config = SidecarConfig.from_registration("web-sidecar-proxy", svc, None)
+    assert (config.destination, config.bind, config.port) == ("web", "127.0.0.1", 21000)
+    assert (config.local_address, config.local_port) == ("127.0.0.1", 8080)
+    assert config.upstreams == (("db", "", "127.0.0.1", 9191), ("cache", "dc2", "127.0.0.2", 9292))
+
+
+def test_the_local_port_defaults_to_the_destinations_and_the_bind_to_consuls() -> None:
+    config = SidecarConfig.from_registration("p", _proxy(), {"ID": "web", "Port": 8081})
+    assert (config.local_port, config.bind) == (8081, DEFAULT_BIND)
+
+
+@pytest.mark.parametrize(
+    ("svc", "parent", "message"),
+    [
+        ({"Kind": "", "Port": 1}, None, "is not a connect-proxy registration"),
+        (None, None, "is not a connect-proxy registration"),
+        ({"Kind": "connect-proxy", "Port": 1, "Proxy": {}}, None, "no Proxy.DestinationServiceName"),
+        ({**_proxy(), "Port": 0}, None, "no port to listen on"),
+        (_proxy(), None, "no Proxy.LocalServicePort and no destination port"),
+    ],
+)
+def test_a_registration_that_cannot_be_proxied_is_named(svc: Any, parent: Any, message: str) -> None:
+    with pytest.raises(SidecarError, match=message):
+        SidecarConfig.from_registration("p", svc, parent)

@@ -116,10 +116,15 @@ async def test_two_services_with_sidecars(agent: AgentProcess, tmp_path: Path) -
             "Connect": {"SidecarService": {"Port": db_public, "Proxy": {"Config": local}}},
         },
     )
-    web_proxy = {"Config": local, "Upstreams": [{"DestinationName": "db", "LocalBindPort": upstream}]}
+    web_proxy: dict[str, Any] = {
+        "Config": local,
+        "Upstreams": [{"DestinationName": "db", "LocalBindPort": upstream}],
+    }
+    web: dict[str, Any] = {"Name": "web", "Port": 1}
+    web_sidecar = {"Port": web_public}
     agent.put(
         "/v1/agent/service/register",
-        {"Name": "web", "Port": 1, "Connect": {"SidecarService": {"Port": web_public, "Proxy": web_proxy}}},
+        {**web, "Connect": {"SidecarService": {**web_sidecar, "Proxy": web_proxy}}},
     )
     intention(agent, "allow")
     with (
@@ -140,6 +145,20 @@ async def test_two_services_with_sidecars(agent: AgentProcess, tmp_path: Path) -
         assert status(db_status)["Refused"] >= 1
         intention(agent, "allow")
         await until(upstream, b"ping", limit=1.0)
+
+        # The registration is followed: an upstream added later gets its listener.
+        second = free_port()
+        more = {
+            **web_proxy,
+            "Upstreams": [*web_proxy["Upstreams"], {"DestinationName": "db", "LocalBindPort": second}],
+        }
+        agent.put(
+            "/v1/agent/service/register",
+            {**web, "Connect": {"SidecarService": {**web_sidecar, "Proxy": more}}},
+        )
+        wait_for(lambda: len(status(web_status)["Listeners"]) == 2, limit=TIMEOUT)
+        wait_for(lambda: all(lst["Upstreams"] for lst in status(web_status)["Listeners"]), limit=30)
+        assert await roundtrip(second, b"second") == b"second"
 
         # A root rotation while a connection streams: it keeps flowing, and new ones work.
         reader, writer = await asyncio.open_connection("127.0.0.1", upstream)

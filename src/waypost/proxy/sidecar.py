@@ -10,7 +10,9 @@ whose connections go out over mTLS to the destination's sidecars, found through
 
 Every inbound connection is authorized after its handshake by ``/v1/agent/connect/authorize``
 with the client certificate's URI, so a changed intention applies to the next connection;
-an upstream whose certificate is not the destination service's is refused. The listeners
+an upstream whose certificate is not the destination service's is refused. The registration
+is followed too (a blocking read on its content hash): upstreams added or removed open or
+close their listeners, and a new port or local service moves the public listener. The listeners
 and balancing are the built-in proxy's (``tcp.py``, ``pool.py``), with TLS added.
 """
 
@@ -23,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from waypost.client import ApiClient, ApiError
+from waypost.client import ApiClient, ApiError, Backoff
+from waypost.durations import parse_duration
 from waypost.proxy.config import ListenerConfig, OutlierConfig
 from waypost.proxy.mtls import Certificates, peer_uri
 from waypost.proxy.outlier import OutlierDetector
@@ -40,6 +43,10 @@ CERTIFICATE_WAIT = 30.0
 """Seconds start-up waits for the first leaf and roots."""
 
 
+UpstreamSpec = tuple[str, str, str, int]
+"""An upstream of the registration: (destination name, datacenter, local bind address, port)."""
+
+
 class SidecarError(Exception):
     """The registration cannot be proxied (missing, not a connect-proxy, no port); names why."""
 
@@ -54,8 +61,7 @@ class SidecarConfig:
     port: int
     local_address: str
     local_port: int
-    upstreams: tuple[tuple[str, str, str, int], ...]
-    """(destination name, datacenter, local bind address, local bind port)."""
+    upstreams: tuple[UpstreamSpec, ...]
 
     @classmethod
     def from_registration(cls, proxy_id: str, svc: Any, parent: Any) -> SidecarConfig:
@@ -108,19 +114,29 @@ class Sidecar:
         self.watcher = UpstreamWatcher(api, wait=wait)
         self.watcher.on_update(self._apply)
         self.inbound: TcpListener | None = None
-        self.upstreams: dict[Selector, TcpListener] = {}
+        self.upstreams: dict[UpstreamSpec, tuple[Selector, TcpListener]] = {}
         self.refused = 0
         """Inbound connections refused by intention since start."""
+        self._follow: asyncio.Task[None] | None = None
 
-    async def _read(self, service_id: str) -> Any:
-        resp = await self.api.request("GET", "/v1/agent/service/" + quote(service_id, safe=""))
+    async def _read(self, service_id: str, query: Any = None) -> tuple[Any, str]:
+        """A registration and its content hash; None for an unknown ID. With ``query``'s
+        ``hash`` and ``wait``, a blocking read until the registration changes."""
+        timeout = parse_duration(self.wait) * 1.1 + 15 if query else None
+        path = "/v1/agent/service/" + quote(service_id, safe="")
+        resp = await self.api.request("GET", path, query=query, read_timeout=timeout)
         if resp.status == 404:
-            return None
+            return None, ""
         if resp.status >= 400:
             raise SidecarError(
                 f"reading service {service_id!r}: {resp.status} {resp.body.decode(errors='replace')}"
             )
-        return resp.json()
+        return resp.json(), resp.headers.get("X-Consul-Contenthash", "")
+
+    async def _config(self, svc: Any) -> SidecarConfig:
+        parent_id = (svc.get("Proxy") or {}).get("DestinationServiceID") or ""
+        parent = (await self._read(parent_id))[0] if parent_id else None
+        return SidecarConfig.from_registration(self.proxy_id, svc, parent)
 
     async def _proxy_id(self) -> str:
         """The sidecar registered for the service ID given, as ``consul connect proxy
@@ -146,21 +162,19 @@ class Sidecar:
     async def start(self) -> None:
         try:
             self.proxy_id = await self._proxy_id()
-            svc = await self._read(self.proxy_id)
+            svc, digest = await self._read(self.proxy_id)
+            if svc is None:
+                raise SidecarError(f"No sidecar proxy registered for {self.service_id}")
+            config = self.config = await self._config(svc)
         except ApiError as exc:
             raise SidecarError(str(exc)) from None
-        if svc is None:
-            raise SidecarError(f"No sidecar proxy registered for {self.service_id}")
-        parent_id = (svc.get("Proxy") or {}).get("DestinationServiceID") or ""
-        parent = await self._read(parent_id) if parent_id else None
-        config = self.config = SidecarConfig.from_registration(self.proxy_id, svc, parent)
         self.certificates = Certificates(self.api, config.destination, wait=self.wait)
         try:
             async with asyncio.timeout(CERTIFICATE_WAIT):
                 await self.certificates.start()
             await self._open_inbound(config, self.certificates)
-            for name, dc, address, port in config.upstreams:
-                await self._open_upstream(name, dc, address, port, self.certificates)
+            for upstream in config.upstreams:
+                await self._open_upstream(upstream, self.certificates)
         except TimeoutError:
             await self.close()
             raise SidecarError(
@@ -169,6 +183,47 @@ class Sidecar:
         except BaseException:
             await self.close()
             raise
+        self._follow = asyncio.create_task(self._follow_registration(digest), name=f"sidecar {self.proxy_id}")
+
+    async def _follow_registration(self, digest: str) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                svc, new = await self._read(self.proxy_id, {"hash": digest, "wait": self.wait})
+                if svc is None:
+                    raise SidecarError(f"{self.proxy_id} is no longer registered")
+                if new and new != digest:
+                    await self._reconfigure(await self._config(svc))
+                    digest = new
+                backoff.reset()
+                if new:
+                    continue
+            except (ApiError, SidecarError) as exc:
+                log.warning("%s; keeping the listeners as they are", exc)
+            await asyncio.sleep(backoff.next())
+
+    async def _reconfigure(self, config: SidecarConfig) -> None:
+        old, certs = self.config, self.certificates
+        assert old is not None
+        assert certs is not None
+        if config.destination != old.destination:
+            raise SidecarError(f"{self.proxy_id}: the destination changed; restart the proxy to follow it")
+        if (config.bind, config.port, config.local_address, config.local_port) != (
+            old.bind, old.port, old.local_address, old.local_port,
+        ):  # fmt: skip
+            if self.inbound is not None:
+                await self.inbound.close(drain=self.inbound.pool.listener.drain_timeout)
+                self.inbound = None
+            await self._open_inbound(config, certs)
+        for upstream in set(old.upstreams) - set(config.upstreams):
+            selector, plane = self.upstreams.pop(upstream)
+            self.watcher.release(selector)
+            await plane.close(drain=plane.pool.listener.drain_timeout)
+            log.info("upstream %s: closed (left the registration)", upstream[0])
+        for upstream in config.upstreams:
+            if upstream not in self.upstreams:
+                await self._open_upstream(upstream, certs)
+        self.config = config
 
     async def _listen(self, plane: TcpListener) -> TcpListener:
         try:
@@ -186,7 +241,8 @@ class Sidecar:
         self.inbound = await self._listen(TcpListener(pool, tls))
         log.info("%s: mTLS on %s:%d -> %s", config.destination, config.bind, self.inbound.port, local.target)
 
-    async def _open_upstream(self, name: str, dc: str, address: str, port: int, certs: Certificates) -> None:
+    async def _open_upstream(self, upstream: UpstreamSpec, certs: Certificates) -> None:
+        name, dc, address, port = upstream
         selector = Selector(name, datacenter=dc, connect=True)
         pool = Pool(
             ListenerConfig(name, address, port, datacenter=dc), OutlierDetector(OutlierConfig()), self.rng
@@ -201,7 +257,7 @@ class Sidecar:
             return True
 
         plane = await self._listen(TcpListener(pool, Tls(client=certs.client, verify_upstream=verify)))
-        self.upstreams[selector] = plane
+        self.upstreams[upstream] = (selector, plane)
         current = self.watcher.current(selector)
         if current is not None:
             pool.update(current)
@@ -209,9 +265,9 @@ class Sidecar:
         log.info("upstream %s: listening on %s:%d", name, address, plane.port)
 
     def _apply(self, update: UpstreamUpdate) -> None:
-        plane = self.upstreams.get(update.selector)
-        if plane is not None:
-            plane.pool.update(update)
+        for selector, plane in self.upstreams.values():
+            if selector == update.selector:
+                plane.pool.update(update)
 
     async def _admit(self, transport: asyncio.Transport) -> bool:
         assert self.config is not None
@@ -234,7 +290,7 @@ class Sidecar:
         listeners = [
             {"Service": sel.service, "Bind": f"{p.pool.listener.host}:{p.port}", "Index": p.pool.index,
              "Upstreams": [u.target for u in p.pool.upstreams], "Open": p.pool.open_connections()}
-            for sel, p in self.upstreams.items()
+            for sel, p in self.upstreams.values()
         ]  # fmt: skip
         return {
             "Service": self.config.destination if self.config else "",
@@ -245,7 +301,10 @@ class Sidecar:
         }
 
     async def close(self) -> None:
-        planes = [*self.upstreams.values(), *([self.inbound] if self.inbound else [])]
+        if self._follow is not None:
+            self._follow.cancel()
+            await asyncio.gather(self._follow, return_exceptions=True)
+        planes = [p for _, p in self.upstreams.values()] + ([self.inbound] if self.inbound else [])
         for plane in planes:
             await plane.close()
         self.upstreams.clear()

@@ -39,6 +39,7 @@ from waypost.state.model import (
     VirtualIP,
     VirtualIPClaim,
 )
+from waypost.state.sharing import Sharing
 from waypost.state.watch import Topic, Topics
 from waypost.store.base import Event, EventType
 
@@ -68,6 +69,7 @@ class Indexes:
     def __init__(self) -> None:
         self.revision = 0
         self.topics = Topics()
+        self.sharing = Sharing()
         self.nodes: dict[str, Node] = {}
         self.services: dict[str, dict[str, NodeService]] = {}
         self.instances: dict[str, dict[ServiceKey, NodeService]] = {}
@@ -146,7 +148,7 @@ class Indexes:
         if self.carried:
             self.carried.pop(kv.key, None)
         try:
-            parts = table.split(kv.key)
+            parts = self.sharing.parts(table.name, table.split(kv.key))
         except ValueError as exc:
             # No identity to index under, so nothing indexed can be stale: only report it.
             if ev.type is EventType.PUT:
@@ -155,7 +157,7 @@ class Indexes:
         rec = None
         if ev.type is EventType.PUT:
             try:
-                rec = table.decode(kv.value, kv.create_revision, kv.mod_revision)
+                rec = self.sharing.record(table.decode(kv.value, kv.create_revision, kv.mod_revision))
             except ValueError as exc:
                 # Applied as a delete, so an older good version is not served as current.
                 self._quarantine(kv.key, kv.mod_revision, str(exc))

@@ -13,8 +13,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.verification import PolicyBuilder, Store
 
+from etcd_cluster import etcd_available, etcd_cluster
 from waypost.connect import ca
-from waypost.testing import AgentProcess
+from waypost.testing import AgentProcess, wait_for
 
 CLUSTER = "11111111-2222-3333-4444-555555555555"
 
@@ -197,3 +198,28 @@ def test_a_client_agents_leaf_is_signed_by_a_server(tmp_path: Path) -> None:
             assert _verify(leaf["CertPEM"], [r["RootCert"] for r in roots["Roots"]]) == [leaf["ServiceURI"]]
             # The signing route is the agent-to-server API's only: the public port has none.
             assert server.request("POST", "/v1/internal/store/connect-sign", b"{}")[0] == 404
+
+
+@pytest.mark.etcd
+@pytest.mark.skipif(not etcd_available(), reason="etcd is not installed")
+def test_two_servers_on_etcd_share_one_ca(tmp_path: Path) -> None:
+    """The second server finds the CA the first created and serves it (its own create is
+    guarded to lose), so a leaf from either verifies under the other's roots, and a rotation
+    through one is what the other serves."""
+    (tmp_path / "etcd").mkdir()
+    with etcd_cluster(tmp_path / "etcd") as etcd:
+
+        def server(name: str) -> AgentProcess:
+            args = ["-server", "-node", name, "-bind", "127.0.0.1", "-data-dir", str(tmp_path / name)]
+            return AgentProcess([*args, "-store", etcd.url], log_path=tmp_path / f"{name}.log")
+
+        with server("one") as one, server("two") as two:
+            roots = one.get("/v1/agent/connect/ca/roots")
+            assert two.get("/v1/agent/connect/ca/roots") == roots
+            trusted = [r["RootCert"] for r in roots["Roots"]]
+            for agent in (one, two):
+                leaf = agent.get("/v1/agent/connect/ca/leaf/api")
+                assert _verify(leaf["CertPEM"], trusted) == [leaf["ServiceURI"]]
+            one.put("/v1/connect/ca/configuration", {"Provider": "consul", "Config": {"LeafCertTTL": "12h"}})
+            wait_for(lambda: two.get("/v1/agent/connect/ca/roots")["ActiveRootID"] != roots["ActiveRootID"])
+            assert two.get("/v1/connect/ca/configuration")["Config"]["LeafCertTTL"] == "12h"

@@ -209,9 +209,12 @@ def sweep_cases(node: str) -> list[Case]:
 
 
 def _connect_cases(node: str, web_read: str, node_read: str) -> list[Case]:
-    """Intentions need a read of either end or a write of the destination (approximated by
-    the service rules); the mesh catalog reads filter as the catalog's do."""
-    db_read, db_write = 'service "db" { policy = "read" }', 'service "db" { policy = "write" }'
+    """Intentions need intentions read on either end (a service rule's read gives it) or
+    intentions write on the destination; the mesh catalog reads filter as the catalog's do."""
+    db_read, db_write = (
+        'service "db" { policy = "read" }',
+        'service "db" {\n  policy = "read"\n  intentions = "write"\n}',
+    )
     exact = f"/v1/connect/intentions/exact?source=sweep-x-{node}&destination=db"
     proxy_read = f'{web_read}\nservice "web-proxy" {{ policy = "read" }}\n{node_read}'
     allow = {"SourceName": "web", "DestinationName": "db", "Action": "deny"}

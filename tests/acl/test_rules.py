@@ -33,7 +33,12 @@ def _shape(text: str) -> tuple[set[tuple[str, str, bool, str]], dict[str, str]]:
 
 def test_hcl_and_json_agree() -> None:
     expected = (
-        {("key", "app/", True, "write"), ("service", "web", False, "read"), ("node", "", True, "read")},
+        {
+            ("key", "app/", True, "write"),
+            ("service", "web", False, "read"),
+            ("intention", "web", False, "read"),
+            ("node", "", True, "read"),
+        },
         {"operator": "read"},
     )
     assert _shape(HCL) == expected
@@ -44,6 +49,17 @@ def test_lines_are_kept() -> None:
     rules = parse_rules(HCL)
     assert Rule("key", "app/", True, "write", 3) in rules.rules
     assert Rule("service", "web", False, "read", 6) in rules.rules
+
+
+@pytest.mark.parametrize(
+    ("body", "level"),
+    [('policy = "write"', "read"), ('policy = "read"', "read"), ('policy = "deny"', "deny"),
+     ('policy = "read"\n  intentions = "write"', "write")],
+)  # fmt: skip
+def test_a_service_rule_carries_its_intentions_level(body: str, level: str) -> None:
+    """Consul: ``intentions`` when given, else read for the service's readers and writers."""
+    rules = parse_rules(f'service_prefix "api" {{\n  {body}\n}}').rules
+    assert Rule("intention", "api", True, level, 1) in rules
 
 
 def test_empty_rules() -> None:

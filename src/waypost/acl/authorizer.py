@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from waypost.acl.rules import KINDS, SCALARS, Rules
+from waypost.acl.rules import SCALARS, TREES, Rules
 
 __all__ = ["ALLOW_ALL", "DENY_ALL", "MANAGE_ALL", "Authorizer"]
 
@@ -69,7 +69,7 @@ class Authorizer:
         self.manage = manage
         self.accessor = accessor
         """The token's AccessorID, for Consul's permission-denied messages."""
-        merged: dict[tuple[str, bool], dict[str, str]] = {(k, p): {} for k in KINDS for p in (False, True)}
+        merged: dict[tuple[str, bool], dict[str, str]] = {(k, p): {} for k in TREES for p in (False, True)}
         scalars: dict[str, str] = {}
         for source in rules:
             for rule in source.rules:
@@ -77,11 +77,11 @@ class Authorizer:
                 table[rule.name] = _merge(table.get(rule.name), rule.policy)
             for kind, level in source.scalars.items():
                 scalars[kind] = _merge(scalars.get(kind), level)
-        self._trees = {kind: _Tree(merged[kind, False], merged[kind, True]) for kind in KINDS}
+        self._trees = {kind: _Tree(merged[kind, False], merged[kind, True]) for kind in TREES}
         self._scalars = scalars
         self.unrestricted = manage or (default == "allow" and not any(merged.values()) and not scalars)
         """Nothing is filtered for it (ACL management aside), so answers need no filtering."""
-        self.reads_all = frozenset(kind for kind in KINDS if manage or self._reads_every(kind))
+        self.reads_all = frozenset(kind for kind in TREES if manage or self._reads_every(kind))
         """Kinds it may read every resource of, so filtering a list of them would keep all."""
 
     def _reads_every(self, kind: str) -> bool:

@@ -14,11 +14,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["KINDS", "LEVELS", "SCALARS", "Rule", "Rules", "RulesError", "parse_rules"]
+__all__ = ["KINDS", "LEVELS", "SCALARS", "TREES", "Rule", "Rules", "RulesError", "parse_rules"]
 
 LEVELS = ("deny", "read", "write", "list")
 KINDS = ("agent", "event", "key", "node", "query", "service", "session")
 """Resource kinds with named (exact) and ``_prefix`` rules."""
+TREES = (*KINDS, "intention")
+"""What authorizers answer for by name: the rule kinds, and intentions, whose rules are the
+``intentions`` level of service rules (Consul's ``intentionRules``)."""
 SCALARS = ("acl", "keyring", "mesh", "operator", "peering")
 """Resource kinds with one level for the whole cluster."""
 
@@ -259,3 +262,8 @@ def _add(out: Rules, key: str, node: _Node) -> None:
                 f"Invalid {key} intentions policy: {name!r} has {intentions.value!r} (line {body.line})"
             )
         out.rules.append(Rule(kind, str(name), prefix, level, body.line))
+        if kind == "service":
+            # Consul: a service rule without ``intentions`` lets its readers and writers read them.
+            implied = "read" if level in ("read", "write") else "deny"
+            derived = intentions.value if intentions is not None else implied
+            out.rules.append(Rule("intention", str(name), prefix, derived, body.line))

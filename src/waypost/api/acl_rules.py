@@ -344,9 +344,11 @@ def _query_name(param: str) -> Name:
 
 
 def _intention_ok(authz: Authorizer, row: Any) -> bool:
-    """Consul lets a reader of either end read an intention (its ``intentions`` rule level
-    is approximated here by the service's own)."""
-    return _service_ok(authz, row.get("SourceName")) or _service_ok(authz, row.get("DestinationName"))
+    """Consul lets a reader of intentions on either end read the intention."""
+    return any(
+        isinstance(name, str) and authz.allowed("intention", name, "read")
+        for name in (row.get("SourceName"), row.get("DestinationName"))
+    )
 
 
 def _intention_by_id(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
@@ -355,16 +357,16 @@ def _intention_by_id(app: ApiApp, req: Request, authz: Authorizer) -> Filter | N
         return None
     ends = {"SourceName": found.SourceName, "DestinationName": found.DestinationName}
     if req.method != "GET":
-        _require(authz, "service", "write", found.DestinationName)
+        _require(authz, "intention", "write", found.DestinationName)
     elif not _intention_ok(authz, ends):
-        raise denied(authz, "service", "read", found.DestinationName)
+        raise denied(authz, "intention", "read", found.DestinationName)
     return None
 
 
 def _intention_match(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
     """Consul refuses the whole match unless every name asked about is readable."""
     for name in req.args("name"):
-        _require(authz, "service", "read", name.rpartition("/")[2])
+        _require(authz, "intention", "read", name.rpartition("/")[2])
     return None
 
 
@@ -458,18 +460,14 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("GET", "/v1/agent/connect/ca/leaf/:service"): need("service", "write", _param),
     ("GET", "/v1/connect/ca/roots"): OPEN,
     ("GET", "/v1/connect/ca/configuration"): OPERATOR_READ,
-    ("PUT", "/v1/connect/ca/configuration"): OPERATOR_WRITE,
-    ("GET", "/v1/status/peers"): OPEN,
-    ("GET", "/v1/snapshot"): ACL_WRITE,
-    ("PUT", "/v1/snapshot"): ACL_WRITE,
     ("PUT", "/v1/agent/connect/authorize"): need("service", "write", _body_field("Target")),
-    ("GET", "/v1/connect/intentions"): filtered(_list(_intention_ok), "service"),
-    ("PUT", "/v1/connect/intentions"): need("service", "write", _body_field("DestinationName")),
-    ("GET", "/v1/connect/intentions/exact"): need("service", "read", _query_name("destination")),
-    ("PUT", "/v1/connect/intentions/exact"): need("service", "write", _query_name("destination")),
-    ("DELETE", "/v1/connect/intentions/exact"): need("service", "write", _query_name("destination")),
+    ("GET", "/v1/connect/intentions"): filtered(_list(_intention_ok), "intention"),
+    ("PUT", "/v1/connect/intentions"): need("intention", "write", _body_field("DestinationName")),
+    ("GET", "/v1/connect/intentions/exact"): need("intention", "read", _query_name("destination")),
+    ("PUT", "/v1/connect/intentions/exact"): need("intention", "write", _query_name("destination")),
+    ("DELETE", "/v1/connect/intentions/exact"): need("intention", "write", _query_name("destination")),
     ("GET", "/v1/connect/intentions/match"): Need(_intention_match),
-    ("GET", "/v1/connect/intentions/check"): need("service", "read", _query_name("destination")),
+    ("GET", "/v1/connect/intentions/check"): need("intention", "read", _query_name("destination")),
     ("GET", "/v1/connect/intentions/:id"): Need(_intention_by_id),
     ("PUT", "/v1/connect/intentions/:id"): Need(_intention_by_id),
     ("DELETE", "/v1/connect/intentions/:id"): Need(_intention_by_id),
@@ -478,6 +476,10 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("GET", "/v1/health/ingress/:service"): filtered(_list(_health_row_ok), "node", "service"),
     ("GET", "/v1/catalog/gateway-services/:gateway"): need("service", "read", _param),
     ("GET", "/v1/discovery-chain/:service"): need("service", "read", _param),
+    ("PUT", "/v1/connect/ca/configuration"): OPERATOR_WRITE,
+    ("GET", "/v1/status/peers"): OPEN,
+    ("GET", "/v1/snapshot"): ACL_WRITE,
+    ("PUT", "/v1/snapshot"): ACL_WRITE,
     ("GET", "/v1/operator/raft/configuration"): OPERATOR_READ,
     ("GET", "/v1/operator/autopilot/health"): OPERATOR_READ,
     ("GET", "/v1/operator/autopilot/configuration"): OPERATOR_READ,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from waypost.acl.resolve import ANONYMOUS_ID
 from waypost.api.common import HTTPError, decode_json, json_response
 from waypost.api.http import Request, Response
+from waypost.connect.intentions import with_id
 from waypost.query.definition import acl_prefix
 from waypost.query.ops import match
 
@@ -352,7 +353,7 @@ def _intention_ok(authz: Authorizer, row: Any) -> bool:
 
 
 def _intention_by_id(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
-    found = next((x for x in app.state.indexes.intentions.values() if x.ID and req.param == x.ID), None)
+    found = with_id(app.state.indexes.intentions.values(), req.param)
     if found is None:
         return None
     ends = {"SourceName": found.SourceName, "DestinationName": found.DestinationName}

@@ -18,6 +18,7 @@ from waypost.api.reads import indexed_read
 from waypost.connect import intentions as rules
 from waypost.state import intention_ops, queries, schema
 from waypost.state.indexes import Indexes
+from waypost.state.intention_ops import intention_id
 from waypost.state.model import Intention
 
 if TYPE_CHECKING:
@@ -98,10 +99,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _by_id(idx: Indexes, ident: str) -> Intention | None:
-    return next((x for x in idx.intentions.values() if x.ID and ident == x.ID), None)
-
-
 # -- reads ----------------------------------------------------------------------------------
 
 
@@ -129,10 +126,6 @@ def exact(app: ApiApp, req: Request) -> Response | Any:
         return _index(idx), _TOPICS, shapes.intention(found) if found is not None else None
 
     return indexed_read(app, req, fetch, None)
-
-
-def intention_id(source: str, destination: str) -> str:
-    return intention_ops.intention_id(source, destination)
 
 
 def match(app: ApiApp, req: Request) -> Response | Any:
@@ -227,7 +220,7 @@ _UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 def _known_id(app: ApiApp, req: Request, verb: str) -> Intention:
     ident = require_param(req, "intention ID")
-    found = _by_id(app.state.indexes, ident)
+    found = rules.with_id(app.state.indexes.intentions.values(), ident)
     if found is None:
         if verb == "read" or not _UUID.match(ident):
             raise HTTPError(404, _NOT_FOUND)
@@ -249,7 +242,7 @@ async def by_id_write(app: ApiApp, req: Request) -> Response:
     ixn = _decode(req, ID=old.ID)
 
     def build(idx: Indexes) -> tuple[Intention, Intention | None]:
-        current = _by_id(idx, old.ID)
+        current = rules.with_id(idx.intentions.values(), old.ID)
         if current is None:
             raise HTTPError(404, f"Cannot modify non-existent intention: '{old.ID}'")
         taken = idx.intentions.get(intention_id(ixn.SourceName, ixn.DestinationName))

@@ -25,6 +25,7 @@ __all__ = [
     "parse_name",
     "precedence",
     "problems",
+    "with_id",
 ]
 
 WILDCARD = "*"
@@ -95,6 +96,11 @@ def problems(ixn: Intention) -> list[str]:
     if ixn.SourceType != "consul":
         out.append("SourceType must be set to 'consul'")
     return out
+
+
+def with_id(intentions: Iterable[Intention], ident: str) -> Intention | None:
+    """The legacy intention with this ID (only those made by the create-by-ID API have one)."""
+    return next((x for x in intentions if x.ID and ident == x.ID), None)
 
 
 def _matches(ns: str, name: str, want_ns: str, want: str) -> bool:

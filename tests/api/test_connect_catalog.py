@@ -57,3 +57,29 @@ def test_the_discovery_chain_is_the_default_one(dev_agent: AgentProcess) -> None
         "Target": target,
     }
     assert chain["Targets"][target]["SNI"].startswith("pay.default.dc1.internal.")
+
+
+def test_a_catalog_registration_keeps_the_proxy_block(dev_agent: AgentProcess) -> None:
+    proxy = {
+        "DestinationServiceName": "ledger",
+        "Upstreams": [{"DestinationName": "db", "LocalBindPort": 9000}],
+    }
+    service = {"Service": "ledger-proxy", "Kind": "connect-proxy", "Port": 21500, "Proxy": proxy}
+    dev_agent.put("/v1/catalog/register", {"Node": "ext-mesh", "Address": "10.1.0.1", "Service": service})
+    (row,) = dev_agent.get("/v1/catalog/connect/ledger")
+    assert row["ServiceProxy"]["Upstreams"] == [
+        {
+            "DestinationType": "service",
+            "DestinationName": "db",
+            "Datacenter": "",
+            "LocalBindPort": 9000,
+            "MeshGateway": {},
+        }
+    ]
+    status, _, body = dev_agent.request(
+        "PUT",
+        "/v1/catalog/register",
+        b'{"Node": "ext-mesh", "Address": "10.1.0.1", "Service": {"Service": "p", "Kind": "connect-proxy"}}',
+    )
+    assert status == 400
+    assert b"Proxy.DestinationServiceName must be non-empty" in body

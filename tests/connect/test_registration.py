@@ -143,12 +143,17 @@ def test_a_config_file_service_takes_the_same_blocks(tmp_path: Path) -> None:
         'service {\n  name = "api"\n  port = 9000\n  connect {\n    native = true\n  }\n}\n'
         'service {\n  name = "gw"\n  kind = "mesh-gateway"\n  port = 8443\n}\n'
         'service {\n  name = "pay"\n  port = 9100\n'
-        "  connect {\n    sidecar_service {\n      port = 20100\n    }\n  }\n}\n"
+        "  connect {\n    sidecar_service {\n      port = 20100\n"
+        '      proxy {\n        upstreams {\n          destination_name = "db"\n'
+        "          local_bind_port = 9191\n        }\n      }\n    }\n  }\n}\n"
     )
     with AgentProcess(["-dev", "-config-file", str(config)], log_path=tmp_path / "agent.log") as agent:
         listed = agent.get("/v1/agent/services")
         assert listed["api"]["Connect"] == {"Native": True}
         assert listed["gw"]["Proxy"] == {"MeshGateway": {}, "Expose": {}}
         assert listed["pay-sidecar-proxy"]["Port"] == 20100
+        assert listed["pay-sidecar-proxy"]["Proxy"]["Upstreams"] == [
+            {"DestinationType": "service", "DestinationName": "db", "LocalBindPort": 9191, "MeshGateway": {}}
+        ]
         (row,) = agent.get("/v1/catalog/service/api")
         assert row["ServiceConnect"] == {"Native": True}

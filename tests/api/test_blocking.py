@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
 import statistics
 import threading
 import time
+from collections.abc import Callable
 
 from waypost.testing import AgentProcess
 
@@ -116,3 +118,68 @@ def test_a_client_that_leaves_releases_its_parked_query(dev_agent: AgentProcess)
     while waiting() != before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert waiting() == before
+
+
+def _waiting(agent: AgentProcess) -> float:
+    gauges = agent.get("/v1/agent/metrics")["Gauges"]
+    return float(next(g["Value"] for g in gauges if g["Name"] == "consul.blocking_queries.waiting"))
+
+
+def _wait_for(condition: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + 10
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+def test_parked_queries_of_one_read_are_each_answered_and_counted(dev_agent: AgentProcess) -> None:
+    """Queries of one read wait together; each keeps its own index, wait and connection."""
+    dev_agent.put("/v1/agent/service/register", {"Name": "grouped", "Port": 1})
+    path = "/v1/health/service/grouped"
+    index = _index(dev_agent, path)
+    before = _waiting(dev_agent)
+    now: list[dict[str, object]] = [{} for _ in range(20)]
+    threads = [_block_in_thread(dev_agent, f"{path}?index={index}&wait=60s", out) for out in now]
+    ahead = socket.create_connection(("127.0.0.1", dev_agent.http_port), timeout=10)
+    ahead.sendall(f"GET {path}?index={index + 1000}&wait=60s HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    short: dict[str, object] = {}
+    threads.append(_block_in_thread(dev_agent, f"{path}?index={index}&wait=1s", short))
+    assert _wait_for(lambda: _waiting(dev_agent) == before + 22)
+    # The shortest wait runs out on its own, with the same index.
+    threads[-1].join(10)
+    assert short["index"] == index
+    assert _waiting(dev_agent) == before + 21
+    dev_agent.put("/v1/agent/service/register", {"Name": "grouped", "Port": 2})
+    for t in threads[:20]:
+        t.join(10)
+    assert {out["status"] for out in now} == {200}
+    assert len({out["index"] for out in now}) == 1
+    assert all(int(out["index"]) > index for out in now)  # type: ignore[call-overload]
+    assert all(json.loads(out["body"])[0]["Service"]["Port"] == 2 for out in now)  # type: ignore[arg-type]
+    # The one asking for an index far ahead keeps waiting.
+    assert _waiting(dev_agent) == before + 1
+    ahead.close()
+    assert _wait_for(lambda: _waiting(dev_agent) == before)
+
+
+def test_clients_leaving_one_read_release_only_their_own_queries(dev_agent: AgentProcess) -> None:
+    dev_agent.put("/v1/agent/service/register", {"Name": "leaving", "Port": 1})
+    path = "/v1/health/service/leaving"
+    index = _index(dev_agent, path)
+    before = _waiting(dev_agent)
+    request = f"GET {path}?index={index}&wait=60s HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    socks = [socket.create_connection(("127.0.0.1", dev_agent.http_port), timeout=10) for _ in range(5)]
+    try:
+        for s in socks:
+            s.sendall(request)
+        assert _wait_for(lambda: _waiting(dev_agent) == before + 5)
+        for s in socks[:3]:
+            s.close()
+        assert _wait_for(lambda: _waiting(dev_agent) == before + 2)
+        dev_agent.put("/v1/agent/service/register", {"Name": "leaving", "Port": 2})
+        for s in socks[3:]:
+            assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        assert _wait_for(lambda: _waiting(dev_agent) == before)
+    finally:
+        for s in socks:
+            s.close()

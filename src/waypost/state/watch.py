@@ -26,14 +26,16 @@ class Waiter:
 
     Woken either through ``future`` or, when parked with a callback, by calling it right
     away: blocking queries use the callback, which saves a scheduling round per waiter
-    when thousands wake at once."""
+    when thousands wake at once. ``count`` is how many blocking queries it stands for (a
+    group of parked queries of one read shares one waiter)."""
 
-    __slots__ = ("callback", "future", "topics", "woken")
+    __slots__ = ("callback", "count", "future", "topics", "woken")
 
     def __init__(self, topics: Iterable[Topic], callback: Callable[[], None] | None = None) -> None:
         self.topics = tuple(topics)
         self.callback = callback
         self.woken = False
+        self.count = 1
         self.future: asyncio.Future[None] | None = (
             None if callback is not None else asyncio.get_running_loop().create_future()
         )
@@ -141,8 +143,8 @@ class Topics:
         self._prefix_watches = 0
 
     def waiter_count(self) -> int:
-        """Parked readers (one may wait on several topics)."""
-        return len(set().union(*self._waiters.values()))
+        """Parked readers (one waiter may wait on several topics, and stand for several)."""
+        return sum(w.count for w in set().union(*self._waiters.values()))
 
 
 def _wake(waiters: set[Waiter]) -> None:

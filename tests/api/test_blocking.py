@@ -100,24 +100,12 @@ def test_consistency_headers(dev_agent: AgentProcess) -> None:
 
 
 def test_a_client_that_leaves_releases_its_parked_query(dev_agent: AgentProcess) -> None:
-    import socket
-
-    def waiting() -> float:
-        gauges = dev_agent.get("/v1/agent/metrics")["Gauges"]
-        return next(g["Value"] for g in gauges if g["Name"] == "consul.blocking_queries.waiting")
-
     index = _index(dev_agent, "/v1/catalog/services")
-    before = waiting()
+    before = _waiting(dev_agent)
     with socket.create_connection(("127.0.0.1", dev_agent.http_port), timeout=5) as s:
         s.sendall(f"GET /v1/catalog/services?index={index}&wait=60s HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        deadline = time.monotonic() + 5
-        while waiting() == before and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert waiting() == before + 1
-    deadline = time.monotonic() + 5
-    while waiting() != before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert waiting() == before
+        assert _wait_for(lambda: _waiting(dev_agent) == before + 1)
+    assert _wait_for(lambda: _waiting(dev_agent) == before)
 
 
 def _waiting(agent: AgentProcess) -> float:

@@ -138,6 +138,8 @@ class _Touched:
 
     def __init__(self, idx: Indexes, batch: Iterable[Event]) -> None:
         self.instances: set[tuple[str, str]] = set()
+        self.registered: set[tuple[str, str]] = set()
+        """Instances whose service or node record changed (not only a check)."""
         self.keys: list[str] = []
         self.acl = False
         """Whether a token, policy or role changed: readers' permissions may have."""
@@ -158,13 +160,15 @@ class _Touched:
                 continue
             node = parts[0]
             if table is schema.SERVICES:
-                self.instances.add((node, parts[1]))
+                self.registered.add((node, parts[1]))
                 continue
             check = idx.checks.get(node, {}).get(parts[1]) if table is schema.CHECKS else None
             if check is not None and check.ServiceID:
                 self.instances.add((node, check.ServiceID))
-            else:
-                self.instances.update((node, sid) for sid in idx.services.get(node, {}))
+                continue
+            on_node = ((node, sid) for sid in idx.services.get(node, {}))
+            (self.registered if table is schema.NODES else self.instances).update(on_node)
+        self.instances |= self.registered
 
 
 _CATALOG = (schema.NODES, schema.SERVICES, schema.CHECKS)
@@ -231,7 +235,7 @@ class CatalogTopic(Topic):
 
     def changed(self, idx: Indexes, touched: _Touched, revision: int) -> list[Change]:
         names: set[str] = set()
-        for node, sid in touched.instances:
+        for node, sid in touched.registered:
             old = self._owner.pop((node, sid), None)
             if old is not None:
                 names.add(old)

@@ -177,3 +177,38 @@ async def test_two_services_with_sidecars(agent: AgentProcess, tmp_path: Path) -
                 assert await roundtrip(upstream, b"fresh") == b"fresh"
         await closed(writer)
     await app.close()
+
+
+async def test_proxies_from_flags(agent: AgentProcess, tmp_path: Path) -> None:
+    """``-service``, ``-listen``, ``-service-addr`` and ``-upstream`` instead of a registered
+    sidecar's settings (the destination's sidecar is still found through the catalog)."""
+    app = Echo()
+    app_port = await app.start()
+    public, upstream, ledger_status, shop_status = free_port(), free_port(), free_port(), free_port()
+    sidecar_service = {"Port": public, "Proxy": {"Config": {"bind_address": "127.0.0.1"}}}
+    agent.put(
+        "/v1/agent/service/register",
+        {"Name": "ledger", "Port": app_port, "Connect": {"SidecarService": sidecar_service}},
+    )
+    agent.put("/v1/connect/intentions/exact?source=shop&destination=ledger", {"Action": "allow"})
+    ledger = (
+        "connect",
+        "proxy",
+        "-service",
+        "ledger",
+        "-listen",
+        f"127.0.0.1:{public}",
+        "-service-addr",
+        f"127.0.0.1:{app_port}",
+    )
+    shop = ("connect", "proxy", "-service", "shop", "-upstream", f"ledger:{upstream}")
+    with (
+        sidecar(agent, tmp_path / "ledger.log", "", ledger_status, *ledger),
+        sidecar(agent, tmp_path / "shop.log", "", shop_status, *shop),
+    ):
+        wait_for(lambda: status(ledger_status)["Inbound"] == public, limit=20)
+        wait_for(
+            lambda: status(shop_status)["Listeners"][0]["Upstreams"] == [f"127.0.0.1:{public}"], limit=30
+        )
+        assert await roundtrip(upstream, b"from flags") == b"from flags"
+    await app.close()

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from waypost.proxy.config import ConfigError
 from waypost.proxy.sidecar import DEFAULT_BIND, SidecarConfig, SidecarError
 
 
@@ -49,3 +50,27 @@ def test_the_local_port_defaults_to_the_destinations_and_the_bind_to_consuls() -
 def test_a_registration_that_cannot_be_proxied_is_named(svc: Any, parent: Any, message: str) -> None:
     with pytest.raises(SidecarError, match=message):
         SidecarConfig.from_registration("p", svc, parent)
+
+
+def test_flags_give_a_proxy_nobody_registered() -> None:
+    config = SidecarConfig.from_flags("web", "127.0.0.1:21001", "127.0.0.1:8080", ["db:9191", "cache:9292"])
+    assert (config.destination, config.bind, config.port) == ("web", "127.0.0.1", 21001)
+    assert (config.local_address, config.local_port) == ("127.0.0.1", 8080)
+    assert config.upstreams == (("db", "", "127.0.0.1", 9191), ("cache", "", "127.0.0.1", 9292))
+    assert SidecarConfig.from_flags("web", "", "", ["db:9191"]).port == 0  # upstreams only
+
+
+@pytest.mark.parametrize(
+    ("listen", "backend", "upstreams", "error", "message"),
+    [
+        ("127.0.0.1:21001", "", [], SidecarError, "-service-addr must be specified with -listen"),
+        ("", "", ["db"], SidecarError, "Error parsing upstream 'db': expected name:port"),
+        ("", "", ["db:99999"], SidecarError, "expected name:port"),
+        ("nowhere:1", "127.0.0.1:1", [], ConfigError, "-listen: 'nowhere' is not an IP address"),
+    ],
+)
+def test_bad_flags_are_named(
+    listen: str, backend: str, upstreams: list[str], error: type, message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        SidecarConfig.from_flags("web", listen, backend, upstreams)

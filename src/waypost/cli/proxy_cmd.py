@@ -14,7 +14,7 @@ from waypost.client import ApiClient
 from waypost.proxy.config import ConfigError, ProxyConfig, load_file, split_hostport
 from waypost.proxy.haproxy import HaproxyController, HaproxyOptions
 from waypost.proxy.runner import Proxy, StartError
-from waypost.proxy.sidecar import Sidecar, SidecarError
+from waypost.proxy.sidecar import Sidecar, SidecarConfig, SidecarError
 from waypost.proxy.status import StatusServer
 
 USAGE = """
@@ -45,6 +45,8 @@ Usage: waypost proxy [options]
   reaches the destination's sidecars over mTLS. waypost connect proxy is the same.
 
       $ waypost proxy -sidecar-for web
+      $ waypost connect proxy -service web -upstream db:9191 \\
+          -listen 127.0.0.1:21000 -service-addr 127.0.0.1:8080
 """
 
 _LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
@@ -64,6 +66,10 @@ def _flags() -> FlagSet:
     flags.string("haproxy-bin", "", "Start this HAProxy binary (master-worker), with -haproxy.", "path")
     flags.string("haproxy-http", "", "ip:port of an HTTP frontend routing by urlprefix- tags, with -haproxy.")
     flags.string("sidecar-for", "", "The ID of the service whose registered sidecar to run.", "id")
+    flags.string("service", "", "Without a registration: the service this proxy represents.", "name")
+    flags.string("listen", "", "With -service: ip:port of the public mTLS listener.")
+    flags.string("service-addr", "", "With -listen: ip:port of the local service.")
+    flags.repeated("upstream", "With -service: name:port of an upstream's local listener (repeatable).")
     return flags
 
 
@@ -119,10 +125,12 @@ async def _serve(config: ProxyConfig, address: str, token: str, haproxy: Haproxy
     return 0
 
 
-async def _serve_sidecar(service_id: str, status_addr: str, address: str, token: str) -> int:
+async def _serve_sidecar(
+    service_id: str, config: SidecarConfig | None, status_addr: str, address: str, token: str
+) -> int:
     log = logging.getLogger("waypost.proxy")
     async with ApiClient(address, token=token or None) as api:
-        sidecar = Sidecar(api, service_id)
+        sidecar = Sidecar(api, service_id, config=config)
         cancel_on_termination()
         status: StatusServer | None = None
         try:
@@ -159,7 +167,8 @@ def _body(parsed: Parsed) -> int:
     if parsed.args:
         print(f"waypost proxy: unexpected argument {parsed.args[0]!r}", file=sys.stderr)
         return 1
-    if parsed.string("sidecar-for"):
+    connect = ("sidecar-for", "service", "listen", "service-addr")
+    if any(parsed.string(name) for name in connect) or parsed.strings("upstream"):
         return _sidecar(parsed)
     try:
         config = _config(parsed)
@@ -175,26 +184,34 @@ def _body(parsed: Parsed) -> int:
 
 
 def _sidecar(parsed: Parsed) -> int:
+    service = parsed.string("service")
+    config = None
     try:
         if parsed.string("config") or parsed.boolean("vip") or parsed.string("haproxy"):
             raise ConfigError(
                 "-sidecar-for takes its listeners from the registration: no -config, -vip or -haproxy"
             )
+        if service and parsed.string("sidecar-for"):
+            raise ConfigError("'-service' and '-sidecar-for' can't both be specified")
+        if service:
+            listen, backend = parsed.string("listen"), parsed.string("service-addr")
+            config = SidecarConfig.from_flags(service, listen, backend, parsed.strings("upstream"))
+        elif parsed.string("listen") or parsed.string("service-addr") or parsed.strings("upstream"):
+            raise ConfigError("-listen, -service-addr and -upstream need -service")
         if parsed.string("status-addr"):
             split_hostport(parsed.string("status-addr"), "-status-addr")
         if parsed.string("log-level").lower() not in _LEVELS:
             raise ConfigError(f"-log-level: unknown level {parsed.string('log-level')!r}")
         cli = client_from(parsed)
-    except (ConfigError, ClientError) as err:
+    except (ConfigError, ClientError, SidecarError) as err:
         print(f"waypost proxy: {err}", file=sys.stderr)
         return 1
     _logging(parsed)
     import uvloop
 
     address = f"{cli.scheme}://{cli.hostport}"
-    return uvloop.run(
-        _serve_sidecar(parsed.string("sidecar-for"), parsed.string("status-addr"), address, cli.token)
-    )
+    service_id = parsed.string("sidecar-for") or service
+    return uvloop.run(_serve_sidecar(service_id, config, parsed.string("status-addr"), address, cli.token))
 
 
 def run(argv: Sequence[str]) -> int:

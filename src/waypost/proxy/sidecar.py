@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 from waypost.client import ApiClient, ApiError, Backoff
 from waypost.durations import parse_duration
-from waypost.proxy.config import ListenerConfig, OutlierConfig
+from waypost.proxy.config import ListenerConfig, OutlierConfig, split_hostport
 from waypost.proxy.mtls import Certificates, peer_uri
 from waypost.proxy.outlier import OutlierDetector
 from waypost.proxy.pool import Pool
@@ -98,18 +98,44 @@ class SidecarConfig:
             upstreams=tuple(upstreams),
         )
 
+    @classmethod
+    def from_flags(cls, service: str, listen: str, service_addr: str, upstreams: list[str]) -> SidecarConfig:
+        """``consul connect proxy -service web [-listen ip:port -service-addr ip:port]
+        [-upstream db:9191]...``: a proxy nobody registered. Raises SidecarError or ConfigError."""
+        if listen and not service_addr:
+            raise SidecarError(
+                "-service-addr must be specified with -listen so the proxy knows the backend service address"
+            )
+        bind, port = split_hostport(listen, "-listen") if listen else (DEFAULT_BIND, 0)
+        local, local_port = split_hostport(service_addr, "-service-addr") if service_addr else ("", 0)
+        specs = []
+        for text in upstreams:
+            name, _, raw_port = text.rpartition(":")
+            if not name or not raw_port.isdigit() or not 0 < int(raw_port) <= 65535:
+                raise SidecarError(f"Error parsing upstream {text!r}: expected name:port")
+            specs.append((name, "", "127.0.0.1", int(raw_port)))
+        return cls("", service, bind, port, local, local_port, tuple(specs))
+
 
 class Sidecar:
     def __init__(
-        self, api: ApiClient, service_id: str, *, wait: str = "5m", rng: random.Random | None = None
+        self,
+        api: ApiClient,
+        service_id: str,
+        *,
+        wait: str = "5m",
+        rng: random.Random | None = None,
+        config: SidecarConfig | None = None,
     ) -> None:
+        """``service_id`` names the registered sidecar to follow; or ``config`` (from flags)
+        says everything and nothing is read from the agent but certificates and upstreams."""
         self.api = api
         self.service_id = service_id
         """The ID ``-sidecar-for`` names: the service's, or its sidecar's."""
         self.proxy_id = ""
         self.wait = wait
         self.rng = rng
-        self.config: SidecarConfig | None = None
+        self.config = config
         self.certificates: Certificates | None = None
         self.watcher = UpstreamWatcher(api, wait=wait)
         self.watcher.on_update(self._apply)
@@ -160,19 +186,23 @@ class Sidecar:
         raise SidecarError(f"No sidecar proxy registered for {self.service_id}")
 
     async def start(self) -> None:
-        try:
-            self.proxy_id = await self._proxy_id()
-            svc, digest = await self._read(self.proxy_id)
-            if svc is None:
-                raise SidecarError(f"No sidecar proxy registered for {self.service_id}")
-            config = self.config = await self._config(svc)
-        except ApiError as exc:
-            raise SidecarError(str(exc)) from None
+        digest = ""
+        if self.config is None:
+            try:
+                self.proxy_id = await self._proxy_id()
+                svc, digest = await self._read(self.proxy_id)
+                if svc is None:
+                    raise SidecarError(f"No sidecar proxy registered for {self.service_id}")
+                self.config = await self._config(svc)
+            except ApiError as exc:
+                raise SidecarError(str(exc)) from None
+        config = self.config
         self.certificates = Certificates(self.api, config.destination, wait=self.wait)
         try:
             async with asyncio.timeout(CERTIFICATE_WAIT):
                 await self.certificates.start()
-            await self._open_inbound(config, self.certificates)
+            if config.port:
+                await self._open_inbound(config, self.certificates)
             for upstream in config.upstreams:
                 await self._open_upstream(upstream, self.certificates)
         except TimeoutError:
@@ -183,7 +213,10 @@ class Sidecar:
         except BaseException:
             await self.close()
             raise
-        self._follow = asyncio.create_task(self._follow_registration(digest), name=f"sidecar {self.proxy_id}")
+        if self.proxy_id:
+            self._follow = asyncio.create_task(
+                self._follow_registration(digest), name=f"sidecar {self.proxy_id}"
+            )
 
     async def _follow_registration(self, digest: str) -> None:
         backoff = Backoff()

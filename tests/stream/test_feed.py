@@ -163,6 +163,19 @@ def test_a_resume_from_before_what_the_ring_keeps_gets_a_new_snapshot(
     assert len(drain(world.reader("health", "web", resume=world.revision - 1))) == 1
 
 
+def test_the_ring_is_bounded_in_bytes_too(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(feed, "RING_BYTES", 3000)
+    world.apply(world.kv("big/a", b"x" * 1000))
+    world.reader("kv", "big/").close()
+    first = world.revision
+    for i in range(5):
+        world.apply(world.kv(f"big/{i}", b"y" * 1000))
+    topic = world.hub.topic("kv", "big/", world.idx)
+    assert sum(len(c.data) for c in topic.ring) <= 3000
+    assert drain(world.reader("kv", "big/", resume=first))[0][0] == "new-snapshot"
+    assert [e for e, _, _ in drain(world.reader("kv", "big/", resume=world.revision - 1))] == ["upsert"]
+
+
 def test_a_resume_from_before_the_topic_was_followed_or_from_the_future_gets_a_new_snapshot(
     world: World,
 ) -> None:

@@ -30,9 +30,11 @@ from waypost.store.base import Event
 __all__ = ["Change", "Hub", "Listener", "Topic"]
 
 RING = 4096
-"""Changes a topic keeps for resuming readers."""
+"""Changes a topic keeps for resuming readers..."""
+RING_BYTES = 256 * 1024
+"""...and their encoded size: past it, a new snapshot costs a reader little more than the changes."""
 
-IDLE_TOPICS = 1024
+IDLE_TOPICS = 256
 """Topics kept (with their rings) after their last reader left, least recently used first out."""
 
 UPSERT, DELETE = "upsert", "delete"
@@ -70,7 +72,8 @@ class Topic:
 
     def __init__(self, name: str, idx: Indexes) -> None:
         self.name = name
-        self.ring: deque[Change] = deque(maxlen=RING)
+        self.ring: deque[Change] = deque()
+        self._ring_bytes = 0
         self.floor = idx.revision
         """Every change after this index is in the ring."""
         self.listeners: set[Listener] = set()
@@ -81,6 +84,7 @@ class Topic:
     def rebuild(self, idx: Indexes) -> None:
         """Forget the history and take the current rows afresh (a store re-list)."""
         self.ring.clear()
+        self._ring_bytes = 0
         self.floor = idx.revision
         self.view = {c.key: c for c in self.rows(idx)}
         self._sorted = None
@@ -127,10 +131,12 @@ class Topic:
 
     def record(self, changes: list[Change]) -> None:
         ring = self.ring
-        for change in changes:
-            if len(ring) == RING:
-                self.floor = ring[0].index
-            ring.append(change)
+        ring.extend(changes)
+        self._ring_bytes += sum(len(c.data) for c in changes)
+        while len(ring) > 1 and (len(ring) > RING or self._ring_bytes > RING_BYTES):
+            dropped = ring.popleft()
+            self._ring_bytes -= len(dropped.data)
+            self.floor = dropped.index
 
 
 class _Touched:

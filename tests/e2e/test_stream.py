@@ -109,12 +109,32 @@ def test_a_resumed_reader_sees_exactly_the_changes_it_missed(agent: AgentProcess
     asyncio.run(run())
 
 
+def test_passing_streams_an_instance_in_and_out_as_its_health_changes(agent: AgentProcess) -> None:
+    register(agent, "gated-1", "gated")
+
+    async def run() -> list[tuple[str, str]]:
+        async with ApiClient(agent.address) as api:
+            events = api.events("/v1/stream/health/service/gated", query={"passing": True}).__aiter__()
+            seen = await take(events, "end-of-snapshot")
+            await asyncio.to_thread(agent.put, "/v1/agent/check/pass/service:gated-1")
+            seen += await take(events, "id")
+            await asyncio.to_thread(agent.put, "/v1/agent/check/warn/service:gated-1")
+            seen += await take(events, "id")
+            await events.aclose()  # type: ignore[attr-defined]
+        return [
+            (e.event, e.data["Checks"][-1]["Status"] if e.event != "end-of-snapshot" else "") for e in seen
+        ]
+
+    assert asyncio.run(run()) == [("end-of-snapshot", ""), ("upsert", "passing"), ("delete", "warning")]
+
+
 def test_bad_stream_requests_are_refused_with_their_field(agent: AgentProcess) -> None:
     cases = [
         ("/v1/stream/health/service/web?index=x", "Invalid index: 'x' is not an unsigned integer"),
         ("/v1/stream/kv/app?filter=Key%20%3D%3D%20%22a%22", "Invalid filter: /v1/stream/kv/:prefix takes no"),
         ("/v1/stream/health/service/web?filter=%3D%3D", "Failed to create boolean expression evaluator"),
         ("/v1/stream/catalog/services?dc=elsewhere", "Streams are served within their datacenter"),
+        ("/v1/stream/health/service/web?tag=v1", "Invalid parameter: /v1/stream/health/service/:name does"),
     ]
     for path, message in cases:
         status, _, body = agent.request("GET", path)

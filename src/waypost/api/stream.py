@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from waypost.api.acl_rules import NEEDS
@@ -64,10 +64,27 @@ class _Feeder:
             self._hub.apply(state.indexes, batch, revision)
 
 
+_UNSUPPORTED = ("tag", "node-meta", "near", "peer", "sampling")
+"""List-endpoint parameters a stream does not apply: refused rather than ignored, since the
+reader would otherwise follow rows it did not ask for."""
+
+
 def health_service(app: ApiApp, req: Request) -> Response:
+    """``?passing`` and ``?filter`` as on /v1/health/service: a row that stops matching is
+    sent as a delete."""
     if not req.param:
         raise HTTPError(400, "Missing service name")
-    return _open(app, req, "health", "/v1/stream/health/service/:name", CHECK_SERVICE_NODE)
+    keep = filter_predicate(req, CHECK_SERVICE_NODE)
+    passing = req.flag("passing") and req.arg("passing") not in ("false", "0")
+
+    def match(change: Change) -> bool:
+        row = change.row
+        if passing and any(c.Status != "passing" for c in row["Checks"]):
+            return False
+        return keep is None or keep(row)
+
+    tested = match if keep is not None or passing else None
+    return _open(app, req, "health", "/v1/stream/health/service/:name", tested)
 
 
 def catalog_services(app: ApiApp, req: Request) -> Response:
@@ -90,18 +107,19 @@ def _resume(req: Request) -> int | None:
     return parse_uint(req, "index") or None
 
 
-def _open(app: ApiApp, req: Request, kind: str, route: str, selectors: Collection[str] | None) -> Response:
+def _open(app: ApiApp, req: Request, kind: str, route: str, match: Test | None) -> Response:
     dc = req.arg("dc")
     if dc and dc != app.agent.datacenter:
         raise HTTPError(400, f"Streams are served within their datacenter: ask an agent in {dc!r}")
-    if selectors is None and req.arg("filter"):
+    if kind != "health" and req.arg("filter"):
         raise HTTPError(400, f"Invalid filter: {route} takes no filter")
-    keep = filter_predicate(req, selectors) if selectors is not None else None
+    unsupported = next((name for name in _UNSUPPORTED if name in req.query), None)
+    if unsupported is not None:
+        raise HTTPError(400, f"Invalid parameter: {route} does not take ?{unsupported} (use ?filter)")
     resume = _resume(req)
     state = app.state
     hub = hub_of(state)
     topic = hub.topic(kind, req.param, state.indexes)
-    match: Test | None = None if keep is None else lambda change: keep(change.row)
     sub = Subscriber(topic, match=match)
     if app.gate is not None:
         sub.recheck = _acl(app, req, route, sub)

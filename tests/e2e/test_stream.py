@@ -217,7 +217,7 @@ def test_a_thousand_readers_at_once_all_get_their_snapshot_and_the_next_change(a
     print(f"{CROWD} readers: snapshot and one change each in {took:.1f}s")
 
 
-def test_a_token_reads_only_what_it_may_and_its_stream_ends_when_it_is_deleted(
+def test_a_token_reads_only_what_it_may_gets_a_new_snapshot_when_that_changes_and_ends_when_deleted(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     with start_acl_agent(tmp_path_factory.mktemp("acl")) as acl:
@@ -238,6 +238,12 @@ def test_a_token_reads_only_what_it_may_and_its_stream_ends_when_it_is_deleted(
                 )
                 change = await take(events, "id")
                 assert [(e.event, e.data) for e in change] == [("upsert", {"web": ["v2"]})]
+                policy = call.ok("GET", "/v1/acl/policy/name/web-reader")
+                widened = {"Name": "web-reader", "Rules": 'service_prefix "secret" { policy = "read" }'}
+                await asyncio.to_thread(call.ok, "PUT", f"/v1/acl/policy/{policy['ID']}", widened)
+                again = await take(events, "end-of-snapshot")
+                assert again[0].event == "new-snapshot"
+                assert [e.data for e in again[1:-1]] == [{"secret": []}, {"secret2": []}]
                 await asyncio.to_thread(call.ok, "DELETE", f"/v1/acl/token/{accessor}")
                 rest: list[StreamEvent] = []
                 async with asyncio.timeout(20):

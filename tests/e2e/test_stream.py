@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -23,7 +24,12 @@ CROWD = 1000
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
-    """A dev agent that lets one client address hold a thousand connections."""
+    """A dev agent that lets one client address hold a thousand connections; both this
+    process and the agent (which inherits the limit) may open that many sockets."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 4 * CROWD if hard == resource.RLIM_INFINITY else min(4 * CROWD, hard)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     log = Path(tmp_path_factory.mktemp("agent")) / "agent.log"
     hcl = "limits { http_max_conns_per_client = 0 }"
     with AgentProcess(["-dev", "-node", "stream-node", "-hcl", hcl], log_path=log) as a:

@@ -25,14 +25,18 @@ async def state() -> AsyncIterator[State]:
 
 
 def reader(state: State, prefix: str = "app/", limit: int = 1 << 20) -> Subscriber:
-    sub = Subscriber(stream.hub_of(state).topic("kv", prefix, state.indexes), limit=limit)
-    sub.start(state.indexes)
-    return sub
+    return Subscriber(stream.hub_of(state).topic("kv", prefix, state.indexes), limit=limit)
+
+
+def pump(state: State, sub: Subscriber, req: Request | None = None) -> AsyncIterator[bytes]:
+    req = req or Request("GET", "/v1/stream/kv/app/", "", {}, b"")
+    return stream._pump(stream.hub_of(state), sub, req, lambda: sub.start(state.indexes))
 
 
 async def test_the_hub_follows_the_states_change_feed(state: State) -> None:
     assert stream.hub_of(state) is stream.hub_of(state)
     sub = reader(state)
+    sub.start(state.indexes)
     assert sub.take().endswith(b'data: {"Index":%d}\n\n' % state.indexes.revision)
     await kv_ops.kv_set(state, "app/a", b"1")
     await kv_ops.kv_set(state, "elsewhere", b"2")
@@ -47,14 +51,14 @@ async def test_the_pump_pings_an_idle_stream_and_ends_once_its_reader_is_closed(
 ) -> None:
     monkeypatch.setattr(stream, "PING", 0.05)
     sub = reader(state)
-    pump = stream._pump(stream.hub_of(state), sub, Request("GET", "/v1/stream/kv/app/", "", {}, b""))
+    events = pump(state, sub)
     async with asyncio.timeout(10):
-        assert b"end-of-snapshot" in await anext(pump)
-        assert await anext(pump) == b": ping\n\n"
+        assert b"end-of-snapshot" in await anext(events)
+        assert await anext(events) == b": ping\n\n"
         sub.close()
         sub.wake()
         with pytest.raises(StopAsyncIteration):
-            await anext(pump)
+            await anext(events)
 
 
 async def test_the_pump_hangs_up_on_a_reader_that_fell_too_far_behind(state: State) -> None:
@@ -64,12 +68,26 @@ async def test_the_pump_hangs_up_on_a_reader_that_fell_too_far_behind(state: Sta
     req = Request("GET", "/v1/stream/kv/app/", "", {}, b"")
     hung: list[bool] = []
     req.hangup = lambda: hung.append(True)
-    pump = stream._pump(hub, sub, req)
+    events = pump(state, sub, req)
     async with asyncio.timeout(10):
-        await anext(pump)  # the snapshot; then the reader stops pulling
+        await anext(events)  # the snapshot; then the reader stops pulling
         for i in range(5):
             await kv_ops.kv_set(state, f"app/{i}", b"x" * 4000)
     assert hung == [True]
     assert hub.cut_off == before + 1
     assert sub.closed
-    await pump.aclose()
+    await events.aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_stream_never_started_subscribes_nothing(state: State) -> None:
+    sub = reader(state)
+    topic = stream.hub_of(state).topic("kv", "app/", state.indexes)
+    events = pump(state, sub)
+    assert sub not in topic.listeners
+    await events.aclose()  # type: ignore[attr-defined]
+    assert sub not in topic.listeners
+    started = pump(state, sub)
+    await anext(started)
+    assert sub in topic.listeners
+    await started.aclose()  # type: ignore[attr-defined]
+    assert sub not in topic.listeners

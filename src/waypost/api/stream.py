@@ -124,9 +124,9 @@ def _open(app: ApiApp, req: Request, kind: str, route: str, match: Test | None) 
     if app.gate is not None:
         sub.recheck = _acl(app, req, route, sub)
         sub.recheck()
-    sub.start(state.indexes, resume)
     headers = [("Cache-Control", "no-cache"), ("X-Consul-Index", str(max(1, state.indexes.revision)))]
-    return Response(content_type="text/event-stream", headers=headers, stream=_pump(hub, sub, req))
+    stream = _pump(hub, sub, req, lambda: sub.start(state.indexes, resume))
+    return Response(content_type="text/event-stream", headers=headers, stream=stream)
 
 
 def _acl(app: ApiApp, req: Request, route: str, sub: Subscriber) -> Callable[[], bool | None]:
@@ -155,7 +155,9 @@ def _acl(app: ApiApp, req: Request, route: str, sub: Subscriber) -> Callable[[],
     return recheck
 
 
-async def _pump(hub: Hub, sub: Subscriber, req: Request) -> AsyncIterator[bytes]:
+async def _pump(hub: Hub, sub: Subscriber, req: Request, start: Callable[[], None]) -> AsyncIterator[bytes]:
+    """The reader's events as they come. It joins its topic (``start``) only once the
+    connection begins sending, so a client gone before then leaves nothing subscribed."""
     ready = asyncio.Event()
 
     def wake() -> None:
@@ -170,6 +172,7 @@ async def _pump(hub: Hub, sub: Subscriber, req: Request) -> AsyncIterator[bytes]
 
     sub.wake = wake
     try:
+        start()
         while True:
             chunk = sub.take()
             if chunk:

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from cli_support import Runner, run_cli
 
-from waypost.cli.rtt_cmd import CoordinateError, distance, intersect, lan_pair, wan_pair
+from waypost.cli.rtt_cmd import intersect, lan_pair, wan_pair
+from waypost.coordinates import CoordinateError, distance
 from waypost.testing import AgentProcess, free_port, wait_for
 
 

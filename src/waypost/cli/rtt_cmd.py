@@ -1,8 +1,7 @@
 """``waypost rtt``: Consul's round-trip estimate between two nodes from their Vivaldi coordinates.
 
-The arithmetic follows serf's ``Coordinate.DistanceTo`` to the nanosecond (Go truncates the
-distance to a ``time.Duration`` before printing it), so scripts comparing ``consul rtt``
-output with ours see the same digits. Node names match case-insensitively, as Consul's do.
+The arithmetic is serf's (``waypost.coordinates``), so scripts comparing ``consul rtt`` output
+with ours see the same digits. Node names match case-insensitively, as Consul's do.
 
 Every catalog node has a coordinate here: one that never sent its own reports serf's starting
 coordinate (``/v1/coordinate/nodes`` fills it in), so ``waypost rtt n1``, which measures
@@ -13,13 +12,13 @@ first coordinate sync as in Consul.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from waypost.cli import ui
 from waypost.cli.client import Client, ClientError, client_or_report
 from waypost.cli.flags import FlagSet, Parsed, run_with_flags
+from waypost.coordinates import Coord, CoordinateError, distance
 
 USAGE = """
 Usage: waypost rtt [options] node1 [node2]
@@ -40,48 +39,6 @@ Usage: waypost rtt [options] node1 [node2]
   because they are maintained by independent Serf gossip areas, so they are
   not compatible.
 """
-
-Coord = Mapping[str, Any]
-
-_NS_PER_SECOND = 1_000_000_000
-#: What Go's float-to-int64 conversion gives on amd64 for a value out of range.
-_INT64_MIN = -(2**63)
-
-
-class CoordinateError(ValueError):
-    """Coordinates that cannot be compared (serf panics on these; we report them)."""
-
-
-def _vector(coord: Coord) -> list[float]:
-    vec = coord.get("Vec")
-    if not isinstance(vec, list) or not all(isinstance(v, int | float) for v in vec):
-        raise CoordinateError("coordinate has no numeric Vec")
-    return [float(v) for v in vec]
-
-
-def _scalar(coord: Coord, name: str) -> float:
-    value = coord.get(name, 0.0)
-    if not isinstance(value, int | float):
-        raise CoordinateError(f"coordinate {name} is not a number")
-    return float(value)
-
-
-def distance(a: Coord, b: Coord) -> float:
-    """Seconds between two coordinates, as serf's ``DistanceTo(...).Seconds()`` computes them:
-    the Euclidean distance of the vectors plus both heights, plus both adjustments when that
-    sum stays positive, truncated to whole nanoseconds."""
-    va, vb = _vector(a), _vector(b)
-    if len(va) != len(vb):
-        raise CoordinateError("coordinate dimensionality does not match")
-    dist = math.sqrt(sum((x - y) ** 2 for x, y in zip(va, vb, strict=True)))
-    dist += _scalar(a, "Height") + _scalar(b, "Height")
-    adjusted = dist + _scalar(a, "Adjustment") + _scalar(b, "Adjustment")
-    if adjusted > 0.0:
-        dist = adjusted
-    scaled = dist * _NS_PER_SECOND
-    nanos = int(scaled) if math.isfinite(scaled) and abs(scaled) < 2**63 else _INT64_MIN
-    whole = abs(nanos) // _NS_PER_SECOND * (1 if nanos >= 0 else -1)
-    return float(whole) + float(nanos - whole * _NS_PER_SECOND) / 1e9
 
 
 def intersect(first: Mapping[str, Coord], second: Mapping[str, Coord]) -> tuple[Coord | None, Coord | None]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from waypost.cli.rtt_cmd import CoordinateError, distance
+from waypost.coordinates import CoordinateError, distance
 from waypost.query.remote import RemoteDatacenters
 from waypost.state.indexes import Indexes
 from waypost.state.model import PreparedQuery, QueryDNS

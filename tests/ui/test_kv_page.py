@@ -103,7 +103,10 @@ def test_create_edit_conflict_and_recursive_delete(ui: UIPage) -> None:
 
 
 def test_a_listing_is_live(ui: UIPage) -> None:
+    """An empty folder's 404 carries an index to block on: its first key shows as promptly as
+    any later change (no back-off as after an error)."""
     page = ui.open("#/kv/live/")
+    expect(page.get_by_text("This folder is empty")).to_be_visible()
     _put(ui.agent, "live/", b"")
     _put(ui.agent, "live/first", b"1")
     expect(page.get_by_role("link", name="first")).to_be_visible(timeout=LIVE_SECONDS * 1000)

@@ -13,6 +13,7 @@ export class ApiError extends Error {
     super(message);
     this.name = "ApiError";
     this.status = status;
+    this.index = 0;
   }
 }
 
@@ -67,10 +68,14 @@ export async function request(method, path, { params, body, signal } = {}) {
     throw new ApiError(0, "The agent cannot be reached");
   }
   const text = await resp.text();
-  if (!resp.ok) throw new ApiError(resp.status, text.trim() || resp.statusText);
+  const index = Number(resp.headers.get("X-Consul-Index")) || 0;
+  if (!resp.ok) {
+    const err = new ApiError(resp.status, text.trim() || resp.statusText);
+    err.index = index;
+    throw err;
+  }
   const json = (resp.headers.get("Content-Type") || "").startsWith("application/json");
   const data = json && text ? JSON.parse(text) : text;
-  const index = Number(resp.headers.get("X-Consul-Index")) || 0;
   return { status: resp.status, index, data, headers: resp.headers };
 }
 
@@ -101,6 +106,10 @@ export function watch(path, params, onData, { signal, onState, onError } = {}) {
     onState?.(next);
     connection.dispatchEvent(new CustomEvent("state", { detail: next }));
   };
+  const pace = async (started) => {
+    const spent = performance.now() - started;
+    if (spent < MIN_INTERVAL_MS) await sleep(MIN_INTERVAL_MS - spent, signal);
+  };
   const loop = async () => {
     let backoff = 0;
     let first = true;
@@ -113,6 +122,17 @@ export function watch(path, params, onData, { signal, onState, onError } = {}) {
         answer = await request("GET", path, { params: query, signal });
       } catch (err) {
         if (signal?.aborted) return;
+        if (err.status === 404 && err.index > 0) {
+          // Consul's "nothing there yet" is a blocking answer like any other: wait on its
+          // index, so the first key of an empty folder shows as soon as it is written.
+          report("live");
+          onError?.(err);
+          backoff = 0;
+          first = true;
+          index = err.index < index ? 0 : err.index;
+          await pace(started);
+          continue;
+        }
         if (err.status >= 400 && err.status < 500) {
           report("live");
           onError?.(err);
@@ -131,8 +151,7 @@ export function watch(path, params, onData, { signal, onState, onError } = {}) {
       if (first || next !== index) onData(answer.data, next);
       first = false;
       index = next < index ? 0 : next;
-      const spent = performance.now() - started;
-      if (spent < MIN_INTERVAL_MS) await sleep(MIN_INTERVAL_MS - spent, signal);
+      await pace(started);
     }
   };
   loop();

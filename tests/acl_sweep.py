@@ -191,7 +191,9 @@ def sweep_cases(node: str) -> list[Case]:
             "deny",
         ),
         *_connect_cases(node, web_read, node_read),
-        Case("PUT", "/v1/query", {"Name": f"sweep-made-{node}", "Service": {"Service": "web"}}, made, "deny"),
+        Case(
+            "POST", "/v1/query", {"Name": f"sweep-made-{node}", "Service": {"Service": "web"}}, made, "deny"
+        ),
         Case("GET", "/v1/query", None, query_read, "filter"),
         Case("GET", "/v1/query/{query}", None, query_read, "deny"),
         Case("GET", f"/v1/query/sweep-q-{node}/explain", None, query_read, "deny"),

@@ -134,7 +134,7 @@ ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [
     (READ, "/v1/session/node/:node", session.node),
     (READ, "/v1/session/list", session.list_),
     (READ, "/v1/query", query.list_),
-    (WRITE, "/v1/query", query.create),
+    ((POST,), "/v1/query", query.create),
     (READ, "/v1/query/:id", query.one),
     ((PUT, DELETE), "/v1/query/:id", query.one),
     ((POST,), "/v1/internal/query/execute-remote", query.execute_remote),

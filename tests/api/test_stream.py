@@ -12,16 +12,7 @@ from waypost.api import stream
 from waypost.api.http import Request
 from waypost.state import kv_ops
 from waypost.state.state import State
-from waypost.store.memory import MemoryStore
 from waypost.stream.subscriber import Subscriber
-
-
-@pytest.fixture
-async def state() -> AsyncIterator[State]:
-    st = State(MemoryStore())
-    await st.start()
-    yield st
-    await st.close()
 
 
 def reader(state: State, prefix: str = "app/", limit: int = 1 << 20) -> Subscriber:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
 from waypost.api.txn_ops import KVOp, NodeOp, ServiceOp
 from waypost.api.txn_plan import PENDING, Planner
 from waypost.state import catalog_ops, kv_ops, schema
@@ -13,15 +9,6 @@ from waypost.state.model import Coordinate, Node, NodeService
 from waypost.state.state import State
 from waypost.store.base import Put
 from waypost.store.keyspace import check_duplicates
-from waypost.store.memory import MemoryStore
-
-
-@pytest.fixture
-async def state() -> AsyncIterator[State]:
-    st = State(MemoryStore())
-    await st.start()
-    yield st
-    await st.close()
 
 
 def planned(state: State, *ops: KVOp | NodeOp | ServiceOp) -> Planner:

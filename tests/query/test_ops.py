@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import msgspec
 import pytest
 
-from etcd_cluster import EtcdCluster, etcd_available, etcd_cluster
+from etcd_cluster import EtcdCluster
 from waypost.query.definition import QueryError, decode_definition
 from waypost.query.ops import QueryNotFoundError, Resolver, create_query, delete_query, update_query
 from waypost.state import catalog_ops, session_ops
@@ -78,14 +77,6 @@ async def test_a_query_dies_with_its_session_destroyed_or_expired(state: State) 
     assert kept in state.indexes.prepared_queries
     with pytest.raises(QueryNotFoundError):
         Resolver().resolve(state.indexes, leased)
-
-
-@pytest.fixture(scope="module")
-def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
-    if not etcd_available():
-        pytest.skip("etcd is not installed")
-    with etcd_cluster(tmp_path_factory.mktemp("etcd")) as cluster:
-        yield cluster
 
 
 @pytest.mark.etcd

@@ -4,7 +4,7 @@ import asyncio
 import ipaddress
 import random
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from waypost.store.sqlite import SqliteStore
 
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 
-from etcd_cluster import EtcdCluster, etcd_available, etcd_cluster
+from etcd_cluster import EtcdCluster
 
 RANGE = parse_range("127.240.0.0/12")
 
@@ -152,14 +152,6 @@ async def test_a_writer_with_a_stale_view_cannot_take_a_claimed_address(state: S
     assert not result.succeeded
     await allocate(state, RANGE, {"api": ""})
     _assert_one_to_one(state, {"web", "api"})
-
-
-@pytest.fixture(scope="module")
-def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
-    if not etcd_available():
-        pytest.skip("etcd is not installed")
-    with etcd_cluster(tmp_path_factory.mktemp("etcd")) as cluster:
-        yield cluster
 
 
 @pytest.mark.etcd

@@ -7,7 +7,7 @@ The etcd variant shares one real etcd per module and isolates tests by key prefi
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,15 +20,7 @@ from waypost.store.sqlite import SqliteStore
 # The shared etcd helper lives beside the test directories, not inside one.
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 
-from etcd_cluster import EtcdCluster, etcd_available, etcd_cluster
-
-
-@pytest.fixture(scope="module")
-def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
-    if not etcd_available():
-        pytest.skip("etcd is not installed")
-    with etcd_cluster(tmp_path_factory.mktemp("etcd")) as cluster:
-        yield cluster
+from etcd_cluster import EtcdCluster
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("etcd", marks=pytest.mark.etcd)])

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 from waypost.agent.definitions import canonical_keys, parse_meta, parse_service, typed
 from waypost.api import shapes
-from waypost.api.blocking import QueryResult, blocking_read
 from waypost.api.common import (
     NO_DC_PATH,
     HTTPError,
@@ -18,7 +17,7 @@ from waypost.api.common import (
     node_meta_args,
 )
 from waypost.api.http import Request, Response
-from waypost.api.reads import from_peer, indexed_read, instances_read
+from waypost.api.reads import indexed_read, instances_read, node_read
 from waypost.api.selectors import NODE, NODE_SERVICE, SERVICE_NODE
 from waypost.state import catalog_ops, queries
 from waypost.state.indexes import Indexes
@@ -70,23 +69,14 @@ def _node_read(
     app: ApiApp, req: Request, shape: Callable[[Node, list[NodeService]], Any], missing: bytes
 ) -> Response | Any:
     """``catalog/node`` and ``catalog/node-services``: one node's services in two shapes,
-    and ``missing`` for an unknown node (or one asked of a peer), as Consul answers."""
-    name = req.param
+    ``?filter`` applied to the services."""
     keep = filter_predicate(req, NODE_SERVICE)
-    peer = from_peer(req)
 
-    def query() -> QueryResult:
-        idx = app.state.indexes
-        found = None if peer else idx.nodes.get(name)
-        index = idx.topics.index(("node", name)) or idx.table_index("nodes")
-        if found is None:
-            return QueryResult(index, (("node", name),), missing)
-        listed = sorted(idx.services.get(name, {}).values(), key=lambda s: s.ID)
-        if keep is not None:
-            listed = [s for s in listed if keep(s)]
-        return QueryResult(index, (("node", name),), encode_json(shape(found, listed)))
+    def answer(idx: Indexes, found: Node) -> Any:
+        listed = sorted(idx.services.get(found.Node, {}).values(), key=lambda s: s.ID)
+        return shape(found, listed if keep is None else [s for s in listed if keep(s)])
 
-    return blocking_read(app.state, req, query, cache=app.cache)
+    return node_read(app, req, answer, missing)
 
 
 def node(app: ApiApp, req: Request) -> Response | Any:

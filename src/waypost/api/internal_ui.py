@@ -10,10 +10,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from waypost.api import shapes
-from waypost.api.blocking import QueryResult, blocking_read
-from waypost.api.common import encode_json
 from waypost.api.http import Request, Response
-from waypost.api.reads import from_peer, indexed_read
+from waypost.api.reads import indexed_read, node_read
 from waypost.state import model, queries
 from waypost.state.indexes import Indexes
 
@@ -136,15 +134,4 @@ def nodes(app: ApiApp, req: Request) -> Response | Any:
 
 def node(app: ApiApp, req: Request) -> Response | Any:
     """One node; an unknown one is a 404 with no body, as Consul answers."""
-    name = req.param
-    peer = from_peer(req)
-
-    def query() -> QueryResult:
-        idx = app.state.indexes
-        found = None if peer else idx.nodes.get(name)
-        index = idx.topics.index(("node", name)) or idx.table_index("nodes")
-        if found is None:
-            return QueryResult(index, (("node", name), ("nodes",)), b"", 404)
-        return QueryResult(index, (("node", name),), encode_json(_node_info(idx, found)))
-
-    return blocking_read(app.state, req, query, cache=app.cache)
+    return node_read(app, req, _node_info, b"", missing_status=404)

@@ -10,13 +10,14 @@ from waypost.api.common import apply_filter, encode_json, filter_predicate, node
 from waypost.api.http import Request, Response
 from waypost.state import queries
 from waypost.state.indexes import Indexes
+from waypost.state.model import Node
 
 if TYPE_CHECKING:
     import asyncio
 
     from waypost.api.app import ApiApp
 
-__all__ = ["from_peer", "indexed_read", "instances_read"]
+__all__ = ["from_peer", "indexed_read", "instances_read", "node_read"]
 
 
 def from_peer(req: Request) -> bool:
@@ -73,3 +74,29 @@ def instances_read(
         return index, topics, [shape(i) for i in found]
 
     return indexed_read(app, req, fetch, selectors if row is None else None)
+
+
+def node_read(
+    app: ApiApp,
+    req: Request,
+    answer: Callable[[Indexes, Node], Any],
+    missing: bytes,
+    *,
+    missing_status: int = 200,
+) -> Response | asyncio.Future[Response]:
+    """A blocking read of one node (``req.param``): ``answer``'s shape of it, or ``missing``
+    for an unknown node or one asked of a peer, each endpoint answering that as Consul does.
+
+    A missing node's index is the nodes table's, so its watchers wake on any node change."""
+    name = req.param
+    peer = from_peer(req)
+
+    def query() -> QueryResult:
+        idx = app.state.indexes
+        found = None if peer else idx.nodes.get(name)
+        index = idx.topics.index(("node", name)) or idx.table_index("nodes")
+        if found is None:
+            return QueryResult(index, (("node", name), ("nodes",)), missing, missing_status)
+        return QueryResult(index, (("node", name),), encode_json(answer(idx, found)))
+
+    return blocking_read(app.state, req, query, cache=app.cache)

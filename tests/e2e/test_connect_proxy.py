@@ -12,9 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,7 @@ import pytest
 from echo_server import Echo, closed
 from waypost.proxy.status import STATUS_PATH
 from waypost.testing import AgentProcess, free_port, wait_for
+from waypost_command import waypost_running
 
 TIMEOUT = 10.0
 
@@ -46,28 +44,11 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
 
 @contextlib.contextmanager
 def sidecar(agent: AgentProcess, log: Path, proxy_id: str, status_port: int, *command: str) -> Iterator[None]:
-    args = [
-        *command,
-        "-sidecar-for",
-        proxy_id,
-        "-http-addr",
-        agent.address,
-        "-status-addr",
-        f"127.0.0.1:{status_port}",
-    ]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "waypost", *args], stdout=out, stderr=subprocess.STDOUT
-        )
-        try:
-            yield
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+    status_addr = f"127.0.0.1:{status_port}"
+    with waypost_running(
+        log, *command, "-sidecar-for", proxy_id, "-http-addr", agent.address, "-status-addr", status_addr
+    ):
+        yield
 
 
 def status(port: int) -> Any:

@@ -11,9 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +21,7 @@ import pytest
 from http_backends import BackendProcess, Load, agent_index, fetch
 from waypost.proxy.status import STATUS_PATH
 from waypost.testing import AgentProcess, free_port
+from waypost_command import waypost_running
 
 WORKERS = 8
 
@@ -38,21 +36,8 @@ def proxy_process(
         f'  listener {{\n    service = "{service}"\n    bind = "127.0.0.1:{port}"\n  }}\n}}\n'
     )
     log = tmp_path / "proxy.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "waypost", "proxy", "-http-addr", agent.address, "-config", str(config)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield log
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+    with waypost_running(log, "proxy", "-http-addr", agent.address, "-config", str(config)):
+        yield log
 
 
 async def proxy_status(port: int) -> Any:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import pytest
 from http_backends import BackendProcess, Load, fetch, get
 from waypost.proxy.haproxy_runtime import RuntimeClient
 from waypost.testing import AgentProcess, free_port
+from waypost_command import waypost_running
 
 WITHIN = 1.0
 """The issue's bound on reflecting a change, as a polling deadline."""
@@ -65,21 +65,12 @@ def haproxy_proxy(agent: AgentProcess, port: int, http: int = 0) -> Iterator[Run
         config.write_text(
             f'proxy {{\n  listener {{\n    service = "{SERVICE}"\n    bind = "127.0.0.1:{port}"\n  }}\n}}\n'
         )
-        argv = [sys.executable, "-m", "waypost", "proxy", "-http-addr", agent.address, "-config", str(config),
+        args = ["proxy", "-http-addr", agent.address, "-config", str(config),
                 "-haproxy", f"{tmp}/haproxy.cfg", "-haproxy-socket", f"{tmp}/admin.sock",
                 "-haproxy-bin", HAPROXY]  # fmt: skip
-        argv += ["-haproxy-http", f"127.0.0.1:{http}"] if http else []
-        with open(Path(tmp) / "proxy.log", "wb") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-            try:
-                yield RuntimeClient(f"{tmp}/admin.sock")
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
+        args += ["-haproxy-http", f"127.0.0.1:{http}"] if http else []
+        with waypost_running(Path(tmp) / "proxy.log", *args, stop_within=15):
+            yield RuntimeClient(f"{tmp}/admin.sock")
 
 
 async def serving(runtime: RuntimeClient, want: dict[int, int], limit: float) -> None:

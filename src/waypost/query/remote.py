@@ -18,7 +18,8 @@ EXECUTE_REMOTE_PATH = "/v1/internal/query/execute-remote"
 
 
 class RemoteDatacenters(Protocol):
-    """What the query executor needs from federation; `NoRemoteDatacenters` is one datacenter."""
+    """What the query executor needs from federation: ``waypost.wan.Federation``, which in a
+    datacenter alone lists no other, so nothing fails over there."""
 
     def local_datacenter(self) -> str: ...
 
@@ -41,25 +42,3 @@ class RemoteDatacenters(Protocol):
         the next datacenter.
         """
         ...
-
-
-class NoRemoteDatacenters:
-    """A single datacenter: nothing to fail over to."""
-
-    def __init__(self, datacenter: str) -> None:
-        self._datacenter = datacenter
-
-    def local_datacenter(self) -> str:
-        return self._datacenter
-
-    def datacenters_by_distance(self) -> list[str]:
-        return []
-
-    async def execute_remote(
-        self,
-        dc: str,
-        query: Mapping[str, Any],
-        params: Mapping[str, str],
-        token: str | None,
-    ) -> bytes | None:
-        return None

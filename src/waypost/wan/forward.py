@@ -17,6 +17,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from waypost.api.blocking import DEFAULT_WAIT, MAX_WAIT
 from waypost.api.common import NO_DC_PATH
 from waypost.api.http import Request, Response
 from waypost.durations import parse_duration
@@ -35,8 +36,6 @@ _HOP_BY_HOP = frozenset(
 """Headers that belong to one connection, or that the server sets itself, never relayed."""
 
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
-_DEFAULT_WAIT = 300.0
-_MAX_WAIT = 600.0
 _SLACK = 10.0
 """Seconds a forwarded blocking query may take past its wait (jitter, a slow hop)."""
 _PLAIN_TIMEOUT = 60.0
@@ -48,10 +47,10 @@ def forward_timeout(req: Request) -> float:
     if not req.arg("index"):
         return _PLAIN_TIMEOUT
     try:
-        wait = parse_duration(req.arg("wait") or "") if req.arg("wait") else _DEFAULT_WAIT
+        wait = parse_duration(req.arg("wait") or "") if req.arg("wait") else DEFAULT_WAIT
     except ValueError:
-        wait = _DEFAULT_WAIT  # the remote server refuses it, with Consul's message
-    wait = _MAX_WAIT if wait <= 0 else min(wait, _MAX_WAIT)
+        wait = DEFAULT_WAIT  # the remote server refuses it, with Consul's message
+    wait = MAX_WAIT if wait <= 0 else min(wait, MAX_WAIT)
     return wait + wait / 16 + _SLACK
 
 

@@ -65,21 +65,25 @@ def test_get_config_without_an_agent(waypost: Runner) -> None:
 
 
 def test_connect_proxy_is_the_sidecar_mode(waypost: Runner) -> None:
-    r = waypost("connect", "proxy", "-sidecar-for", "nobody")
-    assert r.code == 1
-    assert "No sidecar proxy registered for nobody" in r.err
-    r = waypost("connect", "proxy", "-service", "web", "-sidecar-for", "web")
-    assert r.code == 1
-    assert "'-service' and '-sidecar-for' can't both be specified" in r.err
-    r = waypost("connect", "proxy", "-upstream", "db:9191")
-    assert r.code == 1
-    assert "-listen, -service-addr and -upstream need -service" in r.err
-    r = waypost("connect", "proxy", "-service", "web", "-listen", "127.0.0.1:1")
-    assert r.code == 1
-    assert "-service-addr must be specified with -listen" in r.err
-    r = waypost("proxy", "-sidecar-for", "x", "-config", "proxy.hcl")
-    assert r.code == 1
-    assert "-sidecar-for takes its listeners from the registration" in r.err
+    for args, message in [
+        (("connect", "proxy", "-sidecar-for", "nobody"), "No sidecar proxy registered for nobody"),
+        (
+            ("connect", "proxy", "-service", "web", "-sidecar-for", "web"),
+            "'-service' and '-sidecar-for' can't both be specified",
+        ),
+        (("connect", "proxy", "-upstream", "db:9191"), "-listen, -service-addr and -upstream need -service"),
+        (
+            ("connect", "proxy", "-service", "web", "-listen", "127.0.0.1:1"),
+            "-service-addr must be specified with -listen",
+        ),
+        (
+            ("proxy", "-sidecar-for", "x", "-config", "proxy.hcl"),
+            "-sidecar-for takes its listeners from the registration",
+        ),
+    ]:
+        r = waypost(*args)
+        assert r.code == 1, args
+        assert message in r.err
 
 
 def test_group_help(waypost: Runner) -> None:

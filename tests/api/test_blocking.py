@@ -171,3 +171,20 @@ def test_clients_leaving_one_read_release_only_their_own_queries(dev_agent: Agen
     finally:
         for s in socks:
             s.close()
+
+
+def test_a_consistent_blocking_query_parks_wakes_and_times_out(dev_agent: AgentProcess) -> None:
+    dev_agent.put("/v1/kv/consistent/key", b"a")
+    index = _index(dev_agent, "/v1/kv/consistent/key")
+    woken: dict[str, object] = {}
+    t = _block_in_thread(dev_agent, f"/v1/kv/consistent/key?consistent&index={index}&wait=60s", woken)
+    assert _wait_for(lambda: _waiting(dev_agent) >= 1)
+    dev_agent.put("/v1/kv/consistent/key", b"b")
+    t.join(10)
+    assert woken["status"] == 200
+    assert int(woken["index"]) > index  # type: ignore[call-overload]
+    index = int(woken["index"])  # type: ignore[call-overload]
+    timed_out: dict[str, object] = {}
+    _block_in_thread(dev_agent, f"/v1/kv/consistent/key?consistent&index={index}&wait=1s", timed_out).join(10)
+    assert timed_out["status"] == 200
+    assert timed_out["index"] == index

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,15 +9,10 @@ from pathlib import Path
 import pytest
 
 from acl_kit import ROOT, Caller, start_acl_agent
+from dig import dig
 from waypost.testing import AgentProcess
 
 DNS_TOKEN = "6f1c1f6e-0d3b-4a8f-9c55-3a1f0b5c7e21"
-
-
-def dig(agent: AgentProcess, name: str, qtype: str = "A") -> list[str]:
-    args = ["dig", "@127.0.0.1", "-p", str(agent.dns_port), "+short", "+time=2", "+tries=1", name, qtype]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=10)
-    return sorted(line for line in out.stdout.splitlines() if line and not line.startswith(";"))
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from dig import dig
 from etcd_cluster import EtcdCluster, etcd_available, etcd_cluster
 from waypost.testing import AgentProcess, wait_for
 
@@ -35,16 +35,6 @@ SERVER_PORT_BASE = 18300
 how status/leader tells the servers apart."""
 CLIENT_JOINS = {"client-a": 1, "client-b": 2}
 """The one server each client is told about."""
-
-
-def dig(agent: AgentProcess, name: str, qtype: str = "A") -> list[str]:
-    out = subprocess.run(
-        ["dig", "@127.0.0.1", "-p", str(agent.dns_port), "+short", "+time=2", "+tries=1", name, qtype],
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
-    return [line for line in out.stdout.splitlines() if line and not line.startswith(";")]
 
 
 @dataclass
@@ -147,7 +137,7 @@ def test_4_killed_client_turns_critical_and_leaves_dns(deployment: Deployment) -
     b = deployment.clients[1]
     b.put("/v1/agent/service/register", {"Name": "web", "ID": "web-b", "Port": 8081, "Address": "127.0.0.11"})
     s1 = deployment.servers[0]
-    wait_for(lambda: sorted(dig(s1, "web.service.consul")) == ["127.0.0.10", "127.0.0.11"], 10)
+    wait_for(lambda: dig(s1, "web.service.consul") == ["127.0.0.10", "127.0.0.11"], 10)
     b.kill(signal.SIGKILL)
     took = wait_for(lambda: dig(s1, "web.service.consul") == ["127.0.0.10"], 15)
     assert took < 15
@@ -156,7 +146,7 @@ def test_4_killed_client_turns_critical_and_leaves_dns(deployment: Deployment) -
     members = {m["Name"]: m["Status"] for m in s1.get("/v1/agent/members")}
     assert members["client-b"] == 4
     deployment.restart(b)
-    wait_for(lambda: sorted(dig(s1, "web.service.consul")) == ["127.0.0.10", "127.0.0.11"], 15)
+    wait_for(lambda: dig(s1, "web.service.consul") == ["127.0.0.10", "127.0.0.11"], 15)
 
 
 def test_5_restarting_everything_loses_nothing_acknowledged(deployment: Deployment) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 
 import dns.message
@@ -11,17 +10,10 @@ import dns.query
 import dns.rdatatype
 import pytest
 
+from dig import dig
 from waypost.testing import AgentProcess
 
 pytestmark = pytest.mark.skipif(shutil.which("dig") is None, reason="dig (dnsutils) is not installed")
-
-
-def dig(agent: AgentProcess, name: str, qtype: str = "A", *, tcp: bool = False) -> list[str]:
-    args = ["dig", "@127.0.0.1", "-p", str(agent.dns_port), "+short", "+time=2", "+tries=1", name, qtype]
-    if tcp:
-        args.insert(1, "+tcp")
-    out = subprocess.run(args, capture_output=True, text=True, timeout=10)
-    return sorted(line for line in out.stdout.splitlines() if line and not line.startswith(";"))
 
 
 def ask(agent: AgentProcess, name: str, qtype: str = "A") -> list[str]:

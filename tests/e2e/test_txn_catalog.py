@@ -8,22 +8,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import threading
 from typing import Any
 
 import consul
 import pytest
 
+from dig import dig
 from waypost.testing import AgentProcess
 
 pytestmark = pytest.mark.skipif(shutil.which("dig") is None, reason="dig (dnsutils) is not installed")
-
-
-def dig(agent: AgentProcess, name: str, qtype: str = "A") -> list[str]:
-    args = ["dig", "@127.0.0.1", "-p", str(agent.dns_port), "+short", "+time=2", "+tries=1", name, qtype]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=10)
-    return sorted(line for line in out.stdout.splitlines() if line and not line.startswith(";"))
 
 
 def external(color: str, address: str) -> list[dict[str, Any]]:

@@ -8,26 +8,19 @@ import asyncio
 import ipaddress
 import json
 import shutil
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from dig import dig
 from http_backends import BackendProcess, fetch
 from waypost.testing import AgentProcess, free_port, wait_for
+from waypost_command import waypost_running
 
 pytestmark = pytest.mark.skipif(shutil.which("dig") is None, reason="dig (dnsutils) is not installed")
 
 DECLARED = 'Service == shop and "v2" in Tags'
-
-
-def dig(agent: AgentProcess, name: str, qtype: str = "A") -> list[str]:
-    args = ["dig", "@127.0.0.1", "-p", str(agent.dns_port), "+short", "+time=2", "+tries=1", name, qtype]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=10)
-    return [line for line in out.stdout.splitlines() if line and not line.startswith(";")]
 
 
 def _server(base: Path, **ports: int) -> AgentProcess:
@@ -77,26 +70,13 @@ def test_the_proxy_serves_a_virtual_ip_that_dns_resolved(
         client.put("/v1/agent/service/register", {"Name": "cart", "ID": "cart-1", "Port": port})
         wait_for(lambda: dig(server, "cart.virtual.consul"), limit=10)
         (vip,) = dig(client, "cart.virtual.consul")
-        with open(base / "proxy.log", "wb") as log:
-            proxy = subprocess.Popen(
-                [sys.executable, "-m", "waypost", "proxy", "-vip", "-http-addr", client.address],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
+        with waypost_running(base / "proxy.log", "proxy", "-vip", "-http-addr", client.address):
 
             def served() -> str:
                 return asyncio.run(fetch(port, vip))
 
             wait_for(served, limit=15)
             assert served() == "cart-a"
-        finally:
-            proxy.send_signal(signal.SIGTERM)
-            try:
-                proxy.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proxy.kill()
-                proxy.wait(timeout=10)
 
 
 def test_addresses_survive_a_server_restart_and_are_not_handed_out_again(tmp_path: Path) -> None:

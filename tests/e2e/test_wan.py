@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from dig import dig
 from etcd_cluster import EtcdCluster, etcd_available, etcd_cluster
 from waypost.testing import AgentProcess, wait_for
 
@@ -77,16 +78,6 @@ def waypost(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "waypost", *args], capture_output=True, text=True, timeout=30
     )
-
-
-def dig(agent: AgentProcess, name: str, qtype: str) -> list[str]:
-    out = subprocess.run(
-        ["dig", "@127.0.0.1", "-p", str(agent.dns_port), "+short", "+time=2", "+tries=1", name, qtype],
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
-    return [line for line in out.stdout.splitlines() if line and not line.startswith(";")]
 
 
 @pytest.fixture(scope="module")

@@ -86,23 +86,6 @@ class Node(msgspec.Struct, gc=False):
     ModifyIndex: int
 
 
-class Upstream(msgspec.Struct, frozen=True, gc=False):
-    """Consul's ``structs.Upstream`` as the catalog sends it."""
-
-    DestinationType: str
-    DestinationNamespace: str | Omit
-    DestinationPartition: str | Omit
-    DestinationPeer: str | Omit
-    DestinationName: str
-    Datacenter: str
-    LocalBindAddress: str | Omit
-    LocalBindPort: int | Omit
-    LocalBindSocketPath: str | Omit
-    LocalBindSocketMode: str | Omit
-    Config: dict[str, Any] | Omit
-    MeshGateway: dict[str, Any]
-
-
 class AgentUpstream(msgspec.Struct, frozen=True, gc=False):
     """``api.Upstream`` as the agent endpoints send it: type and datacenter left out while empty."""
 
@@ -118,6 +101,14 @@ class AgentUpstream(msgspec.Struct, frozen=True, gc=False):
     LocalBindSocketMode: str | Omit
     Config: dict[str, Any] | Omit
     MeshGateway: dict[str, Any]
+
+
+class Upstream(AgentUpstream, frozen=True, gc=False):
+    """Consul's ``structs.Upstream`` as the catalog sends it: the same fields in the same
+    order (a redeclared field keeps its place), but type and datacenter always present."""
+
+    DestinationType: str
+    Datacenter: str
 
 
 class ConnectProxyConfig(msgspec.Struct, frozen=True, gc=False):

@@ -23,6 +23,17 @@ V = TypeVar("V")
 
 _NODE_SCOPED = frozenset({"nodes", "services", "checks"})
 
+_INTERNED: dict[type, tuple[str, ...]] = {
+    NodeService: ("ID", "Service", "Address", "Kind", "Datacenter"),
+    HealthCheck: (
+        "Node", "CheckID", "Name", "Status", "Notes", "ServiceID", "ServiceName", "Type", "Interval",
+        "Timeout",
+    ),
+    Node: ("Node", "Datacenter"),
+}  # fmt: skip
+"""The string fields of each catalog record that repeat across records (names, statuses,
+intervals), interned; free text such as a check's ``Output`` is left as it is."""
+
 _POOL_FLOOR = 1024
 """A pool is first pruned at this size, then whenever it doubles since its last prune."""
 
@@ -68,13 +79,18 @@ class Sharing:
         return parts
 
     def record(self, rec: Any) -> Any:
+        for name in _INTERNED.get(type(rec), ()):
+            setattr(rec, name, sys.intern(getattr(rec, name)))
         if isinstance(rec, NodeService):
-            self._service(rec)
+            rec.Tags = self.tags(rec.Tags)
+            rec.Meta = self.strings(rec.Meta)
+            rec.TaggedAddresses = self.empty(rec.TaggedAddresses)
+            w = rec.Weights
+            rec.Weights = self.weights.get_or_add((w.Passing, w.Warning), lambda: w)
         elif isinstance(rec, HealthCheck):
-            self._check(rec)
+            rec.ServiceTags = self.tags(rec.ServiceTags)
+            rec.Definition = self.empty(rec.Definition)
         elif isinstance(rec, Node):
-            rec.Node = sys.intern(rec.Node)
-            rec.Datacenter = sys.intern(rec.Datacenter)
             rec.TaggedAddresses = self.strings(rec.TaggedAddresses)
             rec.Meta = self.strings(rec.Meta)
         return rec
@@ -94,31 +110,3 @@ class Sharing:
             return mapping
         shared: dict[str, V] = self.maps.get_or_add(frozenset(), dict)
         return shared
-
-    def _service(self, rec: NodeService) -> None:
-        intern = sys.intern
-        rec.ID = intern(rec.ID)
-        rec.Service = intern(rec.Service)
-        rec.Address = intern(rec.Address)
-        rec.Kind = intern(rec.Kind)
-        rec.Datacenter = intern(rec.Datacenter)
-        rec.Tags = self.tags(rec.Tags)
-        rec.Meta = self.strings(rec.Meta)
-        rec.TaggedAddresses = self.empty(rec.TaggedAddresses)
-        w = rec.Weights
-        rec.Weights = self.weights.get_or_add((w.Passing, w.Warning), lambda: w)
-
-    def _check(self, rec: HealthCheck) -> None:
-        intern = sys.intern
-        rec.Node = intern(rec.Node)
-        rec.CheckID = intern(rec.CheckID)
-        rec.Name = intern(rec.Name)
-        rec.Status = intern(rec.Status)
-        rec.Notes = intern(rec.Notes)
-        rec.ServiceID = intern(rec.ServiceID)
-        rec.ServiceName = intern(rec.ServiceName)
-        rec.Type = intern(rec.Type)
-        rec.Interval = intern(rec.Interval)
-        rec.Timeout = intern(rec.Timeout)
-        rec.ServiceTags = self.tags(rec.ServiceTags)
-        rec.Definition = self.empty(rec.Definition)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable
 from urllib.parse import parse_qs, quote
 
@@ -18,6 +19,16 @@ def test_query_parsing_matches_the_standard_library(pairs: list[tuple[str, str]]
     if bare:
         raw += "&recurse"
     assert _parse_query(raw) == parse_qs(raw, keep_blank_values=True)
+
+
+@contextlib.asynccontextmanager
+async def _serving(server: HttpServer) -> AsyncIterator[int]:
+    """``server`` listening on a free loopback port for the block; closed after it."""
+    port = await server.listen("127.0.0.1", 0)
+    try:
+        yield port
+    finally:
+        await server.close()
 
 
 async def _exchange(port: int, raw: bytes) -> bytes:
@@ -51,16 +62,12 @@ def _handler(req: Request) -> Response | Awaitable[Response]:
 
 
 async def test_handler_exceptions_answer_500_and_keep_the_connection() -> None:
-    server = HttpServer(_handler)
-    port = await server.listen("127.0.0.1", 0)
-    try:
+    async with _serving(HttpServer(_handler)) as port:
         answer = await _exchange(
             port,
             b"GET /raise HTTP/1.1\r\n\r\nGET /raise-later HTTP/1.1\r\n\r\n"
             b"GET /after HTTP/1.1\r\nConnection: close\r\n\r\n",
         )
-    finally:
-        await server.close()
     assert answer.count(b"HTTP/1.1 500 Internal Server Error\r\n") == 2
     assert answer.count(b"\r\n\r\ninternal error") == 2
     assert answer.endswith(b"\r\n\r\nok /after")
@@ -68,16 +75,12 @@ async def test_handler_exceptions_answer_500_and_keep_the_connection() -> None:
 
 async def test_head_answers_carry_the_length_but_no_body() -> None:
     """Pipelined, so a body sent by mistake would show up as garbage before the next answer."""
-    server = HttpServer(_handler)
-    port = await server.listen("127.0.0.1", 0)
-    try:
+    async with _serving(HttpServer(_handler)) as port:
         answer = await _exchange(
             port,
             b"HEAD /x HTTP/1.1\r\n\r\nHEAD /raise-later HTTP/1.1\r\n\r\n"
             b"GET /after HTTP/1.1\r\nConnection: close\r\n\r\n",
         )
-    finally:
-        await server.close()
     ok, failed, after = answer.split(b"HTTP/1.1 ")[1:]
     assert ok.startswith(b"200 OK\r\n")
     assert ok.endswith(b"Content-Length: 5\r\n\r\n")
@@ -87,13 +90,9 @@ async def test_head_answers_carry_the_length_but_no_body() -> None:
 
 
 async def test_a_failing_stream_hangs_up_that_client_only() -> None:
-    server = HttpServer(_handler)
-    port = await server.listen("127.0.0.1", 0)
-    try:
+    async with _serving(HttpServer(_handler)) as port:
         broken = await _exchange(port, b"GET /stream HTTP/1.1\r\n\r\n")
         fine = await _exchange(port, b"GET /next HTTP/1.1\r\nConnection: close\r\n\r\n")
-    finally:
-        await server.close()
     assert broken.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"5\r\nfirst\r\n" in broken
     assert not broken.endswith(b"0\r\n\r\n")  # no clean end: the client sees the body cut short
@@ -108,13 +107,9 @@ def test_paths_must_be_printable_utf8() -> None:
 
 
 async def test_the_header_deadline_also_covers_later_requests_on_a_connection() -> None:
-    server = HttpServer(_handler, HttpLimits(read_header_timeout=0.2, idle_timeout=0))
-    port = await server.listen("127.0.0.1", 0)
-    try:
+    async with _serving(HttpServer(_handler, HttpLimits(read_header_timeout=0.2, idle_timeout=0))) as port:
         # The first request is answered; the half-sent second one is dropped without an answer.
         answer = await _exchange(port, b"GET /first HTTP/1.1\r\n\r\nGET /second HTTP/1.1\r\nHost:")
-    finally:
-        await server.close()
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
     assert answer.endswith(b"\r\n\r\nok /first")
 
@@ -130,11 +125,10 @@ def _body_size(req: Request) -> Response:
 
 
 async def test_spooled_routes_take_bodies_of_any_size_in_a_file() -> None:
-    server = HttpServer(_body_size, HttpLimits(max_body_bytes=100), spooled={("PUT", "/big")})
-    port = await server.listen("127.0.0.1", 0)
     chunk = b"x" * 4096
     chunked = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(5)) + b"0\r\n\r\n"
-    try:
+    server = HttpServer(_body_size, HttpLimits(max_body_bytes=100), spooled={("PUT", "/big")})
+    async with _serving(server) as port:
         sized = await _exchange(
             port, b"PUT /big HTTP/1.1\r\n%sContent-Length: 5000\r\n\r\n" % CLOSE + bytes(5000)
         )
@@ -146,8 +140,6 @@ async def test_spooled_routes_take_bodies_of_any_size_in_a_file() -> None:
         )
         capped = await _exchange(port, b"PUT /small HTTP/1.1\r\nContent-Length: 5000\r\n\r\n" + bytes(5000))
         other_method = await _exchange(port, b"POST /big HTTP/1.1\r\nContent-Length: 5000\r\n\r\n")
-    finally:
-        await server.close()
     assert sized.endswith(b"\r\n\r\nspooled 5000")
     assert streamed.endswith(b"\r\n\r\nspooled 20480")
     assert small.endswith(b"\r\n\r\nin memory 50")

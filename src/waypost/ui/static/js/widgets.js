@@ -1,5 +1,5 @@
 // What the KV, session and ACL pages share: their stylesheet, labelled form fields, a
-// status line for a form, a confirmation dialog, and the one explanation of an API error
+// status line for a form, a confirmation dialog, their list table, and the one explanation of an API error
 // (denied: log in; ACLs off; agent unreachable).
 
 import { request, token } from "./api.js";
@@ -112,6 +112,16 @@ export function emptyNote(text) {
     });
   }
   return note;
+}
+
+// A list page's table: column headings, then rows (<tr> elements) as the page builds them.
+export function listTable(heads, rows) {
+  return h(
+    "table",
+    { class: "list" },
+    h("thead", null, h("tr", null, heads.map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", null, rows),
+  );
 }
 
 // Where the login page goes back to: the page that sent the user there.

@@ -5,7 +5,16 @@
 import { request, watch } from "../api.js";
 import { h, mount } from "../dom.js";
 import { href, seg } from "../router.js";
-import { breadcrumbs, confirmAction, field, onSubmit, problem, statusLine, useStyles } from "../widgets.js";
+import {
+  breadcrumbs,
+  confirmAction,
+  field,
+  listTable,
+  onSubmit,
+  problem,
+  statusLine,
+  useStyles,
+} from "../widgets.js";
 
 const MANAGEMENT = "00000000-0000-0000-0000-000000000001";
 
@@ -114,15 +123,7 @@ function list(container, ctx, signal) {
     (policies) => {
       ctx.setTitle("Policies", policies.length);
       const heads = ["Name", "Description", "Datacenters", "Actions"];
-      mount(
-        rows,
-        h(
-          "table",
-          { class: "list" },
-          h("thead", null, h("tr", null, heads.map((t) => h("th", { scope: "col" }, t)))),
-          h("tbody", null, policies.map(row)),
-        ),
-      );
+      mount(rows, listTable(heads, policies.map(row)));
     },
     { signal, onError: (err) => mount(rows, problem(err)) },
   );

@@ -5,7 +5,16 @@
 import { request, watch } from "../api.js";
 import { h, mount } from "../dom.js";
 import { href, seg } from "../router.js";
-import { breadcrumbs, confirmAction, field, onSubmit, problem, statusLine, useStyles } from "../widgets.js";
+import {
+  breadcrumbs,
+  confirmAction,
+  field,
+  listTable,
+  onSubmit,
+  problem,
+  statusLine,
+  useStyles,
+} from "../widgets.js";
 
 const ANONYMOUS = "00000000-0000-0000-0000-000000000002";
 
@@ -167,15 +176,7 @@ function list(container, ctx, signal) {
       (tokens) => {
         ctx.setTitle("Tokens", tokens.length);
         const heads = ["Accessor ID", "Description", "Policies", "Scope", "Created", "Actions"];
-        mount(
-          rows,
-          h(
-            "table",
-            { class: "list" },
-            h("thead", null, h("tr", null, heads.map((t) => h("th", { scope: "col" }, t)))),
-            h("tbody", null, tokens.map(row)),
-          ),
-        );
+        mount(rows, listTable(heads, tokens.map(row)));
       },
       { signal, onError: (err) => mount(rows, problem(err)) },
     ),

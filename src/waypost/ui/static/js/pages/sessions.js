@@ -4,7 +4,7 @@
 import { request, watch } from "../api.js";
 import { h, mount } from "../dom.js";
 import { href, seg } from "../router.js";
-import { confirmAction, duration, emptyNote, problem, useStyles } from "../widgets.js";
+import { confirmAction, duration, emptyNote, listTable, problem, useStyles } from "../widgets.js";
 
 export function render(container, _params, ctx) {
   useStyles();
@@ -67,15 +67,7 @@ export function render(container, _params, ctx) {
         return;
       }
       const heads = ["Name", "ID", "Node", "Behavior", "TTL", "Lock delay", "Checks", "Actions"];
-      mount(
-        list,
-        h(
-          "table",
-          { class: "list" },
-          h("thead", null, h("tr", null, heads.map((t) => h("th", { scope: "col" }, t)))),
-          h("tbody", null, sessions.map(row)),
-        ),
-      );
+      mount(list, listTable(heads, sessions.map(row)));
     },
     { signal: controller.signal, onError: (err) => mount(list, problem(err)) },
   );

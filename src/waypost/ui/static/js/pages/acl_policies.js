@@ -5,16 +5,7 @@
 import { request, watch } from "../api.js";
 import { h, mount } from "../dom.js";
 import { href, seg } from "../router.js";
-import {
-  breadcrumbs,
-  confirmAction,
-  field,
-  listTable,
-  onSubmit,
-  problem,
-  statusLine,
-  useStyles,
-} from "../widgets.js";
+import { breadcrumbs, confirmAction, field, listTable, onSubmit, problem, statusLine, useStyles } from "../widgets.js";
 
 const MANAGEMENT = "00000000-0000-0000-0000-000000000001";
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,8 @@ from cryptography.x509.verification import PolicyBuilder, Store
 
 from etcd_cluster import etcd_available, etcd_cluster
 from waypost.connect import ca
+from waypost.state import schema
+from waypost.store import wire
 from waypost.testing import AgentProcess, wait_for
 
 CLUSTER = "11111111-2222-3333-4444-555555555555"
@@ -176,7 +180,24 @@ def test_a_bad_ca_config_stops_start_up_naming_it(tmp_path: Path) -> None:
     assert "connect.ca_config: leaf cert TTL must be greater or equal than 1h0m0s" in log.read_text()
 
 
-def test_a_client_agents_leaf_is_signed_by_a_server(tmp_path: Path) -> None:
+def _store_read(server: AgentProcess, path: str) -> bytes:
+    """What a client agent is sent: a read of the server's agent-to-server API."""
+    with urllib.request.urlopen(
+        f"http://{server.server_address}/v1/internal/store{path}", timeout=30
+    ) as resp:
+        body: bytes = resp.read()
+        return body
+
+
+def _snapshot_text(agent: AgentProcess) -> bytes:
+    status, _, body = agent.request("GET", "/v1/snapshot")
+    assert status == 200
+    return gzip.decompress(body)
+
+
+def test_a_client_agent_is_never_sent_the_ca_keys_and_asks_a_server(tmp_path: Path) -> None:
+    """A client agent's leaves are signed, and its configuration changes applied, by a
+    server; what it is sent of the CA (reads, transaction reads, watch events) has no key."""
     server_args = [
         "-server",
         "-bootstrap-expect",
@@ -196,8 +217,47 @@ def test_a_client_agents_leaf_is_signed_by_a_server(tmp_path: Path) -> None:
             leaf = client.get("/v1/agent/connect/ca/leaf/edge-svc")
             assert leaf["ServiceURI"] == f"spiffe://{roots['TrustDomain']}/ns/default/dc/dc1/svc/edge-svc"
             assert _verify(leaf["CertPEM"], [r["RootCert"] for r in roots["Roots"]]) == [leaf["ServiceURI"]]
-            # The signing route is the agent-to-server API's only: the public port has none.
+            # The server routes are the agent-to-server API's only: the public port has none.
             assert server.request("POST", "/v1/internal/store/connect-sign", b"{}")[0] == 404
+            assert server.request("GET", "/v1/internal/store/connect-ca-configuration")[0] == 404
+
+            # The server holds the key; nothing a client reads of the store carries it.
+            assert b"PRIVATE KEY" in _snapshot_text(server)
+            record = wire.decode_kv(_store_read(server, "/get?key=connect/ca/state"))
+            assert record is not None
+            ca_record = schema.CONNECT_CA.decode(record.value, 0, 0)
+            assert ca_record.Roots
+            assert all(r.SigningKey == "" for r in ca_record.Roots)
+            assert b"PRIVATE KEY" not in _store_read(server, "/range?prefix=connect/ca/")
+            assert b"PRIVATE KEY" not in _store_read(server, "/range?prefix=")
+            assert b"PRIVATE KEY" not in _snapshot_text(client)  # the client's own copy
+            revision = wire.decode_number(_store_read(server, "/revision"))
+
+            # A configuration change through the client is applied by a server: it rotates.
+            assert client.get("/v1/connect/ca/configuration") == server.get("/v1/connect/ca/configuration")
+            client.put(
+                "/v1/connect/ca/configuration", {"Provider": "consul", "Config": {"LeafCertTTL": "24h"}}
+            )
+            rotated = server.get("/v1/agent/connect/ca/roots")
+            assert rotated["ActiveRootID"] != roots["ActiveRootID"]
+            wait_for(lambda: client.get("/v1/agent/connect/ca/roots") == rotated)
+            assert client.get("/v1/connect/ca/configuration")["Config"]["LeafCertTTL"] == "24h"
+            status, _, answer = client.request(
+                "PUT", "/v1/connect/ca/configuration", b'{"Provider": "vault", "Config": {}}'
+            )
+            assert (status, answer) == (400, b'unknown CA provider "vault"')
+            events = _store_read(server, f"/watch?from={revision + 1}&wait=1s")
+            assert b"connect/ca/state" in events
+            assert b"PRIVATE KEY" not in events
+            renewed = client.get("/v1/agent/connect/ca/leaf/edge-svc")
+            assert _verify(renewed["CertPEM"], [rotated["Roots"][-1]["RootCert"]]) == [leaf["ServiceURI"]]
+
+            # A snapshot saved and restored through the client leaves the servers able to sign.
+            saved = client.request("GET", "/v1/snapshot")[2]
+            assert client.request("PUT", "/v1/snapshot", saved)[0] == 200
+            assert b"PRIVATE KEY" in _snapshot_text(server)
+            fresh = client.get("/v1/agent/connect/ca/leaf/after-restore")
+            assert _verify(fresh["CertPEM"], [rotated["Roots"][-1]["RootCert"]]) == [fresh["ServiceURI"]]
 
 
 @pytest.mark.etcd

@@ -28,6 +28,7 @@ from waypost.connect.leaf import LeafCerts
 from waypost.state import queries, schema
 from waypost.state.indexes import Indexes
 from waypost.store.base import StoreError
+from waypost.store.remote import RemoteStore, ServerRefusedError
 
 if TYPE_CHECKING:
     import asyncio
@@ -39,6 +40,8 @@ __all__ = ["agent_roots", "get_configuration", "leaf", "roots", "set_configurati
 NOT_ENABLED = "Connect must be enabled in order to use this endpoint"
 _TOPICS = ((schema.CONNECT_CA.name,),)
 _NO_ROOTS: dict[str, Any] = {"ActiveRootID": "", "TrustDomain": "", "Roots": []}
+_CONFIGURATION = "/connect-ca-configuration"
+"""The configuration on the agent-to-server API (``STORE_ROUTES``), for client agents."""
 
 
 def _leaves(app: ApiApp) -> LeafCerts:
@@ -95,9 +98,26 @@ async def leaf(app: ApiApp, req: Request) -> Response:
     return json_response(body, headers=[("X-Consul-Index", str(current.index)), ("X-Cache", "HIT")])
 
 
-def get_configuration(app: ApiApp, req: Request) -> Response:
+async def _on_a_server(app: ApiApp, method: str, body: bytes = b"") -> Response | None:
+    """A client agent's answer about the CA's configuration: a server's, over the
+    agent-to-server API (servers alone hold the CA's keys, which a rotation needs to
+    cross-sign); None on a server, which answers itself."""
+    store = app.state.store
+    if not isinstance(store, RemoteStore):
+        return None
+    try:
+        return Response(await store.server_action(_CONFIGURATION, body, method))
+    except ServerRefusedError as exc:
+        raise HTTPError(exc.status, exc.message) from None
+    except StoreError as exc:
+        raise HTTPError(500, str(exc)) from None
+
+
+async def get_configuration(app: ApiApp, req: Request) -> Response:
     if app.agent.connect_leaves is None:
         raise HTTPError(400, NOT_ENABLED)
+    if (answer := await _on_a_server(app, "GET")) is not None:
+        return answer
     record = app.state.indexes.connect_ca.get("state")
     if record is None:
         raise HTTPError(500, "CA configuration not initialized yet")
@@ -114,9 +134,12 @@ def get_configuration(app: ApiApp, req: Request) -> Response:
 
 
 async def set_configuration(app: ApiApp, req: Request) -> Response:
-    """A new provider configuration; one that changes the root rotates it (cross-signed)."""
+    """A new provider configuration; one that changes the root rotates it (cross-signed).
+    Served on the agent-to-server API too, where client agents send theirs."""
     if app.agent.connect_leaves is None:
         raise HTTPError(400, NOT_ENABLED)
+    if (answer := await _on_a_server(app, "PUT", req.body)) is not None:
+        return answer
     body = decode_json(req)
     if not isinstance(body, dict):
         raise HTTPError(400, "Request decode failed: expected a JSON object")

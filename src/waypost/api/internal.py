@@ -3,7 +3,10 @@ the catalog (served locally, for reads, DNS and blocking queries) while every wr
 lease goes through a server to the real store.
 
 Consul's client agents forward RPCs to servers; waypost forwards store operations
-instead, which keeps client agents identical to servers above the store seam.
+instead, which keeps client agents identical to servers above the store seam. One record
+differs: the Connect CA's private keys stay on servers, so every value of that table a
+client is sent (reads, a transaction's reads, watch events) is ``ca_store.without_keys``,
+and one a client writes gets them back from the server's copy (``ca_store.with_keys``).
 """
 
 from __future__ import annotations
@@ -18,10 +21,23 @@ import msgspec
 
 from waypost.api.common import HTTPError, parse_uint, query_duration
 from waypost.api.http import Request, Response
+from waypost.connect import ca_store
+from waypost.connect.ca_config import CAConfigError
 from waypost.state import schema
+from waypost.state.model import ConnectCA
 from waypost.state.state import State
 from waypost.store import wire
-from waypost.store.base import Delete, Event, LeaseNotFoundError, Op, Put, StoreError
+from waypost.store.base import (
+    Delete,
+    Event,
+    KeyValue,
+    LeaseNotFoundError,
+    Op,
+    Put,
+    RangeResult,
+    StoreError,
+    TxnResult,
+)
 from waypost.store.keyspace import check_duplicates
 
 if TYPE_CHECKING:
@@ -60,6 +76,8 @@ class EventRing:
             return
         if len(self._batches) == self._batches.maxlen:
             self.first_available = self._batches[0][0] + 1
+        if any(_holds_ca_keys(ev.kv.key, ev.kv.value) for ev in batch):
+            batch = [Event(ev.type, _for_clients(ev.kv)) for ev in batch]
         self._batches.append((revision, batch))
         self._arrived.set()
         self._arrived = asyncio.Event()
@@ -81,20 +99,44 @@ class EventRing:
             await asyncio.wait_for(self._arrived.wait(), limit)
 
 
+def _holds_ca_keys(key: str, value: bytes) -> bool:
+    return key.startswith(schema.CONNECT_CA.prefix) and bool(value)
+
+
+def _for_clients(kv: KeyValue) -> KeyValue:
+    """``kv`` as a client agent may hold it: a CA record without its private keys (one
+    that does not decode is sent empty, which clients set aside as they do any bad record)."""
+    if not _holds_ca_keys(kv.key, kv.value):
+        return kv
+    value, create, modify = schema.carried(kv.value)
+    try:
+        stripped = schema.encode(ca_store.without_keys(schema.CONNECT_CA.decode(value, 0, 0)))
+    except msgspec.DecodeError:
+        stripped = b""
+    if stripped and (create or modify):
+        stripped = schema.carry(stripped, create, modify)
+    return msgspec.structs.replace(kv, value=stripped)
+
+
+def _range_for_clients(result: RangeResult) -> RangeResult:
+    return RangeResult([_for_clients(kv) for kv in result.kvs], result.revision)
+
+
 def _packed(body: bytes, status: int = 200) -> Response:
     return Response(body, status, _MSGPACK)
 
 
 async def range_(app: ApiApp, req: Request) -> Response:
     result = await app.state.store.range(req.arg("prefix") or "")
-    return _packed(wire.encode(result))
+    return _packed(wire.encode(_range_for_clients(result)))
 
 
 async def get(app: ApiApp, req: Request) -> Response:
     key = req.arg("key")
     if not key:
         raise HTTPError(400, "Missing key")
-    return _packed(wire.encode(await app.state.store.get(key)))
+    found = await app.state.store.get(key)
+    return _packed(wire.encode(found if found is None else _for_clients(found)))
 
 
 async def revision(app: ApiApp, req: Request) -> Response:
@@ -109,11 +151,31 @@ async def txn(app: ApiApp, req: Request) -> Response:
     max_value = app.agent.config.limits.kv_max_value_size + _RECORD_OVERHEAD
     _check_writes(success, max_value)
     _check_writes(failure, max_value)
+    current = app.state.indexes.connect_ca.get("state")
     try:
-        result = await app.state.store.txn(compares, success, failure)
+        result = await app.state.store.txn(
+            compares, _with_ca_keys(success, current), _with_ca_keys(failure, current)
+        )
     except LeaseNotFoundError:
         return _packed(wire.encode(False), 404)
-    return _packed(wire.encode_txn_result(result))
+    responses = [r if isinstance(r, int) else _range_for_clients(r) for r in result.responses]
+    return _packed(wire.encode_txn_result(TxnResult(result.succeeded, result.revision, responses)))
+
+
+def _with_ca_keys(ops: Sequence[Op], current: ConnectCA | None) -> list[Op]:
+    """A CA record a client writes (a restored snapshot) with the keys it was never sent."""
+    keyed: list[Op] = []
+    for op in ops:
+        if isinstance(op, Put) and _holds_ca_keys(op.key, op.value):
+            value, create, modify = schema.carried(op.value)
+            try:
+                record = ca_store.with_keys(schema.CONNECT_CA.decode(value, 0, 0), current)
+            except CAConfigError as exc:
+                raise HTTPError(400, f"Invalid value for key {op.key!r}: {exc}") from None
+            value = schema.encode(record)
+            op = Put(op.key, schema.carry(value, create, modify) if create or modify else value, op.lease)
+        keyed.append(op)
+    return keyed
 
 
 def _check_writes(ops: Sequence[Op], max_value: int) -> None:

@@ -185,4 +185,6 @@ STORE_ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [
     (WRITE, "/v1/internal/store/txn", internal.txn),
     (WRITE, "/v1/internal/store/lease/:action", internal.lease),
     (WRITE, "/v1/internal/store/connect-sign", connect_ca.sign),
+    (READ, "/v1/internal/store/connect-ca-configuration", connect_ca.get_configuration),
+    (WRITE, "/v1/internal/store/connect-ca-configuration", connect_ca.set_configuration),
 ]

@@ -9,6 +9,11 @@ inactive, until the leaves it signed have expired (twice the leaf TTL after its 
 
 Signing reads the record and writes nothing, so a burst of leaf requests after a rotation
 costs CPU only.
+
+The private keys stay on servers, as Consul keeps them: client agents are sent the record
+``without_keys`` (their leaves are signed, and their configuration changes applied, by a
+server), and a record a client writes back (a snapshot restored through it) gets the keys
+it could not have been sent from the server's copy (``with_keys``).
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ __all__ = [
     "reconfigure",
     "roots_view",
     "set_config",
+    "with_keys",
+    "without_keys",
 ]
 
 
@@ -152,6 +159,33 @@ async def set_config(state: State, provider: str, raw_config: Mapping[str, Any])
         return [guard(schema.CONNECT_CA_KEY, current)], [Put(schema.CONNECT_CA_KEY, schema.encode(updated))]
 
     await state.write(plan)
+
+
+def without_keys(record: ConnectCA) -> ConnectCA:
+    """The record as client agents are sent it: no root's signing key and no configured key."""
+    config = {k: v for k, v in record.Config.items() if k != "PrivateKey"}
+    roots = [msgspec.structs.replace(r, SigningKey="") for r in record.Roots]
+    return msgspec.structs.replace(record, Config=config, Roots=roots)
+
+
+def with_keys(record: ConnectCA, current: ConnectCA | None) -> ConnectCA:
+    """A record written through a client agent, with the keys ``without_keys`` left out put
+    back from ``current`` (the server's copy), by root ID. Raises CAConfigError when its
+    active root's key is known neither to the record nor to this cluster: it could not sign."""
+    keys = {r.ID: r.SigningKey for r in current.Roots} if current is not None else {}
+    roots = [
+        r if r.SigningKey else msgspec.structs.replace(r, SigningKey=keys.get(r.ID, "")) for r in record.Roots
+    ]
+    record = msgspec.structs.replace(record, Roots=roots)
+    active = active_root(record)
+    if not active.SigningKey:
+        raise CAConfigError(
+            f"the active root {active.ID} has no signing key and this cluster does not hold it"
+        )
+    configured = current.Config.get("PrivateKey") if current is not None else None
+    if "PrivateKey" not in record.Config and configured and configured == active.SigningKey:
+        record = msgspec.structs.replace(record, Config={**record.Config, "PrivateKey": configured})
+    return record
 
 
 def roots_view(record: ConnectCA) -> dict[str, Any]:

@@ -44,7 +44,15 @@ from waypost.store.base import (
 )
 from waypost.store.outcome import Found, TxnOutcomeUnknownError, learn, search
 
-__all__ = ["DEFAULT_SERVER_PORT", "NO_SERVERS", "RemoteStore", "ServerTLS", "probe", "server_address"]
+__all__ = [
+    "DEFAULT_SERVER_PORT",
+    "NO_SERVERS",
+    "RemoteStore",
+    "ServerRefusedError",
+    "ServerTLS",
+    "probe",
+    "server_address",
+]
 
 log = logging.getLogger("waypost.store.remote")
 
@@ -61,6 +69,16 @@ _PROBE_TIMEOUT = 5.0
 
 NO_SERVERS = "No known Consul servers"
 """Consul's error for a request that needs a server when the agent knows none."""
+
+
+class ServerRefusedError(StoreError):
+    """A server's answer to a server action that refused it: its status and message, for
+    the client agent to pass on as its own answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 class RemoteStore:
@@ -151,12 +169,13 @@ class RemoteStore:
                 await asyncio.sleep(_BACKOFF)
         raise StoreError(f"no server answered: {last}")
 
-    async def server_action(self, path: str, body: bytes) -> bytes:
-        """A request only a server may answer (a Connect leaf's signature), failing over
-        across servers as reads do, so it must be safe to repeat. Raises StoreError."""
-        status, payload = await self._call("POST", path, body=body)
+    async def server_action(self, path: str, body: bytes = b"", method: str = "POST") -> bytes:
+        """A request only a server may answer (a Connect leaf's signature, the CA's
+        configuration), failing over across servers as reads do, so it must be safe to
+        repeat. Raises ServerRefusedError for a server's 4xx, StoreError when none answers."""
+        status, payload = await self._call(method, path, body=body)
         if status != 200:
-            raise StoreError(payload.decode(errors="replace").strip() or f"status {status}")
+            raise ServerRefusedError(status, payload.decode(errors="replace").strip() or f"status {status}")
         return payload
 
     def _saw(self, revision: int) -> int:

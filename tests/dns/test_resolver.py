@@ -12,6 +12,7 @@ import pytest
 from dnskit import NOW, SOA, Case, ask, check, make_resolver, texts
 
 from waypost.dns import DnsConfig, Forward, Resolver
+from waypost.dns.backend import Pending, PreparedResult
 from waypost.dns.static import StaticBackend
 from waypost.state.model import Node, NodeService
 
@@ -281,6 +282,24 @@ def test_recursion_is_forwarded_with_a_servfail_fallback(backend: StaticBackend)
     )
     local = ask(resolver, "bar.node.consul", "A")
     assert local.flags & dns.flags.RA
+
+
+def test_prepared_queries_sorted_near_keep_their_order_and_pending_ones_wait() -> None:
+    backend = StaticBackend()
+    nodes = [Node(Node=f"n{i}", Address=f"10.7.0.{i}") for i in range(1, 5)]
+    backend.load(nodes, {n.Node: [NodeService(ID="web", Service="web", Port=80)] for n in nodes})
+    web = list(reversed(backend.service_instances("web", None)))
+    near = PreparedResult("web", "dc1", web, ordered=True, per_client=True)
+    backend.load(nodes, {n.Node: [NodeService(ID="web", Service="web", Port=80)] for n in nodes},
+                 prepared={"near": near, "later": Pending("Later")})  # fmt: skip
+    resolver = make_resolver(backend)
+    want = [f"10.7.0.{i}" for i in range(4, 0, -1)]
+    for _ in range(20):
+        assert [r.to_text() for r in ask(resolver, "near.query.consul", "A", tcp=True).answer[0]] == want
+    outcome = resolver.handle(dns.message.make_query("later.query.consul", "A", id=9).to_wire())
+    assert isinstance(outcome, Forward)
+    assert (outcome.prepared_query, outcome.datacenter) == ("Later", "")
+    assert dns.message.from_wire(outcome.servfail).rcode() == dns.rcode.SERVFAIL
 
 
 def test_new_revision_replaces_prepared_answers(backend: StaticBackend) -> None:

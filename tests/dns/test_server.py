@@ -14,6 +14,7 @@ import pytest
 from dnskit import Upstream, catalog, make_resolver, texts
 
 from waypost.dns import DnsServer
+from waypost.dns.backend import Pending
 from waypost.dns.static import StaticBackend
 from waypost.state.model import Node, NodeService
 
@@ -105,6 +106,21 @@ async def test_forwarding_relays_upstream_and_servfails_without_one() -> None:
     finally:
         await dns_server.stop()
         await upstream.stop()
+
+
+async def test_a_pending_prepared_query_is_servfail_never_nxdomain() -> None:
+    backend = catalog()
+    backend.load([], {}, prepared={"later": Pending("later")})
+    dns_server = DnsServer(make_resolver(backend, recursor_timeout="200ms"), "127.0.0.1", 0)
+    await dns_server.start()
+    try:
+        for reply in (
+            await udp(dns_server, "later.query.consul", "A"),
+            await tcp(dns_server, "later.query.consul", "A"),
+        ):
+            assert reply.rcode() == dns.rcode.SERVFAIL
+    finally:
+        await dns_server.stop()
 
 
 async def test_refused_without_recursors(server: DnsServer) -> None:

@@ -1,7 +1,9 @@
 """A prepared query failing over between two federated datacenters (each a dev server with
 its own store), over HTTP and DNS: served from the local datacenter while it has passing
 instances, from the other when every local instance fails, and from the local one again
-once it recovers. An unknown datacenter in ``Failover.Datacenters`` is skipped, and
+once it recovers (over DNS from the very first lookup: the agent waits for the other
+datacenter's answer rather than answer NXDOMAIN). ``Near = "_ip"`` sorts from the DNS
+client's address (its EDNS client subnet). An unknown datacenter in ``Failover.Datacenters`` is skipped, and
 ``?dc=`` (and ``<name>.query.<dc>``) reach the other datacenter's own queries."""
 
 from __future__ import annotations
@@ -73,19 +75,6 @@ def _dig(agent: AgentProcess, name: str, qtype: str = "A", *show: str) -> list[s
     return [line for line in out.stdout.splitlines() if line]
 
 
-def _dig_until(agent: AgentProcess, name: str, want: list[str]) -> list[str]:
-    """DNS answers a failover from its second lookup on (the first starts the fetch)."""
-    found: list[str] = []
-
-    def settled() -> bool:
-        nonlocal found
-        found = _dig(agent, name)
-        return found == want
-
-    wait_for(settled, 15, 0.2)
-    return found
-
-
 def test_nearest_n_fails_over_and_comes_back_over_http_and_dns(
     dcs: tuple[AgentProcess, AgentProcess],
 ) -> None:
@@ -102,7 +91,7 @@ def test_nearest_n_fails_over_and_comes_back_over_http_and_dns(
 
     dc1.put("/v1/agent/check/fail/service:web")
     assert _served(dc1, "web-fo") == ("dc2", 1, ["b1"])
-    assert _dig_until(dc1, "web-fo.query.consul", ["127.0.0.12"]) == ["127.0.0.12"]
+    assert _dig(dc1, "web-fo.query.consul") == ["127.0.0.12"]  # the very first lookup: no NXDOMAIN
     srv = _dig(dc1, "_web-fo._tcp.query.consul", "SRV")
     assert len(srv) == 1
     assert srv[0].startswith("1 1 80 ")
@@ -143,3 +132,36 @@ def test_dc_forwards_query_calls_to_the_other_datacenter(dcs: tuple[AgentProcess
     answer = dc1.get("/v1/query/web-in-dc2/execute?dc=dc2")
     assert (answer["Datacenter"], [n["Node"]["Node"] for n in answer["Nodes"]]) == ("dc2", ["b1"])
     assert _dig(dc1, "web-in-dc2.query.dc2.consul") == ["127.0.0.12"]
+
+
+def test_a_query_failing_over_from_its_first_lookup_answers_over_udp_and_tcp(
+    dcs: tuple[AgentProcess, AgentProcess],
+) -> None:
+    dc1, _ = dcs
+    _create(dc1, {"Name": "away", "Service": {"Service": "web", "Failover": {"NearestN": 1}}})
+    dc1.put("/v1/agent/check/fail/service:web")
+    try:
+        wait_for(lambda: _served(dc1, "away")[0] == "dc2", 10)
+        assert _dig(dc1, "away.query.consul", "A", "+short", "+tcp") == ["127.0.0.12"]
+        _create(dc1, {"Name": "away-udp", "Service": {"Service": "web", "Failover": {"NearestN": 1}}})
+        assert _dig(dc1, "away-udp.query.consul") == ["127.0.0.12"]
+    finally:
+        dc1.put("/v1/agent/check/pass/service:web")
+
+
+def test_near_ip_sorts_from_the_dns_clients_address(dcs: tuple[AgentProcess, AgentProcess]) -> None:
+    dc1, _ = dcs
+    for n in (1, 2, 3):
+        dc1.put(
+            "/v1/catalog/register",
+            {
+                "Node": f"ip-node{n}",
+                "Address": f"10.20.0.{n}",
+                "Service": {"ID": "near", "Service": "near", "Address": f"127.0.1.{n}", "Port": 80},
+            },
+        )
+    _create(dc1, {"Name": "near-ip", "Service": {"Service": "near", "Near": "_ip"}})
+    for n in (3, 1, 2, 3):
+        answers = _dig(dc1, "near-ip.query.consul", "A", "+short", f"+subnet=10.20.0.{n}/32")
+        assert answers[0] == f"127.0.1.{n}"
+        assert sorted(answers) == ["127.0.1.1", "127.0.1.2", "127.0.1.3"]

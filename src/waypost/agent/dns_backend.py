@@ -11,9 +11,10 @@ from waypost.acl.resolve import Resolver as AclResolver
 from waypost.agent.acl_tokens import AgentTokens
 from waypost.config import AgentConfig, Duration
 from waypost.dns import DnsConfig, DnsServer, Resolver
-from waypost.dns.backend import Instance, NodeRecord, PreparedResult
+from waypost.dns.backend import Instance, NodeRecord, Pending, PreparedResult
 from waypost.dns.remote import RemoteDns
 from waypost.query.dns import DnsQueries
+from waypost.query.executor import Keep
 from waypost.query.remote import RemoteDatacenters
 from waypost.state import schema
 from waypost.state.indexes import Indexes
@@ -153,11 +154,17 @@ class CatalogDnsBackend:
                     out.append(self._instance(idx, node, svc))
         return out
 
-    def prepared_query(self, name_or_id: str) -> PreparedResult | None:
-        idx = self._state.indexes
+    def _keep(self, idx: Indexes) -> Keep | None:
         authz = self._authz(idx)
-        keep = None if authz is None else lambda node, service: self._readable(authz, node, service)
-        return self._queries.answer(idx, name_or_id, keep)
+        return None if authz is None else lambda node, service: self._readable(authz, node, service)
+
+    def prepared_query(self, name_or_id: str, client_ip: str = "") -> PreparedResult | Pending | None:
+        idx = self._state.indexes
+        return self._queries.answer(idx, name_or_id, self._keep(idx), client_ip)
+
+    async def fail_over(self, name_or_id: str) -> None:
+        idx = self._state.indexes
+        await self._queries.fail_over(idx, name_or_id, self._keep(idx))
 
     def virtual_ip(self, name: str) -> str | None:
         idx = self._fold()

@@ -27,7 +27,7 @@ from typing import Protocol
 
 from waypost.state.model import NodeService
 
-__all__ = ["DnsBackend", "Instance", "NodeRecord", "PreparedResult"]
+__all__ = ["DnsBackend", "Instance", "NodeRecord", "Pending", "PreparedResult"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +82,26 @@ class PreparedResult:
 
     ``instances`` are already filtered by the query's own health rules. ``ttl`` is the
     query's ``DNS.TTL`` in seconds, or ``None`` to fall back to ``service_ttl``.
+    ``ordered``: sorted near a node, so sent in this order rather than shuffled, as Consul
+    never reshuffles a prepared query's answer. ``per_client``: sorted near the asking
+    client's address (``Near = "_ip"``), so built for each query and never cached.
     """
 
     service: str
     datacenter: str
     instances: Sequence[Instance]
     ttl: float | None = None
+    ordered: bool = False
+    per_client: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A prepared query failing over whose answer from another datacenter is not known yet.
+    An empty answer would be an NXDOMAIN that resolvers cache, so the DNS server awaits
+    :meth:`DnsBackend.fail_over` for ``query`` (bounded) and then asks again."""
+
+    query: str
 
 
 class DnsBackend(Protocol):
@@ -118,8 +132,14 @@ class DnsBackend(Protocol):
         """Instances whose own service ``Address`` equals ``address``, for PTR."""
         ...
 
-    def prepared_query(self, name_or_id: str) -> PreparedResult | None:
-        """Execute a prepared query; ``None`` if unknown or prepared queries are unsupported."""
+    def prepared_query(self, name_or_id: str, client_ip: str = "") -> PreparedResult | Pending | None:
+        """Execute a prepared query for a client at ``client_ip`` (what ``Near = "_ip"``
+        sorts near); ``None`` if unknown or prepared queries are unsupported."""
+        ...
+
+    async def fail_over(self, name_or_id: str) -> None:
+        """Returns once the answer ``prepared_query`` said is :class:`Pending` has landed
+        (or its fetch failed); the caller bounds the wait."""
         ...
 
     def virtual_ip(self, name: str) -> str | None:

@@ -28,7 +28,7 @@ import dns.edns
 import dns.exception
 import dns.message
 
-from waypost.dns.backend import DnsBackend
+from waypost.dns.backend import DnsBackend, Pending
 from waypost.dns.cache import AnswerCache, Prepared, RenderSettings
 from waypost.dns.config import DnsConfig
 from waypost.dns.remote import RemoteDns
@@ -47,11 +47,13 @@ _SOA_LIFETIME = 1.0
 @dataclass(frozen=True, slots=True)
 class Forward:
     """The query belongs to the recursors, or with ``datacenter`` to a server of that
-    datacenter; ``servfail`` is the reply if none answers."""
+    datacenter, or with ``prepared_query`` waits on that query's failover and is asked
+    again; ``servfail`` is the reply if none answers."""
 
     query: bytes
     servfail: bytes
     datacenter: str = ""
+    prepared_query: str = ""
 
 
 class Resolver:
@@ -70,17 +72,17 @@ class Resolver:
         self.config = config or DnsConfig()
         self.remote = remote
         """Where names in other datacenters are relayed; None: they are NXDOMAIN."""
-        self._backend = backend
+        self.backend = backend
         self._rng = rng or random.Random()
         self._clock = clock
         self._router = Router(backend, self.config, clock, remote)
         self._cache = AnswerCache(max_cached)
         self._settings = RenderSettings(self.config.udp_answer_limit, self.config.enable_truncate)
 
-    def handle(self, data: bytes, tcp: bool = False) -> bytes | Forward | None:
-        """The reply to one query; ``None`` means send nothing (responses, runts)."""
+    def handle(self, data: bytes, tcp: bool = False, client_ip: str = "") -> bytes | Forward | None:
+        """The reply to one query from ``client_ip``; ``None`` means send nothing (responses, runts)."""
         cache = self._cache
-        revision = self._backend.revision()
+        revision = self.backend.revision()
         if revision != cache.revision:
             cache.sync(revision)
         if len(data) > 16 and not data[2] & 0xF8 and data[4:11] == _ONE_QUESTION and data[11] < 2:
@@ -93,12 +95,12 @@ class Resolver:
                 if edns >= 0:
                     return prepared.respond(data, tcp, edns)
         try:
-            return self._general(data, tcp)
+            return self._general(data, tcp, client_ip)
         except Exception:
             log.exception("DNS query failed")
             return header_only(data, SERVFAIL) if len(data) >= 12 else None
 
-    def _general(self, data: bytes, tcp: bool) -> bytes | Forward | None:
+    def _general(self, data: bytes, tcp: bool, client_ip: str) -> bytes | Forward | None:
         """Everything off the hot path, with miekg/dns's acceptance rules."""
         if len(data) < 12 or data[2] & 0x80:
             return None
@@ -117,34 +119,38 @@ class Resolver:
         name = question.name.canonicalize().to_wire() or b""
         key = name + struct.pack("!HH", question.rdtype, question.rdclass)
         edns = msg.payload if msg.edns >= 0 else -1
-        prepared = self._prepare(key, question.rdtype)
-        if prepared is None or isinstance(prepared, str):
+        subnet = next((o for o in msg.options if isinstance(o, dns.edns.ECSOption)), None)
+        prepared = self._prepare(key, question.rdtype, subnet.address if subnet is not None else client_ip)
+        if not isinstance(prepared, Prepared):
             servfail = Answer(SERVFAIL, key, authoritative=False, recursion_available=True)
             reply = Prepared(servfail, self._rng, self._settings, 0.0).respond(data, tcp, edns)
+            if isinstance(prepared, Pending):
+                return Forward(data, reply, prepared_query=prepared.query)
             return Forward(data, reply, prepared or "")
-        subnet = next((o for o in msg.options if isinstance(o, dns.edns.ECSOption)), None)
         if subnet is not None:
             echoed = dns.edns.ECSOption(subnet.address, subnet.srclen, 0).to_wire() or b""
             option = struct.pack("!HH", dns.edns.OptionType.ECS, len(echoed)) + echoed
             return prepared.respond_with_opt(data, tcp, opt_record(edns, option))
         return prepared.respond(data, tcp, edns)
 
-    def _prepare(self, key: bytes, qtype: int) -> Prepared | str | None:
-        """The prepared answer, or where to send the query (see ``Router.build``)."""
+    def _prepare(self, key: bytes, qtype: int, client_ip: str) -> Prepared | str | Pending | None:
+        """The prepared answer, or where to send the query (see ``Router.build``); the
+        source address, as Consul takes it, is the EDNS client subnet's, else the client's."""
         prepared = self._cache.entries.get(key)
         now = self._clock()
         if prepared is not None and (not prepared.expires or now < prepared.expires):
             return prepared
         try:
-            answer = self._router.build(key, qtype)
+            answer = self._router.build(key, qtype, client_ip)
         except Exception:
             log.exception("DNS lookup failed")
             answer = Answer(
                 SERVFAIL, key, authoritative=False, recursion_available=bool(self.config.recursors)
             )
-        if answer is None or isinstance(answer, str):
+        if answer is None or isinstance(answer, (str, Pending)):
             return answer
         fleeting = answer.has_soa or answer.rcode == SERVFAIL
         prepared = Prepared(answer, self._rng, self._settings, now + _SOA_LIFETIME if fleeting else 0.0)
-        self._cache.put(key, prepared)
+        if not answer.per_client:
+            self._cache.put(key, prepared)
         return prepared

@@ -8,11 +8,14 @@ so this module favours clarity over speed. It decides rcodes the way Consul does
 * a name that exists but has nothing of the asked type: NOERROR with the SOA (NODATA);
 * AXFR: NOTIMP; names outside the domain: forwarded, or REFUSED without recursors;
 * names in another datacenter this agent federates with: relayed to that datacenter;
+* a prepared query whose failed-over answer is not known yet: :class:`Pending`, which
+  the server awaits (SERVFAIL if it does not land in time, never NXDOMAIN);
 * every answer from the zone has AA set, and RA only when recursors are configured.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 import dns.name
 import dns.rdata
 
-from waypost.dns.backend import DnsBackend, Instance, NodeRecord
+from waypost.dns.backend import DnsBackend, Instance, NodeRecord, Pending
 from waypost.dns.config import DnsConfig
 from waypost.dns.names import (
     AddrName,
@@ -96,9 +99,10 @@ class Router:
         self._clock = clock
         self._ra = bool(config.recursors)
 
-    def build(self, question: bytes, qtype: int) -> Answer | str | None:
-        """The answer to ``question`` (lowercased wire question), ``None`` to forward it to
-        the recursors, or the name of the datacenter to relay it to."""
+    def build(self, question: bytes, qtype: int, client_ip: str = "") -> Answer | str | Pending | None:
+        """The answer to ``question`` (lowercased wire question) from a client at
+        ``client_ip``, ``None`` to forward it to the recursors, the name of the datacenter
+        to relay it to, or a prepared query's :class:`Pending` failover."""
         name = dns.name.from_wire(question, 0)[0]
         labels = tuple(label.decode("latin-1") for label in name.labels[:-1])
         zone = classify(labels, self._config.domain, self._config.alt_domain)
@@ -122,11 +126,16 @@ class Router:
             found = self._backend.service_instances(lookup.service, lookup.tag)
             return self._service(q, [i for i in found if self._healthy(i)], lookup.service, lookup.datacenter)
         if isinstance(lookup, PreparedName):
-            result = self._backend.prepared_query(lookup.query)
+            result = self._backend.prepared_query(lookup.query, client_ip)
             if result is None:
                 return self._negative(q, NXDOMAIN)
+            if isinstance(result, Pending):
+                return result
             ttl = int(result.ttl) if result.ttl is not None else None
-            return self._service(q, list(result.instances), result.service, result.datacenter, ttl)
+            answer = self._service(
+                q, list(result.instances), result.service, result.datacenter, ttl, shuffle=not result.ordered
+            )
+            return dataclasses.replace(answer, per_client=True) if result.per_client else answer
         if isinstance(lookup, NodeName):
             return self._node(q, lookup)
         if isinstance(lookup, VirtualName):
@@ -182,13 +191,15 @@ class Router:
         service: str,
         dc: str,
         ttl: int | None = None,
+        *,
+        shuffle: bool = True,
     ) -> Answer:
         if not instances:
             return self._negative(q, NXDOMAIN)
         if ttl is None:
             ttl = self._config.service_ttl_for(service)
         if q.qtype == TYPE_SRV:
-            return self._srv(q, instances, dc, ttl)
+            return self._srv(q, instances, dc, ttl, shuffle)
         answers: list[bytes] = []
         cnames: list[bytes] = []
         for inst in instances:
@@ -200,9 +211,9 @@ class Router:
             elif target is not None:
                 cnames.append(q.rr(q.name, ttl, cname_rdata(target)))
         unique = list(dict.fromkeys(answers)) or cnames[:1]
-        return self._answer(q, unique, shuffle=True, limit=self._config.a_record_limit)
+        return self._answer(q, unique, shuffle=shuffle, limit=self._config.a_record_limit)
 
-    def _srv(self, q: _Question, instances: list[Instance], dc: str, ttl: int) -> Answer:
+    def _srv(self, q: _Question, instances: list[Instance], dc: str, ttl: int, shuffle: bool) -> Answer:
         answers: list[bytes] = []
         keys: list[str] = []
         extras: dict[str, tuple[bytes, ...]] = {}
@@ -224,7 +235,7 @@ class Router:
             keys.append(key)
             if key:
                 extras.setdefault(key, tuple(extra))
-        return self._answer(q, answers, answer_extra=tuple(keys), extras=extras, shuffle=True, srv=True)
+        return self._answer(q, answers, answer_extra=tuple(keys), extras=extras, shuffle=shuffle, srv=True)
 
     def _service_target(
         self, q: _Question, inst: Instance, dc: str

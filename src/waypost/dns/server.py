@@ -2,7 +2,8 @@
 
 The adapters only move bytes: a datagram or a length-prefixed TCP frame goes to
 ``Resolver.handle`` and whatever comes back goes out. Forwarded queries run as tasks so a
-slow upstream never holds up other clients. Nothing a client sends may stop the
+slow upstream never holds up other clients; so does a prepared query waiting on its
+failover, which is asked again once the other datacenter's answer landed. Nothing a client sends may stop the
 listener: every failure is logged and the packet dropped.
 """
 
@@ -81,20 +82,24 @@ class DnsServer:
         if self._forwards:
             await asyncio.gather(*self._forwards, return_exceptions=True)
 
-    def forward(self, request: Forward, tcp: bool, send: Callable[[bytes], None]) -> None:
+    def forward(self, request: Forward, tcp: bool, send: Callable[[bytes], None], client_ip: str) -> None:
         """Relay ``request`` through the recursors (or to its datacenter) in the background;
         SERVFAIL on failure."""
         if len(self._forwards) >= _MAX_FORWARDS:
             send(request.servfail)
             return
-        task = asyncio.get_running_loop().create_task(self._relay(request, tcp, send))
+        task = asyncio.get_running_loop().create_task(self._relay(request, tcp, send, client_ip))
         self._forwards.add(task)
         task.add_done_callback(self._forwards.discard)
 
-    async def _relay(self, request: Forward, tcp: bool, send: Callable[[bytes], None]) -> None:
+    async def _relay(
+        self, request: Forward, tcp: bool, send: Callable[[bytes], None], client_ip: str
+    ) -> None:
         remote = self.resolver.remote
         try:
-            if request.datacenter and remote is not None:
+            if request.prepared_query:
+                reply = await self._failed_over(request, tcp, client_ip)
+            elif request.datacenter and remote is not None:
                 reply = await remote.resolve(request.datacenter, request.query, tcp)
             else:
                 reply = await self._recursor.resolve(request.query, tcp)
@@ -102,6 +107,19 @@ class DnsServer:
             log.exception("DNS forwarding failed")
             reply = None
         send(reply if reply is not None else request.servfail)
+
+    async def _failed_over(self, request: Forward, tcp: bool, client_ip: str) -> bytes | None:
+        """The answer once the query's failover landed, waited for as long as a relay to
+        another datacenter's DNS (``recursor_timeout``); None (SERVFAIL) past that."""
+        resolver = self.resolver
+        try:
+            await asyncio.wait_for(
+                resolver.backend.fail_over(request.prepared_query), resolver.config.recursor_timeout
+            )
+        except TimeoutError:
+            return None
+        reply = resolver.handle(request.query, tcp, client_ip)
+        return reply if isinstance(reply, bytes) else None
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -118,13 +136,13 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         if transport is None:
             return
         try:
-            reply = self._handle(data, False)
+            reply = self._handle(data, False, str(addr[0]))
             if reply is None:
                 return
             if type(reply) is bytes:
                 transport.sendto(reply, addr)
             elif isinstance(reply, Forward):
-                self._server.forward(reply, False, lambda out: transport.sendto(out, addr))
+                self._server.forward(reply, False, lambda out: transport.sendto(out, addr), str(addr[0]))
         except Exception:
             log.exception("dropping DNS datagram from %s", addr)
 
@@ -140,11 +158,14 @@ class _TcpProtocol(asyncio.Protocol):
         self._handle = server.resolver.handle
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
+        self._client_ip = ""
         self._last = 0.0
         self._idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self._client_ip = str(peer[0]) if peer else ""
         loop = asyncio.get_running_loop()
         self._last = loop.time()
         self._idle = loop.call_later(self._server.tcp_idle_timeout, self._check_idle)
@@ -168,13 +189,13 @@ class _TcpProtocol(asyncio.Protocol):
 
     def _answer(self, query: bytes) -> None:
         try:
-            reply = self._handle(query, True)
+            reply = self._handle(query, True, self._client_ip)
             if reply is None:
                 return
             if type(reply) is bytes:
                 self._send(reply)
             elif isinstance(reply, Forward):
-                self._server.forward(reply, True, self._send)
+                self._server.forward(reply, True, self._send, self._client_ip)
         except Exception:
             log.exception("dropping DNS query on TCP")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from waypost.dns.backend import Instance, NodeRecord, PreparedResult
+from waypost.dns.backend import Instance, NodeRecord, Pending, PreparedResult
 from waypost.dns.recursor import Recursor
 from waypost.state.model import HealthCheck, Node, NodeService, worst_status
 
@@ -24,7 +24,7 @@ class StaticBackend:
         self._nodes: dict[str, NodeRecord] = {}
         self._instances: list[Instance] = []
         self._tags: dict[int, frozenset[str]] = {}
-        self._prepared: dict[str, PreparedResult] = {}
+        self._prepared: dict[str, PreparedResult | Pending] = {}
         self._virtual_ips: dict[str, str] = {}
 
     @property
@@ -36,7 +36,7 @@ class StaticBackend:
         nodes: Iterable[Node],
         services: Mapping[str, Sequence[NodeService]],
         checks: Iterable[HealthCheck] = (),
-        prepared: Mapping[str, PreparedResult] | None = None,
+        prepared: Mapping[str, PreparedResult | Pending] | None = None,
         virtual_ips: Mapping[str, str] | None = None,
     ) -> None:
         """Replace everything. ``services`` maps node names to the services on them."""
@@ -80,8 +80,11 @@ class StaticBackend:
     def services_by_address(self, address: str) -> Sequence[Instance]:
         return [i for i in self._instances if i.address == address]
 
-    def prepared_query(self, name_or_id: str) -> PreparedResult | None:
+    def prepared_query(self, name_or_id: str, client_ip: str = "") -> PreparedResult | Pending | None:
         return self._prepared.get(name_or_id.lower())
+
+    async def fail_over(self, name_or_id: str) -> None:
+        """Nothing lands here: a query loaded as pending stays pending."""
 
     def virtual_ip(self, name: str) -> str | None:
         return self._virtual_ips.get(name.lower())

@@ -1,12 +1,13 @@
 """Prepared queries for the DNS interface: ``<query>.query.<domain>`` answers.
 
 The DNS core is synchronous and caches each answer until the catalog's revision moves,
-while failing over waits on another datacenter. So a query with no local instance left is
-answered from the last failed-over result while a fresh one is fetched in the background;
-each fetch that lands bumps ``generation`` (part of the DNS backend's revision), which
-drops the cached answers, and another fetch follows ``refresh`` seconds later if the name
-is still asked for. The first lookup after the local instances go answers empty (NXDOMAIN,
-which DNS clients retry) until the first failed-over result lands, a moment later.
+while failing over waits on another datacenter. So the first lookup of a query with no
+local instance left answers :class:`Pending`: the DNS server awaits ``fail_over`` (one
+fetch per name, however many lookups wait on it) and asks again, so even that lookup gets
+the other datacenter's instances rather than an NXDOMAIN resolvers would cache. Later
+lookups are answered from the landed result; each landing bumps ``generation`` (part of
+the DNS backend's revision), which drops the cached answers, and ``refresh`` seconds later
+a fresh fetch starts in the background the next time the name is asked for.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from waypost.dns.backend import Instance, NodeRecord, PreparedResult
+from waypost.dns.backend import Instance, NodeRecord, Pending, PreparedResult
 from waypost.durations import parse_duration
 from waypost.query.definition import QueryError
 from waypost.query.executor import Keep, Source, execute, failover_datacenters, run_local
@@ -85,25 +86,28 @@ class DnsQueries:
         the agent's DNS token, which a failed-over execution carries, as Consul's DNS RPCs do."""
         self._datacenter = datacenter
         self._remote = remote
-        self._source = Source(agent_node=agent_node)
+        self._agent_node = agent_node
         self._token = token
         self._rng = rng
         self._refresh = refresh
         self._resolver = Resolver()
         self._failed_over: dict[str, PreparedResult] = {}
-        self._fetching: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._fetches: dict[str, asyncio.Task[None]] = {}
+        """Per name, the fetch in flight or landed less than ``refresh`` seconds ago."""
         self.generation = 0
         """Bumped whenever a failed-over answer lands or is due for a refresh."""
 
-    def answer(self, idx: Indexes, name: str, keep: Keep | None) -> PreparedResult | None:
-        """``None`` for a name no query answers (NXDOMAIN)."""
+    def answer(
+        self, idx: Indexes, name: str, keep: Keep | None, client_ip: str = ""
+    ) -> PreparedResult | Pending | None:
+        """``None`` for a name no query answers (NXDOMAIN); ``client_ip`` is the address
+        ``Near = "_ip"`` sorts near, as Consul's DNS passes the client's."""
         try:
             query = self._resolver.resolve(idx, name)
         except (QueryError, QueryNotFoundError):
             return None
-        local = run_local(idx, query, self._datacenter, source=self._source, keep=keep, rng=self._rng)
-        ttl = _ttl(query)
+        source = Source(ip=client_ip, agent_node=self._agent_node)
+        local = run_local(idx, query, self._datacenter, source=source, keep=keep, rng=self._rng)
         key = name.lower()
         remote = self._remote
         if (
@@ -112,22 +116,50 @@ class DnsQueries:
             or not failover_datacenters(query, remote.datacenters_by_distance())
         ):
             self._failed_over.pop(key, None)
+            fetch = self._fetches.get(key)
+            if fetch is not None and fetch.done():
+                del self._fetches[key]  # the next failover fetches afresh at once
+            near = query.Service.Near
+            instances = [_local(i) for i in local.instances]
             return PreparedResult(
-                query.Service.Service, self._datacenter, [_local(i) for i in local.instances], ttl
+                query.Service.Service, self._datacenter, instances, _ttl(query), bool(near), near == "_ip"
             )
-        if key not in self._fetching:
-            self._fetching.add(key)
-            task = asyncio.get_running_loop().create_task(self._fetch(idx, query, key, keep, remote))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return self._failed_over.get(key) or PreparedResult(query.Service.Service, self._datacenter, [], ttl)
+        landed = self._failed_over.get(key)
+        if landed is None:
+            return Pending(name)
+        if key not in self._fetches:
+            self._start(idx, query, key, keep, remote)
+        return landed
+
+    async def fail_over(self, idx: Indexes, name: str, keep: Keep | None) -> None:
+        """Returns once the answer ``answer`` called pending has landed or failed to; a
+        caller that stops waiting leaves the fetch running for the next lookup."""
+        key = name.lower()
+        task = self._fetches.get(key)
+        if task is None:
+            try:
+                query = self._resolver.resolve(idx, name)
+            except (QueryError, QueryNotFoundError):
+                return
+            if self._remote is None:
+                return
+            task = self._start(idx, query, key, keep, self._remote)
+        await asyncio.shield(task)
+
+    def _start(
+        self, idx: Indexes, query: PreparedQuery, key: str, keep: Keep | None, remote: RemoteDatacenters
+    ) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(self._fetch(idx, query, key, keep, remote))
+        self._fetches[key] = task
+        return task
 
     async def _fetch(
         self, idx: Indexes, query: PreparedQuery, key: str, keep: Keep | None, remote: RemoteDatacenters
     ) -> None:
+        source = Source(agent_node=self._agent_node)
         try:
             result = await execute(
-                idx, query, remote, source=self._source, keep=keep, token=self._token(), rng=self._rng
+                idx, query, remote, source=source, keep=keep, token=self._token(), rng=self._rng
             )
             rows = result.remote_nodes if result.remote_nodes is not None else []
             instances = [i for i in map(_remote, rows) if i is not None]
@@ -136,6 +168,11 @@ class DnsQueries:
             log.exception("prepared query %s: failing over failed", key)
         finally:
             self.generation += 1
-            await asyncio.sleep(self._refresh)
-            self._fetching.discard(key)
+            task = asyncio.current_task()
+            asyncio.get_running_loop().call_later(self._refresh, self._due, key, task)
+
+    def _due(self, key: str, task: asyncio.Task[Any] | None) -> None:
+        """``refresh`` seconds after a fetch: the next lookup of ``key`` fetches afresh."""
+        if self._fetches.get(key) is task:
+            del self._fetches[key]
             self.generation += 1

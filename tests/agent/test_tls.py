@@ -209,3 +209,31 @@ def test_a_reload_that_fails_can_be_retried(certs: Certs, tmp_path: Path) -> Non
     shutil.copy(certs.pair("server")[0], live)
     tls.reload(config)
     assert tls.internal is before  # changed in place: the listener keeps its context
+
+
+def test_an_agent_certificate_is_one_naming_a_server_or_client_of_this_datacenter(
+    certs: Certs, tmp_path: Path
+) -> None:
+    verifying = certs.hcl("internal_rpc", verify_incoming=True)
+    args = ["-server", "-data-dir", str(tmp_path), "-domain", "Example.", "-datacenter", "east"]
+    tls = AgentTLS(load_config([*args, "-hcl", verifying]))
+    for names, admitted in [
+        ({"server.east.example", "localhost"}, True),
+        ({"client.east.example"}, True),
+        ({"cli.east.example", "localhost"}, False),  # an operator's -cli certificate
+        ({"cli.client.east.example"}, False),
+        ({"x.server.east.example"}, False),
+        ({"client.dc1.example", "server.west.example"}, False),  # another datacenter's
+        ({"client.east.consul"}, False),
+        (set(), False),
+    ]:
+        assert tls.verified_agent(frozenset(names)) is admitted, names
+    # verify_mode is read live: a reload that stops verifying takes the admission away.
+    tls.reload(load_config([*args, "-hcl", certs.hcl("internal_rpc")]))
+    assert not tls.verified_agent(frozenset({"client.east.example"}))
+    tls.reload(load_config([*args, "-hcl", verifying]))
+    assert tls.verified_agent(frozenset({"client.east.example"}))
+    unverified = AgentTLS(load_config([*args, "-hcl", certs.hcl("internal_rpc")]))
+    assert not unverified.verified_agent(frozenset({"client.east.example"}))
+    client = AgentTLS(load_config(["-data-dir", str(tmp_path), "-hcl", verifying]))
+    assert not client.verified_agent(frozenset({"client.dc1.consul"}))  # serves no store port

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator, Awaitable
 from urllib.parse import parse_qs, quote
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tls_certs import Certs, make_certs
 from waypost.api.http import HttpLimits, HttpServer, Request, Response, _decode_path, _parse_query
 
 
@@ -145,3 +148,40 @@ async def test_spooled_routes_take_bodies_of_any_size_in_a_file() -> None:
     assert small.endswith(b"\r\n\r\nin memory 50")
     assert capped.startswith(b"HTTP/1.1 413 ")
     assert other_method.startswith(b"HTTP/1.1 413 ")
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+def _peer_names(req: Request) -> Response:
+    return Response.text(",".join(sorted(req.peer_names)) or "-")
+
+
+async def _names_seen(port: int, tls: ssl.SSLContext | None) -> list[bytes]:
+    """The peer names two keep-alive requests on one connection were handed."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=tls)
+    try:
+        get = b"GET /%d HTTP/1.1\r\nHost: x\r\n%s\r\n"
+        writer.write(get % (1, b"") + get % (2, b"Connection: close\r\n"))
+        answer = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    return [part.split(b"\r\n\r\n", 1)[1][:40] for part in answer.split(b"HTTP/1.1 ")[1:]]
+
+
+async def test_requests_carry_the_names_of_a_verified_client_certificate_only(certs: Certs) -> None:
+    client = certs.client_context("client")
+    verifying = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    verifying.load_cert_chain(*certs.pair("server"))
+    verifying.load_verify_locations(certs.ca)
+    verifying.verify_mode = ssl.CERT_REQUIRED
+    server = HttpServer(_peer_names)
+    async with _serving(server) as plain:
+        verified = await server.listen("127.0.0.1", 0, tls=verifying)
+        assert await _names_seen(verified, client) == [b"client.dc1.consul,localhost"] * 2
+        assert await _names_seen(verified, certs.client_context("cli")) == [b"cli.dc1.consul,localhost"] * 2
+        assert await _names_seen(plain, None) == [b"-"] * 2
+        verifying.verify_mode = ssl.CERT_NONE  # as a reload that turns verify_incoming off
+        assert await _names_seen(verified, client) == [b"-"] * 2

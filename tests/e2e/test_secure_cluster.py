@@ -4,9 +4,12 @@ agent joined to the first server; HTTPS only (the HTTP port off) with client cer
 required, the agent-to-server port with verify_server_hostname. Every certificate comes
 from ``waypost tls``.
 
-On it: the route sweep against the client agent and a server, the store port refusing
-all but the agent token, a deleted policy or token refused on every agent within a
-second, and a token made with ExpirationTTL "1m" when the cluster started refused on
+The client agent's own agent token is a node identity, not the servers' agent token: the
+servers' store port admits it by its verified ``client.dc1.consul`` certificate. On it:
+the client agent joining, syncing its services and serving reads that way, the route
+sweep against the client agent and a server, the store port refusing all but an agent's
+certificate, the agent token or a management token, a deleted policy or token refused on
+every agent within a second, and a token made with ExpirationTTL "1m" when the cluster started refused on
 every agent from its ExpirationTime on, then reaped by the leader. The expiry test is
 last: the others run while the token's minute passes.
 """
@@ -36,7 +39,7 @@ pytestmark = [
 ]
 
 AGENT_TOKEN = "3c0e6a43-51b7-4d0f-8f6e-0a2d9c4b7e15"
-"""Every agent's agent token: client agents present it on the servers' store port."""
+"""The servers' agent token; the client agent has a node identity token of its own."""
 CLIENT = "client-1"
 SERVERS = ("server-1", "server-2")
 KEY_READ = 'key "app/k" { policy = "read" }'
@@ -56,6 +59,8 @@ class SecureCluster:
     certs: Certs
     servers: list[AgentProcess]
     client: AgentProcess
+    client_token: str
+    """The client agent's agent token: a node identity for it, unknown to the servers' config."""
     expiring: dict[str, Any]
     """The token made with ExpirationTTL "1m" at start-up (AccessorID, SecretID, ExpirationTime)."""
 
@@ -81,9 +86,9 @@ def _works_everywhere(cluster: SecureCluster, token: str) -> bool:
     return all(Caller(agent)("GET", "/v1/kv/app/k", token=token)[0] == 200 for agent in cluster.agents)
 
 
-def _agent(tmp: Path, certs: Certs, name: str, args: list[str]) -> AgentProcess:
+def _agent(tmp: Path, certs: Certs, name: str, args: list[str], token: str = AGENT_TOKEN) -> AgentProcess:
     config = tmp / f"{name}.hcl"
-    config.write_text(ACL_CONFIG.format(root=ROOT, tokens=f'agent = "{AGENT_TOKEN}"'))
+    config.write_text(ACL_CONFIG.format(root=ROOT, tokens=f'agent = "{token}"'))
     kind = "server" if name.startswith("server") else "client"
     return AgentProcess(
         [
@@ -114,12 +119,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureCluster]
             expiring = root.ok(
                 "PUT", "/v1/acl/token", {"Policies": [{"Name": "expiring-read"}], "ExpirationTTL": "1m"}
             )
+            identity = {"NodeIdentities": [{"NodeName": CLIENT, "Datacenter": "dc1"}]}
+            client_token = root.ok("PUT", "/v1/acl/token", identity)["SecretID"]
             join = ["-retry-join", servers[0].server_address, "-retry-interval", "1s"]
-            client = _agent(tmp, certs, CLIENT, join)
+            client = _agent(tmp, certs, CLIENT, join, client_token)
             with client:
                 client_api = Caller(client)
                 client_api.ok("PUT", "/v1/kv/app/k", "v")
-                yield SecureCluster(certs, servers, client, expiring)
+                yield SecureCluster(certs, servers, client, client_token, expiring)
         finally:
             for server in servers:
                 server.stop()
@@ -140,6 +147,25 @@ def test_the_client_agent_reaches_both_servers_over_verified_tls(cluster: Secure
     members = Caller(cluster.client).ok("GET", "/v1/agent/members")
     assert {m["Name"] for m in members} == {*SERVERS, CLIENT}
     wait_for(lambda: _works_everywhere(cluster, cluster.expiring["SecretID"]))
+
+
+def test_a_client_agent_with_its_own_node_identity_token_syncs_and_serves_reads(
+    cluster: SecureCluster,
+) -> None:
+    assert cluster.client_token != AGENT_TOKEN
+    client, server = Caller(cluster.client), Caller(cluster.servers[1])
+    service = {"Name": "own-token-web", "Port": 8080, "Check": {"TTL": "30s"}}
+    client.ok("PUT", "/v1/agent/service/register", service)
+    client.ok("PUT", "/v1/agent/check/pass/service:own-token-web")
+
+    def synced() -> bool:
+        found = server.ok("GET", "/v1/health/service/own-token-web?passing")
+        return [entry["Node"]["Node"] for entry in found] == [CLIENT]
+
+    wait_for(synced, 15)
+    [instance] = client.ok("GET", "/v1/catalog/service/own-token-web")
+    assert (instance["Node"], instance["ServicePort"]) == (CLIENT, 8080)
+    assert client.ok("GET", "/v1/kv/app/k?raw") == "v"
 
 
 SWEPT = {"client": CLIENT, "server": SERVERS[1]}
@@ -167,15 +193,21 @@ def test_sweep(cluster: SecureCluster, seeded: dict[str, dict[str, str]], role: 
 
 def test_the_store_port_takes_only_the_agent_token(cluster: SecureCluster) -> None:
     """Routes only servers serve: the agent-to-server API on their server port, over TLS
-    checked against the name servers' certificates carry."""
-    ctx = cluster.certs.client_context("client")
+    checked against the name servers' certificates carry. An agent's certificate
+    (``client.dc1.consul``, ``server.dc1.consul``) is admitted without a token; a ``-cli``
+    certificate is an operator's, which needs the agent token or a management token, as
+    does the client agent's own node identity token, an ordinary token to the store port."""
     ordinary = Caller(cluster.servers[0]).token_for(KEY_READ, "store-port-ordinary")
-    for server in cluster.servers:
-        statuses = [
-            _https_status(server.server_port, ctx, "/v1/internal/store/revision", token)
-            for token in (None, ordinary, AGENT_TOKEN, ROOT)
-        ]
-        assert statuses == [403, 403, 200, 200]
+    tokens = (None, ordinary, cluster.client_token, AGENT_TOKEN, ROOT)
+    expected = {"cli": [403, 403, 403, 200, 200], "client": [200] * 5, "server": [200] * 5}
+    for kind, statuses in expected.items():
+        ctx = cluster.certs.client_context(kind)
+        for index, server in enumerate(cluster.servers):
+            got = [
+                _https_status(server.server_port, ctx, "/v1/internal/store/revision", token)
+                for token in tokens
+            ]
+            assert got == statuses, (kind, index)
 
 
 def test_a_deleted_policy_is_refused_on_every_agent_within_a_second(cluster: SecureCluster) -> None:

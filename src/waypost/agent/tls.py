@@ -33,6 +33,24 @@ class AgentTLS:
         )
         #: How this agent dials servers; None for plain HTTP (no verify_outgoing).
         self.servers = _server_tls(config)
+        domain = config.domain.strip(".").lower()
+        #: The names ``tls cert create -server`` and ``-client`` give agents' certificates.
+        self.agent_names = frozenset(
+            f"{kind}.{config.datacenter.lower()}.{domain}" for kind in ("server", "client")
+        )
+
+    def verified_agent(self, peer_names: frozenset[str]) -> bool:
+        """Whether a caller on the agent-to-server listener is an agent by its certificate,
+        which then stands in for the agent token: the listener verifies client certificates
+        now (read live, so a reload that turns ``verify_incoming`` off takes this away), and
+        the verified certificate names a server or client agent of this datacenter exactly.
+        A ``-cli`` certificate (``cli.<dc>.<domain>``) or another datacenter's is no agent."""
+        context = self.internal
+        return (
+            context is not None
+            and context.verify_mode == ssl.CERT_REQUIRED
+            and not self.agent_names.isdisjoint(peer_names)
+        )
 
     def reload(self, config: AgentConfig) -> None:
         """Apply ``config``'s certificates to the live contexts; raises TLSSetupError (and

@@ -154,9 +154,15 @@ class ApiApp:
         self, gate: Gate, req: Request, handler: Handler
     ) -> Response | tuple[Authorizer, Filter] | None:
         """The one place a request's token is checked: the route's entry in ``NEEDS``, or on
-        the store port this server's agent token (or a management token)."""
+        the store port a verified agent certificate, this server's agent token or a
+        management token (client agents then need no token of the servers')."""
         if self._store_api:
-            if gate.is_agent_token(request_secret(req)) or gate.authorizer(self, req).manage:
+            tls = self.agent.tls
+            if (
+                (req.peer_names and tls is not None and tls.verified_agent(req.peer_names))
+                or gate.is_agent_token(request_secret(req))
+                or gate.authorizer(self, req).manage
+            ):
                 return None
             raise HTTPError(403, "Permission denied")
         need = self._needs.get((handler, req.method))

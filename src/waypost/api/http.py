@@ -11,12 +11,15 @@ It also enforces what one client may cost (``HttpLimits``), as Go's net/http doe
 Consul: a cap on header bytes, on body bytes, on connections per client address, and
 deadlines for half-sent headers and idle keep-alive connections. A few routes take bodies
 of any size (a snapshot restore): theirs go to a temporary file, bounded by the disk. Deadlines are plain
-numbers checked by one sweep per server, so the common request arms no timer.
+numbers checked by one sweep per server, so the common request arms no timer. On a TLS
+listener that verifies client certificates, requests carry the verified certificate's
+DNS names (``Request.peer_names``), read once per connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 import tempfile
@@ -112,6 +115,38 @@ class Request:
     def flag(self, name: str) -> bool:
         """Consul treats a present query parameter as set, whatever its value (``?recurse``)."""
         return name in self.query
+
+    peer_names: frozenset[str] = frozenset()
+    """The DNS names (lower case) of the client's certificate, when a TLS listener verified
+    it; a class default here, so requests on other connections carry nothing extra."""
+
+
+class _VerifiedRequest(Request):
+    """A request on a connection whose client presented a certificate the listener verified."""
+
+    __slots__ = ("peer_names",)
+
+    def __init__(
+        self,
+        names: frozenset[str],
+        method: str,
+        path: str,
+        raw_query: str,
+        headers: dict[str, str],
+        body: bytes,
+    ) -> None:
+        super().__init__(method, path, raw_query, headers, body)
+        self.peer_names = names
+
+
+def _verified_names(transport: asyncio.BaseTransport) -> frozenset[str]:
+    """The DNS SANs of the peer's certificate, read once per connection. Python's ssl hands
+    out the decoded certificate only once it was verified against the CA (an empty dict
+    otherwise), so a listener that does not verify client certificates yields none."""
+    cert = transport.get_extra_info("peercert")
+    if not cert:
+        return frozenset()
+    return frozenset(value.lower() for kind, value in cert.get("subjectAltName", ()) if kind == "DNS")
 
 
 def _stay() -> None:
@@ -227,7 +262,7 @@ def _decode_path(raw: bytes) -> str | None:
 class _Connection(asyncio.Protocol):
     __slots__ = (
         "_body", "_client", "_closing", "_handler", "_head_bytes", "_headers", "_max_body", "_max_head",
-        "_parser", "_paused", "_queue", "_reading_head", "_remote", "_server", "_size", "_spool",
+        "_parser", "_paused", "_queue", "_reading_head", "_remote", "_request", "_server", "_size", "_spool",
         "_transport", "_url", "_watching", "_worker", "deadline",
     )  # fmt: skip
 
@@ -252,6 +287,8 @@ class _Connection(asyncio.Protocol):
         self._closing = False
         self._remote = ""
         self._client = ""
+        self._request: Callable[[str, str, str, dict[str, str], bytes], Request] = Request
+        """Makes this connection's requests: ``_VerifiedRequest`` once a client certificate was verified."""
         #: When the server's sweep closes this connection (loop time), ``_HEAD`` or ``_IDLE``
         #: until the sweep sets that time, or 0 while a request is being answered.
         self.deadline = _HEAD
@@ -281,6 +318,9 @@ class _Connection(asyncio.Protocol):
                 self._refuse(_TOO_MANY_RESPONSE)
                 return
             self._client = peer[0]
+        names = _verified_names(transport)
+        if names:
+            self._request = functools.partial(_VerifiedRequest, names)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
@@ -404,7 +444,7 @@ class _Connection(asyncio.Protocol):
         if path is None or (method, path) not in self._server.spooled:
             return None
         query = parsed.query.decode("latin-1") if parsed.query else ""
-        head = Request(method, path, query, self._headers, b"")
+        head = self._request(method, path, query, self._headers, b"")
         head.remote = self._remote
         return head
 
@@ -454,7 +494,7 @@ class _Connection(asyncio.Protocol):
             return
         raw_query = parsed.query.decode("latin-1") if parsed.query else ""
         method = parser.get_method().decode("ascii")
-        req = Request(method, path, raw_query, self._headers, b"".join(self._body))
+        req = self._request(method, path, raw_query, self._headers, b"".join(self._body))
         req.remote = self._remote
         req.hangup = self.hang_up
         if self._spool is not None:

@@ -2,7 +2,8 @@
 policy joined to a default-deny server, a token used on each while the server runs, then
 the server stopped. Past ``token_ttl`` the deny client refuses the token, the
 extend-cache client keeps answering it (and refuses a token it never resolved), and the
-allow client lets even the anonymous token through."""
+allow client lets even the anonymous token through. ``/v1/acl/token/self`` fails on all
+three once the server is gone, as Consul's (a read from the servers) does."""
 
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outage]:
         for call in callers.values():
             wait_for(lambda call=call: call("GET", "/v1/agent/self", token=used)[0] == 200)
             assert call("GET", "/v1/agent/self")[0] == 403
+            assert call("GET", "/v1/acl/token/self", token=used)[0] == 200
         last_used = time.monotonic()
         server.stop()
         yield Outage(callers, used, str(unused), last_used)
@@ -92,3 +94,14 @@ def test_allow_lets_every_token_through(outage: Outage) -> None:
     wait_for(lambda: allow("GET", "/v1/agent/self")[0] == 200, TOKEN_TTL + 15)
     assert allow("GET", "/v1/agent/self", token=outage.unused)[0] == 200
     assert allow("GET", "/v1/acl/tokens", token=ROOT)[0] == 403  # allow-all never manages ACLs
+
+
+def test_token_self_fails_whatever_the_policy(outage: Outage) -> None:
+    """Last: a token's own record is never answered from a copy no server keeps current,
+    neither within token_ttl nor past it (the down policy answers permissions only)."""
+    for policy, call in outage.clients.items():
+        wait_for(lambda call=call: call("GET", "/v1/acl/token/self", token=outage.used)[0] == 500, 15)
+        for token in (outage.used, outage.unused, ROOT):
+            assert call("GET", "/v1/acl/token/self", token=token)[:2] == (500, "No known Consul servers"), (
+                policy
+            )

@@ -22,6 +22,7 @@ from waypost.api.acl_rules import Filter, Need
 from waypost.api.common import HTTPError, encode_json
 from waypost.api.http import Request, Response
 from waypost.state.model import ACLToken
+from waypost.store.remote import NO_SERVERS
 
 if TYPE_CHECKING:
     from waypost.agent.agent import Agent
@@ -66,6 +67,12 @@ class Gate:
         return authz
 
     def token(self, app: ApiApp, req: Request) -> ACLToken | None:
+        """The caller's stored token record (``acl/token/self``). Consul's client agents ask a
+        server for it, so one cut off from its servers fails, whatever ``acl.down_policy``:
+        that policy stands in for permissions, never for the record, which a copy no longer
+        kept current could show after the token was changed or deleted."""
+        if not self.agent.acl_data_current():
+            raise HTTPError(500, NO_SERVERS)
         return self.resolver.token(self.agent.require_state().indexes, self.secret(req))
 
     def permits(self, app: ApiApp, req: Request, kind: str, access: str) -> bool:

@@ -126,6 +126,11 @@ async def test_two_services_with_sidecars(agent: AgentProcess, tmp_path: Path) -
         assert status(db_status)["Refused"] >= 1
         intention(agent, "allow")
         await until(upstream, b"ping", limit=1.0)
+        # The decision is kept until an intention changes: more connections ask nobody.
+        asked = status(db_status)["Authorizations"]
+        for _ in range(5):
+            assert await roundtrip(upstream) == b"ping"
+        assert status(db_status)["Authorizations"] == asked
 
         # The registration is followed: an upstream added later gets its listener.
         second = free_port()

@@ -1,13 +1,22 @@
-"""What the sidecar takes from a connect-proxy registration, and the errors naming what is missing."""
+"""What the sidecar takes from a connect-proxy registration, the errors naming what is missing,
+and (against a real agent) a registration whose destination changes, followed live."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from echo_server import closed
+from waypost.client import ApiClient
 from waypost.proxy.config import ConfigError
-from waypost.proxy.sidecar import DEFAULT_BIND, SidecarConfig, SidecarError
+from waypost.proxy.mtls import Certificates, peer_uri
+from waypost.proxy.sidecar import DEFAULT_BIND, Sidecar, SidecarConfig, SidecarError
+from waypost.testing import AgentProcess, free_port
+
+TIMEOUT = 10.0
 
 
 def _proxy(**proxy: Any) -> dict[str, Any]:
@@ -74,3 +83,71 @@ def test_bad_flags_are_named(
 ) -> None:
     with pytest.raises(error, match=message):
         SidecarConfig.from_flags("web", listen, backend, upstreams)
+
+
+async def _tagged(tag: bytes) -> asyncio.Server:
+    """A local service that answers every connection's first bytes with ``tag``."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        writer.write(tag)
+        await closed(writer)
+
+    return await asyncio.start_server(serve, "127.0.0.1", 0)
+
+
+async def _through(port: int, certs: Certificates) -> tuple[str, bytes]:
+    """A new mTLS connection to a sidecar: the identity it presented and what came back."""
+    async with asyncio.timeout(TIMEOUT):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=certs.client())
+        try:
+            uri, _ = peer_uri(writer.transport)
+            writer.write(b"?")
+            return uri, await reader.read(16)
+        finally:
+            await closed(writer)
+
+
+async def test_a_sidecar_follows_a_new_destination_without_a_restart(tmp_path: Path) -> None:
+    public = free_port()
+    services = {b"alpha": await _tagged(b"alpha"), b"beta": await _tagged(b"beta")}
+
+    def registration(name: bytes) -> dict[str, Any]:
+        port = services[name].sockets[0].getsockname()[1]
+        proxy = {"DestinationServiceName": name.decode(), "LocalServicePort": port}
+        config = {"Config": {"bind_address": "127.0.0.1"}}
+        return {
+            "ID": "mover",
+            "Name": "mover",
+            "Kind": "connect-proxy",
+            "Port": public,
+            "Proxy": {**proxy, **config},
+        }
+
+    with AgentProcess(["-dev"], log_path=tmp_path / "agent.log") as agent:
+        async with ApiClient(agent.address) as api:
+            await api.put("/v1/agent/service/register", registration(b"alpha"))
+            sidecar = Sidecar(api, "mover", wait="5s")
+            web = Certificates(api, "web", wait="5s")
+            await sidecar.start()
+            try:
+                async with asyncio.timeout(TIMEOUT):
+                    await web.start()
+                uri, answer = await _through(public, web)
+                assert (uri.rpartition("/")[2], answer) == ("alpha", b"alpha")
+
+                await api.put("/v1/agent/service/register", registration(b"beta"))
+                async with asyncio.timeout(TIMEOUT):
+                    for _ in range(1000):
+                        if sidecar.status()["Service"] == "beta":
+                            break
+                        await asyncio.sleep(0.01)
+                uri, answer = await _through(public, web)
+                assert (uri.rpartition("/")[2], answer) == ("beta", b"beta")
+                assert sidecar.refused == 0
+            finally:
+                await sidecar.close()
+                await web.close()
+    for server in services.values():
+        server.close()
+        await server.wait_closed()

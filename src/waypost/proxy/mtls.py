@@ -5,7 +5,8 @@ and ``/v1/agent/connect/ca/roots``), so a renewed leaf or a rotated root is in f
 the next handshake: the server context a listener was created with hands every new
 handshake to the newest one (through the SNI callback, which runs before the certificate
 is chosen), and upstream connections ask for the client context each time. Connections
-already open keep the session they negotiated, so a rotation cuts none of them.
+already open keep the session they negotiated, so a rotation cuts none of them. A sidecar
+whose destination changes ``switch``es to the new service's leaf the same way.
 
 Identities are SPIFFE URIs in the certificates' SAN; hostnames play no part.
 """
@@ -74,12 +75,30 @@ class Certificates:
 
     async def start(self) -> None:
         """Follow the leaf and the roots; return once both arrived (bound it with a timeout)."""
-        leaf_path = "/v1/agent/connect/ca/leaf/" + quote(self.service, safe="")
         self._tasks = [
-            asyncio.create_task(self._follow(leaf_path, self._set_leaf), name=f"leaf {self.service}"),
+            self._follow_leaf(),
             asyncio.create_task(self._follow("/v1/agent/connect/ca/roots", self._set_roots), name="ca roots"),
         ]
         await self._ready.wait()
+
+    def _follow_leaf(self) -> asyncio.Task[None]:
+        leaf_path = "/v1/agent/connect/ca/leaf/" + quote(self.service, safe="")
+        return asyncio.create_task(self._follow(leaf_path, self._set_leaf), name=f"leaf {self.service}")
+
+    async def switch(self, service: str) -> None:
+        """Present ``service``'s leaf from now on (a sidecar whose destination changed);
+        return once it is in force (bound it with a timeout). Until then handshakes keep
+        the previous one."""
+        if service == self.service:
+            return
+        old = self._tasks[0]
+        old.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await old
+        self.service = service
+        self._tasks[0] = self._follow_leaf()
+        while self._leaf is None or self._leaf.get("Service", service) != service:
+            await self._changed.wait()
 
     async def _follow(self, path: str, apply: Any) -> None:
         while True:
@@ -91,7 +110,12 @@ class Certificates:
                 await asyncio.sleep(1.0)
 
     def _set_leaf(self, leaf: Any) -> None:
-        if isinstance(leaf, dict) and leaf.get("CertPEM") and leaf.get("PrivateKeyPEM"):
+        if (
+            isinstance(leaf, dict)
+            and leaf.get("CertPEM")
+            and leaf.get("PrivateKeyPEM")
+            and leaf.get("Service", self.service) == self.service
+        ):
             self._leaf = leaf
             self._rebuild()
 

@@ -8,12 +8,14 @@ each ``Proxy.Upstreams`` entry gets a plain listener on ``LocalBindAddress:Local
 whose connections go out over mTLS to the destination's sidecars, found through
 ``/v1/health/connect/<name>``. Everything goes through the agent's HTTP API.
 
-Every inbound connection is authorized after its handshake by ``/v1/agent/connect/authorize``
-with the client certificate's URI, so a changed intention applies to the next connection;
-an upstream whose certificate is not the destination service's is refused. The registration
-is followed too (a blocking read on its content hash): upstreams added or removed open or
-close their listeners, and a new port or local service moves the public listener. The listeners
-and balancing are the built-in proxy's (``tcp.py``, ``pool.py``), with TLS added.
+Every inbound connection is authorized after its handshake for the client certificate's URI
+(``authorize.Authorizer``: the agent's decisions, kept until an intention changes), so a
+changed intention applies to the next connection; an upstream whose certificate is not the
+destination service's is refused. The registration is followed too (a blocking read on its
+content hash): upstreams added or removed open or close their listeners, a new port or local
+service moves the public listener, and a new destination service switches the leaf presented,
+the intentions applied and the public listener, without a restart. The listeners and
+balancing are the built-in proxy's (``tcp.py``, ``pool.py``), with TLS added.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from urllib.parse import quote
 
 from waypost.client import ApiClient, ApiError, Backoff
 from waypost.durations import parse_duration
+from waypost.proxy.authorize import Authorizer
 from waypost.proxy.config import ListenerConfig, OutlierConfig, split_hostport
 from waypost.proxy.mtls import Certificates, peer_uri
 from waypost.proxy.outlier import OutlierDetector
@@ -137,6 +140,7 @@ class Sidecar:
         self.rng = rng
         self.config = config
         self.certificates: Certificates | None = None
+        self.authorizer: Authorizer | None = None
         self.watcher = UpstreamWatcher(api, wait=wait)
         self.watcher.on_update(self._apply)
         self.inbound: TcpListener | None = None
@@ -198,6 +202,8 @@ class Sidecar:
                 raise SidecarError(str(exc)) from None
         config = self.config
         self.certificates = Certificates(self.api, config.destination, wait=self.wait)
+        self.authorizer = Authorizer(self.api, config.destination, wait=self.wait)
+        self.authorizer.start()
         try:
             async with asyncio.timeout(CERTIFICATE_WAIT):
                 await self.certificates.start()
@@ -236,13 +242,20 @@ class Sidecar:
             await asyncio.sleep(backoff.next())
 
     async def _reconfigure(self, config: SidecarConfig) -> None:
-        old, certs = self.config, self.certificates
+        old, certs, authorizer = self.config, self.certificates, self.authorizer
         assert old is not None
         assert certs is not None
+        assert authorizer is not None
         if config.destination != old.destination:
-            raise SidecarError(f"{self.proxy_id}: the destination changed; restart the proxy to follow it")
-        if (config.bind, config.port, config.local_address, config.local_port) != (
-            old.bind, old.port, old.local_address, old.local_port,
+            try:
+                async with asyncio.timeout(CERTIFICATE_WAIT):
+                    await certs.switch(config.destination)
+            except TimeoutError:
+                raise SidecarError(f"{config.destination}: no certificate from the agent") from None
+            await authorizer.retarget(config.destination)
+            log.info("%s: now the sidecar of %s", self.proxy_id, config.destination)
+        if (config.destination, config.bind, config.port, config.local_address, config.local_port) != (
+            old.destination, old.bind, old.port, old.local_address, old.local_port,
         ):  # fmt: skip
             if self.inbound is not None:
                 await self.inbound.close(drain=self.inbound.pool.listener.drain_timeout)
@@ -303,20 +316,13 @@ class Sidecar:
                 plane.pool.update(update)
 
     async def _admit(self, transport: asyncio.Transport) -> bool:
-        assert self.config is not None
+        assert self.authorizer is not None
         uri, serial = peer_uri(transport)
-        body = {"Target": self.config.destination, "ClientCertURI": uri, "ClientCertSerial": serial}
-        try:
-            resp = await self.api.call("POST", "/v1/agent/connect/authorize", body=body)
-            answer = resp.json() or {}
-        except ApiError as exc:
-            log.error("%s: authorize %s failed, refusing: %s", self.config.destination, uri, exc)
-            answer = {}
-        if answer.get("Authorized") is True:
+        allowed, reason = await self.authorizer.allowed(uri, serial)
+        if allowed:
             return True
         self.refused += 1
-        log.info("%s: refused %s: %s", self.config.destination, uri or "a client without a URI",
-                 answer.get("Reason", "not authorized"))  # fmt: skip
+        log.info("%s: refused %s: %s", self.authorizer.destination, uri or "a client without a URI", reason)
         return False
 
     def status(self) -> dict[str, Any]:
@@ -329,6 +335,7 @@ class Sidecar:
             "Service": self.config.destination if self.config else "",
             "Inbound": self.inbound.port if self.inbound else 0,
             "Refused": self.refused,
+            "Authorizations": self.authorizer.asked if self.authorizer else 0,
             "Certificates": self.certificates.changes if self.certificates else 0,
             "Listeners": listeners,
         }
@@ -343,5 +350,7 @@ class Sidecar:
         self.upstreams.clear()
         self.inbound = None
         await self.watcher.close()
+        if self.authorizer is not None:
+            await self.authorizer.close()
         if self.certificates is not None:
             await self.certificates.close()

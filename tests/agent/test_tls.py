@@ -1,8 +1,10 @@
 """HTTPS on a real agent: serving with the HTTP port off, mTLS refusals at the handshake,
-certificates reloaded by SIGHUP and /v1/agent/reload, and bad files named at start-up."""
+certificates reloaded by SIGHUP and /v1/agent/reload, and bad files named at start-up;
+which certificates stand in for the agent token on the store port, and for how long."""
 
 from __future__ import annotations
 
+import http.client
 import shutil
 import signal
 import socket
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from acl_kit import ACL_CONFIG, ROOT
 from tls_certs import Certs, make_certs, run_waypost
 from waypost.agent.tls import AgentTLS
 from waypost.config import load_config
@@ -237,3 +240,31 @@ def test_an_agent_certificate_is_one_naming_a_server_or_client_of_this_datacente
     assert not unverified.verified_agent(frozenset({"client.east.example"}))
     client = AgentTLS(load_config(["-data-dir", str(tmp_path), "-hcl", verifying]))
     assert not client.verified_agent(frozenset({"client.dc1.consul"}))  # serves no store port
+
+
+def _store_status(port: int, context: ssl.SSLContext, token: str = "") -> int:
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+    try:
+        conn.request("GET", "/v1/internal/store/revision", headers={"X-Consul-Token": token} if token else {})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_the_store_port_admits_agent_certificates_while_it_verifies_them(
+    certs: Certs, tmp_path: Path
+) -> None:
+    acl, rpc = tmp_path / "acl.hcl", tmp_path / "rpc.hcl"
+    acl.write_text(ACL_CONFIG.format(root=ROOT, tokens=""))
+    rpc.write_text(certs.hcl("internal_rpc", verify_incoming=True))
+    args = ["-dev", "-config-file", str(acl), "-config-file", str(rpc)]
+    with AgentProcess(args, log_path=tmp_path / "agent.log") as agent:
+        client, cli = certs.client_context("client"), certs.client_context("cli")
+        assert _store_status(agent.server_port, client) == 200
+        assert _store_status(agent.server_port, cli) == 403
+        assert _store_status(agent.server_port, cli, ROOT) == 200
+        rpc.write_text(certs.hcl("internal_rpc"))
+        assert agent.proc is not None
+        agent.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: _store_status(agent.server_port, client) == 403, 10)
+        assert _store_status(agent.server_port, client, ROOT) == 200

@@ -141,3 +141,21 @@ def test_only_the_built_in_provider() -> None:
     state = ca_store.new_state({"cluster_id": CLUSTER}, NOW)
     with pytest.raises(CAConfigError, match='unknown CA provider "vault"'):
         ca_store.reconfigure(state, "vault", {}, NOW)
+
+
+def test_client_agents_get_no_key_and_what_they_write_back_gets_the_servers() -> None:
+    key = ca.generate_key()
+    state = ca_store.new_state({"cluster_id": CLUSTER, "private_key": ca.key_pem(key)}, NOW)
+    rotated = ca_store.reconfigure(state, "consul", {"LeafCertTTL": "24h"}, NOW)
+    assert rotated is not None
+    sent = ca_store.without_keys(rotated)
+    assert [r.SigningKey for r in sent.Roots] == ["", ""]
+    assert "PrivateKey" not in sent.Config
+    assert [r.ID for r in sent.Roots] == [r.ID for r in rotated.Roots]
+    assert ca_store.with_keys(sent, rotated) == rotated
+    with_config_key = ca_store.without_keys(state)
+    assert ca_store.with_keys(with_config_key, state) == state  # the configured key too
+    # A record whose active root this cluster never held cannot sign: refused, naming it.
+    stranger = ca_store.without_keys(ca_store.new_state({"cluster_id": CLUSTER}, NOW))
+    with pytest.raises(CAConfigError, match=f"the active root {stranger.Roots[0].ID} has no signing key"):
+        ca_store.with_keys(stranger, rotated)

@@ -89,14 +89,13 @@ class Certificates:
         """Present ``service``'s leaf from now on (a sidecar whose destination changed);
         return once it is in force (bound it with a timeout). Until then handshakes keep
         the previous one."""
-        if service == self.service:
-            return
-        old = self._tasks[0]
-        old.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await old
-        self.service = service
-        self._tasks[0] = self._follow_leaf()
+        if service != self.service:  # else a switch that timed out before: wait again
+            old = self._tasks[0]
+            old.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await old
+            self.service = service
+            self._tasks[0] = self._follow_leaf()
         while self._leaf is None or self._leaf.get("Service", service) != service:
             await self._changed.wait()
 

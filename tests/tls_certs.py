@@ -51,9 +51,9 @@ class Certs:
             ctx.load_cert_chain(cert, key)
         return ctx
 
-    def hcl(self, block: str, kind: str = "server", index: int = 0, **settings: bool) -> str:
+    def hcl(self, block: str, kind: str = "server", index: int = 0, dc: str = "dc1", **settings: bool) -> str:
         """A ``tls { <block> { ... } }`` snippet naming this CA and the ``kind`` pair."""
-        cert, key = self.pair(kind, index)
+        cert, key = self.pair(kind, index, dc)
         lines = [f'ca_file = "{self.ca}"', f'cert_file = "{cert}"', f'key_file = "{key}"']
         lines += [f"{name} = {str(value).lower()}" for name, value in settings.items()]
         return f"tls {{ {block} {{ {' '.join(lines)} }} }}"

@@ -84,6 +84,7 @@ class Cluster:
             Tags=tags,
             Server=cfg.server,
             HTTPAddr=f"{agent.node.Address}:{agent.http_port}",
+            HTTPSAddr=f"{agent.node.Address}:{agent.https_port}" if agent.https_port else "",
         )
 
     async def start(self) -> None:

@@ -303,6 +303,9 @@ class Member(msgspec.Struct, kw_only=True, gc=False):
     Server: bool = False
     Left: bool = False
     HTTPAddr: str = ""
+    HTTPSAddr: str = ""
+    """``host:port`` of the HTTPS API, empty without one: how the other servers pass a server
+    on over the WAN when it serves HTTPS only (port 0 in ``HTTPAddr``) or names are verified."""
 
 
 class Liveness(msgspec.Struct, kw_only=True, gc=False):

@@ -30,9 +30,11 @@ from waypost.api.status import DIMENSIONS
 from waypost.dns.recursor import Recursor
 from waypost.query.remote import EXECUTE_REMOTE_PATH
 from waypost.store.remote import NO_SERVERS
+from waypost.tlsutil import outgoing_context
 from waypost.wan.acl_replication import PRIMARY_WRITES, AclReplicator, primary_handler
 from waypost.wan.forward import CLIENT_HOP, FORWARDED_HEADER, SERVER_HOP, Forwarder
 from waypost.wan.members import ALIVE, FAILED, LEFT, Exchange, WanEntry, WanMembers
+from waypost.wan.verify import certificate_datacenter, server_name
 
 if TYPE_CHECKING:
     from waypost.agent.agent import Agent
@@ -114,13 +116,38 @@ class Federation:
         if self._forwarder is not None:
             await self._forwarder.close()
 
+    # -- verify_server_hostname --------------------------------------------------------------
+
+    @property
+    def verifying(self) -> bool:
+        """Whether peers must present ``server.<their dc>.<domain>`` (see ``wan.verify``)."""
+        tls = self.agent.tls
+        return tls is not None and tls.servers is not None and tls.servers.server_name is not None
+
+    def _name(self, dc: str) -> str | None:
+        """The certificate name asked of a server of ``dc``; None when names are not verified."""
+        return server_name(dc, self.agent.config.domain) if self.verifying else None
+
+    def _bases(self, dc: str) -> list[str]:
+        """Where requests for ``dc`` go, nearest first: over HTTPS only when names are
+        verified, so a plain ``http://`` URL heard of cannot skip the check."""
+        urls = [s.url for s in self.table.route(dc)]
+        return [u for u in urls if u.startswith("https://")] if self.verifying else urls
+
+    def _https_first(self, http_port: bool) -> bool:
+        """Servers are reached over HTTPS when they serve no HTTP, or when names are verified
+        (there is nothing to verify over plain HTTP)."""
+        return not http_port or self.verifying
+
     # -- the exchange ----------------------------------------------------------------------
 
     def self_entry(self) -> WanEntry:
         agent = self.agent
         host = agent.config.advertise_addr_wan or agent.node.Address
         host = f"[{host}]" if ":" in host else host
-        scheme, port = ("http", agent.http_port) if agent.http_port else ("https", agent.https_port)
+        scheme, port = ("http", agent.http_port)
+        if agent.https_port and self._https_first(bool(agent.http_port)):
+            scheme, port = ("https", agent.https_port)
         dns = f"{host}:{agent.dns_port}" if agent.dns_port else ""
         return WanEntry(agent.node.Node, agent.datacenter, f"{scheme}://{host}:{port}", dns)
 
@@ -132,11 +159,17 @@ class Federation:
         idx = agent.state.indexes
         out = []
         for member in idx.members.values():
-            host, _, port = member.HTTPAddr.rpartition(":")
-            if not member.Server or member.Name == agent.node.Node or port in ("", "0"):
+            if not member.Server or member.Name == agent.node.Node:
                 continue
+            host, _, port = member.HTTPAddr.rpartition(":")
+            scheme = "http"
+            if member.HTTPSAddr and self._https_first(port not in ("", "0")):
+                scheme, (host, _, port) = "https", member.HTTPSAddr.rpartition(":")
+            if port in ("", "0"):
+                continue
+            host = f"[{host}]" if ":" in host and not host.startswith("[") else host
             status = LEFT if member.Left else ALIVE if member.Name in idx.live else FAILED
-            out.append(WanEntry(member.Name, agent.datacenter, f"http://{host}:{port}", "", status))
+            out.append(WanEntry(member.Name, agent.datacenter, f"{scheme}://{host}:{port}", "", status))
         return out
 
     def payload(self) -> Exchange:
@@ -144,8 +177,13 @@ class Federation:
         return Exchange(self.self_entry(), self._lan_servers() + known)
 
     def receive(self, peer: Exchange) -> Exchange:
-        """A server of another datacenter probed us: it is alive, and we learn whom it knows."""
-        self.table.answered(peer.Self, None)
+        """A server of another datacenter probed us: it is alive, and we learn whom it knows.
+        When names are verified, only our own probes (which check its certificate) say it
+        is alive: a caller's word is hearsay."""
+        if self.verifying:
+            self.table.learn([peer.Self])
+        else:
+            self.table.answered(peer.Self, None)
         self.table.learn(peer.Servers)
         return self.payload()
 
@@ -154,9 +192,11 @@ class Federation:
         tokens = self.agent.acl_tokens
         return tokens.get("replication") or tokens.get("agent")
 
-    async def _swap(self, url: str, *, share: bool = True) -> tuple[Exchange, float]:
-        """One exchange with the server at ``url``: what it answered and the round trip.
-        Without ``share``, only its view is read (a client agent's mirror)."""
+    async def _swap(self, url: str, dc: str, *, share: bool = True) -> tuple[Exchange, float]:
+        """One exchange with the server of ``dc`` at ``url``: what it answered and the round
+        trip. Without ``share``, only its view is read (a client agent's mirror)."""
+        if self.verifying and not url.startswith("https://"):
+            raise ValueError(f"{url} is not HTTPS: verify_server_hostname needs TLS")
         timeout = aiohttp.ClientTimeout(total=self.agent.config.gossip_wan.probe_timeout.seconds)
         body = _ENCODE.encode(self.payload()) if share else None
         headers = {"X-Consul-Token": self.token()} if self.token() else {}
@@ -164,7 +204,12 @@ class Federation:
         started = time.perf_counter()
         method = "PUT" if share else "GET"
         async with session.request(
-            method, url + EXCHANGE_PATH, data=body, headers=headers, timeout=timeout
+            method,
+            url + EXCHANGE_PATH,
+            data=body,
+            headers=headers,
+            timeout=timeout,
+            server_hostname=self._name(dc),
         ) as resp:
             raw = await resp.read()
             rtt = time.perf_counter() - started
@@ -172,13 +217,15 @@ class Federation:
                 raise ValueError(f"{resp.status} {raw[:200].decode(errors='replace')}")
         return _DECODE.decode(raw), rtt
 
-    async def _probe(self, key: str, url: str) -> None:
+    async def _probe(self, key: str, url: str, dc: str) -> None:
         """A server that does not answer, or answers under another name (another server
-        now at its address), counts as a missed probe."""
+        now at its address), counts as a missed probe; so does one whose certificate does
+        not name a server of ``dc`` when names are verified."""
         try:
-            peer, rtt = await self._swap(url)
+            peer, rtt = await self._swap(url, dc)
             if f"{peer.Self.Name}.{peer.Self.Datacenter}" != key:
-                self.table.answered(peer.Self, rtt)
+                if peer.Self.Datacenter == dc or not self.verifying:
+                    self.table.answered(peer.Self, rtt)
                 raise ValueError(f"{url} now answers as {peer.Self.Name}.{peer.Self.Datacenter}")
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError, msgspec.DecodeError) as exc:
             log.debug("(WAN) probe of %s failed: %s", key, exc)
@@ -199,9 +246,9 @@ class Federation:
     async def probe_all(self) -> None:
         """One round: every known server of another datacenter, all at once, each bounded
         by ``gossip_wan.probe_timeout``."""
-        targets = [(s.key, s.url) for s in self.table.servers() if s.status != LEFT]
+        targets = [(s.key, s.url, s.datacenter) for s in self.table.servers() if s.status != LEFT]
         if targets:
-            await asyncio.gather(*(self._probe(key, url) for key, url in targets))
+            await asyncio.gather(*(self._probe(key, url, dc) for key, url, dc in targets))
         for key in self.table.reap():
             log.info("(WAN) forgot member failed past reconnect_timeout_wan: %s", key)
 
@@ -220,7 +267,7 @@ class Federation:
         in the order it measured. Its ``?dc=`` requests still go through a server."""
         for url in self._local_servers():
             try:
-                view, _ = await self._swap(url, share=False)
+                view, _ = await self._swap(url, self.agent.datacenter, share=False)
             except (aiohttp.ClientError, TimeoutError, OSError, ValueError, msgspec.DecodeError) as exc:
                 log.debug("(WAN) reading the WAN view of %s failed: %s", url, exc)
                 continue
@@ -244,11 +291,24 @@ class Federation:
         there does not answer the exchange."""
         url = wan_url(address, self._scheme())
         try:
-            peer, rtt = await self._swap(url)
-        except (aiohttp.ClientError, TimeoutError, ValueError, msgspec.DecodeError) as exc:
+            dc = await self._certified_datacenter(url) if self.verifying else ""
+            peer, rtt = await self._swap(url, dc)
+            if self.verifying and peer.Self.Datacenter != dc:
+                raise ValueError(
+                    f"it answers as a server of {peer.Self.Datacenter}, its certificate names {dc}"
+                )
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError, msgspec.DecodeError) as exc:
             raise OSError(f"Failed to join {address}: {exc or type(exc).__name__}") from None
         self.table.answered(peer.Self, rtt)
         self.table.learn(peer.Servers)
+
+    async def _certified_datacenter(self, url: str) -> str:
+        """The datacenter the certificate of the server at ``url`` is for, read before a
+        join sends it anything."""
+        cfg = self.agent.config
+        context = outgoing_context(cfg.tls.internal_rpc, "tls.internal_rpc", check_hostname=False)
+        async with asyncio.timeout(cfg.gossip_wan.probe_timeout.seconds):
+            return await certificate_datacenter(url, context, cfg.domain)
 
     async def _join_all(self, addresses: tuple[str, ...]) -> int:
         log.info("(WAN) joining: wan_addresses=%s", list(addresses))
@@ -295,7 +355,12 @@ class Federation:
         agent = self.agent
         if not agent.online or agent.state is None:
             return []
-        return [e.URL for e in self._lan_servers() if e.Status == ALIVE]
+        https = self.verifying
+        return [
+            e.URL
+            for e in self._lan_servers()
+            if e.Status == ALIVE and (e.URL.startswith("https://") or not https)
+        ]
 
     def forward(self, dc: str, req: Request) -> Response | asyncio.Future[Response]:
         """Where ``?dc=<dc>`` goes: on a server, to a server of ``dc``; on a client agent,
@@ -306,24 +371,26 @@ class Federation:
         if hop == SERVER_HOP or (hop and not server):
             return Response.text(NO_DC_PATH, 500)
         if server:
-            bases = [s.url for s in self.table.route(dc)]
+            bases = self._bases(dc)
             if not bases:
                 return Response.text(NO_DC_PATH, 500)
         elif not self.agent.online:
             return Response.text(NO_SERVERS, 500)
         else:
-            bases = self._local_servers()
+            bases, dc = self._local_servers(), self.agent.datacenter
         hop = SERVER_HOP if server else CLIENT_HOP
-        return asyncio.ensure_future(self.forwarder.relay(bases, req, hop))
+        return asyncio.ensure_future(self.forwarder.relay(bases, req, hop, self._name(dc)))
 
     async def relay_to(self, dc: str, req: Request) -> Response:
         """``req`` answered by datacenter ``dc``: from a server, by one of its servers; from a
         client agent, through a server of this datacenter."""
         if self.agent.config.server:
-            return await self.forwarder.relay([s.url for s in self.table.route(dc)], req, SERVER_HOP)
+            bases = self._bases(dc)
+            return await self.forwarder.relay(bases, req, SERVER_HOP, self._name(dc))
         if not self.agent.online:
             return Response.text(NO_SERVERS, 500)
-        return await self.forwarder.relay(self._local_servers(), req, CLIENT_HOP)
+        local = self._name(self.agent.datacenter)
+        return await self.forwarder.relay(self._local_servers(), req, CLIENT_HOP, local)
 
     def routes(
         self, routes: list[tuple[tuple[str, ...], str, Any]]
@@ -345,7 +412,8 @@ class Federation:
             return Response.text(NO_DC_PATH, 500)
         if not self.agent.online:
             return Response.text(NO_SERVERS, 500)
-        return asyncio.ensure_future(self.forwarder.relay(self._local_servers(), req, CLIENT_HOP))
+        local = self._name(self.agent.datacenter)
+        return asyncio.ensure_future(self.forwarder.relay(self._local_servers(), req, CLIENT_HOP, local))
 
     def remote_coordinates(self) -> list[dict[str, Any]]:
         """The other datacenters' servers as ``coordinate/datacenters`` areas. Each server
@@ -396,7 +464,7 @@ class Federation:
     async def execute_remote(
         self, dc: str, query: Mapping[str, Any], params: Mapping[str, str], token: str | None
     ) -> bytes | None:
-        bases = [s.url for s in self.table.route(dc)]
+        bases = self._bases(dc)
         if not bases:
             return None
         headers = {"content-type": "application/json"}
@@ -404,7 +472,7 @@ class Federation:
             headers["x-consul-token"] = token
         req = Request("POST", EXECUTE_REMOTE_PATH, urlencode(dict(params)), headers, _ENCODE.encode(query))
         with contextlib.suppress(aiohttp.ClientError, OSError):
-            resp = await self.forwarder.relay(bases, req, SERVER_HOP)
+            resp = await self.forwarder.relay(bases, req, SERVER_HOP, self._name(dc))
             if 200 <= resp.status < 300:
                 return resp.body
         return None

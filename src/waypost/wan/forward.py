@@ -80,9 +80,12 @@ class Forwarder:
             await self._session.close()
             self._session = None
 
-    async def relay(self, bases: Sequence[str], req: Request, hop: str) -> Response:
+    async def relay(
+        self, bases: Sequence[str], req: Request, hop: str, server_name: str | None = None
+    ) -> Response:
         """The first answer from ``bases`` (base URLs, nearest first); a server that cannot
-        be reached passes the request to the next. None reachable: "No path to datacenter"."""
+        be reached (or, with ``server_name``, whose certificate does not carry that name)
+        passes the request to the next. None reachable: "No path to datacenter"."""
         headers = {k: v for k, v in req.headers.items() if k not in _HOP_BY_HOP}
         if "content-type" in req.headers:
             headers["Content-Type"] = req.headers["content-type"]
@@ -97,6 +100,7 @@ class Forwarder:
                     headers=headers,
                     timeout=timeout,
                     allow_redirects=False,
+                    server_hostname=server_name,
                 ) as resp:
                     body = await resp.read()
                     kept = [(k, v) for k, v in resp.headers.items() if k.lower() not in _HOP_BY_HOP]

@@ -289,7 +289,7 @@ def test_prepared_queries_sorted_near_keep_their_order_and_pending_ones_wait() -
     nodes = [Node(Node=f"n{i}", Address=f"10.7.0.{i}") for i in range(1, 5)]
     backend.load(nodes, {n.Node: [NodeService(ID="web", Service="web", Port=80)] for n in nodes})
     web = list(reversed(backend.service_instances("web", None)))
-    near = PreparedResult("web", "dc1", web, ordered=True, per_client=True)
+    near = PreparedResult("web", "dc1", web, near=True)
     backend.load(nodes, {n.Node: [NodeService(ID="web", Service="web", Port=80)] for n in nodes},
                  prepared={"near": near, "later": Pending("Later")})  # fmt: skip
     resolver = make_resolver(backend)

@@ -34,7 +34,7 @@ async def test_local_answers_carry_the_query_ttl_and_unknown_names_are_none(stat
     queries = DnsQueries("dc1")
     result = queries.answer(state.indexes, "WEB-Q", None)
     assert isinstance(result, PreparedResult)
-    assert (result.service, result.datacenter, result.ttl, result.ordered) == ("web", "dc1", 7.0, False)
+    assert (result.service, result.datacenter, result.ttl, result.near) == ("web", "dc1", 7.0, False)
     assert [i.address for i in result.instances] == ["10.0.0.1"]
     assert queries.answer(state.indexes, "nope", None) is None
     assert _nodes(queries.answer(state.indexes, "web-q", lambda node, service: False)) == []
@@ -75,7 +75,7 @@ async def test_a_failover_that_fails_stays_pending_and_an_unknown_name_lands_at_
     await asyncio.wait_for(queries.fail_over(state.indexes, "nope", None), 5)
 
 
-async def test_near_ip_sorts_from_the_client_and_is_built_per_client(state: State) -> None:
+async def test_near_ip_sorts_from_the_dns_client(state: State) -> None:
     for n in (1, 2, 3):
         svc = NodeService(ID="db", Service="db", Port=5432)
         await catalog_ops.register(state, Node(Node=f"n{n}", Address=f"10.0.0.{n}"), [svc])
@@ -86,7 +86,7 @@ async def test_near_ip_sorts_from_the_client_and_is_built_per_client(state: Stat
     for n in (1, 2, 3, 2):
         result = queries.answer(state.indexes, "db-ip", None, f"10.0.0.{n}")
         assert isinstance(result, PreparedResult)
-        assert (_nodes(result)[0], result.ordered, result.per_client) == (f"n{n}", True, True)
+        assert (_nodes(result)[0], result.near) == (f"n{n}", True)
     plain = queries.answer(state.indexes, "db-ip", None, "192.0.2.1")
     assert isinstance(plain, PreparedResult)
     assert sorted(_nodes(plain)) == ["n1", "n2", "n3"]
@@ -103,7 +103,7 @@ async def test_near_agent_sorts_from_this_agent_and_failover_carries_the_dns_tok
     for _ in range(5):
         result = queries.answer(state.indexes, "db-q", None)
         assert isinstance(result, PreparedResult)
-        assert (result.instances[0].node.name, result.ordered, result.per_client) == ("n2", True, False)
+        assert (result.instances[0].node.name, result.near) == ("n2", True)
 
     body = {"Name": "gone-q", "Service": {"Service": "gone", "Failover": {"NearestN": 1}}}
     await create_query(state, decode_definition(body))

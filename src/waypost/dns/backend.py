@@ -82,17 +82,16 @@ class PreparedResult:
 
     ``instances`` are already filtered by the query's own health rules. ``ttl`` is the
     query's ``DNS.TTL`` in seconds, or ``None`` to fall back to ``service_ttl``.
-    ``ordered``: sorted near a node, so sent in this order rather than shuffled, as Consul
-    never reshuffles a prepared query's answer. ``per_client``: sorted near the asking
-    client's address (``Near = "_ip"``), so built for each query and never cached.
+    ``near``: sorted near a node (``Near``; with ``_ip`` the asking client's), so executed
+    afresh for each query as Consul does (a fresh shuffle, then the sort), sent in that
+    order rather than reshuffled, and never cached.
     """
 
     service: str
     datacenter: str
     instances: Sequence[Instance]
     ttl: float | None = None
-    ordered: bool = False
-    per_client: bool = False
+    near: bool = False
 
 
 @dataclass(frozen=True, slots=True)

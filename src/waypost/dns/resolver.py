@@ -151,6 +151,6 @@ class Resolver:
             return answer
         fleeting = answer.has_soa or answer.rcode == SERVFAIL
         prepared = Prepared(answer, self._rng, self._settings, now + _SOA_LIFETIME if fleeting else 0.0)
-        if not answer.per_client:
+        if not answer.per_query:
             self._cache.put(key, prepared)
         return prepared

@@ -133,9 +133,9 @@ class Router:
                 return result
             ttl = int(result.ttl) if result.ttl is not None else None
             answer = self._service(
-                q, list(result.instances), result.service, result.datacenter, ttl, shuffle=not result.ordered
+                q, list(result.instances), result.service, result.datacenter, ttl, shuffle=not result.near
             )
-            return dataclasses.replace(answer, per_client=True) if result.per_client else answer
+            return dataclasses.replace(answer, per_query=True) if result.near else answer
         if isinstance(lookup, NodeName):
             return self._node(q, lookup)
         if isinstance(lookup, VirtualName):

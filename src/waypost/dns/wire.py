@@ -70,8 +70,8 @@ class Answer:
     limit: int = 0
     srv: bool = False
     has_soa: bool = False
-    per_client: bool = False
-    """Built for the asking client alone (see ``PreparedResult.per_client``): never cached."""
+    per_query: bool = False
+    """Built for one query (see ``PreparedResult.near``): never cached."""
 
 
 # Rendered: four flag byte pairs, indexed by the query's RD bit | CD bit << 1, and the

@@ -121,9 +121,7 @@ class DnsQueries:
                 del self._fetches[key]  # the next failover fetches afresh at once
             near = query.Service.Near
             instances = [_local(i) for i in local.instances]
-            return PreparedResult(
-                query.Service.Service, self._datacenter, instances, _ttl(query), bool(near), near == "_ip"
-            )
+            return PreparedResult(query.Service.Service, self._datacenter, instances, _ttl(query), bool(near))
         landed = self._failed_over.get(key)
         if landed is None:
             return Pending(name)

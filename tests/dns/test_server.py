@@ -108,7 +108,7 @@ async def test_forwarding_relays_upstream_and_servfails_without_one() -> None:
         await upstream.stop()
 
 
-async def test_a_pending_prepared_query_is_servfail_never_nxdomain() -> None:
+async def test_a_prepared_query_whose_failover_does_not_land_in_time_is_servfail_never_nxdomain() -> None:
     backend = catalog()
     backend.load([], {}, prepared={"later": Pending("later")})
     dns_server = DnsServer(make_resolver(backend, recursor_timeout="200ms"), "127.0.0.1", 0)

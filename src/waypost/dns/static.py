@@ -6,6 +6,7 @@ an instance's status is the worst of its node's checks and its own checks.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 
 from waypost.dns.backend import Instance, NodeRecord, Pending, PreparedResult
@@ -84,7 +85,8 @@ class StaticBackend:
         return self._prepared.get(name_or_id.lower())
 
     async def fail_over(self, name_or_id: str) -> None:
-        """Nothing lands here: a query loaded as pending stays pending."""
+        """Nothing lands here: a query loaded as pending waits until the caller gives up."""
+        await asyncio.get_running_loop().create_future()
 
     def virtual_ip(self, name: str) -> str | None:
         return self._virtual_ips.get(name.lower())

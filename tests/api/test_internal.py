@@ -3,6 +3,7 @@ the handlers accept (typed requests, only waypost's own key layout)."""
 
 from __future__ import annotations
 
+import gc
 import urllib.error
 import urllib.request
 from typing import Any
@@ -39,6 +40,26 @@ async def test_ring_serves_batches_from_a_revision_and_reports_what_it_dropped()
         assert [batch[0].kv.key for batch in tail] == ["k3", "k4"]
         assert ring.since(revisions[-1] + 1) == []
         assert ring.first_available == revisions[2]
+    finally:
+        await state.close()
+
+
+async def test_a_full_ring_leaves_nothing_for_the_collector_to_walk() -> None:
+    """Every full collection walks every tracked object, pausing every request on the server."""
+    state = State(MemoryStore())
+    await state.start()
+    try:
+        ring = EventRing(state, size=3_000)
+        gc.collect()
+        before = len(gc.get_objects())
+        for _ in range(3_000):
+            revision = await state.store.put("k", b"v")
+        await state.wait_applied(revision)
+        kept = ring.since(revision - 2_000)
+        assert kept is not None
+        assert sum(len(batch) for batch in kept) >= 2_001
+        gc.collect()
+        assert len(gc.get_objects()) - before < 1_000
     finally:
         await state.close()
 

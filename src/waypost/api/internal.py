@@ -55,10 +55,14 @@ _MAX_LEASE_TTL = 9_000_000_000.0
 
 
 class EventRing:
-    """The last ``size`` store revisions this server applied, for clients' watches."""
+    """The last ``size`` store revisions this server applied, for clients' watches.
+
+    Batches are kept as tuples of gc=False events, which the garbage collector stops
+    tracking: 20,000 kept lists would be walked by every full collection, a pause that
+    lands on every request the server is answering."""
 
     def __init__(self, state: State, size: int = 20000) -> None:
-        self._batches: deque[tuple[int, list[Event]]] = deque(maxlen=size)
+        self._batches: deque[tuple[int, tuple[Event, ...]]] = deque(maxlen=size)
         self._state = state
         self._relists = state.relists
         self.first_available = state.indexes.revision + 1
@@ -78,15 +82,15 @@ class EventRing:
             self.first_available = self._batches[0][0] + 1
         if any(_holds_ca_keys(ev.kv.key, ev.kv.value) for ev in batch):
             batch = [Event(ev.type, _for_clients(ev.kv)) for ev in batch]
-        self._batches.append((revision, batch))
+        self._batches.append((revision, tuple(batch)))
         self._arrived.set()
         self._arrived = asyncio.Event()
 
-    def since(self, start: int) -> list[list[Event]] | None:
+    def since(self, start: int) -> list[tuple[Event, ...]] | None:
         """Batches at or after ``start``; None when they are no longer kept."""
         if start < self.first_available:
             return None
-        found: list[list[Event]] = []
+        found: list[tuple[Event, ...]] = []
         for rev, events in reversed(self._batches):
             if rev < start:
                 break

@@ -201,7 +201,7 @@ async def simulate(
     cpu = {name: (cpu_seconds(pid) - cpu0[name]) / elapsed for name, pid in pids.items()}
     rss = {name: rss_kib(pid) for name, pid in pids.items()}
     sim_cpu = (cpu_seconds(os.getpid()) - sim_cpu0) / elapsed
-    lags.sort()
+    lags = sorted(lags)  # the window's; the sampler goes on appending to its own list
     counters1 = await asyncio.to_thread(etcd_counters, store)
     requests = sum(n.requests for n in nodes) - requests0
     expected = sum(subscribers.get(s, 0) for s in changes)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import random
 import sys
@@ -173,6 +174,7 @@ async def simulate(
     async with asyncio.timeout(opts.join_seconds):
         await asyncio.gather(*(r.wait() for r in ready))
     print(f"{len(ready)} subscriptions ready after {time.monotonic() - t0:.1f}s", flush=True)
+    gc.freeze()  # thousands of nodes and connections: full collections here would stall every subscriber
 
     pids = processes(store, servers)
     cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}

@@ -4,7 +4,6 @@ until an intention changes, and a changed intention in force for the next connec
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,19 +13,6 @@ from waypost.proxy.authorize import Authorizer
 from waypost.testing import AgentProcess
 
 TIMEOUT = 10.0
-
-
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
-    log = Path(tmp_path_factory.mktemp("agent")) / "agent.log"
-    with AgentProcess(["-dev"], log_path=log) as proc:
-        yield proc
-
-
-@pytest.fixture
-async def api(agent: AgentProcess) -> AsyncIterator[ApiClient]:
-    async with ApiClient(agent.address) as client:
-        yield client
 
 
 async def _uri(api: ApiClient, service: str) -> str:

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
-import pytest
 
 from echo_server import Echo, closed
 from waypost.client import ApiClient
@@ -21,19 +17,6 @@ from waypost.proxy.upstreams import Selector, Upstream, UpstreamUpdate
 from waypost.testing import AgentProcess
 
 TIMEOUT = 10.0
-
-
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
-    log = Path(tmp_path_factory.mktemp("agent")) / "agent.log"
-    with AgentProcess(["-dev"], log_path=log) as proc:
-        yield proc
-
-
-@pytest.fixture
-async def api(agent: AgentProcess) -> AsyncIterator[ApiClient]:
-    async with ApiClient(agent.address) as client:
-        yield client
 
 
 def _pool(service: str, target: Upstream) -> Pool:

@@ -3,7 +3,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 
 import pytest
 
@@ -16,6 +15,7 @@ from waypost.state.model import ACLToken, Node, NodeService
 from waypost.state.state import State
 from waypost.store.base import Put
 from waypost.store.memory import MemoryStore
+from waypost.testing import until
 
 
 class Clock:
@@ -59,15 +59,6 @@ def test_one_reap_covers_every_bin_that_came_due() -> None:
     assert timer.next_expiry() == 1011.0
 
 
-async def _until(condition: Callable[[], bool]) -> None:
-    """Polls for at most five seconds: the duty runs in its own task."""
-    for _ in range(250):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met within 5s")
-
-
 async def _register(state: State, *names: str) -> None:
     services = [NodeService(ID=n, Service=n, Port=80) for n in names]
     await catalog_ops.register(state, Node(Node="n1", Address="10.0.0.1"), services)
@@ -81,9 +72,9 @@ async def test_the_leader_gives_every_service_and_declared_name_an_address() -> 
     try:
         await _register(state, "web")
         duties.start()
-        await _until(lambda: set(state.indexes.virtual_ips) == {"web", "api-v2"})
+        await until(lambda: set(state.indexes.virtual_ips) == {"web", "api-v2"})
         await _register(state, "db")
-        await _until(lambda: "db" in state.indexes.virtual_ips)
+        await until(lambda: "db" in state.indexes.virtual_ips)
         held = {n: r.IP for n, r in state.indexes.virtual_ips.items()}
         assert len(set(held.values())) == 3
         assert state.indexes.virtual_ips["api-v2"].Filter == 'Service == api and "v2" in Tags'
@@ -102,10 +93,10 @@ async def test_a_full_range_is_logged_once_naming_the_services_left_out(
         await _register(state, "a", "b", "c")
         with caplog.at_level(logging.ERROR, logger="waypost.leader"):
             duties.start()
-            await _until(lambda: len(state.indexes.virtual_ips) == 2)
-            await _until(lambda: any("is full" in r.message for r in caplog.records))
+            await until(lambda: len(state.indexes.virtual_ips) == 2)
+            await until(lambda: any("is full" in r.message for r in caplog.records))
             await _register(state, "a", "b", "c", "d")
-            await _until(lambda: sum("is full" in r.message for r in caplog.records) == 2)
+            await until(lambda: sum("is full" in r.message for r in caplog.records) == 2)
             await catalog_ops.register(state, Node(Node="n1", Address="10.0.0.2"))
             await asyncio.sleep(0.2)
         full = [r.message for r in caplog.records if "is full" in r.message]
@@ -134,9 +125,9 @@ async def test_the_leader_reaps_tokens_past_their_expiration_time() -> None:
     duties = LeaderDuties(state, LockDelays(), TombstoneGC())
     try:
         duties.start()
-        await _until(lambda: "gone" not in state.indexes.acl_tokens)
+        await until(lambda: "gone" not in state.indexes.acl_tokens)
         assert "soon" in state.indexes.acl_tokens
-        await _until(lambda: "soon" not in state.indexes.acl_tokens)
+        await until(lambda: "soon" not in state.indexes.acl_tokens)
         assert time.time() >= now + 0.3
         assert set(state.indexes.acl_tokens) == {"lasting"}
     finally:

@@ -3,9 +3,8 @@ instances behind the name, a declared virtual service's selected by the agent.""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from http_backends import Backend, fetch
 from waypost.client import ApiClient
 from waypost.proxy.config import ProxyConfig
 from waypost.proxy.runner import Proxy
-from waypost.testing import AgentProcess, wait_for
+from waypost.testing import AgentProcess, until, wait_for
 
 DECLARED = 'Service == vipshop and "v2" in Tags'
 
@@ -25,14 +24,6 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
     hcl = f"virtual_ips {{ services = {{ vipshop-v2 = {json.dumps(DECLARED)} }} }}"
     with AgentProcess(["-dev", "-hcl", hcl], log_path=log) as running:
         yield running
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    for _ in range(250):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met within 5s")
 
 
 def _vip(agent: AgentProcess, name: str) -> str:
@@ -53,10 +44,10 @@ async def test_a_services_virtual_ip_serves_its_instances_while_they_exist(agent
                 "/v1/agent/service/register", {"ID": "vipweb-1", "Name": "vipweb", "Port": backend.port}
             )
             vip = _vip(agent, "vipweb")
-            await _until(lambda: _bound(proxy, "vipweb") == {(vip, backend.port)})
+            await until(lambda: _bound(proxy, "vipweb") == {(vip, backend.port)})
             assert await fetch(backend.port, vip) == "web-a"
             agent.put("/v1/agent/service/deregister/vipweb-1")
-            await _until(lambda: not _bound(proxy, "vipweb"))
+            await until(lambda: not _bound(proxy, "vipweb"))
             with pytest.raises(ConnectionRefusedError):
                 await fetch(backend.port, vip)
         finally:
@@ -76,8 +67,8 @@ async def test_a_declared_virtual_service_serves_only_the_instances_it_selects(a
         await proxy.start()
         try:
             declared, plain = _vip(agent, "vipshop-v2"), _vip(agent, "vipshop")
-            await _until(lambda: _bound(proxy, "vipshop-v2") == {(declared, v2.port)})
-            await _until(lambda: _bound(proxy, "vipshop") == {(plain, v1.port), (plain, v2.port)})
+            await until(lambda: _bound(proxy, "vipshop-v2") == {(declared, v2.port)})
+            await until(lambda: _bound(proxy, "vipshop") == {(plain, v1.port), (plain, v2.port)})
             assert await fetch(v2.port, declared) == "v2"
             answers = {await fetch(v1.port, plain) for _ in range(4)}
             assert answers == {"v1", "v2"}, "a service's listeners balance over all its instances"

@@ -2,6 +2,6 @@
 suite and usable by projects that integrate with waypost)."""
 
 from waypost.testing.agent_process import AgentProcess, free_port
-from waypost.testing.waiting import wait_for
+from waypost.testing.waiting import until, wait_for
 
-__all__ = ["AgentProcess", "free_port", "wait_for"]
+__all__ = ["AgentProcess", "free_port", "until", "wait_for"]

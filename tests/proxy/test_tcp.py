@@ -15,6 +15,7 @@ import pytest
 from http_backends import Backend, fetch, wait_applied
 from waypost.client import ApiClient
 from waypost.proxy.config import ListenerConfig, OutlierConfig, ProxyConfig
+from waypost.proxy.pool import Pool
 from waypost.proxy.runner import Proxy
 from waypost.testing import AgentProcess, free_port
 
@@ -142,11 +143,16 @@ async def test_no_instances_refuses_the_connection_at_once(dev_agent: AgentProce
             await fetch(web.port)
 
 
-async def _open_request(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A connection with half a request sent: it stays open until the rest comes."""
+async def _open_request(port: int, pool: Pool) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection with half a request sent: it stays open until the rest comes.
+    Waits (up to 5 s) until the pool counts it."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"GET / HTTP/1.1\r\nHost: test\r\n")
     await writer.drain()
+    for _ in range(250):
+        if pool.open_connections() == 1:
+            break
+        await asyncio.sleep(0.02)
     return reader, writer
 
 
@@ -161,11 +167,7 @@ async def test_deregistration_drains_open_connections(
             async with running(dev_agent, web) as proxy:
                 pool = proxy.listeners[web].pool
                 await wait_applied(lambda: pool.index, dev_agent, "dr")
-                reader, writer = await _open_request(web.port)
-                for _ in range(250):
-                    if pool.open_connections() == 1:
-                        break
-                    await asyncio.sleep(0.02)
+                reader, writer = await _open_request(web.port, pool)
                 register(dev_agent, "dr", "dr-new", new.port)
                 deregister(dev_agent, "dr-old")
                 await wait_applied(lambda: pool.index, dev_agent, "dr")
@@ -190,11 +192,7 @@ async def test_an_instance_that_comes_back_keeps_its_draining_connections(dev_ag
             async with running(dev_agent, web) as proxy:
                 pool = proxy.listeners[web].pool
                 await wait_applied(lambda: pool.index, dev_agent, "fl")
-                reader, writer = await _open_request(web.port)
-                for _ in range(250):
-                    if pool.open_connections() == 1:
-                        break
-                    await asyncio.sleep(0.02)
+                reader, writer = await _open_request(web.port, pool)
                 dev_agent.put("/v1/agent/service/maintenance/fl-1?enable=true")
                 await wait_applied(lambda: pool.index, dev_agent, "fl")
                 dev_agent.put("/v1/agent/service/maintenance/fl-1?enable=false")

@@ -3,7 +3,7 @@
 // by surprise. Values are bytes: shown as UTF-8 text when they are, else as base64.
 
 import { request, watch } from "../api.js";
-import { h, mount } from "../dom.js";
+import { h, mount, plural } from "../dom.js";
 import { seg } from "../router.js";
 import { fromBase64, hexDump, parseJson, toBase64, toYaml, utf8Bytes, utf8Text } from "../kv_format.js";
 import { breadcrumbs, confirmAction, emptyNote, field, onSubmit, problem, statusLine, useStyles } from "../widgets.js";
@@ -42,10 +42,6 @@ function parseFlags(text) {
     throw new Error("Flags must be a whole number from 0 to 18446744073709551615");
   }
   return clean;
-}
-
-function plural(count, noun) {
-  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
 function written(answer) {

@@ -100,12 +100,9 @@ class CatalogDnsBackend:
             self._folded_at = rev
         return idx
 
-    def _record(self, node: Node) -> NodeRecord:
-        return NodeRecord(node.Node, node.Address, node.Datacenter, node.TaggedAddresses, node.Meta)
-
     def _instance(self, idx: Indexes, node: Node, svc: NodeService) -> Instance:
         status = worst_status([c.Status for c in idx.checks_for(node.Node, svc.ID)])
-        return Instance.of(self._record(node), svc, status)
+        return Instance.of(NodeRecord.of(node), svc, status)
 
     def service_instances(self, service: str, tag: str | None) -> Sequence[Instance]:
         idx = self._fold()
@@ -128,13 +125,13 @@ class CatalogDnsBackend:
         found = idx.nodes.get(real) if real is not None else None
         if found is None or not self._readable(self._authz(idx), found.Node):
             return None
-        return self._record(found)
+        return NodeRecord.of(found)
 
     def nodes_by_address(self, address: str) -> Sequence[NodeRecord]:
         idx = self._state.indexes
         authz = self._authz(idx)
         return [
-            self._record(n)
+            NodeRecord.of(n)
             for _, n in sorted(idx.nodes.items())
             if n.Address == address and self._readable(authz, n.Node)
         ]

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from waypost.state.model import NodeService
+from waypost.state.model import Node, NodeService
 
 __all__ = ["DnsBackend", "Instance", "NodeRecord", "Pending", "PreparedResult"]
 
@@ -39,6 +39,11 @@ class NodeRecord:
     datacenter: str
     tagged_addresses: Mapping[str, str] = field(default_factory=dict)
     meta: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, node: Node) -> NodeRecord:
+        """The DNS view of a catalog node."""
+        return cls(node.Node, node.Address, node.Datacenter, node.TaggedAddresses, node.Meta)
 
 
 @dataclass(frozen=True, slots=True)

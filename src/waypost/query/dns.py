@@ -37,9 +37,7 @@ _REFRESH = 3.0
 
 
 def _local(inst: ServiceInstance) -> Instance:
-    n = inst.node
-    node = NodeRecord(n.Node, n.Address, n.Datacenter, n.TaggedAddresses, n.Meta)
-    return Instance.of(node, inst.service, worst_status([c.Status for c in inst.checks]))
+    return Instance.of(NodeRecord.of(inst.node), inst.service, worst_status([c.Status for c in inst.checks]))
 
 
 def _remote(row: Any) -> Instance | None:

@@ -15,7 +15,6 @@ ratios. Target: >= 0.9.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from _common import (
@@ -47,15 +46,11 @@ acl {{
 PATH = "/v1/health/service/web?passing"
 
 
-def grant_reads(http: SyncHttp) -> None:
+def grant_reads(http: TokenHttp) -> None:
     """The read token: every service and node, through the API as an operator would."""
     rules = 'service_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }'
-    for path, body in (
-        ("/v1/acl/policy", {"Name": "read-all", "Rules": rules}),
-        ("/v1/acl/token", {"SecretID": READ_TOKEN, "Policies": [{"Name": "read-all"}]}),
-    ):
-        status, _, answer = http.request("PUT", f"{path}?token={ROOT_TOKEN}", json.dumps(body).encode())
-        assert status == 200, answer
+    http.json("PUT", "/v1/acl/policy", {"Name": "read-all", "Rules": rules})
+    http.json("PUT", "/v1/acl/token", {"SecretID": READ_TOKEN, "Policies": [{"Name": "read-all"}]})
 
 
 class TokenHttp(SyncHttp):
@@ -87,7 +82,7 @@ def main() -> None:
         ):
             register(SyncHttp(off.http_port), 0, opts.instances)
             register(TokenHttp(on.http_port), 0, opts.instances)
-            grant_reads(SyncHttp(on.http_port))
+            grant_reads(TokenHttp(on.http_port))
             status, _, body = SyncHttp(on.http_port).request("GET", f"{PATH}&token={READ_TOKEN}")
             assert status == 200, body[:200]
             assert body.count(b'"Node":{') == opts.instances, "the read token must see every instance"

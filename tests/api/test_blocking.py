@@ -6,9 +6,8 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable
 
-from waypost.testing import AgentProcess
+from waypost.testing import AgentProcess, wait_for
 
 
 def _index(agent: AgentProcess, path: str) -> int:
@@ -101,20 +100,13 @@ def test_a_client_that_leaves_releases_its_parked_query(dev_agent: AgentProcess)
     before = _waiting(dev_agent)
     with socket.create_connection(("127.0.0.1", dev_agent.http_port), timeout=5) as s:
         s.sendall(f"GET /v1/catalog/services?index={index}&wait=60s HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        assert _wait_for(lambda: _waiting(dev_agent) == before + 1)
-    assert _wait_for(lambda: _waiting(dev_agent) == before)
+        wait_for(lambda: _waiting(dev_agent) == before + 1, limit=10, step=0.05)
+    wait_for(lambda: _waiting(dev_agent) == before, limit=10, step=0.05)
 
 
 def _waiting(agent: AgentProcess) -> float:
     gauges = agent.get("/v1/agent/metrics")["Gauges"]
     return float(next(g["Value"] for g in gauges if g["Name"] == "consul.blocking_queries.waiting"))
-
-
-def _wait_for(condition: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + 10
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return condition()
 
 
 def test_parked_queries_of_one_read_are_each_answered_and_counted(dev_agent: AgentProcess) -> None:
@@ -129,7 +121,7 @@ def test_parked_queries_of_one_read_are_each_answered_and_counted(dev_agent: Age
     ahead.sendall(f"GET {path}?index={index + 1000}&wait=60s HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     short: dict[str, object] = {}
     threads.append(_block_in_thread(dev_agent, f"{path}?index={index}&wait=1s", short))
-    assert _wait_for(lambda: _waiting(dev_agent) == before + 22)
+    wait_for(lambda: _waiting(dev_agent) == before + 22, limit=10, step=0.05)
     # The shortest wait runs out on its own, with the same index.
     threads[-1].join(10)
     assert short["index"] == index
@@ -144,7 +136,7 @@ def test_parked_queries_of_one_read_are_each_answered_and_counted(dev_agent: Age
     # The one asking for an index far ahead keeps waiting.
     assert _waiting(dev_agent) == before + 1
     ahead.close()
-    assert _wait_for(lambda: _waiting(dev_agent) == before)
+    wait_for(lambda: _waiting(dev_agent) == before, limit=10, step=0.05)
 
 
 def test_clients_leaving_one_read_release_only_their_own_queries(dev_agent: AgentProcess) -> None:
@@ -157,14 +149,14 @@ def test_clients_leaving_one_read_release_only_their_own_queries(dev_agent: Agen
     try:
         for s in socks:
             s.sendall(request)
-        assert _wait_for(lambda: _waiting(dev_agent) == before + 5)
+        wait_for(lambda: _waiting(dev_agent) == before + 5, limit=10, step=0.05)
         for s in socks[:3]:
             s.close()
-        assert _wait_for(lambda: _waiting(dev_agent) == before + 2)
+        wait_for(lambda: _waiting(dev_agent) == before + 2, limit=10, step=0.05)
         dev_agent.put("/v1/agent/service/register", {"Name": "leaving", "Port": 2})
         for s in socks[3:]:
             assert s.recv(4096).startswith(b"HTTP/1.1 200")
-        assert _wait_for(lambda: _waiting(dev_agent) == before)
+        wait_for(lambda: _waiting(dev_agent) == before, limit=10, step=0.05)
     finally:
         for s in socks:
             s.close()
@@ -175,7 +167,7 @@ def test_a_consistent_blocking_query_parks_wakes_and_times_out(dev_agent: AgentP
     index = _index(dev_agent, "/v1/kv/consistent/key")
     woken: dict[str, object] = {}
     t = _block_in_thread(dev_agent, f"/v1/kv/consistent/key?consistent&index={index}&wait=60s", woken)
-    assert _wait_for(lambda: _waiting(dev_agent) >= 1)
+    wait_for(lambda: _waiting(dev_agent) >= 1, limit=10, step=0.05)
     dev_agent.put("/v1/kv/consistent/key", b"b")
     t.join(10)
     assert woken["status"] == 200

@@ -152,13 +152,6 @@ class Proxy:
                 continue
             current[key] = listener
 
-    def port_of(self, service: str) -> int:
-        """The bound port of the first listener for ``service`` (tests and logs)."""
-        for listener, plane in self.listeners.items():
-            if listener.service == service:
-                return plane.port
-        raise KeyError(service)
-
     def status(self) -> dict[str, Any]:
         listeners = []
         for listener, plane in self.listeners.items():

@@ -4,6 +4,8 @@ until an intention changes, and a changed intention in force for the next connec
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -35,14 +37,24 @@ async def _until(auth: Authorizer, uri: str, want: bool) -> None:
     pytest.fail(f"the decision for {uri} is still not {want}")
 
 
-async def test_a_decision_is_asked_once_and_kept_until_an_intention_changes(api: ApiClient) -> None:
-    await _intention(api, "web", "db", "allow")
-    uri = await _uri(api, "web")
-    auth = Authorizer(api, "db", wait="5s")
+@contextlib.asynccontextmanager
+async def _following(api: ApiClient, destination: str) -> AsyncIterator[Authorizer]:
+    """An Authorizer for ``destination``, started and following its intentions (bounded wait);
+    closed on the way out."""
+    auth = Authorizer(api, destination, wait="5s")
     auth.start()
     try:
         async with asyncio.timeout(TIMEOUT):
             await auth.followed()
+        yield auth
+    finally:
+        await auth.close()
+
+
+async def test_a_decision_is_asked_once_and_kept_until_an_intention_changes(api: ApiClient) -> None:
+    await _intention(api, "web", "db", "allow")
+    uri = await _uri(api, "web")
+    async with _following(api, "db") as auth:
         for _ in range(20):
             assert (await auth.allowed(uri, "01"))[0] is True
         assert auth.asked == 1  # the other nineteen made no HTTP call
@@ -59,18 +71,12 @@ async def test_a_decision_is_asked_once_and_kept_until_an_intention_changes(api:
         assert (await auth.allowed(other, "02"))[0] is True  # no intention: ACLs off allow
         await _intention(api, "web", "db", "allow")
         await _until(auth, uri, want=True)
-    finally:
-        await auth.close()
 
 
 async def test_retarget_follows_the_new_destinations_intentions(api: ApiClient) -> None:
     await _intention(api, "web", "ledger", "deny")
     uri = await _uri(api, "web")
-    auth = Authorizer(api, "cache", wait="5s")
-    auth.start()
-    try:
-        async with asyncio.timeout(TIMEOUT):
-            await auth.followed()
+    async with _following(api, "cache") as auth:
         assert (await auth.allowed(uri, "01"))[0] is True
         await auth.retarget("ledger")
         assert (await auth.allowed(uri, "01"))[0] is False
@@ -78,8 +84,6 @@ async def test_retarget_follows_the_new_destinations_intentions(api: ApiClient) 
             await auth.followed()
         await _intention(api, "web", "ledger", "allow")
         await _until(auth, uri, want=True)
-    finally:
-        await auth.close()
 
 
 async def test_without_an_agent_every_connection_is_refused_and_nothing_is_kept(tmp_path: Path) -> None:

@@ -70,23 +70,28 @@ def _agent_node(app: ApiApp, req: Request) -> str:
     return app.agent.node.Node
 
 
+def _field(body: Any, *path: str) -> str:
+    """A name from a decoded JSON body (``Node``, ``Service.Service``...), keys matched case-blind."""
+    value = body
+    for part in path:
+        if not isinstance(value, dict):
+            return ""
+        value = next((v for k, v in value.items() if str(k).lower() == part.lower()), None)
+    return value if isinstance(value, str) else ""
+
+
+def _body(req: Request) -> Any:
+    return decode_json(req, allow_empty=True)
+
+
 def _body_field(*path: str) -> Name:
-    """A name from the JSON body (``Node``, ``Service.Service``...), keys matched case-blind."""
-
-    def name(app: ApiApp, req: Request) -> str:
-        value: Any = decode_json(req, allow_empty=True)
-        for part in path:
-            if not isinstance(value, dict):
-                return ""
-            value = next((v for k, v in value.items() if str(k).lower() == part.lower()), None)
-        return value if isinstance(value, str) else ""
-
-    return name
+    return lambda app, req: _field(_body(req), *path)
 
 
 def _registered_name(app: ApiApp, req: Request) -> str:
     """A service definition's name: ``Name``, or ``Service`` as older clients send it."""
-    return _body_field("Name")(app, req) or _body_field("Service")(app, req)
+    body = _body(req)
+    return _field(body, "Name") or _field(body, "Service")
 
 
 def _local_service(app: ApiApp, req: Request) -> str:
@@ -130,7 +135,7 @@ def _local_check(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
 
 
 def _check_register(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
-    service_id = _body_field("ServiceID")(app, req)
+    service_id = _field(_body(req), "ServiceID")
     svc = app.agent.local.services.get(service_id) if service_id else None
     if svc is not None:
         _require(authz, "service", "write", svc.Service)
@@ -245,8 +250,10 @@ def _query_row_ok(authz: Authorizer, row: Any) -> bool:
 
 def _query_body(app: ApiApp, req: Request, authz: Authorizer) -> None:
     """Write on the name a created or updated definition takes, when a name applies."""
-    if _body_field("Name")(app, req) or _body_field("Template", "Type")(app, req):
-        _require(authz, "query", "write", _body_field("Name")(app, req))
+    body = _body(req)
+    name = _field(body, "Name")
+    if name or _field(body, "Template", "Type"):
+        _require(authz, "query", "write", name)
 
 
 def _query_create(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
@@ -274,12 +281,13 @@ def _query_one(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
 
 
 def _session_create(app: ApiApp, req: Request) -> str:
-    return _body_field("Node")(app, req) or app.agent.node.Node
+    return _field(_body(req), "Node") or app.agent.node.Node
 
 
 def _catalog_register(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
-    _require(authz, "node", "write", _body_field("Node")(app, req))
-    service = _body_field("Service", "Service")(app, req)
+    body = _body(req)
+    _require(authz, "node", "write", _field(body, "Node"))
+    service = _field(body, "Service", "Service")
     if service:
         _require(authz, "service", "write", service)
     return None

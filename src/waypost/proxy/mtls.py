@@ -39,21 +39,25 @@ def peer_uri(transport: asyncio.BaseTransport) -> tuple[str, str]:
     return (uris[0] if uris else ""), str(cert.get("serialNumber", ""))
 
 
-def _context(purpose: ssl.Purpose, leaf: dict[str, Any], roots: str) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(purpose, cadata=roots)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_REQUIRED
+def _contexts(leaf: dict[str, Any], roots: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """The server and the client context of one leaf."""
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cadata=roots)
+    client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=roots)
+    for ctx in (server, client):
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_REQUIRED
     # The ssl module loads a certificate and key only from files: a private directory that
-    # lives for the duration of the load.
+    # lives for the duration of the load, written once for both contexts.
     with tempfile.TemporaryDirectory(prefix="waypost-leaf-") as tmp:
         cert_path, key_path = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
         for path, text in ((cert_path, leaf["CertPEM"]), (key_path, leaf["PrivateKeyPEM"])):
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(text)
-        ctx.load_cert_chain(cert_path, key_path)
-    return ctx
+        for ctx in (server, client):
+            ctx.load_cert_chain(cert_path, key_path)
+    return server, client
 
 
 class Certificates:
@@ -128,8 +132,7 @@ class Certificates:
         if self._leaf is None or not self._roots:
             return
         try:
-            server = _context(ssl.Purpose.CLIENT_AUTH, self._leaf, self._roots)
-            client = _context(ssl.Purpose.SERVER_AUTH, self._leaf, self._roots)
+            server, client = _contexts(self._leaf, self._roots)
         except (ssl.SSLError, ValueError) as exc:
             log.error("%s: unusable certificate from the agent: %s", self.service, exc)
             return

@@ -3,6 +3,7 @@ bad input with Consul's messages, and that a bad token learns nothing about what
 
 from __future__ import annotations
 
+import base64
 import socket
 import time
 import uuid
@@ -309,3 +310,23 @@ def test_a_refused_restore_is_answered_before_its_body_is_taken(
             answer = sock.recv(4096)
         assert answer.startswith(b"HTTP/1.1 403 "), answer
         assert b"Permission denied" in answer, answer
+
+
+def test_a_txn_is_checked_as_the_handler_reads_it(call: Caller) -> None:
+    """The check reads the operations the handler runs: Go's client sends the unused kinds
+    as null, and field names match case-blind, so neither may slip past it."""
+    value = base64.b64encode(b"stolen").decode()
+    shapes = [
+        [{"KV": {"Verb": "set", "Key": "txn-secret/go", "Value": value}, "Node": None, "Service": None}],
+        [{"kv": {"verb": "set", "key": "txn-secret/lower", "value": value}}],
+        [{"KV": {"Verb": "delete-tree", "Key": "txn-secret/"}, "Check": None, "Session": None}],
+    ]
+    call.ok("PUT", "/v1/kv/txn-secret/kept", "kept")
+    writer = call.token_for('key_prefix "txn-secret/allowed" { policy = "write" }', "txn-narrow")
+    for token in (None, writer):
+        for ops in shapes:
+            status, answer, _ = call("PUT", "/v1/txn", ops, token=token)
+            assert status == 409, (ops, status, answer)
+            assert "Permission denied" in answer["Errors"][0]["What"]
+    assert call("GET", "/v1/kv/txn-secret/?keys", token=ROOT)[1] == ["txn-secret/kept"]
+    assert call("PUT", "/v1/txn", [{"kv": {"verb": "get", "key": "txn-secret/kept"}}], token=None)[0] == 409

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from waypost.acl.resolve import ANONYMOUS_ID
 from waypost.api.common import HTTPError, decode_json, json_response
 from waypost.api.http import Request, Response
+from waypost.api.txn import decode_operations
+from waypost.api.txn_ops import CheckOp, KVOp, NodeOp, ServiceOp, TxnOp
 from waypost.connect.intentions import with_id
 from waypost.query.definition import acl_prefix
 from waypost.query.ops import match
@@ -296,45 +298,31 @@ def _catalog_register(app: ApiApp, req: Request, authz: Authorizer) -> Filter | 
 _TXN_READS = frozenset({"get", "get-tree", "check-index", "check-session", "check-not-exists"})
 
 
-def _txn_op_need(op: Any) -> tuple[str, str, str] | None:
-    """(kind, name, access) one transaction operation needs; None for a malformed one,
-    which the handler refuses with its own message."""
-    if not isinstance(op, dict) or len(op) != 1:
-        return None
-    ((what, body),) = op.items()
-    if not isinstance(body, dict):
-        return None
-    verb = str(body.get("Verb", ""))
-    access = "read" if verb in _TXN_READS else "write"
-    what = what.lower()
-    if what == "kv":
-        return "key", str(body.get("Key", "")), access
-    if what == "node":
-        return "node", str((body.get("Node") or {}).get("Node", "")), access
-    if what == "service":
-        return "service", str((body.get("Service") or {}).get("Service", "")), access
-    if what == "check":
-        check = body.get("Check") or {}
-        if check.get("ServiceName"):
-            return "service", str(check["ServiceName"]), access
-        return "node", str(check.get("Node", "")), access
-    if what == "session":
-        return "session", str((body.get("Session") or {}).get("Node", "")), access
-    return None
+def _txn_op_need(app: ApiApp, op: TxnOp) -> tuple[str, str, str]:
+    """(kind, name, access) one transaction operation needs, read off the operation the
+    handler itself decoded (so whatever the handler would run is what gets checked)."""
+    access = "read" if op.verb in _TXN_READS else "write"
+    if isinstance(op, KVOp):
+        return "key", op.key, access
+    if isinstance(op, NodeOp):
+        return "node", op.node.Node, access
+    if isinstance(op, ServiceOp):
+        return "service", op.service.Service, access
+    if isinstance(op, CheckOp):
+        if op.check.ServiceName:
+            return "service", op.check.ServiceName, access
+        return "node", op.check.Node, access
+    session = app.state.indexes.sessions.get(op.session)
+    return "session", session.Node if session is not None else "", access
 
 
 def _txn(app: ApiApp, req: Request, authz: Authorizer) -> Filter | Response | None:
-    """Every operation is checked before any runs; denied ones answer 409 with Consul's Errors."""
-    ops = decode_json(req, allow_empty=True)
-    if not isinstance(ops, list):
-        return None
+    """Every operation is checked before any runs; denied ones answer 409 with Consul's Errors.
+    A body the handler cannot decode is refused here with the handler's own message."""
     errors = []
-    for index, op in enumerate(ops):
-        found = _txn_op_need(op)
-        if found is None:
-            continue
-        kind, name, access = found
-        if kind == "key" and access == "write" and str(op.get("KV", {}).get("Verb")) == "delete-tree":
+    for index, op in enumerate(decode_operations(app, req)):
+        kind, name, access = _txn_op_need(app, op)
+        if isinstance(op, KVOp) and op.verb == "delete-tree":
             ok = authz.write_prefix("key", name)
         else:
             ok = authz.allowed(kind, name, access)

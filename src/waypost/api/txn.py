@@ -60,7 +60,7 @@ class _RolledBack(Exception):
 
 
 async def txn(app: ApiApp, req: Request) -> Response:
-    ops = _decode(app, req)
+    ops = decode_operations(app, req)
     failed = precheck(ops, app.agent.lock_delays.active)
     if failed:
         return _conflict(failed)
@@ -137,7 +137,8 @@ def _results(planner: Planner) -> list[dict[str, Any]]:
 # -- decoding ----------------------------------------------------------------------------
 
 
-def _decode(app: ApiApp, req: Request) -> list[TxnOp]:
+def decode_operations(app: ApiApp, req: Request) -> list[TxnOp]:
+    """The body as the typed operations the planner runs; the ACL check reads these same ones."""
     limits = app.agent.config.limits
     max_len = max(limits.txn_max_req_len, limits.kv_max_value_size)
     if len(req.body) > max_len:

@@ -32,6 +32,7 @@ from waypost.proxy.haproxy_routes import Route, routes_of
 from waypost.proxy.haproxy_runtime import HaproxyError, MasterClient, RuntimeClient, ServerState
 from waypost.proxy.runner import StartError
 from waypost.proxy.upstreams import Selector, Upstream, UpstreamUpdate, UpstreamWatcher
+from waypost.template.output import write_if_changed
 
 __all__ = ["MAX_WEIGHT", "HaproxyController", "HaproxyOptions", "addressable", "plan"]
 
@@ -225,10 +226,7 @@ class HaproxyController:
     def _write_file(self) -> bool:
         """Write the file for the listeners and routes in force; whether it changed."""
         text = render(self.listeners, self.settings, self.routes)
-        if _read(self.options.config_path) == text:
-            return False
-        _write(self.options.config_path, text)
-        return True
+        return write_if_changed(self.options.config_path, text, create_dirs=False)
 
     def _routes_in(self, services: Any) -> list[Route]:
         routes, problems = routes_of(services if isinstance(services, dict) else {})
@@ -290,7 +288,9 @@ class HaproxyController:
         """Save the servers' state where the new worker loads it, so no slot starts empty,
         then reload; the old worker finishes its connections."""
         before = await self.runtime.worker_pid()
-        _write(self.settings.state_file, await self.runtime.raw("show servers state"))
+        write_if_changed(
+            self.settings.state_file, await self.runtime.raw("show servers state"), create_dirs=False
+        )
         await self.master.reload()
         await self._wait_for_worker(before)
         self.reloads += 1
@@ -366,19 +366,3 @@ class HaproxyController:
             except TimeoutError:
                 process.kill()
                 await process.wait()
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
-
-
-def _write(path: str, text: str) -> None:
-    """Replace the file in one step, so HAProxy never reads half of it."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)

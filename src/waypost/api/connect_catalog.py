@@ -43,8 +43,7 @@ def connect_instances(
             node = idx.nodes.get(node_name)
             if node is None or not _fronts(svc, service) or not queries.node_matches_meta(node, meta):
                 continue
-            have = {t.lower() for t in svc.Tags}
-            if not all(t.lower() in have for t in tags):
+            if not queries.has_tags(svc, tags):
                 continue
             inst = queries.ServiceInstance(node, svc, idx.checks_for(node_name, sid))
             if not passing or inst.passing():

@@ -15,6 +15,7 @@ __all__ = [
     "ServiceInstance",
     "catalog_nodes",
     "catalog_services",
+    "has_tags",
     "health_checks_for_service",
     "node_checks",
     "node_matches_meta",
@@ -39,7 +40,7 @@ class ServiceInstance:
         return all(c.Status == "passing" for c in self.checks)
 
 
-def _has_tags(service: NodeService, tags: Sequence[str]) -> bool:
+def has_tags(service: NodeService, tags: Sequence[str]) -> bool:
     if not tags:
         return True
     have = {t.lower() for t in service.Tags}
@@ -61,7 +62,7 @@ def service_instances(
     """Instances of ``service`` sorted by node then ID, as Consul's catalog returns them."""
     out: list[ServiceInstance] = []
     for (node_name, sid), svc in sorted(idx.instances.get(service, {}).items()):
-        if not _has_tags(svc, tags):
+        if not has_tags(svc, tags):
             continue
         node = idx.nodes.get(node_name)
         if node is None or not node_matches_meta(node, node_meta):

@@ -51,6 +51,13 @@ async def test_udp_and_tcp_share_a_port(server: DnsServer) -> None:
         assert reply.flags & dns.flags.AA
 
 
+async def test_a_taken_port_is_an_error_that_says_so(server: DnsServer) -> None:
+    """The agent prints this at start-up; uvloop alone would not say why the bind failed."""
+    taken = DnsServer(make_resolver(catalog()), "127.0.0.1", server.port)
+    with pytest.raises(OSError, match=f"bind DNS on 127.0.0.1:{server.port}: address already in use"):
+        await taken.start()
+
+
 async def test_tcp_answers_pipelined_queries_in_turn(server: DnsServer) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     names = ["foo.node.consul", "bar.node.consul", "db.service.consul"]

@@ -32,7 +32,11 @@ def test_a_client_agent_needs_the_agent_token_for_the_store_api(tmp_path: Path) 
     with start_acl_agent(tmp_path, f'agent = "{AGENT_TOKEN}"') as server:
         call = Caller(server)
         with _client(tmp_path, "good", server, AGENT_TOKEN) as good:
-            Caller(good)("PUT", "/v1/agent/service/register", {"Name": "good-svc", "Port": 1}, token=ROOT)
+            wait_for(lambda: Caller(good)("GET", "/v1/status/leader")[0] == 200)  # joined: tokens resolve
+            registered = Caller(good)(
+                "PUT", "/v1/agent/service/register", {"Name": "good-svc", "Port": 1}, token=ROOT
+            )
+            assert registered[0] == 200, registered
             wait_for(lambda: call.ok("GET", "/v1/catalog/service/good-svc") != [])
         with _client(tmp_path, "bad", server, "wrong-token") as bad:
             wait_for(lambda: "answered 403" in (tmp_path / "bad.log").read_text())

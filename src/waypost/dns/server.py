@@ -55,9 +55,12 @@ class DnsServer:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         for _ in range(_BIND_ATTEMPTS):
-            udp, _ = await loop.create_datagram_endpoint(
-                lambda: _UdpProtocol(self), local_addr=(self.host, self.port)
-            )
+            try:
+                udp, _ = await loop.create_datagram_endpoint(
+                    lambda: _UdpProtocol(self), local_addr=(self.host, self.port)
+                )
+            except OSError as exc:
+                raise _bind_error(exc, self.host, self.port) from None
             port = udp.get_extra_info("sockname")[1]
             try:
                 self._tcp = await loop.create_server(lambda: _TcpProtocol(self), self.host, port)
@@ -215,3 +218,11 @@ class _TcpProtocol(asyncio.Protocol):
             self._idle = loop.call_later(remaining, self._check_idle)
         elif self._transport is not None:
             self._transport.close()
+
+
+def _bind_error(exc: OSError, host: str, port: int) -> OSError:
+    """The reason a UDP bind failed: uvloop keeps it only as the exception's cause, so its
+    message alone ("could not bind to local_addr") would not say the port is taken."""
+    cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+    reason = cause.strerror or str(cause)
+    return OSError(cause.errno, f"error while attempting to bind DNS on {host}:{port}: {reason.lower()}")

@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
+import re
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -21,19 +24,41 @@ from typing import Any
 __all__ = ["AgentProcess", "free_port"]
 
 
+def _ephemeral_floor() -> int:
+    """Where the kernel starts handing out ports to outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port that is free for both TCP and UDP right now (DNS binds both)."""
+    """A port that is free for both TCP and UDP right now (DNS binds both). Taken below
+    the ephemeral range: a port the kernel handed out for a listener probe can be handed
+    out again to any outgoing connection before the agent binds it, one below the range
+    only to another test's listener. ``kind`` is kept for callers that name it."""
+    floor = _ephemeral_floor()
+    if floor > 12000:
+        for _ in range(100):
+            port = random.randrange(10000, floor)
+            if _bindable(port):
+                return port
     for _ in range(50):
         with socket.socket(socket.AF_INET, kind) as s:
             s.bind(("127.0.0.1", 0))
             port = int(s.getsockname()[1])
-        other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
-        with socket.socket(socket.AF_INET, other) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
+        if _bindable(port):
+            return port
     raise RuntimeError("no free port found")
 
 
@@ -61,22 +86,28 @@ class AgentProcess:
         """With ``tls`` (the client side: CA, client certificate) the agent also gets a free
         HTTPS port, and start-up and ``request`` go over HTTPS, so that tests can turn the
         HTTP port off."""
-        self.http_port = http_port or free_port()
         self.tls = tls
-        self.https_port = free_port() if tls is not None else 0
-        self.dns_port = dns_port or free_port()
-        self.server_port = server_port or free_port()
-        self.args = [
-            *args,
-            *("-http-port", str(self.http_port), "-dns-port", str(self.dns_port)),
-            *("-server-port", str(self.server_port)),
-            *(("-https-port", str(self.https_port)) if tls is not None else ()),
-        ]
+        self._given = (http_port, dns_port, server_port)
+        self._extra_args = list(args)
+        self._choose_ports()
         self.wait_for_leader = wait_for_leader
         self.log_path = log_path
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: Any = None
+
+    def _choose_ports(self) -> None:
+        http_port, dns_port, server_port = self._given
+        self.http_port = http_port or free_port()
+        self.https_port = free_port() if self.tls is not None else 0
+        self.dns_port = dns_port or free_port()
+        self.server_port = server_port or free_port()
+        self.args = [
+            *self._extra_args,
+            *("-http-port", str(self.http_port), "-dns-port", str(self.dns_port)),
+            *("-server-port", str(self.server_port)),
+            *(("-https-port", str(self.https_port)) if self.tls is not None else ()),
+        ]
 
     @property
     def address(self) -> str:
@@ -94,7 +125,18 @@ class AgentProcess:
         return f"127.0.0.1:{self.server_port}"
 
     def start(self, timeout: float = 20.0) -> AgentProcess:
-        self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        """Ports this class chose that were taken between choosing and binding (by another
+        test's listener) are chosen again, a few times, rather than failing the test."""
+        for _ in range(3):
+            if self._launch(timeout):
+                return self
+            self._choose_ports()
+        raise RuntimeError("agent exited during start-up: its ports kept being taken")
+
+    def _launch(self, timeout: float) -> bool:
+        """True once serving; False when the agent lost a port this class chose."""
+        self._log = open(self.log_path, "a+b") if self.log_path else tempfile.TemporaryFile()  # noqa: SIM115
+        offset = self._log.tell()
         env = {**os.environ, **(self.env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "waypost", "agent", *self.args],
@@ -106,14 +148,24 @@ class AgentProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                lost_port = self._lost_chosen_port(offset)
                 self._close_log()
+                if lost_port:
+                    return False
                 raise RuntimeError(f"agent exited with {self.proc.returncode} during start-up")
             with contextlib.suppress(OSError, urllib.error.URLError, ValueError):
                 if self.get("/v1/status/leader" if self.wait_for_leader else "/v1/agent/self"):
-                    return self
+                    return True
             time.sleep(0.05)
         self.stop()
         raise TimeoutError("agent did not start serving in time")
+
+    def _lost_chosen_port(self, offset: int) -> bool:
+        self._log.flush()
+        self._log.seek(offset)
+        output = self._log.read().decode(errors="replace").lower()
+        named = [port for port in self._given if port]
+        return "address already in use" in output and not any(re.search(rf"\b{p}\b", output) for p in named)
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
         req = urllib.request.Request(self.url + path, data=body, method=method)
@@ -143,7 +195,7 @@ class AgentProcess:
         self._close_log()
 
     def _close_log(self) -> None:
-        if self._log not in (None, subprocess.DEVNULL):
+        if self._log is not None:
             self._log.close()
         self._log = None
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from waypost.gobool import GO_BOOLS
+
 if TYPE_CHECKING:
     import grpc
 
@@ -123,15 +125,10 @@ def client_context(
     return ctx
 
 
-_GO_TRUE = frozenset(("1", "t", "T", "TRUE", "true", "True"))
-_GO_FALSE = frozenset(("0", "f", "F", "FALSE", "false", "False"))
-
-
 def env_flag(name: str, default: bool) -> bool:
     """An environment switch (``CONSUL_HTTP_SSL``, ``CONSUL_HTTP_SSL_VERIFY``) read as the
     consul CLI reads it, with Go's ``strconv.ParseBool``: unset or unreadable keeps the default."""
-    value = os.environ.get(name, "")
-    return True if value in _GO_TRUE else False if value in _GO_FALSE else default
+    return GO_BOOLS.get(os.environ.get(name, ""), default)
 
 
 @dataclass(frozen=True)

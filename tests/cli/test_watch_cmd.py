@@ -115,4 +115,6 @@ def test_watch_usage_errors(waypost: Runner) -> None:
     r = waypost("watch", "-type=service", "-service=x", "-passingonly=maybe")
     assert r.code == 1
     assert r.err.startswith("Failed to parse passingonly flag")
+    r = waypost("watch", "-type=service", "-service=x", "-passingonly=tRuE")
+    assert r.err == 'Failed to parse passingonly flag: strconv.ParseBool: parsing "tRuE": invalid syntax\n'
     assert waypost("watch", "-h").out.startswith("Usage: waypost watch")

@@ -21,6 +21,8 @@ import re2  # type: ignore[import-untyped]
 from lark import Lark, Token, Transformer, Tree, UnexpectedCharacters, UnexpectedToken
 from lark.exceptions import VisitError
 
+from waypost.gobool import GO_BOOLS
+
 __all__ = ["Filter", "FilterError", "compile_filter"]
 
 _K = TypeVar("_K")
@@ -104,10 +106,7 @@ _OPERATORS = {
     "is not empty": (_Op.IS_EMPTY, True),
 }
 
-# strconv.ParseBool and strconv.ParseInt(s, 0, 64): the coercions bexpr applies to literals.
-_GO_BOOLS = dict.fromkeys(("1", "t", "T", "true", "TRUE", "True"), True) | dict.fromkeys(
-    ("0", "f", "F", "false", "FALSE", "False"), False
-)
+# strconv.ParseBool (GO_BOOLS) and strconv.ParseInt(s, 0, 64): the coercions bexpr applies to literals.
 _GO_INT = re.compile(
     r"[+-]?(?:0[xX](?:_?[0-9a-fA-F])+|0[bB](?:_?[01])+|0[oO](?:_?[0-7])+|0(?:_?[0-7])*|[1-9](?:_?[0-9])*)"
 )
@@ -130,8 +129,8 @@ def _go_int(raw: str) -> int:
 def _coercions(raw: str) -> dict[type, object]:
     """The literal as each JSON scalar type it can be read as, computed once per expression."""
     coerced: dict[type, object] = {}
-    if raw in _GO_BOOLS:
-        coerced[bool] = _GO_BOOLS[raw]
+    if raw in GO_BOOLS:
+        coerced[bool] = GO_BOOLS[raw]
     if _GO_INT.fullmatch(raw):
         coerced[int] = _go_int(raw)
     # Python's float() also strips whitespace and reads non-ASCII digits; Go does neither.

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from waypost.durations import parse_duration
+from waypost.gobool import GO_BOOLS
 
 __all__ = ["FlagSet", "HelpRequested", "Parsed", "UsageError", "load_data", "run_with_flags"]
 
@@ -249,12 +250,9 @@ def _describe(flag: _Flag) -> str:
 
 def _convert(kind: _Kind, raw: str) -> object:
     if kind is _Kind.BOOL:
-        lowered = raw.lower()
-        if lowered in ("1", "t", "true"):
-            return True
-        if lowered in ("0", "f", "false"):
-            return False
-        raise ValueError("parse error")
+        if raw not in GO_BOOLS:
+            raise ValueError("parse error")
+        return GO_BOOLS[raw]
     if kind in (_Kind.INT, _Kind.UINT):
         try:
             number = int(raw, 0)

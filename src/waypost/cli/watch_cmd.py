@@ -21,6 +21,7 @@ from typing import Any
 from waypost.cli import ui
 from waypost.cli.client import Client, ClientError, QueryValue, client_from
 from waypost.cli.flags import FlagSet, Parsed, run_with_flags
+from waypost.gobool import GO_BOOLS
 
 USAGE = """
 Usage: waypost watch [options] [child...]
@@ -127,12 +128,12 @@ def make_plan(opts: Parsed) -> Plan:
 
 
 def _passing(opts: Parsed) -> bool:
-    raw = opts.string("passingonly").lower()
-    if raw in ("", "0", "f", "false"):
-        return False
-    if raw in ("1", "t", "true"):
-        return True
-    raise WatchError(f'Failed to parse passingonly flag: strconv.ParseBool: parsing "{raw}": invalid syntax')
+    raw = opts.string("passingonly")
+    if raw and raw not in GO_BOOLS:
+        raise WatchError(
+            f'Failed to parse passingonly flag: strconv.ParseBool: parsing "{raw}": invalid syntax'
+        )
+    return GO_BOOLS.get(raw, False)
 
 
 def next_index(previous: int | None, current: int) -> int:

@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any
 
 from waypost.config.errors import FlagError
+from waypost.gobool import GO_BOOLS
 
 __all__ = ["ParsedFlags", "parse_flags"]
 
@@ -118,10 +119,6 @@ class ParsedFlags:
 _LOADER_FIELDS = frozenset(f.name for f in fields(ParsedFlags)) - {"config"}
 
 _GO_INT = re.compile(r"[+-]?\d+")
-_GO_BOOLS = {
-    **dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
-    **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False),
-}
 
 
 def parse_flags(argv: Sequence[str]) -> ParsedFlags:
@@ -145,12 +142,12 @@ def parse_flags(argv: Sequence[str]) -> ParsedFlags:
             raise FlagError(f"flag provided but not defined: -{name}")
         kind, target = _FLAGS[name]
         if kind is _Kind.BOOL:
-            if has_value and value not in _GO_BOOLS:
+            if has_value and value not in GO_BOOLS:
                 raise FlagError(
                     f'invalid boolean value "{value}" for -{name}: '
                     f'strconv.ParseBool: parsing "{value}": invalid syntax'
                 )
-            _store(parsed, kind, target, _GO_BOOLS[value] if has_value else True)
+            _store(parsed, kind, target, GO_BOOLS[value] if has_value else True)
             continue
         if not has_value:
             if not args:

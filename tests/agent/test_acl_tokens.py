@@ -23,6 +23,7 @@ def test_persisted_tokens_survive_a_restart(tmp_path: Path) -> None:
     AgentTokens(config, str(tmp_path)).set("agent", "a-secret")
     again = AgentTokens(config, str(tmp_path))
     assert (again.get("agent"), again.get("default")) == ("a-secret", "from-config")
+    assert (tmp_path / "acl-tokens.json").stat().st_mode & 0o777 == 0o600
 
 
 def test_an_unreadable_file_is_ignored(tmp_path: Path) -> None:

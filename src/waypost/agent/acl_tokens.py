@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
+from waypost.agent.persist import save_json
 from waypost.config.model import ACL
 
 __all__ = ["KINDS", "AgentTokens"]
@@ -50,11 +50,5 @@ class AgentTokens:
     def set(self, kind: str, secret: str) -> None:
         """Raises OSError when persistence is on and the file cannot be written."""
         self._tokens[kind] = secret
-        if self._path is None:
-            return
-        tmp = self._path.with_suffix(".tmp")
-        with tmp.open("w") as f:
-            json.dump(self._tokens, f)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(self._path)
+        if self._path is not None:
+            save_json(self._path, self._tokens)

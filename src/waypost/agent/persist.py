@@ -13,11 +13,24 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LocalDefinitions"]
+__all__ = ["LocalDefinitions", "save_json"]
 
 log = logging.getLogger("waypost.agent.persist")
 
 FILE_NAME = "local-definitions.json"
+
+
+def save_json(path: Path, value: object) -> None:
+    """Write atomically (temp file, fsync, rename) so a crash never leaves half a file, and
+    readable by this user only, as Consul keeps its agent state: it can hold tokens."""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o600)
+        json.dump(value, f)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
 
 
 class LocalDefinitions:
@@ -37,15 +50,8 @@ class LocalDefinitions:
             log.error("ignoring unreadable %s: %s", self._path, exc)
 
     def save(self) -> None:
-        """Write atomically (temp file, fsync, rename) so a crash never leaves half a file."""
-        if self._path is None:
-            return
-        tmp = self._path.with_suffix(".tmp")
-        with tmp.open("w") as f:
-            json.dump({"services": self.services, "checks": self.checks}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(self._path)
+        if self._path is not None:
+            save_json(self._path, {"services": self.services, "checks": self.checks})
 
     def keep_service(self, service_id: str, body: Any) -> None:
         self.services[service_id] = body

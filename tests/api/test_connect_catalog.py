@@ -4,6 +4,11 @@ the default discovery chain."""
 
 from __future__ import annotations
 
+import json
+import threading
+import time
+from typing import Any
+
 from waypost.testing import AgentProcess, wait_for
 
 
@@ -83,3 +88,65 @@ def test_a_catalog_registration_keeps_the_proxy_block(dev_agent: AgentProcess) -
     )
     assert status == 400
     assert b"Proxy.DestinationServiceName must be non-empty" in body
+
+
+def _register_proxy(agent: AgentProcess, node: str, sid: str, destination: str) -> None:
+    proxy = {"ID": sid, "Service": f"{destination}-proxy", "Kind": "connect-proxy", "Port": 21000}
+    proxy["Proxy"] = {"DestinationServiceName": destination}
+    agent.put("/v1/catalog/register", {"Node": node, "Address": "10.2.0.1", "Service": proxy})
+
+
+def _blocking(agent: AgentProcess, path: str, out: dict[str, Any]) -> threading.Thread:
+    def run() -> None:
+        _, headers, body = agent.request("GET", path)
+        out.update(at=time.monotonic(), index=int(headers["X-Consul-Index"]), body=json.loads(body))
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def test_a_connect_read_blocks_on_its_own_proxies_only(dev_agent: AgentProcess) -> None:
+    """Another service's proxy, its checks and a plain instance of the service leave the
+    read's index alone, so a blocking read runs to its wait; its own proxies wake it."""
+    _register_proxy(dev_agent, "mesh-a", "bx-1", "bx")
+    _register_proxy(dev_agent, "mesh-b", "by-1", "by")
+    path = "/v1/health/connect/bx"
+    _, headers, _ = dev_agent.request("GET", path)
+    index = int(headers["X-Consul-Index"])
+
+    quiet: dict[str, Any] = {}
+    started = time.monotonic()
+    t = _blocking(dev_agent, f"{path}?index={index}&wait=1s", quiet)
+    _register_proxy(dev_agent, "mesh-b", "by-2", "by")
+    check = {
+        "Node": "mesh-b",
+        "CheckID": "by-1-alive",
+        "Name": "alive",
+        "ServiceID": "by-1",
+        "Status": "passing",
+    }
+    dev_agent.put("/v1/catalog/register", {"Node": "mesh-b", "Address": "10.2.0.1", "Check": check})
+    dev_agent.put(
+        "/v1/catalog/register", {"Node": "mesh-c", "Address": "10.2.0.3", "Service": {"Service": "bx"}}
+    )
+    t.join(10)
+    assert quiet["index"] == index
+    assert quiet["at"] - started >= 1.0
+    assert [e["Service"]["ID"] for e in quiet["body"]] == ["bx-1"]
+
+    woken: dict[str, Any] = {}
+    t = _blocking(dev_agent, f"{path}?index={index}&wait=30s", woken)
+    time.sleep(0.2)
+    _register_proxy(dev_agent, "mesh-b", "bx-2", "bx")
+    t.join(10)
+    assert woken["index"] > index
+    assert [e["Service"]["ID"] for e in woken["body"]] == ["bx-1", "bx-2"]
+
+    gone: dict[str, Any] = {}
+    t = _blocking(dev_agent, f"/v1/catalog/connect/bx?index={woken['index']}&wait=30s", gone)
+    time.sleep(0.2)
+    dev_agent.put("/v1/catalog/deregister", {"Node": "mesh-a"})
+    t.join(10)
+    assert gone["index"] > woken["index"]
+    assert [r["ServiceID"] for r in gone["body"]] == ["bx-2"]

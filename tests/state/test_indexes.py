@@ -3,9 +3,19 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from waypost.state import schema
+from waypost.state import catalog_ops, schema, snapshot_ops
 from waypost.state.indexes import Indexes
-from waypost.state.model import Graveyard, KVEntry, Node, NodeService
+from waypost.state.model import (
+    ConnectProxyConfig,
+    Graveyard,
+    HealthCheck,
+    KVEntry,
+    Node,
+    NodeService,
+    ServiceConnect,
+)
+from waypost.state.snapshot import decode
+from waypost.state.state import State
 from waypost.store.base import Event, EventType, KeyValue
 
 BAD_NODE = msgspec.msgpack.encode({"Node": "n1", "TaggedAddresses": {"wan": 1}})
@@ -146,3 +156,65 @@ def test_a_prefix_index_never_goes_backwards_when_its_tombstone_is_reaped() -> N
     assert all(after[p] >= before[p] for p in before), after
     assert after["app/"] == 4
     assert after["app/b"] == idx.table_index("kvs") == 5
+
+
+def proxy(sid: str, destination: str) -> NodeService:
+    return NodeService(
+        ID=sid, Service=f"{sid}-svc", Kind="connect-proxy", Port=21000,
+        Proxy=ConnectProxyConfig(DestinationServiceName=destination),
+    )  # fmt: skip
+
+
+def service(node_name: str, svc: NodeService, revision: int) -> Event:
+    return put(schema.SERVICES.key(node_name, svc.ID), schema.encode(svc), revision)
+
+
+def connect_keys(idx: Indexes) -> dict[str, list[tuple[str, str]]]:
+    return {name: sorted(found) for name, found in idx.connect.items()}
+
+
+def test_connect_index_follows_register_redirect_deregister_and_node_removal() -> None:
+    idx = Indexes()
+    native = NodeService(ID="pay-1", Service="pay", Port=80, Connect=ServiceConnect(Native=True))
+    idx.apply(
+        [node("n1", 2), node("n2", 2), service("n1", proxy("p1", "pay"), 2), service("n2", native, 2)], 2
+    )
+    idx.apply([service("n1", NodeService(ID="plain", Service="pay", Port=81), 3)], 3)
+    assert connect_keys(idx) == {"pay": [("n1", "p1"), ("n2", "pay-1")]}
+    # The very records the catalog holds, not copies.
+    assert idx.connect["pay"][("n1", "p1")] is idx.instances["p1-svc"][("n1", "p1")]
+    assert idx.service_index("pay", "connect") == 2
+
+    idx.apply([service("n1", proxy("p1", "ledger"), 4)], 4)
+    assert connect_keys(idx) == {"pay": [("n2", "pay-1")], "ledger": [("n1", "p1")]}
+    assert idx.service_index("pay", "connect") == idx.service_index("ledger", "connect") == 4
+
+    idx.apply([delete(schema.SERVICES.key("n1", "p1"), 5)], 5)
+    assert connect_keys(idx) == {"pay": [("n2", "pay-1")]}
+    assert idx.service_index("ledger", "connect") == 5
+
+    idx.apply([delete(schema.SERVICES.key("n2", "pay-1"), 6), delete(schema.NODES.key("n2"), 6)], 6)
+    assert idx.connect == {}
+    assert idx.service_index("pay", "connect") == 6
+    assert list(idx.instances) == ["pay"]
+
+
+def test_a_proxys_check_and_node_touch_its_destinations_connect_topic_only() -> None:
+    idx = Indexes()
+    idx.apply([node("n1", 2), service("n1", proxy("p1", "pay"), 2), service("n1", proxy("p2", "db"), 2)], 2)
+    check = HealthCheck(Node="n1", CheckID="c1", Name="c", ServiceID="p1", ServiceName="p1-svc")
+    idx.apply([put(schema.CHECKS.key("n1", "c1"), schema.encode(check), 3)], 3)
+    assert (idx.service_index("pay", "connect"), idx.service_index("db", "connect")) == (3, 2)
+    idx.apply([node("n1", 4)], 4)
+    assert (idx.service_index("pay", "connect"), idx.service_index("db", "connect")) == (4, 4)
+
+
+async def test_connect_index_is_rebuilt_by_a_snapshot_restore(state: State) -> None:
+    n1 = Node(Node="n1", Address="10.0.0.1")
+    await catalog_ops.register(state, n1, [proxy("p1", "pay")])
+    data, _ = await snapshot_ops.save(state)
+    await catalog_ops.register(state, n1, [proxy("p1", "ledger"), proxy("p2", "pay")])
+    assert connect_keys(state.indexes) == {"ledger": [("n1", "p1")], "pay": [("n1", "p2")]}
+    await snapshot_ops.restore(state, decode(data))
+    assert connect_keys(state.indexes) == {"pay": [("n1", "p1")]}
+    assert state.indexes.connect["pay"][("n1", "p1")] is state.indexes.instances["p1-svc"][("n1", "p1")]

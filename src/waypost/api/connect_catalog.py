@@ -14,43 +14,13 @@ from waypost.api.reads import indexed_read
 from waypost.api.selectors import CHECK_SERVICE_NODE, SERVICE_NODE
 from waypost.state import queries
 from waypost.state.indexes import Indexes
-from waypost.state.model import NodeService
 
 if TYPE_CHECKING:
     from waypost.api.app import ApiApp
 
-__all__ = ["connect_instances", "discovery_chain"]
+__all__ = ["discovery_chain"]
 
-_TOPICS = (("services",), ("checks",), ("nodes",))
-"""A proxy is registered under its own name, so any service's change may add or drop one."""
 _CONNECT_TIMEOUT = "5s"
-
-
-def _fronts(svc: NodeService, service: str) -> bool:
-    if svc.Kind == "connect-proxy":
-        return svc.Proxy is not None and svc.Proxy.DestinationServiceName == service
-    return svc.Kind == "" and svc.Service == service and svc.Connect is not None and svc.Connect.Native
-
-
-def connect_instances(
-    idx: Indexes, service: str, *, tags: list[str], meta: list[tuple[str, str]], passing: bool
-) -> queries.Read:
-    """Consul's ``connect=true`` lookup: proxies for ``service`` and its native instances,
-    sorted by node then ID as the catalog sorts them."""
-    found = []
-    for name in sorted(idx.instances):
-        for (node_name, sid), svc in sorted(idx.instances[name].items()):
-            node = idx.nodes.get(node_name)
-            if node is None or not _fronts(svc, service) or not queries.node_matches_meta(node, meta):
-                continue
-            if not queries.has_tags(svc, tags):
-                continue
-            inst = queries.ServiceInstance(node, svc, idx.checks_for(node_name, sid))
-            if not passing or inst.passing():
-                found.append(inst)
-    found.sort(key=lambda i: (i.node.Node, i.service.ID))
-    index = max(idx.table_index(t[0]) for t in _TOPICS)
-    return index, _TOPICS, found
 
 
 def _read(app: ApiApp, req: Request, passing: bool, health: bool) -> Response | Any:
@@ -59,7 +29,9 @@ def _read(app: ApiApp, req: Request, passing: bool, health: bool) -> Response | 
     keep = filter_predicate(req, CHECK_SERVICE_NODE if health else SERVICE_NODE)
 
     def fetch(idx: Indexes) -> queries.Read:
-        index, topics, found = connect_instances(idx, service, tags=tags, meta=meta, passing=passing)
+        index, topics, found = queries.service_instances(
+            idx, service, tags=tags, node_meta=meta, passing_only=passing, connect=True
+        )
         if health:
             rows: list[Any] = [shapes.check_service_node(i) for i in found]
             if keep is not None:

@@ -43,9 +43,26 @@ from waypost.state.sharing import Sharing
 from waypost.state.watch import Topic, Topics
 from waypost.store.base import Event, EventType
 
-__all__ = ["Carried", "Indexes", "Rejected"]
+__all__ = ["Carried", "Indexes", "Rejected", "connect_target"]
 
 ServiceKey = tuple[str, str]  # (node, service id)
+
+
+def connect_target(svc: NodeService) -> str:
+    """The service ``svc`` takes Connect traffic for, or "": a proxy's destination, or a
+    Connect-native instance's own service (the records Consul's ``connect`` index holds)."""
+    if svc.Kind == "connect-proxy":
+        return svc.Proxy.DestinationServiceName if svc.Proxy is not None else ""
+    if svc.Kind == "" and svc.Connect is not None and svc.Connect.Native:
+        return svc.Service
+    return ""
+
+
+def _topics_of(svc: NodeService) -> tuple[Topic, ...]:
+    """What a change to ``svc`` touches: its service, and the service it fronts, whose
+    Connect readers park on ``("connect", name)`` so that proxies of others never wake them."""
+    target = connect_target(svc)
+    return (("service", svc.Service), ("connect", target)) if target else (("service", svc.Service),)
 
 
 class Rejected(NamedTuple):
@@ -73,6 +90,10 @@ class Indexes:
         self.nodes: dict[str, Node] = {}
         self.services: dict[str, dict[str, NodeService]] = {}
         self.instances: dict[str, dict[ServiceKey, NodeService]] = {}
+        self.connect: dict[str, dict[ServiceKey, NodeService]] = {}
+        """By the service each takes Connect traffic for (``connect_target``): the records
+        ``instances`` holds, under the same keys, so a Connect read never scans the catalog."""
+        self._listed = {"service": self.instances, "connect": self.connect}
         self.checks: dict[str, dict[str, HealthCheck]] = {}
         self.kv: SortedDict[str, KVEntry] = SortedDict()
         self.kv_tombstones: SortedDict[str, int] = SortedDict()
@@ -249,20 +270,30 @@ class Indexes:
         else:
             self.nodes[node] = rec
         touched.add(("node", node))
-        touched.update(("service", s.Service) for s in self.services.get(node, {}).values())
+        self._touch_all(node, touched)
+
+    def _touch_all(self, node: str, touched: set[Topic]) -> None:
+        """Something every service on ``node`` shows changed (the node, a node-level check)."""
+        for svc in self.services.get(node, {}).values():
+            touched.update(_topics_of(svc))
 
     def _service(self, node: str, sid: str, rec: NodeService | None, touched: set[Topic]) -> None:
         on_node = self.services.setdefault(node, {})
         old = on_node.pop(sid, None)
+        key = (node, sid)
         if old is not None:
-            self.instances[old.Service].pop((node, sid), None)
-            if not self.instances[old.Service]:
-                del self.instances[old.Service]
-            touched.add(("service", old.Service))
+            for topic in _topics_of(old):
+                listed = self._listed[topic[0]]
+                under = listed[topic[1]]
+                under.pop(key, None)
+                if not under:
+                    del listed[topic[1]]
+                touched.add(topic)
         if rec is not None:
             on_node[sid] = rec
-            self.instances.setdefault(rec.Service, {})[(node, sid)] = rec
-            touched.add(("service", rec.Service))
+            for topic in _topics_of(rec):
+                self._listed[topic[0]].setdefault(topic[1], {})[key] = rec
+                touched.add(topic)
         elif not on_node:
             del self.services[node]
         touched.add(("node", node))
@@ -275,8 +306,11 @@ class Indexes:
                 continue
             if c.ServiceName:
                 touched.add(("service", c.ServiceName))
+                owner = self.services.get(node, {}).get(c.ServiceID)
+                if owner is not None:
+                    touched.update(_topics_of(owner))
             elif not c.ServiceID:
-                touched.update(("service", s.Service) for s in self.services.get(node, {}).values())
+                self._touch_all(node, touched)
         if rec is not None:
             on_node[cid] = rec
         elif not on_node:
@@ -288,9 +322,10 @@ class Indexes:
     def table_index(self, table: str) -> int:
         return max(1, self.topics.index((table,)))
 
-    def service_index(self, service: str) -> int:
-        """Per-service index (Consul #3890); the services table index when it never existed."""
-        idx = self.topics.index(("service", service))
+    def service_index(self, service: str, kind: str = "service") -> int:
+        """Per-service index (Consul #3890), or with ``kind="connect"`` that of what takes
+        its Connect traffic; the services table index when it never existed."""
+        idx = self.topics.index((kind, service))
         return idx if idx else self.table_index("services")
 
     def checks_for(self, node: str, service_id: str) -> list[HealthCheck]:

@@ -58,10 +58,15 @@ def service_instances(
     tags: Sequence[str] = (),
     node_meta: Sequence[tuple[str, str]] = (),
     passing_only: bool = False,
+    connect: bool = False,
 ) -> tuple[int, tuple[Topic, ...], list[ServiceInstance]]:
-    """Instances of ``service`` sorted by node then ID, as Consul's catalog returns them."""
+    """Instances of ``service`` sorted by node then ID, as Consul's catalog returns them;
+    with ``connect``, those taking its Connect traffic instead (Consul's ``connect=true``:
+    its proxies and Connect-native instances, from their own index)."""
+    kind = "connect" if connect else "service"
+    listed = idx.connect if connect else idx.instances
     out: list[ServiceInstance] = []
-    for (node_name, sid), svc in sorted(idx.instances.get(service, {}).items()):
+    for (node_name, sid), svc in sorted(listed.get(service, {}).items()):
         if not has_tags(svc, tags):
             continue
         node = idx.nodes.get(node_name)
@@ -71,15 +76,15 @@ def service_instances(
         if passing_only and not inst.passing():
             continue
         out.append(inst)
-    return idx.service_index(service), _service_topics(idx, service), out
+    return idx.service_index(service, kind), _service_topics(idx, service, kind), out
 
 
-def _service_topics(idx: Indexes, service: str) -> tuple[Topic, ...]:
+def _service_topics(idx: Indexes, service: str, kind: str = "service") -> tuple[Topic, ...]:
     """Only the service's own topic: a write to another service must not wake its watchers.
     A service never seen reports the table's index, so it also watches the table then."""
-    if idx.topics.index(("service", service)):
-        return (("service", service),)
-    return (("service", service), ("services",))
+    if idx.topics.index((kind, service)):
+        return ((kind, service),)
+    return ((kind, service), ("services",))
 
 
 def catalog_services(

@@ -248,7 +248,7 @@ async def token_by_id(app: ApiApp, req: Request) -> Response:
         return await _token_clone(app, req, _token(app, accessor))
     if req.method == "GET":
         _token(app, accessor)
-        hide = not _gate(app).permits(app, req, "acl", "write")
+        hide = not _gate(app).permits(req, "acl", "write")
         return await _settled(
             _live(app, req, _TOKEN_TABLES, lambda: token_json(app, _token(app, accessor), hide_secret=hide))
         )
@@ -264,7 +264,7 @@ async def token_by_id(app: ApiApp, req: Request) -> Response:
 
 
 def token_self(app: ApiApp, req: Request) -> Response:
-    token = _gate(app).token(app, req)
+    token = _gate(app).token(req)
     if token is None:
         raise HTTPError(403, NOT_FOUND)
     return json_response(token_json(app, token))
@@ -328,7 +328,7 @@ async def _token_clone(app: ApiApp, req: Request, source: ACLToken) -> Response:
 
 def token_list(app: ApiApp, req: Request) -> Response | asyncio.Future[Response]:
     policy, role = req.arg("policy"), req.arg("role")
-    hide = not _gate(app).permits(app, req, "acl", "write")
+    hide = not _gate(app).permits(req, "acl", "write")
     return _live(
         app,
         req,

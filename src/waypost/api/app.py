@@ -161,7 +161,7 @@ class ApiApp:
             if (
                 (req.peer_names and tls is not None and tls.verified_agent(req.peer_names))
                 or gate.is_agent_token(request_secret(req))
-                or gate.authorizer(self, req).manage
+                or gate.authorizer(req).manage
             ):
                 return None
             raise HTTPError(403, "Permission denied")

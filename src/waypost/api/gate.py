@@ -58,7 +58,7 @@ class Gate:
         """The request's token; none given means the agent's default token, then anonymous."""
         return request_secret(req) or self.tokens.get("default")
 
-    def authorizer(self, app: ApiApp, req: Request) -> Authorizer:
+    def authorizer(self, req: Request) -> Authorizer:
         """Resolved against this agent's indexes even before it reaches a server, so that the
         agent recovery token works while no server is known, as Consul's does."""
         authz = self.resolver.authorizer(self.agent.require_state().indexes, self.secret(req))
@@ -66,7 +66,7 @@ class Gate:
             raise HTTPError(403, NOT_FOUND)
         return authz
 
-    def token(self, app: ApiApp, req: Request) -> ACLToken | None:
+    def token(self, req: Request) -> ACLToken | None:
         """The caller's stored token record (``acl/token/self``). Consul's client agents ask a
         server for it, so one cut off from its servers fails, whatever ``acl.down_policy``:
         that policy stands in for permissions, never for the record, which a copy no longer
@@ -75,9 +75,9 @@ class Gate:
             raise HTTPError(500, NO_SERVERS)
         return self.resolver.token(self.agent.require_state().indexes, self.secret(req))
 
-    def permits(self, app: ApiApp, req: Request, kind: str, access: str) -> bool:
+    def permits(self, req: Request, kind: str, access: str) -> bool:
         try:
-            return self.authorizer(app, req).allowed(kind, "", access)
+            return self.authorizer(req).allowed(kind, "", access)
         except HTTPError:
             return False
 
@@ -90,7 +90,7 @@ class Gate:
         """None to go ahead, a response to answer instead, or a filter for the answer."""
         if need.check is None:
             return None
-        authz = self.authorizer(app, req)
+        authz = self.authorizer(req)
         if authz.manage:
             return None
         found = need.check(app, req, authz)

@@ -47,7 +47,7 @@ _RESOLVER = Resolver()
 
 def _caller(app: ApiApp, req: Request) -> Authorizer | None:
     """The caller's permissions; None while ACLs are off (everything allowed, nothing hidden)."""
-    return app.gate.authorizer(app, req) if app.gate is not None else None
+    return app.gate.authorizer(req) if app.gate is not None else None
 
 
 def _shown(query: PreparedQuery, authz: Authorizer | None) -> PreparedQuery:
@@ -174,7 +174,7 @@ def _keeper(app: ApiApp, req: Request, token: str) -> executor.Keep | None:
     gate = app.gate
     if gate is None:
         return None
-    authz = gate.resolver.authorizer(app.state.indexes, token) if token else gate.authorizer(app, req)
+    authz = gate.resolver.authorizer(app.state.indexes, token) if token else gate.authorizer(req)
     if authz is None:
         raise HTTPError(403, ACL_NOT_FOUND)
     if authz.unrestricted:

@@ -44,12 +44,45 @@ def test_hearsay_never_changes_the_status_of_a_known_server(table: WanMembers) -
     assert server.status == ALIVE
 
 
-def test_a_moved_server_is_reached_at_its_new_address(table: WanMembers) -> None:
+def test_an_address_only_heard_of_is_refreshed_by_later_hearsay(table: WanMembers) -> None:
     table.learn([entry("s1", port=8500)])
     table.learn([entry("s1", port=9500)])
     server = table.get("s1.dc2")
     assert server is not None
-    assert server.url == "http://127.0.0.1:9500"
+    assert (server.url, server.dns) == ("http://127.0.0.1:9500", "127.0.0.1:9600")
+
+
+def test_hearsay_never_moves_a_server_that_answered_at_its_address(table: WanMembers) -> None:
+    table.answered(entry("s1", port=8500), 0.01)
+    assert table.learn([entry("s1", port=9500)]) == []
+    server = table.get("s1.dc2")
+    assert server is not None
+    assert (server.url, server.dns, server.confirmed) == ("http://127.0.0.1:8500", "127.0.0.1:8600", True)
+
+
+def test_hearsay_moves_a_server_failed_past_the_reclaim_time(table: WanMembers, clock: Clock) -> None:
+    table.answered(entry("s1", port=8500), 0.01)
+    for _ in range(3):
+        table.missed("s1.dc2")
+    server = table.get("s1.dc2")
+    assert server is not None
+    assert server.status == FAILED
+    clock.now += 29
+    table.learn([entry("s1", port=9500)])
+    assert server.url == "http://127.0.0.1:8500"
+    clock.now += 1
+    table.learn([entry("s1", port=9500)])
+    assert (server.url, server.status, server.confirmed) == ("http://127.0.0.1:9500", FAILED, False)
+    table.answered(entry("s1", port=9500), 0.01)
+    assert (server.status, server.confirmed) == (ALIVE, True)
+
+
+def test_hearsay_moves_a_server_that_left(table: WanMembers) -> None:
+    table.answered(entry("s1", port=8500, status=LEFT), None)
+    table.learn([entry("s1", port=9500)])
+    server = table.get("s1.dc2")
+    assert server is not None
+    assert (server.url, server.status) == ("http://127.0.0.1:9500", LEFT)
 
 
 def test_missed_probes_fail_a_server_after_the_suspicion_count_and_one_answer_revives_it(

@@ -4,7 +4,9 @@ from the injected clock, and the table turns that into Serf's member states.
 
 Liveness is first-hand only. What a peer says about a third server adds that server to
 the table (that is how every server of a datacenter is learned from one join) but never
-changes the status of one already known: only this server's own probes do.
+changes the status of one already known: only this server's own probes do. Nor does it
+move a server that answered this one (joined, or probed) to another address while that
+server may still be there, as memberlist refuses a conflicting address.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ ALIVE, LEFT, FAILED = 1, 3, 4
 _DC_NAME = re.compile(r"^[a-z0-9_-]+$", re.IGNORECASE)
 _RTT_WEIGHT = 0.25
 """Weight of the newest round trip in the smoothed one."""
+_RECLAIM = 30.0
+"""Seconds a server must have been failed before hearsay may move it to another address:
+memberlist's ``DeadNodeReclaimTime``, which Consul sets to 30s on its WAN pool."""
 
 
 class WanEntry(msgspec.Struct, forbid_unknown_fields=False):
@@ -71,6 +76,8 @@ class WanServer:
     """Smoothed round trip of this server's probes, in seconds; None until one answered."""
     since: float = 0.0
     """When ``status`` last changed (clock seconds)."""
+    confirmed: bool = False
+    """Whether ``url`` is first-hand: the server itself answered this one with it."""
 
     @property
     def key(self) -> str:
@@ -105,7 +112,7 @@ class WanMembers:
 
     def learn(self, entries: Iterable[WanEntry]) -> list[WanServer]:
         """Take in servers a peer told of (or one joined); returns those new to the table. A
-        known server keeps its status, but a changed address replaces the old one."""
+        known server keeps its status, and its address unless ``_may_move`` it."""
         new = []
         for entry in entries:
             if entry.Datacenter == self.datacenter or valid(entry) is not None:
@@ -118,7 +125,8 @@ class WanMembers:
                 self._servers[key] = server
                 new.append(server)
             elif known.url != entry.URL:
-                known.url, known.dns = entry.URL, entry.DNS
+                if self._may_move(known):
+                    known.url, known.dns, known.confirmed = entry.URL, entry.DNS, False
             elif entry.DNS and not known.dns:
                 known.dns = entry.DNS
         return new
@@ -131,11 +139,20 @@ class WanMembers:
         server = self._servers[f"{entry.Name}.{entry.Datacenter}"]
         server.url = entry.URL
         server.dns = entry.DNS or server.dns
+        server.confirmed = True
         server.failures = 0
         self._set(server, LEFT if entry.Status == LEFT else ALIVE)
         if rtt is not None:
             server.rtt = rtt if server.rtt is None else server.rtt + _RTT_WEIGHT * (rtt - server.rtt)
         return server
+
+    def _may_move(self, server: WanServer) -> bool:
+        """Whether hearsay may give ``server`` another address: one only heard of may be
+        refreshed, one that answered this one only once it left or has been failed for
+        ``_RECLAIM``; before that, another's word must not redirect traffic meant for it."""
+        if not server.confirmed or server.status == LEFT:
+            return True
+        return server.status == FAILED and self._clock() - server.since >= _RECLAIM
 
     def missed(self, key: str) -> None:
         """A probe of ``key`` got no answer in time: failed after ``suspicion`` misses in a row."""

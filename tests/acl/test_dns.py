@@ -55,3 +55,17 @@ def test_a_dns_token_set_at_run_time_is_used(dns_agent: AgentProcess) -> None:
     assert call("PUT", "/v1/agent/token/dns", {"Token": other}, token=ROOT)[0] == 200
     assert _until(dns_agent, "db.service.consul", ["192.0.2.20"]) == ["192.0.2.20"]
     assert dig(dns_agent, "web.service.consul") == []
+
+
+def test_a_connect_name_needs_read_on_its_service_and_on_each_proxy(dns_agent: AgentProcess) -> None:
+    call = Caller(dns_agent)
+    for sid, destination, address in (("web-proxy", "web", "192.0.2.11"), ("web-for-db", "db", "192.0.2.21")):
+        proxy = {"Service": sid, "Kind": "connect-proxy", "Port": 21000, "Address": address,
+                 "Proxy": {"DestinationServiceName": destination}}  # fmt: skip
+        call.ok("PUT", "/v1/catalog/register", {"Node": "acl-mesh", "Address": "192.0.2.1", "Service": proxy})
+    reader = call.token_for(
+        'service_prefix "web" { policy = "read" }\nnode_prefix "" { policy = "read" }', "mesh"
+    )
+    assert call("PUT", "/v1/agent/token/dns", {"Token": reader}, token=ROOT)[0] == 200
+    assert _until(dns_agent, "web.connect.consul", ["192.0.2.11"]) == ["192.0.2.11"]
+    assert dig(dns_agent, "db.connect.consul") == []  # its proxy is readable, db itself is not

@@ -14,7 +14,7 @@ from dnskit import NOW, SOA, Case, ask, check, make_resolver, texts
 from waypost.dns import DnsConfig, Forward, Resolver
 from waypost.dns.backend import Pending, PreparedResult
 from waypost.dns.static import StaticBackend
-from waypost.state.model import Node, NodeService
+from waypost.state.model import ConnectProxyConfig, HealthCheck, Node, NodeService, ServiceConnect
 
 WEB_A = ("web.service.consul. 0 IN A 10.0.0.1", "web.service.consul. 0 IN A 10.0.0.2")
 FOO_TXT_SHORT = ('foo.node.consul. 0 IN TXT "rack=a"', 'foo.node.consul. 0 IN TXT "hello world"')
@@ -302,6 +302,37 @@ def test_prepared_queries_sorted_near_keep_their_order_and_pending_ones_wait() -
     assert dns.message.from_wire(outcome.servfail).rcode() == dns.rcode.SERVFAIL
 
 
+def test_connect_names_answer_the_services_healthy_proxies_and_native_instances() -> None:
+    def proxy(sid: str, destination: str, port: int) -> NodeService:
+        config = ConnectProxyConfig(DestinationServiceName=destination)
+        return NodeService(
+            ID=sid, Service=f"{destination}-proxy", Kind="connect-proxy", Port=port, Proxy=config
+        )
+
+    native = NodeService(ID="pay-n", Service="Pay", Port=81, Connect=ServiceConnect(Native=True))
+    services = {
+        "m1": [
+            NodeService(ID="pay", Service="Pay", Port=80),
+            proxy("pay-p", "Pay", 21000),
+            proxy("db-p", "db", 21001),
+        ],
+        "m2": [native, proxy("pay-sick", "Pay", 21002)],
+    }
+    sick = HealthCheck(Node="m2", CheckID="c", Name="c", Status="critical", ServiceID="pay-sick")
+    backend = StaticBackend()
+    backend.load([Node(Node="m1", Address="10.8.0.1"), Node(Node="m2", Address="10.8.0.2")], services, [sick])
+    resolver = make_resolver(backend)
+    both = ("pay.connect.consul. 0 IN A 10.8.0.1", "pay.connect.consul. 0 IN A 10.8.0.2")
+    check(resolver, Case("pay.connect.consul.", "A", answer=both))
+    m1, m2 = "m1.node.dc1.consul. 0 IN A 10.8.0.1", "m2.node.dc1.consul. 0 IN A 10.8.0.2"
+    srv = ("pay.connect.dc1.consul. 0 IN SRV 1 1 21000 m1.node.dc1.consul.",
+           "pay.connect.dc1.consul. 0 IN SRV 1 1 81 m2.node.dc1.consul.")  # fmt: skip
+    check(resolver, Case("pay.connect.dc1.consul.", "SRV", answer=srv, extra=(m1, m2)))
+    db = ("db.connect.consul. 0 IN SRV 1 1 21001 m1.node.dc1.consul.",)
+    check(resolver, Case("db.connect.consul.", "SRV", answer=db, extra=(m1,)))
+    check(resolver, Case("pay-proxy.connect.consul.", "A", "NXDOMAIN", ns=(SOA,)))
+
+
 def test_new_revision_replaces_prepared_answers(backend: StaticBackend) -> None:
     resolver = make_resolver(backend)
     assert ask(resolver, "solo.service.consul", "A").rcode() == dns.rcode.NXDOMAIN
@@ -318,7 +349,7 @@ def test_soa_serial_follows_the_clock(backend: StaticBackend) -> None:
 
 
 def test_backend_errors_become_servfail(backend: StaticBackend, monkeypatch: pytest.MonkeyPatch) -> None:
-    def boom(service: str, tag: str | None) -> list[object]:
+    def boom(service: str, tag: str | None, *, connect: bool = False) -> list[object]:
         raise RuntimeError("catalog unavailable")
 
     monkeypatch.setattr(backend, "service_instances", boom)

@@ -73,3 +73,18 @@ def test_health_change_and_deregistration_show_at_once(agent: AgentProcess) -> N
     agent.put("/v1/agent/service/deregister/shop-0")
     assert ask(agent, "shop.service.consul") == ["127.0.0.22"]
     assert time.monotonic() - started < 0.1
+
+
+def test_connect_names_answer_the_services_proxies_and_native_instances(agent: AgentProcess) -> None:
+    proxy = {"ID": "ledger-proxy-1", "Service": "ledger-proxy", "Kind": "connect-proxy", "Port": 21900,
+             "Address": "127.0.0.31", "Proxy": {"DestinationServiceName": "ledger"}}  # fmt: skip
+    agent.put("/v1/catalog/register", {"Node": "dns-mesh", "Address": "127.0.0.30", "Service": proxy})
+    native = {"Name": "ledger", "ID": "ledger-native", "Port": 7301, "Address": "127.0.0.32"}
+    agent.put("/v1/agent/service/register", {**native, "Connect": {"Native": True}})
+    agent.put("/v1/agent/service/register", {"Name": "ledger", "ID": "ledger-plain", "Address": "127.0.0.33"})
+    assert dig(agent, "ledger.connect.consul") == ["127.0.0.31", "127.0.0.32"]
+    srv = dig(agent, "Ledger.connect.dc1.consul", "SRV", tcp=True)
+    assert srv == ["1 1 21900 7f00001f.addr.dc1.consul.", "1 1 7301 7f000020.addr.dc1.consul."]
+    assert dig(agent, "ledger-proxy.connect.consul") == []
+    agent.put("/v1/catalog/deregister", {"Node": "dns-mesh"})
+    assert dig(agent, "ledger.connect.consul") == ["127.0.0.32"]

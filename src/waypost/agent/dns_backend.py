@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -56,6 +56,7 @@ class CatalogDnsBackend:
         self._seen: tuple[Indexes | None, int, int] = (None, -1, 0)
         self._folded_at = -1
         self._services: dict[str, list[str]] = {}
+        self._connect: dict[str, list[str]] = {}
         self._nodes: dict[str, str] = {}
         self._virtual_ips: dict[str, str] = {}
 
@@ -91,10 +92,8 @@ class CatalogDnsBackend:
         idx = self._state.indexes
         rev = self.revision()
         if rev != self._folded_at:
-            services: dict[str, list[str]] = {}
-            for name in idx.instances:
-                services.setdefault(name.lower(), []).append(name)
-            self._services = services
+            self._services = _folded(idx.instances)
+            self._connect = _folded(idx.connect)
             self._nodes = {name.lower(): name for name in idx.nodes}
             self._virtual_ips = {name.lower(): rec.IP for name, rec in idx.virtual_ips.items()}
             self._folded_at = rev
@@ -104,15 +103,20 @@ class CatalogDnsBackend:
         status = worst_status([c.Status for c in idx.checks_for(node.Node, svc.ID)])
         return Instance.of(NodeRecord.of(node), svc, status)
 
-    def service_instances(self, service: str, tag: str | None) -> Sequence[Instance]:
+    def service_instances(
+        self, service: str, tag: str | None, *, connect: bool = False
+    ) -> Sequence[Instance]:
         idx = self._fold()
         authz = self._authz(idx)
+        folded, listed = (self._connect, idx.connect) if connect else (self._services, idx.instances)
         out = []
-        for name in self._services.get(service.lower(), ()):
-            for (node_name, _), svc in sorted(idx.instances.get(name, {}).items()):
+        for name in folded.get(service.lower(), ()):
+            if connect and authz is not None and not authz.allowed("service", name, "read"):
+                continue  # as Consul's: finding a service's proxies takes reading that service
+            for (node_name, _), svc in sorted(listed.get(name, {}).items()):
                 if tag is not None and tag.lower() not in {t.lower() for t in svc.Tags}:
                     continue
-                if not self._readable(authz, node_name, name):
+                if not self._readable(authz, node_name, svc.Service):
                     continue
                 node = idx.nodes.get(node_name)
                 if node is not None:
@@ -169,6 +173,14 @@ class CatalogDnsBackend:
         if authz is not None and not authz.allowed("service", name, "read"):
             return None
         return self._virtual_ips.get(name.lower())
+
+
+def _folded(names: Iterable[str]) -> dict[str, list[str]]:
+    """Each lowercased name to the names that fold to it."""
+    out: dict[str, list[str]] = {}
+    for name in names:
+        out.setdefault(name.lower(), []).append(name)
+    return out
 
 
 def dns_config(cfg: AgentConfig) -> DnsConfig:

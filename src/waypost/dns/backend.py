@@ -120,8 +120,12 @@ class DnsBackend(Protocol):
         """A number that changes whenever any DNS-visible record changes."""
         ...
 
-    def service_instances(self, service: str, tag: str | None) -> Sequence[Instance]:
-        """All instances of ``service`` (having ``tag`` if given), healthy or not."""
+    def service_instances(
+        self, service: str, tag: str | None, *, connect: bool = False
+    ) -> Sequence[Instance]:
+        """All instances of ``service`` (having ``tag`` if given), healthy or not; with
+        ``connect``, those taking its Connect traffic instead: the proxies whose
+        destination it is, and its Connect-native instances."""
         ...
 
     def node(self, name: str) -> NodeRecord | None:

@@ -34,9 +34,14 @@ _KINDS = frozenset({"service", "connect", "virtual", "ingress", "node", "query",
 
 @dataclass(frozen=True, slots=True)
 class ServiceName:
+    """``<tag>.<service>.service`` (or its SRV form), or with ``connect``
+    ``<service>.connect``: what takes the service's Connect traffic, where as in Consul
+    only the label next to ``connect`` names the service and there is no tag."""
+
     service: str
     tag: str | None
     datacenter: str
+    connect: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +126,8 @@ def lookup_for(zone: Zone, qtype: int, local_dc: str) -> Lookup | None:
         return None
     if kind == "service":
         return _service(parts, dc)
+    if kind == "connect":
+        return ServiceName(parts[-1], None, dc, connect=True)
     if kind == "node":
         return NodeName(".".join(parts), dc)
     if kind == "virtual":

@@ -123,7 +123,7 @@ class Router:
                 return lookup.datacenter
             return self._negative(q, NXDOMAIN)
         if isinstance(lookup, ServiceName):
-            found = self._backend.service_instances(lookup.service, lookup.tag)
+            found = self._backend.service_instances(lookup.service, lookup.tag, connect=lookup.connect)
             return self._service(q, [i for i in found if self._healthy(i)], lookup.service, lookup.datacenter)
         if isinstance(lookup, PreparedName):
             result = self._backend.prepared_query(lookup.query, client_ip)

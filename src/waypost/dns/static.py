@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from waypost.dns.backend import Instance, NodeRecord, Pending, PreparedResult
 from waypost.dns.recursor import Recursor
-from waypost.state.model import HealthCheck, Node, NodeService, worst_status
+from waypost.state.model import HealthCheck, Node, NodeService, connect_target, worst_status
 
 __all__ = ["StaticBackend", "StaticRemote"]
 
@@ -25,6 +25,8 @@ class StaticBackend:
         self._nodes: dict[str, NodeRecord] = {}
         self._instances: list[Instance] = []
         self._tags: dict[int, frozenset[str]] = {}
+        self._fronts: dict[int, str] = {}
+        """By instance: the service whose Connect traffic it takes (lowercased), if any."""
         self._prepared: dict[str, PreparedResult | Pending] = {}
         self._virtual_ips: dict[str, str] = {}
 
@@ -46,7 +48,7 @@ class StaticBackend:
             n.Node.lower(): NodeRecord(n.Node, n.Address, n.Datacenter, dict(n.TaggedAddresses), dict(n.Meta))
             for n in nodes
         }
-        self._instances, self._tags = [], {}
+        self._instances, self._tags, self._fronts = [], {}, {}
         for node_name, node_services in services.items():
             node = self._nodes[node_name.lower()]
             node_statuses = [c.Status for c in check_list if c.Node == node_name and not c.ServiceID]
@@ -56,6 +58,7 @@ class StaticBackend:
                 ]
                 instance = Instance.of(node, svc, worst_status(statuses))
                 self._tags[id(instance)] = frozenset(t.lower() for t in svc.Tags)
+                self._fronts[id(instance)] = connect_target(svc).lower()
                 self._instances.append(instance)
         self._prepared = {k.lower(): v for k, v in (prepared or {}).items()}
         self._virtual_ips = {k.lower(): v for k, v in (virtual_ips or {}).items()}
@@ -64,8 +67,12 @@ class StaticBackend:
     def revision(self) -> int:
         return self._revision
 
-    def service_instances(self, service: str, tag: str | None) -> Sequence[Instance]:
+    def service_instances(
+        self, service: str, tag: str | None, *, connect: bool = False
+    ) -> Sequence[Instance]:
         service = service.lower()
+        if connect:
+            return [i for i in self._instances if self._fronts[id(i)] == service]
         return [
             i
             for i in self._instances

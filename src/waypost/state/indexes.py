@@ -38,24 +38,15 @@ from waypost.state.model import (
     UserEvent,
     VirtualIP,
     VirtualIPClaim,
+    connect_target,
 )
 from waypost.state.sharing import Sharing
 from waypost.state.watch import Topic, Topics
 from waypost.store.base import Event, EventType
 
-__all__ = ["Carried", "Indexes", "Rejected", "connect_target"]
+__all__ = ["Carried", "Indexes", "Rejected"]
 
 ServiceKey = tuple[str, str]  # (node, service id)
-
-
-def connect_target(svc: NodeService) -> str:
-    """The service ``svc`` takes Connect traffic for, or "": a proxy's destination, or a
-    Connect-native instance's own service (the records Consul's ``connect`` index holds)."""
-    if svc.Kind == "connect-proxy":
-        return svc.Proxy.DestinationServiceName if svc.Proxy is not None else ""
-    if svc.Kind == "" and svc.Connect is not None and svc.Connect.Native:
-        return svc.Service
-    return ""
 
 
 def _topics_of(svc: NodeService) -> tuple[Topic, ...]:

@@ -53,6 +53,7 @@ __all__ = [
     "VirtualIP",
     "VirtualIPClaim",
     "Weights",
+    "connect_target",
     "worst_status",
 ]
 
@@ -163,6 +164,16 @@ class NodeService(msgspec.Struct, kw_only=True, gc=False):
     Datacenter: str = "dc1"
     CreateIndex: int = 0
     ModifyIndex: int = 0
+
+
+def connect_target(svc: NodeService) -> str:
+    """The service ``svc`` takes Connect traffic for, or "": a proxy's destination, or a
+    Connect-native instance's own service (the records Consul's ``connect`` index holds)."""
+    if svc.Kind == "connect-proxy":
+        return svc.Proxy.DestinationServiceName if svc.Proxy is not None else ""
+    if svc.Kind == "" and svc.Connect is not None and svc.Connect.Native:
+        return svc.Service
+    return ""
 
 
 class HealthCheck(msgspec.Struct, kw_only=True, gc=False):

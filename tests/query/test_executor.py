@@ -12,7 +12,15 @@ from fake_datacenters import FakeDatacenters
 from waypost.query.definition import decode_definition
 from waypost.query.executor import Source, execute, failover_datacenters, run_local
 from waypost.state import catalog_ops, schema
-from waypost.state.model import Coordinate, HealthCheck, Node, NodeService, PreparedQuery
+from waypost.state.model import (
+    ConnectProxyConfig,
+    Coordinate,
+    HealthCheck,
+    Node,
+    NodeService,
+    PreparedQuery,
+    ServiceConnect,
+)
 from waypost.state.state import State
 from waypost.store.base import Put
 
@@ -64,6 +72,30 @@ async def test_tags_with_exclusions_and_meta_filters(state: State) -> None:
     assert _nodes(run_local(idx, _query(Tags=["primary", "!experimental"]), "dc1")) == ["a"]
     assert sorted(_nodes(run_local(idx, _query(ServiceMeta={"env": "prod"}), "dc1"))) == ["a", "b"]
     assert _nodes(run_local(idx, _query(NodeMeta={"rack": "c"}), "dc1")) == ["c"]
+
+
+async def test_connect_selects_the_services_proxies_and_native_instances_with_the_same_filters(
+    state: State,
+) -> None:
+    await _instance(state, "plain")
+    sick = HealthCheck(Node="mesh", CheckID="p2", Name="p2", Status="critical", ServiceID="p2")
+    proxies = [
+        NodeService(ID=f"p{i}", Service="web-proxy", Kind="connect-proxy", Port=21000 + i, Tags=[f"t{i}"],
+                    Proxy=ConnectProxyConfig(DestinationServiceName=destination))
+        for i, destination in ((1, "web"), (2, "web"), (3, "db"))
+    ]  # fmt: skip
+    native = NodeService(ID="web-n", Service="web", Port=80, Connect=ServiceConnect(Native=True))
+    await catalog_ops.register(state, Node(Node="mesh", Address="10.9.0.1"), [*proxies, native], [sick])
+    idx = state.indexes
+
+    def ids(query: PreparedQuery) -> list[str]:
+        return sorted(i.service.ID for i in run_local(idx, query, "dc1").instances)
+
+    assert ids(_query(Connect=True)) == ["p1", "web-n"]
+    assert ids(_query(Connect=True, OnlyPassing=True, Tags=["t1"])) == ["p1"]
+    assert ids(_query(Connect=True, IgnoreCheckIDs=["p2"])) == ["p1", "p2", "web-n"]
+    answer = await execute(idx, _query(), FakeDatacenters([], {}), connect=True)
+    assert (answer.service, sorted(i.service.ID for i in answer.instances)) == ("web", ["p1", "web-n"])
 
 
 async def test_acl_filter_reports_what_it_hid(state: State) -> None:

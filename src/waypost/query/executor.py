@@ -96,12 +96,10 @@ def _tags_ok(tags: list[str], wanted: list[str] | None) -> bool:
 def select(idx: Indexes, query: PreparedQuery, keep: Keep | None) -> tuple[list[ServiceInstance], bool]:
     """The instances the query selects, unordered, and whether ACLs hid any."""
     svc = query.Service
-    if svc.Connect:
-        return [], False  # no Connect here: no instance is Connect-capable
     ignore = frozenset(svc.IgnoreCheckIDs or ())
     found = [
         inst
-        for inst in service_instances(idx, svc.Service)[2]
+        for inst in service_instances(idx, svc.Service, connect=svc.Connect)[2]
         if _healthy(inst, svc.OnlyPassing, ignore)
         and _has_meta(inst.node.Meta, svc.NodeMeta)
         and _has_meta(inst.service.Meta, svc.ServiceMeta)

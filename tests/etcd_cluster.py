@@ -10,7 +10,6 @@ import contextlib
 import json
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import threading
@@ -21,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from waypost.testing import free_port
+
 __all__ = ["EtcdCluster", "EtcdMember", "EtcdTLS", "etcd_available", "etcd_cluster", "free_port"]
 
 # Short raft timings keep elections fast and let etcd grant 1-second leases.
@@ -30,13 +31,6 @@ _HEALTHY_WITHIN = 30.0
 
 def etcd_available() -> bool:
     return shutil.which("etcd") is not None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

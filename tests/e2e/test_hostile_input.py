@@ -230,7 +230,7 @@ def test_generated_bodies_never_break_a_write_route(server: AgentProcess, route:
         status, _ = client.request("PUT", "/v1/kv/hardening-probe", b"alive")
         assert status == 200
         assert client.request("GET", "/v1/kv/hardening-probe?raw") == (200, b"alive")
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 5.0  # not backlogged behind the probes
         assert _snapshot(client) == before
     finally:
         client.close()
@@ -260,5 +260,5 @@ def test_random_bytes_never_break_the_dns_server(server: AgentProcess) -> None:
             tcp.sendall(struct.pack("!H", size) + bytes(rng.randrange(256) for _ in range(min(size, 300))))
     started = time.monotonic()
     answer = _dns_query(server.dns_port)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5.0  # still answering, not backlogged (speed: bench/)
     assert [r.to_text() for rrset in answer.answer for r in rrset] == ["127.0.0.9"]

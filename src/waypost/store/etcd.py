@@ -41,7 +41,7 @@ from waypost.store.base import (
     TxnTooLargeError,
     check_lease_ttl,
 )
-from waypost.store.outcome import Found, TxnOutcomeUnknownError, learn, search
+from waypost.store.outcome import Found, LearningStore, TxnOutcomeUnknownError, search
 
 __all__ = ["EtcdStore", "TxnOutcomeUnknownError"]
 
@@ -106,7 +106,9 @@ class _Stubs:
     watch: Any
 
 
-class EtcdStore:
+class EtcdStore(LearningStore):
+    _log = log
+
     def __init__(
         self,
         endpoints: Sequence[str],
@@ -119,6 +121,7 @@ class EtcdStore:
         client certificate, if any, presented to ``--client-cert-auth``)."""
         if not endpoints:
             raise ValueError("at least one etcd endpoint is needed")
+        super().__init__()
         self.endpoints = list(endpoints)
         self._timeout = timeout
         self._credentials = credentials
@@ -127,8 +130,6 @@ class EtcdStore:
         self._channels: list[Any] = []
         self._streams: set[Any] = set()
         self._closed = False
-        self._seen = 0
-        """The highest store revision any answer carried: no older than any write to come."""
 
     def _connect(self) -> _Stubs:
         if self._closed:
@@ -178,10 +179,6 @@ class EtcdStore:
             if loop.time() > give_up:
                 return
 
-    def _saw(self, revision: int) -> int:
-        self._seen = max(self._seen, revision)
-        return revision
-
     async def get(self, key: str) -> KeyValue | None:
         request = rpc.RangeRequest(key=key.encode())
         response = await self._call(lambda s: s.kv.Range(request, timeout=self._timeout))
@@ -195,15 +192,6 @@ class EtcdStore:
         request = _range_request(op, revision)
         response = await self._call(lambda s: s.kv.Range(request, timeout=self._timeout))
         return RangeResult([_kv(kv) for kv in response.kvs], self._saw(int(response.header.revision)))
-
-    async def put(self, key: str, value: bytes, lease: int = 0) -> int:
-        # A transaction, for its guarantee that an interrupted write is never answered wrongly.
-        return (await self.txn([], [Put(key, value, lease)])).revision
-
-    async def delete(self, key: str, prefix: bool = False) -> tuple[int, int]:
-        result = await self.txn([], [Delete(key, prefix)])
-        deleted = result.responses[0]
-        return (deleted if isinstance(deleted, int) else 0), result.revision
 
     async def txn(
         self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
@@ -238,7 +226,7 @@ class EtcdStore:
             success=[_request_op(op) for op in success],
             failure=[_request_op(op) for op in failure],
         )
-        floor = self._seen or await self.revision()
+        floor = await self._floor()
         interrupted = False
         for attempt in self._attempts():
             stubs = self._connect()
@@ -267,25 +255,13 @@ class EtcdStore:
             "no etcd member completed the transaction; it had not applied when last checked"
         )
 
-    async def _applied(
-        self, floor: int, success: Sequence[Op], failure: Sequence[Op], until: int = 0
-    ) -> TxnResult | None:
-        """The result of the transaction if it committed after ``floor`` (up to ``until``,
-        by default the current revision), from the revision that holds its writes."""
+    async def _find(
+        self, start: int, until: int, success: Sequence[Op], failure: Sequence[Op]
+    ) -> Found | None:
+        return await self._call(lambda s: search(self._history(s, start), until, success, failure))
 
-        async def find(start: int, end: int) -> Found | None:
-            return await self._call(lambda s: search(self._history(s, start), end, success, failure))
-
-        return await learn(
-            floor,
-            success,
-            failure,
-            until=until,
-            current=self.revision,
-            find=find,
-            read_at=self._range,
-            log=log,
-        )
+    async def _read_at(self, op: Range, revision: int) -> RangeResult:
+        return await self._range(op, revision)
 
     async def _history(self, stubs: _Stubs, start: int) -> AsyncGenerator[list[Event], None]:
         """Every revision from ``start`` on, one list each, from a watch of every key."""

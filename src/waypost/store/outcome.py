@@ -14,13 +14,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 from waypost.store.base import Delete, Event, EventType, Op, Put, Range, RangeResult, StoreError, TxnResult
+
+if TYPE_CHECKING:
+    from waypost.store.base import Compare
 
 __all__ = [
     "HISTORY_LIMIT",
     "Found",
+    "LearningStore",
     "ReadAt",
     "TxnOutcomeUnknownError",
     "covers",
@@ -158,3 +164,69 @@ async def learn(
         raise TxnOutcomeUnknownError(
             f"the transaction was interrupted and its outcome is unknown: {exc}"
         ) from exc
+
+
+class LearningStore(ABC):
+    """A store that reaches its data over a network (etcd's, a client agent's): every
+    write is a transaction, so that one whose answer was lost is never re-sent blindly
+    but has its outcome learnt (``learn``) from the revisions after ``floor``."""
+
+    _log: ClassVar[logging.Logger]
+
+    def __init__(self) -> None:
+        self._seen = 0
+        """The highest store revision any answer carried: no older than any write to come."""
+
+    def _saw(self, revision: int) -> int:
+        self._seen = max(self._seen, revision)
+        return revision
+
+    async def _floor(self) -> int:
+        """The revision a transaction about to be sent cannot have committed at or before."""
+        return self._seen or await self.revision()
+
+    async def put(self, key: str, value: bytes, lease: int = 0) -> int:
+        return (await self.txn([], [Put(key, value, lease)])).revision
+
+    async def delete(self, key: str, prefix: bool = False) -> tuple[int, int]:
+        result = await self.txn([], [Delete(key, prefix)])
+        deleted = result.responses[0]
+        return (deleted if isinstance(deleted, int) else 0), result.revision
+
+    @abstractmethod
+    async def txn(
+        self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
+    ) -> TxnResult: ...
+
+    @abstractmethod
+    async def revision(self) -> int: ...
+
+    @abstractmethod
+    async def _find(
+        self, start: int, until: int, success: Sequence[Op], failure: Sequence[Op]
+    ) -> Found | None:
+        """``search`` over this store's history from revision ``start``."""
+
+    @abstractmethod
+    async def _read_at(self, op: Range, revision: int) -> RangeResult:
+        """``op`` as the store was at ``revision``, for a Range inside a transaction learnt."""
+
+    async def _applied(
+        self, floor: int, success: Sequence[Op], failure: Sequence[Op], until: int = 0
+    ) -> TxnResult | None:
+        """The result of the transaction if it committed after ``floor`` (up to ``until``,
+        by default the current revision), from the revision that holds its writes."""
+
+        async def find(start: int, end: int) -> Found | None:
+            return await self._find(start, end, success, failure)
+
+        return await learn(
+            floor,
+            success,
+            failure,
+            until=until,
+            current=self.revision,
+            find=find,
+            read_at=self._read_at,
+            log=self._log,
+        )

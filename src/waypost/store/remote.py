@@ -29,12 +29,10 @@ from waypost.store import wire
 from waypost.store.base import (
     CompactedError,
     Compare,
-    Delete,
     Event,
     KeyValue,
     LeaseNotFoundError,
     Op,
-    Put,
     Range,
     RangeResult,
     StoreError,
@@ -42,7 +40,7 @@ from waypost.store.base import (
     TxnTooLargeError,
     check_lease_ttl,
 )
-from waypost.store.outcome import Found, TxnOutcomeUnknownError, learn, search
+from waypost.store.outcome import Found, LearningStore, TxnOutcomeUnknownError, search
 
 __all__ = [
     "DEFAULT_SERVER_PORT",
@@ -81,7 +79,9 @@ class ServerRefusedError(StoreError):
         self.message = message
 
 
-class RemoteStore:
+class RemoteStore(LearningStore):
+    _log = log
+
     def __init__(
         self,
         servers: Sequence[str] = (),
@@ -92,11 +92,10 @@ class RemoteStore:
     ) -> None:
         """With ``tls`` every server is reached over TLS (``tls.internal_rpc``); ``token`` is
         the agent's ACL agent token, which servers with ACLs on require on this API."""
+        super().__init__()
         self.servers: list[str] = []
         self.tls = tls
         self._headers = _token_headers(token)
-        self._seen = 0
-        """The highest store revision any answer carried: no older than any write to come."""
         for address in servers:
             self.add_server(address)
         self._current = 0
@@ -178,10 +177,6 @@ class RemoteStore:
             raise ServerRefusedError(status, payload.decode(errors="replace").strip() or f"status {status}")
         return payload
 
-    def _saw(self, revision: int) -> int:
-        self._seen = max(self._seen, revision)
-        return revision
-
     async def get(self, key: str) -> KeyValue | None:
         _, body = await self._call("GET", "/get", params={"key": key})
         return wire.decode_kv(body)
@@ -191,15 +186,6 @@ class RemoteStore:
         result = wire.decode_range(body)
         self._saw(result.revision)
         return result
-
-    async def put(self, key: str, value: bytes, lease: int = 0) -> int:
-        result = await self.txn([], [Put(key, value, lease)])
-        return result.revision
-
-    async def delete(self, key: str, prefix: bool = False) -> tuple[int, int]:
-        result = await self.txn([], [Delete(key, prefix)])
-        deleted = result.responses[0]
-        return (deleted if isinstance(deleted, int) else 0), result.revision
 
     async def txn(
         self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
@@ -229,7 +215,7 @@ class RemoteStore:
                 "--max-txn-ops",
             )
         body = wire.encode_txn_request(compares, success, failure)
-        floor = self._seen or await self.revision()
+        floor = await self._floor()
         interrupted = False
         last: Exception | str = NO_SERVERS
         for attempt in range(1, len(self.servers) * 2 + 1):
@@ -271,28 +257,19 @@ class RemoteStore:
             )
         raise StoreError(f"no server answered: {last}")
 
-    async def _applied(
-        self, floor: int, success: Sequence[Op], failure: Sequence[Op], until: int = 0
-    ) -> TxnResult | None:
-        """The result of the transaction if it committed after ``floor`` (up to ``until``,
-        by default the current revision), from the revision that holds its writes."""
+    async def _find(
+        self, start: int, until: int, success: Sequence[Op], failure: Sequence[Op]
+    ) -> Found | None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await search(self._watch("", start), until, success, failure)
+        except TimeoutError:
+            raise StoreError(f"the history did not reach revision {until} in {self._timeout:g}s") from None
 
-        async def find(start: int, end: int) -> Found | None:
-            try:
-                async with asyncio.timeout(self._timeout):
-                    return await search(self._watch("", start), end, success, failure)
-            except TimeoutError:
-                raise StoreError(f"the history did not reach revision {end} in {self._timeout:g}s") from None
-
-        return await learn(
-            floor,
-            success,
-            failure,
-            until=until,
-            current=self.revision,
-            find=find,
-            read_at=_read_at,
-            log=log,
+    async def _read_at(self, op: Range, revision: int) -> RangeResult:
+        raise TxnOutcomeUnknownError(
+            f"the transaction applied, but what its Range of {op.key!r} read at revision {revision} "
+            "cannot be read back through a server"
         )
 
     async def revision(self) -> int:
@@ -372,13 +349,6 @@ def _tls_options(tls: ServerTLS | None) -> dict[str, Any]:
 def _failed(status: int) -> bool:
     """A server error, or a 429: past the server's per-client connection cap."""
     return status >= 500 or status == 429
-
-
-async def _read_at(op: Range, revision: int) -> RangeResult:
-    raise TxnOutcomeUnknownError(
-        f"the transaction applied, but what its Range of {op.key!r} read at revision {revision} "
-        "cannot be read back through a server"
-    )
 
 
 def server_address(address: str) -> str:

@@ -209,7 +209,9 @@ def test_a_proxys_check_and_node_touch_its_destinations_connect_topic_only() -> 
     assert (idx.service_index("pay", "connect"), idx.service_index("db", "connect")) == (4, 4)
 
 
-async def test_connect_index_is_rebuilt_by_a_snapshot_restore(state: State) -> None:
+async def test_connect_index_is_rebuilt_by_a_snapshot_restore_and_emptied_by_node_deregistration(
+    state: State,
+) -> None:
     n1 = Node(Node="n1", Address="10.0.0.1")
     await catalog_ops.register(state, n1, [proxy("p1", "pay")])
     data, _ = await snapshot_ops.save(state)
@@ -218,3 +220,5 @@ async def test_connect_index_is_rebuilt_by_a_snapshot_restore(state: State) -> N
     await snapshot_ops.restore(state, decode(data))
     assert connect_keys(state.indexes) == {"pay": [("n1", "p1")]}
     assert state.indexes.connect["pay"][("n1", "p1")] is state.indexes.instances["p1-svc"][("n1", "p1")]
+    await catalog_ops.deregister(state, "n1")
+    assert state.indexes.connect == {}

@@ -13,10 +13,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from waypost.acl.resolve import ANONYMOUS_ID
+from waypost.api.acl_catalog import Grant, deregister_grants, register_grants, txn_grants
+from waypost.api.catalog import deregistration, registration
 from waypost.api.common import HTTPError, decode_json, json_response
 from waypost.api.http import Request, Response
 from waypost.api.txn import decode_operations
-from waypost.api.txn_ops import CheckOp, KVOp, NodeOp, ServiceOp, TxnOp
+from waypost.api.txn_ops import KVOp, SessionOp, TxnOp
 from waypost.connect.intentions import with_id
 from waypost.query.definition import acl_prefix
 from waypost.query.ops import match
@@ -287,48 +289,80 @@ def _session_create(app: ApiApp, req: Request) -> str:
 
 
 def _catalog_register(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
-    body = _body(req)
-    _require(authz, "node", "write", _field(body, "Node"))
-    service = _field(body, "Service", "Service")
-    if service:
-        _require(authz, "service", "write", service)
+    """Vetted as the handler decodes the body, against what the catalog holds (a check
+    needs write on the service it joins, not one the body names)."""
+    for kind, name in register_grants(app.state.indexes, registration(app, req)):
+        _require(authz, kind, "write", name)
+    return None
+
+
+def _catalog_deregister(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
+    """node:write removes anything on the node; without it, write on what is removed."""
+    target = deregistration(req)
+    if not authz.allowed("node", target.node, "write"):
+        for kind, name in deregister_grants(app.state.indexes, target):
+            _require(authz, kind, "write", name)
     return None
 
 
 _TXN_READS = frozenset({"get", "get-tree", "check-index", "check-session", "check-not-exists"})
 
 
-def _txn_op_need(app: ApiApp, op: TxnOp) -> tuple[str, str, str]:
+def _txn_op_need(app: ApiApp, op: TxnOp, catalog: list[Grant]) -> list[tuple[str, str, str]]:
     """(kind, name, access) one transaction operation needs, read off the operation the
-    handler itself decoded (so whatever the handler would run is what gets checked)."""
+    handler itself decoded (so whatever the handler would run is what gets checked); a
+    node, service or check operation needs its ``catalog`` grants (see ``acl_catalog``)."""
     access = "read" if op.verb in _TXN_READS else "write"
     if isinstance(op, KVOp):
-        return "key", op.key, access
-    if isinstance(op, NodeOp):
-        return "node", op.node.Node, access
-    if isinstance(op, ServiceOp):
-        return "service", op.service.Service, access
-    if isinstance(op, CheckOp):
-        if op.check.ServiceName:
-            return "service", op.check.ServiceName, access
-        return "node", op.check.Node, access
-    session = app.state.indexes.sessions.get(op.session)
-    return "session", session.Node if session is not None else "", access
+        return [("key", op.key, access)]
+    if isinstance(op, SessionOp):
+        session = app.state.indexes.sessions.get(op.session)
+        return [("session", session.Node if session is not None else "", access)]
+    return [(kind, name, "write") for kind, name in catalog]
 
 
 def _txn(app: ApiApp, req: Request, authz: Authorizer) -> Filter | Response | None:
     """Every operation is checked before any runs; denied ones answer 409 with Consul's Errors.
-    A body the handler cannot decode is refused here with the handler's own message."""
+    A body the handler cannot decode is refused here with the handler's own message. The
+    node, service and check results (gets included) are filtered by read, as Consul's."""
     errors = []
-    for index, op in enumerate(decode_operations(app, req)):
-        kind, name, access = _txn_op_need(app, op)
-        if isinstance(op, KVOp) and op.verb == "delete-tree":
-            ok = authz.write_prefix("key", name)
-        else:
-            ok = authz.allowed(kind, name, access)
-        if not ok:
-            errors.append({"OpIndex": index, "What": denied(authz, kind, access, name).message})
-    return json_response({"Results": None, "Errors": errors}, 409) if errors else None
+    ops = decode_operations(app, req)
+    for index, (op, catalog) in enumerate(zip(ops, txn_grants(app.state.indexes, ops), strict=True)):
+        for kind, name, access in _txn_op_need(app, op, catalog):
+            if isinstance(op, KVOp) and op.verb == "delete-tree":
+                ok = authz.write_prefix("key", name)
+            else:
+                ok = authz.allowed(kind, name, access)
+            if not ok:
+                errors.append({"OpIndex": index, "What": denied(authz, kind, access, name).message})
+                break
+    return json_response({"Results": None, "Errors": errors}, 409) if errors else _TXN_RESULTS
+
+
+def _txn_result_ok(authz: Authorizer, result: Any) -> bool:
+    """Consul's ``FilterTxnResults``: each result needs read on what it shows."""
+    if not isinstance(result, dict):
+        return True
+    if isinstance(kv := result.get("KV"), dict):
+        return authz.allowed("key", kv.get("Key") or "", "read")
+    if isinstance(node := result.get("Node"), dict):
+        return _node_ok(authz, node.get("Node"))
+    if isinstance(svc := result.get("Service"), dict):
+        return _service_ok(authz, svc.get("Service"))
+    if isinstance(check := result.get("Check"), dict):
+        if check.get("ServiceName"):
+            return _service_ok(authz, check.get("ServiceName"))
+        return _node_ok(authz, check.get("Node"))
+    return True
+
+
+def _txn_results(authz: Authorizer, value: Any) -> Any:
+    if not isinstance(value, dict) or not isinstance(value.get("Results"), list):
+        return value
+    return {**value, "Results": [r for r in value["Results"] if _txn_result_ok(authz, r)]}
+
+
+_TXN_RESULTS = Filter(_txn_results, frozenset({"key", "node", "service"}))
 
 
 def _token_valid(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:
@@ -415,7 +449,7 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("PUT", "/v1/agent/force-leave/:node"): OPERATOR_WRITE,
     ("PUT", "/v1/agent/token/:type"): AGENT_WRITE,
     ("PUT", "/v1/catalog/register"): Need(_catalog_register),
-    ("PUT", "/v1/catalog/deregister"): need("node", "write", _body_field("Node")),
+    ("PUT", "/v1/catalog/deregister"): Need(_catalog_deregister),
     ("GET", "/v1/catalog/datacenters"): OPEN,
     ("GET", "/v1/catalog/nodes"): filtered(_list(lambda a, n: _node_ok(a, n.get("Node"))), "node"),
     ("GET", "/v1/catalog/services"): _SERVICE_NAMES,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from waypost.agent.definitions import canonical_keys, parse_meta, parse_service, typed
 from waypost.api import shapes
@@ -26,7 +26,14 @@ from waypost.state.model import HealthCheck, Node, NodeService
 if TYPE_CHECKING:
     from waypost.api.app import ApiApp
 
-__all__ = ["catalog_check", "catalog_node"]
+__all__ = [
+    "Deregistration",
+    "Registration",
+    "catalog_check",
+    "catalog_node",
+    "deregistration",
+    "registration",
+]
 
 
 def datacenters(app: ApiApp, req: Request) -> Response | Any:
@@ -130,9 +137,10 @@ def catalog_node(fields: dict[str, Any], meta_field: str, datacenter: str) -> No
     )
 
 
-def catalog_check(body: Any, node_name: str) -> HealthCheck:
+def catalog_check(body: Any, node_name: str, *, same_node: bool = False) -> HealthCheck:
     """A check as catalog register and transactions give it; ``node_name`` is the node
-    it is stored on, whatever the body says."""
+    it is stored on. ``same_node``: a register request's check may name no other node
+    (Consul's rule, so that the token's grants are vetted against that one node)."""
     fields = canonical_keys(
         body,
         _CHECK_FIELDS,
@@ -144,6 +152,12 @@ def catalog_check(body: Any, node_name: str) -> HealthCheck:
     }
     if not text.get("CheckID") and not text.get("Name"):
         raise HTTPError(400, "Missing check ID")
+    named = text.get("Node", "")
+    if same_node and named and named.lower() != node_name.lower():
+        check_id = text.get("CheckID") or text["Name"]
+        raise HTTPError(
+            400, f"Node '{named}' for check '{check_id}' doesn't match register request node '{node_name}'"
+        )
     status = text.get("Status") or "critical"
     if status not in ("passing", "warning", "critical"):
         raise HTTPError(400, f'Invalid check status: "{status}"')
@@ -160,10 +174,19 @@ def catalog_check(body: Any, node_name: str) -> HealthCheck:
     )
 
 
-_CHECK_TEXT = frozenset(("CheckID", "Name", "Status", "Notes", "Output", "ServiceID", "Type"))
+_CHECK_TEXT = frozenset(("Node", "CheckID", "Name", "Status", "Notes", "Output", "ServiceID", "Type"))
 
 
-async def register(app: ApiApp, req: Request) -> Response:
+class Registration(NamedTuple):
+    """A ``/v1/catalog/register`` body as the handler stores it; the ACL check vets this same one."""
+
+    node: Node
+    services: list[NodeService]
+    checks: list[HealthCheck]
+    skip_node_update: bool
+
+
+def registration(app: ApiApp, req: Request) -> Registration:
     fields = canonical_keys(
         decode_json(req),
         _REGISTER_FIELDS,
@@ -183,17 +206,33 @@ async def register(app: ApiApp, req: Request) -> Response:
     svcs = []
     if fields.get("Service"):
         svcs.append(parse_service(fields["Service"], dc, catalog=True).service)
-    checks = [catalog_check(c, node_rec.Node) for c in ([fields["Check"]] if fields.get("Check") else [])]
     more = fields.get("Checks") or []
     if not isinstance(more, list):
         raise HTTPError(400, "Invalid check: Checks must be a list")
-    checks += [catalog_check(c, node_rec.Node) for c in more]
+    given = [fields["Check"]] if fields.get("Check") else []
+    checks = [catalog_check(c, node_rec.Node, same_node=True) for c in [*given, *more]]
     skip = typed(fields.get("SkipNodeUpdate") or False, bool, "SkipNodeUpdate", _NODE)
-    await catalog_ops.register(app.state, node_rec, svcs, checks, skip_node_update=skip)
+    return Registration(node_rec, svcs, checks, skip)
+
+
+async def register(app: ApiApp, req: Request) -> Response:
+    reg = registration(app, req)
+    await catalog_ops.register(
+        app.state, reg.node, reg.services, reg.checks, skip_node_update=reg.skip_node_update
+    )
     return bool_response(True)
 
 
-async def deregister(app: ApiApp, req: Request) -> Response:
+class Deregistration(NamedTuple):
+    """What a ``/v1/catalog/deregister`` body removes. Consul reads ServiceID before CheckID
+    and the node last, and ignores the rest, so a CheckID beside a ServiceID does nothing."""
+
+    node: str
+    service_id: str | None
+    check_id: str | None
+
+
+def deregistration(req: Request) -> Deregistration:
     fields = canonical_keys(
         decode_json(req),
         ("Node", "ServiceID", "CheckID", "Datacenter"),
@@ -203,10 +242,13 @@ async def deregister(app: ApiApp, req: Request) -> Response:
     text = {k: typed(v or "", str, k, "Invalid request") for k, v in fields.items()}
     if not text.get("Node"):
         raise HTTPError(400, "Missing node name")
+    service_id = text.get("ServiceID") or None
+    return Deregistration(text["Node"], service_id, None if service_id else text.get("CheckID") or None)
+
+
+async def deregister(app: ApiApp, req: Request) -> Response:
+    target = deregistration(req)
     await catalog_ops.deregister(
-        app.state,
-        text["Node"],
-        service_id=text.get("ServiceID") or None,
-        check_id=text.get("CheckID") or None,
+        app.state, target.node, service_id=target.service_id, check_id=target.check_id
     )
     return bool_response(True)

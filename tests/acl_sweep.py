@@ -118,7 +118,7 @@ def sweep_cases(node: str) -> list[Case]:
         Case(
             "PUT",
             "/v1/catalog/deregister",
-            {"Node": "ext", "ServiceID": "extsvc"},
+            {"Node": "ext"},
             'node "ext" { policy = "write" }',
             "deny",
         ),

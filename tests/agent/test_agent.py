@@ -70,11 +70,11 @@ def test_maintenance_modes_add_critical_checks(dev_agent: AgentProcess) -> None:
     dev_agent.put("/v1/agent/service/maintenance/maint-1?enable=true&reason=upgrade")
     check = dev_agent.get("/v1/agent/checks")["_service_maintenance:maint-1"]
     assert (check["Status"], check["Notes"]) == ("critical", "upgrade")
-    dev_agent.put("/v1/agent/maintenance?enable=true")
+    dev_agent.put("/v1/agent/maintenance?enable=T")
     assert "_node_maintenance" in dev_agent.get("/v1/agent/checks")
     assert dev_agent.get("/v1/health/service/maint?passing") == []
-    dev_agent.put("/v1/agent/maintenance?enable=false")
-    dev_agent.put("/v1/agent/service/maintenance/maint-1?enable=false")
+    dev_agent.put("/v1/agent/maintenance?enable=0")
+    dev_agent.put("/v1/agent/service/maintenance/maint-1?enable=FALSE")
     assert not {"_node_maintenance", "_service_maintenance:maint-1"} & set(dev_agent.get("/v1/agent/checks"))
 
 

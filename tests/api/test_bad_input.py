@@ -75,6 +75,8 @@ CASES = [
     ("PUT", "/v1/agent/check/update/x", b'{"Status": "passing", "Output": {"a": 1}}', 400, b"Output"),
     ("PUT", "/v1/agent/service/register", b'{"Name": "x", "Meta": {"consul-x": "1"}}', 400, b"reserved"),
     ("PUT", "/v1/agent/maintenance", b"", 400, b"enable"),
+    ("PUT", "/v1/agent/maintenance?enable=yes", b"", 400, b'Invalid value for enable: "yes"'),
+    ("PUT", "/v1/agent/service/maintenance/x?enable=tRuE", b"", 400, b'Invalid value for enable: "tRuE"'),
 ]
 
 

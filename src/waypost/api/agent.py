@@ -30,6 +30,8 @@ from waypost.api.common import (
 from waypost.api.http import Request, Response
 from waypost.api.metrics import metrics_response
 from waypost.api.selectors import AGENT_SERVICE, HEALTH_CHECK, MEMBER
+from waypost.api.txn_ops import go_quote
+from waypost.gobool import GO_BOOLS
 from waypost.state.model import Member, worst_status
 from waypost.store.base import StoreError
 from waypost.wan.members import WanServer
@@ -277,9 +279,9 @@ def _enable(req: Request) -> bool:
     raw = req.arg("enable")
     if raw is None:
         raise HTTPError(400, "Missing value for enable")
-    if raw not in ("true", "false"):
-        raise HTTPError(400, f"Invalid value for enable: {raw!r}")
-    return raw == "true"
+    if raw not in GO_BOOLS:
+        raise HTTPError(400, f"Invalid value for enable: {go_quote(raw)}")
+    return GO_BOOLS[raw]
 
 
 async def service_maintenance(app: ApiApp, req: Request) -> Response:

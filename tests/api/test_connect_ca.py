@@ -67,6 +67,10 @@ def test_roots_have_one_active_root_in_the_configured_trust_domain(agent: AgentP
     status, headers, pem = agent.request("GET", "/v1/connect/ca/roots?pem=true")
     assert status == 200
     assert pem.decode() == root["RootCert"]
+    assert agent.request("GET", "/v1/connect/ca/roots?pem=T")[2] == pem
+    assert agent.get("/v1/connect/ca/roots?pem") == agent.get("/v1/connect/ca/roots?pem=0") == roots
+    status, _, body = agent.request("GET", "/v1/connect/ca/roots?pem=yes")
+    assert (status, body) == (400, b"The 'pem' query parameter must be a boolean value")
 
 
 def test_configuration_shows_consuls_defaults(agent: AgentProcess) -> None:

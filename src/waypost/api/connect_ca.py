@@ -25,6 +25,7 @@ from waypost.connect import ca_store
 from waypost.connect.ca import CAError
 from waypost.connect.ca_config import CAConfigError
 from waypost.connect.leaf import LeafCerts
+from waypost.gobool import GO_BOOLS
 from waypost.state import queries, schema
 from waypost.state.indexes import Indexes
 from waypost.store.base import StoreError
@@ -70,10 +71,11 @@ def agent_roots(app: ApiApp, req: Request) -> Response | asyncio.Future[Response
 
 def roots(app: ApiApp, req: Request) -> Response | asyncio.Future[Response]:
     """``/v1/connect/ca/roots``; ``?pem=true`` answers the root certificates and their
-    intermediates as one PEM bundle, as Consul 1.13+ does."""
-    if req.arg("pem", "false") not in ("", "true", "false"):
-        raise HTTPError(400, f"Invalid pem: {req.arg('pem')!r} is not a boolean")
-    if req.arg("pem") in ("", "true"):
+    intermediates as one PEM bundle, as Consul 1.13+ does; an empty ``?pem`` is false there."""
+    pem = req.arg("pem") or "false"
+    if pem not in GO_BOOLS:
+        raise HTTPError(400, "The 'pem' query parameter must be a boolean value")
+    if GO_BOOLS[pem]:
         if app.agent.connect_leaves is None:
             raise HTTPError(400, NOT_ENABLED)
         record = app.state.indexes.connect_ca.get("state")

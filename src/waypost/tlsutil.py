@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from waypost.gobool import GO_BOOLS
+from waypost.gostrconv import GO_BOOLS
 
 if TYPE_CHECKING:
     import grpc

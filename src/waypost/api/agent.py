@@ -30,8 +30,7 @@ from waypost.api.common import (
 from waypost.api.http import Request, Response
 from waypost.api.metrics import metrics_response
 from waypost.api.selectors import AGENT_SERVICE, HEALTH_CHECK, MEMBER
-from waypost.api.txn_ops import go_quote
-from waypost.gobool import GO_BOOLS
+from waypost.gostrconv import GO_BOOLS, go_quote
 from waypost.state.model import Member, worst_status
 from waypost.store.base import StoreError
 from waypost.wan.members import WanServer

@@ -25,7 +25,7 @@ from waypost.connect import ca_store
 from waypost.connect.ca import CAError
 from waypost.connect.ca_config import CAConfigError
 from waypost.connect.leaf import LeafCerts
-from waypost.gobool import GO_BOOLS
+from waypost.gostrconv import GO_BOOLS
 from waypost.state import queries, schema
 from waypost.state.indexes import Indexes
 from waypost.store.base import StoreError

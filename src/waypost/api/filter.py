@@ -21,7 +21,7 @@ import re2  # type: ignore[import-untyped]
 from lark import Lark, Token, Transformer, Tree, UnexpectedCharacters, UnexpectedToken
 from lark.exceptions import VisitError
 
-from waypost.gobool import GO_BOOLS
+from waypost.gostrconv import GO_BOOLS
 
 __all__ = ["Filter", "FilterError", "compile_filter"]
 

@@ -29,11 +29,11 @@ from waypost.api.txn_ops import (
     ServiceOp,
     SessionOp,
     TxnOp,
-    go_quote,
     is_write,
     precheck,
 )
 from waypost.api.txn_plan import Planner
+from waypost.gostrconv import go_quote
 from waypost.state.model import NodeService
 from waypost.state.state import TxnPlan
 from waypost.store.base import LeaseNotFoundError

@@ -8,13 +8,13 @@ Every operation is decoded into one of these before anything runs (``txn``), and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from waypost.gostrconv import go_quote
 from waypost.state.model import HealthCheck, Node, NodeService
 
-__all__ = ["CheckOp", "KVOp", "NodeOp", "ServiceOp", "SessionOp", "TxnOp", "go_quote", "is_write", "precheck"]
+__all__ = ["CheckOp", "KVOp", "NodeOp", "ServiceOp", "SessionOp", "TxnOp", "is_write", "precheck"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +66,6 @@ def is_write(op: TxnOp) -> bool:
     if isinstance(op, KVOp):
         return op.verb in _KV_WRITES
     return op.verb != "get"
-
-
-def go_quote(text: str) -> str:
-    """Go's ``%q``, which Consul's messages quote names with."""
-    return json.dumps(text, ensure_ascii=False)
 
 
 def _uuid_error(value: str) -> str | None:

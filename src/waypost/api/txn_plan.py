@@ -16,7 +16,8 @@ from typing import Any, TypeVar, cast
 import msgspec
 
 from waypost.agent.leader import SERF_CHECK
-from waypost.api.txn_ops import CheckOp, KVOp, NodeOp, ServiceOp, SessionOp, TxnOp, go_quote
+from waypost.api.txn_ops import CheckOp, KVOp, NodeOp, ServiceOp, SessionOp, TxnOp
+from waypost.gostrconv import go_quote
 from waypost.state import schema
 from waypost.state.catalog_ops import check_on, guard, keep_node_id
 from waypost.state.indexes import Indexes

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from waypost.durations import parse_duration
-from waypost.gobool import GO_BOOLS
+from waypost.gostrconv import GO_BOOLS
 
 __all__ = ["FlagSet", "HelpRequested", "Parsed", "UsageError", "load_data", "run_with_flags"]
 

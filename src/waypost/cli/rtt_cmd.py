@@ -11,7 +11,6 @@ first coordinate sync as in Consul.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from waypost.cli import ui
 from waypost.cli.client import Client, ClientError, client_or_report
 from waypost.cli.flags import FlagSet, Parsed, run_with_flags
 from waypost.coordinates import Coord, CoordinateError, distance
+from waypost.gostrconv import go_quote
 
 USAGE = """
 Usage: waypost rtt [options] node1 [node2]
@@ -98,11 +98,6 @@ def _agent_node(client: Client, wan: bool) -> str:
     return f"{node}.{config.get('Datacenter', '')}" if wan else node
 
 
-def _quote(name: str) -> str:
-    """Go's ``%q`` for the printable names nodes have."""
-    return json.dumps(name, ensure_ascii=False)
-
-
 def _coordinates(client: Client, nodes: list[str], wan: bool) -> tuple[Coord | None, Coord | None]:
     if not wan:
         return lan_pair(client.get("/v1/coordinate/nodes").json() or [], nodes[0], nodes[1])
@@ -135,7 +130,7 @@ def _run(opts: Parsed, flags: FlagSet) -> int:
         ui.error(f"Error getting coordinates: {exc}")
         return 1
     if coord1 is None or coord2 is None:
-        ui.error(f"Could not find a coordinate for node {_quote(nodes[0] if coord1 is None else nodes[1])}")
+        ui.error(f"Could not find a coordinate for node {go_quote(nodes[0] if coord1 is None else nodes[1])}")
         return 1
     try:
         seconds = distance(coord1, coord2)

@@ -21,7 +21,7 @@ from typing import Any
 from waypost.cli import ui
 from waypost.cli.client import Client, ClientError, QueryValue, client_from
 from waypost.cli.flags import FlagSet, Parsed, run_with_flags
-from waypost.gobool import GO_BOOLS
+from waypost.gostrconv import GO_BOOLS, num_error
 
 USAGE = """
 Usage: waypost watch [options] [child...]
@@ -130,9 +130,7 @@ def make_plan(opts: Parsed) -> Plan:
 def _passing(opts: Parsed) -> bool:
     raw = opts.string("passingonly")
     if raw and raw not in GO_BOOLS:
-        raise WatchError(
-            f'Failed to parse passingonly flag: strconv.ParseBool: parsing "{raw}": invalid syntax'
-        )
+        raise WatchError(f"Failed to parse passingonly flag: {num_error('ParseBool', raw)}")
     return GO_BOOLS.get(raw, False)
 
 

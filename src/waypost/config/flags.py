@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Any
 
 from waypost.config.errors import FlagError
-from waypost.gobool import GO_BOOLS
+from waypost.gostrconv import GO_BOOLS, go_quote, num_error
 
 __all__ = ["ParsedFlags", "parse_flags"]
 
@@ -144,8 +144,7 @@ def parse_flags(argv: Sequence[str]) -> ParsedFlags:
         if kind is _Kind.BOOL:
             if has_value and value not in GO_BOOLS:
                 raise FlagError(
-                    f'invalid boolean value "{value}" for -{name}: '
-                    f'strconv.ParseBool: parsing "{value}": invalid syntax'
+                    f"invalid boolean value {go_quote(value)} for -{name}: {num_error('ParseBool', value)}"
                 )
             _store(parsed, kind, target, GO_BOOLS[value] if has_value else True)
             continue
@@ -154,9 +153,7 @@ def parse_flags(argv: Sequence[str]) -> ParsedFlags:
                 raise FlagError(f"flag needs an argument: -{name}")
             value = args.pop(0)
         if kind is _Kind.INT and not _GO_INT.fullmatch(value):
-            raise FlagError(
-                f'invalid value "{value}" for flag -{name}: strconv.Atoi: parsing "{value}": invalid syntax'
-            )
+            raise FlagError(f"invalid value {go_quote(value)} for flag -{name}: {num_error('Atoi', value)}")
         _store(parsed, kind, target, int(value) if kind is _Kind.INT else value)
     if args:
         raise FlagError(f"config: Unknown extra arguments: [{' '.join(args)}]")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from waypost.gostrconv import go_quote
 from waypost.template.errors import FuncError
 from waypost.template.gofmt import go_str, go_type
 
@@ -22,7 +23,7 @@ def _number(name: str, value: Any) -> int | float:
 def _go_q(value: Any) -> str:
     """``%q`` of a reflect.Value, as consul-template's math errors print their operands."""
     if isinstance(value, str):
-        return '"' + value + '"'
+        return go_quote(value)
     if isinstance(value, float):
         return f"%!q(float64={go_str(value)})"
     return go_str(value)

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from waypost.gostrconv import go_quote
 from waypost.template.errors import FuncError
-from waypost.template.gofmt import go_quote
 from waypost.template.values import (
     CatalogNode,
     CatalogSnippet,

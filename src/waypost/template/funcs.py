@@ -19,6 +19,7 @@ from typing import Any
 import re2  # type: ignore[import-untyped]
 import yaml  # type: ignore[import-untyped]
 
+from waypost.gostrconv import GO_BOOLS, num_error
 from waypost.template.arith import ARITH
 from waypost.template.errors import FuncError
 from waypost.template.gofmt import go_json, go_type
@@ -135,13 +136,9 @@ def loop(*args: int) -> list[int]:
 
 
 def parse_bool(s: str) -> bool:
-    if s == "":
-        return False
-    if s in ("1", "t", "T", "TRUE", "true", "True"):
-        return True
-    if s in ("0", "f", "F", "FALSE", "false", "False"):
-        return False
-    raise FuncError(f'parseBool: strconv.ParseBool: parsing "{s}": invalid syntax')
+    if s and s not in GO_BOOLS:
+        raise FuncError("parseBool: " + num_error("ParseBool", s))
+    return GO_BOOLS.get(s, False)
 
 
 def parse_float(s: str) -> float:
@@ -150,7 +147,7 @@ def parse_float(s: str) -> float:
     try:
         return float(s.replace("_", ""))
     except ValueError:
-        raise FuncError(f'parseFloat: strconv.ParseFloat: parsing "{s}": invalid syntax') from None
+        raise FuncError("parseFloat: " + num_error("ParseFloat", s)) from None
 
 
 def parse_int(s: str) -> int:
@@ -159,9 +156,9 @@ def parse_int(s: str) -> int:
     try:
         value = int(s, 10)
     except ValueError:
-        raise FuncError(f'parseInt: strconv.ParseInt: parsing "{s}": invalid syntax') from None
+        raise FuncError("parseInt: " + num_error("ParseInt", s)) from None
     if not -(2**63) <= value < 2**63:
-        raise FuncError(f'parseInt: strconv.ParseInt: parsing "{s}": value out of range')
+        raise FuncError("parseInt: " + num_error("ParseInt", s, "value out of range"))
     return value
 
 
@@ -169,10 +166,10 @@ def parse_uint(s: str) -> int:
     if s == "":
         return 0
     if not s.isdigit():
-        raise FuncError(f'parseUint: strconv.ParseUint: parsing "{s}": invalid syntax')
+        raise FuncError("parseUint: " + num_error("ParseUint", s))
     value = int(s, 10)
     if value >= 2**64:
-        raise FuncError(f'parseUint: strconv.ParseUint: parsing "{s}": value out of range')
+        raise FuncError("parseUint: " + num_error("ParseUint", s, "value out of range"))
     return value
 
 

@@ -14,12 +14,13 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from waypost.gostrconv import go_quote
+
 __all__ = [
     "NO_VALUE",
     "StringMap",
     "go_float",
     "go_json",
-    "go_quote",
     "go_sprint",
     "go_sprintf",
     "go_sprintln",
@@ -154,28 +155,6 @@ def go_sprint(args: list[Any]) -> str:
 
 def go_sprintln(args: list[Any]) -> str:
     return " ".join(go_str(a) for a in args) + "\n"
-
-
-def go_quote(s: str) -> str:
-    """``strconv.Quote``."""
-    out = ['"']
-    for c in s:
-        if c in ('"', "\\"):
-            out.append("\\" + c)
-        elif c == "\n":
-            out.append("\\n")
-        elif c == "\t":
-            out.append("\\t")
-        elif c == "\r":
-            out.append("\\r")
-        elif c.isprintable():
-            out.append(c)
-        elif ord(c) < 0x10000:
-            out.append(f"\\x{ord(c):02x}" if ord(c) < 0x80 else f"\\u{ord(c):04x}")
-        else:
-            out.append(f"\\U{ord(c):08x}")
-    out.append('"')
-    return "".join(out)
 
 
 _VERB = re.compile(r"%([-+# 0]*)(\*|\d+)?(?:\.(\*|\d+)?)?([a-zA-Z%])")

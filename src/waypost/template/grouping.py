@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from waypost.gostrconv import num_error
 from waypost.template.errors import FuncError
 from waypost.template.gofmt import go_str, go_type
 from waypost.template.values import HealthService, KeyPair
@@ -61,9 +62,7 @@ def by_meta(meta: str, services: list[HealthService]) -> dict[str, list[HealthSe
                 try:
                     value = f"{int(value, 10):05d}"
                 except ValueError:
-                    raise FuncError(
-                        f'cannot parse {value} as number : strconv.Atoi: parsing "{value}": invalid syntax'
-                    ) from None
+                    raise FuncError(f"cannot parse {value} as number : {num_error('Atoi', value)}") from None
             parts.append(re.sub(r"[^a-zA-Z0-9_-]", "_", value))
         groups.setdefault("_".join(parts), []).append(svc)
     return groups

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from waypost.template.gofmt import go_quote
+from waypost.gostrconv import go_quote
 
 __all__ = [
     "ActionNode",

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from waypost.gostrconv import num_error
 from waypost.template.deps import Dependency, parse_dependency
 from waypost.template.errors import FuncError, MissingDependency, TemplateError
 from waypost.template.evaluate import Template
@@ -177,7 +178,7 @@ class CompiledTemplate:
             try:
                 mode = int(perms, 8)
             except ValueError:
-                raise FuncError(f'strconv.ParseUint: parsing "{perms}": invalid syntax') from None
+                raise FuncError(num_error("ParseUint", perms)) from None
             content = args[-1] + ("\n" if "newline" in flags else "")
             self._pass.files.append(
                 FileWrite(os.path.normpath(path), user, group, mode, content, "append" in flags)

@@ -13,6 +13,7 @@ from waypost.acl.authorizer import Authorizer
 from waypost.api.acl import ACL_DISABLED
 from waypost.api.acl_rules import NEEDS, Filter, Need
 from waypost.api.blocking import ReadCache
+from waypost.api.caching import CACHED_ROUTES, AgentCache, Caching, Ticket
 from waypost.api.common import HTTPError, error_response
 from waypost.api.gate import Gate, request_secret
 from waypost.api.http import Request, Response
@@ -39,6 +40,11 @@ _ACL_ONLY = frozenset(
 )
 """Handlers that answer 401 "ACL support disabled" while ACLs are off."""
 
+_CACHING: dict[Handler, Caching] = {
+    handler: CACHED_ROUTES[path] for _, path, handler in ROUTES if path in CACHED_ROUTES
+}
+"""Handlers with Consul's agent caching (``waypost.api.caching``)."""
+
 
 class ApiApp:
     """One listener's API: the public ``ROUTES``, or the ``STORE_ROUTES`` a server serves
@@ -51,6 +57,7 @@ class ApiApp:
         self.agent = agent
         acl = agent.config.acl
         self.cache = ReadCache(acl_policy=acl.default_policy if acl.enabled else "allow")
+        self.agent_cache = AgentCache(self._contact_age)
         self.gate = Gate(agent) if agent.config.acl.enabled else None
         """ACL enforcement; None while ACLs are off, which keeps dispatch as it was."""
         self._store_api = routes is STORE_ROUTES
@@ -83,6 +90,12 @@ class ApiApp:
         if not self.agent.online:
             raise HTTPError(500, NO_SERVERS)
         return self.agent.require_state()
+
+    def _contact_age(self) -> float:
+        """Seconds since this agent's replica last heard from the store: the ``Age`` of a
+        background-refresh answer (0 while the store's watch is live)."""
+        state = self.agent.state
+        return state.last_contact_ms() / 1000 if state is not None else 0.0
 
     def _route(self, req: Request) -> dict[str, Handler] | None:
         table = self._exact.get(req.path)
@@ -121,15 +134,31 @@ class ApiApp:
         elif handler in _ACL_ONLY:
             return Response.text(ACL_DISABLED, 401)
         pretty = "pretty" in req.query
+        caching = _CACHING.get(handler)
+        ticket: Ticket | None = None
+        if caching is not None:
+            try:
+                opened = self.agent_cache.open(caching, req)
+            except Exception as exc:
+                return error_response(exc)
+            if isinstance(opened, Response):
+                return _indent(opened) if pretty else opened
+            ticket = opened
         try:
             result = handler(self, req)
         except Exception as exc:
-            return error_response(exc)
+            failed = error_response(exc)
+            if ticket is None:
+                return failed
+            result = ticket.close(failed)
+            return _indent(result) if pretty and isinstance(result, Response) else result
         if trim is not None and gate is not None:
             if isinstance(result, Response):
                 result = gate.trim(result, *trim)
             else:
                 result = gate.trim_later(result, *trim)
+        if ticket is not None:
+            result = ticket.close(result)
         if isinstance(result, Response):
             return _indent(result) if pretty else result
         if isinstance(result, asyncio.Future):

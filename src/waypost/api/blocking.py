@@ -26,12 +26,18 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from waypost.api.common import error_response, parse_consistency, parse_uint, query_duration
+from waypost.api.common import (
+    error_response,
+    parse_cache_control,
+    parse_consistency,
+    parse_uint,
+    query_duration,
+)
 from waypost.api.http import Request, Response
 from waypost.state.state import State
 from waypost.state.watch import Topic, Topics, Waiter
 
-__all__ = ["QueryResult", "ReadCache", "blocking_read"]
+__all__ = ["QueryResult", "ReadCache", "blocking_read", "request_key"]
 
 DEFAULT_WAIT = 300.0
 MAX_WAIT = 600.0
@@ -86,7 +92,9 @@ _BLOCKING_PARAMS = frozenset(
 )
 
 
-def _cache_key(req: Request) -> str:
+def request_key(req: Request) -> str:
+    """The request as its answer depends on it: path and query, less the blocking and
+    consistency parameters (sorted, so the order they came in does not matter)."""
     if not req.raw_query:
         return req.path
     parts = sorted(f"{k}={v}" for k, vs in req.query.items() if k not in _BLOCKING_PARAMS for v in vs)
@@ -136,9 +144,10 @@ def blocking_read(
 ) -> Response | asyncio.Future[Response]:
     """Answer a read; synchronously when it need not wait (the fast path), else a future."""
     consistency = parse_consistency(req)
+    parse_cache_control(req)  # refused when malformed on every read, as Consul's parse() does
     min_index = parse_uint(req, "index")
     wait = query_duration(req, "wait", "Invalid wait time")
-    key = _cache_key(req)
+    key = request_key(req)
     first = None
     if consistency != "consistent":
         first = _run(state, cache, key, query)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -22,6 +22,7 @@ log = logging.getLogger("waypost.api")
 
 __all__ = [
     "NO_DC_PATH",
+    "CacheControl",
     "HTTPError",
     "apply_filter",
     "bool_response",
@@ -31,6 +32,7 @@ __all__ = [
     "filter_predicate",
     "json_response",
     "node_meta_args",
+    "parse_cache_control",
     "parse_consistency",
     "parse_uint",
     "query_duration",
@@ -194,6 +196,45 @@ def parse_consistency(req: Request) -> str:
     if stale:
         return "stale"
     return "leader"
+
+
+class CacheControl(NamedTuple):
+    """The request's ``Cache-Control`` directives that Consul's agent cache reads (seconds)."""
+
+    max_age: int = 0
+    stale_if_error: int = 0
+    must_revalidate: bool = False
+
+
+_NO_CACHE_CONTROL = CacheControl()
+_GO_ATOI = re.compile(r"[+-]?[0-9]+")
+
+
+def parse_cache_control(req: Request) -> CacheControl:
+    """Consul's ``parseCacheControl``: comma-separated directives, case-insensitive;
+    ``max-age``, ``stale-if-error`` (each a Go ``Atoi`` number) and ``must-revalidate`` are
+    read, any other directive ignored; ``max-age=0`` means must-revalidate."""
+    raw = req.headers.get("cache-control")
+    if not raw:
+        return _NO_CACHE_CONTROL
+    max_age = stale = 0
+    revalidate = False
+    for directive in raw.lower().split(","):
+        d = directive.strip()
+        if d == "must-revalidate":
+            revalidate = True
+        elif d.startswith("max-age="):
+            max_age = _seconds(d[8:])
+            revalidate = revalidate or max_age == 0
+        elif d.startswith("stale-if-error="):
+            stale = _seconds(d[15:])
+    return CacheControl(max_age, stale, revalidate)
+
+
+def _seconds(raw: str) -> int:
+    if not _GO_ATOI.fullmatch(raw) or not _INT_RANGE[0] <= int(raw) < 2**63:
+        raise HTTPError(400, "Invalid Cache-Control header.")
+    return int(raw)
 
 
 def filter_predicate(req: Request, selectors: Collection[str]) -> Callable[[Any], bool] | None:

@@ -97,7 +97,7 @@ async def leaf(app: ApiApp, req: Request) -> Response:
     except (CAError, CAConfigError, StoreError) as exc:
         raise HTTPError(500, str(exc)) from None
     body = {**current.cert, "CreateIndex": current.index, "ModifyIndex": current.index}
-    return json_response(body, headers=[("X-Consul-Index", str(current.index)), ("X-Cache", "HIT")])
+    return json_response(body, headers=[("X-Consul-Index", str(current.index))])
 
 
 async def _on_a_server(app: ApiApp, method: str, body: bytes = b"") -> Response | None:

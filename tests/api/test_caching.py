@@ -264,6 +264,8 @@ def test_prepared_query_execution_is_simply_cached(dev_agent: AgentProcess) -> N
     path = "/v1/query/cachedq/execute?cached"
     _, first, body = _get(dev_agent, path)
     assert first["X-Cache"] == "MISS"
+    # Consul's query meta, without which the Go API reads no X-Cache at all
+    assert (first["X-Consul-Knownleader"], first["X-Consul-Lastcontact"]) == ("true", "0")
     _, hit, again = _get(dev_agent, path, {"Cache-Control": "max-age=3600"})
     assert (hit["X-Cache"], again) == ("HIT", body)
     assert int(hit["Age"]) >= 0

@@ -35,7 +35,7 @@ TTL = 72 * 3600.0
 """Consul's ``LastGetTTL``: an entry nobody asked for in 3 days is dropped."""
 
 MAX_KEYS = 16_384
-"""Background-refresh request keys kept (each only its key and a time, ~0.3 KB)."""
+"""Background-refresh request keys kept (each only its key and a time, about 0.2 KB)."""
 
 MAX_ANSWERS = 1024
 MAX_ANSWER_BYTES = 16 << 20

@@ -225,7 +225,13 @@ async def _execute(app: ApiApp, req: Request, name: str) -> Response:
         token=request_secret(req) or None,
         rng=app.agent.rng,
     )
-    headers = [("X-Consul-Index", str(max(1, app.state.indexes.table_index(schema.PREPARED_QUERIES.name))))]
+    index, contact_ns, leader, consistency, *_ = _meta(app)
+    headers = [  # Consul's setMeta: the Go API fails to read a QueryMeta without them
+        ("X-Consul-Index", str(max(1, index))),
+        ("X-Consul-Knownleader", "true" if leader else "false"),
+        ("X-Consul-Lastcontact", str(contact_ns // 1_000_000)),
+        ("X-Consul-Effective-Consistency", consistency),
+    ]
     if result.filtered:
         headers.append(("X-Consul-Results-Filtered-By-ACLs", "true"))
     return Response(_answer(app, result), headers=headers)

@@ -2,6 +2,7 @@ package goapi
 
 import (
 	"testing"
+	"time"
 
 	"github.com/hashicorp/consul/api"
 )
@@ -58,5 +59,34 @@ func TestHealthServiceChecksState(t *testing.T) {
 	must(t, err)
 	if len(all) != 2 {
 		t.Fatalf("state any: %+v", all)
+	}
+}
+
+func TestUseCache(t *testing.T) {
+	c, _ := newServer(t)
+	must(t, c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "cached-1", Name: "cached", Port: 8080}))
+	cached := &api.QueryOptions{UseCache: true}
+	_, first, err := c.Health().Service("cached", "", false, cached)
+	must(t, err)
+	_, second, err := c.Health().Service("cached", "", false, cached)
+	must(t, err)
+	if first.CacheHit || !second.CacheHit || second.CacheAge != 0 {
+		t.Fatalf("background-refresh reads: first %+v, second %+v", first, second)
+	}
+	if _, plain, err := c.Health().Service("cached", "", false, nil); err != nil || plain.CacheHit {
+		t.Fatalf("a read without UseCache: %+v, %v", plain, err)
+	}
+
+	_, _, err = c.PreparedQuery().Create(&api.PreparedQueryDefinition{
+		Name: "cached", Service: api.ServiceQuery{Service: "cached"},
+	}, nil)
+	must(t, err)
+	simple := &api.QueryOptions{UseCache: true, MaxAge: time.Hour, StaleIfError: time.Hour}
+	_, miss, err := c.PreparedQuery().Execute("cached", simple)
+	must(t, err)
+	answer, hit, err := c.PreparedQuery().Execute("cached", simple)
+	must(t, err)
+	if miss.CacheHit || !hit.CacheHit || len(answer.Nodes) != 1 {
+		t.Fatalf("simple cached execution: miss %+v, hit %+v, answer %+v", miss, hit, answer)
 	}
 }

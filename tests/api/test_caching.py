@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -225,33 +223,22 @@ def test_malformed_cache_control_is_consuls_400(header: str) -> None:
     assert (err.value.status, err.value.message) == (400, "Invalid Cache-Control header.")
 
 
-def _get(
-    agent: AgentProcess, path: str, headers: dict[str, str] | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    req = urllib.request.Request(agent.url + path, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, dict(resp.headers.items()), resp.read()
-    except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers.items()), err.read()
-
-
 def test_cached_reads_on_a_real_agent(dev_agent: AgentProcess) -> None:
     dev_agent.put("/v1/agent/service/register", {"Name": "cachedweb", "Port": 80})
-    status, headers, body = _get(dev_agent, "/v1/health/service/cachedweb?cached")
+    status, headers, body = dev_agent.request("GET", "/v1/health/service/cachedweb?cached")
     assert (status, headers["X-Cache"]) == (200, "MISS")
     assert "Age" not in headers
-    status, headers, again = _get(dev_agent, "/v1/health/service/cachedweb?cached")
+    status, headers, again = dev_agent.request("GET", "/v1/health/service/cachedweb?cached")
     assert (status, headers["X-Cache"], headers["Age"]) == (200, "HIT", "0")
     assert again == body
-    _, plain, _ = _get(dev_agent, "/v1/health/service/cachedweb")
+    _, plain, _ = dev_agent.request("GET", "/v1/health/service/cachedweb")
     assert "X-Cache" not in plain
     assert "Age" not in plain
-    _, other, _ = _get(dev_agent, "/v1/health/checks/cachedweb?cached")  # no agent caching there
+    _, other, _ = dev_agent.request("GET", "/v1/health/checks/cachedweb?cached")  # no agent caching there
     assert "X-Cache" not in other
-    status, _, text = _get(dev_agent, "/v1/kv/x?cached", {"Cache-Control": "max-age=soon"})
+    status, _, text = dev_agent.request("GET", "/v1/kv/x?cached", headers={"Cache-Control": "max-age=soon"})
     assert (status, text) == (400, b"Invalid Cache-Control header.")
-    status, _, text = _get(dev_agent, "/v1/catalog/services?cached&consistent")
+    status, _, text = dev_agent.request("GET", "/v1/catalog/services?cached&consistent")
     assert (status, text) == (400, b"Cannot specify ?cached with ?consistent, conflicting semantics.")
 
 
@@ -262,14 +249,14 @@ def test_prepared_query_execution_is_simply_cached(dev_agent: AgentProcess) -> N
     )
     assert status == 200, created
     path = "/v1/query/cachedq/execute?cached"
-    _, first, body = _get(dev_agent, path)
+    _, first, body = dev_agent.request("GET", path)
     assert first["X-Cache"] == "MISS"
     # Consul's query meta, without which the Go API reads no X-Cache at all
     assert (first["X-Consul-Knownleader"], first["X-Consul-Lastcontact"]) == ("true", "0")
-    _, hit, again = _get(dev_agent, path, {"Cache-Control": "max-age=3600"})
+    _, hit, again = dev_agent.request("GET", path, headers={"Cache-Control": "max-age=3600"})
     assert (hit["X-Cache"], again) == ("HIT", body)
     assert int(hit["Age"]) >= 0
-    _, revalidated, _ = _get(dev_agent, path, {"Cache-Control": "must-revalidate"})
+    _, revalidated, _ = dev_agent.request("GET", path, headers={"Cache-Control": "must-revalidate"})
     assert revalidated["X-Cache"] == "MISS"
-    _, explained, _ = _get(dev_agent, "/v1/query/cachedq/explain?cached")
+    _, explained, _ = dev_agent.request("GET", "/v1/query/cachedq/explain?cached")
     assert "X-Cache" not in explained

@@ -167,8 +167,10 @@ class AgentProcess:
         named = [port for port in self._given if port]
         return "address already in use" in output and not any(re.search(rf"\b{p}\b", output) for p in named)
 
-    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
-        req = urllib.request.Request(self.url + path, data=body, method=method)
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
         try:
             with urllib.request.urlopen(req, timeout=30, context=self.tls) as resp:
                 return resp.status, dict(resp.headers.items()), resp.read()

@@ -76,6 +76,13 @@ def test_background_key_ignores_blocking_parameters_but_not_filters_or_tokens() 
     assert _headers(_closed(_ticket(cache.open(BG, token)).close(ok)))["X-Cache"] == "MISS"
 
 
+def test_a_relayed_answers_cache_headers_give_way_to_this_agents() -> None:
+    cache = AgentCache(lambda: 0.0)
+    relayed = Response(b'["dc1"]', headers=[("X-Cache", "HIT"), ("Age", "9"), ("X-Consul-Index", "1")])
+    answer = _closed(_ticket(cache.open(Caching(SIMPLE), _req("/v1/catalog/datacenters"))).close(relayed))
+    assert answer.headers == [("X-Consul-Index", "1"), ("X-Cache", "MISS")]
+
+
 def test_without_cached_or_on_other_methods_the_cache_is_not_used() -> None:
     cache = AgentCache(lambda: 0.0)
     assert cache.open(BG, _req("/v1/health/service/web", "")) is None

@@ -71,6 +71,7 @@ CACHED_ROUTES: dict[str, Caching] = {
 elsewhere is accepted and changes nothing, as on Consul."""
 
 Answer = Response | Awaitable[Response]
+_CACHE_HEADERS = frozenset({"X-Cache", "Age"})
 
 
 @dataclass(slots=True)
@@ -217,6 +218,8 @@ def _blocking(req: Request) -> bool:
 
 def _marked(resp: Response, age: float | None) -> Response:
     """``resp`` with Consul's ``X-Cache`` (``HIT`` with an ``Age`` in whole seconds, rounded
-    as Go's ``%.0f``, or ``MISS``); a copy, as answers are shared between requests."""
+    as Go's ``%.0f``, or ``MISS``); a copy, as answers are shared between requests. A
+    server's own, on an answer a client agent relayed from it, gives way to this agent's."""
+    kept = [h for h in resp.headers if h[0] not in _CACHE_HEADERS]
     extra = [("X-Cache", "MISS")] if age is None else [("X-Cache", "HIT"), ("Age", f"{age:.0f}")]
-    return Response(resp.body, resp.status, resp.content_type, [*resp.headers, *extra], head=resp.head)
+    return Response(resp.body, resp.status, resp.content_type, [*kept, *extra], head=resp.head)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 import pytest
 
@@ -12,7 +13,7 @@ from waypost.api.caching import BACKGROUND, CACHED_ROUTES, SIMPLE, TTL, AgentCac
 from waypost.api.common import HTTPError, parse_cache_control
 from waypost.api.http import Request, Response
 from waypost.api.routes import ROUTES
-from waypost.testing import AgentProcess
+from waypost.testing import AgentProcess, wait_for
 
 BG = Caching(BACKGROUND)
 EXECUTE = Caching(SIMPLE, suffix="/execute")
@@ -247,6 +248,36 @@ def test_cached_reads_on_a_real_agent(dev_agent: AgentProcess) -> None:
     assert (status, text) == (400, b"Invalid Cache-Control header.")
     status, _, text = dev_agent.request("GET", "/v1/catalog/services?cached&consistent")
     assert (status, text) == (400, b"Cannot specify ?cached with ?consistent, conflicting semantics.")
+
+
+def test_a_cached_blocking_query_blocks_and_its_answer_after_waiting_is_a_miss(
+    dev_agent: AgentProcess,
+) -> None:
+    dev_agent.put("/v1/agent/service/register", {"Name": "cachedblock", "Port": 82})
+    path = "/v1/health/service/cachedblock?cached"
+    _, seen, _ = dev_agent.request("GET", path)
+    index = int(seen["X-Consul-Index"])
+    out: dict[str, object] = {}
+
+    def block() -> None:
+        out["answer"] = dev_agent.request("GET", f"{path}&index={index}&wait=20s")
+
+    def parked() -> float:
+        gauges = dev_agent.get("/v1/agent/metrics")["Gauges"]
+        return float(next(g["Value"] for g in gauges if g["Name"] == "consul.blocking_queries.waiting"))
+
+    before = parked()
+    waiter = threading.Thread(target=block)
+    waiter.start()
+    wait_for(lambda: parked() > before, limit=10, step=0.05)
+    dev_agent.put("/v1/agent/service/register", {"Name": "cachedblock", "ID": "second", "Port": 83})
+    waiter.join(25)
+    status, headers, body = out["answer"]  # type: ignore[misc]
+    assert (status, headers["X-Cache"]) == (200, "MISS")
+    assert int(headers["X-Consul-Index"]) > index
+    assert len(json.loads(body)) == 2
+    _, passed, _ = dev_agent.request("GET", f"{path}&index={index}")  # already passed: at once
+    assert passed["X-Cache"] == "HIT"
 
 
 def test_prepared_query_execution_is_simply_cached(dev_agent: AgentProcess) -> None:

@@ -257,7 +257,7 @@ def test_a_cached_blocking_query_blocks_and_its_answer_after_waiting_is_a_miss(
     path = "/v1/health/service/cachedblock?cached"
     _, seen, _ = dev_agent.request("GET", path)
     index = int(seen["X-Consul-Index"])
-    out: dict[str, object] = {}
+    out: dict[str, tuple[int, dict[str, str], bytes]] = {}
 
     def block() -> None:
         out["answer"] = dev_agent.request("GET", f"{path}&index={index}&wait=20s")
@@ -272,7 +272,7 @@ def test_a_cached_blocking_query_blocks_and_its_answer_after_waiting_is_a_miss(
     wait_for(lambda: parked() > before, limit=10, step=0.05)
     dev_agent.put("/v1/agent/service/register", {"Name": "cachedblock", "ID": "second", "Port": 83})
     waiter.join(25)
-    status, headers, body = out["answer"]  # type: ignore[misc]
+    status, headers, body = out["answer"]
     assert (status, headers["X-Cache"]) == (200, "MISS")
     assert int(headers["X-Consul-Index"]) > index
     assert len(json.loads(body)) == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -298,3 +299,16 @@ def test_prepared_query_execution_is_simply_cached(dev_agent: AgentProcess) -> N
     assert revalidated["X-Cache"] == "MISS"
     _, explained, _ = dev_agent.request("GET", "/v1/query/cachedq/explain?cached")
     assert "X-Cache" not in explained
+
+
+def test_use_cache_off_ignores_cached(tmp_path: Path) -> None:
+    """``http_config.use_cache = false``: Consul reads no ``?cached`` at all."""
+    config = tmp_path / "no-cache.hcl"
+    config.write_text("http_config {\n  use_cache = false\n}\n")
+    args = ["-dev", "-node", "no-cache", "-config-file", str(config)]
+    with AgentProcess(args, log_path=tmp_path / "agent.log") as agent:
+        for _ in range(2):
+            status, headers, _ = agent.request("GET", "/v1/catalog/services?cached")
+            assert status == 200
+            assert "X-Cache" not in headers
+        assert agent.request("GET", "/v1/catalog/services?cached&consistent")[0] == 200

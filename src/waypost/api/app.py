@@ -58,6 +58,7 @@ class ApiApp:
         acl = agent.config.acl
         self.cache = ReadCache(acl_policy=acl.default_policy if acl.enabled else "allow")
         self.agent_cache = AgentCache(self._contact_age)
+        self._use_cache = agent.config.http_config.use_cache
         self.gate = Gate(agent) if agent.config.acl.enabled else None
         """ACL enforcement; None while ACLs are off, which keeps dispatch as it was."""
         self._store_api = routes is STORE_ROUTES
@@ -134,6 +135,8 @@ class ApiApp:
         elif handler in _ACL_ONLY:
             return Response.text(ACL_DISABLED, 401)
         pretty = "pretty" in req.query
+        if not self._use_cache and "cached" in req.query:
+            del req.query["cached"]  # http_config.use_cache off: Consul reads no ?cached at all
         caching = _CACHING.get(handler)
         ticket: Ticket | None = None
         if caching is not None:

@@ -113,7 +113,6 @@ IGNORED: frozenset[str] = frozenset(
         "connect.enable_serverless_plugin",
         "connect.test_ca_leaf_root_change_spread",
         "dns_config.prefer_namespace",
-        "http_config.use_cache",
         "limits.request_limits",
         "limits.rpc_client_timeout",
         "limits.rpc_handshake_timeout",

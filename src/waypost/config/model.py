@@ -212,6 +212,8 @@ class HTTPConfig:
     allow_write_http_from: tuple[str, ...] = ()
     #: 0 means Go's default, 1 MiB.
     max_header_bytes: Count = 0
+    #: Consul's switch for agent caching: off, ``?cached`` is ignored (Connect reads still cache).
+    use_cache: bool = True
     # waypost keys, not Consul's. Consul's server puts no cap on bodies outside KV and
     # transactions and no deadline on reading headers or on idle connections, so a
     # handful of stalled sockets can hold its connection slots forever. A body limit

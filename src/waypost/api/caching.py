@@ -1,5 +1,5 @@
 """Consul's agent caching (``?cached``): which reads cache and how, and the ``X-Cache`` and
-``Age`` headers that Consul's clients read (the Go API's ``UseCache``, py-consul's ``cached``).
+``Age`` headers that Consul's clients read (the Go API's ``UseCache`` and ``CacheHit``).
 
 Consul's client agents keep a cache in front of their servers. Every agent here already
 answers reads from its replica of the catalog, kept current by the store's watch, so for

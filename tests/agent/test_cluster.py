@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,10 +23,12 @@ def server(tmp_path: Path) -> Iterator[AgentProcess]:
         yield agent
 
 
-def _client(tmp_path: Path, name: str, server: AgentProcess, failure_timeout: str = "2s") -> AgentProcess:
+def _client(
+    tmp_path: Path, name: str, server: AgentProcess, failure_timeout: str = "2s", heartbeat: str = "200ms"
+) -> AgentProcess:
     """A client agent joined to ``server``, with one service; the caller stops it."""
     config = tmp_path / f"{name}.json"
-    liveness = {"heartbeat_interval": "200ms", "failure_timeout": failure_timeout}
+    liveness = {"heartbeat_interval": heartbeat, "failure_timeout": failure_timeout}
     config.write_text(json.dumps({"liveness": liveness}))
     args = [
         *("-data-dir", str(tmp_path / name), "-bind", "127.0.0.1", "-node", name),
@@ -91,3 +94,28 @@ def test_force_leave_errors_as_consul(server: AgentProcess) -> None:
     assert (status, body) == (500, b"agent: No node found with name 'ghost'")
     server.put("/v1/agent/force-leave/srv.dc1?wan")  # WAN names carry the datacenter
     wait_for(lambda: _members(server)["srv"] == ALIVE)
+
+
+def _serf_health(agent: AgentProcess, node: str) -> str:
+    checks = {c["CheckID"]: c["Status"] for c in agent.get(f"/v1/health/node/{node}")}
+    return checks["serfHealth"]
+
+
+def test_a_slow_heartbeat_is_judged_by_its_own_deadline(server: AgentProcess, tmp_path: Path) -> None:
+    """The server's own heartbeat is 200 ms with a 2 s timeout; a node beating every 3 s
+    holds a lease of three of its intervals (9 s), so it stays passing across several of
+    its beats, and once killed it still fails, within that deadline plus a margin."""
+    slow = _client(tmp_path, "slow", server, heartbeat="3s")
+    try:
+        wait_for(lambda: _serf_health(server, "slow") == "passing")
+        seen: set[str] = set()
+        deadline = time.monotonic() + 7.0
+        while time.monotonic() < deadline:
+            seen.add(_serf_health(server, "slow"))
+            time.sleep(0.25)
+        assert seen == {"passing"}
+        slow.kill(signal.SIGKILL)
+        wait_for(lambda: _serf_health(server, "slow") == "critical", limit=9.0 + 6.0)
+        assert _members(server)["slow"] == FAILED
+    finally:
+        slow.stop()

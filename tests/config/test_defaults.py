@@ -126,3 +126,12 @@ def test_reload_rereads_the_same_files_and_keeps_the_node_id(tmp_path: Path) -> 
     assert [s["name"] for s in reloaded.services] == ["web", "api"]
     assert reloaded.node_id == cfg.node_id
     assert reloaded.argv == cfg.argv
+
+
+def test_only_a_default_heartbeat_interval_scales_with_the_cluster(tmp_path: Path) -> None:
+    assert load_config(["-data-dir", str(tmp_path)]).liveness.heartbeat_scaled
+    path = tmp_path / "c.json"
+    path.write_text('{"liveness": {"failure_timeout": "20s"}}')
+    assert load_config(["-data-dir", str(tmp_path), "-config-file", str(path)]).liveness.heartbeat_scaled
+    path.write_text('{"liveness": {"heartbeat_interval": "1s"}}')
+    assert not load_config(["-data-dir", str(tmp_path), "-config-file", str(path)]).liveness.heartbeat_scaled

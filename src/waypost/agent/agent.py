@@ -23,6 +23,7 @@ from waypost.agent.dns_backend import start_dns
 from waypost.agent.leader import SERF_CHECK
 from waypost.agent.local import LocalState, sync_in_process
 from waypost.agent.monitor import LogBroadcaster
+from waypost.agent.pacing import ae_wait
 from waypost.agent.tasks import cancel_all
 from waypost.agent.tls import AgentTLS
 from waypost.api.http import GO_MAX_HEADER_BYTES, HttpLimits, HttpServer
@@ -206,11 +207,17 @@ class Agent:
             assert self.cluster is not None
             await self.cluster.start()
             target = functools.partial(sync_in_process, state)
-            ae = self.local.run(state, target, self.config.ae_interval.seconds)
+            ae = self.local.run(state, target, self._ae_wait)
             self._tasks.append(asyncio.create_task(ae, name="anti-entropy"))
             self.online = True
         await self.local.wait_synced()
         await self._wait_healthy(10.0)
+
+    def _ae_wait(self) -> float:
+        """Seconds to the next full sync: ``ae_interval`` staggered and stretched as the
+        cluster grows (``pacing.ae_wait``)."""
+        size = self.cluster.size() if self.cluster is not None else 1
+        return ae_wait(self.config.ae_interval.seconds, size, self.rng.random())
 
     async def join(self, address: str) -> None:
         """``agent/join``: ``address`` is a server's agent-to-server listener. A client agent

@@ -4,8 +4,10 @@ Consul uses Serf gossip and Raft for these; waypost uses the store it already ha
 etcd cluster when clustered), the way Kubernetes components do:
 
 - every agent writes a ``Member`` record and keeps a ``Liveness`` key alive on a lease
-  of ``failure_timeout``; a dead or partitioned agent's lease lapses, its key vanishes,
-  and the leader turns its ``serfHealth`` critical;
+  whose TTL is its own failure deadline (``pacing.liveness_pace``: ``failure_timeout``,
+  longer when its heartbeat interval is); a dead or partitioned agent's lease lapses,
+  its key vanishes, and the leader turns its ``serfHealth`` critical. The leader needs
+  no interval of its own, so nodes heartbeating at different rates mix safely;
 - every server campaigns for one leader key on a short lease; whoever holds it runs the
   leader duties, and a crashed leader's key lapses within ``LEADER_TTL``;
 - a server's member record carries its agent-to-server address (``Addr`` and the ``port``
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from waypost.agent.leader import LeaderDuties
+from waypost.agent.pacing import MISSED_HEARTBEATS, Pace, liveness_pace
 from waypost.agent.tasks import cancel_all
 from waypost.state import catalog_ops, schema
 from waypost.state.model import Leader, Liveness, Member
@@ -52,6 +55,7 @@ class Cluster:
         self.duties: LeaderDuties | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._liveness_lease = 0
+        self._lease_ttl = 0.0
         self._leader_lease = 0
         self._leaving = False
         self._membership: asyncio.Task[None] | None = None
@@ -62,9 +66,16 @@ class Cluster:
     @property
     def reaching_store(self) -> bool:
         """Whether the store (on a client agent, a server) answered the last heartbeat, and
-        within ``failure_timeout``: a heartbeat hanging on a frozen server counts as lost."""
-        limit = self.agent.config.liveness.failure_timeout.seconds
-        return self._reached is not None and time.monotonic() - self._reached <= limit
+        within this node's failure deadline: a heartbeat hanging on a frozen server counts as lost."""
+        return self._reached is not None and time.monotonic() - self._reached <= self._lease_ttl
+
+    def size(self) -> int:
+        """Members that count towards the scale factor: left ones send nothing."""
+        return sum(not m.Left for m in self.state.indexes.members.values())
+
+    def pace(self) -> Pace:
+        """Heartbeat interval and deadline for the cluster's current size."""
+        return liveness_pace(self.agent.config.liveness, self.size())
 
     @property
     def is_leader(self) -> bool:
@@ -179,22 +190,31 @@ class Cluster:
                 log.warning("membership upkeep failed: %s", exc)
 
     async def _renew_liveness(self) -> None:
+        """Keep the lease alive; when the deadline changed with the cluster's size, move the
+        key onto a lease of the new TTL first, so that it never lapses in between."""
         store = self.state.store
-        if self._liveness_lease:
+        ttl = self.pace().deadline
+        if self._liveness_lease and ttl == self._lease_ttl:
             try:
                 await store.lease_keepalive(self._liveness_lease)
                 return
             except LeaseNotFoundError:
                 log.warning("liveness lease lapsed; re-establishing")
-        ttl = self.agent.config.liveness.failure_timeout.seconds
-        self._liveness_lease = await store.lease_grant(ttl)
+        previous, previous_ttl = self._liveness_lease, self._lease_ttl
+        lease = await store.lease_grant(ttl)
         key = schema.LIVENESS.key(self.agent.node.Node)
-        await store.put(key, schema.encode(Liveness(Node=self.agent.node.Node)), self._liveness_lease)
+        await store.put(key, schema.encode(Liveness(Node=self.agent.node.Node)), lease)
+        self._liveness_lease, self._lease_ttl = lease, ttl
+        if previous and ttl != previous_ttl:
+            log.info("liveness deadline %.1fs -> %.1fs as the cluster changed size", previous_ttl, ttl)
+            with contextlib.suppress(StoreError, OSError):
+                await store.lease_revoke(previous)
 
     async def _heartbeat(self) -> None:
-        interval = self.agent.config.liveness.heartbeat_interval.seconds
+        """When the interval grows, the first longer sleep is cut to what the lease still
+        held allows, and the renewal after it moves the key onto the longer lease."""
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(min(self.pace().interval, self._lease_ttl / MISSED_HEARTBEATS))
             try:
                 await self._renew_liveness()
                 self._reached = time.monotonic()

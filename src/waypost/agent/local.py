@@ -181,12 +181,12 @@ class LocalState:
         for c in put_checks:
             self._output_synced[c.CheckID] = now
 
-    async def run(self, state: State, target: SyncTarget, interval: float) -> None:
-        """Sync on every local change and every ``interval``, backing off on failure."""
+    async def run(self, state: State, target: SyncTarget, wait: Callable[[], float]) -> None:
+        """Sync on every local change and after every ``wait()`` seconds, backing off on failure."""
         backoff = 0.5
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._trigger.wait(), interval)
+                await asyncio.wait_for(self._trigger.wait(), wait())
             self._trigger.clear()
             try:
                 await self.sync_once(state, target)

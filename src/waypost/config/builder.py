@@ -128,6 +128,9 @@ def _derive(cfg: AgentConfig, merged: Fragment, *, dev: bool) -> AgentConfig:
         recursors=tuple(dict.fromkeys(cfg.recursors)),
         store=cfg.store or _default_store(cfg),
         tls=_inherit_tls_defaults(cfg.tls, merged.get("tls", {})),
+        liveness=dataclasses.replace(
+            cfg.liveness, heartbeat_scaled="heartbeat_interval" not in merged.get("liveness", {})
+        ),
     )
 
 

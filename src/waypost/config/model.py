@@ -288,11 +288,15 @@ class Liveness:
     Every agent refreshes a heartbeat for its node in the store each
     ``heartbeat_interval``; a node whose heartbeat is older than
     ``failure_timeout`` gets its ``serfHealth`` check set to critical. Failed
-    nodes are removed after the Consul key ``reconnect_timeout``.
+    nodes are removed after the Consul key ``reconnect_timeout``. Left at its
+    default, the interval grows with the cluster, and each node's deadline with
+    its own interval (see ``waypost.agent.pacing``).
     """
 
     heartbeat_interval: Duration = Duration("1s")
     failure_timeout: Duration = Duration("10s")
+    #: Whether ``heartbeat_interval`` was left at its default, which scales with the cluster.
+    heartbeat_scaled: bool = field(default=True, metadata=RUNTIME)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -12,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from waypost.state import schema
+from waypost.state.model import Member
+from waypost.store.remote import RemoteStore
 from waypost.testing import AgentProcess, wait_for
 
 ALIVE, LEAVING, LEFT, FAILED = 1, 2, 3, 4
@@ -119,3 +123,49 @@ def test_a_slow_heartbeat_is_judged_by_its_own_deadline(server: AgentProcess, tm
         assert _members(server)["slow"] == FAILED
     finally:
         slow.stop()
+
+
+async def _add_members(server: AgentProcess, count: int) -> None:
+    """Member records as joining agents write them, through the agent-to-server API."""
+    store = RemoteStore([server.server_address])
+    try:
+        for i in range(count):
+            member = Member(Name=f"grown-{i}", Addr="127.0.0.1")
+            await store.put(schema.MEMBERS.key(member.Name), schema.encode(member))
+    finally:
+        await store.close()
+
+
+def test_a_default_heartbeat_slows_as_the_cluster_grows_without_a_lapse(
+    server: AgentProcess, tmp_path: Path
+) -> None:
+    """Past 128 members the default 1 s heartbeat doubles, and the agent moves its liveness
+    key onto a lease of the longer deadline (6 s) before dropping the old one (3 s): its
+    serfHealth never flaps, and once killed it still fails."""
+    config = tmp_path / "grower.json"
+    config.write_text(json.dumps({"liveness": {"failure_timeout": "2s"}}))
+    log = tmp_path / "grower.log"
+    args = [
+        *("-data-dir", str(tmp_path / "grower"), "-bind", "127.0.0.1", "-node", "grower"),
+        *("-config-file", str(config), "-retry-join", server.server_address),
+    ]
+    grower = AgentProcess(args, log_path=log).start()
+    try:
+        wait_for(lambda: _serf_health(server, "grower") == "passing")
+        asyncio.run(_add_members(server, 200))
+        seen: set[str] = set()
+
+        def moved() -> bool:
+            seen.add(_serf_health(server, "grower"))
+            return "liveness deadline 3.0s -> 6.0s" in log.read_text()
+
+        wait_for(moved, limit=20.0)
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            seen.add(_serf_health(server, "grower"))
+            time.sleep(0.25)
+        assert seen == {"passing"}
+        grower.kill(signal.SIGKILL)
+        wait_for(lambda: _serf_health(server, "grower") == "critical", limit=6.0 + 6.0)
+    finally:
+        grower.stop()

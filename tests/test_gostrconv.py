@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from waypost.gostrconv import GO_BOOLS, go_quote, num_error
+from waypost.gostrconv import GO_BOOLS, atoi, go_quote, num_error
 
 
 @pytest.mark.parametrize("text", ["1", "t", "T", "TRUE", "true", "True"])
@@ -41,3 +41,25 @@ def test_quote_is_gos_strconv_quote(text: str) -> None:
 def test_num_error_is_gos_message() -> None:
     assert num_error("Atoi", "x\n") == 'strconv.Atoi: parsing "x\\n": invalid syntax'
     assert num_error("ParseInt", "9" * 20, "value out of range").endswith(": value out of range")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("5", 5), ("+5", 5), ("-5", -5), ("007", 7), ("-" + "9" * 18, -(10**18) + 1)]
+)
+def test_atoi_takes_what_go_takes(text: str, value: int) -> None:
+    assert atoi(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "+", "-", " 5", "5 ", "1_000", "\u0665", "5\n", "0x10", "1e3", "++5"])
+def test_atoi_refuses_what_go_refuses(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid syntax") as exc:
+        atoi(text)
+    assert str(exc.value) == num_error("Atoi", text)
+
+
+def test_atoi_range_is_int64() -> None:
+    assert atoi(str(2**63 - 1)) == 2**63 - 1
+    assert atoi(str(-(2**63))) == -(2**63)
+    for text in (str(2**63), str(-(2**63) - 1)):
+        with pytest.raises(ValueError, match="value out of range"):
+            atoi(text)

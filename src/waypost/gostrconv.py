@@ -2,16 +2,17 @@
 (``ParseBool``: every boolean given as text, in flags, environment switches and filter
 literals, so "TRUE" and "t" count but "yes" and "tRuE" do not) and how a name is quoted
 (``Quote``, the ``%q`` of Consul's and consul-template's messages, and of ``NumError``,
-the "strconv.Atoi: parsing ..." they pass on). One definition each keeps every reader and
-message agreeing with Go."""
+the "strconv.Atoi: parsing ..." they pass on), and which texts ``Atoi`` takes as numbers.
+One definition each keeps every reader and message agreeing with Go."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
-__all__ = ["GO_BOOLS", "go_quote", "num_error"]
+__all__ = ["GO_BOOLS", "atoi", "go_quote", "num_error"]
 
 GO_BOOLS: Final[Mapping[str, bool]] = MappingProxyType(
     dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True)
@@ -47,3 +48,17 @@ def go_quote(text: str) -> str:
 def num_error(func: str, text: str, why: str = "invalid syntax") -> str:
     """``strconv.NumError``'s message for ``text`` refused by ``strconv.<func>``."""
     return f"strconv.{func}: parsing {go_quote(text)}: {why}"
+
+
+_ATOI: Final = re.compile(r"[+-]?[0-9]+")
+
+
+def atoi(text: str) -> int:
+    """``strconv.Atoi`` (64-bit): a sign and ASCII digits only, where Python's ``int()`` would
+    also take spaces, "_" separators and other scripts' digits. ValueError carries Go's message."""
+    if not _ATOI.fullmatch(text):
+        raise ValueError(num_error("Atoi", text))
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(num_error("Atoi", text, "value out of range"))
+    return value

@@ -115,6 +115,12 @@ async def test_a_blocking_query_that_waited_is_a_miss() -> None:
     assert _headers(_closed(passed))["X-Cache"] == "HIT"
 
 
+def test_a_non_ascii_digit_index_is_left_to_the_handler_to_refuse() -> None:
+    """ "\u00b2" is a digit to Python's isdigit() but not to int(): no crash before the handler."""
+    ticket = _ticket(AgentCache(lambda: 0.0).open(BG, _req("/v1/health/service/web", "cached&index=%C2%B2")))
+    assert ticket.blocking
+
+
 def test_entries_unused_for_three_days_expire() -> None:
     clock = Clock()
     cache = AgentCache(lambda: 0.0, clock=clock)

@@ -95,6 +95,22 @@ def test_execute_near_puts_the_node_first_and_limit_trims(agent: AgentProcess) -
     assert _call(agent, "GET", "/v1/query/all-web/execute?limit=x")[0] == 400
 
 
+def test_limit_is_read_as_gos_atoi(agent: AgentProcess) -> None:
+    """A sign is taken; the spaces, "_" and other scripts' digits Python's int() takes are not."""
+    _create(agent, {"Name": "atoi-web", "Service": {"Service": "web"}})
+    assert len(agent.get("/v1/query/atoi-web/execute?limit=%2B2")["Nodes"]) == 2
+    assert len(agent.get("/v1/query/atoi-web/execute?limit=-1")["Nodes"]) > 2
+    for raw, shown in (("1_0", "1_0"), ("%205", " 5"), ("%D9%A5", "\u0665"), ("%2B", "+")):
+        assert _call(agent, "GET", f"/v1/query/atoi-web/execute?limit={raw}") == (
+            400,
+            f'Bad limit: strconv.Atoi: parsing "{shown}": invalid syntax',
+        )
+    assert _call(agent, "GET", f"/v1/query/atoi-web/execute?limit={'9' * 20}") == (
+        400,
+        f'Bad limit: strconv.Atoi: parsing "{"9" * 20}": value out of range',
+    )
+
+
 def test_only_passing_drops_the_unchecked_node_s_failing_peers(agent: AgentProcess) -> None:
     agent.put("/v1/agent/check/register", {"Name": "warn", "TTL": "30s", "ServiceID": "web"})
     agent.put("/v1/agent/check/warn/warn")

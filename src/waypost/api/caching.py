@@ -213,7 +213,7 @@ class Ticket:
 def _blocking(req: Request) -> bool:
     """Whether ``?index`` asks to wait (a malformed one is the handler's to refuse)."""
     raw = req.arg("index") or "0"
-    return not raw.isdigit() or int(raw) > 0
+    return not (raw.isascii() and raw.isdigit()) or int(raw) > 0
 
 
 def _marked(resp: Response, age: float | None) -> Response:

@@ -13,6 +13,7 @@ from waypost.agent.definitions import DefinitionError
 from waypost.api.filter import FilterError, compile_filter
 from waypost.api.http import Request, Response
 from waypost.durations import parse_duration
+from waypost.gostrconv import atoi
 from waypost.state.catalog_ops import CatalogError
 from waypost.state.kv_ops import KVError
 from waypost.state.schema import InvalidRecordError
@@ -207,7 +208,6 @@ class CacheControl(NamedTuple):
 
 
 _NO_CACHE_CONTROL = CacheControl()
-_GO_ATOI = re.compile(r"[+-]?[0-9]+")
 
 
 def parse_cache_control(req: Request) -> CacheControl:
@@ -232,9 +232,10 @@ def parse_cache_control(req: Request) -> CacheControl:
 
 
 def _seconds(raw: str) -> int:
-    if not _GO_ATOI.fullmatch(raw) or not _INT_RANGE[0] <= int(raw) < 2**63:
-        raise HTTPError(400, "Invalid Cache-Control header.")
-    return int(raw)
+    try:
+        return atoi(raw)
+    except ValueError:
+        raise HTTPError(400, "Invalid Cache-Control header.") from None
 
 
 def filter_predicate(req: Request, selectors: Collection[str]) -> Callable[[Any], bool] | None:

@@ -20,7 +20,7 @@ from waypost.api.blocking import QueryResult, blocking_read
 from waypost.api.common import HTTPError, decode_json, encode_json, require_param
 from waypost.api.gate import request_secret
 from waypost.api.http import Request, Response
-from waypost.gostrconv import num_error
+from waypost.gostrconv import atoi
 from waypost.query import executor
 from waypost.query.definition import REDACTED_TOKEN, QueryError, decode_definition
 from waypost.query.ops import (
@@ -165,9 +165,9 @@ def _limit(req: Request) -> int:
     if not raw:
         return 0
     try:
-        return int(raw)
-    except ValueError:
-        raise HTTPError(400, f"Bad limit: {num_error('Atoi', raw)}") from None
+        return atoi(raw)
+    except ValueError as exc:
+        raise HTTPError(400, f"Bad limit: {exc}") from None
 
 
 def _keeper(app: ApiApp, req: Request, token: str) -> executor.Keep | None:

@@ -120,6 +120,15 @@ CASES: list[tuple[str, Any] | tuple[str, Any, bool]] = [
     ("{{/* unterminated", None),
     ("{{ .A }}\n{{ .B.C }}", {"A": 1, "B": 2}),
     ("{{ range .M }}{{ . }}{{ end }}", {"M": {"z": 1, "a": 2, "m": 3}}),
+    ('{{ if 1 }}{{ end "x\\ty" }}', None),
+    ('{{ if 1 }}{{ end "abcdefghijkl" }}', None),
+    ('{{ if 1 }}{{ end `r"` }}', None),
+    ("{{ 1__2 }}", None),
+    ("{{ 1_ }}", None),
+    ("{{ 0x1g }}", None),
+    ('{{ "\\q" }}', None),
+    ('{{ template "\\q" }}', None),
+    ("{{ 1_000 }} {{ 0x_1 }} {{ 0b_1 }} {{ 0_7 }} {{ 1_0.5 }}", None),
 ]
 
 

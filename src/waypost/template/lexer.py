@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from enum import Enum, auto
 
+from waypost.gostrconv import go_quote
+
 __all__ = ["DELIMS", "KEYWORDS", "Item", "Kind", "lex"]
 
 DELIMS = ("{{", "}}")
@@ -65,8 +67,8 @@ class Item:
         if self.kind is Kind.KEYWORD:
             return f"<{self.val}>"
         if len(self.val) > 10:
-            return f"{self.val[:10]!r}...".replace("'", '"')
-        return '"' + self.val + '"'
+            return go_quote(self.val[:10]) + "..."
+        return go_quote(self.val)
 
 
 class _Lexer:
@@ -291,7 +293,7 @@ class _Lexer:
         self.advance(m.end() - self.pos)
         if _is_alnum(self.peek()):
             self.advance(1)
-            self.error(f'bad number syntax: "{self.text[self.start : self.pos]}"')
+            self.error(f"bad number syntax: {go_quote(self.text[self.start : self.pos])}")
             return False
         self.emit(Kind.NUMBER)
         return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Container
 
+from waypost.gostrconv import go_quote
 from waypost.template import nodes as n
 from waypost.template.errors import TemplateError
 from waypost.template.lexer import DELIMS, Item, Kind, lex
@@ -66,6 +67,8 @@ def go_unquote(text: str) -> str:
 
 
 def _number(text: str) -> int | float:
+    if not _underscores_ok(text):
+        raise ValueError(text)
     clean = text.replace("_", "")
     sign = -1 if clean.startswith("-") else 1
     body = clean.lstrip("+-")
@@ -77,6 +80,27 @@ def _number(text: str) -> int | float:
     if len(body) > 1 and body.startswith("0"):
         return sign * int(body, 8)
     return sign * int(body)
+
+
+def _underscores_ok(text: str) -> bool:
+    """Go's ``underscoreOK``: a "_" only between digits or after a base prefix, as Go's
+    number parsing allows them, where stripping them all would take "1__2" or "1_"."""
+    body = text.lstrip("+-")
+    saw, start, hex_digits = "^", 0, False
+    if len(body) >= 2 and body[0] == "0" and body[1].lower() in "box":
+        saw, start, hex_digits = "0", 2, body[1].lower() == "x"
+    for c in body[start:]:
+        if c.isdigit() or (hex_digits and c.lower() in "abcdef"):
+            saw = "0"
+        elif c == "_":
+            if saw != "0":
+                return False
+            saw = "_"
+        else:
+            if saw == "_":
+                return False
+            saw = "!"
+    return saw != "_"
 
 
 class _Parser:
@@ -169,7 +193,7 @@ class _Parser:
             try:
                 return go_unquote(item.val)
             except ValueError:
-                raise self.error(item.line, f"invalid syntax: {item.val}") from None
+                raise self.error(item.line, "invalid syntax") from None
         raise self.unexpected(item, context)
 
     def item_list(self) -> tuple[n.ListNode, n.Node]:
@@ -407,7 +431,7 @@ class _Parser:
             try:
                 return n.NumberNode(item.pos, item.line, _number(item.val), item.val)
             except ValueError:
-                raise self.error(item.line, f'illegal number syntax: "{item.val}"') from None
+                raise self.error(item.line, f"illegal number syntax: {go_quote(item.val)}") from None
         if kind is Kind.CHAR_CONSTANT:
             try:
                 return n.NumberNode(item.pos, item.line, ord(go_unquote(item.val)), item.val)
@@ -419,7 +443,7 @@ class _Parser:
             try:
                 return n.StringNode(item.pos, item.line, go_unquote(item.val), item.val)
             except ValueError:
-                raise self.error(item.line, f"invalid syntax: {item.val}") from None
+                raise self.error(item.line, "invalid syntax") from None
         self.backup()
         return None
 

@@ -14,14 +14,18 @@ import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, TypeVar
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import re2  # type: ignore[import-untyped]
-from lark import Lark, Token, Transformer, Tree, UnexpectedCharacters, UnexpectedToken
-from lark.exceptions import VisitError
 
 from waypost.gostrconv import GO_BOOLS
+
+if TYPE_CHECKING:
+    import lark
+    from lark import Token, Tree, UnexpectedCharacters, UnexpectedToken
+else:
+    from waypost.lazy_imports import lark
 
 __all__ = ["Filter", "FilterError", "compile_filter"]
 
@@ -62,7 +66,13 @@ STRING: /"[^"]*"|`[^`]*`/
 %ignore /[ \t\r\n]+/
 """
 
-_PARSER = Lark(_GRAMMAR, parser="lalr", lexer="contextual")
+
+@cache
+def _parser() -> lark.Lark:
+    """Built on the first filter, so that an agent never asked for one does not load lark."""
+    return lark.Lark(_GRAMMAR, parser="lalr", lexer="contextual")
+
+
 # Building and evaluating recurse once per level; real filters stay a few levels deep.
 _MAX_DEPTH = 64
 
@@ -259,42 +269,35 @@ class _Match:
         return FilterError(f'Invalid match operator "{self._operator}" for selector "{self._selector}"')
 
 
-class _Builder(Transformer[Token, Any]):
-    """Turns a parse tree into nested predicates, keeping every selector for root checks."""
+def _literal(node: Tree[Token] | Token) -> str:
+    """A value as text; a bare word on the value side is parsed as a selector and stands for its own text."""
+    if isinstance(node, lark.Tree):
+        return ".".join(_selector(node))
+    return _unquote(node) if node.type == "STRING" else str(node)
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.selectors: list[tuple[str, ...]] = []
 
-    def STRING(self, token: Token) -> str:
-        return _unquote(token)
+def _selector(node: Tree[Token]) -> tuple[str, ...]:
+    return tuple(_literal(part) for part in node.children)
 
-    def NUMBER(self, token: Token) -> str:
-        return str(token)
 
-    def selector(self, parts: list[str]) -> tuple[str, ...]:
-        return tuple(str(part) for part in parts)
-
-    def match(self, children: list[Any]) -> _Predicate:
-        operator: Token = children[1]
+def _build(node: Tree[Token], selectors: list[tuple[str, ...]]) -> _Predicate:
+    """The parse tree as nested predicates, collecting every selector for root checks."""
+    if node.data == "match":
+        first, operator, *rest = node.children
+        assert isinstance(operator, lark.Token)
         if operator.type == "MEMBER_OP":
-            children.reverse()
-        path, _, *rest = children
-        self.selectors.append(path)
-        # A bare word on the value side is parsed as a selector and stands for its own text.
-        value = rest[0] if rest else ""
-        raw = value if isinstance(value, str) else ".".join(value)
-        return _Match(path, " ".join(operator.split()), raw)
-
-    def negation(self, children: list[_Predicate]) -> _Predicate:
-        (operand,) = children
+            first, rest = rest[0], [first]
+        assert isinstance(first, lark.Tree)
+        path = _selector(first)
+        selectors.append(path)
+        return _Match(path, " ".join(operator.split()), _literal(rest[0]) if rest else "")
+    operands = [_build(child, selectors) for child in node.children if isinstance(child, lark.Tree)]
+    if node.data == "negation":
+        (operand,) = operands
         return lambda obj: not operand(obj)
-
-    def and_expr(self, operands: list[_Predicate]) -> _Predicate:
+    if node.data == "and_expr":
         return lambda obj: all(test(obj) for test in operands)
-
-    def or_expr(self, operands: list[_Predicate]) -> _Predicate:
-        return lambda obj: any(test(obj) for test in operands)
+    return lambda obj: any(test(obj) for test in operands)
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +326,7 @@ class Filter:
 
 def _syntax_error(exc: UnexpectedCharacters | UnexpectedToken) -> FilterError:
     where = f" at line {exc.line}, column {exc.column}"
-    if isinstance(exc, UnexpectedCharacters):
+    if isinstance(exc, lark.UnexpectedCharacters):
         expected = exc.allowed
         found = "unterminated string literal" if exc.char in '"`' else f"unexpected character {exc.char!r}"
     elif exc.token.type == "$END":
@@ -340,7 +343,7 @@ def _depth(tree: Tree[Token]) -> int:
     depth, level = 0, [tree]
     while level:
         depth += 1
-        level = [child for node in level for child in node.children if isinstance(child, Tree)]
+        level = [child for node in level for child in node.children if isinstance(child, lark.Tree)]
     return depth
 
 
@@ -349,19 +352,14 @@ def _compile(expression: str) -> Filter:
     if not expression.strip():
         raise FilterError("Filter expression is empty")
     try:
-        tree = _PARSER.parse(expression)
-    except (UnexpectedCharacters, UnexpectedToken) as exc:
+        tree = _parser().parse(expression)
+    except (lark.UnexpectedCharacters, lark.UnexpectedToken) as exc:
         raise _syntax_error(exc) from None
     if _depth(tree) > _MAX_DEPTH:
         raise FilterError(f"Filter expression is nested more than {_MAX_DEPTH} levels deep")
-    builder = _Builder()
-    try:
-        predicate = builder.transform(tree)
-    except VisitError as exc:
-        if isinstance(exc.orig_exc, FilterError):
-            raise exc.orig_exc from None
-        raise
-    return Filter(expression, tuple(builder.selectors), predicate)
+    selectors: list[tuple[str, ...]] = []
+    predicate = _build(tree, selectors)
+    return Filter(expression, tuple(selectors), predicate)
 
 
 def compile_filter(expression: str, allowed_roots: Collection[str] | None = None) -> Filter:

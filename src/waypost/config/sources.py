@@ -17,11 +17,14 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-from lark.exceptions import LarkError
+from typing import TYPE_CHECKING, Any
 
 from waypost.config.errors import ConfigError
+
+if TYPE_CHECKING:
+    import lark
+else:
+    from waypost.lazy_imports import lark
 
 __all__ = ["Source", "parse_text", "read_path"]
 
@@ -111,7 +114,7 @@ def parse_text(name: str, text: str, config_format: str) -> dict[str, object]:
         return data
     try:
         parsed = _hcl_loads()(_quote_keys(text))
-    except LarkError as err:
+    except lark.LarkError as err:
         raise ConfigError(str(err).split("\n", 1)[0], name) from None
     return _clean_object(parsed, name)
 

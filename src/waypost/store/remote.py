@@ -21,9 +21,7 @@ import socket
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from waypost.store import wire
 from waypost.store.base import (
@@ -41,6 +39,11 @@ from waypost.store.base import (
     check_lease_ttl,
 )
 from waypost.store.outcome import Found, LearningStore, TxnOutcomeUnknownError, search
+
+if TYPE_CHECKING:
+    import aiohttp
+else:
+    from waypost.lazy_imports import aiohttp
 
 __all__ = [
     "DEFAULT_SERVER_PORT",

@@ -19,7 +19,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import msgspec
 
 from waypost.api.common import decode_json
@@ -31,9 +30,13 @@ from waypost.state.state import TxnPlan
 from waypost.store.base import Delete, Op, Put, StoreError
 
 if TYPE_CHECKING:
+    import aiohttp
+
     from waypost.agent.agent import Agent
     from waypost.api.app import ApiApp
     from waypost.wan.federation import Federation
+else:
+    from waypost.lazy_imports import aiohttp
 
 __all__ = [
     "PRIMARY_WRITES",

@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
-import aiohttp
 import msgspec
 
 from waypost.agent.tasks import cancel_all
@@ -37,7 +36,11 @@ from waypost.wan.members import ALIVE, FAILED, LEFT, Exchange, WanEntry, WanMemb
 from waypost.wan.verify import certificate_datacenter, server_name
 
 if TYPE_CHECKING:
+    import aiohttp
+
     from waypost.agent.agent import Agent
+else:
+    from waypost.lazy_imports import aiohttp
 
 __all__ = ["EXCHANGE_PATH", "Federation", "wan_url"]
 

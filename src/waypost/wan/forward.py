@@ -12,15 +12,19 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import quote
-
-import aiohttp
-from yarl import URL
 
 from waypost.api.blocking import DEFAULT_WAIT, MAX_WAIT
 from waypost.api.common import NO_DC_PATH
 from waypost.api.http import Request, Response
 from waypost.durations import parse_duration
+
+if TYPE_CHECKING:
+    import aiohttp
+    import yarl
+else:
+    from waypost.lazy_imports import aiohttp, yarl
 
 __all__ = ["CLIENT_HOP", "FORWARDED_HEADER", "SERVER_HOP", "Forwarder"]
 
@@ -54,10 +58,10 @@ def forward_timeout(req: Request) -> float:
     return wait + wait / 16 + _SLACK
 
 
-def target_url(base: str, req: Request) -> URL:
+def target_url(base: str, req: Request) -> yarl.URL:
     path = quote(req.path, safe=_PATH_SAFE)
     query = f"?{req.raw_query}" if req.raw_query else ""
-    return URL(f"{base}{path}{query}", encoded=True)
+    return yarl.URL(f"{base}{path}{query}", encoded=True)
 
 
 class Forwarder:

@@ -1,0 +1,45 @@
+"""Libraries the agent imports the first time a feature uses them, not at start-up.
+
+An empty agent's memory is mostly the libraries it imported, and most of those serve one
+feature: aiohttp (about 21 MiB of RSS) is only used when the agent is a client of another
+process (a server's store API, another datacenter), yarl with it; lark (8 MiB) parses
+``?filter=`` expressions and HCL files, which many agents never see. A module that needs one
+of them names it here and binds the stand-in at import, with the real module for the type
+checker::
+
+    if TYPE_CHECKING:
+        import aiohttp
+    else:
+        from waypost.lazy_imports import aiohttp
+
+The stand-in loads the library on its first attribute access (``importlib``'s lazy loader),
+so an ``except aiohttp.ClientError`` clause costs nothing until an exception reaches it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from types import ModuleType
+
+__all__ = ["aiohttp", "lark", "yarl"]
+
+
+def _deferred(name: str) -> ModuleType:
+    """``name`` as a module that runs its code on first use; the one already imported if any."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
+
+
+aiohttp = _deferred("aiohttp")
+yarl = _deferred("yarl")
+lark = _deferred("lark")

@@ -1,0 +1,55 @@
+"""The libraries ``waypost.lazy_imports`` defers stay unloaded in an agent that does not use
+them, and work the first time a feature does: real agent subprocesses, their memory maps
+read for the libraries' extension modules."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+from waypost.testing import AgentProcess
+from waypost.testing.waiting import wait_for
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def _maps(agent: AgentProcess) -> str:
+    assert agent.proc is not None
+    return Path(f"/proc/{agent.proc.pid}/maps").read_text()
+
+
+def test_importing_the_agent_runs_none_of_the_deferred_libraries() -> None:
+    probe = (
+        "import sys, waypost.agent.agent, waypost.api.routes\n"
+        "print([m for m in ('aiohttp.client', 'yarl._url', 'lark.lark') if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True,
+        env={"PYTHONPATH": str(SRC)},
+    )  # fmt: skip
+    assert json.loads(out.stdout.replace("'", '"')) == []
+
+
+def test_a_filter_works_the_first_time_one_is_asked_for(dev_agent: AgentProcess) -> None:
+    assert "aiohttp" not in _maps(dev_agent)
+    nodes = dev_agent.get("/v1/catalog/nodes?filter=" + quote('Node == "test-node"'))
+    assert [n["Node"] for n in nodes] == ["test-node"]
+    assert dev_agent.get("/v1/catalog/nodes?filter=" + quote('Node != "test-node"')) == []
+    status, _, body = dev_agent.request("GET", "/v1/catalog/nodes?filter=" + quote("Node =="))
+    assert status == 400
+    assert b"Syntax error" in body
+
+
+def test_a_client_agent_loads_the_http_client_and_reads_through_its_server(tmp_path: Path) -> None:
+    with AgentProcess(["-dev", "-node", "srv"], log_path=tmp_path / "server.log") as server:
+        args = [
+            *("-bind", "127.0.0.1", "-node", "cli", "-data-dir", str(tmp_path / "client")),
+            *("-retry-interval", "1s", "-retry-join", server.server_address),
+        ]
+        with AgentProcess(args, log_path=tmp_path / "client.log", wait_for_leader=False) as client:
+            wait_for(lambda: {"srv", "cli"} <= {n["Node"] for n in client.get("/v1/catalog/nodes")}, 30)
+            assert "aiohttp" in _maps(client)
+        assert "aiohttp" not in _maps(server)

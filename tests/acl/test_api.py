@@ -329,4 +329,42 @@ def test_a_txn_is_checked_as_the_handler_reads_it(call: Caller) -> None:
             assert status == 409, (ops, status, answer)
             assert "Permission denied" in answer["Errors"][0]["What"]
     assert call("GET", "/v1/kv/txn-secret/?keys", token=ROOT)[1] == ["txn-secret/kept"]
-    assert call("PUT", "/v1/txn", [{"kv": {"verb": "get", "key": "txn-secret/kept"}}], token=None)[0] == 409
+
+
+def test_txn_kv_reads_are_filtered_and_kv_checks_vetted_as_consul_does(call: Caller) -> None:
+    """Consul's kvsPreApply: get and get-tree are not refused, their results are dropped
+    unless the key is readable; check-index and check-session need key read; every other
+    verb, check-not-exists included, needs key write."""
+    call.ok("PUT", "/v1/kv/txn-filter/open", "o")
+    call.ok("PUT", "/v1/kv/txn-filter/shut", "s")
+    reader = call.token_for('key "txn-filter/open" { policy = "read" }', "txn-filter-read")
+    gets = [
+        {"KV": {"Verb": "get", "Key": "txn-filter/open"}},
+        {"KV": {"Verb": "get", "Key": "txn-filter/shut"}},
+        {"KV": {"Verb": "get-tree", "Key": "txn-filter/"}},
+    ]
+    status, answer, headers = call("PUT", "/v1/txn", gets, token=reader)
+    assert status == 200, (status, answer)
+    assert [r["KV"]["Key"] for r in answer["Results"]] == ["txn-filter/open", "txn-filter/open"]
+    assert headers.get("X-Consul-Results-Filtered-By-ACLs") is None
+    status, answer, _ = call("PUT", "/v1/txn", gets, token=None)
+    assert (status, answer["Results"], answer["Errors"]) == (200, [], None)
+    assert len(call("PUT", "/v1/txn", gets, token=ROOT)[1]["Results"]) == 4
+    index = call("GET", "/v1/kv/txn-filter/open", token=ROOT)[1][0]["ModifyIndex"]
+    checked = [
+        {"KV": {"Verb": "check-index", "Key": "txn-filter/open", "Index": index}},
+        {"KV": {"Verb": "check-session", "Key": "txn-filter/open"}},
+    ]
+    status, answer, _ = call("PUT", "/v1/txn", checked, token=reader)
+    assert (status, len(answer["Results"])) == (200, 2), (status, answer)
+    for op in (
+        {"KV": {"Verb": "check-index", "Key": "txn-filter/shut", "Index": index}},
+        {"KV": {"Verb": "check-not-exists", "Key": "txn-filter/none"}},
+        {"KV": {"Verb": "check-not-exists", "Key": "txn-filter/open"}},
+    ):
+        status, answer, _ = call("PUT", "/v1/txn", [op], token=reader)
+        assert status == 409, (op, status, answer)
+        assert "Permission denied" in answer["Errors"][0]["What"], (op, answer)
+    writer = call.token_for('key "txn-filter/none" { policy = "write" }', "txn-filter-write")
+    none = [{"KV": {"Verb": "check-not-exists", "Key": "txn-filter/none"}}]
+    assert call("PUT", "/v1/txn", none, token=writer)[0] == 200

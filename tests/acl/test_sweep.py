@@ -1,5 +1,5 @@
 """The ACL sweep: every route has an explicit rule, and against a default-deny agent every
-route but Consul's open ones refuses (403, or 409 for /v1/txn) or filters without a token,
+route but Consul's open ones refuses (403) or filters (/v1/txn its KV reads) without a token,
 and works with a token whose policy grants exactly what the route needs."""
 
 from __future__ import annotations

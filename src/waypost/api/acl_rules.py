@@ -38,6 +38,9 @@ class Filter(NamedTuple):
     kinds: frozenset[str]
     """The resource kinds ``rows`` tests: a token that reads all of them needs no filtering."""
     empty_is_404: bool = False
+    marked: bool = True
+    """Whether a trimmed answer carries X-Consul-Results-Filtered-By-ACLs; Consul's /v1/txn
+    sends only its leader and last-contact headers, so it never does."""
 
 
 Check = Callable[["ApiApp", Request, "Authorizer"], "Filter | Response | None"]
@@ -305,26 +308,32 @@ def _catalog_deregister(app: ApiApp, req: Request, authz: Authorizer) -> Filter 
     return None
 
 
-_TXN_READS = frozenset({"get", "get-tree", "check-index", "check-session", "check-not-exists"})
+_TXN_KV_FILTERED = frozenset({"get", "get-tree"})
+"""KV reads Consul leaves to the result filter (``kvsPreApply``): a key the token cannot
+read is dropped from Results, the transaction still runs."""
+_TXN_KV_READS = frozenset({"check-index", "check-session"})
+"""The KV checks Consul asks key read for; every other KV verb, ``check-not-exists``
+included, needs key write (``delete-tree`` on the whole prefix)."""
 
 
 def _txn_op_need(app: ApiApp, op: TxnOp, catalog: list[Grant]) -> list[tuple[str, str, str]]:
     """(kind, name, access) one transaction operation needs, read off the operation the
     handler itself decoded (so whatever the handler would run is what gets checked); a
     node, service or check operation needs its ``catalog`` grants (see ``acl_catalog``)."""
-    access = "read" if op.verb in _TXN_READS else "write"
     if isinstance(op, KVOp):
-        return [("key", op.key, access)]
+        if op.verb in _TXN_KV_FILTERED:
+            return []
+        return [("key", op.key, "read" if op.verb in _TXN_KV_READS else "write")]
     if isinstance(op, SessionOp):
         session = app.state.indexes.sessions.get(op.session)
-        return [("session", session.Node if session is not None else "", access)]
+        return [("session", session.Node if session is not None else "", "write")]
     return [(kind, name, "write") for kind, name in catalog]
 
 
 def _txn(app: ApiApp, req: Request, authz: Authorizer) -> Filter | Response | None:
     """Every operation is checked before any runs; denied ones answer 409 with Consul's Errors.
     A body the handler cannot decode is refused here with the handler's own message. The
-    node, service and check results (gets included) are filtered by read, as Consul's."""
+    KV, node, service and check results (gets included) are filtered by read, as Consul's."""
     errors = []
     ops = decode_operations(app, req)
     for index, (op, catalog) in enumerate(zip(ops, txn_grants(app.state.indexes, ops), strict=True)):
@@ -362,7 +371,7 @@ def _txn_results(authz: Authorizer, value: Any) -> Any:
     return {**value, "Results": [r for r in value["Results"] if _txn_result_ok(authz, r)]}
 
 
-_TXN_RESULTS = Filter(_txn_results, frozenset({"key", "node", "service"}))
+_TXN_RESULTS = Filter(_txn_results, frozenset({"key", "node", "service"}), marked=False)
 
 
 def _token_valid(app: ApiApp, req: Request, authz: Authorizer) -> Filter | None:

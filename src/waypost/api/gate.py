@@ -109,7 +109,7 @@ class Gate:
             return hit[2]
         value: Any = msgspec.json.decode(resp.body)
         kept = flt.rows(authz, value)
-        removed = kept != value if not isinstance(value, list) else len(kept) != len(value)
+        removed = flt.marked and (kept != value if not isinstance(value, list) else len(kept) != len(value))
         if flt.empty_is_404 and not kept:
             out = Response(b"", 404, headers=[*resp.headers, _FILTERED])
         else:

@@ -14,12 +14,20 @@ and answered as the server answered; only ``/v1/agent/*`` is the agent's own, as
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode
+
+import orjson
+
+from waypost.api.http import Request
 from waypost.state import schema
 
-__all__ = ["forwarded", "replica_scope"]
+__all__ = ["as_forwarded", "forwarded", "replica_scope"]
 
 _SERVED_BY_SERVERS = ("/v1/agent/connect/authorize",)
 """Agent endpoints that read the registry (intentions), which the agent does not hold."""
+
+_AGENT_LOCAL = ("/v1/agent/", "/v1/internal/wan/")
+"""The agent's own: its endpoints, and its copy of the WAN view (``wan.federation``)."""
 
 
 def replica_scope(node: str) -> list[str]:
@@ -45,4 +53,33 @@ def forwarded(path: str) -> bool:
     server rather than answering it itself."""
     if not path.startswith("/v1/"):
         return False
-    return not path.startswith("/v1/agent/") or path.startswith(_SERVED_BY_SERVERS)
+    return not path.startswith(_AGENT_LOCAL) or path.startswith(_SERVED_BY_SERVERS)
+
+
+def as_forwarded(req: Request, node: str) -> Request:
+    """``req`` as a client agent called ``node`` sends it on, with what Consul's client
+    agents fill in before their RPC: the agent's node for ``near=_agent`` and for a session
+    that names no node, and the caller's address for ``_ip`` (``X-Forwarded-For``)."""
+    if req.raw_query and req.arg("near") == "_agent":
+        pairs = [(k, node if k == "near" and v == "_agent" else v) for k, v in parse_qsl(req.raw_query, True)]
+        req.raw_query = urlencode(pairs)
+        req.query["near"] = [node]
+    if req.path == "/v1/session/create" and req.method == "PUT":
+        req.body = _with_node(req.body, node)
+    caller = req.remote.rpartition(":")[0].strip("[]")
+    if caller and "x-forwarded-for" not in req.headers:
+        req.headers["x-forwarded-for"] = caller
+    return req
+
+
+def _with_node(body: bytes, node: str) -> bytes:
+    """A session's body naming ``node`` unless it names one; anything but a JSON object is
+    left for the server to refuse with its own message."""
+    try:
+        decoded = orjson.loads(body) if body.strip() else {}
+    except orjson.JSONDecodeError:
+        return body
+    if not isinstance(decoded, dict) or any(k.lower() == "node" and v for k, v in decoded.items()):
+        return body
+    decoded = {k: v for k, v in decoded.items() if k.lower() != "node"}
+    return orjson.dumps({**decoded, "Node": node})

@@ -104,10 +104,12 @@ class Forwarder:
         timeout = _timeout(req)
         for base in bases:
             try:
+                if req.body_file is not None:
+                    req.body_file.seek(0)  # a spooled body (a snapshot), sent whole to each try
                 resp = await self.session().request(
                     req.method,
                     target_url(base, req),
-                    data=req.body or None,
+                    data=req.body_file if req.body_file is not None else req.body or None,
                     headers=headers,
                     timeout=timeout,
                     allow_redirects=False,

@@ -10,8 +10,9 @@ server on every lookup then; a second bounds the staleness and the load alike). 
 server answers, a stale entry is served rather than none. The cache holds at most
 ``MAX_ENTRIES`` names; the oldest go first.
 
-Reverse lookups, virtual IPs and prepared queries are answered from what the agent holds
-(its own node), as ``CatalogDnsBackend`` answers them.
+Virtual IPs are read the same way (``/v1/waypost/virtual-ip``). Reverse lookups and
+prepared queries are answered from what the agent holds (its own node), as
+``CatalogDnsBackend`` answers them.
 """
 
 from __future__ import annotations
@@ -90,7 +91,12 @@ class _NodeInfo(msgspec.Struct):
     Node: _Node
 
 
+class _VirtualIP(msgspec.Struct):
+    IP: str = ""
+
+
 _ROWS = msgspec.json.Decoder(list[_Row] | None)
+_VIP = msgspec.json.Decoder(_VirtualIP | None)
 _NODE = msgspec.json.Decoder(_NodeInfo | None)
 
 _Tagged = tuple[frozenset[str], Instance]
@@ -171,8 +177,13 @@ class ServerDnsBackend:
             return None
         return self._local.prepared_query(name_or_id, client_ip)
 
-    def virtual_ip(self, name: str) -> str | None:
-        return self._local.virtual_ip(name)
+    def virtual_ip(self, name: str) -> str | Pending | None:
+        key = _SEP.join(("vip", name.lower()))
+        found = self._fresh_entry(key)
+        if found is None:
+            return Pending(key)
+        ip: str | None = found[1]
+        return ip
 
     async def fail_over(self, name_or_id: str) -> None:
         if _SEP not in name_or_id:
@@ -191,6 +202,9 @@ class ServerDnsBackend:
             if kind == "node":
                 info = _NODE.decode(await self._get(f"/v1/catalog/node/{name}"))
                 value: Any = info.Node.record() if info is not None else None
+            elif kind == "vip":
+                vip = _VIP.decode(await self._get(f"/v1/waypost/virtual-ip/{name}"))
+                value = vip.IP if vip is not None else None
             else:
                 area = "connect" if kind == "connect" else "service"
                 value = _instances(_ROWS.decode(await self._get(f"/v1/health/{area}/{name}")))

@@ -152,6 +152,6 @@ class DnsBackend(Protocol):
         its ``query``) has landed, or its fetch failed; the caller bounds the wait."""
         ...
 
-    def virtual_ip(self, name: str) -> str | None:
+    def virtual_ip(self, name: str) -> str | Pending | None:
         """The virtual IP of the service or declared virtual service ``name``, if it has one."""
         ...

@@ -315,10 +315,13 @@ class Router:
             return self._negative(q, NOERROR)
         return self._answer(q, [q.rr(q.name, int(self._config.node_ttl), address_rdata(ip))])
 
-    def _virtual(self, q: _Question, lookup: VirtualName) -> Answer:
+    def _virtual(self, q: _Question, lookup: VirtualName) -> Answer | Pending:
         """The name's virtual IP at the node TTL, as Consul answers it; a name without one
         is an empty NOERROR answer, which is also what Consul says."""
-        ip = parse_ip(self._backend.virtual_ip(lookup.service) or "")
+        found = self._backend.virtual_ip(lookup.service)
+        if isinstance(found, Pending):
+            return found
+        ip = parse_ip(found or "")
         rdata = self._address(ip, q.qtype) if ip is not None else None
         answers = [q.rr(q.name, int(self._config.node_ttl), rdata)] if rdata is not None else []
         return self._answer(q, answers)

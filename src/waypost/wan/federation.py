@@ -421,7 +421,7 @@ class Federation:
         if default and not request_secret(req):
             req.headers["x-consul-token"] = default
         local = self._name(self.agent.datacenter)
-        return asyncio.ensure_future(self.forwarder.relay(bases, req, CLIENT_HOP, local))
+        return asyncio.ensure_future(self.forwarder.relay(bases, req, CLIENT_HOP, local, NO_SERVERS))
 
     def remote_coordinates(self) -> list[dict[str, Any]]:
         """The other datacenters' servers as ``coordinate/datacenters`` areas. Each server

@@ -92,11 +92,17 @@ class Forwarder:
             self._session = None
 
     async def relay(
-        self, bases: Sequence[str], req: Request, hop: str, server_name: str | None = None
+        self,
+        bases: Sequence[str],
+        req: Request,
+        hop: str,
+        server_name: str | None = None,
+        unreachable: str = NO_DC_PATH,
     ) -> Response:
         """The first answer from ``bases`` (base URLs, nearest first); a server that cannot
         be reached (or, with ``server_name``, whose certificate does not carry that name)
-        passes the request to the next. None reachable: "No path to datacenter"."""
+        passes the request to the next. None reachable: ``unreachable`` (another
+        datacenter's: "No path to datacenter")."""
         headers = {k: v for k, v in req.headers.items() if k not in _HOP_BY_HOP}
         if "content-type" in req.headers:
             headers["Content-Type"] = req.headers["content-type"]
@@ -130,7 +136,7 @@ class Forwarder:
                     # elsewhere could apply it twice. Only reading it back can tell.
                     return Response.text(f"rpc error: no answer from {base} to a write: {exc}", 500)
                 log.debug("forwarding to %s failed: %s", base, exc)
-        return Response.text(NO_DC_PATH, 500)
+        return Response.text(unreachable, 500)
 
 
 async def _chunks(resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:

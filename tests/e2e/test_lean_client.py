@@ -139,8 +139,12 @@ def test_2_registry_reads_through_the_client_are_the_servers(cluster: Cluster) -
     # A session named by no node is the client's, as Consul's client agents fill it in.
     session = client.put("/v1/session/create", {"Name": "mine"})["ID"]
     assert server.get(f"/v1/session/info/{session}")[0]["Node"] == CLIENT
-    # DNS for a service on another node, read through a server.
+    # DNS for a service on another node, a node and a prepared query, read through a server.
     wait_for(lambda: dig(client, "web.service.consul") == ["192.0.2.10"], 20)
+    assert dig(client, "far-node.node.consul") == ["192.0.2.10"]
+    assert server.request("POST", "/v1/query", b'{"Name": "webq", "Service": {"Service": "web"}}')[0] == 200
+    assert dig(client, "webq.query.consul") == ["192.0.2.10"]
+    assert dig(client, "nothing-here.service.consul") == []
 
 
 def test_3_a_blocking_query_through_the_client_wakes_on_a_server_write(cluster: Cluster) -> None:

@@ -10,9 +10,10 @@ server on every lookup then; a second bounds the staleness and the load alike). 
 server answers, a stale entry is served rather than none. The cache holds at most
 ``MAX_ENTRIES`` names; the oldest go first.
 
-Virtual IPs are read the same way (``/v1/waypost/virtual-ip``). Reverse lookups and
-prepared queries are answered from what the agent holds (its own node), as
-``CatalogDnsBackend`` answers them.
+Virtual IPs and prepared queries are read the same way (``/v1/waypost/virtual-ip``,
+``/v1/query/<name>/execute``; a query's answer is cached, so ``Near = "_ip"`` sorts for
+the first caller until it goes stale). Reverse lookups are answered from what the agent
+holds (its own node), as ``CatalogDnsBackend`` answers them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import msgspec
 
 from waypost.api.http import Request, Response
 from waypost.dns.backend import DnsBackend, Instance, NodeRecord, Pending, PreparedResult
+from waypost.durations import parse_duration
 from waypost.state.model import worst_status
 
 __all__ = ["FRESH", "MAX_ENTRIES", "Ask", "ServerDnsBackend"]
@@ -95,7 +97,20 @@ class _VirtualIP(msgspec.Struct):
     IP: str = ""
 
 
+class _QueryDNS(msgspec.Struct):
+    TTL: str = ""
+
+
+class _Executed(msgspec.Struct):
+    Service: str = ""
+    Datacenter: str = ""
+    Nodes: list[_Row] | None = None
+    DNS: _QueryDNS = msgspec.field(default_factory=_QueryDNS)
+
+
 _ROWS = msgspec.json.Decoder(list[_Row] | None)
+_NAMES = msgspec.json.Decoder(dict[str, Any])
+_EXECUTED = msgspec.json.Decoder(_Executed)
 _VIP = msgspec.json.Decoder(_VirtualIP | None)
 _NODE = msgspec.json.Decoder(_NodeInfo | None)
 
@@ -173,9 +188,12 @@ class ServerDnsBackend:
         return self._local.services_by_address(address)
 
     def prepared_query(self, name_or_id: str, client_ip: str = "") -> PreparedResult | Pending | None:
-        if _SEP in name_or_id:
-            return None
-        return self._local.prepared_query(name_or_id, client_ip)
+        key = _SEP.join(("query", name_or_id))
+        found = self._fresh_entry(key)
+        if found is None:
+            return Pending(key)
+        result: PreparedResult | None = found[1]
+        return result
 
     def virtual_ip(self, name: str) -> str | Pending | None:
         key = _SEP.join(("vip", name.lower()))
@@ -186,9 +204,6 @@ class ServerDnsBackend:
         return ip
 
     async def fail_over(self, name_or_id: str) -> None:
-        if _SEP not in name_or_id:
-            await self._local.fail_over(name_or_id)
-            return
         task = self._reading.get(name_or_id)
         if task is None:
             task = asyncio.ensure_future(self._read(name_or_id))
@@ -199,15 +214,7 @@ class ServerDnsBackend:
     async def _read(self, key: str) -> None:
         kind, name = key.split(_SEP, 1)
         try:
-            if kind == "node":
-                info = _NODE.decode(await self._get(f"/v1/catalog/node/{name}"))
-                value: Any = info.Node.record() if info is not None else None
-            elif kind == "vip":
-                vip = _VIP.decode(await self._get(f"/v1/waypost/virtual-ip/{name}"))
-                value = vip.IP if vip is not None else None
-            else:
-                area = "connect" if kind == "connect" else "service"
-                value = _instances(_ROWS.decode(await self._get(f"/v1/health/{area}/{name}")))
+            value = await self._fetch(kind, name)
         except (_Unanswered, msgspec.DecodeError) as exc:
             log.warning("DNS: reading %s %r from a server failed: %s", kind, name, exc)
             old = self._entries.get(key)
@@ -215,6 +222,38 @@ class ServerDnsBackend:
                 self._keep(key, old[1])  # a stale answer beats none while no server answers
             return
         self._keep(key, value)
+
+    async def _fetch(self, kind: str, name: str) -> Any:
+        if kind == "node":
+            info = _NODE.decode(await self._get(f"/v1/catalog/node/{name}"))
+            return info.Node.record() if info is not None else None
+        if kind == "vip":
+            vip = _VIP.decode(await self._get(f"/v1/waypost/virtual-ip/{name}"))
+            return vip.IP if vip is not None else None
+        if kind == "query":
+            return await self._execute(name)
+        area = "connect" if kind == "connect" else "service"
+        found = _instances(_ROWS.decode(await self._get(f"/v1/health/{area}/{name}")))
+        if not found:
+            # DNS names are case-blind, the servers' service reads are not: try the names
+            # that fold to this one (one catalog read, and only for a name not found).
+            names = _NAMES.decode(await self._get("/v1/catalog/services"))
+            for real in sorted(n for n in names if n.lower() == name and n != name):
+                found += _instances(_ROWS.decode(await self._get(f"/v1/health/{area}/{real}")))
+        return found
+
+    async def _execute(self, name: str) -> PreparedResult | None:
+        """A prepared query executed by a server; an unknown one is None (NXDOMAIN)."""
+        token = self._token()
+        req = Request("GET", f"/v1/query/{name}/execute", "", {"x-consul-token": token} if token else {}, b"")
+        resp = await self._answer(req)
+        if resp.status == 404:
+            return None
+        if resp.status != 200:
+            raise _Unanswered(f"{resp.status} {resp.body[:200]!r}")
+        run = _EXECUTED.decode(resp.body)
+        ttl = parse_duration(run.DNS.TTL) if run.DNS.TTL else None
+        return PreparedResult(run.Service, run.Datacenter, [inst for _, inst in _instances(run.Nodes)], ttl)
 
     def _keep(self, key: str, value: Any) -> None:
         self._entries.pop(key, None)
@@ -228,11 +267,14 @@ class ServerDnsBackend:
     async def _get(self, path: str) -> bytes:
         token = self._token()
         req = Request("GET", path, self._query, {"x-consul-token": token} if token else {}, b"")
-        answer = self._ask(req)
-        resp = answer if isinstance(answer, Response) else await answer
+        resp = await self._answer(req)
         if resp.status != 200:
             raise _Unanswered(f"{resp.status} {resp.body[:200]!r}")
         return resp.body
+
+    async def _answer(self, req: Request) -> Response:
+        answer = self._ask(req)
+        return answer if isinstance(answer, Response) else await answer
 
 
 def _instances(rows: list[_Row] | None) -> list[_Tagged]:

@@ -1,9 +1,9 @@
-"""/v1/internal/store: the store interface over HTTP, so client agents can keep a replica of
-the catalog (served locally, for reads, DNS and blocking queries) while every write and
-lease goes through a server to the real store.
+"""/v1/internal/store: the store interface over HTTP, so client agents can keep their lean
+replica (a ``scope`` of keys: ``agent.lean``) while their own writes and leases go through
+a server to the real store.
 
-Consul's client agents forward RPCs to servers; waypost forwards store operations
-instead, which keeps client agents identical to servers above the store seam. One record
+Consul's client agents forward RPCs to servers; waypost's relay registry requests to a
+server's HTTP API and use this one for what they hold and write themselves. One record
 differs: the Connect CA's private keys stay on servers, so every value of that table a
 client is sent (reads, a transaction's reads, watch events) is ``ca_store.without_keys``,
 and one a client writes gets them back from the server's copy (``ca_store.with_keys``).

@@ -186,7 +186,32 @@ def test_4_a_delta_stream_through_the_client_follows_the_servers(cluster: Cluste
         conn.close()
 
 
-def test_5_the_server_relayed_to_dies_mid_query_and_the_other_answers(cluster: Cluster) -> None:
+def test_5_an_alias_of_another_node_follows_it_through_a_server(cluster: Cluster) -> None:
+    server, client = cluster.servers[0], cluster.client
+
+    def target(status: str) -> None:
+        server.put(
+            "/v1/catalog/register",
+            {
+                "Node": "alias-target",
+                "Address": "192.0.2.20",
+                "Service": {"ID": "tgt", "Service": "tgt", "Port": 80},
+                "Check": {"CheckID": "tgt-up", "Name": "up", "Status": status, "ServiceID": "tgt"},
+            },
+        )
+
+    def alias_status() -> str:
+        return str(client.get("/v1/agent/checks")["service:front"]["Status"])
+
+    target("passing")
+    check = {"AliasNode": "alias-target", "AliasService": "tgt"}
+    client.put("/v1/agent/service/register", {"Name": "front", "Port": 8080, "Check": check})
+    wait_for(lambda: alias_status() == "passing", 20)
+    target("critical")
+    wait_for(lambda: alias_status() == "critical", 20)
+
+
+def test_6_the_server_relayed_to_dies_mid_query_and_the_other_answers(cluster: Cluster) -> None:
     first, second = cluster.servers
     client = cluster.client
     second.put("/v1/kv/failover", b"1")

@@ -211,7 +211,25 @@ def test_5_an_alias_of_another_node_follows_it_through_a_server(cluster: Cluster
     wait_for(lambda: alias_status() == "critical", 20)
 
 
-def test_6_the_server_relayed_to_dies_mid_query_and_the_other_answers(cluster: Cluster) -> None:
+def test_6_cached_reads_are_answered_by_the_client_and_kept_fresh(cluster: Cluster) -> None:
+    server, client = cluster.servers[0], cluster.client
+    _register_elsewhere(server, "cached-1", "cachedsvc")
+    path = "/v1/health/service/cachedsvc?cached"
+    status, headers, first = _get_json(client, path)
+    assert (status, headers["X-Cache"], headers["Age"]) == (200, "MISS", "0")
+    status, headers, again = _get_json(client, path)
+    assert (status, headers["X-Cache"], again) == (200, "HIT", first)
+    index = int(headers["X-Consul-Index"])
+    # The entry's background refresh sees a server-side change; a cached blocking read waits for it.
+    _register_elsewhere(server, "cached-2", "cachedsvc")
+    status, headers, later = _get_json(client, f"{path}&index={index}&wait=20s")
+    assert headers["X-Cache"] == "HIT"
+    assert sorted(e["Node"]["Node"] for e in later) == ["cached-1", "cached-2"]
+    # Other reads ignore ?cached, as Consul's agent does.
+    assert "X-Cache" not in _get_json(client, "/v1/kv/blocked?cached")[1]
+
+
+def test_7_the_server_relayed_to_dies_mid_query_and_the_other_answers(cluster: Cluster) -> None:
     first, second = cluster.servers
     client = cluster.client
     second.put("/v1/kv/failover", b"1")

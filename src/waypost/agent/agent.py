@@ -22,6 +22,7 @@ from waypost.agent.cluster import Cluster
 from waypost.agent.dns_backend import start_dns
 from waypost.agent.leader import SERF_CHECK
 from waypost.agent.lean import replica_scope
+from waypost.agent.lean_cache import CachedReads
 from waypost.agent.local import LocalState, sync_in_process
 from waypost.agent.monitor import LogBroadcaster
 from waypost.agent.tasks import cancel_all
@@ -76,6 +77,8 @@ class Agent:
         """The services' leaf certificates; None while Connect is disabled."""
         self.wan = Federation(self)
         """The WAN pool (servers) and where ``?dc=`` requests for other datacenters go."""
+        self.cached_reads = CachedReads(self.wan.ask_server)
+        """A client agent's ``?cached`` reads (``agent.lean_cache``)."""
         self.checks = AgentChecks(self)
         self.http_port = 0
         self.https_port = 0
@@ -309,6 +312,7 @@ class Agent:
                 await server.close()
         self._servers.clear()
         await self._quiesce()
+        await self.cached_reads.close()
         await self.wan.stop()
         if self.connect_leaves is not None:
             await self.connect_leaves.close()

@@ -11,6 +11,7 @@ import msgspec
 
 from waypost.acl.authorizer import Authorizer
 from waypost.agent.lean import as_forwarded, forwarded
+from waypost.agent.lean_cache import CachedReads
 from waypost.api.acl import ACL_DISABLED
 from waypost.api.acl_rules import NEEDS, Filter, Need
 from waypost.api.blocking import ReadCache
@@ -109,7 +110,10 @@ class ApiApp:
                 return Response(headers=[("Allow", ", ".join(sorted(handlers)))])
             return Response.text(f"method {req.method} not allowed", 405)
         if self._lean and forwarded(req.path):
-            return self.agent.wan.ask_server(as_forwarded(req, self.agent.node.Node))
+            req = as_forwarded(req, self.agent.node.Node)
+            if CachedReads.handles(req):
+                return asyncio.ensure_future(self.agent.cached_reads.read(req))
+            return self.agent.wan.ask_server(req)
         dc = req.arg("dc") if req.raw_query else None
         if dc and handler in _DC_ROUTED and dc != self.agent.datacenter:
             return self.agent.wan.forward(dc, req)

@@ -207,6 +207,9 @@ def test_well_formed_writes_and_deletes_of_any_table_key_apply(dev_agent: AgentP
         ("PUT", "lease/revoke/%C3%A9", 400, b"Invalid lease id"),
         ("PUT", f"lease/keepalive/{2**62}", 404, b""),
         ("PUT", "lease/explode/1", 404, b"unknown lease action 'explode'"),
+        ("GET", "range?scope=", 400, b"Invalid scope: an empty entry"),
+        ("GET", "watch?from=1&scope=acl/&scope=", 400, b"Invalid scope: an empty entry"),
+        ("GET", "range?" + "&".join(["scope=kv/"] * 129), 400, b"Invalid scope: at most 128 entries"),
     ],
 )
 def test_bad_parameters_are_4xx_naming_them(
@@ -292,3 +295,36 @@ def test_any_input_to_any_store_route_is_answered_without_an_internal_error(
     status, _ = _store_call(dev_agent, "PUT", f"lease/{action}/{quote(ident)}?{urlencode(params)}")
     assert 200 <= status < 500
     assert _catalog(dev_agent) == before
+
+
+def test_a_scoped_read_and_watch_hold_only_their_scope_and_move_past_the_rest(
+    dev_agent: AgentProcess,
+) -> None:
+    """A lean client's replica: a scope's prefixes (ending in ``/``) and exact keys, read at
+    one revision; its watch skips other changes but says how far it read."""
+    dev_agent.put("/v1/kv/scoped/a", b"1")
+    dev_agent.put("/v1/kv/scoped-not/b", b"2")
+    dev_agent.put("/v1/kv/scoped", b"3")
+    status, body = _store_call(dev_agent, "GET", "range?scope=kv/scoped/&scope=kv/scoped")
+    assert status == 200
+    result = wire.decode_range(body)
+    assert [kv.key for kv in result.kvs] == ["kv/scoped/a", "kv/scoped"]
+    start = result.revision + 1
+    dev_agent.put("/v1/kv/scoped-not/c", b"4")
+    status, body = _store_call(dev_agent, "GET", f"watch?from={start}&wait=1s&scope=kv/scoped/")
+    assert status == 200
+    reached, batches = wire.decode_scoped_events(body)
+    assert batches == []
+    assert reached >= start
+    dev_agent.put("/v1/kv/scoped/d", b"5")
+    status, body = _store_call(dev_agent, "GET", f"watch?from={reached + 1}&wait=10s&scope=kv/scoped/")
+    _, batches = wire.decode_scoped_events(body)
+    assert [[ev.kv.key for ev in batch] for batch in batches] == [["kv/scoped/d"]]
+
+
+def test_in_scope_tells_prefixes_from_exact_keys() -> None:
+    scope = ["catalog/services/edge/", "catalog/nodes/edge"]
+    assert wire.in_scope("catalog/services/edge/web", scope)
+    assert wire.in_scope("catalog/nodes/edge", scope)
+    assert not wire.in_scope("catalog/nodes/edge-2", scope)
+    assert not wire.in_scope("catalog/services/edge-2/web", scope)

@@ -242,8 +242,8 @@ def test_a_restore_on_sqlite_survives_a_restart(tmp_path: Path) -> None:
 
 
 def test_a_client_agent_saves_and_restores_through_its_server(tmp_path: Path) -> None:
-    """A client agent's store is its server's internal API, which holds callers to etcd's
-    128-operation limit: a large restore through it still lands whole."""
+    """A client agent relays a snapshot's save and restore to its server, the restore's
+    spooled body whole: a large restore through it lands whole."""
     server_args = ["-server", "-bootstrap-expect", "1", "-bind", "127.0.0.1", "-node", "hub"]
     with AgentProcess(
         [*server_args, "-data-dir", str(tmp_path / "s")], log_path=tmp_path / "s.log"

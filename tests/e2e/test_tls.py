@@ -125,8 +125,11 @@ def test_client_agent_joins_a_server_over_tls_checking_its_name(certs: Certs, tm
         "-data-dir",
         str(tmp_path / "s1"),
     ]
+    # The client agent reads the registry through a server's HTTPS API, under the same name.
     server = AgentProcess(
-        [*server_args, "-hcl", certs.hcl("internal_rpc", "server", **rpc)], log_path=tmp_path / "s1.log"
+        [*server_args, "-hcl", certs.hcl("internal_rpc", "server", **rpc), "-hcl", certs.hcl("https")],
+        tls=certs.client_context("cli"),
+        log_path=tmp_path / "s1.log",
     )
     client_args = ["-bind", "127.0.0.1", "-node", "c1", "-data-dir", str(tmp_path / "c1")]
     with server:

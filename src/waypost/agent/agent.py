@@ -21,6 +21,8 @@ from waypost.agent.checks import AgentChecks
 from waypost.agent.cluster import Cluster
 from waypost.agent.dns_backend import start_dns
 from waypost.agent.leader import SERF_CHECK
+from waypost.agent.lean import replica_scope
+from waypost.agent.lean_cache import CachedReads
 from waypost.agent.local import LocalState, sync_in_process
 from waypost.agent.monitor import LogBroadcaster
 from waypost.agent.pacing import ae_wait
@@ -76,6 +78,8 @@ class Agent:
         """The services' leaf certificates; None while Connect is disabled."""
         self.wan = Federation(self)
         """The WAN pool (servers) and where ``?dc=`` requests for other datacenters go."""
+        self.cached_reads = CachedReads(self.wan.ask_server)
+        """A client agent's ``?cached`` reads (``agent.lean_cache``)."""
         self.checks = AgentChecks(self)
         self.http_port = 0
         self.https_port = 0
@@ -159,8 +163,9 @@ class Agent:
             self._servers.append(store_api)
         if self.config.ports.dns > 0:
             dns = await start_dns(
-                state, self.config, self.dns_addr, self.acl_tokens, self.acl_data_current, self.wan, self.wan
-            )
+                state, self.config, self.dns_addr, self.acl_tokens, self.acl_data_current, self.wan, self.wan,
+                ask_server=None if self.config.server else self.wan.ask_server,
+            )  # fmt: skip
             self.dns_port = dns.port
             self._servers.append(_Stoppable(dns.stop))
         if self.config.server:
@@ -188,7 +193,11 @@ class Agent:
             return open_store(cfg.store, cfg.tls.store)
         for address in (*cfg.start_join, *cfg.retry_join):
             server_address(address)
-        return RemoteStore(tls=self.tls.servers if self.tls else None, token=self.acl_tokens.get("agent"))
+        return RemoteStore(
+            tls=self.tls.servers if self.tls else None,
+            token=self.acl_tokens.get("agent"),
+            scope=replica_scope(self.node.Node),
+        )
 
     async def _load_catalog(self) -> None:
         """Once only: a join that failed after loading is retried without a second feed."""
@@ -310,6 +319,7 @@ class Agent:
                 await server.close()
         self._servers.clear()
         await self._quiesce()
+        await self.cached_reads.close()
         await self.wan.stop()
         if self.connect_leaves is not None:
             await self.connect_leaves.close()

@@ -7,8 +7,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from waypost.agent.definitions import DefinitionError, ServiceDefinition, parse_service
 from waypost.agent.persist import LocalDefinitions
+from waypost.api.http import Request, Response
 from waypost.checks.base import LoopClock
 from waypost.checks.definition import CheckDefinition, CheckDefinitionError, parse_check_definition
 from waypost.checks.scheduler import CheckScheduler, ScriptChecksDisabledError
@@ -51,7 +54,7 @@ class AgentChecks:
             clock=LoopClock(),
             rng=agent.rng,
             allow_scripts=agent.config.enable_script_checks or agent.config.enable_local_script_checks,
-            alias_source=CatalogAliasSource(agent),
+            alias_source=CatalogAliasSource(agent) if agent.config.server else ServerAliasSource(agent),
         )
         self.persisted = LocalDefinitions(agent.config.data_dir)
 
@@ -314,3 +317,64 @@ class CatalogAliasSource:
         finally:
             topics.unpark(waiter)
         return topics.index(topic)
+
+
+_ALIAS_WAIT = "50s"
+"""A remote alias's blocking read: within the scheduler's minute between re-reads."""
+
+_CHECKS = msgspec.json.Decoder(list[HealthCheck] | None)
+
+
+class _Listed(msgspec.Struct):
+    ID: str = ""
+
+
+class _NodeServices(msgspec.Struct):
+    Services: list[_Listed] | None = None
+
+
+_NODE_SERVICES = msgspec.json.Decoder(_NodeServices | None)
+
+
+class ServerAliasSource(CatalogAliasSource):
+    """A client agent's, which does not hold other nodes: an alias of another node reads
+    it from a server (``health/node`` as a blocking query, then ``catalog/node-services``),
+    as Consul's client agents read it through a server."""
+
+    def __init__(self, agent: Agent) -> None:
+        super().__init__(agent)
+        self._checks: dict[str, list[HealthCheck]] = {}
+        self._services: dict[str, set[str]] = {}
+
+    def _own(self, node: str) -> bool:
+        return not node or node == self.agent.node.Node
+
+    def node_checks(self, node: str) -> Sequence[HealthCheck]:
+        return super().node_checks(node) if self._own(node) else self._checks.get(node, [])
+
+    def service_exists(self, node: str, service_id: str) -> bool:
+        if self._own(node):
+            return super().service_exists(node, service_id)
+        return service_id in self._services.get(node, set())
+
+    async def wait_change(self, node: str, last_index: int) -> int:
+        if self._own(node):
+            return await super().wait_change(node, last_index)
+        query = f"index={last_index}&wait={_ALIAS_WAIT}" if last_index else ""
+        resp = await self._read(f"/v1/health/node/{node}", query)
+        index = next((int(v) for k, v in resp.headers if k.lower() == "x-consul-index" and v.isdigit()), 0)
+        self._checks[node] = _CHECKS.decode(resp.body) or []
+        listed = _NODE_SERVICES.decode((await self._read(f"/v1/catalog/node-services/{node}", "")).body)
+        self._services[node] = {s.ID for s in (listed.Services or [] if listed is not None else [])}
+        return index
+
+    async def _read(self, path: str, query: str) -> Response:
+        answer = self.agent.wan.ask_server(Request("GET", path, query, {}, b""))
+        resp = answer if isinstance(answer, Response) else await answer
+        if resp.status != 200:
+            raise CatalogReadError(f"{path}: {resp.status} {resp.body[:200].decode(errors='replace')}")
+        return resp
+
+
+class CatalogReadError(Exception):
+    """A server did not answer an alias's read of another node."""

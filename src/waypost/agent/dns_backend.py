@@ -9,9 +9,10 @@ from typing import Any
 from waypost.acl.authorizer import DENY_ALL, Authorizer
 from waypost.acl.resolve import Resolver as AclResolver
 from waypost.agent.acl_tokens import AgentTokens
+from waypost.agent.lean_dns import FRESH, Ask, ServerDnsBackend
 from waypost.config import AgentConfig, Duration
 from waypost.dns import DnsConfig, DnsServer, Resolver
-from waypost.dns.backend import Instance, NodeRecord, Pending, PreparedResult
+from waypost.dns.backend import DnsBackend, Instance, NodeRecord, Pending, PreparedResult
 from waypost.dns.remote import RemoteDns
 from waypost.query.dns import DnsQueries
 from waypost.query.executor import Keep
@@ -207,11 +208,13 @@ async def start_dns(
     acl_current: Callable[[], bool],
     remote: RemoteDns | None = None,
     failover: RemoteDatacenters | None = None,
+    ask_server: Ask | None = None,
 ) -> DnsServer:
     """With ACLs on, answers are what the agent's dns token (else its default token) may
     read, the token looked up per query since ``/v1/agent/token/dns`` may replace it;
     ``acl_current`` says when the down policy applies instead. Prepared queries fail over
-    through ``failover``."""
+    through ``failover``. A client agent, which does not hold the catalog, gives
+    ``ask_server``: service and node names are then read from a server (``lean_dns``)."""
     acl: Callable[[Indexes], Authorizer | None] | None = None
     if cfg.acl.enabled:
         permissions = AclResolver(cfg.acl, cfg.node_name, cfg.datacenter, reachable=acl_current)
@@ -225,7 +228,16 @@ async def start_dns(
         agent_node=cfg.node_name,
         token=lambda: tokens.get("dns") or tokens.get("default") or None,
     )
-    backend = CatalogDnsBackend(state, cfg.datacenter, acl, queries)
+    backend: DnsBackend = CatalogDnsBackend(state, cfg.datacenter, acl, queries)
+    if ask_server is not None:
+        dns = cfg.dns_config
+        backend = ServerDnsBackend(
+            backend,
+            ask_server,
+            lambda: tokens.get("dns") or tokens.get("default"),
+            fresh=dns.cache_max_age.seconds if dns.use_cache and dns.cache_max_age.seconds > 0 else FRESH,
+            stale=dns.allow_stale,
+        )
     resolver = Resolver(backend, dns_config(cfg), remote=remote)
     server = DnsServer(resolver, host, cfg.ports.dns)
     await server.start()

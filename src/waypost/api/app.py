@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from waypost.acl.authorizer import Authorizer
+from waypost.agent.lean import as_forwarded, forwarded
+from waypost.agent.lean_cache import CachedReads
 from waypost.api.acl import ACL_DISABLED
 from waypost.api.acl_rules import NEEDS, Filter, Need
 from waypost.api.blocking import ReadCache
@@ -62,6 +64,8 @@ class ApiApp:
         self.gate = Gate(agent) if agent.config.acl.enabled else None
         """ACL enforcement; None while ACLs are off, which keeps dispatch as it was."""
         self._store_api = routes is STORE_ROUTES
+        self._lean = not agent.config.server and not self._store_api
+        """A client agent's public API, which relays what it does not hold (``agent.lean``)."""
         if routes is STORE_ROUTES:
             self.event_ring = EventRing(agent.require_state())
         self._needs: dict[tuple[Handler, str], Need] = {}
@@ -119,6 +123,11 @@ class ApiApp:
             if req.method == "OPTIONS":
                 return Response(headers=[("Allow", ", ".join(sorted(handlers)))])
             return Response.text(f"method {req.method} not allowed", 405)
+        if self._lean and forwarded(req.path):
+            req = as_forwarded(req, self.agent.node.Node)
+            if CachedReads.handles(req):
+                return asyncio.ensure_future(self.agent.cached_reads.read(req))
+            return self.agent.wan.ask_server(req)
         dc = req.arg("dc") if req.raw_query else None
         if dc and handler in _DC_ROUTED and dc != self.agent.datacenter:
             return self.agent.wan.forward(dc, req)
@@ -174,7 +183,7 @@ class ApiApp:
         gate = self.gate
         handlers = self._route(head)
         handler = handlers.get(head.method) if handlers is not None else None
-        if gate is None or handler is None:
+        if gate is None or handler is None or (self._lean and forwarded(head.path)):
             return None
         try:
             verdict = self._authorize(gate, head, handler)

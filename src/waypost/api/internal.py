@@ -1,9 +1,9 @@
-"""/v1/internal/store: the store interface over HTTP, so client agents can keep a replica of
-the catalog (served locally, for reads, DNS and blocking queries) while every write and
-lease goes through a server to the real store.
+"""/v1/internal/store: the store interface over HTTP, so client agents can keep their lean
+replica (a ``scope`` of keys: ``agent.lean``) while their own writes and leases go through
+a server to the real store.
 
-Consul's client agents forward RPCs to servers; waypost forwards store operations
-instead, which keeps client agents identical to servers above the store seam. One record
+Consul's client agents forward RPCs to servers; waypost's relay registry requests to a
+server's HTTP API and use this one for what they hold and write themselves. One record
 differs: the Connect CA's private keys stay on servers, so every value of that table a
 client is sent (reads, a transaction's reads, watch events) is ``ca_store.without_keys``,
 and one a client writes gets them back from the server's copy (``ca_store.with_keys``).
@@ -131,8 +131,24 @@ def _packed(body: bytes, status: int = 200) -> Response:
 
 
 async def range_(app: ApiApp, req: Request) -> Response:
-    result = await app.state.store.range(req.arg("prefix") or "")
-    return _packed(wire.encode(_range_for_clients(result)))
+    """A prefix's keys; with ``scope`` (repeated, see ``wire.in_scope``) only the keys of a
+    lean client's replica, read in one transaction so that they share one revision."""
+    scope = _scope(req)
+    if not scope:
+        result = await app.state.store.range(req.arg("prefix") or "")
+        return _packed(wire.encode(_range_for_clients(result)))
+    read = await app.state.store.txn([], wire.scope_ranges(scope))
+    kvs = [kv for r in read.responses if not isinstance(r, int) for kv in r.kvs]
+    return _packed(wire.encode(_range_for_clients(RangeResult(kvs, read.revision))))
+
+
+def _scope(req: Request) -> list[str]:
+    scope = req.args("scope") if req.raw_query else []
+    if len(scope) > wire.MAX_TXN_OPS:
+        raise HTTPError(400, f"Invalid scope: at most {wire.MAX_TXN_OPS} entries")
+    if "" in scope:
+        raise HTTPError(400, "Invalid scope: an empty entry")
+    return scope
 
 
 async def get(app: ApiApp, req: Request) -> Response:
@@ -228,6 +244,9 @@ async def watch(app: ApiApp, req: Request) -> Response:
     start = parse_uint(req, "from", default=1)
     wait = query_duration(req, "wait", "Invalid wait time") or 30.0
     ring = app.event_ring
+    scope = _scope(req)
+    if scope:
+        return await _scoped_watch(ring, start, min(wait, 300.0), scope)
     batches = ring.since(start)
     if batches is None:
         return _packed(wire.encode(ring.first_available), 410)
@@ -237,6 +256,29 @@ async def watch(app: ApiApp, req: Request) -> Response:
         if batches is None:
             return _packed(wire.encode(ring.first_available), 410)
     return _packed(wire.encode(batches))
+
+
+async def _scoped_watch(ring: EventRing, start: int, wait: float, scope: list[str]) -> Response:
+    """A lean client's watch: the batches at or after ``start`` cut to ``scope``, held until
+    one is left or ``wait`` ran out, with the revision read up to, so that a client none of
+    whose keys change still moves on and is never left behind the ring's history (410)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    reached = start - 1
+    kept: list[tuple[Event, ...]] = []
+    while True:
+        batches = ring.since(reached + 1)
+        if batches is None:
+            return _packed(wire.encode(ring.first_available), 410)
+        for batch in batches:
+            reached = batch[-1].kv.mod_revision
+            mine = tuple(ev for ev in batch if wire.in_scope(ev.kv.key, scope))
+            if mine:
+                kept.append(mine)
+        remaining = deadline - loop.time()
+        if kept or remaining <= 0:
+            return _packed(wire.encode((reached, kept)))
+        await ring.wait(remaining)
 
 
 async def lease(app: ApiApp, req: Request) -> Response:

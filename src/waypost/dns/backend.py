@@ -101,9 +101,11 @@ class PreparedResult:
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """A prepared query failing over whose answer from another datacenter is not known yet.
-    An empty answer would be an NXDOMAIN that resolvers cache, so the DNS server awaits
-    :meth:`DnsBackend.fail_over` for ``query`` (bounded) and then asks again."""
+    """An answer the backend is still fetching: a prepared query failing over to another
+    datacenter, or on a client agent a name it reads from a server (``query`` is then
+    the backend's own key for it). An empty answer would be an NXDOMAIN that resolvers
+    cache, so the DNS server awaits :meth:`DnsBackend.fail_over` for ``query`` (bounded)
+    and then asks again."""
 
     query: str
 
@@ -122,13 +124,13 @@ class DnsBackend(Protocol):
 
     def service_instances(
         self, service: str, tag: str | None, *, connect: bool = False
-    ) -> Sequence[Instance]:
+    ) -> Sequence[Instance] | Pending:
         """All instances of ``service`` (having ``tag`` if given), healthy or not; with
         ``connect``, those taking its Connect traffic instead: the proxies whose
         destination it is, and its Connect-native instances."""
         ...
 
-    def node(self, name: str) -> NodeRecord | None:
+    def node(self, name: str) -> NodeRecord | Pending | None:
         """The node called ``name``, if registered."""
         ...
 
@@ -146,10 +148,10 @@ class DnsBackend(Protocol):
         ...
 
     async def fail_over(self, name_or_id: str) -> None:
-        """Returns once the answer ``prepared_query`` said is :class:`Pending` has landed
-        (or its fetch failed); the caller bounds the wait."""
+        """Returns once the answer a method said is :class:`Pending` (``name_or_id`` being
+        its ``query``) has landed, or its fetch failed; the caller bounds the wait."""
         ...
 
-    def virtual_ip(self, name: str) -> str | None:
+    def virtual_ip(self, name: str) -> str | Pending | None:
         """The virtual IP of the service or declared virtual service ``name``, if it has one."""
         ...

@@ -124,6 +124,8 @@ class Router:
             return self._negative(q, NXDOMAIN)
         if isinstance(lookup, ServiceName):
             found = self._backend.service_instances(lookup.service, lookup.tag, connect=lookup.connect)
+            if isinstance(found, Pending):
+                return found
             return self._service(q, [i for i in found if self._healthy(i)], lookup.service, lookup.datacenter)
         if isinstance(lookup, PreparedName):
             result = self._backend.prepared_query(lookup.query, client_ip)
@@ -137,7 +139,8 @@ class Router:
             )
             return dataclasses.replace(answer, per_query=True) if result.near else answer
         if isinstance(lookup, NodeName):
-            return self._node(q, lookup)
+            node = self._backend.node(lookup.node)
+            return node if isinstance(node, Pending) else self._node(q, node)
         if isinstance(lookup, VirtualName):
             return self._virtual(q, lookup)
         return self._addr(q, lookup.ip)
@@ -280,8 +283,7 @@ class Router:
     def _meta(self, q: _Question, owner: dns.name.Name, node: NodeRecord, ttl: int) -> list[bytes]:
         return [q.rr(owner, ttl, txt_rdata(rfc1464(k, v))) for k, v in node.meta.items()]
 
-    def _node(self, q: _Question, lookup: NodeName) -> Answer:
-        node = self._backend.node(lookup.node)
+    def _node(self, q: _Question, node: NodeRecord | None) -> Answer:
         if node is None:
             return self._negative(q, NXDOMAIN)
         if q.qtype not in _NODE_TYPES:
@@ -313,19 +315,25 @@ class Router:
             return self._negative(q, NOERROR)
         return self._answer(q, [q.rr(q.name, int(self._config.node_ttl), address_rdata(ip))])
 
-    def _virtual(self, q: _Question, lookup: VirtualName) -> Answer:
+    def _virtual(self, q: _Question, lookup: VirtualName) -> Answer | Pending:
         """The name's virtual IP at the node TTL, as Consul answers it; a name without one
         is an empty NOERROR answer, which is also what Consul says."""
-        ip = parse_ip(self._backend.virtual_ip(lookup.service) or "")
+        found = self._backend.virtual_ip(lookup.service)
+        if isinstance(found, Pending):
+            return found
+        ip = parse_ip(found or "")
         rdata = self._address(ip, q.qtype) if ip is not None else None
         answers = [q.rr(q.name, int(self._config.node_ttl), rdata)] if rdata is not None else []
         return self._answer(q, answers)
 
-    def _zone_apex(self, q: _Question) -> Answer:
+    def _zone_apex(self, q: _Question) -> Answer | Pending:
         """SOA and NS for any name in the zone list up to three healthy Consul servers."""
         ttl = int(self._config.node_ttl)
         dc = self._backend.datacenter
-        servers = [i for i in self._backend.service_instances(_CONSUL_SERVICE, None) if self._healthy(i)]
+        found = self._backend.service_instances(_CONSUL_SERVICE, None)
+        if isinstance(found, Pending):
+            return found
+        servers = [i for i in found if self._healthy(i)]
         ns: list[bytes] = []
         keys: list[str] = []
         glue: dict[str, tuple[bytes, ...]] = {}

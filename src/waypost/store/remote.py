@@ -19,7 +19,7 @@ import logging
 import os
 import socket
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +68,8 @@ _BACKOFF = 0.05
 
 _PROBE_TIMEOUT = 5.0
 
+_Params = Mapping[str, str] | Sequence[tuple[str, str]]
+
 NO_SERVERS = "No known Consul servers"
 """Consul's error for a request that needs a server when the agent knows none."""
 
@@ -92,10 +94,18 @@ class RemoteStore(LearningStore):
         timeout: float = 10.0,
         tls: ServerTLS | None = None,
         token: str = "",
+        scope: Sequence[str] = (),
     ) -> None:
         """With ``tls`` every server is reached over TLS (``tls.internal_rpc``); ``token`` is
-        the agent's ACL agent token, which servers with ACLs on require on this API."""
+        the agent's ACL agent token, which servers with ACLs on require on this API.
+
+        ``scope`` (``wire.in_scope``'s entries) makes the replica lean: the whole-store
+        reads the state machine makes, ``range("")`` and ``watch("", …)``, hold only the keys
+        in it, cut to it by the server, so what the agent holds and is sent does not grow
+        with the catalog. Any other read, and the history a transaction's outcome is learnt
+        from, is the whole store's."""
         super().__init__()
+        self.scope = list(scope)
         self.servers: list[str] = []
         self.tls = tls
         self._headers = _token_headers(token)
@@ -120,7 +130,7 @@ class RemoteStore(LearningStore):
 
     async def _request(
         self, server: str, method: str, path: str, *, body: bytes | None = None,
-        params: dict[str, str] | None = None, read_timeout: float | None = None,
+        params: _Params | None = None, read_timeout: float | None = None,
     ) -> tuple[int, bytes]:  # fmt: skip
         """One request to ``server``: its (status, body), whatever the status."""
         if self._closed:
@@ -145,7 +155,7 @@ class RemoteStore(LearningStore):
         method: str,
         path: str,
         *,
-        params: dict[str, str] | None = None,
+        params: _Params | None = None,
         read_timeout: float | None = None,
         body: bytes | None = None,
     ) -> tuple[int, bytes]:
@@ -185,7 +195,10 @@ class RemoteStore(LearningStore):
         return wire.decode_kv(body)
 
     async def range(self, prefix: str) -> RangeResult:
-        _, body = await self._call("GET", "/range", params={"prefix": prefix})
+        params: _Params = {"prefix": prefix}
+        if not prefix and self.scope:
+            params = [("scope", entry) for entry in self.scope]
+        _, body = await self._call("GET", "/range", params=params)
         result = wire.decode_range(body)
         self._saw(result.revision)
         return result
@@ -265,7 +278,7 @@ class RemoteStore(LearningStore):
     ) -> Found | None:
         try:
             async with asyncio.timeout(self._timeout):
-                return await search(self._watch("", start), until, success, failure)
+                return await search(self._watch("", start, ()), until, success, failure)
         except TimeoutError:
             raise StoreError(f"the history did not reach revision {until} in {self._timeout:g}s") from None
 
@@ -280,28 +293,37 @@ class RemoteStore(LearningStore):
         return self._saw(wire.decode_number(body))
 
     def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
-        return self._watch(prefix, start_revision)
+        return self._watch(prefix, start_revision, () if prefix else self.scope)
 
-    async def _watch(self, prefix: str, start_revision: int) -> AsyncGenerator[list[Event], None]:
+    async def _watch(
+        self, prefix: str, start_revision: int, scope: Sequence[str]
+    ) -> AsyncGenerator[list[Event], None]:
         start = start_revision if start_revision > 0 else await self.revision() + 1
         while not self._closed:
+            params: list[tuple[str, str]] = [("from", str(start)), ("wait", _WATCH_WAIT)]
+            params += [("scope", entry) for entry in scope]
             try:
-                status, body = await self._call(
-                    "GET", "/watch", params={"from": str(start), "wait": _WATCH_WAIT}, read_timeout=60.0
-                )
+                status, body = await self._call("GET", "/watch", params=params, read_timeout=60.0)
             except StoreError:
                 if self._closed:
                     return
                 raise
             if status == 410:
                 raise CompactedError(wire.decode_number(body))
+            if scope:
+                reached, batches = wire.decode_scoped_events(body)
+                for batch in batches:
+                    self._saw(batch[-1].kv.mod_revision)
+                    yield batch
+                start = self._saw(reached) + 1 if reached >= start else start
+                continue
             for batch in wire.decode_events(body):
                 relevant = [ev for ev in batch if ev.kv.key.startswith(prefix)]
                 start = self._saw(batch[-1].kv.mod_revision) + 1
                 if relevant:
                     yield relevant
 
-    async def _lease(self, action: str, params: dict[str, str] | None = None) -> tuple[int, bytes]:
+    async def _lease(self, action: str, params: _Params | None = None) -> tuple[int, bytes]:
         return await self._call("PUT", f"/lease/{action}", params=params)
 
     async def lease_grant(self, ttl: float) -> int:

@@ -21,17 +21,21 @@ __all__ = [
     "decode_kv",
     "decode_number",
     "decode_range",
+    "decode_scoped_events",
     "decode_txn_request",
     "decode_txn_result",
     "encode",
     "encode_txn_request",
     "encode_txn_result",
+    "in_scope",
+    "scope_ranges",
 ]
 
 _ENC = msgspec.msgpack.Encoder()
 _EVENTS = msgspec.msgpack.Decoder(list[list[Event]])
 _KV = msgspec.msgpack.Decoder(KeyValue | None)
 _RANGE = msgspec.msgpack.Decoder(RangeResult)
+_SCOPED_EVENTS = msgspec.msgpack.Decoder(tuple[int, list[list[Event]]])
 
 MAX_INT64 = 2**63 - 1
 
@@ -170,3 +174,20 @@ def decode_number(body: bytes) -> int:
 
 def decode_range(body: bytes) -> RangeResult:
     return _RANGE.decode(body)
+
+
+def in_scope(key: str, scope: Sequence[str]) -> bool:
+    """Whether ``key`` is in a replica's scope: an entry ending in ``/`` is a prefix (a
+    table, or one node's rows of a node-scoped table), any other entry one exact key (a
+    node's record, whose name may be the start of another node's)."""
+    return any(key.startswith(entry) if entry.endswith("/") else key == entry for entry in scope)
+
+
+def scope_ranges(scope: Sequence[str]) -> list[Op]:
+    """The reads that load a scope, as one transaction's Range ops: one revision for all."""
+    return [Range(entry, prefix=entry.endswith("/")) for entry in scope]
+
+
+def decode_scoped_events(body: bytes) -> tuple[int, list[list[Event]]]:
+    """A scoped watch's answer: the revision it read up to, and the batches in scope."""
+    return _SCOPED_EVENTS.decode(body)

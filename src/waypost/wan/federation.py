@@ -24,6 +24,7 @@ import msgspec
 
 from waypost.agent.tasks import cancel_all
 from waypost.api.common import NO_DC_PATH
+from waypost.api.gate import request_secret
 from waypost.api.http import Request, Response
 from waypost.api.status import DIMENSIONS
 from waypost.dns.recursor import Recursor
@@ -410,13 +411,20 @@ class Federation:
         ]  # fmt: skip
 
     def ask_server(self, req: Request) -> Response | asyncio.Future[Response]:
-        """A client agent's answer to what only servers know (the WAN pool): a server's."""
+        """A client agent's answer to what only servers know (the WAN pool, and on a lean
+        client all of the registry): a server's, failing over across the live ones. A
+        request without a token carries the agent's default token, as Consul's client
+        agents fill it in before their RPC, so the server resolves what this agent would."""
         if req.headers.get(FORWARDED_HEADER.lower()):
             return Response.text(NO_DC_PATH, 500)
-        if not self.agent.online:
+        bases = self._local_servers()
+        if not bases:
             return Response.text(NO_SERVERS, 500)
+        default = self.agent.acl_tokens.get("default")
+        if default and not request_secret(req):
+            req.headers["x-consul-token"] = default
         local = self._name(self.agent.datacenter)
-        return asyncio.ensure_future(self.forwarder.relay(self._local_servers(), req, CLIENT_HOP, local))
+        return asyncio.ensure_future(self.forwarder.relay(bases, req, CLIENT_HOP, local, NO_SERVERS))
 
     def remote_coordinates(self) -> list[dict[str, Any]]:
         """The other datacenters' servers as ``coordinate/datacenters`` areas. Each server

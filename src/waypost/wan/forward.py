@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -44,6 +44,10 @@ _SLACK = 10.0
 """Seconds a forwarded blocking query may take past its wait (jitter, a slow hop)."""
 _PLAIN_TIMEOUT = 60.0
 _CONNECT_TIMEOUT = 5.0
+_STREAMED = "text/event-stream"
+"""Answers relayed chunk by chunk as they come (``/v1/stream``), never read whole."""
+_STREAM_SILENCE = 60.0
+"""Seconds a relayed stream may stay silent: four of the streams' keep-alive pings."""
 
 
 def forward_timeout(req: Request) -> float:
@@ -62,6 +66,13 @@ def target_url(base: str, req: Request) -> yarl.URL:
     path = quote(req.path, safe=_PATH_SAFE)
     query = f"?{req.raw_query}" if req.raw_query else ""
     return yarl.URL(f"{base}{path}{query}", encoded=True)
+
+
+def _timeout(req: Request) -> aiohttp.ClientTimeout:
+    """A delta stream lasts as long as its reader, while the server keeps talking."""
+    if req.path.startswith("/v1/stream/"):
+        return aiohttp.ClientTimeout(total=None, connect=_CONNECT_TIMEOUT, sock_read=_STREAM_SILENCE)
+    return aiohttp.ClientTimeout(total=forward_timeout(req), connect=_CONNECT_TIMEOUT)
 
 
 class Forwarder:
@@ -85,35 +96,60 @@ class Forwarder:
             self._session = None
 
     async def relay(
-        self, bases: Sequence[str], req: Request, hop: str, server_name: str | None = None
+        self,
+        bases: Sequence[str],
+        req: Request,
+        hop: str,
+        server_name: str | None = None,
+        unreachable: str = NO_DC_PATH,
     ) -> Response:
         """The first answer from ``bases`` (base URLs, nearest first); a server that cannot
         be reached (or, with ``server_name``, whose certificate does not carry that name)
-        passes the request to the next. None reachable: "No path to datacenter"."""
+        passes the request to the next. None reachable: ``unreachable`` (another
+        datacenter's: "No path to datacenter")."""
         headers = {k: v for k, v in req.headers.items() if k not in _HOP_BY_HOP}
         if "content-type" in req.headers:
             headers["Content-Type"] = req.headers["content-type"]
         headers[FORWARDED_HEADER] = hop
-        timeout = aiohttp.ClientTimeout(total=forward_timeout(req), connect=_CONNECT_TIMEOUT)
+        timeout = _timeout(req)
         for base in bases:
             try:
-                async with self.session().request(
+                if req.body_file is not None:
+                    req.body_file.seek(0)  # a spooled body (a snapshot), sent whole to each try
+                resp = await self.session().request(
                     req.method,
                     target_url(base, req),
-                    data=req.body or None,
+                    data=req.body_file if req.body_file is not None else req.body or None,
                     headers=headers,
                     timeout=timeout,
                     allow_redirects=False,
                     server_hostname=server_name,
-                ) as resp:
+                )
+                kept = [(k, v) for k, v in resp.headers.items() if k.lower() not in _HOP_BY_HOP]
+                content_type = resp.headers.get("Content-Type", "application/json")
+                if content_type.startswith(_STREAMED):
+                    return Response(b"", resp.status, content_type, kept, stream=_chunks(resp))
+                try:
                     body = await resp.read()
-                    kept = [(k, v) for k, v in resp.headers.items() if k.lower() not in _HOP_BY_HOP]
-                    content_type = resp.headers.get("Content-Type", "application/json")
-                    return Response(body, resp.status, content_type, kept)
+                finally:
+                    resp.release()
+                return Response(body, resp.status, content_type, kept)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 if req.method != "GET" and not isinstance(exc, aiohttp.ClientConnectorError):
                     # Sent, but no answer: the write may have applied, and resending it
                     # elsewhere could apply it twice. Only reading it back can tell.
                     return Response.text(f"rpc error: no answer from {base} to a write: {exc}", 500)
                 log.debug("forwarding to %s failed: %s", base, exc)
-        return Response.text(NO_DC_PATH, 500)
+        return Response.text(unreachable, 500)
+
+
+async def _chunks(resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """A relayed stream's body as it arrives; it ends when the server's does, and the
+    caller leaving closes the connection to the server."""
+    try:
+        async for chunk in resp.content.iter_any():
+            yield chunk
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        log.debug("relayed stream ended: %s", exc)
+    finally:
+        resp.close()

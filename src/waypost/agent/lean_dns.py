@@ -1,0 +1,295 @@
+"""DNS on a client agent, which does not hold the catalog: service and node names are read
+from a server (``health/service``, ``health/connect``, ``catalog/node``, with the DNS
+token, ``?stale`` as Consul's ``dns_config.allow_stale``) and kept in a small cache.
+
+A name not cached is answered :class:`~waypost.dns.backend.Pending`: the DNS server waits
+(at most ``recursor_timeout``) for ``fail_over`` to read it, then asks again, so a first
+lookup costs one round trip to a server and never a false NXDOMAIN. An entry is fresh for
+``dns_config.cache_max_age`` with ``use_cache``, else for ``FRESH`` seconds (Consul asks a
+server on every lookup then; a second bounds the staleness and the load alike). When no
+server answers, a stale entry is served rather than none. The cache holds at most
+``MAX_ENTRIES`` names; the oldest go first.
+
+Virtual IPs and prepared queries are read the same way (``/v1/waypost/virtual-ip``,
+``/v1/query/<name>/execute``; a query's answer is cached, so ``Near = "_ip"`` sorts for
+the first caller until it goes stale). Reverse lookups are answered from what the agent
+holds (its own node), as ``CatalogDnsBackend`` answers them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import msgspec
+
+from waypost.api.http import Request, Response
+from waypost.dns.backend import DnsBackend, Instance, NodeRecord, Pending, PreparedResult
+from waypost.durations import parse_duration
+from waypost.state.model import worst_status
+
+__all__ = ["FRESH", "MAX_ENTRIES", "Ask", "ServerDnsBackend"]
+
+log = logging.getLogger("waypost.dns")
+
+FRESH = 1.0
+MAX_ENTRIES = 4096
+
+Ask = Callable[[Request], "Response | Awaitable[Response]"]
+
+_SEP = "\x00"
+"""Between a cache key's parts; no DNS label holds it."""
+
+
+class _Unanswered(Exception):
+    pass
+
+
+class _Health(msgspec.Struct):
+    Status: str = ""
+
+
+class _Address(msgspec.Struct):
+    Address: str = ""
+
+
+class _Weights(msgspec.Struct):
+    Passing: int = 1
+    Warning: int = 1
+
+
+class _Node(msgspec.Struct):
+    Node: str = ""
+    Address: str = ""
+    Datacenter: str = ""
+    TaggedAddresses: dict[str, str] | None = None
+    Meta: dict[str, str] | None = None
+
+    def record(self) -> NodeRecord:
+        return NodeRecord(
+            self.Node, self.Address, self.Datacenter, self.TaggedAddresses or {}, self.Meta or {}
+        )
+
+
+class _Service(msgspec.Struct):
+    Service: str = ""
+    Tags: list[str] | None = None
+    Address: str = ""
+    Port: int = 0
+    TaggedAddresses: dict[str, _Address] | None = None
+    Weights: _Weights = msgspec.field(default_factory=_Weights)
+
+
+class _Row(msgspec.Struct):
+    Node: _Node
+    Service: _Service
+    Checks: list[_Health] | None = None
+
+
+class _NodeInfo(msgspec.Struct):
+    Node: _Node
+
+
+class _VirtualIP(msgspec.Struct):
+    IP: str = ""
+
+
+class _QueryDNS(msgspec.Struct):
+    TTL: str = ""
+
+
+class _Executed(msgspec.Struct):
+    Service: str = ""
+    Datacenter: str = ""
+    Nodes: list[_Row] | None = None
+    DNS: _QueryDNS = msgspec.field(default_factory=_QueryDNS)
+
+
+_ROWS = msgspec.json.Decoder(list[_Row] | None)
+_NAMES = msgspec.json.Decoder(dict[str, Any])
+_EXECUTED = msgspec.json.Decoder(_Executed)
+_VIP = msgspec.json.Decoder(_VirtualIP | None)
+_NODE = msgspec.json.Decoder(_NodeInfo | None)
+
+_Tagged = tuple[frozenset[str], Instance]
+
+
+class ServerDnsBackend:
+    """A ``DnsBackend`` over a server's answers; ``local`` answers what the agent holds."""
+
+    def __init__(
+        self,
+        local: DnsBackend,
+        ask: Ask,
+        token: Callable[[], str],
+        *,
+        fresh: float = FRESH,
+        stale: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._local = local
+        self._ask = ask
+        self._token = token
+        self._fresh = fresh
+        self._query = "stale" if stale else ""
+        self._clock = clock
+        self._entries: dict[str, tuple[float, Any]] = {}
+        self._next_expiry = float("inf")
+        self._generation = 0
+        self._reading: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def datacenter(self) -> str:
+        return self._local.datacenter
+
+    def revision(self) -> int:
+        """Moves when a name lands or an entry goes stale, so that the resolver's answers
+        built from it are built again."""
+        now = self._clock()
+        if now >= self._next_expiry:
+            self._generation += 1
+            self._next_expiry = min(
+                (at for at, _ in self._entries.values() if at > now), default=float("inf")
+            )
+        return self._local.revision() + self._generation
+
+    def _fresh_entry(self, key: str) -> Any:
+        found = self._entries.get(key)
+        if found is None or found[0] <= self._clock():
+            return None
+        return found
+
+    def service_instances(
+        self, service: str, tag: str | None, *, connect: bool = False
+    ) -> Sequence[Instance] | Pending:
+        key = _SEP.join(("connect" if connect else "service", service.lower()))
+        found = self._fresh_entry(key)
+        if found is None:
+            return Pending(key)
+        tagged: list[_Tagged] = found[1]
+        wanted = tag.lower() if tag is not None else None
+        return [inst for tags, inst in tagged if wanted is None or wanted in tags]
+
+    def node(self, name: str) -> NodeRecord | Pending | None:
+        key = _SEP.join(("node", name.lower()))
+        found = self._fresh_entry(key)
+        if found is None:
+            return Pending(key)
+        record: NodeRecord | None = found[1]
+        return record
+
+    def nodes_by_address(self, address: str) -> Sequence[NodeRecord]:
+        return self._local.nodes_by_address(address)
+
+    def services_by_address(self, address: str) -> Sequence[Instance]:
+        return self._local.services_by_address(address)
+
+    def prepared_query(self, name_or_id: str, client_ip: str = "") -> PreparedResult | Pending | None:
+        key = _SEP.join(("query", name_or_id))
+        found = self._fresh_entry(key)
+        if found is None:
+            return Pending(key)
+        result: PreparedResult | None = found[1]
+        return result
+
+    def virtual_ip(self, name: str) -> str | Pending | None:
+        key = _SEP.join(("vip", name.lower()))
+        found = self._fresh_entry(key)
+        if found is None:
+            return Pending(key)
+        ip: str | None = found[1]
+        return ip
+
+    async def fail_over(self, name_or_id: str) -> None:
+        task = self._reading.get(name_or_id)
+        if task is None:
+            task = asyncio.ensure_future(self._read(name_or_id))
+            self._reading[name_or_id] = task
+            task.add_done_callback(lambda _: self._reading.pop(name_or_id, None))
+        await asyncio.shield(task)
+
+    async def _read(self, key: str) -> None:
+        kind, name = key.split(_SEP, 1)
+        try:
+            value = await self._fetch(kind, name)
+        except (_Unanswered, msgspec.DecodeError) as exc:
+            log.warning("DNS: reading %s %r from a server failed: %s", kind, name, exc)
+            old = self._entries.get(key)
+            if old is not None:
+                self._keep(key, old[1])  # a stale answer beats none while no server answers
+            return
+        self._keep(key, value)
+
+    async def _fetch(self, kind: str, name: str) -> Any:
+        if kind == "node":
+            info = _NODE.decode(await self._get(f"/v1/catalog/node/{name}"))
+            return info.Node.record() if info is not None else None
+        if kind == "vip":
+            vip = _VIP.decode(await self._get(f"/v1/waypost/virtual-ip/{name}"))
+            return vip.IP if vip is not None else None
+        if kind == "query":
+            return await self._execute(name)
+        area = "connect" if kind == "connect" else "service"
+        found = _instances(_ROWS.decode(await self._get(f"/v1/health/{area}/{name}")))
+        if not found:
+            # DNS names are case-blind, the servers' service reads are not: try the names
+            # that fold to this one (one catalog read, and only for a name not found).
+            names = _NAMES.decode(await self._get("/v1/catalog/services"))
+            for real in sorted(n for n in names if n.lower() == name and n != name):
+                found += _instances(_ROWS.decode(await self._get(f"/v1/health/{area}/{real}")))
+        return found
+
+    async def _execute(self, name: str) -> PreparedResult | None:
+        """A prepared query executed by a server; an unknown one is None (NXDOMAIN)."""
+        token = self._token()
+        req = Request("GET", f"/v1/query/{name}/execute", "", {"x-consul-token": token} if token else {}, b"")
+        resp = await self._answer(req)
+        if resp.status == 404:
+            return None
+        if resp.status != 200:
+            raise _Unanswered(f"{resp.status} {resp.body[:200]!r}")
+        run = _EXECUTED.decode(resp.body)
+        ttl = parse_duration(run.DNS.TTL) if run.DNS.TTL else None
+        return PreparedResult(run.Service, run.Datacenter, [inst for _, inst in _instances(run.Nodes)], ttl)
+
+    def _keep(self, key: str, value: Any) -> None:
+        self._entries.pop(key, None)
+        while len(self._entries) >= MAX_ENTRIES:
+            self._entries.pop(next(iter(self._entries)))
+        expires = self._clock() + self._fresh
+        self._entries[key] = (expires, value)
+        self._next_expiry = min(self._next_expiry, expires)
+        self._generation += 1
+
+    async def _get(self, path: str) -> bytes:
+        token = self._token()
+        req = Request("GET", path, self._query, {"x-consul-token": token} if token else {}, b"")
+        resp = await self._answer(req)
+        if resp.status != 200:
+            raise _Unanswered(f"{resp.status} {resp.body[:200]!r}")
+        return resp.body
+
+    async def _answer(self, req: Request) -> Response:
+        answer = self._ask(req)
+        return answer if isinstance(answer, Response) else await answer
+
+
+def _instances(rows: list[_Row] | None) -> list[_Tagged]:
+    out: list[_Tagged] = []
+    for row in rows or ():
+        svc = row.Service
+        inst = Instance(
+            node=row.Node.record(),
+            service=svc.Service,
+            address=svc.Address,
+            port=svc.Port,
+            tagged_addresses={k: v.Address for k, v in (svc.TaggedAddresses or {}).items()},
+            weight_passing=svc.Weights.Passing,
+            weight_warning=svc.Weights.Warning,
+            status=worst_status([c.Status for c in row.Checks or ()]),
+        )
+        out.append((frozenset(t.lower() for t in svc.Tags or ()), inst))
+    return out

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
-__all__ = ["GO_BOOLS", "atoi", "go_quote", "num_error", "parse_uint64"]
+__all__ = ["GO_BOOLS", "atoi", "go_quote", "num_error", "parse_int64", "parse_uint64"]
 
 GO_BOOLS: Final[Mapping[str, bool]] = MappingProxyType(
     dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True)
@@ -54,15 +54,21 @@ def num_error(func: str, text: str, why: str = "invalid syntax") -> str:
 _ATOI: Final = re.compile(r"[+-]?[0-9]+")
 
 
-def atoi(text: str) -> int:
-    """``strconv.Atoi`` (64-bit): a sign and ASCII digits only, where Python's ``int()`` would
-    also take spaces, "_" separators and other scripts' digits. ValueError carries Go's message."""
+def parse_int64(text: str, func: str = "ParseInt") -> int:
+    """``strconv.ParseInt(text, 10, 64)``: a sign and ASCII digits only, where Python's
+    ``int()`` would also take spaces, "_" separators and other scripts' digits. ValueError
+    carries Go's message, naming ``func``."""
     if not _ATOI.fullmatch(text):
-        raise ValueError(num_error("Atoi", text))
+        raise ValueError(num_error(func, text))
     value = int(text)
     if not -(2**63) <= value < 2**63:
-        raise ValueError(num_error("Atoi", text, "value out of range"))
+        raise ValueError(num_error(func, text, "value out of range"))
     return value
+
+
+def atoi(text: str) -> int:
+    """``strconv.Atoi`` (64-bit): ``ParseInt`` whose errors say Atoi."""
+    return parse_int64(text, "Atoi")
 
 
 def parse_uint64(text: str) -> int:

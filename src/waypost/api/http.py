@@ -205,7 +205,15 @@ class Response:
         return Response(self.body, self.status, self.content_type, self.headers, head=True)
 
     def encode(self, keep_alive: bool, date: bytes) -> bytes:
-        """The wire bytes, kept for reuse while the Date header stays the same."""
+        """The wire bytes in one piece, for short answers written once (refusals)."""
+        return self.wire_head(keep_alive, date) + (b"" if self.head else self.body)
+
+    def wire_head(self, keep_alive: bool, date: bytes) -> bytes:
+        """Status line and headers, kept for reuse while the Date header stays the same.
+
+        Only the head is kept, never head and body joined: one answer goes to every parked
+        query of its read, and a joined copy per answer (and a new one each second, as the
+        Date changes) doubled what a server holds for large answers."""
         wire = self._wire
         if wire is not None and wire[0] is keep_alive and wire[1] is date:
             return wire[2]
@@ -222,8 +230,6 @@ class Response:
         if not keep_alive:
             head.append(b"Connection: close\r\n")
         head.append(b"\r\n")
-        if not self.head:
-            head.append(self.body)
         encoded = b"".join(head)
         self._wire = (keep_alive, date, encoded)
         return encoded
@@ -608,7 +614,13 @@ class _Connection(asyncio.Protocol):
         transport = self._transport
         if transport is None:
             return
-        transport.write(b"0\r\n\r\n" if resp.stream is not None else resp.encode(keep_alive, _CLOCK.date()))
+        if resp.stream is not None:
+            transport.write(b"0\r\n\r\n")
+        elif resp.head or not resp.body:
+            transport.write(resp.wire_head(keep_alive, _CLOCK.date()))
+        else:
+            # Head and the shared body as they are (one writev), not a joined copy per write.
+            transport.writelines((resp.wire_head(keep_alive, _CLOCK.date()), resp.body))
         if not keep_alive:
             self._closing = True
             transport.close()

@@ -279,8 +279,8 @@ class _Connection(asyncio.Protocol):
         self._max_head = limits.max_header_bytes + _HEADER_SLOP if limits.max_header_bytes > 0 else 0
         self._max_body = max(limits.max_body_bytes, 0)
         self._parser: httptools.HttpRequestParser | None = None
-        """Made when bytes arrive, dropped while a blocking query waits between requests:
-        an idle parser is about 900 bytes, a third of what a parked query costs."""
+        """Made when bytes arrive, dropped between requests: an idle parser is about 900
+        bytes, a third of what a parked query costs, and remaking one about a microsecond."""
         self._transport: asyncio.Transport | None = None
         # A list, not a deque: it almost always holds 0 or 1 items, and 10,000 parked
         # long-polls each keep one connection.
@@ -382,8 +382,9 @@ class _Connection(asyncio.Protocol):
             self._fail(400, f"malformed HTTP request: {exc}")
         if self._reading_head and 0 < self._max_head < self._head_bytes and not self._closing:
             self._fail(431, "431 Request Header Fields Too Large")
-        elif self._watching and not self._reading_head and not self._url:
-            # Between requests (no head or URL of a next one begun), its answer pending.
+        elif not self._reading_head and not self._url:
+            # Between requests (no head or URL of a next one begun): most connections of a
+            # large cluster are idle keep-alives (agent-to-server, streams, parked queries).
             self._parser = None
 
     def _fail(self, status: int, message: str) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from waypost.gostrconv import GO_BOOLS, atoi, go_quote, num_error
+from waypost.gostrconv import GO_BOOLS, atoi, go_quote, num_error, parse_uint64
 
 
 @pytest.mark.parametrize("text", ["1", "t", "T", "TRUE", "true", "True"])
@@ -63,3 +63,14 @@ def test_atoi_range_is_int64() -> None:
     for text in (str(2**63), str(-(2**63) - 1)):
         with pytest.raises(ValueError, match="value out of range"):
             atoi(text)
+
+
+def test_parse_uint64_is_gos_parse_uint_base_10() -> None:
+    assert parse_uint64("0") == 0
+    assert parse_uint64(str(2**64 - 1)) == 2**64 - 1
+    for text in ("", "+1", "-1", "1_0", " 1", "\u0665", "\u00b2"):
+        with pytest.raises(ValueError, match="invalid syntax") as exc:
+            parse_uint64(text)
+        assert str(exc.value) == num_error("ParseUint", text)
+    with pytest.raises(ValueError, match="value out of range"):
+        parse_uint64(str(2**64))

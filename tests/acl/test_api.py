@@ -368,3 +368,27 @@ def test_txn_kv_reads_are_filtered_and_kv_checks_vetted_as_consul_does(call: Cal
     writer = call.token_for('key "txn-filter/none" { policy = "write" }', "txn-filter-write")
     none = [{"KV": {"Verb": "check-not-exists", "Key": "txn-filter/none"}}]
     assert call("PUT", "/v1/txn", none, token=writer)[0] == 200
+
+
+def test_connect_reads_need_the_fronted_service_readable(call: Caller) -> None:
+    """Consul's catalog and health Connect reads answer nothing unless the token may read
+    the service the proxies front, however readable the proxies themselves are."""
+    proxy = {"DestinationServiceName": "fronted"}
+    call.ok("PUT", "/v1/catalog/register", {
+        "Node": "mesh-node", "Address": "192.0.2.20",
+        "Service": {"ID": "fronted-proxy", "Service": "fronted-proxy", "Kind": "connect-proxy", "Port": 21000,
+                    "Proxy": proxy},
+    })  # fmt: skip
+    nodes = 'node_prefix "" { policy = "read" }'
+    proxies_only = call.token_for(
+        f'{nodes}\nservice "fronted-proxy" {{ policy = "read" }}', "connect-proxies"
+    )
+    both = call.token_for(
+        f'{nodes}\nservice "fronted-proxy" {{ policy = "read" }}\nservice "fronted" {{ policy = "read" }}',
+        "connect-both",
+    )
+    for path in ("/v1/catalog/connect/fronted", "/v1/health/connect/fronted"):
+        status, rows, _ = call("GET", path, token=proxies_only)
+        assert (status, rows) == (200, []), (path, status, rows)
+        status, rows, _ = call("GET", path, token=both)
+        assert (status, len(rows)) == (200, 1), (path, status, rows)

@@ -111,3 +111,50 @@ def test_another_datacenter_is_not_answered_from_this_one(agent: AgentProcess) -
         status, _, body = agent.request("GET", f"{path}?dc=nowhere")
         assert (status, body) == (500, b"No path to datacenter"), path
         assert agent.request("GET", f"{path}?dc=dc1")[0] == 200
+
+
+def test_services_summary_connect_fields(agent: AgentProcess) -> None:
+    """As Consul's summarizeServices: a proxy makes its destination ConnectedWithProxy (and
+    listed, with no instance of its own) and its checks count toward it too, once each;
+    TransparentProxy only when every proxy is; ConnectNative from the instance."""
+    m1, m2 = {"Node": "m1", "Address": "10.0.1.1"}, {"Node": "m2", "Address": "10.0.1.2"}
+    registrations: list[dict[str, Any]] = [
+        {**m1, "Check": {"CheckID": "serfHealth", "Name": "Serf", "Status": "passing"}},
+        {**m1, "Service": {"ID": "pay-1", "Service": "pay", "Port": 80},
+         "Check": {"CheckID": "pay-http", "ServiceID": "pay-1", "Status": "warning"}},
+        {**m1, "Service": {"ID": "pay-proxy", "Service": "pay-sidecar-proxy", "Kind": "connect-proxy",
+                           "Port": 21000, "Proxy": {"DestinationServiceName": "pay", "Mode": "transparent"}},
+         "Check": {"CheckID": "pay-proxy-alive", "ServiceID": "pay-proxy", "Status": "critical"}},
+        {**m2, "Service": {"ID": "ghost-proxy", "Service": "ghost-proxy", "Kind": "connect-proxy",
+                           "Port": 21001, "Proxy": {"DestinationServiceName": "ghost"}},
+         "Check": {"CheckID": "ghost-alive", "ServiceID": "ghost-proxy", "Status": "passing"}},
+        {**m2, "Service": {"ID": "nat", "Service": "nat", "Port": 90, "Connect": {"Native": True}}},
+    ]  # fmt: skip
+    for body in registrations:
+        agent.put("/v1/catalog/register", body)
+    found = _by_name(agent.get("/v1/internal/ui/services"))
+
+    def connect(name: str) -> tuple[bool, bool, bool, bool]:
+        row = found[name]
+        return (
+            row["ConnectNative"],
+            row["ConnectedWithProxy"],
+            row["TransparentProxy"],
+            row["ConnectedWithGateway"],
+        )
+
+    def tally(name: str) -> tuple[int, int, int, int]:
+        row = found[name]
+        return row["InstanceCount"], row["ChecksPassing"], row["ChecksWarning"], row["ChecksCritical"]
+
+    assert (connect("pay"), tally("pay")) == ((False, True, True, False), (1, 1, 1, 1))
+    assert (connect("pay-sidecar-proxy"), tally("pay-sidecar-proxy")) == (
+        (False, False, False, False),
+        (1, 1, 0, 1),
+    )
+    assert found["pay-sidecar-proxy"]["Kind"] == "connect-proxy"
+    ghost = found["ghost"]
+    assert (connect("ghost"), tally("ghost")) == ((False, True, False, False), (0, 1, 0, 0))
+    assert (ghost["Nodes"], ghost["Datacenter"], ghost["Tags"], "Kind" in ghost) == (None, "", None, False)
+    assert connect("nat") == (True, False, False, False)
+    assert connect("api") == (False, False, False, False)

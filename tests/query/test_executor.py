@@ -98,6 +98,26 @@ async def test_connect_selects_the_services_proxies_and_native_instances_with_th
     assert (answer.service, sorted(i.service.ID for i in answer.instances)) == ("web", ["p1", "web-n"])
 
 
+async def test_connect_acl_filter_reads_each_instance_s_own_service_name(state: State) -> None:
+    """Consul filters a Connect execution as any other (CheckServiceNode.CanRead): node read
+    and read on the instance's own service, the proxy's name for a proxy; read on the
+    destination is not asked for, unlike /v1/health/connect."""
+    proxy = NodeService(ID="p1", Service="web-proxy", Kind="connect-proxy", Port=21000,
+                        Proxy=ConnectProxyConfig(DestinationServiceName="web"))  # fmt: skip
+    native = NodeService(ID="web-n", Service="web", Port=80, Connect=ServiceConnect(Native=True))
+    await catalog_ops.register(state, Node(Node="mesh", Address="10.9.0.1"), [proxy, native], [])
+    asked: set[tuple[str, str]] = set()
+
+    def proxies_only(node: str, service: str) -> bool:
+        asked.add((node, service))
+        return service == "web-proxy"
+
+    answer = run_local(state.indexes, _query(Connect=True), "dc1", keep=proxies_only)
+    assert [i.service.ID for i in answer.instances] == ["p1"]
+    assert answer.filtered
+    assert asked == {("mesh", "web-proxy"), ("mesh", "web")}
+
+
 async def test_acl_filter_reports_what_it_hid(state: State) -> None:
     await _instance(state, "a")
     await _instance(state, "b")

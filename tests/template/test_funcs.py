@@ -102,6 +102,10 @@ def test_timestamp_layouts() -> None:
     ("text", "message"),
     [
         ('{{ parseInt "x" }}', 'parseInt: strconv.ParseInt: parsing "x": invalid syntax'),
+        ('{{ parseInt " 5" }}', 'parseInt: strconv.ParseInt: parsing " 5": invalid syntax'),
+        ('{{ parseInt "1_000" }}', 'parseInt: strconv.ParseInt: parsing "1_000": invalid syntax'),
+        ('{{ parseUint "\u00b2" }}', 'parseUint: strconv.ParseUint: parsing "\u00b2": invalid syntax'),
+        ('{{ parseUint "+1" }}', 'parseUint: strconv.ParseUint: parsing "\\+1": invalid syntax'),
         ('{{ add "a" 1 }}', 'add: unknown type for "a" \\(string\\)'),
         ("{{ divide 0 1 }}", "integer divide by zero"),
         ('{{ regexMatch "(" "x" }}', "error parsing regexp"),

@@ -195,6 +195,15 @@ def _health_row_ok(authz: Authorizer, row: Any) -> bool:
     return _node_ok(authz, node.get("Node")) and _service_ok(authz, service.get("Service"))
 
 
+def _connect_rows(row_ok: Callable[[Authorizer, Any], bool]) -> Need:
+    """catalog/connect and health/connect: Consul answers nothing, not even the proxies the
+    token may read, unless it may read the service they front (its ServiceNodes' early
+    return); then each row by its own node and service."""
+    rows = Filter(_list(row_ok), frozenset({"node", "service"}))
+    nothing = Filter(lambda authz, value: [] if isinstance(value, list) else value, frozenset({"service"}))
+    return Need(lambda app, req, authz: rows if _service_ok(authz, req.param) else nothing)
+
+
 def _node_services(authz: Authorizer, value: Any) -> Any:
     """catalog/node and catalog/node-services: nothing without node:read, then the services."""
     if not isinstance(value, dict) or not _node_ok(authz, (value.get("Node") or {}).get("Node")):
@@ -511,8 +520,8 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("GET", "/v1/connect/intentions/:id"): Need(_intention_by_id),
     ("PUT", "/v1/connect/intentions/:id"): Need(_intention_by_id),
     ("DELETE", "/v1/connect/intentions/:id"): Need(_intention_by_id),
-    ("GET", "/v1/catalog/connect/:service"): filtered(_list(_catalog_row_ok), "node", "service"),
-    ("GET", "/v1/health/connect/:service"): filtered(_list(_health_row_ok), "node", "service"),
+    ("GET", "/v1/catalog/connect/:service"): _connect_rows(_catalog_row_ok),
+    ("GET", "/v1/health/connect/:service"): _connect_rows(_health_row_ok),
     ("GET", "/v1/health/ingress/:service"): filtered(_list(_health_row_ok), "node", "service"),
     ("GET", "/v1/catalog/gateway-services/:gateway"): need("service", "read", _param),
     ("GET", "/v1/discovery-chain/:service"): need("service", "read", _param),

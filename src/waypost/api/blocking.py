@@ -145,7 +145,7 @@ def blocking_read(
     """Answer a read; synchronously when it need not wait (the fast path), else a future."""
     consistency = parse_consistency(req)
     parse_cache_control(req)  # refused when malformed on every read, as Consul's parse() does
-    min_index = parse_uint(req, "index")
+    min_index = parse_uint(req, "index", invalid="Invalid index")
     wait = query_duration(req, "wait", "Invalid wait time")
     key = request_key(req)
     first = None

@@ -13,7 +13,7 @@ from waypost.agent.definitions import DefinitionError
 from waypost.api.filter import FilterError, compile_filter
 from waypost.api.http import Request, Response
 from waypost.durations import parse_duration
-from waypost.gostrconv import atoi
+from waypost.gostrconv import atoi, parse_uint64
 from waypost.state.catalog_ops import CatalogError
 from waypost.state.kv_ops import KVError
 from waypost.state.schema import InvalidRecordError
@@ -164,14 +164,16 @@ def require_param(req: Request, what: str) -> str:
     return req.param
 
 
-def parse_uint(req: Request, name: str, *, default: int = 0) -> int:
+def parse_uint(req: Request, name: str, *, default: int = 0, invalid: str | None = None) -> int:
+    """``?name`` as Go's ``strconv.ParseUint`` reads it; a malformed one is refused with
+    ``invalid`` when Consul has its own message for it, else with Go's error after the name."""
     raw = req.arg(name)
     if raw is None or raw == "":
         return default
-    # Go's strconv.ParseUint(raw, 10, 64): ASCII digits only (no sign, "_" or other scripts).
-    if not (raw.isascii() and raw.isdigit()) or int(raw) > _INT_RANGE[1]:
-        raise HTTPError(400, f"Invalid {name}: {raw!r} is not an unsigned integer")
-    return int(raw)
+    try:
+        return parse_uint64(raw)
+    except ValueError as exc:
+        raise HTTPError(400, invalid or f"Invalid {name}: {exc}") from None
 
 
 def query_duration(req: Request, name: str, message: str) -> float | None:

@@ -89,7 +89,7 @@ async def leaf(app: ApiApp, req: Request) -> Response:
     """``/v1/agent/connect/ca/leaf/:service``: Consul's ``IssuedCert`` with the private key."""
     service = require_param(req, "service name")
     leaves = _leaves(app)
-    min_index = parse_uint(req, "index")
+    min_index = parse_uint(req, "index", invalid="Invalid index")
     wait = query_duration(req, "wait", "Invalid wait time")
     timeout = DEFAULT_WAIT if wait is None or wait <= 0 else min(wait, MAX_WAIT)
     try:

@@ -205,7 +205,15 @@ class Response:
         return Response(self.body, self.status, self.content_type, self.headers, head=True)
 
     def encode(self, keep_alive: bool, date: bytes) -> bytes:
-        """The wire bytes, kept for reuse while the Date header stays the same."""
+        """The wire bytes in one piece, for short answers written once (refusals)."""
+        return self.wire_head(keep_alive, date) + (b"" if self.head else self.body)
+
+    def wire_head(self, keep_alive: bool, date: bytes) -> bytes:
+        """Status line and headers, kept for reuse while the Date header stays the same.
+
+        Only the head is kept, never head and body joined: one answer goes to every parked
+        query of its read, and a joined copy per answer (and a new one each second, as the
+        Date changes) doubled what a server holds for large answers."""
         wire = self._wire
         if wire is not None and wire[0] is keep_alive and wire[1] is date:
             return wire[2]
@@ -222,8 +230,6 @@ class Response:
         if not keep_alive:
             head.append(b"Connection: close\r\n")
         head.append(b"\r\n")
-        if not self.head:
-            head.append(self.body)
         encoded = b"".join(head)
         self._wire = (keep_alive, date, encoded)
         return encoded
@@ -273,8 +279,8 @@ class _Connection(asyncio.Protocol):
         self._max_head = limits.max_header_bytes + _HEADER_SLOP if limits.max_header_bytes > 0 else 0
         self._max_body = max(limits.max_body_bytes, 0)
         self._parser: httptools.HttpRequestParser | None = None
-        """Made when bytes arrive, dropped while a blocking query waits between requests:
-        an idle parser is about 900 bytes, a third of what a parked query costs."""
+        """Made when bytes arrive, dropped between requests: an idle parser is about 900
+        bytes, a third of what a parked query costs, and remaking one about a microsecond."""
         self._transport: asyncio.Transport | None = None
         # A list, not a deque: it almost always holds 0 or 1 items, and 10,000 parked
         # long-polls each keep one connection.
@@ -376,8 +382,9 @@ class _Connection(asyncio.Protocol):
             self._fail(400, f"malformed HTTP request: {exc}")
         if self._reading_head and 0 < self._max_head < self._head_bytes and not self._closing:
             self._fail(431, "431 Request Header Fields Too Large")
-        elif self._watching and not self._reading_head and not self._url:
-            # Between requests (no head or URL of a next one begun), its answer pending.
+        elif not self._reading_head and not self._url:
+            # Between requests (no head or URL of a next one begun): most connections of a
+            # large cluster are idle keep-alives (agent-to-server, streams, parked queries).
             self._parser = None
 
     def _fail(self, status: int, message: str) -> None:
@@ -608,7 +615,13 @@ class _Connection(asyncio.Protocol):
         transport = self._transport
         if transport is None:
             return
-        transport.write(b"0\r\n\r\n" if resp.stream is not None else resp.encode(keep_alive, _CLOCK.date()))
+        if resp.stream is not None:
+            transport.write(b"0\r\n\r\n")
+        elif resp.head or not resp.body:
+            transport.write(resp.wire_head(keep_alive, _CLOCK.date()))
+        else:
+            # Head and the shared body as they are (one writev), not a joined copy per write.
+            transport.writelines((resp.wire_head(keep_alive, _CLOCK.date()), resp.body))
         if not keep_alive:
             self._closing = True
             transport.close()

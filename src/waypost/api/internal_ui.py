@@ -1,10 +1,10 @@
 """Consul's ``/v1/internal/ui`` reads: each page of the web UI gets what it shows in one
 blocking query (a services summary, nodes with their services and checks), rather than
-one query per row. Shapes as Consul's ui_endpoint.go sends them; with no service mesh
-here, the Connect fields are always false or empty."""
+one query per row. Shapes as Consul's ui_endpoint.go sends them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -29,7 +29,7 @@ class ServiceListingSummary(msgspec.Struct, gc=False):
     Name: str
     Datacenter: str
     Tags: list[str] | None
-    Nodes: list[str]
+    Nodes: list[str] | None
     ExternalSources: list[str] | None
     InstanceCount: int
     ChecksPassing: int
@@ -56,57 +56,86 @@ def _catalog_index(idx: Indexes) -> int:
     return max(idx.table_index("services"), idx.table_index("nodes"), idx.table_index("checks"))
 
 
-def _checks_by_node(idx: Indexes) -> dict[str, tuple[list[str], dict[str, list[str]]]]:
-    """Each node's check statuses: its node-level ones, and by service ID the rest, in one
-    pass (per instance, scanning every check on its node again would be quadratic)."""
-    out: dict[str, tuple[list[str], dict[str, list[str]]]] = {}
+def _checks_by_node(idx: Indexes) -> dict[str, tuple[dict[str, str], dict[str, dict[str, str]]]]:
+    """Each node's check statuses by CheckID: its node-level ones, and by service ID the
+    rest, in one pass (per instance, scanning every check on its node again would be
+    quadratic)."""
+    out: dict[str, tuple[dict[str, str], dict[str, dict[str, str]]]] = {}
     for node_name, checks in idx.checks.items():
-        node_level: list[str] = []
-        per_service: dict[str, list[str]] = {}
+        node_level: dict[str, str] = {}
+        per_service: dict[str, dict[str, str]] = {}
         for check in checks.values():
             if check.ServiceID:
-                per_service.setdefault(check.ServiceID, []).append(check.Status)
+                per_service.setdefault(check.ServiceID, {})[check.CheckID] = check.Status
             else:
-                node_level.append(check.Status)
+                node_level[check.CheckID] = check.Status
         out[node_name] = (node_level, per_service)
     return out
 
 
+@dataclass
+class _Tally:
+    """One service's summary while the instances are read."""
+
+    nodes: dict[str, None] = field(default_factory=dict)
+    tags: set[str] = field(default_factory=set)
+    sources: dict[str, None] = field(default_factory=dict)
+    checks: dict[tuple[str, str], str] = field(default_factory=dict)
+    """Status by (node, CheckID): each check counts once however many instances share it."""
+    kind: str = ""
+    datacenter: str = ""
+    count: int = 0
+    native: bool = False
+    proxy_modes: set[str] = field(default_factory=set)
+    """The modes of the proxies in front of this service; none when it has no proxy."""
+
+    def add_checks(self, node: str, *statuses: dict[str, str]) -> None:
+        for by_id in statuses:
+            self.checks.update(((node, cid), status) for cid, status in by_id.items())
+
+    def summary(self, name: str) -> ServiceListingSummary:
+        states = list(self.checks.values())
+        return ServiceListingSummary(
+            self.kind or msgspec.UNSET, name, self.datacenter, sorted(self.tags) or None,
+            sorted(self.nodes) if self.count else None, list(self.sources) or None, self.count,
+            states.count("passing"), states.count("warning"), states.count("critical"), {},
+            self.proxy_modes == {"transparent"}, self.native, bool(self.proxy_modes), False,
+        )  # fmt: skip
+
+
 def _summaries(idx: Indexes) -> list[ServiceListingSummary]:
     """Each service's instances counted and its checks (the instances' own and their nodes')
-    tallied once per node and check, as Consul's summarizeServices does."""
+    tallied once per node and check, as Consul's summarizeServices does. A proxy's checks
+    count toward its destination too, which then shows ConnectedWithProxy (and is listed
+    even with no instance of its own); TransparentProxy when every such proxy is in that
+    mode; ConnectNative as the last instance in Consul's (node, ID) order has it.
+    ConnectedWithGateway needs a gateway's config entry, which there is none of here."""
     by_node = _checks_by_node(idx)
-    no_checks: tuple[list[str], dict[str, list[str]]] = ([], {})
-    out = []
-    for name, instances in sorted(idx.instances.items()):
-        nodes: dict[str, None] = {}
-        tags: set[str] = set()
-        sources: dict[str, None] = {}
-        states: list[str] = []
-        kind, dc, count = "", "", 0
-        for (node_name, sid), svc in instances.items():
+    no_checks: tuple[dict[str, str], dict[str, dict[str, str]]] = ({}, {})
+    tallies: dict[str, _Tally] = {}
+    for name, instances in idx.instances.items():
+        for (node_name, sid), svc in sorted(
+            instances.items(), key=lambda kv: (kv[0][0].lower(), kv[0][1].lower())
+        ):
             node = idx.nodes.get(node_name)
             if node is None:
                 continue
-            count += 1
+            tally = tallies.setdefault(name, _Tally())
             node_level, per_service = by_node.get(node_name, no_checks)
-            if node_name not in nodes:
-                nodes[node_name] = None
-                states.extend(node_level)
-            states.extend(per_service.get(sid, ()))
-            kind, dc = svc.Kind, node.Datacenter
-            tags.update(svc.Tags)
+            own = per_service.get(sid, {})
+            tally.count += 1
+            tally.nodes[node_name] = None
+            tally.add_checks(node_name, node_level, own)
+            tally.kind, tally.datacenter = svc.Kind, node.Datacenter
+            tally.native = svc.Connect is not None and svc.Connect.Native
+            tally.tags.update(svc.Tags)
             if svc.Meta.get(EXTERNAL_SOURCE):
-                sources[svc.Meta[EXTERNAL_SOURCE]] = None
-        if not count:
-            continue
-        summary = ServiceListingSummary(
-            kind or msgspec.UNSET, name, dc, sorted(tags) or None, sorted(nodes), list(sources) or None,
-            count, states.count("passing"), states.count("warning"), states.count("critical"), {},
-            False, False, False, False,
-        )  # fmt: skip
-        out.append(summary)
-    return out
+                tally.sources[svc.Meta[EXTERNAL_SOURCE]] = None
+            if svc.Kind == "connect-proxy" and svc.Proxy is not None:
+                destination = tallies.setdefault(svc.Proxy.DestinationServiceName, _Tally())
+                destination.proxy_modes.add(svc.Proxy.Mode)
+                destination.add_checks(node_name, node_level, own)
+    return [tally.summary(name) for name, tally in sorted(tallies.items())]
 
 
 def services(app: ApiApp, req: Request) -> Response | Any:

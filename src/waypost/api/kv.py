@@ -88,8 +88,6 @@ async def put(app: ApiApp, req: Request) -> Response:
             "https://developer.hashicorp.com/consul/docs/agent/config/config-files#kv_max_value_size.",
         )
     flags = parse_uint(req, "flags")
-    if flags >= 1 << 64:
-        raise HTTPError(400, "Invalid flags: must be a 64-bit unsigned integer")
     ok = await kv_ops.kv_set(
         app.state,
         key,

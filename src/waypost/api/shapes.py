@@ -627,7 +627,9 @@ OTHER_READS: dict[str, str] = {
     "/ui/:path": "the web UI's files (at `ui_config.content_path`)",
     "/v1/internal/ui/services": (
         "Consul's ServiceListingSummary list: Name, Datacenter, Tags and ExternalSources (`null` when"
-        " none), Nodes, InstanceCount, ChecksPassing/Warning/Critical, the Connect fields false or empty"
+        " none), Nodes, InstanceCount, ChecksPassing/Warning/Critical (a proxy's also its"
+        " destination's), ConnectNative, ConnectedWithProxy, TransparentProxy; ConnectedWithGateway"
+        " false, GatewayConfig empty"
     ),
     "/v1/internal/ui/nodes": "Consul's NodeInfo list: the node's fields with its Services and Checks",
     "/v1/internal/ui/node/:node": "one NodeInfo; 404 with no body for an unknown node",

@@ -32,7 +32,9 @@ from waypost.state.queries import ServiceInstance, service_instances
 __all__ = ["Execution", "Source", "execute", "failover_datacenters", "run_local"]
 
 Keep = Callable[[str, str], bool]
-"""ACL filter: whether an instance (node name, service name) may be shown."""
+"""ACL filter: whether an instance (node name, service name) may be shown. For a Connect
+execution the name is the proxy's own, not its destination's: Consul's ``CanRead`` asks no
+more of a query's answer, where /v1/health/connect also wants the destination readable."""
 
 _NEAR_SEARCH = 10
 """How deep Consul looks for the ``near`` node to move it first."""

@@ -19,7 +19,7 @@ from typing import Any
 import re2  # type: ignore[import-untyped]
 import yaml  # type: ignore[import-untyped]
 
-from waypost.gostrconv import GO_BOOLS, num_error
+from waypost.gostrconv import GO_BOOLS, num_error, parse_int64, parse_uint64
 from waypost.template.arith import ARITH
 from waypost.template.errors import FuncError
 from waypost.template.gofmt import go_json, go_type
@@ -154,23 +154,18 @@ def parse_int(s: str) -> int:
     if s == "":
         return 0
     try:
-        value = int(s, 10)
-    except ValueError:
-        raise FuncError("parseInt: " + num_error("ParseInt", s)) from None
-    if not -(2**63) <= value < 2**63:
-        raise FuncError("parseInt: " + num_error("ParseInt", s, "value out of range"))
-    return value
+        return parse_int64(s)
+    except ValueError as exc:
+        raise FuncError(f"parseInt: {exc}") from None
 
 
 def parse_uint(s: str) -> int:
     if s == "":
         return 0
-    if not s.isdigit():
-        raise FuncError("parseUint: " + num_error("ParseUint", s))
-    value = int(s, 10)
-    if value >= 2**64:
-        raise FuncError("parseUint: " + num_error("ParseUint", s, "value out of range"))
-    return value
+    try:
+        return parse_uint64(s)
+    except ValueError as exc:
+        raise FuncError(f"parseUint: {exc}") from None
 
 
 def _floats(value: Any) -> Any:

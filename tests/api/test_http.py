@@ -185,3 +185,65 @@ async def test_requests_carry_the_names_of_a_verified_client_certificate_only(ce
         assert await _names_seen(plain, None) == [b"-"] * 2
         verifying.verify_mode = ssl.CERT_NONE  # as a reload that turns verify_incoming off
         assert await _names_seen(verified, client) == [b"-"] * 2
+
+
+_TOO_MANY = b"HTTP/1.1 429 Too Many Requests\r\n"
+_RELAYED = b"X-Waypost-Forwarded: client\r\n"
+
+
+class _Cluster:
+    """A relay rule whose members and marker the test decides: every connection comes from
+    127.0.0.1, so whether that address is a member is the rule's answer."""
+
+    def __init__(self, members: bool) -> None:
+        self.members = members
+
+    def member(self, address: str, names: frozenset[str]) -> bool:
+        return self.members and address == "127.0.0.1"
+
+    def relayed(self, headers: dict[str, str]) -> bool:
+        return headers.get("x-waypost-forwarded") == "client"
+
+
+async def _held(port: int, marker: bytes = b"") -> tuple[bytes, asyncio.StreamWriter]:
+    """A keep-alive connection's first answer's status line, and the connection, left open."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /x HTTP/1.1\r\nHost: x\r\n%s\r\n" % marker)
+    line = await asyncio.wait_for(reader.readline(), 10)
+    return line, writer
+
+
+async def _hold_all(
+    port: int, count: int, marker: bytes = b""
+) -> tuple[list[bytes], list[asyncio.StreamWriter]]:
+    held = [await _held(port, marker) for _ in range(count)]
+    return [line for line, _ in held], [writer for _, writer in held]
+
+
+async def test_relays_of_members_are_not_counted_but_plain_callers_are() -> None:
+    server = HttpServer(_handler, HttpLimits(max_conns_per_client=3), relays=_Cluster(members=True))
+    async with _serving(server) as port:
+        relays, relay_conns = await _hold_all(port, 8, _RELAYED)
+        plain, plain_conns = await _hold_all(port, 4)
+        try:
+            assert all(line.startswith(b"HTTP/1.1 200") for line in relays)
+            assert [line.startswith(b"HTTP/1.1 200") for line in plain] == [True, True, True, False]
+            assert plain[3] == _TOO_MANY
+            line, writer = await _held(port, _RELAYED)  # a relay past the cap
+            relay_conns.append(writer)
+            assert line.startswith(b"HTTP/1.1 200")
+        finally:
+            for writer in relay_conns + plain_conns:
+                writer.close()
+
+
+async def test_the_marker_alone_does_not_pass_the_cap() -> None:
+    server = HttpServer(_handler, HttpLimits(max_conns_per_client=3), relays=_Cluster(members=False))
+    async with _serving(server) as port:
+        marked, conns = await _hold_all(port, 4, _RELAYED)
+        try:
+            assert [line.startswith(b"HTTP/1.1 200") for line in marked] == [True, True, True, False]
+            assert (await _exchange(port, b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")).startswith(_TOO_MANY)
+        finally:
+            for writer in conns:
+                writer.close()

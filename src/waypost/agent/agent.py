@@ -26,6 +26,7 @@ from waypost.agent.lean_cache import CachedReads
 from waypost.agent.local import LocalState, sync_in_process
 from waypost.agent.monitor import LogBroadcaster
 from waypost.agent.pacing import ae_wait
+from waypost.agent.relays import AgentRelays
 from waypost.agent.tasks import cancel_all
 from waypost.agent.tls import AgentTLS
 from waypost.api.http import GO_MAX_HEADER_BYTES, HttpLimits, HttpServer
@@ -145,7 +146,10 @@ class Agent:
         state = self.state
         state.listeners.append(self._on_catalog_change)
         app = ApiApp(self)
-        http = self._http = HttpServer(app.handle, _http_limits(self.config), SPOOLED_BODIES, app.admit)
+        relays = AgentRelays(self) if self.config.server else None
+        http = self._http = HttpServer(
+            app.handle, _http_limits(self.config), SPOOLED_BODIES, app.admit, relays
+        )
         self._servers.append(http)
         if self.config.ports.http > 0:
             self.http_port = await http.listen(self.http_addr, self.config.ports.http)

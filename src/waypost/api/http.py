@@ -8,7 +8,8 @@ and writes); this module only frames bytes. Pipelined requests are answered in o
 a client that disconnects cancels its pending handlers.
 
 It also enforces what one client may cost (``HttpLimits``), as Go's net/http does for
-Consul: a cap on header bytes, on body bytes, on connections per client address, and
+Consul: a cap on header bytes, on body bytes, on connections per client address (the
+cluster's own agents' relays aside, see ``Relays``), and
 deadlines for half-sent headers and idle keep-alive connections. A few routes take bodies
 of any size (a snapshot restore): theirs go to a temporary file, bounded by the disk. Deadlines are plain
 numbers checked by one sweep per server, so the common request arms no timer. On a TLS
@@ -27,12 +28,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import IO, cast
+from typing import IO, Protocol, cast
 from urllib.parse import unquote, unquote_plus
 
 import httptools
 
-__all__ = ["GO_MAX_HEADER_BYTES", "HttpLimits", "HttpServer", "Request", "Response", "serve"]
+__all__ = ["GO_MAX_HEADER_BYTES", "HttpLimits", "HttpServer", "Relays", "Request", "Response", "serve"]
 
 log = logging.getLogger("waypost.http")
 
@@ -58,6 +59,25 @@ class HttpLimits:
 
 
 Handler = Callable[["Request"], "Response | Awaitable[Response]"]
+
+
+class Relays(Protocol):
+    """Which connections are the cluster's own agents relaying their callers' requests, and
+    so pass ``max_conns_per_client``: Consul's client agents multiplex RPCs over one
+    connection, outside the HTTP limit, while a relay here parks one connection per
+    blocking query. The server asks only about a connection that already sent a marked
+    request, or that is past the cap (then before reading anything), so a caller that is no
+    candidate is still refused on connect."""
+
+    def member(self, address: str, names: frozenset[str]) -> bool:
+        """Whether a connection from ``address``, whose verified certificate names ``names``
+        (empty without one), may be an agent's."""
+        ...
+
+    def relayed(self, headers: dict[str, str]) -> bool:
+        """Whether a request's headers (lower-case names) mark it as an agent's relay."""
+        ...
+
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 
@@ -268,8 +288,8 @@ def _decode_path(raw: bytes) -> str | None:
 class _Connection(asyncio.Protocol):
     __slots__ = (
         "_body", "_client", "_closing", "_handler", "_head_bytes", "_headers", "_max_body", "_max_head",
-        "_parser", "_paused", "_queue", "_reading_head", "_remote", "_request", "_server", "_size", "_spool",
-        "_transport", "_url", "_watching", "_worker", "deadline",
+        "_names", "_parser", "_paused", "_probe", "_queue", "_reading_head", "_remote", "_request", "_server",
+        "_size", "_spool", "_transport", "_url", "_watching", "_worker", "deadline",
     )  # fmt: skip
 
     def __init__(self, server: HttpServer) -> None:
@@ -293,6 +313,9 @@ class _Connection(asyncio.Protocol):
         self._closing = False
         self._remote = ""
         self._client = ""
+        self._probe = ""
+        """The client's address until its first request shows whether it is a relay (``Relays``)."""
+        self._names: frozenset[str] = frozenset()
         self._request: Callable[[str, str, str, dict[str, str], bytes], Request] = Request
         """Makes this connection's requests: ``_VerifiedRequest`` once a client certificate was verified."""
         #: When the server's sweep closes this connection (loop time), ``_HEAD`` or ``_IDLE``
@@ -317,16 +340,19 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
         self._server.conns.add(self)
+        names = self._names = _verified_names(transport)
+        if names:
+            self._request = functools.partial(_VerifiedRequest, names)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self._remote = f"{peer[0]}:{peer[1]}"
-            if not self._server.admit(peer[0]):
+            relays = self._server.relays
+            if self._server.admit(peer[0]):
+                self._client = peer[0]
+            elif relays is None or not relays.member(peer[0], names):
                 self._refuse(_TOO_MANY_RESPONSE)
                 return
-            self._client = peer[0]
-        names = _verified_names(transport)
-        if names:
-            self._request = functools.partial(_VerifiedRequest, names)
+            self._probe = peer[0] if relays is not None else ""
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
@@ -427,6 +453,8 @@ class _Connection(asyncio.Protocol):
         self._reading_head = False
         self._head_bytes = 0
         self.deadline = 0.0
+        if self._probe and not self._prove():
+            return
         if self._server.spooled and (head := self._spooled()) is not None:
             admit = self._server.admit_spooled
             refusal = admit(head) if admit is not None else None
@@ -436,6 +464,27 @@ class _Connection(asyncio.Protocol):
             self._spool = tempfile.TemporaryFile()  # noqa: SIM115 (the request's handler closes it)
         if "content-length" in self._headers or "expect" in self._headers:
             self._before_body()
+
+    def _prove(self) -> bool:
+        """Settle, at a connection's first request, whether it counts towards its address's
+        cap: a relay does not (it gives back the slot it took on connect), anything else
+        does. One let in past the cap as a possible relay is counted now if a slot is free
+        (relays that connected beside it may have given theirs back), else refused."""
+        relays = self._server.relays
+        assert relays is not None  # only probed with a relay rule
+        address, self._probe = self._probe, ""
+        if relays.relayed(self._headers) and relays.member(address, self._names):
+            if self._client:
+                self._server.release(self._client)
+                self._client = ""
+            return True
+        if self._client:
+            return True
+        if self._server.admit(address):
+            self._client = address
+            return True
+        self._refuse(_TOO_MANY_RESPONSE)
+        return False
 
     def _spooled(self) -> Request | None:
         """The request's head (no body) when its route is one whose body goes to a file, uncapped."""
@@ -651,15 +700,18 @@ class HttpServer:
         limits: HttpLimits | None = None,
         spooled: Collection[tuple[str, str]] = (),
         admit: Callable[[Request], Response | None] | None = None,
+        relays: Relays | None = None,
     ) -> None:
         """``spooled`` are the (method, path) of requests whose body goes to a temporary file
         (``Request.body_file``) and is not capped by ``limits.max_body_bytes``. ``admit`` sees
         such a request's head before any of its body is taken and may refuse it (a token
-        without the right to restore must not be able to fill the disk first)."""
+        without the right to restore must not be able to fill the disk first). Connections
+        ``relays`` recognises are not counted towards ``limits.max_conns_per_client``."""
         self.handler = handler
         self.limits = limits or HttpLimits()
         self.spooled = frozenset(spooled)
         self.admit_spooled = admit
+        self.relays = relays
         self.conns: set[_Connection] = set()
         self._per_client: dict[str, int] = {}
         self._servers: list[asyncio.Server] = []

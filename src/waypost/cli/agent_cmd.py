@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 import sys
 from collections.abc import Sequence
@@ -60,6 +61,16 @@ async def _serve(config: AgentConfig) -> int:
     return agent.exit_code
 
 
+def _raise_open_files_limit() -> None:
+    """Lift the soft limit on open files to the hard one, as Go's runtime does at start for
+    Consul: each parked blocking query holds a socket (two on a client agent relaying it),
+    and a soft limit of 1024 would refuse connections long before the per-client caps do."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def run(argv: Sequence[str]) -> int:
     try:
         config = load_config(argv)
@@ -75,6 +86,7 @@ def run(argv: Sequence[str]) -> int:
     )
     for warning in config.warnings:
         logging.getLogger("waypost.config").warning("%s", warning)
+    _raise_open_files_limit()
     try:
         import uvloop
 

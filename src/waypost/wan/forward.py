@@ -76,7 +76,15 @@ def _timeout(req: Request) -> aiohttp.ClientTimeout:
 
 
 class Forwarder:
-    """Relays requests over one pool of keep-alive connections (HTTPS with ``tls``)."""
+    """Relays requests over one pool of keep-alive connections (HTTPS with ``tls``).
+
+    The pool has no cap of its own: a relayed blocking query holds its connection until
+    the server answers, up to minutes, so a cap would queue callers behind parked queries
+    and fail them as unreachable servers. What bounds it is upstream: a caller's connection
+    relays one request at a time (pipelined ones wait their turn), callers are capped per
+    address by ``limits.http_max_conns_per_client``, and all of it by the open-files limit
+    (``waypost agent`` lifts its soft limit to the hard one, as Go does for Consul). The
+    servers do not count these connections per client (``agent.relays``)."""
 
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self._tls = tls

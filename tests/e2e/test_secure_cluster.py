@@ -8,7 +8,8 @@ The client agent's own agent token is a node identity, not the servers' agent to
 servers' store port admits it by its verified ``client.dc1.consul`` certificate. On it:
 the client agent joining, syncing its services and serving reads that way, the route
 sweep against the client agent and a server, the store port refusing all but an agent's
-certificate, the agent token or a management token, a deleted policy or token refused on
+certificate, the agent token or a management token, the relay marker passing the
+per-client connection cap only with an agent's certificate, a deleted policy or token refused on
 every agent within a second, and a token made with ExpirationTTL "1m" when the cluster started refused on
 every agent from its ExpirationTime on, then reaped by the leader. The expiry test is
 last: the others run while the token's minute passes.
@@ -227,6 +228,30 @@ def test_a_deleted_token_is_refused_on_every_agent_within_a_second(cluster: Secu
     first.ok("DELETE", f"/v1/acl/token/{accessor}")
     wait_for(lambda: _refused_everywhere(cluster, token), 1.0, step=0.02)
     assert Caller(cluster.client)("GET", "/v1/kv/app/k", token=token)[1] == "ACL not found"
+
+
+def test_the_relay_marker_without_an_agent_certificate_is_capped(cluster: SecureCluster) -> None:
+    """127.0.0.1 is every member's address here, so only the certificate tells the client
+    agent's relays (``client.dc1.consul``) from a ``cli`` caller sending the marker."""
+    server = cluster.servers[0]
+    marked = {"X-Waypost-Forwarded": "client"}
+    held: list[http.client.HTTPSConnection] = []
+    try:
+        statuses = []
+        for _ in range(201):  # the default http_max_conns_per_client, and one more
+            conn = http.client.HTTPSConnection(
+                "127.0.0.1", server.https_port, timeout=10, context=cluster.certs.client_context("cli")
+            )
+            held.append(conn)
+            conn.request("GET", "/v1/status/leader", headers=marked)
+            resp = conn.getresponse()
+            resp.read()
+            statuses.append(resp.status)
+        assert statuses == [200] * 200 + [429]
+        assert Caller(cluster.client)("GET", "/v1/kv/app/k", token=ROOT)[0] == 200  # relayed past the cap
+    finally:
+        for conn in held:
+            conn.close()
 
 
 def test_an_expiring_token_stops_at_its_expiration_time_and_is_reaped(cluster: SecureCluster) -> None:

@@ -20,7 +20,9 @@ from that address, so without verified certificates it is trusted as far as the 
 beside it; it still needs a token for whatever it asks (ACLs apply to relays as to
 anyone). Where that is not acceptable, ``verify_incoming`` on the HTTPS listener turns
 the exemption into proof of the agent's private key. Callers past the cap from a non-member
-address are still refused on connect, before anything is read, as Consul's limiter does.
+address are still refused on connect, before anything is read, as Consul's limiter does;
+one from a member's address is refused at its first request unless it is a relay (so a
+process on a member's host may hold such a connection until ``read_header_timeout``).
 """
 
 from __future__ import annotations

@@ -216,14 +216,14 @@ def test_6_cached_reads_are_answered_by_the_client_and_kept_fresh(cluster: Clust
     _register_elsewhere(server, "cached-1", "cachedsvc")
     path = "/v1/health/service/cachedsvc?cached"
     status, headers, first = _get_json(client, path)
-    assert (status, headers["X-Cache"], headers["Age"]) == (200, "MISS", "0")
+    assert (status, headers["X-Cache"], headers.get("Age")) == (200, "MISS", None)
     status, headers, again = _get_json(client, path)
-    assert (status, headers["X-Cache"], again) == (200, "HIT", first)
+    assert (status, headers["X-Cache"], headers["Age"], again) == (200, "HIT", "0", first)
     index = int(headers["X-Consul-Index"])
     # The entry's background refresh sees a server-side change; a cached blocking read waits for it.
     _register_elsewhere(server, "cached-2", "cachedsvc")
     status, headers, later = _get_json(client, f"{path}&index={index}&wait=20s")
-    assert headers["X-Cache"] == "HIT"
+    assert headers["X-Cache"] in ("HIT", "MISS")  # a MISS if it waited for the refresh, as on Consul
     assert sorted(e["Node"]["Node"] for e in later) == ["cached-1", "cached-2"]
     # Other reads ignore ?cached, as Consul's agent does.
     assert "X-Cache" not in _get_json(client, "/v1/kv/blocked?cached")[1]

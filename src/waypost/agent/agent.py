@@ -22,7 +22,7 @@ from waypost.agent.cluster import Cluster
 from waypost.agent.dns_backend import start_dns
 from waypost.agent.leader import SERF_CHECK
 from waypost.agent.lean import replica_scope
-from waypost.agent.lean_cache import CachedReads
+from waypost.agent.lean_cache import RefreshedReads
 from waypost.agent.local import LocalState, sync_in_process
 from waypost.agent.monitor import LogBroadcaster
 from waypost.agent.pacing import ae_wait
@@ -79,8 +79,8 @@ class Agent:
         """The services' leaf certificates; None while Connect is disabled."""
         self.wan = Federation(self)
         """The WAN pool (servers) and where ``?dc=`` requests for other datacenters go."""
-        self.cached_reads = CachedReads(self.wan.ask_server)
-        """A client agent's ``?cached`` reads (``agent.lean_cache``)."""
+        self.refreshed_reads = RefreshedReads(self.wan.ask_server)
+        """A client agent's background-refresh cache entries (``agent.lean_cache``)."""
         self.checks = AgentChecks(self)
         self.http_port = 0
         self.https_port = 0
@@ -323,7 +323,7 @@ class Agent:
                 await server.close()
         self._servers.clear()
         await self._quiesce()
-        await self.cached_reads.close()
+        await self.refreshed_reads.close()
         await self.wan.stop()
         if self.connect_leaves is not None:
             await self.connect_leaves.close()

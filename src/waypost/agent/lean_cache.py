@@ -1,16 +1,15 @@
-"""``?cached`` on a client agent: Consul's agent cache for the reads it keeps fresh in the
-background (``catalog/services``, ``catalog/service``, ``health/service``,
-``health/connect``, ``connect/intentions/match``).
+"""A client agent's background-refresh cache entries: the source behind ``api.caching`` on
+a lean client agent, which holds no replica of the catalog to answer from.
 
-The first such read is relayed to a server and answered ``X-Cache: MISS``; from then on a
-blocking query per entry keeps it current, and the same read (path, query and token) is
-answered from it, ``X-Cache: HIT`` with ``Age`` (seconds since the server last answered).
-A cached read with ``?index`` blocks on the entry. ``Cache-Control: max-age=<s>`` refuses
-an entry older than that (a fresh relay, MISS). A refresh the server cannot answer keeps
-the last answer and retries with back-off; one it refuses (4xx: a token revoked) drops the
-entry. An entry unread for ``IDLE`` seconds stops refreshing and goes; at most
-``MAX_ENTRIES`` are kept, the least recently read going first. Other paths ignore
-``?cached``, as Consul's agent does for the reads it does not cache.
+Which reads cache, the cache keys, headers and bounds are ``api.caching``'s. Here, as in
+Consul's client agents, a key's first read is relayed to a server (a MISS) and its answer
+kept; from then on one blocking query per entry keeps it current, and the same read is
+answered from it (a HIT, ``Age`` 0 while the refresh reaches a server, else the seconds
+since it last did). A cached read with ``?index`` waits on the entry; an answer that had to
+wait is a MISS, as Consul counts it. A refresh the server cannot answer keeps the last
+answer and retries with back-off; one it refuses (4xx: a token revoked) drops the entry.
+An entry unread for ``REFRESH_IDLE`` seconds stops refreshing and goes; at most
+``MAX_REFRESHED`` are kept, the least recently read going first.
 """
 
 from __future__ import annotations
@@ -24,21 +23,12 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from waypost.api.blocking import DEFAULT_WAIT, MAX_WAIT
-from waypost.api.gate import request_secret
+from waypost.api.caching import MAX_REFRESHED, REFRESH_IDLE
 from waypost.api.http import Request, Response
 from waypost.durations import parse_duration
 
-__all__ = ["CACHED_PATHS", "IDLE", "MAX_ENTRIES", "CachedReads"]
+__all__ = ["RefreshedReads"]
 
-CACHED_PATHS = (
-    "/v1/catalog/services",
-    "/v1/catalog/service/",
-    "/v1/health/service/",
-    "/v1/health/connect/",
-    "/v1/connect/intentions/match",
-)
-IDLE = 600.0
-MAX_ENTRIES = 1024
 _REFRESH_WAIT = "5m"
 _PER_READ = frozenset({"cached", "index", "wait", "pretty"})
 """Query parameters of one read, not of what it reads."""
@@ -50,50 +40,43 @@ Ask = Callable[[Request], "Response | Awaitable[Response]"]
 class _Entry:
     answer: Response
     index: int
-    fetched: float
     used: float
+    lost: float | None = None
+    """When the refresh last stopped reaching a server; None while it does."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
 
 
-class CachedReads:
+class RefreshedReads:
+    """The entries, by ``api.caching``'s cache key; ``ask`` relays a request to a server."""
+
     def __init__(self, ask: Ask, clock: Callable[[], float] = time.monotonic) -> None:
         self._ask = ask
         self._clock = clock
-        self._entries: OrderedDict[tuple[str, str, str], _Entry] = OrderedDict()
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
 
-    @staticmethod
-    def handles(req: Request) -> bool:
-        return req.method == "GET" and req.path.startswith(CACHED_PATHS) and "cached" in req.query
+    def __len__(self) -> int:
+        return len(self._entries)
 
-    async def read(self, req: Request) -> Response:
-        query = urlencode(sorted((k, v) for k, vs in req.query.items() if k not in _PER_READ for v in vs))
-        key = (req.path, query, request_secret(req))
+    async def read(self, key: str, req: Request) -> tuple[Response, float | None]:
         entry = self._entries.get(key)
-        now = self._clock()
-        if entry is not None and not self._too_old(req, now - entry.fetched):
-            self._entries.move_to_end(key)
-            entry.used = now
-            await self._wait(entry, req)
-            return _marked(entry.answer, "HIT", self._clock() - entry.fetched)
-        answer = await self._relay(req, query, 0)
-        if answer.status == 200:
-            self._keep(key, req, query, answer)
-        return _marked(answer, "MISS", 0.0)
+        if entry is None:
+            answer = await self._relay(req)
+            if answer.status == 200:
+                self._keep(key, req, answer)
+            return answer, None
+        self._entries.move_to_end(key)
+        entry.used = self._clock()
+        waited = await self._wait(entry, req)
+        lost = entry.lost
+        return entry.answer, None if waited else (0.0 if lost is None else self._clock() - lost)
 
-    @staticmethod
-    def _too_old(req: Request, age: float) -> bool:
-        for part in req.headers.get("cache-control", "").split(","):
-            name, _, value = part.strip().partition("=")
-            if name.lower() == "max-age" and value.isdigit():
-                return age > int(value)
-        return False
-
-    async def _wait(self, entry: _Entry, req: Request) -> None:
-        """A cached blocking read: until the entry moves past ``?index`` or ``?wait`` ends."""
+    async def _wait(self, entry: _Entry, req: Request) -> bool:
+        """A cached blocking read: until the entry moves past ``?index`` or ``?wait`` ends;
+        whether it had to wait."""
         index = req.arg("index")
         if not index or not index.isdigit() or entry.index > int(index):
-            return
+            return False
         try:
             wait = parse_duration(req.arg("wait") or "") if req.arg("wait") else DEFAULT_WAIT
         except ValueError:
@@ -103,42 +86,50 @@ class CachedReads:
             async with asyncio.timeout(wait):
                 while entry.index <= int(index):
                     await entry.changed.wait()
+        return True
 
-    async def _relay(self, req: Request, query: str, index: int) -> Response:
-        blocking = f"index={index}&wait={_REFRESH_WAIT}" if index else ""
-        raw = "&".join(part for part in (query, blocking) if part)
-        headers = {k: v for k, v in req.headers.items() if k in ("x-consul-token", "authorization")}
-        answer = self._ask(Request("GET", req.path, raw, headers, b""))
+    async def _relay(self, req: Request) -> Response:
+        answer = self._ask(req)
         return answer if isinstance(answer, Response) else await answer
 
-    def _keep(self, key: tuple[str, str, str], req: Request, query: str, answer: Response) -> None:
-        now = self._clock()
-        entry = _Entry(answer, _index(answer), now, now)
+    def _keep(self, key: str, req: Request, answer: Response) -> None:
+        entry = _Entry(answer, _index(answer), self._clock())
         old = self._entries.pop(key, None)
         if old is not None and old.task is not None:
             old.task.cancel()
         self._entries[key] = entry
-        while len(self._entries) > MAX_ENTRIES:
+        while len(self._entries) > MAX_REFRESHED:
             _, gone = self._entries.popitem(last=False)
             if gone.task is not None:
                 gone.task.cancel()
-        entry.task = asyncio.ensure_future(self._refresh(key, entry, req, query))
+        query = urlencode(sorted((k, v) for k, vs in req.query.items() if k not in _PER_READ for v in vs))
+        headers = {k: v for k, v in req.headers.items() if k in ("x-consul-token", "authorization")}
+        entry.task = asyncio.ensure_future(
+            self._refresh(key, entry, Request("GET", req.path, query, headers, b""))
+        )
 
-    async def _refresh(self, key: tuple[str, str, str], entry: _Entry, req: Request, query: str) -> None:
+    async def _refresh(self, key: str, entry: _Entry, read: Request) -> None:
         backoff = 0.5
-        while self._clock() - entry.used < IDLE:
+        base = read.raw_query
+        while self._clock() - entry.used < REFRESH_IDLE:
+            blocking = f"index={entry.index}&wait={_REFRESH_WAIT}"
+            again = Request(
+                "GET", read.path, f"{base}&{blocking}" if base else blocking, dict(read.headers), b""
+            )
             try:
-                answer = await self._relay(req, query, entry.index)
+                answer = await self._relay(again)
             except Exception as exc:  # a relay that failed outright: as a server error
                 answer = Response.text(f"refresh failed: {exc}", 500)
             if 400 <= answer.status < 500:
                 break  # refused now (a token revoked, a name gone): never answer from it again
             if answer.status != 200:
+                if entry.lost is None:
+                    entry.lost = self._clock()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             backoff = 0.5
-            entry.answer, entry.fetched = answer, self._clock()
+            entry.answer, entry.lost = answer, None
             index = _index(answer)
             if index != entry.index:
                 entry.index = index
@@ -159,9 +150,3 @@ class CachedReads:
 
 def _index(answer: Response) -> int:
     return next((int(v) for k, v in answer.headers if k.lower() == "x-consul-index" and v.isdigit()), 0)
-
-
-def _marked(answer: Response, cache: str, age: float) -> Response:
-    headers = [(k, v) for k, v in answer.headers if k.lower() not in ("x-cache", "age")]
-    headers += [("X-Cache", cache), ("Age", str(int(age)))]
-    return Response(answer.body, answer.status, answer.content_type, headers)

@@ -11,11 +11,10 @@ import msgspec
 
 from waypost.acl.authorizer import Authorizer
 from waypost.agent.lean import as_forwarded, forwarded
-from waypost.agent.lean_cache import CachedReads
 from waypost.api.acl import ACL_DISABLED
 from waypost.api.acl_rules import NEEDS, Filter, Need
 from waypost.api.blocking import ReadCache
-from waypost.api.caching import CACHED_ROUTES, AgentCache, Caching, Ticket
+from waypost.api.caching import CACHED_ROUTES, AgentCache, Answer, Caching
 from waypost.api.common import HTTPError, error_response
 from waypost.api.gate import Gate, request_secret
 from waypost.api.http import Request, Response
@@ -59,13 +58,13 @@ class ApiApp:
         self.agent = agent
         acl = agent.config.acl
         self.cache = ReadCache(acl_policy=acl.default_policy if acl.enabled else "allow")
-        self.agent_cache = AgentCache(self._contact_age)
         self._use_cache = agent.config.http_config.use_cache
         self.gate = Gate(agent) if agent.config.acl.enabled else None
         """ACL enforcement; None while ACLs are off, which keeps dispatch as it was."""
         self._store_api = routes is STORE_ROUTES
         self._lean = not agent.config.server and not self._store_api
         """A client agent's public API, which relays what it does not hold (``agent.lean``)."""
+        self.agent_cache = AgentCache(self._contact_age, source=agent.refreshed_reads if self._lean else None)
         if routes is STORE_ROUTES:
             self.event_ring = EventRing(agent.require_state())
         self._needs: dict[tuple[Handler, str], Need] = {}
@@ -123,11 +122,20 @@ class ApiApp:
             if req.method == "OPTIONS":
                 return Response(headers=[("Allow", ", ".join(sorted(handlers)))])
             return Response.text(f"method {req.method} not allowed", 405)
+        pretty = "pretty" in req.query
+        if not self._use_cache and "cached" in req.query:
+            del req.query["cached"]  # http_config.use_cache off: Consul reads no ?cached at all
+        caching = _CACHING.get(handler)
         if self._lean and forwarded(req.path):
-            req = as_forwarded(req, self.agent.node.Node)
-            if CachedReads.handles(req):
-                return asyncio.ensure_future(self.agent.cached_reads.read(req))
-            return self.agent.wan.ask_server(req)
+            relayed = as_forwarded(req, self.agent.node.Node)
+            if caching is None:
+                return self.agent.wan.ask_server(relayed)
+            return self._answer(
+                self.agent_cache.through(
+                    caching, relayed, lambda: self.agent.wan.ask_server(relayed), relayed=True
+                ),
+                pretty,
+            )
         dc = req.arg("dc") if req.raw_query else None
         if dc and handler in _DC_ROUTED and dc != self.agent.datacenter:
             return self.agent.wan.forward(dc, req)
@@ -143,34 +151,26 @@ class ApiApp:
             trim = verdict
         elif handler in _ACL_ONLY:
             return Response.text(ACL_DISABLED, 401)
-        pretty = "pretty" in req.query
-        if not self._use_cache and "cached" in req.query:
-            del req.query["cached"]  # http_config.use_cache off: Consul reads no ?cached at all
-        caching = _CACHING.get(handler)
-        ticket: Ticket | None = None
+
+        def run() -> Answer:
+            answer = handler(self, req)
+            if trim is None or gate is None:
+                return answer
+            return (
+                gate.trim(answer, *trim) if isinstance(answer, Response) else gate.trim_later(answer, *trim)
+            )
+
         if caching is not None:
+            result = self.agent_cache.through(caching, req, run)
+        else:
             try:
-                opened = self.agent_cache.open(caching, req)
+                result = run()
             except Exception as exc:
                 return error_response(exc)
-            if isinstance(opened, Response):
-                return _indent(opened) if pretty else opened
-            ticket = opened
-        try:
-            result = handler(self, req)
-        except Exception as exc:
-            failed = error_response(exc)
-            if ticket is None:
-                return failed
-            result = ticket.close(failed)
-            return _indent(result) if pretty and isinstance(result, Response) else result
-        if trim is not None and gate is not None:
-            if isinstance(result, Response):
-                result = gate.trim(result, *trim)
-            else:
-                result = gate.trim_later(result, *trim)
-        if ticket is not None:
-            result = ticket.close(result)
+        return self._answer(result, pretty)
+
+    def _answer(self, result: Answer, pretty: bool) -> Answer:
+        """A handler's answer as sent: indented for ``?pretty``, now or when it comes."""
         if isinstance(result, Response):
             return _indent(result) if pretty else result
         if isinstance(result, asyncio.Future):

@@ -1,7 +1,7 @@
 """Consul's agent caching (``?cached``): which reads cache and how, and the ``X-Cache`` and
 ``Age`` headers that Consul's clients read (the Go API's ``UseCache`` and ``CacheHit``).
 
-Consul's client agents keep a cache in front of their servers. Every agent here already
+Consul's client agents keep a cache in front of their servers. A server agent here already
 answers reads from its replica of the catalog, kept current by the store's watch, so for
 Consul's "background refresh" endpoints the replica is the cache: only the request keys
 seen are kept (a key's first answer is a MISS, later ones HIT, as Consul's entries are),
@@ -9,6 +9,11 @@ and ``Age`` is how long the replica has gone without hearing from the store (0 w
 watch is live). "Simple" endpoints, whose answers are not kept current, keep each answer
 with the time it was fetched; ``Cache-Control`` says when to fetch again and when a failed
 fetch may still be answered from the old one.
+
+A lean client agent holds no replica of the catalog: its background-refresh answers come
+from a :class:`BackgroundSource` (``agent.lean_cache``), entries each kept current by a
+blocking query to a server, as Consul's client agents keep theirs; its simple answers are
+kept here around the relay to a server, with the same rules as on a server.
 
 Consul sets these headers only on the endpoints its documentation marks, and only with
 ``?cached``, except the agent's Connect endpoints, which it always answers from its cache.
@@ -20,13 +25,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from waypost.api.blocking import request_key
 from waypost.api.common import CacheControl, error_response, parse_cache_control
 from waypost.api.gate import request_secret
 from waypost.api.http import Request, Response
 
-__all__ = ["BACKGROUND", "CACHED_ROUTES", "SIMPLE", "AgentCache", "Caching", "Ticket"]
+__all__ = ["BACKGROUND", "CACHED_ROUTES", "SIMPLE", "AgentCache", "BackgroundSource", "Caching", "Ticket"]
 
 SIMPLE = "simple"
 BACKGROUND = "background refresh"
@@ -40,6 +46,14 @@ MAX_KEYS = 16_384
 MAX_ANSWERS = 1024
 MAX_ANSWER_BYTES = 16 << 20
 """Simple-caching answers kept, and the bodies' total size; the least recently used go first."""
+
+MAX_REFRESHED = 1024
+"""A lean client agent's background-refresh entries (each an answer and one blocking query
+parked on a server); the least recently read go first."""
+
+REFRESH_IDLE = 600.0
+"""Seconds a lean client agent's entry may go unread before its blocking query stops and it
+goes: far below ``TTL``, as each entry holds a query open on a server."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +85,17 @@ CACHED_ROUTES: dict[str, Caching] = {
 elsewhere is accepted and changes nothing, as on Consul."""
 
 Answer = Response | Awaitable[Response]
+
+
+class BackgroundSource(Protocol):
+    """A lean client agent's background-refresh entries (``agent.lean_cache``)."""
+
+    def read(self, key: str, req: Request) -> Awaitable[tuple[Response, float | None]]:
+        """The answer to ``req`` (cache key ``key``) and its ``Age`` if it is a HIT, or None
+        for a MISS (fetched from a server, or waited on for a change)."""
+        ...
+
+
 _CACHE_HEADERS = frozenset({"X-Cache", "Age"})
 
 
@@ -85,18 +110,22 @@ class AgentCache:
     """One agent's cache state: the background keys seen and the simple answers kept.
 
     ``contact_age`` is seconds since the replica last heard from the store; ``clock`` a
-    monotonic clock (both given so the rules can be tested without waiting days)."""
+    monotonic clock (both given so the rules can be tested without waiting days);
+    ``source`` a lean client agent's background-refresh entries, None where the replica
+    is the cache."""
 
     def __init__(
         self,
         contact_age: Callable[[], float],
         *,
+        source: BackgroundSource | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_keys: int = MAX_KEYS,
         max_answers: int = MAX_ANSWERS,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self.contact_age = contact_age
+        self.source = source
         self.clock = clock
         self._keys: OrderedDict[str, float] = OrderedDict()
         self._answers: OrderedDict[str, _Kept] = OrderedDict()
@@ -106,21 +135,43 @@ class AgentCache:
     def __len__(self) -> int:
         return len(self._keys) + len(self._answers)
 
-    def open(self, caching: Caching, req: Request) -> Ticket | Response | None:
-        """Before the handler runs: None when this request does not use the cache, a kept
-        answer (a HIT) when a simple entry may answer it, else the ticket that
-        :meth:`Ticket.close` settles with the handler's answer."""
+    def through(
+        self, caching: Caching, req: Request, fetch: Callable[[], Answer], *, relayed: bool = False
+    ) -> Answer:
+        """``req`` answered through the cache, ``fetch`` (the handler, or with ``relayed``
+        the relay to a server) called only when the cache cannot answer it itself."""
+        try:
+            opened = self.open(caching, req, relayed=relayed)
+        except Exception as exc:
+            return error_response(exc)
+        if opened is None:
+            return fetch()
+        if not isinstance(opened, Ticket):
+            return opened
+        try:
+            answer = fetch()
+        except Exception as exc:
+            answer = error_response(exc)
+        return opened.close(answer)
+
+    def open(self, caching: Caching, req: Request, *, relayed: bool = False) -> Ticket | Answer | None:
+        """Before the handler runs: None when this request does not use the cache, the
+        cache's own answer (a kept simple answer, or for a request a lean client relays its
+        background entry), else the ticket that :meth:`Ticket.close` settles with the
+        handler's answer."""
         if req.method not in ("GET", "HEAD") or not req.path.endswith(caching.suffix):
             return None
         if not caching.always and "cached" not in req.query:
             return None
+        control = parse_cache_control(req)
         key = f"{request_key(req)}\0{request_secret(req)}"
         now = self.clock()
         if caching.kind == BACKGROUND:
+            if relayed and self.source is not None:
+                return _sourced(self.source.read(key, req))
             seen = self._keys.get(key)
             fresh = seen is not None and now - seen <= TTL
             return Ticket(self, key, fresh, _blocking(req), None, None)
-        control = parse_cache_control(req)
         kept = self._answers.get(key)
         if kept is not None and now - kept.used > TTL:
             self._drop(key)
@@ -208,6 +259,15 @@ class Ticket:
             if self.control.stale_if_error > age:
                 return _marked(kept.response, age)
         return resp
+
+
+async def _sourced(pending: Awaitable[tuple[Response, float | None]]) -> Response:
+    """A lean client's background-refresh answer with its headers; errors unmarked."""
+    try:
+        resp, age = await pending
+    except Exception as exc:
+        return error_response(exc)
+    return _marked(resp, age) if resp.status == 200 else resp
 
 
 def _blocking(req: Request) -> bool:

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from waypost.agent.lean import as_forwarded, forwarded, replica_scope
+from waypost.agent.lean import as_forwarded, forwarded, replica_scope, uncached
+from waypost.api.common import HTTPError
 from waypost.api.http import Request
 from waypost.api.routes import ROUTES
 from waypost.state import schema
@@ -66,6 +67,14 @@ def test_near_agent_is_the_agents_node_and_the_callers_address_travels() -> None
     kept.headers["x-forwarded-for"] = "198.51.100.1"
     sent = as_forwarded(kept, "edge")
     assert (sent.raw_query, sent.headers["x-forwarded-for"]) == ("near=other", "198.51.100.1")
+
+
+def test_a_simple_fetch_for_the_clients_cache_asks_the_server_uncached() -> None:
+    req = Request("GET", "/v1/catalog/datacenters", "cached&dc=dc1", {"cache-control": "max-age=5"}, b"")
+    assert uncached(req) is req
+    assert (req.raw_query, req.query, req.headers) == ("dc=dc1", {"dc": ["dc1"]}, {})
+    with pytest.raises(HTTPError, match="Cannot specify"):
+        uncached(Request("GET", "/v1/query/q/execute", "cached&consistent", {}, b""))
 
 
 def test_the_replica_holds_its_own_node_and_the_cluster_tables_only() -> None:

@@ -227,6 +227,11 @@ def test_6_cached_reads_are_answered_by_the_client_and_kept_fresh(cluster: Clust
     assert sorted(e["Node"]["Node"] for e in later) == ["cached-1", "cached-2"]
     # Other reads ignore ?cached, as Consul's agent does.
     assert "X-Cache" not in _get_json(client, "/v1/kv/blocked?cached")[1]
+    # Simple caching around the relay: the client keeps the answer; ?cached with ?consistent refused.
+    marks = [client.request("GET", "/v1/catalog/datacenters?cached")[1]["X-Cache"] for _ in range(2)]
+    assert marks == ["MISS", "HIT"]
+    status, _, body = client.request("GET", "/v1/query/none/execute?cached&consistent")
+    assert (status, body) == (400, b"Cannot specify ?cached with ?consistent, conflicting semantics.")
 
 
 def test_7_the_server_relayed_to_dies_mid_query_and_the_other_answers(cluster: Cluster) -> None:

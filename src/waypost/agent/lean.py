@@ -18,10 +18,11 @@ from urllib.parse import parse_qsl, urlencode
 
 import orjson
 
+from waypost.api.common import parse_consistency
 from waypost.api.http import Request
 from waypost.state import schema
 
-__all__ = ["as_forwarded", "forwarded", "replica_scope"]
+__all__ = ["as_forwarded", "forwarded", "replica_scope", "uncached"]
 
 _SERVED_BY_SERVERS = ("/v1/agent/connect/authorize",)
 """Agent endpoints that read the registry (intentions), which the agent does not hold."""
@@ -69,6 +70,20 @@ def as_forwarded(req: Request, node: str) -> Request:
     caller = req.remote.rpartition(":")[0].strip("[]")
     if caller and "x-forwarded-for" not in req.headers:
         req.headers["x-forwarded-for"] = caller
+    return req
+
+
+def uncached(req: Request) -> Request:
+    """``req`` as a client agent fetches it for its own simple cache: without ``?cached``
+    and ``Cache-Control``, which this agent has applied, so a server answers it fresh, as
+    Consul's servers answer a client agent's RPC (``?cached`` with ``?consistent`` is still
+    refused, here)."""
+    if "cached" not in req.raw_query:
+        return req
+    parse_consistency(req)
+    req.query.pop("cached", None)
+    req.raw_query = urlencode([(k, v) for k, v in parse_qsl(req.raw_query, True) if k != "cached"])
+    req.headers.pop("cache-control", None)
     return req
 
 

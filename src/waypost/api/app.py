@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from waypost.acl.authorizer import Authorizer
-from waypost.agent.lean import as_forwarded, forwarded
+from waypost.agent.lean import as_forwarded, forwarded, uncached
 from waypost.api.acl import ACL_DISABLED
 from waypost.api.acl_rules import NEEDS, Filter, Need
 from waypost.api.blocking import ReadCache
@@ -132,7 +132,7 @@ class ApiApp:
                 return self.agent.wan.ask_server(relayed)
             return self._answer(
                 self.agent_cache.through(
-                    caching, relayed, lambda: self.agent.wan.ask_server(relayed), relayed=True
+                    caching, relayed, lambda: self.agent.wan.ask_server(uncached(relayed)), relayed=True
                 ),
                 pretty,
             )

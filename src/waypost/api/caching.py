@@ -144,15 +144,13 @@ class AgentCache:
             opened = self.open(caching, req, relayed=relayed)
         except Exception as exc:
             return error_response(exc)
-        if opened is None:
-            return fetch()
-        if not isinstance(opened, Ticket):
+        if opened is not None and not isinstance(opened, Ticket):
             return opened
         try:
             answer = fetch()
         except Exception as exc:
             answer = error_response(exc)
-        return opened.close(answer)
+        return answer if opened is None else opened.close(answer)
 
     def open(self, caching: Caching, req: Request, *, relayed: bool = False) -> Ticket | Answer | None:
         """Before the handler runs: None when this request does not use the cache, the

@@ -24,7 +24,8 @@ def _maps(agent: AgentProcess) -> str:
 def test_importing_the_agent_runs_none_of_the_deferred_libraries() -> None:
     probe = (
         "import sys, waypost.agent.agent, waypost.api.routes\n"
-        "print([m for m in ('aiohttp.client', 'yarl._url', 'lark.lark') if m in sys.modules])"
+        "deferred = ('aiohttp.client', 'yarl._url', 'lark.lark', 'cryptography.x509.base')\n"
+        "print([m for m in deferred if m in sys.modules])"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True,
@@ -43,7 +44,7 @@ def test_a_filter_works_the_first_time_one_is_asked_for(dev_agent: AgentProcess)
     assert b"Syntax error" in body
 
 
-def test_a_client_agent_loads_the_http_client_and_reads_through_its_server(tmp_path: Path) -> None:
+def test_a_client_agent_loads_the_http_client_and_the_ca_on_first_use(tmp_path: Path) -> None:
     with AgentProcess(["-dev", "-node", "srv"], log_path=tmp_path / "server.log") as server:
         args = [
             *("-bind", "127.0.0.1", "-node", "cli", "-data-dir", str(tmp_path / "client")),
@@ -52,4 +53,22 @@ def test_a_client_agent_loads_the_http_client_and_reads_through_its_server(tmp_p
         with AgentProcess(args, log_path=tmp_path / "client.log", wait_for_leader=False) as client:
             wait_for(lambda: {"srv", "cli"} <= {n["Node"] for n in client.get("/v1/catalog/nodes")}, 30)
             assert "aiohttp" in _maps(client)
+            assert "cryptography" not in _maps(client)
+            leaf = client.get("/v1/agent/connect/ca/leaf/web")
+            assert leaf["Service"] == "web"
+            assert leaf["CertPEM"].startswith("-----BEGIN CERTIFICATE-----")
+            assert "cryptography" in _maps(client)
         assert "aiohttp" not in _maps(server)
+
+
+def test_a_restarted_server_loads_the_ca_only_to_sign(tmp_path: Path) -> None:
+    args = ["-server", "-bootstrap-expect", "1", "-node", "srv", "-data-dir", str(tmp_path / "data")]
+    with AgentProcess(args, log_path=tmp_path / "first.log") as first:
+        wait_for(lambda: first.get("/v1/connect/ca/roots")["Roots"], 15)
+        roots = first.get("/v1/connect/ca/roots")
+        assert "cryptography" in _maps(first)  # the first start created the CA
+    with AgentProcess(args, log_path=tmp_path / "again.log") as again:
+        assert again.get("/v1/connect/ca/roots")["ActiveRootID"] == roots["ActiveRootID"]
+        assert "cryptography" not in _maps(again)
+        assert again.get("/v1/agent/connect/ca/leaf/web")["Service"] == "web"
+        assert "cryptography" in _maps(again)

@@ -22,7 +22,7 @@ import importlib.util
 import sys
 from types import ModuleType
 
-__all__ = ["aiohttp", "lark", "yarl"]
+__all__ = ["aiohttp", "ec", "hashes", "lark", "rsa", "serialization", "x509", "yarl"]
 
 
 def _deferred(name: str) -> ModuleType:
@@ -43,3 +43,11 @@ def _deferred(name: str) -> ModuleType:
 aiohttp = _deferred("aiohttp")
 yarl = _deferred("yarl")
 lark = _deferred("lark")
+# cryptography (about 13 MiB), for the built-in CA (``waypost.connect.ca``): a server loads
+# it to create the CA on its first start, an agent otherwise on its first leaf certificate
+# or CA change. Its parent packages are light; loading any of these loads the bindings.
+x509 = _deferred("cryptography.x509")
+hashes = _deferred("cryptography.hazmat.primitives.hashes")
+serialization = _deferred("cryptography.hazmat.primitives.serialization")
+ec = _deferred("cryptography.hazmat.primitives.asymmetric.ec")
+rsa = _deferred("cryptography.hazmat.primitives.asymmetric.rsa")

@@ -22,7 +22,7 @@ import pytest
 
 from dig import dig
 from etcd_cluster import EtcdCluster, etcd_available, etcd_cluster
-from waypost.testing import AgentProcess, wait_for
+from waypost.testing import AgentProcess, free_port, wait_for
 
 pytestmark = [
     pytest.mark.etcd,
@@ -31,9 +31,6 @@ pytestmark = [
 ]
 
 
-SERVER_PORT_BASE = 18300
-"""Each server listens on its own agent-to-server port, which clients join and which is
-how status/leader tells the servers apart."""
 CLIENT_JOINS = {"client-a": 1, "client-b": 2}
 """The one server each client is told about."""
 
@@ -44,16 +41,19 @@ class Deployment:
     base: Path
     servers: list[AgentProcess] = field(default_factory=list)
     clients: list[AgentProcess] = field(default_factory=list)
+    server_ports: dict[int, int] = field(default_factory=lambda: {1: free_port(), 2: free_port()})
+    """Each server's agent-to-server port, chosen before any agent starts: clients are told
+    theirs before the servers exist, and status/leader tells the servers apart by it."""
 
     def server(self, i: int) -> AgentProcess:
         args = [
             *("-server", "-store", self.etcd.url, "-bind", "127.0.0.1", "-node", f"server-{i}"),
             *("-data-dir", str(self.base / f"server-{i}")),
         ]
-        return AgentProcess(args, server_port=SERVER_PORT_BASE + i, log_path=self.base / f"server-{i}.log")
+        return AgentProcess(args, server_port=self.server_ports[i], log_path=self.base / f"server-{i}.log")
 
     def client_args(self, name: str) -> list[str]:
-        server = f"127.0.0.1:{SERVER_PORT_BASE + CLIENT_JOINS[name]}"
+        server = f"127.0.0.1:{self.server_ports[CLIENT_JOINS[name]]}"
         return [
             *("-bind", "127.0.0.1", "-node", name, "-data-dir", str(self.base / name)),
             *("-retry-interval", "1s", "-retry-join", server),
@@ -71,7 +71,8 @@ class Deployment:
     def leader(self) -> int:
         """Index in ``servers`` of the current leader."""
         address = str(self.servers[0].get("/v1/status/leader"))
-        return int(address.rsplit(":", 1)[1]) - SERVER_PORT_BASE - 1
+        port = int(address.rsplit(":", 1)[1])
+        return next(i for i, p in self.server_ports.items() if p == port) - 1
 
 
 @pytest.fixture(scope="module")

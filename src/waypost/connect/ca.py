@@ -18,14 +18,18 @@ import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+else:
+    from waypost.lazy_imports import ec, hashes, rsa, serialization, x509
 
 __all__ = [
-    "CURVES",
     "CAError",
     "PrivateKey",
     "RootInfo",
@@ -46,14 +50,8 @@ __all__ = [
     "uri_sans",
 ]
 
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-
-CURVES: dict[int, ec.EllipticCurve] = {
-    224: ec.SECP224R1(),
-    256: ec.SECP256R1(),
-    384: ec.SECP384R1(),
-    521: ec.SECP521R1(),
-}
+_CURVES = {224: "SECP224R1", 256: "SECP256R1", 384: "SECP384R1", 521: "SECP521R1"}
+"""EC key sizes by curve, named so that naming them does not load cryptography."""
 _BACKDATE = dt.timedelta(minutes=1)
 """Leaves and roots start a minute in the past, as Consul's do, for peers whose clocks lag."""
 
@@ -94,8 +92,9 @@ def ca_common_name(unique: str, domain: str) -> str:
 
 
 def generate_key(key_type: str = "ec", bits: int = 256) -> PrivateKey:
-    if key_type == "ec" and bits in CURVES:
-        return ec.generate_private_key(CURVES[bits])
+    if key_type == "ec" and bits in _CURVES:
+        curve: ec.EllipticCurve = getattr(ec, _CURVES[bits])()
+        return ec.generate_private_key(curve)
     if key_type == "rsa" and bits in (2048, 4096):
         return rsa.generate_private_key(public_exponent=65537, key_size=bits)
     raise CAError(f"unsupported private key type {key_type!r} with {bits} bits")
@@ -174,7 +173,9 @@ def _ca_builder(
 
 def new_root(key: PrivateKey, domain: str, *, serial: int, ttl: dt.timedelta, now: dt.datetime) -> str:
     """A self-signed root for ``domain`` (the trust domain), as PEM."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ca_common_name(secrets.token_hex(4), domain))])
+    name = x509.Name(
+        [x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, ca_common_name(secrets.token_hex(4), domain))]
+    )
     builder = _ca_builder(name, key.public_key(), domain, serial, now - _BACKDATE, now + ttl)
     builder = builder.issuer_name(name).add_extension(
         x509.AuthorityKeyIdentifier(_key_id(key), None, None), critical=False
@@ -236,7 +237,7 @@ def make_csr(key: PrivateKey, uri: str, common_name: str) -> str:
     """The request an agent sends for a service's leaf (the key never leaves the agent)."""
     csr = (
         x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, common_name)]))
         .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(uri)]), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -272,7 +273,9 @@ def sign_leaf(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage("digital_signature", "key_encipherment", "key_agreement"), critical=True)
         .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]),
+            x509.ExtendedKeyUsage(
+                [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH, x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]
+            ),
             critical=False,
         )
         .add_extension(x509.SubjectKeyIdentifier(_key_id(public)), critical=False)

@@ -76,7 +76,10 @@ def _register_elsewhere(server: AgentProcess, node: str, service: str = "web") -
     )
 
 
-def _index(agent: AgentProcess, path: str) -> int:
+def _index(agent: AgentProcess, path: str, value: bytes) -> int:
+    """The index of a read that shows the key at ``value``: a read relayed to the other
+    server can briefly trail a write made on one (servers read their own copy)."""
+    wait_for(lambda: agent.request("GET", f"{path}?raw")[2] == value, 10)
     return int(agent.request("GET", path)[1]["X-Consul-Index"])
 
 
@@ -150,7 +153,7 @@ def test_2_registry_reads_through_the_client_are_the_servers(cluster: Cluster) -
 def test_3_a_blocking_query_through_the_client_wakes_on_a_server_write(cluster: Cluster) -> None:
     server, client = cluster.servers[1], cluster.client
     server.put("/v1/kv/blocked", b"1")
-    index = _index(client, "/v1/kv/blocked")
+    index = _index(client, "/v1/kv/blocked", b"1")
     answer: list[tuple[int, dict[str, str], Any]] = []
     reader = threading.Thread(
         target=lambda: answer.append(_get_json(client, f"/v1/kv/blocked?index={index}&wait=20s"))
@@ -238,7 +241,7 @@ def test_7_the_server_relayed_to_dies_mid_query_and_the_other_answers(cluster: C
     first, second = cluster.servers
     client = cluster.client
     second.put("/v1/kv/failover", b"1")
-    index = _index(client, "/v1/kv/failover")
+    index = _index(client, "/v1/kv/failover", b"1")
     answer: list[tuple[int, dict[str, str], Any]] = []
     path = f"/v1/kv/failover?index={index}&wait=15s"
     reader = threading.Thread(target=lambda: answer.append(_get_json(client, path)))

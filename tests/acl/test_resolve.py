@@ -13,6 +13,7 @@ from waypost.state import schema
 from waypost.state.indexes import Indexes
 from waypost.state.model import ACLLink, ACLNodeIdentity, ACLPolicy, ACLRole, ACLServiceIdentity, ACLToken
 from waypost.store.base import Event, EventType, KeyValue
+from waypost.testing import ManualClock
 
 
 class Feed:
@@ -33,20 +34,12 @@ class Feed:
         self.idx.apply([Event(EventType.DELETE, kv)], self.revision)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _resolver(clock: Clock, default: str = "deny") -> Resolver:
+def _resolver(clock: ManualClock, default: str = "deny") -> Resolver:
     return Resolver(ACL(enabled=True, default_policy=default, tokens=ACLTokens()), "n1", "dc1", clock)
 
 
 def test_an_expired_token_stops_at_its_expiry() -> None:
-    feed, clock = Feed(), Clock()
+    feed, clock = Feed(), ManualClock(1_800_000_000.0)
     resolver = _resolver(clock)
     feed.put(
         schema.ACL_TOKENS,
@@ -63,7 +56,7 @@ def test_an_expired_token_stops_at_its_expiry() -> None:
 
 
 def test_policy_role_and_identity_changes_take_effect() -> None:
-    feed, clock = Feed(), Clock()
+    feed, clock = Feed(), ManualClock(1_800_000_000.0)
     resolver = _resolver(clock)
     feed.put(schema.ACL_POLICIES, "p1", ACLPolicy(ID="p1", Name="p1", Rules='key "k" { policy = "write" }'))
     feed.put(schema.ACL_ROLES, "r1", ACLRole(ID="r1", Name="r1", Policies=[ACLLink(ID="p1")]))
@@ -99,7 +92,7 @@ def test_policy_role_and_identity_changes_take_effect() -> None:
 
 
 def test_anonymous_and_management() -> None:
-    feed, clock = Feed(), Clock()
+    feed, clock = Feed(), ManualClock(1_800_000_000.0)
     resolver = _resolver(clock, default="allow")
     anonymous = resolver.authorizer(feed.idx, "")
     assert anonymous is not None
@@ -128,7 +121,12 @@ def test_anonymous_and_management() -> None:
 
 
 def test_the_agent_recovery_token_manages_only_this_agent() -> None:
-    resolver = Resolver(ACL(enabled=True, tokens=ACLTokens(agent_recovery="recover")), "n1", "dc1", Clock())
+    resolver = Resolver(
+        ACL(enabled=True, tokens=ACLTokens(agent_recovery="recover")),
+        "n1",
+        "dc1",
+        ManualClock(1_800_000_000.0),
+    )
     authz = resolver.authorizer(Indexes(), "recover")
     assert authz is not None
     assert authz.allowed("agent", "n1", "write")
@@ -137,7 +135,7 @@ def test_the_agent_recovery_token_manages_only_this_agent() -> None:
 
 
 def test_an_unreadable_expiration_counts_as_expired() -> None:
-    feed, clock = Feed(), Clock()
+    feed, clock = Feed(), ManualClock(1_800_000_000.0)
     feed.put(schema.ACL_TOKENS, "a1", ACLToken(AccessorID="a1", SecretID="s1", ExpirationTime="garbage"))
     assert _resolver(clock).authorizer(feed.idx, "s1") is None
 
@@ -154,7 +152,7 @@ class Link:
 
 @pytest.mark.parametrize("policy", ["allow", "deny", "extend-cache", "async-cache"])
 def test_the_down_policy_applies_past_token_ttl(policy: str) -> None:
-    feed, clock, link = Feed(), Clock(), Link()
+    feed, clock, link = Feed(), ManualClock(1_800_000_000.0), Link()
     config = ACL(
         enabled=True,
         default_policy="deny",

@@ -15,19 +15,11 @@ from waypost.state.model import ACLToken, Node, NodeService
 from waypost.state.state import State
 from waypost.store.base import Put
 from waypost.store.memory import MemoryStore
-from waypost.testing import until
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from waypost.testing import ManualClock, until
 
 
 def test_deletes_become_reapable_a_ttl_later_batched_by_granularity() -> None:
-    clock = Clock()
+    clock = ManualClock()
     timer = TombstoneTimer(TombstoneGC(ttl=Duration("60s"), granularity=Duration("10s")), clock)
     assert timer.next_expiry() is None
     timer.hint(5)
@@ -48,7 +40,7 @@ def test_deletes_become_reapable_a_ttl_later_batched_by_granularity() -> None:
 
 
 def test_one_reap_covers_every_bin_that_came_due() -> None:
-    clock = Clock()
+    clock = ManualClock()
     timer = TombstoneTimer(TombstoneGC(ttl=Duration("1s"), granularity=Duration("1s")), clock)
     timer.hint(3)
     clock.now += 5

@@ -16,7 +16,7 @@ from waypost.agent.lean_cache import RefreshedReads
 from waypost.api.caching import CACHED_ROUTES, AgentCache
 from waypost.api.http import Request, Response
 from waypost.store.remote import NO_SERVERS
-from waypost.testing import AgentProcess
+from waypost.testing import AgentProcess, ManualClock
 from waypost.wan.forward import CLIENT_HOP, Forwarder
 
 
@@ -27,22 +27,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
         yield agent
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-async def reads(server: AgentProcess) -> AsyncIterator[tuple[AgentCache, Clock]]:
+async def reads(server: AgentProcess) -> AsyncIterator[tuple[AgentCache, ManualClock]]:
     relay = Forwarder()
 
     async def ask(req: Request) -> Response:
         return await relay.relay([server.url], req, CLIENT_HOP, None, NO_SERVERS)
 
-    clock = Clock()
+    clock = ManualClock()
     source = RefreshedReads(ask, clock)
     yield AgentCache(lambda: 0.0, source=source, clock=clock), clock
     await source.close()
@@ -77,7 +69,7 @@ async def _first(server: AgentProcess, cache: AgentCache, node: str, route: str)
 
 
 async def test_a_read_is_a_miss_then_a_hit_per_query_and_token(
-    server: AgentProcess, reads: tuple[AgentCache, Clock]
+    server: AgentProcess, reads: tuple[AgentCache, ManualClock]
 ) -> None:
     cache, clock = reads
     path, first = await _first(server, cache, "n1", route := "/v1/health/service/:service")
@@ -93,7 +85,7 @@ async def test_a_read_is_a_miss_then_a_hit_per_query_and_token(
 
 
 async def test_an_entry_follows_the_server_and_a_cached_blocking_read_waits_for_it(
-    server: AgentProcess, reads: tuple[AgentCache, Clock]
+    server: AgentProcess, reads: tuple[AgentCache, ManualClock]
 ) -> None:
     cache = reads[0]
     path, first = await _first(server, cache, "n2", route := "/v1/catalog/service/:name")

@@ -16,7 +16,7 @@ from waypost.dns.backend import Pending, PreparedResult
 from waypost.state.state import State
 from waypost.store.memory import MemoryStore
 from waypost.store.remote import NO_SERVERS
-from waypost.testing import AgentProcess, free_port
+from waypost.testing import AgentProcess, ManualClock, free_port
 from waypost.wan.forward import CLIENT_HOP, Forwarder
 
 
@@ -47,14 +47,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
         yield agent
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 async def local() -> AsyncIterator[CatalogDnsBackend]:
     state = State(MemoryStore())
@@ -70,7 +62,9 @@ async def forwarder() -> AsyncIterator[Forwarder]:
     await relay.close()
 
 
-def _backend(local: CatalogDnsBackend, relay: Forwarder, urls: list[str], clock: Clock) -> ServerDnsBackend:
+def _backend(
+    local: CatalogDnsBackend, relay: Forwarder, urls: list[str], clock: ManualClock
+) -> ServerDnsBackend:
     async def ask(req: Request) -> Response:
         return await relay.relay(urls, req, CLIENT_HOP, None, NO_SERVERS)
 
@@ -85,7 +79,7 @@ async def _read(backend: ServerDnsBackend, pending: object) -> None:
 async def test_a_service_is_pending_then_answered_case_blind_with_its_health(
     server: AgentProcess, local: CatalogDnsBackend, forwarder: Forwarder
 ) -> None:
-    clock = Clock()
+    clock = ManualClock()
     backend = _backend(local, forwarder, [server.url], clock)
     before = backend.revision()
     await _read(backend, backend.service_instances("shop", None))
@@ -106,7 +100,7 @@ async def test_a_service_is_pending_then_answered_case_blind_with_its_health(
 async def test_nodes_virtual_ips_and_prepared_queries(
     server: AgentProcess, local: CatalogDnsBackend, forwarder: Forwarder
 ) -> None:
-    backend = _backend(local, forwarder, [server.url], Clock())
+    backend = _backend(local, forwarder, [server.url], ManualClock())
     await _read(backend, backend.node("far"))
     node = backend.node("far")
     assert node is not None
@@ -127,7 +121,7 @@ async def test_nodes_virtual_ips_and_prepared_queries(
 async def test_an_entry_goes_stale_and_is_kept_while_no_server_answers(
     server: AgentProcess, local: CatalogDnsBackend, forwarder: Forwarder
 ) -> None:
-    clock = Clock()
+    clock = ManualClock()
     urls = [server.url]
     backend = _backend(local, forwarder, urls, clock)
     await _read(backend, backend.service_instances("shop", None))

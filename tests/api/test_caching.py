@@ -14,18 +14,10 @@ from waypost.api.caching import BACKGROUND, CACHED_ROUTES, SIMPLE, TTL, AgentCac
 from waypost.api.common import HTTPError, parse_cache_control
 from waypost.api.http import Request, Response
 from waypost.api.routes import ROUTES
-from waypost.testing import AgentProcess, wait_for
+from waypost.testing import AgentProcess, ManualClock, wait_for
 
 BG = Caching(BACKGROUND)
 EXECUTE = Caching(SIMPLE, suffix="/execute")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _req(path: str, query: str = "cached", headers: dict[str, str] | None = None) -> Request:
@@ -53,7 +45,7 @@ def test_every_declared_route_exists() -> None:
 
 def test_background_first_request_misses_then_hits_with_the_replica_age() -> None:
     contact = [0.0]
-    cache = AgentCache(lambda: contact[0], clock=Clock())
+    cache = AgentCache(lambda: contact[0], clock=ManualClock())
     body = Response(b"[]", headers=[("X-Consul-Index", "7")])
     first = _closed(_ticket(cache.open(BG, _req("/v1/health/service/web"))).close(body))
     assert _headers(first) == {"X-Consul-Index": "7", "X-Cache": "MISS"}
@@ -67,7 +59,7 @@ def test_background_first_request_misses_then_hits_with_the_replica_age() -> Non
 
 
 def test_background_key_ignores_blocking_parameters_but_not_filters_or_tokens() -> None:
-    cache = AgentCache(lambda: 0.0, clock=Clock())
+    cache = AgentCache(lambda: 0.0, clock=ManualClock())
     ok = Response(b"[]")
     _ticket(cache.open(BG, _req("/v1/catalog/services", "cached&stale"))).close(ok)
     same = _closed(_ticket(cache.open(BG, _req("/v1/catalog/services", "stale&cached&wait=1s"))).close(ok))
@@ -122,7 +114,7 @@ def test_a_non_ascii_digit_index_is_left_to_the_handler_to_refuse() -> None:
 
 
 def test_entries_unused_for_three_days_expire() -> None:
-    clock = Clock()
+    clock = ManualClock()
     cache = AgentCache(lambda: 0.0, clock=clock)
     _ticket(cache.open(BG, _req("/v1/catalog/services"))).close(Response(b"{}"))
     clock.now += TTL - 1
@@ -148,7 +140,7 @@ def test_the_cache_is_bounded() -> None:
 
 
 def test_simple_answers_are_kept_until_max_age() -> None:
-    clock = Clock()
+    clock = ManualClock()
     cache = AgentCache(lambda: 0.0, clock=clock)
     path = "/v1/query/q/execute"
     first = _closed(_ticket(cache.open(EXECUTE, _req(path))).close(Response(b"one")))
@@ -176,7 +168,7 @@ def test_revalidation_always_refetches(control: str) -> None:
 
 
 def test_stale_if_error_answers_the_old_answer_when_refetching_fails() -> None:
-    clock = Clock()
+    clock = ManualClock()
     cache = AgentCache(lambda: 0.0, clock=clock)
     path = "/v1/query/q/execute"
     _ticket(cache.open(EXECUTE, _req(path))).close(Response(b"one"))

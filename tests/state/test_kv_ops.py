@@ -6,14 +6,7 @@ from waypost.state import catalog_ops, kv_ops, session_ops
 from waypost.state.kv_ops import KVError, LockDelays
 from waypost.state.model import Node, Session
 from waypost.state.state import State
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from waypost.testing import ManualClock
 
 
 async def _session(state: State, **kw: object) -> str:
@@ -49,7 +42,7 @@ async def test_acquire_release_and_lock_index(state: State) -> None:
 
 
 async def test_lock_delay_blocks_reacquire_until_it_passes(state: State) -> None:
-    clock = Clock()
+    clock = ManualClock(100.0)
     delays = LockDelays(clock)
     sid = await _session(state, LockDelay=5_000_000_000)
     assert await kv_ops.kv_set(state, "lock", b"a", acquire=sid)

@@ -11,14 +11,7 @@ from waypost.store import open_store
 from waypost.store.base import CompactedError, EventType, LeaseNotFoundError
 from waypost.store.etcd import EtcdStore
 from waypost.store.memory import MemoryStore
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from waypost.testing import ManualClock
 
 
 async def test_empty_store_is_revision_one() -> None:

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from waypost.testing import ManualClock
 from waypost.wan.members import ALIVE, FAILED, LEFT, WanEntry, WanMembers, valid
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def entry(name: str, dc: str = "dc2", port: int = 8500, status: int = ALIVE) -> WanEntry:
@@ -20,12 +13,12 @@ def entry(name: str, dc: str = "dc2", port: int = 8500, status: int = ALIVE) -> 
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock(100.0)
 
 
 @pytest.fixture
-def table(clock: Clock) -> WanMembers:
+def table(clock: ManualClock) -> WanMembers:
     return WanMembers("dc1", clock=clock, suspicion=3, reconnect_timeout=60.0)
 
 
@@ -60,7 +53,7 @@ def test_hearsay_never_moves_a_server_that_answered_at_its_address(table: WanMem
     assert (server.url, server.dns, server.confirmed) == ("http://127.0.0.1:8500", "127.0.0.1:8600", True)
 
 
-def test_hearsay_moves_a_server_failed_past_the_reclaim_time(table: WanMembers, clock: Clock) -> None:
+def test_hearsay_moves_a_server_failed_past_the_reclaim_time(table: WanMembers, clock: ManualClock) -> None:
     table.answered(entry("s1", port=8500), 0.01)
     for _ in range(3):
         table.missed("s1.dc2")
@@ -86,7 +79,7 @@ def test_hearsay_moves_a_server_that_left(table: WanMembers) -> None:
 
 
 def test_missed_probes_fail_a_server_after_the_suspicion_count_and_one_answer_revives_it(
-    table: WanMembers, clock: Clock
+    table: WanMembers, clock: ManualClock
 ) -> None:
     table.learn([entry("s1")])
     for _ in range(2):
@@ -137,7 +130,9 @@ def test_datacenters_by_distance_orders_by_median_round_trip_unmeasured_last(tab
     assert table.datacenters_by_distance() == ["dc3", "dc2", "dc0", "dc4"]
 
 
-def test_servers_failed_past_the_reconnect_timeout_are_forgotten(table: WanMembers, clock: Clock) -> None:
+def test_servers_failed_past_the_reconnect_timeout_are_forgotten(
+    table: WanMembers, clock: ManualClock
+) -> None:
     table.answered(entry("s1"), 0.001)
     table.answered(entry("s2", port=2), 0.001)
     for _ in range(3):

@@ -156,29 +156,26 @@ class ServerDnsBackend:
             )
         return self._local.revision() + self._generation
 
-    def _fresh_entry(self, key: str) -> Any:
+    def _cached(self, *parts: str) -> Any:
+        """The value kept for the name ``parts`` make while fresh, else ``Pending`` on it."""
+        key = _SEP.join(parts)
         found = self._entries.get(key)
         if found is None or found[0] <= self._clock():
-            return None
-        return found
+            return Pending(key)
+        return found[1]
 
     def service_instances(
         self, service: str, tag: str | None, *, connect: bool = False
     ) -> Sequence[Instance] | Pending:
-        key = _SEP.join(("connect" if connect else "service", service.lower()))
-        found = self._fresh_entry(key)
-        if found is None:
-            return Pending(key)
-        tagged: list[_Tagged] = found[1]
+        found = self._cached("connect" if connect else "service", service.lower())
+        if isinstance(found, Pending):
+            return found
+        tagged: list[_Tagged] = found
         wanted = tag.lower() if tag is not None else None
         return [inst for tags, inst in tagged if wanted is None or wanted in tags]
 
     def node(self, name: str) -> NodeRecord | Pending | None:
-        key = _SEP.join(("node", name.lower()))
-        found = self._fresh_entry(key)
-        if found is None:
-            return Pending(key)
-        record: NodeRecord | None = found[1]
+        record: NodeRecord | Pending | None = self._cached("node", name.lower())
         return record
 
     def nodes_by_address(self, address: str) -> Sequence[NodeRecord]:
@@ -188,19 +185,11 @@ class ServerDnsBackend:
         return self._local.services_by_address(address)
 
     def prepared_query(self, name_or_id: str, client_ip: str = "") -> PreparedResult | Pending | None:
-        key = _SEP.join(("query", name_or_id))
-        found = self._fresh_entry(key)
-        if found is None:
-            return Pending(key)
-        result: PreparedResult | None = found[1]
+        result: PreparedResult | Pending | None = self._cached("query", name_or_id)
         return result
 
     def virtual_ip(self, name: str) -> str | Pending | None:
-        key = _SEP.join(("vip", name.lower()))
-        found = self._fresh_entry(key)
-        if found is None:
-            return Pending(key)
-        ip: str | None = found[1]
+        ip: str | Pending | None = self._cached("vip", name.lower())
         return ip
 
     async def fail_over(self, name_or_id: str) -> None:

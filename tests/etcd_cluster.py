@@ -1,4 +1,5 @@
-"""Real etcd members on 127.0.0.1 for tests: free ports, temp data dirs, bounded waits.
+"""Real etcd members on 127.0.0.1 for tests: free ports, temp data dirs, bounded waits;
+and server agents over them with a client agent joined, for the client-agent scenarios.
 
 Not a test module: store tests use it for a single member, and scale-out tests can ask
 for a three-member cluster with ``etcd_cluster(tmp_path, members=3)``.
@@ -16,13 +17,21 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from waypost.testing import free_port
+from waypost.testing import AgentProcess, free_port, wait_for
 
-__all__ = ["EtcdCluster", "EtcdMember", "EtcdTLS", "etcd_available", "etcd_cluster", "free_port"]
+__all__ = [
+    "EtcdCluster",
+    "EtcdMember",
+    "EtcdTLS",
+    "etcd_available",
+    "etcd_cluster",
+    "free_port",
+    "servers_and_client",
+]
 
 # Short raft timings keep elections fast and let etcd grant 1-second leases.
 _RAFT_FLAGS = ["--heartbeat-interval=20", "--election-timeout=200"]
@@ -241,3 +250,33 @@ def etcd_cluster(
         yield cluster
     finally:
         cluster.stop()
+
+
+@contextlib.contextmanager
+def servers_and_client(
+    base: Path, servers: Sequence[str], client: str
+) -> Iterator[tuple[EtcdCluster, list[AgentProcess], AgentProcess]]:
+    """Server agents named ``servers`` on one etcd member and a client agent ``client``
+    joined to the first of them only (it learns the others from the members), once the
+    client knows a leader; every agent is stopped on exit."""
+    (base / "etcd").mkdir()
+    with etcd_cluster(base / "etcd") as etcd:
+        started: list[AgentProcess] = []
+        try:
+            for name in servers:
+                args = [
+                    *("-server", "-store", etcd.url, "-bind", "127.0.0.1", "-node", name),
+                    *("-data-dir", str(base / name)),
+                ]
+                started.append(AgentProcess(args, log_path=base / f"{name}.log").start(30))
+            args = [
+                *("-bind", "127.0.0.1", "-node", client, "-data-dir", str(base / client)),
+                *("-retry-interval", "1s", "-retry-join", started[0].server_address),
+            ]
+            joined = AgentProcess(args, log_path=base / f"{client}.log", wait_for_leader=False).start(30)
+            started.append(joined)
+            wait_for(lambda: joined.get("/v1/status/leader"), 30)
+            yield etcd, started[:-1], joined
+        finally:
+            for agent in started:
+                agent.stop()

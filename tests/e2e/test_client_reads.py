@@ -17,13 +17,12 @@ import signal
 import threading
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import pytest
 
 from dig import dig
-from etcd_cluster import EtcdCluster, etcd_available, etcd_cluster
+from etcd_cluster import EtcdCluster, etcd_available, servers_and_client
 from waypost.testing import AgentProcess, wait_for
 
 pytestmark = [
@@ -36,14 +35,8 @@ pytestmark = [
 @dataclass
 class Cluster:
     etcd: EtcdCluster
-    base: Path
-    servers: list[AgentProcess] = field(default_factory=list)
-    client: AgentProcess | None = None
-
-    @property
-    def reader(self) -> AgentProcess:
-        assert self.client is not None
-        return self.client
+    servers: list[AgentProcess]
+    client: AgentProcess
 
     def live_server(self) -> AgentProcess:
         return next(s for s in self.servers if s.proc is not None and s.proc.poll() is None)
@@ -78,7 +71,7 @@ def _passing(agent: AgentProcess) -> list[str]:
 
 def _converged(cluster: Cluster, want: list[str]) -> None:
     """The client's HTTP and DNS answers both equal ``want`` (addresses of passing instances)."""
-    client = cluster.reader
+    client = cluster.client
     wait_for(lambda: _passing(client) == want, 20)
     wait_for(lambda: dig(client, "web.service.consul") == want, 20)
     catalog = sorted(e["Address"] for e in client.get("/v1/catalog/service/web"))
@@ -87,27 +80,9 @@ def _converged(cluster: Cluster, want: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    base = tmp_path_factory.mktemp("reads")
-    (base / "etcd").mkdir()
-    with etcd_cluster(base / "etcd") as etcd:
-        found = Cluster(etcd, base)
-        try:
-            for i in (1, 2):
-                args = [
-                    *("-server", "-store", etcd.url, "-bind", "127.0.0.1", "-node", f"server-{i}"),
-                    *("-data-dir", str(base / f"server-{i}")),
-                ]
-                found.servers.append(AgentProcess(args, log_path=base / f"server-{i}.log").start(30))
-            args = [
-                *("-bind", "127.0.0.1", "-node", "reader", "-data-dir", str(base / "reader")),
-                *("-retry-interval", "1s", "-retry-join", found.servers[0].server_address),
-            ]
-            found.client = AgentProcess(args, log_path=base / "reader.log", wait_for_leader=False).start(30)
-            wait_for(lambda: found.reader.get("/v1/status/leader"), 30)
-            yield found
-        finally:
-            for agent in [*found.servers, *([found.client] if found.client else [])]:
-                agent.stop()
+    names = ("server-1", "server-2")
+    with servers_and_client(tmp_path_factory.mktemp("reads"), names, "reader") as (etcd, servers, client):
+        yield Cluster(etcd, servers, client)
 
 
 def test_1_reads_follow_writes_made_on_the_servers(cluster: Cluster) -> None:
@@ -120,7 +95,7 @@ def test_1_reads_follow_writes_made_on_the_servers(cluster: Cluster) -> None:
 def test_2_no_answer_is_older_than_the_index_it_claims(cluster: Cluster) -> None:
     """Each blocking read on the client answers with an index; the answer holds every write
     made at or before that index, however the writes and the reads interleave."""
-    client = cluster.reader
+    client = cluster.client
     _, headers, _ = client.request("GET", "/v1/health/service/web")
     index = int(headers["X-Consul-Index"])
     history: list[tuple[int, list[str]]] = []
@@ -177,7 +152,7 @@ def test_5_history_the_client_would_resume_from_was_compacted(cluster: Cluster) 
     """The client is frozen while instances change, etcd compacts past its position and both
     servers restart (their own recent history gone), so it can only re-read everything:
     changes and deletions made meanwhile show, nothing deleted stays."""
-    client = cluster.reader
+    client = cluster.client
     assert client.proc is not None
     os.killpg(client.proc.pid, signal.SIGSTOP)
     try:
@@ -201,7 +176,7 @@ def test_5_history_the_client_would_resume_from_was_compacted(cluster: Cluster) 
 
 
 def test_6_a_blocking_read_on_the_client_wakes_on_a_server_write(cluster: Cluster) -> None:
-    client = cluster.reader
+    client = cluster.client
     _, headers, _ = client.request("GET", "/v1/health/service/web?passing")
     index = int(headers["X-Consul-Index"])
     woke: list[tuple[int, dict[str, str], bytes]] = []

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from dig import dig
-from etcd_cluster import etcd_available, etcd_cluster
+from etcd_cluster import etcd_available, servers_and_client
 from waypost.agent.lean import replica_scope
 from waypost.state import schema
 from waypost.store import wire
@@ -45,28 +45,12 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    base = tmp_path_factory.mktemp("lean")
-    (base / "etcd").mkdir()
-    with etcd_cluster(base / "etcd") as etcd:
-        started: list[AgentProcess] = []
-        try:
-            for name in ("a-server", "b-server"):
-                args = [
-                    *("-server", "-store", etcd.url, "-bind", "127.0.0.1", "-node", name),
-                    *("-data-dir", str(base / name)),
-                ]
-                started.append(AgentProcess(args, log_path=base / f"{name}.log").start(30))
-            args = [
-                *("-bind", "127.0.0.1", "-node", CLIENT, "-data-dir", str(base / CLIENT)),
-                *("-retry-interval", "1s", "-retry-join", started[0].server_address),
-            ]
-            client = AgentProcess(args, log_path=base / f"{CLIENT}.log", wait_for_leader=False).start(30)
-            started.append(client)
-            wait_for(lambda: client.get("/v1/status/leader"), 30)
-            yield Cluster(started[:2], client)
-        finally:
-            for agent in started:
-                agent.stop()
+    with servers_and_client(tmp_path_factory.mktemp("lean"), ("a-server", "b-server"), CLIENT) as (
+        _,
+        servers,
+        client,
+    ):
+        yield Cluster(servers, client)
 
 
 def _register_elsewhere(server: AgentProcess, node: str, service: str = "web") -> None:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from etcd_cluster import etcd_available, etcd_cluster
-from waypost.testing import AgentProcess, wait_for
+from etcd_cluster import etcd_available, servers_and_client
+from waypost.testing import AgentProcess
 
 pytestmark = [
     pytest.mark.etcd,
@@ -36,35 +36,8 @@ class Pair:
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    base = tmp_path_factory.mktemp("relays")
-    (base / "etcd").mkdir()
-    with etcd_cluster(base / "etcd") as etcd:
-        started: list[AgentProcess] = []
-        try:
-            args = [
-                "-server",
-                "-store",
-                etcd.url,
-                "-bind",
-                "127.0.0.1",
-                "-node",
-                "hub",
-                "-data-dir",
-                str(base / "hub"),
-            ]
-            server = AgentProcess(args, log_path=base / "hub.log").start(30)
-            started.append(server)
-            args = [
-                *("-bind", "127.0.0.1", "-node", "spoke", "-data-dir", str(base / "spoke")),
-                *("-retry-interval", "1s", "-retry-join", server.server_address),
-            ]
-            client = AgentProcess(args, log_path=base / "spoke.log", wait_for_leader=False).start(30)
-            started.append(client)
-            wait_for(lambda: client.get("/v1/status/leader"), 30)
-            yield Pair(server, client)
-        finally:
-            for agent in started:
-                agent.stop()
+    with servers_and_client(tmp_path_factory.mktemp("relays"), ("hub",), "spoke") as (_, [server], client):
+        yield Pair(server, client)
 
 
 async def _answer(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:

@@ -105,6 +105,22 @@ def _serf_health(agent: AgentProcess, node: str) -> str:
     return checks["serfHealth"]
 
 
+def _health_seen(server: AgentProcess, node: str, seconds: float) -> set[str]:
+    """Every serfHealth status of ``node`` seen while polling it for ``seconds``."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        seen.add(_serf_health(server, node))
+        time.sleep(0.25)
+    return seen
+
+
+def _fails_once_killed(server: AgentProcess, agent: AgentProcess, node: str, deadline: float) -> None:
+    """Killed, ``node`` turns critical within its liveness ``deadline`` plus a margin."""
+    agent.kill(signal.SIGKILL)
+    wait_for(lambda: _serf_health(server, node) == "critical", limit=deadline + 20.0)
+
+
 def test_a_slow_heartbeat_is_judged_by_its_own_deadline(server: AgentProcess, tmp_path: Path) -> None:
     """The server's own heartbeat is 200 ms with a 2 s timeout; a node beating every 3 s
     holds a lease of three of its intervals (9 s), so it stays passing across several of
@@ -112,14 +128,8 @@ def test_a_slow_heartbeat_is_judged_by_its_own_deadline(server: AgentProcess, tm
     slow = _client(tmp_path, "slow", server, heartbeat="3s")
     try:
         wait_for(lambda: _serf_health(server, "slow") == "passing")
-        seen: set[str] = set()
-        deadline = time.monotonic() + 7.0
-        while time.monotonic() < deadline:
-            seen.add(_serf_health(server, "slow"))
-            time.sleep(0.25)
-        assert seen == {"passing"}
-        slow.kill(signal.SIGKILL)
-        wait_for(lambda: _serf_health(server, "slow") == "critical", limit=9.0 + 20.0)
+        assert _health_seen(server, "slow", 7.0) == {"passing"}
+        _fails_once_killed(server, slow, "slow", 9.0)
         assert _members(server)["slow"] == FAILED
     finally:
         slow.stop()
@@ -160,12 +170,7 @@ def test_a_default_heartbeat_slows_as_the_cluster_grows_without_a_lapse(
             return "liveness deadline 3.0s -> 6.0s" in log.read_text()
 
         wait_for(moved, limit=20.0)
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline:
-            seen.add(_serf_health(server, "grower"))
-            time.sleep(0.25)
-        assert seen == {"passing"}
-        grower.kill(signal.SIGKILL)
-        wait_for(lambda: _serf_health(server, "grower") == "critical", limit=6.0 + 20.0)
+        assert seen | _health_seen(server, "grower", 5.0) == {"passing"}
+        _fails_once_killed(server, grower, "grower", 6.0)
     finally:
         grower.stop()

@@ -8,7 +8,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from waypost.testing import AgentProcess
+from waypost.testing import AgentProcess, wait_for
 
 ROOT = "root-secret-0000"
 ACL_CONFIG = """
@@ -78,10 +78,19 @@ class Caller:
         return str(token["SecretID"])
 
 
+class _AclAgent(AgentProcess):
+    def start(self, timeout: float = 20.0) -> AgentProcess:
+        """Started once the root token resolves: the leader writes the initial management
+        token just after it is elected, as Consul's does, so a leader alone is not enough."""
+        super().start(timeout)
+        wait_for(lambda: Caller(self)("GET", "/v1/acl/token/self", token=ROOT)[0] == 200)
+        return self
+
+
 def start_acl_agent(tmp: Path, tokens: str = "", args: tuple[str, ...] = ()) -> AgentProcess:
     """``tokens``: more lines for the ``acl.tokens`` block (``dns = "..."``)."""
     config = tmp / "acl.hcl"
     config.write_text(ACL_CONFIG.format(root=ROOT, tokens=tokens))
-    return AgentProcess(
+    return _AclAgent(
         ["-dev", "-node", "acl-node", "-config-file", str(config), *args], log_path=tmp / "agent.log"
     )

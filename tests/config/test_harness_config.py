@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from waypost.config import ConfigError, check_config, load_config
-from waypost.testing import AgentProcess
+from waypost.testing import AgentProcess, wait_for
 
 NODE_ID = "0b1ae5c4-2f3a-4d5e-8f90-123456789abc"
 
@@ -181,6 +181,8 @@ def test_an_agent_starts_from_the_harness_config(tmp_path: Path) -> None:
     with AgentProcess(["-config-file", path], log_path=tmp_path / "agent.log") as agent:
         me = agent.get("/v1/agent/self")["Config"]
         assert (me["NodeID"], me["NodeName"], me["Server"]) == (node_id, f"node-{node_id}", True)
+        # The agent's own sync can write its node before the leader's reconcile adds serfHealth.
+        wait_for(lambda: agent.get(f"/v1/health/node/node-{node_id}"))
         nodes = agent.get("/v1/catalog/nodes")
         assert [(n["ID"], n["Node"]) for n in nodes] == [(node_id, f"node-{node_id}")]
         checks = agent.get(f"/v1/health/node/node-{node_id}")

@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import pytest
 
 from dig import dig
 from etcd_cluster import EtcdCluster, etcd_available, servers_and_client
+from waypost.agent.lean_dns import FRESH
 from waypost.testing import AgentProcess, wait_for
 
 pytestmark = [
@@ -65,14 +67,23 @@ class Cluster:
         agent.start(timeout=30)
 
 
-def _passing(agent: AgentProcess) -> list[str]:
-    return sorted(e["Node"]["Address"] for e in agent.get("/v1/health/service/web?passing"))
+def _passing(agent: AgentProcess, query: str = "") -> list[str]:
+    return sorted(e["Node"]["Address"] for e in agent.get(f"/v1/health/service/web?passing{query}"))
+
+
+def _from_views(agent: AgentProcess) -> dict[str, float]:
+    metrics = agent.get("/v1/agent/metrics")
+    found = {m["Name"]: m["Value"] for m in metrics["Gauges"]}
+    found.update((m["Name"], m["Count"]) for m in metrics["Counters"])
+    return {k: found[k] for k in ("waypost.client.views", "waypost.client.view_reads")}
 
 
 def _converged(cluster: Cluster, want: list[str]) -> None:
-    """The client's HTTP and DNS answers both equal ``want`` (addresses of passing instances)."""
+    """The client's HTTP and DNS answers all equal ``want`` (addresses of passing instances):
+    a plain read (relayed to a server), a blocking one and DNS (both from its view)."""
     client = cluster.client
     wait_for(lambda: _passing(client) == want, 20)
+    wait_for(lambda: _passing(client, "&index=1") == want, 20)
     wait_for(lambda: dig(client, "web.service.consul") == want, 20)
     catalog = sorted(e["Address"] for e in client.get("/v1/catalog/service/web"))
     assert set(want) <= set(catalog)
@@ -90,6 +101,28 @@ def test_1_reads_follow_writes_made_on_the_servers(cluster: Cluster) -> None:
     cluster.register("n2", "127.0.1.2")
     cluster.register("n3", "127.0.1.3", status="critical")
     _converged(cluster, ["127.0.1.1", "127.0.1.2"])
+    assert _from_views(cluster.client)["waypost.client.views"] >= 1
+
+
+def test_1b_the_client_answers_from_its_views_while_no_server_answers(cluster: Cluster) -> None:
+    """Frozen servers answer nothing: blocking reads and DNS still get the view's answer."""
+    client = cluster.client
+    _converged(cluster, ["127.0.1.1", "127.0.1.2"])
+    before = _from_views(client)["waypost.client.view_reads"]
+    for server in cluster.servers:
+        assert server.proc is not None
+        os.killpg(server.proc.pid, signal.SIGSTOP)
+    try:
+        assert _passing(client, "&index=1") == ["127.0.1.1", "127.0.1.2"]
+        assert _from_views(client)["waypost.client.view_reads"] > before
+        # Past the client's short DNS cache, a name read from a server would have to ask
+        # one again (and wait for the frozen servers); one kept by a view does not.
+        time.sleep(FRESH + 0.5)
+        assert dig(client, "web.service.consul") == ["127.0.1.1", "127.0.1.2"]
+    finally:
+        for server in cluster.servers:
+            assert server.proc is not None
+            os.killpg(server.proc.pid, signal.SIGCONT)
 
 
 def test_2_no_answer_is_older_than_the_index_it_claims(cluster: Cluster) -> None:

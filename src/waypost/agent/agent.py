@@ -29,6 +29,7 @@ from waypost.agent.pacing import ae_wait
 from waypost.agent.relays import AgentRelays
 from waypost.agent.tasks import cancel_all
 from waypost.agent.tls import AgentTLS
+from waypost.agent.views import Views
 from waypost.api.http import GO_MAX_HEADER_BYTES, HttpLimits, HttpServer
 from waypost.config import AgentConfig, ConfigError, reload_config
 from waypost.connect import ca_store
@@ -79,7 +80,12 @@ class Agent:
         """The services' leaf certificates; None while Connect is disabled."""
         self.wan = Federation(self)
         """The WAN pool (servers) and where ``?dc=`` requests for other datacenters go."""
-        self.refreshed_reads = RefreshedReads(self.wan.ask_server)
+        acl = config.acl
+        self.views = Views(self.wan.ask_server, acl.default_policy if acl.enabled else "allow")
+        """A client agent's health views, each kept by a server's delta stream (``agent.views``)."""
+        self.refreshed_reads = RefreshedReads(
+            self.wan.ask_server, views=self.views, datacenter=config.datacenter
+        )
         """A client agent's background-refresh cache entries (``agent.lean_cache``)."""
         self.checks = AgentChecks(self)
         self.http_port = 0
@@ -168,7 +174,7 @@ class Agent:
         if self.config.ports.dns > 0:
             dns = await start_dns(
                 state, self.config, self.dns_addr, self.acl_tokens, self.acl_data_current, self.wan, self.wan,
-                ask_server=None if self.config.server else self.wan.ask_server,
+                ask_server=None if self.config.server else self.wan.ask_server, views=self.views,
             )  # fmt: skip
             self.dns_port = dns.port
             self._servers.append(_Stoppable(dns.stop))
@@ -324,6 +330,7 @@ class Agent:
         self._servers.clear()
         await self._quiesce()
         await self.refreshed_reads.close()
+        await self.views.close()
         await self.wan.stop()
         if self.connect_leaves is not None:
             await self.connect_leaves.close()

@@ -10,6 +10,7 @@ from waypost.acl.authorizer import DENY_ALL, Authorizer
 from waypost.acl.resolve import Resolver as AclResolver
 from waypost.agent.acl_tokens import AgentTokens
 from waypost.agent.lean_dns import FRESH, Ask, ServerDnsBackend
+from waypost.agent.views import Views
 from waypost.config import AgentConfig, Duration
 from waypost.dns import DnsConfig, DnsServer, Resolver
 from waypost.dns.backend import DnsBackend, Instance, NodeRecord, Pending, PreparedResult
@@ -209,12 +210,14 @@ async def start_dns(
     remote: RemoteDns | None = None,
     failover: RemoteDatacenters | None = None,
     ask_server: Ask | None = None,
+    views: Views | None = None,
 ) -> DnsServer:
     """With ACLs on, answers are what the agent's dns token (else its default token) may
     read, the token looked up per query since ``/v1/agent/token/dns`` may replace it;
     ``acl_current`` says when the down policy applies instead. Prepared queries fail over
     through ``failover``. A client agent, which does not hold the catalog, gives
-    ``ask_server``: service and node names are then read from a server (``lean_dns``)."""
+    ``ask_server``: service and node names are then read from a server (``lean_dns``), and
+    services, once seen, from its ``views``."""
     acl: Callable[[Indexes], Authorizer | None] | None = None
     if cfg.acl.enabled:
         permissions = AclResolver(cfg.acl, cfg.node_name, cfg.datacenter, reachable=acl_current)
@@ -237,6 +240,7 @@ async def start_dns(
             lambda: tokens.get("dns") or tokens.get("default"),
             fresh=dns.cache_max_age.seconds if dns.use_cache and dns.cache_max_age.seconds > 0 else FRESH,
             stale=dns.allow_stale,
+            views=views,
         )
     resolver = Resolver(backend, dns_config(cfg), remote=remote)
     server = DnsServer(resolver, host, cfg.ports.dns)

@@ -8,7 +8,8 @@ answered from it (a HIT, ``Age`` 0 while the refresh reaches a server, else the 
 since it last did). A cached read with ``?index`` waits on the entry; an answer that had to
 wait is a MISS, as Consul counts it. A refresh the server cannot answer keeps the last
 answer and retries with back-off; one it refuses (4xx: a token revoked) drops the entry.
-An entry unread for ``REFRESH_IDLE`` seconds stops refreshing and goes; at most
+Health reads of one service are the exception: a view kept by a delta stream answers them
+(``agent.views``). An entry unread for ``REFRESH_IDLE`` seconds stops refreshing and goes; at most
 ``MAX_REFRESHED`` are kept, the least recently read going first.
 """
 
@@ -22,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+from waypost.agent.views import Views
 from waypost.api.blocking import DEFAULT_WAIT, MAX_WAIT
 from waypost.api.caching import MAX_REFRESHED, REFRESH_IDLE
 from waypost.api.http import Request, Response
@@ -50,8 +52,17 @@ class _Entry:
 class RefreshedReads:
     """The entries, by ``api.caching``'s cache key; ``ask`` relays a request to a server."""
 
-    def __init__(self, ask: Ask, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ask: Ask,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        views: Views | None = None,
+        datacenter: str = "",
+    ) -> None:
         self._ask = ask
+        self._views = views
+        self._datacenter = datacenter
         self._clock = clock
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
 
@@ -59,6 +70,8 @@ class RefreshedReads:
         return len(self._entries)
 
     async def read(self, key: str, req: Request) -> tuple[Response, float | None]:
+        if self._views is not None and self._views.serves(req, self._datacenter):
+            return await self._views.cached(req, lambda: self._relay(req))
         entry = self._entries.get(key)
         if entry is None:
             answer = await self._relay(req)

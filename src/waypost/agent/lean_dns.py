@@ -26,6 +26,7 @@ from typing import Any
 
 import msgspec
 
+from waypost.agent.views import Views
 from waypost.api.http import Request, Response
 from waypost.dns.backend import DnsBackend, Instance, NodeRecord, Pending, PreparedResult
 from waypost.durations import parse_duration
@@ -129,8 +130,10 @@ class ServerDnsBackend:
         fresh: float = FRESH,
         stale: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        views: Views | None = None,
     ) -> None:
         self._local = local
+        self._views = views
         self._ask = ask
         self._token = token
         self._fresh = fresh
@@ -154,7 +157,8 @@ class ServerDnsBackend:
             self._next_expiry = min(
                 (at for at, _ in self._entries.values() if at > now), default=float("inf")
             )
-        return self._local.revision() + self._generation
+        views = self._views.generation if self._views is not None else 0
+        return self._local.revision() + self._generation + views
 
     def _cached(self, *parts: str) -> Any:
         """The value kept for the name ``parts`` make while fresh, else ``Pending`` on it."""
@@ -167,6 +171,10 @@ class ServerDnsBackend:
     def service_instances(
         self, service: str, tag: str | None, *, connect: bool = False
     ) -> Sequence[Instance] | Pending:
+        if not connect and self._views is not None:
+            view = self._views.ready(service.lower(), self._token() or "")
+            if view is not None and len(view):
+                return view.instances(tag)
         found = self._cached("connect" if connect else "service", service.lower())
         if isinstance(found, Pending):
             return found
@@ -223,6 +231,8 @@ class ServerDnsBackend:
             return await self._execute(name)
         area = "connect" if kind == "connect" else "service"
         found = _instances(_ROWS.decode(await self._get(f"/v1/health/{area}/{name}")))
+        if found and kind == "service" and self._views is not None:
+            self._views.follow(name, self._token() or "")
         if not found:
             # DNS names are case-blind, the servers' service reads are not: try the names
             # that fold to this one (one catalog read, and only for a name not found).

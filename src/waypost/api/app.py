@@ -128,6 +128,9 @@ class ApiApp:
         caching = _CACHING.get(handler)
         if self._lean and forwarded(req.path):
             relayed = as_forwarded(req, self.agent.node.Node)
+            views = self.agent.views
+            if views.takes(relayed, self.agent.datacenter):
+                return self._answer(views.read(relayed, lambda: self.agent.wan.ask_server(relayed)), pretty)
             if caching is None:
                 return self.agent.wan.ask_server(relayed)
             return self._answer(

@@ -15,15 +15,10 @@ if TYPE_CHECKING:
     from waypost.api.app import ApiApp
 
 
-def _filter_row(inst: queries.ServiceInstance) -> dict[str, Any]:
-    """The instance with every field of its records, as Consul's bexpr sees them."""
-    return {"Node": inst.node, "Service": inst.service, "Checks": inst.checks}
-
-
 def service(app: ApiApp, req: Request) -> Response | Any:
     passing = req.flag("passing") and req.arg("passing") not in ("false", "0")
     return instances_read(
-        app, req, shapes.check_service_node, CHECK_SERVICE_NODE, passing=passing, row=_filter_row
+        app, req, shapes.check_service_node, CHECK_SERVICE_NODE, passing=passing, row=queries.filter_row
     )
 
 

@@ -25,6 +25,7 @@ def _gauges(app: ApiApp) -> dict[str, float]:
         "consul.session.active": float(len(idx.sessions)),
         "consul.blocking_queries.waiting": float(idx.topics.waiter_count()),
         "waypost.stream.readers": float(hub_of(app.agent.require_state()).readers()),
+        "waypost.client.views": float(len(app.agent.views)),
         "consul.state.revision": float(idx.revision),
         "consul.state.quarantined_keys": float(len(idx.quarantined)),
         "consul.runtime.max_rss_kb": float(usage.ru_maxrss),
@@ -39,6 +40,7 @@ def _counters(app: ApiApp) -> dict[str, int]:
     return {
         "consul.state.decode_errors": state.decode_errors,
         "waypost.stream.cut_off": hub_of(state).cut_off,
+        "waypost.client.view_reads": app.agent.views.answered,
     }
 
 

@@ -25,6 +25,7 @@ import aiohttp
 import orjson
 
 from waypost.durations import parse_duration
+from waypost.stream.sse import EventTooLarge, SseDecoder, StreamEvent
 from waypost.tlsutil import ClientTLS, env_flag
 
 __all__ = ["AgentAddress", "ApiClient", "ApiError", "ApiResponse", "Backoff", "StreamEvent"]
@@ -269,47 +270,16 @@ class ApiClient:
             ) as resp:
                 if resp.status >= 400:
                     raise ApiError(resp.status, (await resp.text(errors="replace")).strip())
-                pending = b""
+                decoder = SseDecoder()
                 async for chunk in resp.content.iter_any():
-                    pending += chunk
-                    *blocks, pending = pending.split(b"\n\n")
-                    if len(pending) > _MAX_EVENT:
-                        raise ApiError(0, f"stream {path}: an event over {_MAX_EVENT} bytes")
-                    for block in blocks:
-                        event = _sse(block)
-                        if event is not None:
-                            yield event
+                    try:
+                        events = decoder.feed(chunk)
+                    except EventTooLarge as exc:
+                        raise ApiError(0, f"stream {path}: {exc}") from None
+                    for event in events:
+                        yield event
         except (aiohttp.ClientError, OSError) as exc:
             raise ApiError(0, f"stream {path} from {self.address.url} failed: {exc}") from None
-
-
-@dataclass(frozen=True, slots=True)
-class StreamEvent:
-    """One server-sent event of a ``/v1/stream`` read: ``upsert``, ``delete``,
-    ``end-of-snapshot`` or ``new-snapshot``; ``id`` is set on the last event of each revision."""
-
-    event: str
-    data: Any
-    id: int | None = None
-
-
-_MAX_EVENT = 64 << 20
-"""The largest event ``ApiClient.events`` buffers (a KV value is at most 512 KiB by default)."""
-
-
-def _sse(block: bytes) -> StreamEvent | None:
-    """One event block; None for a comment (a keep-alive)."""
-    fields: dict[str, str] = {}
-    for line in block.decode().split("\n"):
-        if line and not line.startswith(":"):
-            name, _, value = line.partition(":")
-            fields[name] = value.removeprefix(" ")
-    if "event" not in fields:
-        return None
-    index = fields.get("id")
-    return StreamEvent(
-        fields["event"], orjson.loads(fields.get("data") or "null"), int(index) if index else None
-    )
 
 
 def _wait_timeout(wait: str) -> float:

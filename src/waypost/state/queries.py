@@ -40,6 +40,12 @@ class ServiceInstance:
         return all(c.Status == "passing" for c in self.checks)
 
 
+def filter_row(inst: ServiceInstance) -> dict[str, Any]:
+    """The instance with every field of its records, as Consul's bexpr sees them for
+    ``?filter`` (a shape leaves out zero values that the Go structs it filters still have)."""
+    return {"Node": inst.node, "Service": inst.service, "Checks": inst.checks}
+
+
 def has_tags(service: NodeService, tags: Sequence[str]) -> bool:
     if not tags:
         return True

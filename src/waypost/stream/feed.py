@@ -74,7 +74,7 @@ class Topic:
         self.name = name
         self.ring: deque[Change] = deque()
         self._ring_bytes = 0
-        self.floor = idx.revision
+        self.floor = 0
         """Every change after this index is in the ring."""
         self.listeners: set[Listener] = set()
         self.view: dict[Hashable, Change] = {}
@@ -85,12 +85,17 @@ class Topic:
         """Forget the history and take the current rows afresh (a store re-list)."""
         self.ring.clear()
         self._ring_bytes = 0
-        self.floor = idx.revision
+        self.floor = self.as_of(idx)
         self.view = {c.key: c for c in self.rows(idx)}
         self._sorted = None
 
     def rows(self, idx: Indexes) -> Iterable[Change]:
         raise NotImplementedError
+
+    def as_of(self, idx: Indexes) -> int:
+        """The index a snapshot taken now is as of: the last change to the topic can be
+        earlier than the store's revision, and nothing after it touched the topic."""
+        return idx.revision
 
     def changed(self, idx: Indexes, touched: _Touched, revision: int) -> list[Change]:
         raise NotImplementedError
@@ -185,6 +190,12 @@ class HealthTopic(Topic):
     """``/v1/health/service/<name>``: one change per instance, a CheckServiceNode."""
 
     kind = "health"
+
+    def as_of(self, idx: Indexes) -> int:
+        """The service's index, as ``/v1/health/service`` reports it: a client agent's view
+        built from the snapshot then agrees with a blocking read of a server, so a read
+        blocking on that index waits for the next change instead of answering at once."""
+        return idx.service_index(self.name)
 
     def rows(self, idx: Indexes) -> Iterable[Change]:
         for (node, sid), svc in idx.instances.get(self.name, {}).items():

@@ -91,11 +91,11 @@ class Subscriber:
         still has them all (else a new snapshot), and start following the topic."""
         self.topic.listeners.add(self)
         if resume is None:
-            self._pending.append(_Snapshot(self.topic.snapshot(idx), idx.revision, new=False))
+            self._pending.append(_Snapshot(self.topic.snapshot(idx), self.topic.as_of(idx), new=False))
             return
         missed = self.topic.since(resume) if resume <= idx.revision else None
         if missed is None or sum(len(c.data) for c in missed) > self.limit:
-            self._pending.append(_Snapshot(self.topic.snapshot(idx), idx.revision, new=True))
+            self._pending.append(_Snapshot(self.topic.snapshot(idx), self.topic.as_of(idx), new=True))
             return
         self._authoritative = False
         start = 0
@@ -123,7 +123,7 @@ class Subscriber:
             return
         self._pending.clear()
         self._cost = 0
-        self._pending.append(_Snapshot(self.topic.snapshot(idx), idx.revision, new=True))
+        self._pending.append(_Snapshot(self.topic.snapshot(idx), self.topic.as_of(idx), new=True))
         self.wake()
 
     def acl_changed(self, idx: Indexes) -> None:

@@ -1,0 +1,162 @@
+"""A client agent's health views against a real server, through the relay a client agent
+uses: answers equal the server's own, byte for byte and index for index; a read blocking
+on the view's index wakes on a write; bad input gets the server's 400; a view no server
+feeds is not used; an idle view goes. (Through a client agent, with failover, restarts
+and compaction: tests/e2e/test_client_reads.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from waypost.agent.views import VIEW_IDLE, Views
+from waypost.api.http import Request, Response
+from waypost.store.remote import NO_SERVERS
+from waypost.testing import AgentProcess, ManualClock, free_port
+from waypost.testing.waiting import until
+from waypost.wan.forward import CLIENT_HOP, Forwarder
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
+    log = Path(tmp_path_factory.mktemp("views")) / "agent.log"
+    with AgentProcess(["-dev", "-node", "hub"], log_path=log) as agent:
+        for node, port, tags, rack, status in (
+            ("n1", 80, ["v1", "Primary"], "r1", "passing"),
+            ("n2", 81, ["v2"], "r2", "warning"),
+            ("n3", 82, ["v1"], "r1", "critical"),
+        ):
+            agent.put(
+                "/v1/catalog/register",
+                {
+                    "Node": node,
+                    "Address": "192.0.2.1",
+                    "NodeMeta": {"rack": rack},
+                    "Service": {"ID": "web", "Service": "web", "Port": port, "Tags": tags},
+                    "Check": {"CheckID": "alive", "Name": "alive", "Status": status, "ServiceID": "web"},
+                },
+            )
+        yield agent
+
+
+class Client:
+    """Views fed by ``server`` as a client agent's are, with a hand-turned clock."""
+
+    def __init__(self, base: str) -> None:
+        self.relay = Forwarder()
+        self.base = base
+        self.clock = ManualClock()
+        self.views = Views(self.ask, clock=self.clock)
+
+    async def ask(self, req: Request) -> Response:
+        return await self.relay.relay([self.base], req, CLIENT_HOP, None, NO_SERVERS)
+
+    async def read(self, service: str, query: str = "") -> Response:
+        req = Request("GET", f"/v1/health/service/{service}", query, {}, b"")
+        req.param = service
+        return await self.views.read(req, lambda: self.ask(req))
+
+    async def close(self) -> None:
+        await self.views.close()
+        await self.relay.close()
+
+
+@pytest.fixture
+async def client(server: AgentProcess) -> AsyncIterator[Client]:
+    made = Client(server.url)
+    yield made
+    await made.close()
+
+
+def _index(resp: Response) -> int:
+    return int(next(v for k, v in resp.headers if k == "X-Consul-Index"))
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "passing", "tag=v1", "tag=v1&tag=primary", "node-meta=rack:r1", "passing=false",
+     "filter=" + quote('Service.Port != 80 and "v1" in Service.Tags'),
+     "filter=" + quote("Node.Meta.rack == r2")],
+)  # fmt: skip
+async def test_an_answer_is_the_servers_byte_for_byte(
+    server: AgentProcess, client: Client, query: str
+) -> None:
+    status, headers, body = server.request("GET", f"/v1/health/service/web?{query}")
+    resp = await client.read("web", f"{query}&index=1" if query else "index=1")
+    assert (resp.status, resp.body, _index(resp)) == (status, body, int(headers["X-Consul-Index"]))
+    assert client.views.answered == 1
+
+
+async def test_a_read_blocking_on_the_views_index_wakes_on_a_write(
+    server: AgentProcess, client: Client
+) -> None:
+    first = await client.read("api", "index=1")
+    assert first.body == b"[]"
+    woken = asyncio.ensure_future(client.read("api", f"index={_index(first)}&wait=30s"))
+    await asyncio.sleep(0.2)
+    assert not woken.done()
+    server.put("/v1/catalog/register", {"Node": "n9", "Address": "192.0.2.9", "Service": {"Service": "api"}})
+    resp = await asyncio.wait_for(woken, 20)
+    assert _index(resp) > _index(first)
+    assert [e["Node"]["Node"] for e in json.loads(resp.body)] == ["n9"]
+    server.put("/v1/catalog/deregister", {"Node": "n9"})
+
+
+async def test_a_blocking_read_that_times_out_answers_the_same_index(client: Client) -> None:
+    first = await client.read("web", "index=1")
+    again = await client.read("web", f"index={_index(first)}&wait=100ms")
+    assert (_index(again), again.body) == (_index(first), first.body)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [("index=abc", b"Invalid index"), ("index=1&wait=forever", b"Invalid wait time"),
+     ("index=1&filter=" + quote("Service.Port =="), b"Failed to create boolean expression evaluator")],
+)  # fmt: skip
+async def test_bad_input_gets_the_servers_400(
+    server: AgentProcess, client: Client, query: str, message: bytes
+) -> None:
+    resp = await client.read("web", query)
+    status, _, body = server.request("GET", f"/v1/health/service/web?{query}")
+    assert (resp.status, status) == (400, 400)
+    assert message in resp.body
+    assert resp.body == body
+
+
+async def test_with_no_server_to_feed_it_the_read_is_relayed() -> None:
+    lost = Client(f"http://127.0.0.1:{free_port()}")
+    try:
+        resp = await lost.read("web", "index=1")
+        assert (resp.status, resp.body) == (500, NO_SERVERS.encode())
+        assert lost.views.answered == 0
+    finally:
+        await lost.close()
+
+
+async def test_a_cached_read_is_a_miss_then_a_hit(client: Client) -> None:
+    req = Request("GET", "/v1/health/service/web", "cached", {}, b"")
+    req.param = "web"
+    miss = await client.views.cached(req, lambda: client.ask(req))
+    hit = await client.views.cached(req, lambda: client.ask(req))
+    assert (miss[1], hit[1]) == (None, 0.0)
+    assert miss[0].body == hit[0].body
+
+
+async def test_an_idle_view_is_dropped_and_its_stream_closed(server: AgentProcess, client: Client) -> None:
+    await client.read("web", "index=1")
+    assert len(client.views) == 1
+    client.clock.now += VIEW_IDLE + 1
+    server.put("/v1/catalog/register", {"Node": "n8", "Address": "192.0.2.8", "Service": {"Service": "web"}})
+    await until(lambda: len(client.views) == 0, 10)
+    await until(lambda: _readers(server) == 0, 10)
+    server.put("/v1/catalog/deregister", {"Node": "n8"})
+
+
+def _readers(server: AgentProcess) -> float:
+    gauges = server.get("/v1/agent/metrics")["Gauges"]
+    return float(next(g["Value"] for g in gauges if g["Name"] == "waypost.stream.readers"))

@@ -42,3 +42,31 @@ def test_a_client_agent_needs_the_agent_token_for_the_store_api(tmp_path: Path) 
             wait_for(lambda: "answered 403" in (tmp_path / "bad.log").read_text())
             assert Caller(bad)("GET", "/v1/catalog/nodes")[:2] == (500, "No known Consul servers")
         assert "bad" not in {n["Node"] for n in call.ok("GET", "/v1/catalog/nodes")}
+
+
+def test_health_reads_from_a_client_agents_views_show_each_token_its_own(tmp_path: Path) -> None:
+    """Blocking reads on a client agent come from one view per token: a token that may read
+    the service but no node sees no rows, a token that may read both sees them, an unknown
+    token gets the server's 403; with each token's view in place, the answers stay apart."""
+    with start_acl_agent(tmp_path, f'agent = "{AGENT_TOKEN}"') as server:
+        call = Caller(server)
+        call.ok(
+            "PUT",
+            "/v1/catalog/register",
+            {"Node": "ext", "Address": "192.0.2.5", "Service": {"Service": "web"}},
+        )
+        service_only = call.token_for('service "web" { policy = "read" }', "web-only")
+        both = call.token_for(
+            'service "web" { policy = "read" }\nnode_prefix "" { policy = "read" }', "web-nodes"
+        )
+        with _client(tmp_path, "reader", server, AGENT_TOKEN) as client:
+            read = Caller(client)
+            wait_for(lambda: read("GET", "/v1/status/leader")[0] == 200)
+            for _ in range(2):  # the second time from views already in place
+                status, rows, _ = read("GET", "/v1/health/service/web?index=1", token=both)
+                assert (status, [r["Node"]["Node"] for r in rows]) == (200, ["ext"])
+                assert read("GET", "/v1/health/service/web?index=1", token=service_only)[:2] == (200, [])
+                status, message, _ = read("GET", "/v1/health/service/web?index=1", token="no-such-token")
+                assert (status, message) == (403, "ACL not found")
+            gauges = {g["Name"]: g["Value"] for g in read.ok("GET", "/v1/agent/metrics")["Gauges"]}
+            assert gauges["waypost.client.views"] == 2  # the refused token's view went

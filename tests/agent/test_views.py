@@ -41,6 +41,31 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
                     "Check": {"CheckID": "alive", "Name": "alive", "Status": status, "ServiceID": "web"},
                 },
             )
+        agent.put(
+            "/v1/catalog/register",
+            {
+                "Node": "n4",
+                "Address": "192.0.2.4",
+                "TaggedAddresses": {"wan": "198.51.100.4"},
+                "Service": {
+                    "ID": "web-rich", "Service": "web", "Port": 83, "Tags": ["v1"], "Meta": {"team": "a"},
+                    "Address": "10.1.1.4", "EnableTagOverride": True, "Weights": {"Passing": 5, "Warning": 2},
+                    "TaggedAddresses": {"lan": {"Address": "10.1.1.4", "Port": 83}},
+                },
+            },
+        )  # fmt: skip
+        agent.put(
+            "/v1/catalog/register",
+            {
+                "Node": "n4",
+                "Address": "192.0.2.4",
+                "Service": {
+                    "ID": "web-sidecar-proxy", "Service": "web-sidecar-proxy", "Kind": "connect-proxy",
+                    "Port": 21000, "Proxy": {"DestinationServiceName": "web", "LocalServicePort": 83,
+                    "Upstreams": [{"DestinationName": "db", "LocalBindPort": 9191}], "Config": {"x": 1}},
+                },
+            },
+        )  # fmt: skip
         yield agent
 
 
@@ -56,8 +81,8 @@ class Client:
     async def ask(self, req: Request) -> Response:
         return await self.relay.relay([self.base], req, CLIENT_HOP, None, NO_SERVERS)
 
-    async def read(self, service: str, query: str = "") -> Response:
-        req = Request("GET", f"/v1/health/service/{service}", query, {}, b"")
+    async def read(self, service: str, query: str = "", area: str = "health") -> Response:
+        req = Request("GET", f"/v1/{area}/service/{service}", query, {}, b"")
         req.param = service
         return await self.views.read(req, lambda: self.ask(req))
 
@@ -83,11 +108,18 @@ def _index(resp: Response) -> int:
      "filter=" + quote('Service.Port != 80 and "v1" in Service.Tags'),
      "filter=" + quote("Node.Meta.rack == r2")],
 )  # fmt: skip
+@pytest.mark.parametrize("area", ["health", "catalog"])
+@pytest.mark.parametrize("service", ["web", "web-sidecar-proxy"])
 async def test_an_answer_is_the_servers_byte_for_byte(
-    server: AgentProcess, client: Client, query: str
+    server: AgentProcess, client: Client, query: str, area: str, service: str
 ) -> None:
-    status, headers, body = server.request("GET", f"/v1/health/service/web?{query}")
-    resp = await client.read("web", f"{query}&index=1" if query else "index=1")
+    if area == "catalog" and query.startswith("passing"):
+        query = ""  # the catalog's instances take no health filter
+    if area == "catalog" and query.startswith("filter="):
+        query = "filter=" + quote('ServicePort != 80 and "v1" in ServiceTags')
+    path = f"/v1/{area}/service/{service}"
+    status, headers, body = server.request("GET", f"{path}?{query}")
+    resp = await client.read(service, f"{query}&index=1" if query else "index=1", area)
     assert (resp.status, resp.body, _index(resp)) == (status, body, int(headers["X-Consul-Index"]))
     assert client.views.answered == 1
 

@@ -4,7 +4,7 @@ Consul's client agents answer health reads from materialized views: one subscrip
 server per (service, token), a snapshot then a change per instance, and the reads filter
 the view locally. This is the view itself, with no I/O: the events of
 ``/v1/stream/health/service/<name>`` go in (``apply``), answers come out (``body``,
-``instances``), so the rules below are tested without a server.
+``catalog_body``, ``instances``), so the rules below are tested without a server.
 
 - A snapshot (the first, or one after ``new-snapshot``) is gathered aside and replaces the
   rows only at its ``end-of-snapshot``: readers never see half of one.
@@ -21,6 +21,8 @@ from typing import Any
 import msgspec
 import orjson
 
+from waypost.api import shapes
+from waypost.api.common import encode_json
 from waypost.dns.backend import Instance, NodeRecord
 from waypost.state import model, queries
 from waypost.stream.sse import StreamEvent
@@ -124,13 +126,30 @@ class HealthView:
         server's rows came (``keep`` is the ``?filter``, tested as the servers test it)."""
         chosen = [
             row.raw
+            for row in self._matching(tags, node_meta)
+            if (not passing or row.inst.passing()) and (keep is None or keep(queries.filter_row(row.inst)))
+        ]
+        return b"[" + b",".join(chosen) + b"]"
+
+    def catalog_body(
+        self,
+        tags: Sequence[str] = (),
+        node_meta: Sequence[tuple[str, str]] = (),
+        *,
+        keep: Callable[[Any], bool] | None = None,
+    ) -> bytes:
+        """The ``/v1/catalog/service`` answer: the same instances in the catalog's shape,
+        ``?filter`` tested on that shape, as the servers test it."""
+        shaped = [shapes.service_node(row.inst) for row in self._matching(tags, node_meta)]
+        return encode_json([s for s in shaped if keep(s)] if keep is not None else shaped)
+
+    def _matching(self, tags: Sequence[str], node_meta: Sequence[tuple[str, str]]) -> list[_Row]:
+        return [
+            row
             for row in self._rows_in_order()
             if queries.has_tags(row.inst.service, tags)
             and queries.node_matches_meta(row.inst.node, node_meta)
-            and (not passing or row.inst.passing())
-            and (keep is None or keep(queries.filter_row(row.inst)))
         ]
-        return b"[" + b",".join(chosen) + b"]"
 
     def instances(self, tag: str | None = None) -> list[Instance]:
         """The DNS view of the instances, ``tag`` matched without case as DNS names are."""

@@ -3,7 +3,8 @@ current by one delta stream from a server, as Consul's client agents keep theirs
 (``use_streaming_backend``).
 
 Which reads a view answers, as on Consul: ``/v1/health/service/<name>`` blocking reads
-(``?index``) and ``?cached`` reads, not ``?consistent`` ones (those go to the leader), nor
+(``?index``) and ``?cached`` reads (and ``/v1/catalog/service/<name>``'s, the same instances
+in another shape), not ``?consistent`` ones (those go to the leader), nor
 ``?near`` (the servers hold the coordinates), ``?peer``, another ``?dc`` or
 ``merge-central-config``; everything else is relayed to a server as before. DNS service
 lookups are answered from a view once one holds the service (``lean_dns``).
@@ -47,7 +48,7 @@ from waypost.api.common import (
 )
 from waypost.api.gate import request_secret
 from waypost.api.http import Request, Response
-from waypost.api.selectors import CHECK_SERVICE_NODE
+from waypost.api.selectors import CHECK_SERVICE_NODE, SERVICE_NODE
 from waypost.stream.sse import SseDecoder
 
 __all__ = ["FIRST_SNAPSHOT", "MAX_VIEWS", "VIEW_IDLE", "Views"]
@@ -59,7 +60,9 @@ MAX_VIEWS = MAX_REFRESHED
 FIRST_SNAPSHOT = 10.0
 """Seconds a read waits for a new view's snapshot before it is relayed instead."""
 
-_PATH = "/v1/health/service/"
+_HEALTH = "/v1/health/service/"
+_PATHS = (_HEALTH, "/v1/catalog/service/")
+"""Both read the instances of one service, so one view answers both."""
 _NOT_FROM_VIEWS = ("near", "peer", "merge-central-config", "ingress")
 
 Ask = Callable[[Request], "Response | Awaitable[Response]"]
@@ -110,7 +113,7 @@ class Views:
     @staticmethod
     def serves(req: Request, datacenter: str) -> bool:
         """Whether ``req`` (a lean client's relayed request) may be answered from a view."""
-        if req.method != "GET" or not req.path.startswith(_PATH) or len(req.path) == len(_PATH):
+        if req.method != "GET" or not req.path.startswith(_PATHS) or not req.param:
             return False
         query = req.query
         if "consistent" in query or any(p in query for p in _NOT_FROM_VIEWS):
@@ -148,7 +151,8 @@ class Views:
             parse_cache_control(req)
             min_index = parse_uint(req, "index", invalid="Invalid index")
             wait = query_duration(req, "wait", "Invalid wait time")
-            keep = filter_predicate(req, CHECK_SERVICE_NODE)
+            health = req.path.startswith(_HEALTH)
+            keep = filter_predicate(req, CHECK_SERVICE_NODE if health else SERVICE_NODE)
             tags = req.args("tag")
             meta = node_meta_args(req)
         except Exception as exc:
@@ -169,7 +173,10 @@ class Views:
                         await entry.moved.wait()
         passing = req.flag("passing") and req.arg("passing") not in ("false", "0")
         try:
-            body = view.body(tags, meta, passing=passing, keep=keep)
+            if health:
+                body = view.body(tags, meta, passing=passing, keep=keep)
+            else:
+                body = view.catalog_body(tags, meta, keep=keep)
         except Exception as exc:
             return error_response(exc), None
         lost = None if entry.lost is None else self._clock() - entry.lost

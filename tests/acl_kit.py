@@ -72,10 +72,13 @@ class Caller:
         return value
 
     def token_for(self, rules: str, name: str) -> str:
-        """A fresh token holding one policy with ``rules``."""
+        """A fresh token holding one policy with ``rules``, once this agent resolves it: a
+        client agent's own endpoints resolve tokens from its copy of the ACL tables, which
+        trails the servers' by the moment the change takes to reach it."""
         self.ok("PUT", "/v1/acl/policy", {"Name": name, "Rules": rules})
-        token = self.ok("PUT", "/v1/acl/token", {"Policies": [{"Name": name}]})
-        return str(token["SecretID"])
+        secret = str(self.ok("PUT", "/v1/acl/token", {"Policies": [{"Name": name}]})["SecretID"])
+        wait_for(lambda: self("GET", "/v1/agent/services", token=secret)[1] != "ACL not found", 10)
+        return secret
 
 
 class _AclAgent(AgentProcess):

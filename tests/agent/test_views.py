@@ -192,3 +192,30 @@ async def test_an_idle_view_is_dropped_and_its_stream_closed(server: AgentProces
 def _readers(server: AgentProcess) -> float:
     gauges = server.get("/v1/agent/metrics")["Gauges"]
     return float(next(g["Value"] for g in gauges if g["Name"] == "waypost.stream.readers"))
+
+
+async def test_the_service_names_come_from_a_view_as_the_server_lists_them(
+    server: AgentProcess, client: Client
+) -> None:
+    req = Request("GET", "/v1/catalog/services", "index=1", {}, b"")
+    status, headers, body = server.request("GET", "/v1/catalog/services")
+    resp = await client.views.read(req, lambda: client.ask(req))
+    assert (resp.status, resp.body, _index(resp)) == (status, body, int(headers["X-Consul-Index"]))
+    woken = client.views.read(
+        Request("GET", "/v1/catalog/services", f"index={_index(resp)}", {}, b""), _unused
+    )
+    server.put(
+        "/v1/catalog/register", {"Node": "n7", "Address": "192.0.2.7", "Service": {"Service": "fresh"}}
+    )
+    assert "fresh" in json.loads((await asyncio.wait_for(woken, 20)).body)
+    server.put("/v1/catalog/deregister", {"Node": "n7"})
+    assert client.views.answered == 2
+
+
+@pytest.mark.parametrize("query", ["filter=ServiceName%20%3D%3D%20web", "node-meta=rack:r1", "consistent"])
+def test_filtered_service_names_and_consistent_reads_are_not_taken_from_views(query: str) -> None:
+    assert not Views.serves(Request("GET", "/v1/catalog/services", query, {}, b""), "dc1")
+
+
+def _unused() -> Response:
+    raise AssertionError("answered from the view, never relayed")

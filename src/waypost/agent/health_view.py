@@ -1,16 +1,10 @@
-"""One service's instances on a client agent, as a server's delta stream describes them.
+"""One service's instances on a client agent, as the server's health stream
+(``/v1/stream/health/service/<name>``) describes them.
 
 Consul's client agents answer health reads from materialized views: one subscription to a
 server per (service, token), a snapshot then a change per instance, and the reads filter
-the view locally. This is the view itself, with no I/O: the events of
-``/v1/stream/health/service/<name>`` go in (``apply``), answers come out (``body``,
-``catalog_body``, ``instances``), so the rules below are tested without a server.
-
-- A snapshot (the first, or one after ``new-snapshot``) is gathered aside and replaces the
-  rows only at its ``end-of-snapshot``: readers never see half of one.
-- The events of one write come together and only the last carries the ``id``; they are
-  applied together at that last one, so an answer is always as of a whole write.
-- ``index`` is the id of the last write applied: an answer holds every change up to it.
+the view locally. Answers come out byte for byte as the servers give them (``body``,
+``catalog_body``) and as DNS records (``instances``); how events go in: ``stream_view``.
 """
 
 from __future__ import annotations
@@ -21,20 +15,13 @@ from typing import Any
 import msgspec
 import orjson
 
+from waypost.agent.stream_view import BadEvent, StreamView
 from waypost.api import shapes
 from waypost.api.common import encode_json
 from waypost.dns.backend import Instance, NodeRecord
 from waypost.state import model, queries
-from waypost.stream.sse import StreamEvent
 
-__all__ = ["BadEvent", "HealthView"]
-
-_Key = tuple[str, str]
-
-
-class BadEvent(ValueError):
-    """An event that is not a health row: the server and this agent disagree on the
-    protocol, and the view must be read again from a snapshot."""
+__all__ = ["HealthView"]
 
 
 class _Row:
@@ -45,74 +32,24 @@ class _Row:
         self.inst = inst
 
 
-class HealthView:
-    """The instances of service ``name`` that one token may read."""
+class HealthView(StreamView[tuple[str, str], _Row]):
+    """The instances of service ``name`` that one token may read, by node and service ID."""
 
-    __slots__ = ("_batch", "_ordered", "_rows", "_staged", "index", "name", "ready")
+    __slots__ = ()
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.index = 0
-        self.ready = False
-        """A whole snapshot has been applied: the view can answer."""
-        self._rows: dict[_Key, _Row] = {}
-        self._staged: dict[_Key, _Row] | None = {}
-        """The snapshot being received; None between snapshots."""
-        self._batch: list[StreamEvent] = []
-        self._ordered: list[_Row] | None = None
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    def apply(self, event: StreamEvent) -> bool:
-        """Whether ``event`` moved the view to a new index (its waiting readers wake)."""
-        kind = event.event
-        if kind == "new-snapshot":
-            self._staged, self._batch = {}, []
-            return False
-        if kind == "end-of-snapshot":
-            if self._staged is None or event.id is None:
-                raise BadEvent("end-of-snapshot without a snapshot or an index")
-            self._rows, self._staged, self.ready = self._staged, None, True
-            return self._moved(event.id)
-        if kind not in ("upsert", "delete"):
-            return False  # an event this agent does not know yet: nothing it must show
-        if self._staged is not None:
-            if kind == "upsert":
-                key, row = _row(event.data)
-                self._staged[key] = row
-            return False
-        self._batch.append(event)
-        if event.id is None:
-            return False
-        batch, self._batch = self._batch, []
-        for each in batch:
-            key, row = _row(each.data)
-            if each.event == "upsert":
-                self._rows[key] = row
-            else:
-                self._rows.pop(key, None)
-        return self._moved(event.id)
-
-    def cut(self) -> None:
-        """The stream was cut: a write it was part way through is dropped, as the server
-        sends it whole again from the index this view resumes at."""
-        self._batch = []
-
-    def expect_snapshot(self) -> None:
-        """A stream opened without a resume index starts with a snapshot, unannounced."""
-        self._staged, self._batch = {}, []
-
-    def _moved(self, index: int) -> bool:
-        self._ordered = None
-        self.index = index
-        return True
-
-    def _rows_in_order(self) -> list[_Row]:
-        """By node then service ID, as the servers list them."""
-        if self._ordered is None:
-            self._ordered = [row for _, row in sorted(self._rows.items())]
-        return self._ordered
+    def _row(self, data: Any) -> tuple[tuple[str, str], _Row]:
+        try:
+            inst = queries.ServiceInstance(
+                msgspec.convert(_present(data["Node"]), model.Node, strict=False),
+                msgspec.convert(_present(data["Service"]), model.NodeService, strict=False),
+                [
+                    msgspec.convert(_present(c), model.HealthCheck, strict=False)
+                    for c in data.get("Checks") or ()
+                ],
+            )
+        except (KeyError, TypeError, AttributeError, msgspec.ValidationError) as exc:
+            raise BadEvent(f"not a health row: {exc}") from None
+        return (inst.node.Node, inst.service.ID), _Row(orjson.dumps(data), inst)
 
     def body(
         self,
@@ -144,18 +81,18 @@ class HealthView:
         return encode_json([s for s in shaped if keep(s)] if keep is not None else shaped)
 
     def _matching(self, tags: Sequence[str], node_meta: Sequence[tuple[str, str]]) -> list[_Row]:
-        return [
-            row
-            for row in self._rows_in_order()
-            if queries.has_tags(row.inst.service, tags)
-            and queries.node_matches_meta(row.inst.node, node_meta)
-        ]
+        rows = [row for _, row in self.in_order()]
+        if tags:
+            rows = [row for row in rows if queries.has_tags(row.inst.service, tags)]
+        if node_meta:
+            rows = [row for row in rows if queries.node_matches_meta(row.inst.node, node_meta)]
+        return rows
 
     def instances(self, tag: str | None = None) -> list[Instance]:
         """The DNS view of the instances, ``tag`` matched without case as DNS names are."""
         out = []
         wanted = tag.lower() if tag is not None else None
-        for row in self._rows_in_order():
+        for _, row in self.in_order():
             inst = row.inst
             if wanted is not None and wanted not in {t.lower() for t in inst.service.Tags}:
                 continue
@@ -164,16 +101,8 @@ class HealthView:
         return out
 
 
-def _row(data: Any) -> tuple[_Key, _Row]:
-    try:
-        inst = queries.ServiceInstance(
-            msgspec.convert(_present(data["Node"]), model.Node, strict=False),
-            msgspec.convert(_present(data["Service"]), model.NodeService, strict=False),
-            [msgspec.convert(_present(c), model.HealthCheck, strict=False) for c in data.get("Checks") or ()],
-        )
-    except (KeyError, TypeError, AttributeError, msgspec.ValidationError) as exc:
-        raise BadEvent(f"not a health row: {exc}") from None
-    return (inst.node.Node, inst.service.ID), _Row(orjson.dumps(data), inst)
+def _check(data: Any) -> model.HealthCheck:
+    return msgspec.convert(_present(data), model.HealthCheck, strict=False)
 
 
 def _present(value: Any) -> Any:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from waypost.agent.health_view import HealthView
+from waypost.agent.services_view import ServicesView
 from waypost.api.blocking import DEFAULT_WAIT, MAX_WAIT
 from waypost.api.caching import MAX_REFRESHED, REFRESH_IDLE
 from waypost.api.common import (
@@ -61,17 +62,22 @@ FIRST_SNAPSHOT = 10.0
 """Seconds a read waits for a new view's snapshot before it is relayed instead."""
 
 _HEALTH = "/v1/health/service/"
-_PATHS = (_HEALTH, "/v1/catalog/service/")
+_INSTANCES = (_HEALTH, "/v1/catalog/service/")
 """Both read the instances of one service, so one view answers both."""
+_SERVICES = "/v1/catalog/services"
 _NOT_FROM_VIEWS = ("near", "peer", "merge-central-config", "ingress")
 
 Ask = Callable[[Request], "Response | Awaitable[Response]"]
 Answer = Response | Awaitable[Response]
 
+HEALTH = "health"
+SERVICES = "services"
+"""The kinds of view: a service's instances, and the service names."""
+
 
 @dataclass(eq=False)
 class _Entry:
-    view: HealthView
+    view: HealthView | ServicesView
     token: str
     used: float
     lost: float | None = None
@@ -101,7 +107,7 @@ class Views:
         self._acl_policy = acl_policy
         self._clock = clock
         self._rng = rng or random.Random()
-        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str, str], _Entry] = OrderedDict()
         self.generation = 0
         """Moves whenever any view does (DNS answers built from views are built again)."""
         self.answered = 0
@@ -113,13 +119,7 @@ class Views:
     @staticmethod
     def serves(req: Request, datacenter: str) -> bool:
         """Whether ``req`` (a lean client's relayed request) may be answered from a view."""
-        if req.method != "GET" or not req.path.startswith(_PATHS) or not req.param:
-            return False
-        query = req.query
-        if "consistent" in query or any(p in query for p in _NOT_FROM_VIEWS):
-            return False
-        dc = req.arg("dc") if req.raw_query else None
-        return not dc or dc == datacenter
+        return _kind(req, datacenter) is not None
 
     def takes(self, req: Request, datacenter: str) -> bool:
         """Whether a read without ``?cached`` is answered from a view: a blocking one, as
@@ -157,7 +157,10 @@ class Views:
             meta = node_meta_args(req)
         except Exception as exc:
             return error_response(exc), None
-        entry = self._open(req.param, request_secret(req))
+        services = req.path == _SERVICES
+        entry = self._open(
+            SERVICES if services else HEALTH, "" if services else req.param, request_secret(req)
+        )
         view = entry.view
         hit = view.ready and not entry.refused
         if not await self._ready(entry):
@@ -173,7 +176,9 @@ class Views:
                         await entry.moved.wait()
         passing = req.flag("passing") and req.arg("passing") not in ("false", "0")
         try:
-            if health:
+            if isinstance(view, ServicesView):
+                body = view.body()
+            elif health:
                 body = view.body(tags, meta, passing=passing, keep=keep)
             else:
                 body = view.catalog_body(tags, meta, keep=keep)
@@ -193,25 +198,29 @@ class Views:
     # -- DNS -------------------------------------------------------------------------------
 
     def ready(self, name: str, token: str) -> HealthView | None:
-        """The view of ``name`` for ``token`` if one holds a snapshot (a read of it)."""
-        entry = self._entries.get((name, token))
-        if entry is None or not entry.view.ready or entry.task is None:
+        """The view of service ``name`` for ``token`` if one holds a snapshot (a read of it)."""
+        key = (HEALTH, name, token)
+        entry = self._entries.get(key)
+        view = entry.view if entry is not None and entry.task is not None else None
+        if entry is None or not isinstance(view, HealthView) or not view.ready:
             return None
-        self._touch((name, token), entry)
+        self._touch(key, entry)
         self.answered += 1
-        return entry.view
+        return view
 
     def follow(self, name: str, token: str) -> None:
-        """Start keeping a view of ``name`` (DNS asks for it once a server showed it exists)."""
-        self._open(name, token)
+        """Start keeping a view of service ``name`` (DNS asks for it once a server showed
+        it exists)."""
+        self._open(HEALTH, name, token)
 
     # -- the views -------------------------------------------------------------------------
 
-    def _open(self, name: str, token: str) -> _Entry:
-        key = (name, token)
+    def _open(self, kind: str, name: str, token: str) -> _Entry:
+        key = (kind, name, token)
         entry = self._entries.get(key)
         if entry is None or entry.task is None:
-            entry = _Entry(HealthView(name), token, self._clock())
+            view = HealthView(name) if kind == HEALTH else ServicesView(name)
+            entry = _Entry(view, token, self._clock())
             self._entries[key] = entry
             entry.task = asyncio.ensure_future(self._follow(key, entry))
             while len(self._entries) > MAX_VIEWS:
@@ -220,7 +229,7 @@ class Views:
         self._touch(key, entry)
         return entry
 
-    def _touch(self, key: tuple[str, str], entry: _Entry) -> None:
+    def _touch(self, key: tuple[str, str, str], entry: _Entry) -> None:
         entry.used = self._clock()
         self._entries.move_to_end(key)
 
@@ -239,7 +248,7 @@ class Views:
         moved, entry.moved = entry.moved, asyncio.Event()
         moved.set()
 
-    async def _follow(self, key: tuple[str, str], entry: _Entry) -> None:
+    async def _follow(self, key: tuple[str, str, str], entry: _Entry) -> None:
         """The view's stream, resumed after every cut until the view is idle or refused."""
         backoff = 0.0
         try:
@@ -270,7 +279,11 @@ class Views:
             headers["last-event-id"] = str(view.index)
         else:
             view.expect_snapshot()
-        req = Request("GET", f"/v1/stream/health/service/{quote(view.name, safe='')}", "", headers, b"")
+        if isinstance(view, HealthView):
+            path = f"/v1/stream/health/service/{quote(view.name, safe='')}"
+        else:
+            path = "/v1/stream/catalog/services"
+        req = Request("GET", path, "", headers, b"")
         try:
             answer = self._ask(req)
             return answer if isinstance(answer, Response) else await answer
@@ -314,3 +327,19 @@ class Views:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._entries.clear()
+
+
+def _kind(req: Request, datacenter: str) -> str | None:
+    """Which view answers ``req``, if one can: the instances of a service, or the service
+    names (only unfiltered: the catalog stream carries no metadata to filter on)."""
+    if req.method != "GET":
+        return None
+    query = req.query
+    if req.path == _SERVICES:
+        kind = None if "filter" in query or "node-meta" in query else SERVICES
+    else:
+        kind = HEALTH if req.path.startswith(_INSTANCES) and req.param else None
+    if kind is None or "consistent" in query or any(p in query for p in _NOT_FROM_VIEWS):
+        return None
+    dc = req.arg("dc") if req.raw_query else None
+    return kind if not dc or dc == datacenter else None

@@ -228,6 +228,10 @@ class CatalogTopic(Topic):
 
     kind = "catalog"
 
+    def as_of(self, idx: Indexes) -> int:
+        """The services table's index, as ``/v1/catalog/services`` reports it."""
+        return idx.table_index("services")
+
     def rebuild(self, idx: Indexes) -> None:
         self._owner = {key: name for name, found in idx.instances.items() for key in found}
         super().rebuild(idx)

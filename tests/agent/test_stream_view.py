@@ -1,4 +1,4 @@
-"""The view of one service a client agent keeps from a server's delta stream, fed events by
+"""The views a client agent keeps from a server's delta streams, fed events by
 hand: snapshots swap in whole, a write's events apply together at its id, and the answers
 are the servers' rows byte for byte, filtered as the servers filter them."""
 
@@ -10,7 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
-from waypost.agent.health_view import BadEvent, HealthView
+from waypost.agent.health_view import HealthView
+from waypost.agent.services_view import ServicesView
+from waypost.agent.stream_view import BadEvent
 from waypost.stream.sse import StreamEvent
 
 
@@ -132,3 +134,20 @@ def test_unknown_events_and_keepalives_change_nothing() -> None:
     snapshot(view, row("n1", "a"))
     assert not view.apply(StreamEvent("something-new", {"x": 1}, 99))
     assert view.index == 10
+
+
+def test_the_services_view_answers_the_catalogs_list_in_name_order() -> None:
+    view = ServicesView("")
+    view.apply(up({"web": ["v1", "v2"]}))
+    view.apply(up({"api": []}))
+    assert view.apply(StreamEvent("end-of-snapshot", {"Index": 7}, 7))
+    assert view.body() == b'{"api":[],"web":["v1","v2"]}'
+    view.apply(StreamEvent("delete", {"web": ["v1", "v2"]}))
+    assert view.apply(up({"db": ["x"]}, 8))
+    assert view.body() == b'{"api":[],"db":["x"]}'
+
+
+@pytest.mark.parametrize("data", [None, {"a": 1}, {"a": [1]}, {"a": [], "b": []}, ["web"]])
+def test_a_malformed_service_entry_is_refused(data: Any) -> None:
+    with pytest.raises(BadEvent):
+        ServicesView("").apply(up(data))

@@ -1,0 +1,99 @@
+"""What every view a client agent keeps from a server's delta stream does with its events,
+with no I/O, so the rules are tested without a server (``agent.views`` feeds them).
+
+- A snapshot (the first, or one after ``new-snapshot``) is gathered aside and replaces the
+  rows only at its ``end-of-snapshot``: readers never see half of one.
+- The events of one write come together and only the last carries the ``id``; they are
+  applied together at that last one, so an answer is always as of a whole write.
+- ``index`` is the id of the last write applied: an answer holds every change up to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from waypost.stream.sse import StreamEvent
+
+__all__ = ["BadEvent", "StreamView"]
+
+K = TypeVar("K", str, tuple[str, str])
+R = TypeVar("R")
+
+
+class BadEvent(ValueError):
+    """An event that is not a row of the view: the server and this agent disagree on the
+    protocol, and the view must be read again from a snapshot."""
+
+
+class StreamView(Generic[K, R]):
+    """Rows by key, kept by one stream; a subclass says what a row is (``_row``)."""
+
+    __slots__ = ("_batch", "_ordered", "_rows", "_staged", "index", "name", "ready")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.index = 0
+        self.ready = False
+        """A whole snapshot has been applied: the view can answer."""
+        self._rows: dict[K, R] = {}
+        self._staged: dict[K, R] | None = {}
+        """The snapshot being received; None between snapshots."""
+        self._batch: list[StreamEvent] = []
+        self._ordered: list[tuple[K, R]] | None = None
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def _row(self, data: Any) -> tuple[K, R]:
+        """An event's data as this view's key and row; BadEvent when it is not one."""
+        raise NotImplementedError
+
+    def apply(self, event: StreamEvent) -> bool:
+        """Whether ``event`` moved the view to a new index (its waiting readers wake)."""
+        kind = event.event
+        if kind == "new-snapshot":
+            self.expect_snapshot()
+            return False
+        if kind == "end-of-snapshot":
+            if self._staged is None or event.id is None:
+                raise BadEvent("end-of-snapshot without a snapshot or an index")
+            self._rows, self._staged, self.ready = self._staged, None, True
+            return self._moved(event.id)
+        if kind not in ("upsert", "delete"):
+            return False  # an event this agent does not know yet: nothing it must show
+        if self._staged is not None:
+            if kind == "upsert":
+                key, row = self._row(event.data)
+                self._staged[key] = row
+            return False
+        self._batch.append(event)
+        if event.id is None:
+            return False
+        batch, self._batch = self._batch, []
+        for each in batch:
+            key, row = self._row(each.data)
+            if each.event == "upsert":
+                self._rows[key] = row
+            else:
+                self._rows.pop(key, None)
+        return self._moved(event.id)
+
+    def cut(self) -> None:
+        """The stream was cut: a write it was part way through is dropped, as the server
+        sends it whole again from the index this view resumes at."""
+        self._batch = []
+
+    def expect_snapshot(self) -> None:
+        """A stream opened without a resume index starts with a snapshot, unannounced."""
+        self._staged, self._batch = {}, []
+
+    def _moved(self, index: int) -> bool:
+        self._ordered = None
+        self.index = index
+        return True
+
+    def in_order(self) -> list[tuple[K, R]]:
+        """By key, as the servers list them."""
+        if self._ordered is None:
+            self._ordered = sorted(self._rows.items())
+        return self._ordered

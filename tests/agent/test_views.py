@@ -214,8 +214,42 @@ async def test_the_service_names_come_from_a_view_as_the_server_lists_them(
 
 @pytest.mark.parametrize("query", ["filter=ServiceName%20%3D%3D%20web", "node-meta=rack:r1", "consistent"])
 def test_filtered_service_names_and_consistent_reads_are_not_taken_from_views(query: str) -> None:
-    assert not Views.serves(Request("GET", "/v1/catalog/services", query, {}, b""), "dc1")
+    assert not Views(_unused).serves(Request("GET", "/v1/catalog/services", query, {}, b""), "dc1")
 
 
 def _unused() -> Response:
     raise AssertionError("answered from the view, never relayed")
+
+
+@pytest.mark.parametrize("query", ["recurse", "keys", "keys&separator=/", "recurse&raw", "keys&seperator=/"])
+@pytest.mark.parametrize("prefix", ["app/", "app/db", "", "none/"])
+async def test_a_kv_prefix_is_answered_as_the_server_answers_it(
+    server: AgentProcess, client: Client, prefix: str, query: str
+) -> None:
+    for key in ("app/db/host", "app/db/port", "app/web", "apple", "zzz"):
+        server.put(f"/v1/kv/{key}", key.encode())
+    path = f"/v1/kv/{prefix}"
+    status, headers, body = server.request("GET", f"{path}?{query}")
+    req = Request("GET", path, f"{query}&index=1", {}, b"")
+    req.param = prefix
+    assert client.views.takes(req, "dc1")
+    resp = await client.views.read(req, lambda: client.ask(req))
+    assert (resp.status, resp.body, _index(resp)) == (status, body, int(headers["X-Consul-Index"]))
+    woken = client.views.read(_kv_read(prefix, f"{query}&index={_index(resp)}"), lambda: client.ask(req))
+    server.put(f"/v1/kv/{prefix}new", b"x")
+    after = await asyncio.wait_for(woken, 20)
+    assert after.status == 200
+    assert _index(after) > _index(resp)
+    server.request("DELETE", f"/v1/kv/{prefix}new")
+
+
+def _kv_read(prefix: str, query: str) -> Request:
+    req = Request("GET", f"/v1/kv/{prefix}", query, {}, b"")
+    req.param = prefix
+    return req
+
+
+def test_kv_prefixes_are_relayed_when_acls_are_on() -> None:
+    views = Views(_unused, "deny", acl_enabled=True)
+    assert not views.serves(_kv_read("app/", "recurse&index=1"), "dc1")
+    assert views.serves(Request("GET", "/v1/catalog/services", "index=1", {}, b""), "dc1")

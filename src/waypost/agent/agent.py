@@ -81,7 +81,9 @@ class Agent:
         self.wan = Federation(self)
         """The WAN pool (servers) and where ``?dc=`` requests for other datacenters go."""
         acl = config.acl
-        self.views = Views(self.wan.ask_server, acl.default_policy if acl.enabled else "allow")
+        self.views = Views(
+            self.wan.ask_server, acl.default_policy if acl.enabled else "allow", acl_enabled=acl.enabled
+        )
         """A client agent's health views, each kept by a server's delta stream (``agent.views``)."""
         self.refreshed_reads = RefreshedReads(
             self.wan.ask_server, views=self.views, datacenter=config.datacenter

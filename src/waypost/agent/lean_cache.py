@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+from waypost.agent.tasks import cancel_all
 from waypost.agent.views import Views
 from waypost.api.blocking import DEFAULT_WAIT, MAX_WAIT
 from waypost.api.caching import MAX_REFRESHED, REFRESH_IDLE
@@ -152,12 +153,7 @@ class RefreshedReads:
             del self._entries[key]
 
     async def close(self) -> None:
-        tasks = [e.task for e in self._entries.values() if e.task is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all([e.task for e in self._entries.values() if e.task is not None])
         self._entries.clear()
 
 

@@ -32,10 +32,13 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 from waypost.agent.health_view import HealthView
+from waypost.agent.kv_view import KVView
 from waypost.agent.services_view import ServicesView
+from waypost.agent.tasks import cancel_all
 from waypost.api.blocking import DEFAULT_WAIT, MAX_WAIT
 from waypost.api.caching import MAX_REFRESHED, REFRESH_IDLE
 from waypost.api.common import (
@@ -65,6 +68,7 @@ _HEALTH = "/v1/health/service/"
 _INSTANCES = (_HEALTH, "/v1/catalog/service/")
 """Both read the instances of one service, so one view answers both."""
 _SERVICES = "/v1/catalog/services"
+_KV = "/v1/kv/"
 _NOT_FROM_VIEWS = ("near", "peer", "merge-central-config", "ingress")
 
 Ask = Callable[[Request], "Response | Awaitable[Response]"]
@@ -72,12 +76,13 @@ Answer = Response | Awaitable[Response]
 
 HEALTH = "health"
 SERVICES = "services"
-"""The kinds of view: a service's instances, and the service names."""
+KV = "kv"
+"""The kinds of view: a service's instances, the service names, and a KV prefix."""
 
 
 @dataclass(eq=False)
 class _Entry:
-    view: HealthView | ServicesView
+    view: HealthView | ServicesView | KVView
     token: str
     used: float
     lost: float | None = None
@@ -100,11 +105,15 @@ class Views:
         ask: Ask,
         acl_policy: str = "allow",
         *,
+        acl_enabled: bool = False,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
         self._ask = ask
         self._acl_policy = acl_policy
+        self._kv = not acl_enabled
+        """KV prefixes are kept only without ACLs: a prefix's listing can take ``list``
+        permission, which the KV stream does not check (reads are relayed then)."""
         self._clock = clock
         self._rng = rng or random.Random()
         self._entries: OrderedDict[tuple[str, str, str], _Entry] = OrderedDict()
@@ -116,10 +125,10 @@ class Views:
     def __len__(self) -> int:
         return len(self._entries)
 
-    @staticmethod
-    def serves(req: Request, datacenter: str) -> bool:
+    def serves(self, req: Request, datacenter: str) -> bool:
         """Whether ``req`` (a lean client's relayed request) may be answered from a view."""
-        return _kind(req, datacenter) is not None
+        kind = _kind(req, datacenter)
+        return kind is not None and (kind != KV or self._kv)
 
     def takes(self, req: Request, datacenter: str) -> bool:
         """Whether a read without ``?cached`` is answered from a view: a blocking one, as
@@ -146,26 +155,21 @@ class Views:
         return await self._read(req, relay)
 
     async def _read(self, req: Request, relay: Callable[[], Answer]) -> tuple[Response, float | None]:
+        kind = _kind(req, "")
         try:
             consistency = parse_consistency(req)
             parse_cache_control(req)
             min_index = parse_uint(req, "index", invalid="Invalid index")
             wait = query_duration(req, "wait", "Invalid wait time")
-            health = req.path.startswith(_HEALTH)
-            keep = filter_predicate(req, CHECK_SERVICE_NODE if health else SERVICE_NODE)
-            tags = req.args("tag")
-            meta = node_meta_args(req)
+            answer = _answerer(kind, req)
         except Exception as exc:
             return error_response(exc), None
-        services = req.path == _SERVICES
-        entry = self._open(
-            SERVICES if services else HEALTH, "" if services else req.param, request_secret(req)
-        )
+        entry = self._open(kind or HEALTH, "" if kind == SERVICES else req.param, request_secret(req))
         view = entry.view
         hit = view.ready and not entry.refused
         if not await self._ready(entry):
-            answer = relay()
-            return (answer if isinstance(answer, Response) else await answer), None
+            relayed = relay()
+            return (relayed if isinstance(relayed, Response) else await relayed), None
         if min_index and view.index <= min_index:
             hit = False
             timeout = DEFAULT_WAIT if wait is None or wait <= 0 else min(wait, MAX_WAIT)
@@ -174,14 +178,8 @@ class Views:
                 async with asyncio.timeout(timeout):
                     while view.index <= min_index and entry.task is not None:
                         await entry.moved.wait()
-        passing = req.flag("passing") and req.arg("passing") not in ("false", "0")
         try:
-            if isinstance(view, ServicesView):
-                body = view.body()
-            elif health:
-                body = view.body(tags, meta, passing=passing, keep=keep)
-            else:
-                body = view.catalog_body(tags, meta, keep=keep)
+            status, body = answer(view)
         except Exception as exc:
             return error_response(exc), None
         lost = None if entry.lost is None else self._clock() - entry.lost
@@ -193,7 +191,7 @@ class Views:
             ("X-Consul-Default-Acl-Policy", self._acl_policy),
         ]
         self.answered += 1
-        return Response(body, headers=headers), (lost or 0.0) if hit else None
+        return Response(body, status, headers=headers), (lost or 0.0) if hit else None
 
     # -- DNS -------------------------------------------------------------------------------
 
@@ -219,7 +217,7 @@ class Views:
         key = (kind, name, token)
         entry = self._entries.get(key)
         if entry is None or entry.task is None:
-            view = HealthView(name) if kind == HEALTH else ServicesView(name)
+            view = _VIEWS[kind](name)
             entry = _Entry(view, token, self._clock())
             self._entries[key] = entry
             entry.task = asyncio.ensure_future(self._follow(key, entry))
@@ -281,6 +279,8 @@ class Views:
             view.expect_snapshot()
         if isinstance(view, HealthView):
             path = f"/v1/stream/health/service/{quote(view.name, safe='')}"
+        elif isinstance(view, KVView):
+            path = f"/v1/stream/kv/{quote(view.name, safe='/')}"
         else:
             path = "/v1/stream/catalog/services"
         req = Request("GET", path, "", headers, b"")
@@ -320,26 +320,51 @@ class Views:
             entry.task.cancel()
 
     async def close(self) -> None:
-        tasks = [e.task for e in self._entries.values() if e.task is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all([e.task for e in self._entries.values() if e.task is not None])
         self._entries.clear()
 
 
+_VIEWS: dict[str, Callable[[str], HealthView | ServicesView | KVView]] = {
+    HEALTH: HealthView,
+    SERVICES: ServicesView,
+    KV: KVView,
+}
+
+
 def _kind(req: Request, datacenter: str) -> str | None:
-    """Which view answers ``req``, if one can: the instances of a service, or the service
-    names (only unfiltered: the catalog stream carries no metadata to filter on)."""
+    """Which kind of view answers ``req``, if one can (``datacenter`` "": any): the
+    instances of a service, the service names (only unfiltered: the catalog stream carries
+    no metadata to filter on), or a KV prefix read recursively or as keys."""
     if req.method != "GET":
         return None
     query = req.query
-    if req.path == _SERVICES:
+    path = req.path
+    if path == _SERVICES:
         kind = None if "filter" in query or "node-meta" in query else SERVICES
+    elif path.startswith(_KV):
+        kind = KV if "recurse" in query or "keys" in query else None
     else:
-        kind = HEALTH if req.path.startswith(_INSTANCES) and req.param else None
+        kind = HEALTH if path.startswith(_INSTANCES) and req.param else None
     if kind is None or "consistent" in query or any(p in query for p in _NOT_FROM_VIEWS):
         return None
     dc = req.arg("dc") if req.raw_query else None
-    return kind if not dc or dc == datacenter else None
+    return kind if not dc or dc == datacenter or not datacenter else None
+
+
+def _answerer(kind: str | None, req: Request) -> Callable[[Any], tuple[int, bytes]]:
+    """What ``req`` asks of its view, its parameters read (and refused when malformed, as
+    the servers refuse them) before any view is opened."""
+    if kind == SERVICES:
+        return lambda view: (200, view.body())
+    if kind == KV:
+        keys = req.flag("keys")
+        separator = req.arg("separator") or req.arg("seperator") or ""
+        return lambda view: view.body(keys=keys, separator=separator)
+    health = req.path.startswith(_HEALTH)
+    keep = filter_predicate(req, CHECK_SERVICE_NODE if health else SERVICE_NODE)
+    tags = req.args("tag")
+    meta = node_meta_args(req)
+    if not health:
+        return lambda view: (200, view.catalog_body(tags, meta, keep=keep))
+    passing = req.flag("passing") and req.arg("passing") not in ("false", "0")
+    return lambda view: (200, view.body(tags, meta, passing=passing, keep=keep))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -25,16 +26,18 @@ def kv_pair(e: KVEntry) -> DirEntry:
     )
 
 
-def _keys(entries: list[KVEntry], prefix: str, separator: str) -> list[str]:
+def key_listing(keys: Iterable[str], prefix: str, separator: str) -> list[str]:
+    """``?keys``: the keys under ``prefix`` (sorted), those past a ``separator`` folded into
+    the part up to it, as Consul lists them (also a client agent's KV views')."""
     out: dict[str, None] = {}
-    for e in entries:
-        rest = e.Key[len(prefix) :]
+    for key in keys:
+        rest = key[len(prefix) :]
         if separator:
             cut = rest.find(separator)
             if cut >= 0:
                 out[prefix + rest[: cut + len(separator)]] = None
                 continue
-        out[e.Key] = None
+        out[key] = None
     return list(out)
 
 
@@ -57,7 +60,8 @@ def get(app: ApiApp, req: Request) -> Response | Any:
             if keys:
                 if not entries and key:
                     return QueryResult(index, topics, b"", 404)
-                return QueryResult(index, topics, encode_json(_keys(entries, key, separator)))
+                listed = key_listing((e.Key for e in entries), key, separator)
+                return QueryResult(index, topics, encode_json(listed))
             if not entries:
                 return QueryResult(index, topics, b"", 404)
             return QueryResult(index, topics, encode_json([kv_pair(e) for e in entries]))

@@ -275,6 +275,10 @@ class KVTopic(Topic):
 
     kind = "kv"
 
+    def as_of(self, idx: Indexes) -> int:
+        """The prefix's index, as ``/v1/kv/<prefix>?recurse`` reports it."""
+        return idx.kv_prefix_index(self.name)
+
     def rows(self, idx: Indexes) -> Iterable[Change]:
         return ()
 

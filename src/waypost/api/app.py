@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 import msgspec
+import orjson
 
 from waypost.acl.authorizer import Authorizer
 from waypost.agent.lean import as_forwarded, forwarded, uncached
@@ -16,7 +18,7 @@ from waypost.api.acl_rules import NEEDS, Filter, Need
 from waypost.api.blocking import ReadCache
 from waypost.api.caching import CACHED_ROUTES, AgentCache, Answer, Caching
 from waypost.api.common import HTTPError, error_response
-from waypost.api.gate import Gate, request_secret
+from waypost.api.gate import Gate, UnknownToken, request_secret
 from waypost.api.http import Request, Response
 from waypost.api.internal import EventRing
 from waypost.api.routes import DC_AGNOSTIC, ROUTES, STORE_ROUTES, UI_PREFIX, Handler
@@ -27,7 +29,10 @@ from waypost.ui.serve import content_prefix
 if TYPE_CHECKING:
     from waypost.agent.agent import Agent
 
-__all__ = ["ApiApp"]
+__all__ = ["TOKEN_CATCH_UP", "ApiApp"]
+
+TOKEN_CATCH_UP = 5.0
+"""Seconds a client agent waits for a token a server holds to reach its own copy."""
 
 log = logging.getLogger("waypost.api")
 
@@ -113,7 +118,8 @@ class ApiApp:
                 return handlers
         return None
 
-    def handle(self, req: Request) -> Response | Awaitable[Response]:
+    def handle(self, req: Request, *, retried: bool = False) -> Response | Awaitable[Response]:
+        """``retried``: a second try, after waiting for a token this agent did not know."""
         handlers = self._route(req)
         if handlers is None:
             return Response.text("404 page not found", 404)
@@ -147,6 +153,8 @@ class ApiApp:
         if gate is not None:
             try:
                 verdict = self._authorize(gate, req, handler)
+            except UnknownToken as exc:
+                return self._once_token_known(req) if self._lean and not retried else error_response(exc)
             except Exception as exc:
                 return error_response(exc)
             if isinstance(verdict, Response):
@@ -171,6 +179,23 @@ class ApiApp:
             except Exception as exc:
                 return error_response(exc)
         return self._answer(result, pretty)
+
+    async def _once_token_known(self, req: Request) -> Response:
+        """A client agent's copy of the ACL tables trails the servers': a token created a
+        moment ago through a server may not be in it yet. Consul's client agents resolve a
+        token they do not know by asking a server; so does this one, and when the token
+        exists it waits (at most ``TOKEN_CATCH_UP`` seconds) for its copy to hold the
+        token's write, then answers the request again."""
+        probe = Request("GET", "/v1/acl/token/self", "", {"x-consul-token": request_secret(req)}, b"")
+        answer = self.agent.wan.ask_server(probe)
+        found = answer if isinstance(answer, Response) else await answer
+        if found.status == 200:
+            with contextlib.suppress(TimeoutError, ValueError, KeyError, TypeError):
+                written = int(orjson.loads(found.body)["ModifyIndex"])
+                async with asyncio.timeout(TOKEN_CATCH_UP):
+                    await self.agent.require_state().wait_applied(written)
+        again = self.handle(req, retried=True)
+        return again if isinstance(again, Response) else await again
 
     def _answer(self, result: Answer, pretty: bool) -> Answer:
         """A handler's answer as sent: indented for ``?pretty``, now or when it comes."""

@@ -46,6 +46,11 @@ def request_secret(req: Request) -> str:
     return req.arg("token") or "" if req.raw_query else ""
 
 
+class UnknownToken(HTTPError):
+    """A secret this agent's copy of the ACL tables does not hold: Consul's "ACL not found",
+    unless (on a client agent) the token was created a moment ago and is on its way."""
+
+
 class Gate:
     def __init__(self, agent: Agent) -> None:
         acl = agent.config.acl
@@ -63,7 +68,7 @@ class Gate:
         agent recovery token works while no server is known, as Consul's does."""
         authz = self.resolver.authorizer(self.agent.require_state().indexes, self.secret(req))
         if authz is None:
-            raise HTTPError(403, NOT_FOUND)
+            raise UnknownToken(403, NOT_FOUND)
         return authz
 
     def token(self, req: Request) -> ACLToken | None:

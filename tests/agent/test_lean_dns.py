@@ -118,6 +118,16 @@ async def test_nodes_virtual_ips_and_prepared_queries(
     assert backend.prepared_query("unknown") is None
 
 
+async def test_a_reverse_lookup_of_another_node_is_read_from_a_server(
+    server: AgentProcess, local: CatalogDnsBackend, forwarder: Forwarder
+) -> None:
+    backend = _backend(local, forwarder, [server.url], ManualClock())
+    await _read(backend, backend.nodes_by_address("192.0.2.5"))
+    assert [n.name for n in backend.nodes_by_address("192.0.2.5")] == ["far"]  # type: ignore[union-attr]
+    await _read(backend, backend.nodes_by_address("198.51.100.1"))
+    assert backend.nodes_by_address("198.51.100.1") == []
+
+
 async def test_an_entry_goes_stale_and_is_kept_while_no_server_answers(
     server: AgentProcess, local: CatalogDnsBackend, forwarder: Forwarder
 ) -> None:

@@ -102,6 +102,7 @@ def test_1_reads_follow_writes_made_on_the_servers(cluster: Cluster) -> None:
     cluster.register("n3", "127.0.1.3", status="critical")
     _converged(cluster, ["127.0.1.1", "127.0.1.2"])
     assert _from_views(cluster.client)["waypost.client.views"] >= 1
+    assert dig(cluster.client, "2.1.0.127.in-addr.arpa", "PTR") == ["n2.node.dc1.consul."]
 
 
 def test_1b_the_client_answers_from_its_views_while_no_server_answers(cluster: Cluster) -> None:

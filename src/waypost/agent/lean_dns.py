@@ -13,7 +13,8 @@ server answers, a stale entry is served rather than none. The cache holds at mos
 Virtual IPs and prepared queries are read the same way (``/v1/waypost/virtual-ip``,
 ``/v1/query/<name>/execute``; a query's answer is cached, so ``Near = "_ip"`` sorts for
 the first caller until it goes stale). Reverse lookups are answered from what the agent
-holds (its own node), as ``CatalogDnsBackend`` answers them.
+holds (its own node), else a server's node list at the address (``ptr``, cached as names are); a
+service address is answered only when it is this agent's own.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 import msgspec
+import orjson
 
 from waypost.agent.views import Views
 from waypost.api.http import Request, Response
@@ -114,6 +117,7 @@ _NAMES = msgspec.json.Decoder(dict[str, Any])
 _EXECUTED = msgspec.json.Decoder(_Executed)
 _VIP = msgspec.json.Decoder(_VirtualIP | None)
 _NODE = msgspec.json.Decoder(_NodeInfo | None)
+_NODES = msgspec.json.Decoder(list[_Node])
 
 _Tagged = tuple[frozenset[str], Instance]
 
@@ -186,8 +190,13 @@ class ServerDnsBackend:
         record: NodeRecord | Pending | None = self._cached("node", name.lower())
         return record
 
-    def nodes_by_address(self, address: str) -> Sequence[NodeRecord]:
-        return self._local.nodes_by_address(address)
+    def nodes_by_address(self, address: str) -> Sequence[NodeRecord] | Pending:
+        """This agent's own node, else the nodes a server lists at ``address``."""
+        own = self._local.nodes_by_address(address)
+        if own:
+            return own
+        found: Sequence[NodeRecord] | Pending = self._cached("ptr", address)
+        return found
 
     def services_by_address(self, address: str) -> Sequence[Instance]:
         return self._local.services_by_address(address)
@@ -221,6 +230,9 @@ class ServerDnsBackend:
         self._keep(key, value)
 
     async def _fetch(self, kind: str, name: str) -> Any:
+        if kind == "ptr":
+            wanted = urlencode({"filter": f"Address == {orjson.dumps(name).decode()}"})
+            return [n.record() for n in _NODES.decode(await self._get("/v1/catalog/nodes", wanted))]
         if kind == "node":
             info = _NODE.decode(await self._get(f"/v1/catalog/node/{name}"))
             return info.Node.record() if info is not None else None
@@ -263,9 +275,10 @@ class ServerDnsBackend:
         self._next_expiry = min(self._next_expiry, expires)
         self._generation += 1
 
-    async def _get(self, path: str) -> bytes:
+    async def _get(self, path: str, query: str = "") -> bytes:
         token = self._token()
-        req = Request("GET", path, self._query, {"x-consul-token": token} if token else {}, b"")
+        both = "&".join(q for q in (self._query, query) if q)
+        req = Request("GET", path, both, {"x-consul-token": token} if token else {}, b"")
         resp = await self._answer(req)
         if resp.status != 200:
             raise _Unanswered(f"{resp.status} {resp.body[:200]!r}")

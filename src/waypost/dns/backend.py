@@ -134,7 +134,7 @@ class DnsBackend(Protocol):
         """The node called ``name``, if registered."""
         ...
 
-    def nodes_by_address(self, address: str) -> Sequence[NodeRecord]:
+    def nodes_by_address(self, address: str) -> Sequence[NodeRecord] | Pending:
         """Nodes whose ``Address`` equals ``address`` (canonical IP text), for PTR."""
         ...
 

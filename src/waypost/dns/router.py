@@ -358,12 +358,14 @@ class Router:
             has_soa=True,
         )
 
-    def _reverse(self, q: _Question, lookup: ReverseName) -> Answer | None:
+    def _reverse(self, q: _Question, lookup: ReverseName) -> Answer | Pending | None:
         """PTR: the first node with the address, else the first service with it."""
         target: dns.name.Name | None = None
         if lookup.ip is not None:
             address = str(lookup.ip)
             nodes = self._backend.nodes_by_address(address)
+            if isinstance(nodes, Pending):
+                return nodes
             if nodes:
                 target = self._node_fqdn(q, nodes[0].name, nodes[0].datacenter)
             else:

@@ -5,6 +5,11 @@ Consul's client agents answer health reads from materialized views: one subscrip
 server per (service, token), a snapshot then a change per instance, and the reads filter
 the view locally. Answers come out byte for byte as the servers give them (``body``,
 ``catalog_body``) and as DNS records (``instances``); how events go in: ``stream_view``.
+
+A row is kept only as the server sent it (its JSON bytes): answers decode what they read
+(the few fields DNS and the simple filters need, ``dns_rows.DnsRow``; the whole record for
+``?filter`` and the catalog's shape) once per change (``StreamView.answer``), which costs
+less than keeping each row decoded (several times the row's bytes).
 """
 
 from __future__ import annotations
@@ -15,41 +20,40 @@ from typing import Any
 import msgspec
 import orjson
 
+from waypost.agent.dns_rows import ROW, DnsRow
 from waypost.agent.stream_view import BadEvent, StreamView
 from waypost.api import shapes
 from waypost.api.common import encode_json
-from waypost.dns.backend import Instance, NodeRecord
+from waypost.dns.backend import Instance
 from waypost.state import model, queries
+from waypost.stream.sse import StreamEvent
 
 __all__ = ["HealthView"]
 
 
-class _Row:
-    __slots__ = ("inst", "raw")
+def _record(raw: bytes) -> queries.ServiceInstance:
+    """A row's whole decoded record, as the servers hold it."""
+    data = orjson.loads(raw)
+    return queries.ServiceInstance(
+        msgspec.convert(_present(data["Node"]), model.Node, strict=False),
+        msgspec.convert(_present(data["Service"]), model.NodeService, strict=False),
+        [msgspec.convert(_present(c), model.HealthCheck, strict=False) for c in data.get("Checks") or ()],
+    )
 
-    def __init__(self, raw: bytes, inst: queries.ServiceInstance) -> None:
-        self.raw = raw
-        self.inst = inst
 
-
-class HealthView(StreamView[tuple[str, str], _Row]):
+class HealthView(StreamView[tuple[str, str], bytes]):
     """The instances of service ``name`` that one token may read, by node and service ID."""
 
     __slots__ = ()
 
-    def _row(self, data: Any) -> tuple[tuple[str, str], _Row]:
+    def _row(self, event: StreamEvent) -> tuple[tuple[str, str], bytes]:
+        raw = event.raw or orjson.dumps(event.data)
         try:
-            inst = queries.ServiceInstance(
-                msgspec.convert(_present(data["Node"]), model.Node, strict=False),
-                msgspec.convert(_present(data["Service"]), model.NodeService, strict=False),
-                [
-                    msgspec.convert(_present(c), model.HealthCheck, strict=False)
-                    for c in data.get("Checks") or ()
-                ],
-            )
-        except (KeyError, TypeError, AttributeError, msgspec.ValidationError) as exc:
+            light = ROW.decode(raw)
+            _record(raw)  # refused here, not while answering, if it is not a whole record
+        except (KeyError, TypeError, AttributeError, msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise BadEvent(f"not a health row: {exc}") from None
-        return (inst.node.Node, inst.service.ID), _Row(orjson.dumps(data), inst)
+        return (light.Node.Node, light.Service.ID), raw
 
     def body(
         self,
@@ -62,9 +66,9 @@ class HealthView(StreamView[tuple[str, str], _Row]):
         """The ``/v1/health/service`` answer for these parameters, byte for byte as the
         server's rows came (``keep`` is the ``?filter``, tested as the servers test it)."""
         chosen = [
-            row.raw
-            for row in self._matching(tags, node_meta)
-            if (not passing or row.inst.passing()) and (keep is None or keep(queries.filter_row(row.inst)))
+            raw
+            for raw, light in self._matching(tags, node_meta)
+            if (not passing or light.passing()) and (keep is None or keep(queries.filter_row(_record(raw))))
         ]
         return b"[" + b",".join(chosen) + b"]"
 
@@ -77,32 +81,24 @@ class HealthView(StreamView[tuple[str, str], _Row]):
     ) -> bytes:
         """The ``/v1/catalog/service`` answer: the same instances in the catalog's shape,
         ``?filter`` tested on that shape, as the servers test it."""
-        shaped = [shapes.service_node(row.inst) for row in self._matching(tags, node_meta)]
+        shaped = [shapes.service_node(_record(raw)) for raw, _ in self._matching(tags, node_meta)]
         return encode_json([s for s in shaped if keep(s)] if keep is not None else shaped)
 
-    def _matching(self, tags: Sequence[str], node_meta: Sequence[tuple[str, str]]) -> list[_Row]:
-        rows = [row for _, row in self.in_order()]
-        if tags:
-            rows = [row for row in rows if queries.has_tags(row.inst.service, tags)]
-        if node_meta:
-            rows = [row for row in rows if queries.node_matches_meta(row.inst.node, node_meta)]
-        return rows
+    def _matching(
+        self, tags: Sequence[str], node_meta: Sequence[tuple[str, str]]
+    ) -> list[tuple[bytes, DnsRow]]:
+        """The rows with their DNS fields (decoded while answering: kept, they would cost
+        more than the rows), those lacking ``tags`` or ``node_meta`` left out."""
+        rows = [(raw, ROW.decode(raw)) for _, raw in self.in_order()]
+        return [
+            (raw, light)
+            for raw, light in rows
+            if (not tags or light.has_tags(tags)) and (not node_meta or light.node_meta(node_meta))
+        ]
 
     def instances(self, tag: str | None = None) -> list[Instance]:
         """The DNS view of the instances, ``tag`` matched without case as DNS names are."""
-        out = []
-        wanted = tag.lower() if tag is not None else None
-        for _, row in self.in_order():
-            inst = row.inst
-            if wanted is not None and wanted not in {t.lower() for t in inst.service.Tags}:
-                continue
-            status = model.worst_status([c.Status for c in inst.checks])
-            out.append(Instance.of(NodeRecord.of(inst.node), inst.service, status))
-        return out
-
-
-def _check(data: Any) -> model.HealthCheck:
-    return msgspec.convert(_present(data), model.HealthCheck, strict=False)
+        return [light.instance() for _, light in self._matching((tag,) if tag is not None else (), ())]
 
 
 def _present(value: Any) -> Any:

@@ -4,13 +4,12 @@ reads consul-template's ``tree`` and ``ls`` block on."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from waypost.agent.stream_view import BadEvent, StreamView
 from waypost.api.common import encode_json
 from waypost.api.kv import key_listing
+from waypost.stream.sse import StreamEvent
 
 __all__ = ["KVView"]
 
@@ -20,11 +19,12 @@ class KVView(StreamView[str, bytes]):
 
     __slots__ = ()
 
-    def _row(self, data: Any) -> tuple[str, bytes]:
+    def _row(self, event: StreamEvent) -> tuple[str, bytes]:
+        data = event.data
         key = data.get("Key") if isinstance(data, dict) else None
         if not isinstance(key, str) or not key.startswith(self.name):
             raise BadEvent(f"not a KV entry under {self.name!r}: {data!r:.200}")
-        return key, orjson.dumps(data)
+        return key, event.raw or orjson.dumps(data)
 
     def body(self, *, keys: bool, separator: str = "") -> tuple[int, bytes]:
         """Status and body of the recursive read (``keys``: of the key listing), 404 for

@@ -29,11 +29,11 @@ from urllib.parse import urlencode
 import msgspec
 import orjson
 
+from waypost.agent.dns_rows import ROWS, DnsNode, DnsRow, tagged_instances
 from waypost.agent.views import Views
 from waypost.api.http import Request, Response
 from waypost.dns.backend import DnsBackend, Instance, NodeRecord, Pending, PreparedResult
 from waypost.durations import parse_duration
-from waypost.state.model import worst_status
 
 __all__ = ["FRESH", "MAX_ENTRIES", "Ask", "ServerDnsBackend"]
 
@@ -52,49 +52,8 @@ class _Unanswered(Exception):
     pass
 
 
-class _Health(msgspec.Struct):
-    Status: str = ""
-
-
-class _Address(msgspec.Struct):
-    Address: str = ""
-
-
-class _Weights(msgspec.Struct):
-    Passing: int = 1
-    Warning: int = 1
-
-
-class _Node(msgspec.Struct):
-    Node: str = ""
-    Address: str = ""
-    Datacenter: str = ""
-    TaggedAddresses: dict[str, str] | None = None
-    Meta: dict[str, str] | None = None
-
-    def record(self) -> NodeRecord:
-        return NodeRecord(
-            self.Node, self.Address, self.Datacenter, self.TaggedAddresses or {}, self.Meta or {}
-        )
-
-
-class _Service(msgspec.Struct):
-    Service: str = ""
-    Tags: list[str] | None = None
-    Address: str = ""
-    Port: int = 0
-    TaggedAddresses: dict[str, _Address] | None = None
-    Weights: _Weights = msgspec.field(default_factory=_Weights)
-
-
-class _Row(msgspec.Struct):
-    Node: _Node
-    Service: _Service
-    Checks: list[_Health] | None = None
-
-
 class _NodeInfo(msgspec.Struct):
-    Node: _Node
+    Node: DnsNode
 
 
 class _VirtualIP(msgspec.Struct):
@@ -108,16 +67,15 @@ class _QueryDNS(msgspec.Struct):
 class _Executed(msgspec.Struct):
     Service: str = ""
     Datacenter: str = ""
-    Nodes: list[_Row] | None = None
+    Nodes: list[DnsRow] | None = None
     DNS: _QueryDNS = msgspec.field(default_factory=_QueryDNS)
 
 
-_ROWS = msgspec.json.Decoder(list[_Row] | None)
 _NAMES = msgspec.json.Decoder(dict[str, Any])
 _EXECUTED = msgspec.json.Decoder(_Executed)
 _VIP = msgspec.json.Decoder(_VirtualIP | None)
 _NODE = msgspec.json.Decoder(_NodeInfo | None)
-_NODES = msgspec.json.Decoder(list[_Node])
+_NODES = msgspec.json.Decoder(list[DnsNode])
 
 _Tagged = tuple[frozenset[str], Instance]
 
@@ -242,7 +200,7 @@ class ServerDnsBackend:
         if kind == "query":
             return await self._execute(name)
         area = "connect" if kind == "connect" else "service"
-        found = _instances(_ROWS.decode(await self._get(f"/v1/health/{area}/{name}")))
+        found = tagged_instances(ROWS.decode(await self._get(f"/v1/health/{area}/{name}")))
         if found and kind == "service" and self._views is not None:
             self._views.follow(name, self._token() or "")
         if not found:
@@ -250,7 +208,7 @@ class ServerDnsBackend:
             # that fold to this one (one catalog read, and only for a name not found).
             names = _NAMES.decode(await self._get("/v1/catalog/services"))
             for real in sorted(n for n in names if n.lower() == name and n != name):
-                found += _instances(_ROWS.decode(await self._get(f"/v1/health/{area}/{real}")))
+                found += tagged_instances(ROWS.decode(await self._get(f"/v1/health/{area}/{real}")))
         return found
 
     async def _execute(self, name: str) -> PreparedResult | None:
@@ -264,7 +222,9 @@ class ServerDnsBackend:
             raise _Unanswered(f"{resp.status} {resp.body[:200]!r}")
         run = _EXECUTED.decode(resp.body)
         ttl = parse_duration(run.DNS.TTL) if run.DNS.TTL else None
-        return PreparedResult(run.Service, run.Datacenter, [inst for _, inst in _instances(run.Nodes)], ttl)
+        return PreparedResult(
+            run.Service, run.Datacenter, [inst for _, inst in tagged_instances(run.Nodes)], ttl
+        )
 
     def _keep(self, key: str, value: Any) -> None:
         self._entries.pop(key, None)
@@ -287,21 +247,3 @@ class ServerDnsBackend:
     async def _answer(self, req: Request) -> Response:
         answer = self._ask(req)
         return answer if isinstance(answer, Response) else await answer
-
-
-def _instances(rows: list[_Row] | None) -> list[_Tagged]:
-    out: list[_Tagged] = []
-    for row in rows or ():
-        svc = row.Service
-        inst = Instance(
-            node=row.Node.record(),
-            service=svc.Service,
-            address=svc.Address,
-            port=svc.Port,
-            tagged_addresses={k: v.Address for k, v in (svc.TaggedAddresses or {}).items()},
-            weight_passing=svc.Weights.Passing,
-            weight_warning=svc.Weights.Warning,
-            status=worst_status([c.Status for c in row.Checks or ()]),
-        )
-        out.append((frozenset(t.lower() for t in svc.Tags or ()), inst))
-    return out

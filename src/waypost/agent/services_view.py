@@ -4,10 +4,9 @@ reads, the list Prometheus, Traefik and Fabio block on to learn which services e
 
 from __future__ import annotations
 
-from typing import Any
-
 from waypost.agent.stream_view import BadEvent, StreamView
 from waypost.api.common import encode_json
+from waypost.stream.sse import StreamEvent
 
 __all__ = ["ServicesView"]
 
@@ -17,7 +16,8 @@ class ServicesView(StreamView[str, list[str]]):
 
     __slots__ = ()
 
-    def _row(self, data: Any) -> tuple[str, list[str]]:
+    def _row(self, event: StreamEvent) -> tuple[str, list[str]]:
+        data = event.data
         if not isinstance(data, dict) or len(data) != 1:
             raise BadEvent(f"not a service entry: {data!r:.200}")
         [(name, tags)] = data.items()

@@ -10,11 +10,15 @@ with no I/O, so the rules are tested without a server (``agent.views`` feeds the
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from waypost.stream.sse import StreamEvent
 
-__all__ = ["BadEvent", "StreamView"]
+__all__ = ["ANSWERS", "BadEvent", "StreamView"]
+
+ANSWERS = 64
+"""Distinct reads (parameters) whose answer a view keeps until its next change."""
 
 K = TypeVar("K", str, tuple[str, str])
 R = TypeVar("R")
@@ -28,7 +32,7 @@ class BadEvent(ValueError):
 class StreamView(Generic[K, R]):
     """Rows by key, kept by one stream; a subclass says what a row is (``_row``)."""
 
-    __slots__ = ("_batch", "_ordered", "_rows", "_staged", "index", "name", "ready")
+    __slots__ = ("_answers", "_batch", "_ordered", "_rows", "_staged", "index", "name", "ready")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -40,11 +44,12 @@ class StreamView(Generic[K, R]):
         """The snapshot being received; None between snapshots."""
         self._batch: list[StreamEvent] = []
         self._ordered: list[tuple[K, R]] | None = None
+        self._answers: dict[str, tuple[int, bytes]] = {}
 
     def __len__(self) -> int:
         return len(self._rows)
 
-    def _row(self, data: Any) -> tuple[K, R]:
+    def _row(self, event: StreamEvent) -> tuple[K, R]:
         """An event's data as this view's key and row; BadEvent when it is not one."""
         raise NotImplementedError
 
@@ -63,7 +68,7 @@ class StreamView(Generic[K, R]):
             return False  # an event this agent does not know yet: nothing it must show
         if self._staged is not None:
             if kind == "upsert":
-                key, row = self._row(event.data)
+                key, row = self._row(event)
                 self._staged[key] = row
             return False
         self._batch.append(event)
@@ -71,7 +76,7 @@ class StreamView(Generic[K, R]):
             return False
         batch, self._batch = self._batch, []
         for each in batch:
-            key, row = self._row(each.data)
+            key, row = self._row(each)
             if each.event == "upsert":
                 self._rows[key] = row
             else:
@@ -89,8 +94,20 @@ class StreamView(Generic[K, R]):
 
     def _moved(self, index: int) -> bool:
         self._ordered = None
+        self._answers.clear()
         self.index = index
         return True
+
+    def answer(self, key: str, compute: Callable[[], tuple[int, bytes]]) -> tuple[int, bytes]:
+        """``compute``'s status and body for a read ``key`` names, computed once per change:
+        every watcher a change wakes gets the one answer (at most ``ANSWERS`` kept)."""
+        found = self._answers.get(key)
+        if found is None:
+            found = compute()
+            if len(self._answers) >= ANSWERS:
+                self._answers.clear()
+            self._answers[key] = found
+        return found
 
     def in_order(self) -> list[tuple[K, R]]:
         """By key, as the servers list them."""

@@ -39,7 +39,7 @@ from waypost.agent.health_view import HealthView
 from waypost.agent.kv_view import KVView
 from waypost.agent.services_view import ServicesView
 from waypost.agent.tasks import cancel_all
-from waypost.api.blocking import DEFAULT_WAIT, MAX_WAIT
+from waypost.api.blocking import DEFAULT_WAIT, MAX_WAIT, request_key
 from waypost.api.caching import MAX_REFRESHED, REFRESH_IDLE
 from waypost.api.common import (
     error_response,
@@ -179,7 +179,7 @@ class Views:
                     while view.index <= min_index and entry.task is not None:
                         await entry.moved.wait()
         try:
-            status, body = answer(view)
+            status, body = view.answer(request_key(req), lambda: answer(view))
         except Exception as exc:
             return error_response(exc), None
         lost = None if entry.lost is None else self._clock() - entry.lost

@@ -26,11 +26,13 @@ class EventTooLarge(ValueError):
 @dataclass(frozen=True, slots=True)
 class StreamEvent:
     """One server-sent event of a ``/v1/stream`` read: ``upsert``, ``delete``,
-    ``end-of-snapshot`` or ``new-snapshot``; ``id`` is set on the last event of each revision."""
+    ``end-of-snapshot`` or ``new-snapshot``; ``id`` is set on the last event of each revision.
+    ``raw`` is ``data`` as it came, for a reader that keeps the JSON rather than re-encoding it."""
 
     event: str
     data: Any
     id: int | None = None
+    raw: bytes = b""
 
 
 class SseDecoder:
@@ -50,14 +52,20 @@ class SseDecoder:
 
 
 def _event(block: bytes) -> StreamEvent | None:
-    fields: dict[str, str] = {}
-    for line in block.decode().split("\n"):
-        if line and not line.startswith(":"):
-            name, _, value = line.partition(":")
-            fields[name] = value.removeprefix(" ")
-    if "event" not in fields:
+    event = index = None
+    data: list[bytes] = []
+    for line in block.split(b"\n"):
+        if not line or line.startswith(b":"):
+            continue
+        name, _, value = line.partition(b":")
+        value = value.removeprefix(b" ")
+        if name == b"event":
+            event = value.decode()
+        elif name == b"data":
+            data.append(value)
+        elif name == b"id":
+            index = value.decode()
+    if event is None:
         return None
-    index = fields.get("id")
-    return StreamEvent(
-        fields["event"], orjson.loads(fields.get("data") or "null"), int(index) if index else None
-    )
+    raw = b"\n".join(data)
+    return StreamEvent(event, orjson.loads(raw or b"null"), int(index) if index else None, raw)

@@ -1,16 +1,18 @@
-"""A client agent's materialized views: its health reads answered locally, each view kept
-current by one delta stream from a server, as Consul's client agents keep theirs
+"""A client agent's materialized views: its registry reads answered locally, each view
+kept current by one delta stream from a server, as Consul's client agents keep theirs
 (``use_streaming_backend``).
 
-Which reads a view answers, as on Consul: ``/v1/health/service/<name>`` blocking reads
-(``?index``) and ``?cached`` reads (and ``/v1/catalog/service/<name>``'s, the same instances
-in another shape), not ``?consistent`` ones (those go to the leader), nor
-``?near`` (the servers hold the coordinates), ``?peer``, another ``?dc`` or
-``merge-central-config``; everything else is relayed to a server as before. DNS service
-lookups are answered from a view once one holds the service (``lean_dns``).
+Which reads a view answers: blocking (``?index``) and ``?cached`` reads of
+``/v1/health/service/<name>`` and ``/v1/catalog/service/<name>`` (one view of the
+service's instances, two shapes), of ``/v1/catalog/services`` without ``?filter`` or
+``?node-meta``, and, without ACLs, blocking ``/v1/kv/<prefix>?recurse`` and ``?keys``
+reads; not ``?consistent`` ones (those go to the leader), nor ``?near`` (the servers hold
+the coordinates), ``?peer``, another ``?dc`` or ``merge-central-config``. Everything else
+is relayed to a server as before. DNS service lookups are answered from a view once one
+holds the service (``lean_dns``).
 
-- One view per (service, token): the server's stream leaves out what the token may not
-  read, so a view never shows one caller another's rows. The read's own parameters
+- One view per (service, list or prefix, token): the server's stream leaves out what the
+  token may not read, so a view never shows one caller another's rows. The read's own parameters
   (``?passing``, ``?tag``, ``?node-meta``, ``?filter``) are applied to the view here.
 - A view's first read waits for its snapshot; a view the server refuses (4xx: a token
   it does not know) or that no server answers in time is not used: the read is relayed,
@@ -127,8 +129,11 @@ class Views:
 
     def serves(self, req: Request, datacenter: str) -> bool:
         """Whether ``req`` (a lean client's relayed request) may be answered from a view."""
-        kind = _kind(req, datacenter)
-        return kind is not None and (kind != KV or self._kv)
+        kind = _kind(req)
+        if kind is None or (kind == KV and not self._kv):
+            return False
+        dc = req.arg("dc") if req.raw_query else None
+        return not dc or dc == datacenter
 
     def takes(self, req: Request, datacenter: str) -> bool:
         """Whether a read without ``?cached`` is answered from a view: a blocking one, as
@@ -155,7 +160,7 @@ class Views:
         return await self._read(req, relay)
 
     async def _read(self, req: Request, relay: Callable[[], Answer]) -> tuple[Response, float | None]:
-        kind = _kind(req, "")
+        kind = _kind(req)
         try:
             consistency = parse_consistency(req)
             parse_cache_control(req)
@@ -331,10 +336,10 @@ _VIEWS: dict[str, Callable[[str], HealthView | ServicesView | KVView]] = {
 }
 
 
-def _kind(req: Request, datacenter: str) -> str | None:
-    """Which kind of view answers ``req``, if one can (``datacenter`` "": any): the
-    instances of a service, the service names (only unfiltered: the catalog stream carries
-    no metadata to filter on), or a KV prefix read recursively or as keys."""
+def _kind(req: Request) -> str | None:
+    """Which kind of view answers ``req``, if one can: the instances of a service, the
+    service names (only unfiltered: the catalog stream carries no metadata to filter on),
+    or a KV prefix read recursively or as keys."""
     if req.method != "GET":
         return None
     query = req.query
@@ -347,8 +352,7 @@ def _kind(req: Request, datacenter: str) -> str | None:
         kind = HEALTH if path.startswith(_INSTANCES) and req.param else None
     if kind is None or "consistent" in query or any(p in query for p in _NOT_FROM_VIEWS):
         return None
-    dc = req.arg("dc") if req.raw_query else None
-    return kind if not dc or dc == datacenter or not datacenter else None
+    return kind
 
 
 def _answerer(kind: str | None, req: Request) -> Callable[[Any], tuple[int, bytes]]:

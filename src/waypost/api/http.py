@@ -20,9 +20,11 @@ DNS names (``Request.peer_names``), read once per connection.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import ssl
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
@@ -102,6 +104,10 @@ turns them into times, so the request path never reads the clock."""
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
+_NO_HEADERS: dict[str, str] = {}
+_NO_BODY: list[bytes] = []
+"""A connection's header dict and body list between requests (``_Connection._reset``)."""
+
 
 class Request:
     """``body_file`` holds the body instead of ``body`` on the server's spooled routes: a
@@ -165,8 +171,13 @@ def _verified_names(transport: asyncio.BaseTransport) -> frozenset[str]:
     otherwise), so a listener that does not verify client certificates yields none."""
     cert = transport.get_extra_info("peercert")
     if not cert:
-        return frozenset()
+        return _NO_NAMES
     return frozenset(value.lower() for kind, value in cert.get("subjectAltName", ()) if kind == "DNS")
+
+
+_NO_NAMES: frozenset[str] = frozenset()
+"""What a connection without a verified certificate holds: an empty frozenset is a new
+216-byte object each time, and every parked query keeps its connection."""
 
 
 def _stay() -> None:
@@ -287,17 +298,13 @@ def _decode_path(raw: bytes) -> str | None:
 
 class _Connection(asyncio.Protocol):
     __slots__ = (
-        "_body", "_client", "_closing", "_handler", "_head_bytes", "_headers", "_max_body", "_max_head",
-        "_names", "_parser", "_paused", "_probe", "_queue", "_reading_head", "_remote", "_request", "_server",
-        "_size", "_spool", "_transport", "_url", "_watching", "_worker", "deadline",
+        "_body", "_client", "_closing", "_head_bytes", "_headers", "_names", "_parser", "_paused", "_probe",
+        "_queue", "_reading_head", "_remote", "_request", "_server", "_size", "_spool", "_transport", "_url",
+        "_watching", "_worker", "deadline",
     )  # fmt: skip
 
     def __init__(self, server: HttpServer) -> None:
-        limits = server.limits
         self._server = server
-        self._handler = server.handler
-        self._max_head = limits.max_header_bytes + _HEADER_SLOP if limits.max_header_bytes > 0 else 0
-        self._max_body = max(limits.max_body_bytes, 0)
         self._parser: httptools.HttpRequestParser | None = None
         """Made when bytes arrive, dropped between requests: an idle parser is about 900
         bytes, a third of what a parked query costs, and remaking one about a microsecond."""
@@ -315,7 +322,7 @@ class _Connection(asyncio.Protocol):
         self._client = ""
         self._probe = ""
         """The client's address until its first request shows whether it is a relay (``Relays``)."""
-        self._names: frozenset[str] = frozenset()
+        self._names = _NO_NAMES
         self._request: Callable[[str, str, str, dict[str, str], bytes], Request] = Request
         """Makes this connection's requests: ``_VerifiedRequest`` once a client certificate was verified."""
         #: When the server's sweep closes this connection (loop time), ``_HEAD`` or ``_IDLE``
@@ -329,12 +336,15 @@ class _Connection(asyncio.Protocol):
         self._reset()
 
     def _reset(self) -> None:
+        """Between requests the header dict and body list are shared empty placeholders,
+        never written to (each request gets its own at its first byte): a connection waiting
+        on a parked query would otherwise hold 120 bytes of empty containers."""
         if self._spool is not None:
             self._spool.close()
             self._spool = None
         self._url = b""
-        self._headers: dict[str, str] = {}
-        self._body: list[bytes] = []
+        self._headers: dict[str, str] = _NO_HEADERS
+        self._body: list[bytes] = _NO_BODY
         self._size = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -345,14 +355,15 @@ class _Connection(asyncio.Protocol):
             self._request = functools.partial(_VerifiedRequest, names)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
-            self._remote = f"{peer[0]}:{peer[1]}"
+            address = sys.intern(peer[0])  # one string per client address, not per connection
+            self._remote = f"{address}:{peer[1]}"
             relays = self._server.relays
-            if self._server.admit(peer[0]):
-                self._client = peer[0]
-            elif relays is None or not relays.member(peer[0], names):
+            if self._server.admit(address):
+                self._client = address
+            elif relays is None or not relays.member(address, names):
                 self._refuse(_TOO_MANY_RESPONSE)
                 return
-            self._probe = peer[0] if relays is not None else ""
+            self._probe = address if relays is not None else ""
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
@@ -406,7 +417,7 @@ class _Connection(asyncio.Protocol):
             self._fail(500, "internal error")
         except httptools.HttpParserError as exc:
             self._fail(400, f"malformed HTTP request: {exc}")
-        if self._reading_head and 0 < self._max_head < self._head_bytes and not self._closing:
+        if self._reading_head and 0 < self._server.max_head < self._head_bytes and not self._closing:
             self._fail(431, "431 Request Header Fields Too Large")
         elif not self._reading_head and not self._url:
             # Between requests (no head or URL of a next one begun): most connections of a
@@ -440,6 +451,8 @@ class _Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._reading_head = True
         self.deadline = _HEAD
+        self._headers = {}
+        self._body = []
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -508,8 +521,9 @@ class _Connection(asyncio.Protocol):
         """Refuse an announced body over the cap before it is sent; ask for one the client
         holds back until told to go on (``Expect: 100-continue``)."""
         length = self._headers.get("content-length", "")
-        if self._max_body and self._spool is None and length.isdigit() and int(length) > self._max_body:
-            self._fail(413, f"Request body({length} bytes) too large, max size: {self._max_body} bytes")
+        max_body = self._server.max_body
+        if max_body and self._spool is None and length.isdigit() and int(length) > max_body:
+            self._fail(413, f"Request body({length} bytes) too large, max size: {max_body} bytes")
         elif (
             self._headers.get("expect", "").lower() == "100-continue"
             and not self._queue
@@ -529,8 +543,9 @@ class _Connection(asyncio.Protocol):
             return
         self._body.append(body)
         self._size += len(body)
-        if 0 < self._max_body < self._size:
-            self._fail(413, f"Request body too large, max size: {self._max_body} bytes")
+        max_body = self._server.max_body
+        if 0 < max_body < self._size:
+            self._fail(413, f"Request body too large, max size: {max_body} bytes")
 
     def on_message_complete(self) -> None:
         if self._closing:
@@ -572,7 +587,7 @@ class _Connection(asyncio.Protocol):
 
     def _run(self, req: Request) -> Response | Awaitable[Response]:
         try:
-            result = self._handler(req)
+            result = self._server.handler(req)
         except Exception:
             log.exception("handler failed for %s %s", req.method, req.path)
             result = Response.text("internal error", 500)
@@ -593,7 +608,7 @@ class _Connection(asyncio.Protocol):
             # The common case, one pending answer (a blocking query): a callback writes it,
             # sparing a task per parked request.
             self._watching = True
-            result.add_done_callback(self._first_done)
+            result.add_done_callback(self._first_done, context=_CONTEXT)
             return
         self._worker = asyncio.ensure_future(self._drain())
 
@@ -678,6 +693,11 @@ class _Connection(asyncio.Protocol):
             self.deadline = _IDLE
 
 
+_CONTEXT = contextvars.copy_context()
+"""The context connections' done callbacks run in: they need none of their own, and one
+shared context saves a copy per pending answer."""
+
+
 async def _for_head(pending: Awaitable[Response]) -> Response:
     """A pending answer to a HEAD; a failure becomes the 500 it would be for a GET."""
     try:
@@ -708,6 +728,8 @@ class HttpServer:
         without the right to restore must not be able to fill the disk first). Connections
         ``relays`` recognises are not counted towards ``limits.max_conns_per_client``."""
         self.handler = handler
+        self.max_head = 0
+        self.max_body = 0
         self.limits = limits or HttpLimits()
         self.spooled = frozenset(spooled)
         self.admit_spooled = admit
@@ -716,6 +738,18 @@ class HttpServer:
         self._per_client: dict[str, int] = {}
         self._servers: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def limits(self) -> HttpLimits:
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits: HttpLimits) -> None:
+        """Also the caps connections check, worked out once here (a reload replaces them)
+        rather than kept on every connection."""
+        self._limits = limits
+        self.max_head = limits.max_header_bytes + _HEADER_SLOP if limits.max_header_bytes > 0 else 0
+        self.max_body = max(limits.max_body_bytes, 0)
 
     async def listen(
         self, host: str, port: int, *, tls: ssl.SSLContext | None = None, handshake_timeout: float = 5.0

@@ -200,7 +200,7 @@ def _parking(state: State) -> _Parking:
 class _Parked(asyncio.Future[Response]):
     """A parked query: its answer future, which also holds what its group and the deadline
     heap need to know of it, so a parked query is one object (the heap orders them by
-    deadline) and a set entry in its group."""
+    deadline) and an entry in its group."""
 
     __slots__ = ("consistency", "deadline", "group", "min_index")
 
@@ -228,7 +228,7 @@ class _Parking:
     """Every parked blocking query of one state: queries of one read (one cache key) wait
     together in a ``_Group``, and all deadlines are in one heap behind one timer.
 
-    A parked query is then its ``_Parked`` answer, its entry in its group's set and its
+    A parked query is then its ``_Parked`` answer, its entry in its group and its
     slot in the heap; the request, the query closure, the waiter and the timer are shared,
     so 5,000 watchers of one service cost one of each (measured in bench/memory_bench.py)."""
 
@@ -295,13 +295,15 @@ class _Group:
         self.parking = parking
         self.read = read
         self.loop = asyncio.get_running_loop()
-        self.members: set[_Parked] = set()
+        self.members: dict[_Parked, None] = {}
+        """A dict as an ordered set: answered in the order they came, and 30-100 bytes
+        smaller per entry than a set, which keeps its table far sparser."""
         self._topics: Topics | None = None
         self._waiter: Waiter | None = None
 
     def join(self, min_index: int, deadline: float, consistency: str) -> _Parked:
         answer = _Parked(self, min_index, deadline, consistency)
-        self.members.add(answer)
+        self.members[answer] = None
         self._count()
         return answer
 
@@ -337,7 +339,8 @@ class _Group:
     def _take(self, moved: Collection[_Parked]) -> list[_Parked]:
         """Remove and return the members ``moved`` names (all of them, or a list of some)."""
         taken = list(moved)
-        self.members.difference_update(taken)
+        for answer in taken:
+            del self.members[answer]
         self.parking.done += len(taken)
         if not self.members:
             self._close()
@@ -346,7 +349,7 @@ class _Group:
     def left(self, answer: _Parked) -> None:
         """Answered at its deadline, or the client went away: stop waiting either way."""
         if answer in self.members:
-            self.members.discard(answer)
+            del self.members[answer]
             self.parking.done += 1
             self._count()
             if not self.members:

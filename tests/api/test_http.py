@@ -247,3 +247,89 @@ async def test_the_marker_alone_does_not_pass_the_cap() -> None:
         finally:
             for writer in conns:
                 writer.close()
+
+
+class _Pending:
+    """A handler whose ``/wait`` answers are futures the test settles, as parked blocking
+    queries are: the connection writes them from their done callback, with no task."""
+
+    def __init__(self) -> None:
+        self.waiting: list[asyncio.Future[Response]] = []
+
+    def __call__(self, req: Request) -> Response | Awaitable[Response]:
+        if req.path != "/wait":
+            return Response.text(f"ok {req.path}")
+        answer: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self.waiting.append(answer)
+        return answer
+
+    async def parked(self, count: int) -> None:
+        for _ in range(200):
+            if len(self.waiting) >= count:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"{len(self.waiting)} of {count} requests parked")
+
+
+async def test_requests_pipelined_behind_a_pending_answer_wait_their_turn() -> None:
+    pending = _Pending()
+    async with _serving(HttpServer(pending)) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(b"GET /wait HTTP/1.1\r\n\r\nGET /wait HTTP/1.1\r\n\r\nGET /after HTTP/1.1\r\n\r\n")
+            await pending.parked(1)
+            pending.waiting[0].set_result(Response.text("first"))
+            first = await asyncio.wait_for(reader.readuntil(b"first"), 10)
+            await pending.parked(2)  # the second ran only once the first was answered
+            pending.waiting[1].set_result(Response.text("second"))
+            rest = await asyncio.wait_for(reader.readuntil(b"ok /after"), 10)
+            # The connection is idle again: the next pending answer is written as well.
+            writer.write(b"GET /wait HTTP/1.1\r\nConnection: close\r\n\r\n")
+            await pending.parked(3)
+            pending.waiting[2].set_result(Response.text("third"))
+            last = await asyncio.wait_for(reader.read(), 10)
+        finally:
+            writer.close()
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert rest.index(b"second") < rest.index(b"ok /after")
+    assert last.endswith(b"\r\n\r\nthird")
+
+
+async def test_a_client_that_leaves_cancels_its_pending_answers() -> None:
+    pending = _Pending()
+    async with _serving(HttpServer(pending)) as port:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /wait HTTP/1.1\r\n\r\n")
+        await pending.parked(1)
+        writer.close()
+        for _ in range(200):
+            if pending.waiting[0].cancelled():
+                break
+            await asyncio.sleep(0.01)
+        assert pending.waiting[0].cancelled()
+        # The server goes on serving others.
+        assert (await _exchange(port, b"GET /x HTTP/1.1\r\n%s\r\n" % CLOSE)).endswith(b"ok /x")
+
+
+async def test_new_limits_hold_for_open_connections() -> None:
+    """A reload replaces the server's limits; connections read the caps from the server."""
+    server = HttpServer(_body_size, HttpLimits(max_body_bytes=100))
+    async with _serving(server) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            put = b"PUT /x HTTP/1.1\r\nContent-Length: 500\r\n%s\r\n" + bytes(500)
+            writer.write(put % b"")
+            refused = await asyncio.wait_for(reader.read(), 10)
+        finally:
+            writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(b"GET /x HTTP/1.1\r\n\r\n")
+            await asyncio.wait_for(reader.readuntil(b"in memory 0"), 10)
+            server.limits = HttpLimits(max_body_bytes=1000)
+            writer.write(put % CLOSE)
+            taken = await asyncio.wait_for(reader.read(), 10)
+        finally:
+            writer.close()
+    assert refused.startswith(b"HTTP/1.1 413 ")
+    assert taken.endswith(b"\r\n\r\nin memory 500")

@@ -20,9 +20,11 @@ DNS names (``Request.peer_names``), read once per connection.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import ssl
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
@@ -102,6 +104,10 @@ turns them into times, so the request path never reads the clock."""
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
+_NO_HEADERS: dict[str, str] = {}
+_NO_BODY: list[bytes] = []
+"""A connection's header dict and body list between requests (``_Connection._reset``)."""
+
 
 class Request:
     """``body_file`` holds the body instead of ``body`` on the server's spooled routes: a
@@ -165,8 +171,13 @@ def _verified_names(transport: asyncio.BaseTransport) -> frozenset[str]:
     otherwise), so a listener that does not verify client certificates yields none."""
     cert = transport.get_extra_info("peercert")
     if not cert:
-        return frozenset()
+        return _NO_NAMES
     return frozenset(value.lower() for kind, value in cert.get("subjectAltName", ()) if kind == "DNS")
+
+
+_NO_NAMES: frozenset[str] = frozenset()
+"""What a connection without a verified certificate holds: an empty frozenset is a new
+216-byte object each time, and every parked query keeps its connection."""
 
 
 def _stay() -> None:
@@ -285,28 +296,32 @@ def _decode_path(raw: bytes) -> str | None:
     return path if path.isprintable() else None
 
 
+_Queued = tuple["Request | Awaitable[Response] | Response", bool]
+"""A request waiting behind another, or its answer, with whether the connection stays open."""
+
+
 class _Connection(asyncio.Protocol):
     __slots__ = (
-        "_body", "_client", "_closing", "_handler", "_head_bytes", "_headers", "_max_body", "_max_head",
-        "_names", "_parser", "_paused", "_probe", "_queue", "_reading_head", "_remote", "_request", "_server",
-        "_size", "_spool", "_transport", "_url", "_watching", "_worker", "deadline",
+        "_body", "_client", "_closing", "_head_bytes", "_headers", "_names", "_parser", "_paused", "_probe",
+        "_queue", "_reading_head", "_remote", "_request", "_server", "_size", "_spool", "_transport", "_url",
+        "_watch_keep_alive", "_watching", "_worker", "deadline",
     )  # fmt: skip
 
     def __init__(self, server: HttpServer) -> None:
-        limits = server.limits
         self._server = server
-        self._handler = server.handler
-        self._max_head = limits.max_header_bytes + _HEADER_SLOP if limits.max_header_bytes > 0 else 0
-        self._max_body = max(limits.max_body_bytes, 0)
         self._parser: httptools.HttpRequestParser | None = None
         """Made when bytes arrive, dropped between requests: an idle parser is about 900
         bytes, a third of what a parked query costs, and remaking one about a microsecond."""
         self._transport: asyncio.Transport | None = None
-        # A list, not a deque: it almost always holds 0 or 1 items, and 10,000 parked
-        # long-polls each keep one connection.
-        self._queue: list[tuple[Request | Awaitable[Response] | Response, bool]] = []
+        self._queue: list[_Queued] | None = None
+        """What waits behind the answer in progress (pipelined requests), in order; made at
+        its first use, as most connections never pipeline and 10,000 parked long-polls each
+        keep one connection. A list, not a deque: it almost always holds 0 or 1 items."""
         self._worker: asyncio.Task[None] | None = None
-        self._watching = False
+        self._watching: asyncio.Future[Response] | None = None
+        """The one pending answer when nothing else is queued (a blocking query): it is
+        written by its done callback, without a task or a queue entry."""
+        self._watch_keep_alive = True
         self._paused: asyncio.Future[None] | None = None
         """Set while the transport's write buffer is over its high-water mark: a streamed
         body is then pulled no further until the client reads."""
@@ -315,7 +330,7 @@ class _Connection(asyncio.Protocol):
         self._client = ""
         self._probe = ""
         """The client's address until its first request shows whether it is a relay (``Relays``)."""
-        self._names: frozenset[str] = frozenset()
+        self._names = _NO_NAMES
         self._request: Callable[[str, str, str, dict[str, str], bytes], Request] = Request
         """Makes this connection's requests: ``_VerifiedRequest`` once a client certificate was verified."""
         #: When the server's sweep closes this connection (loop time), ``_HEAD`` or ``_IDLE``
@@ -329,35 +344,39 @@ class _Connection(asyncio.Protocol):
         self._reset()
 
     def _reset(self) -> None:
+        """Between requests the header dict and body list are shared empty placeholders,
+        never written to (each request gets its own at its first byte): a connection waiting
+        on a parked query would otherwise hold 120 bytes of empty containers."""
         if self._spool is not None:
             self._spool.close()
             self._spool = None
         self._url = b""
-        self._headers: dict[str, str] = {}
-        self._body: list[bytes] = []
+        self._headers: dict[str, str] = _NO_HEADERS
+        self._body: list[bytes] = _NO_BODY
         self._size = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
-        self._server.conns.add(self)
+        self._server.conns[self] = None
         names = self._names = _verified_names(transport)
         if names:
             self._request = functools.partial(_VerifiedRequest, names)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
-            self._remote = f"{peer[0]}:{peer[1]}"
+            address = sys.intern(peer[0])  # one string per client address, not per connection
+            self._remote = f"{address}:{peer[1]}"
             relays = self._server.relays
-            if self._server.admit(peer[0]):
-                self._client = peer[0]
-            elif relays is None or not relays.member(peer[0], names):
+            if self._server.admit(address):
+                self._client = address
+            elif relays is None or not relays.member(address, names):
                 self._refuse(_TOO_MANY_RESPONSE)
                 return
-            self._probe = peer[0] if relays is not None else ""
+            self._probe = address if relays is not None else ""
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         self._transport = None
-        self._server.conns.discard(self)
+        self._server.conns.pop(self, None)
         if self._client:
             self._server.release(self._client)
             self._client = ""
@@ -382,12 +401,25 @@ class _Connection(asyncio.Protocol):
     def _drop_pending(self) -> None:
         if self._worker is not None:
             self._worker.cancel()
-        for item, _ in self._queue:
+        watching, self._watching = self._watching, None
+        if watching is not None:
+            watching.cancel()
+        for item, _ in self._queue or ():
             if isinstance(item, asyncio.Future | asyncio.Task):
                 item.cancel()
             elif asyncio.iscoroutine(item):
                 item.close()
-        self._queue.clear()
+        if self._queue:
+            self._queue.clear()
+
+    def _busy(self) -> bool:
+        """Whether an earlier request's answer is still to be written."""
+        return bool(self._queue) or self._watching is not None
+
+    def _queued(self) -> list[_Queued]:
+        if self._queue is None:
+            self._queue = []
+        return self._queue
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
@@ -406,7 +438,7 @@ class _Connection(asyncio.Protocol):
             self._fail(500, "internal error")
         except httptools.HttpParserError as exc:
             self._fail(400, f"malformed HTTP request: {exc}")
-        if self._reading_head and 0 < self._max_head < self._head_bytes and not self._closing:
+        if self._reading_head and 0 < self._server.max_head < self._head_bytes and not self._closing:
             self._fail(431, "431 Request Header Fields Too Large")
         elif not self._reading_head and not self._url:
             # Between requests (no head or URL of a next one begun): most connections of a
@@ -440,6 +472,8 @@ class _Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._reading_head = True
         self.deadline = _HEAD
+        self._headers = {}
+        self._body = []
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -508,11 +542,12 @@ class _Connection(asyncio.Protocol):
         """Refuse an announced body over the cap before it is sent; ask for one the client
         holds back until told to go on (``Expect: 100-continue``)."""
         length = self._headers.get("content-length", "")
-        if self._max_body and self._spool is None and length.isdigit() and int(length) > self._max_body:
-            self._fail(413, f"Request body({length} bytes) too large, max size: {self._max_body} bytes")
+        max_body = self._server.max_body
+        if max_body and self._spool is None and length.isdigit() and int(length) > max_body:
+            self._fail(413, f"Request body({length} bytes) too large, max size: {max_body} bytes")
         elif (
             self._headers.get("expect", "").lower() == "100-continue"
-            and not self._queue
+            and not self._busy()
             and self._transport is not None
         ):
             self._transport.write(_CONTINUE)
@@ -529,8 +564,9 @@ class _Connection(asyncio.Protocol):
             return
         self._body.append(body)
         self._size += len(body)
-        if 0 < self._max_body < self._size:
-            self._fail(413, f"Request body too large, max size: {self._max_body} bytes")
+        max_body = self._server.max_body
+        if 0 < max_body < self._size:
+            self._fail(413, f"Request body too large, max size: {max_body} bytes")
 
     def on_message_complete(self) -> None:
         if self._closing:
@@ -557,22 +593,22 @@ class _Connection(asyncio.Protocol):
             self._spool.seek(0)
             req.body_file, self._spool = self._spool, None
         self._reset()
-        if self._queue:
+        if self._busy():
             # Pipelined behind a request still in progress: run it only after that one,
             # so a GET pipelined after a PUT sees the PUT.
-            self._queue.append((req, keep_alive))
+            self._queued().append((req, keep_alive))
         else:
             self._enqueue(self._run(req), keep_alive)
 
     def _answer(self, resp: Response, keep_alive: bool) -> None:
-        if self._queue:
-            self._queue.append((resp, keep_alive))
+        if self._busy():
+            self._queued().append((resp, keep_alive))
         else:
             self._enqueue(resp, keep_alive)
 
     def _run(self, req: Request) -> Response | Awaitable[Response]:
         try:
-            result = self._handler(req)
+            result = self._server.handler(req)
         except Exception:
             log.exception("handler failed for %s %s", req.method, req.path)
             result = Response.text("internal error", 500)
@@ -581,27 +617,27 @@ class _Connection(asyncio.Protocol):
         return result.for_head() if isinstance(result, Response) else _for_head(result)
 
     def _enqueue(self, result: Response | Awaitable[Response], keep_alive: bool) -> None:
-        if not self._queue and isinstance(result, Response) and result.stream is None:
+        """The answer to a request with none in progress before it (``_busy`` is false)."""
+        if isinstance(result, Response) and result.stream is None:
             self._write(result, keep_alive)
             return
-        if not isinstance(result, Response):
-            result = asyncio.ensure_future(result)
-        self._queue.append((result, keep_alive))
-        if self._worker is not None or self._watching:
+        if isinstance(result, Response):
+            self._queued().append((result, keep_alive))
+            self._worker = asyncio.ensure_future(self._drain())
             return
-        if len(self._queue) == 1 and isinstance(result, asyncio.Future):
-            # The common case, one pending answer (a blocking query): a callback writes it,
-            # sparing a task per parked request.
-            self._watching = True
-            result.add_done_callback(self._first_done)
-            return
-        self._worker = asyncio.ensure_future(self._drain())
+        # The common case, one pending answer (a blocking query): a callback writes it,
+        # sparing a task per parked request.
+        self._watching = asyncio.ensure_future(result)
+        self._watch_keep_alive = keep_alive
+        self._watching.add_done_callback(self, context=_CONTEXT)
 
-    def _first_done(self, fut: asyncio.Future[Response]) -> None:
-        self._watching = False
-        if not self._queue or self._queue[0][0] is not fut:
-            return
-        _, keep_alive = self._queue.pop(0)
+    def __call__(self, fut: asyncio.Future[Response]) -> None:
+        """The done callback of a pending answer alone in the queue: the connection itself,
+        as a bound method would be one more object (64 bytes) per parked query."""
+        if fut is not self._watching:
+            return  # dropped with its connection
+        self._watching = None
+        keep_alive = self._watch_keep_alive
         if fut.cancelled():
             return
         exc = fut.exception()
@@ -609,16 +645,17 @@ class _Connection(asyncio.Protocol):
             log.error("handler failed", exc_info=exc)
         resp = fut.result() if exc is None else Response.text("internal error", 500)
         if resp.stream is not None:
-            self._queue.insert(0, (resp, keep_alive))
+            self._queued().insert(0, (resp, keep_alive))
         else:
             self._write(resp, keep_alive)
         if self._queue and self._worker is None:
             self._worker = asyncio.ensure_future(self._drain())
 
     async def _drain(self) -> None:
+        queue = self._queued()
         try:
-            while self._queue:
-                item, keep_alive = self._queue[0]
+            while queue:
+                item, keep_alive = queue[0]
                 if isinstance(item, Request):
                     item = self._run(item)
                 try:
@@ -636,7 +673,7 @@ class _Connection(asyncio.Protocol):
                         log.exception("response stream failed")
                         self.abort()
                         return
-                self._queue.pop(0)
+                queue.pop(0)
                 self._write(resp, keep_alive)
         finally:
             self._worker = None
@@ -678,6 +715,11 @@ class _Connection(asyncio.Protocol):
             self.deadline = _IDLE
 
 
+_CONTEXT = contextvars.copy_context()
+"""The context connections' done callbacks run in: they need none of their own, and one
+shared context saves a copy per pending answer."""
+
+
 async def _for_head(pending: Awaitable[Response]) -> Response:
     """A pending answer to a HEAD; a failure becomes the 500 it would be for a GET."""
     try:
@@ -708,14 +750,29 @@ class HttpServer:
         without the right to restore must not be able to fill the disk first). Connections
         ``relays`` recognises are not counted towards ``limits.max_conns_per_client``."""
         self.handler = handler
+        self.max_head = 0
+        self.max_body = 0
         self.limits = limits or HttpLimits()
         self.spooled = frozenset(spooled)
         self.admit_spooled = admit
         self.relays = relays
-        self.conns: set[_Connection] = set()
+        self.conns: dict[_Connection, None] = {}
+        """A dict as a set: an entry is half the size of a set's (a set keeps a sparser table)."""
         self._per_client: dict[str, int] = {}
         self._servers: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def limits(self) -> HttpLimits:
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits: HttpLimits) -> None:
+        """Also the caps connections check, worked out once here (a reload replaces them)
+        rather than kept on every connection."""
+        self._limits = limits
+        self.max_head = limits.max_header_bytes + _HEADER_SLOP if limits.max_header_bytes > 0 else 0
+        self.max_body = max(limits.max_body_bytes, 0)
 
     async def listen(
         self, host: str, port: int, *, tls: ssl.SSLContext | None = None, handshake_timeout: float = 5.0

@@ -41,19 +41,20 @@ def _record(raw: bytes) -> queries.ServiceInstance:
     )
 
 
-class HealthView(StreamView[tuple[str, str], bytes]):
-    """The instances of service ``name`` that one token may read, by node and service ID."""
+class HealthView(StreamView[bytes]):
+    """The instances of service ``name`` that one token may read, by node and service ID
+    (one string, ``node\\0id``: sorted as the pair is, as no name holds a NUL)."""
 
     __slots__ = ()
 
-    def _row(self, event: StreamEvent) -> tuple[tuple[str, str], bytes]:
+    def _row(self, event: StreamEvent) -> tuple[str, bytes]:
         raw = event.raw or orjson.dumps(event.data)
         try:
             light = ROW.decode(raw)
             _record(raw)  # refused here, not while answering, if it is not a whole record
         except (KeyError, TypeError, AttributeError, msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise BadEvent(f"not a health row: {exc}") from None
-        return (light.Node.Node, light.Service.ID), raw
+        return f"{light.Node.Node}\0{light.Service.ID}", raw
 
     def body(
         self,
@@ -62,14 +63,25 @@ class HealthView(StreamView[tuple[str, str], bytes]):
         *,
         passing: bool = False,
         keep: Callable[[Any], bool] | None = None,
+        key: str = "",
     ) -> bytes:
         """The ``/v1/health/service`` answer for these parameters, byte for byte as the
-        server's rows came (``keep`` is the ``?filter``, tested as the servers test it)."""
-        chosen = [
-            raw
-            for raw, light in self._matching(tags, node_meta)
-            if (not passing or light.passing()) and (keep is None or keep(queries.filter_row(_record(raw))))
-        ]
+        server's rows came (``keep`` is the ``?filter``, tested as the servers test it).
+        The rows chosen are kept per read ``key`` until the next change, not the answer:
+        joined again for each read, the view holds the rows' bytes once."""
+
+        def choose() -> list[bytes]:
+            return [
+                raw
+                for raw, light in self._matching(tags, node_meta)
+                if (not passing or light.passing())
+                and (keep is None or keep(queries.filter_row(_record(raw))))
+            ]
+
+        if not (tags or node_meta or passing or keep):
+            chosen = [raw for _, raw in self.in_order()]
+        else:
+            chosen = self.kept(key, choose) if key else choose()
         return b"[" + b",".join(chosen) + b"]"
 
     def catalog_body(

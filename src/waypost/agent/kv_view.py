@@ -14,7 +14,7 @@ from waypost.stream.sse import StreamEvent
 __all__ = ["KVView"]
 
 
-class KVView(StreamView[str, bytes]):
+class KVView(StreamView[bytes]):
     """Each key under prefix ``name`` with its entry as the servers show it (JSON bytes)."""
 
     __slots__ = ()

@@ -11,7 +11,7 @@ from waypost.stream.sse import StreamEvent
 __all__ = ["ServicesView"]
 
 
-class ServicesView(StreamView[str, list[str]]):
+class ServicesView(StreamView[list[str]]):
     """Each service name with the union of its instances' tags, as one token sees them."""
 
     __slots__ = ()

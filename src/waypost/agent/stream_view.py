@@ -11,17 +11,17 @@ with no I/O, so the rules are tested without a server (``agent.views`` feeds the
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from waypost.stream.sse import StreamEvent
 
-__all__ = ["ANSWERS", "BadEvent", "StreamView"]
+__all__ = ["KEPT", "BadEvent", "StreamView"]
 
-ANSWERS = 64
-"""Distinct reads (parameters) whose answer a view keeps until its next change."""
+KEPT = 64
+"""Distinct reads (parameters) whose result a view keeps until its next change."""
 
-K = TypeVar("K", str, tuple[str, str])
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 class BadEvent(ValueError):
@@ -29,27 +29,28 @@ class BadEvent(ValueError):
     protocol, and the view must be read again from a snapshot."""
 
 
-class StreamView(Generic[K, R]):
-    """Rows by key, kept by one stream; a subclass says what a row is (``_row``)."""
+class StreamView(Generic[R]):
+    """Rows by key (in the servers' order when sorted), kept by one stream; a subclass says
+    what a row is (``_row``)."""
 
-    __slots__ = ("_answers", "_batch", "_ordered", "_rows", "_staged", "index", "name", "ready")
+    __slots__ = ("_batch", "_kept", "_ordered", "_rows", "_staged", "index", "name", "ready")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.index = 0
         self.ready = False
         """A whole snapshot has been applied: the view can answer."""
-        self._rows: dict[K, R] = {}
-        self._staged: dict[K, R] | None = {}
+        self._rows: dict[str, R] = {}
+        self._staged: dict[str, R] | None = {}
         """The snapshot being received; None between snapshots."""
         self._batch: list[StreamEvent] = []
-        self._ordered: list[tuple[K, R]] | None = None
-        self._answers: dict[str, tuple[int, bytes]] = {}
+        self._ordered: list[tuple[str, R]] | None = None
+        self._kept: dict[str, Any] = {}
 
     def __len__(self) -> int:
         return len(self._rows)
 
-    def _row(self, event: StreamEvent) -> tuple[K, R]:
+    def _row(self, event: StreamEvent) -> tuple[str, R]:
         """An event's data as this view's key and row; BadEvent when it is not one."""
         raise NotImplementedError
 
@@ -94,22 +95,22 @@ class StreamView(Generic[K, R]):
 
     def _moved(self, index: int) -> bool:
         self._ordered = None
-        self._answers.clear()
+        self._kept.clear()
         self.index = index
         return True
 
-    def answer(self, key: str, compute: Callable[[], tuple[int, bytes]]) -> tuple[int, bytes]:
-        """``compute``'s status and body for a read ``key`` names, computed once per change:
-        every watcher a change wakes gets the one answer (at most ``ANSWERS`` kept)."""
-        found = self._answers.get(key)
+    def kept(self, key: str, compute: Callable[[], T]) -> T:
+        """``compute()`` for the read ``key`` names, once per change: every watcher a change
+        wakes shares it (at most ``KEPT`` reads' results are kept)."""
+        found: T | None = self._kept.get(key)
         if found is None:
             found = compute()
-            if len(self._answers) >= ANSWERS:
-                self._answers.clear()
-            self._answers[key] = found
+            if len(self._kept) >= KEPT:
+                self._kept.clear()
+            self._kept[key] = found
         return found
 
-    def in_order(self) -> list[tuple[K, R]]:
+    def in_order(self) -> list[tuple[str, R]]:
         """By key, as the servers list them."""
         if self._ordered is None:
             self._ordered = sorted(self._rows.items())

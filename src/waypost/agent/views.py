@@ -184,7 +184,7 @@ class Views:
                     while view.index <= min_index and entry.task is not None:
                         await entry.moved.wait()
         try:
-            status, body = view.answer(request_key(req), lambda: answer(view))
+            status, body = answer(view)
         except Exception as exc:
             return error_response(exc), None
         lost = None if entry.lost is None else self._clock() - entry.lost
@@ -357,9 +357,11 @@ def _kind(req: Request) -> str | None:
 
 def _answerer(kind: str | None, req: Request) -> Callable[[Any], tuple[int, bytes]]:
     """What ``req`` asks of its view, its parameters read (and refused when malformed, as
-    the servers refuse them) before any view is opened."""
+    the servers refuse them) before any view is opened. What takes decoding is kept per
+    read until the view's next change (``StreamView.kept``)."""
+    key = request_key(req)
     if kind == SERVICES:
-        return lambda view: (200, view.body())
+        return lambda view: (200, view.kept(key, view.body))
     if kind == KV:
         keys = req.flag("keys")
         separator = req.arg("separator") or req.arg("seperator") or ""
@@ -369,6 +371,6 @@ def _answerer(kind: str | None, req: Request) -> Callable[[Any], tuple[int, byte
     tags = req.args("tag")
     meta = node_meta_args(req)
     if not health:
-        return lambda view: (200, view.catalog_body(tags, meta, keep=keep))
+        return lambda view: (200, view.kept(key, lambda: view.catalog_body(tags, meta, keep=keep)))
     passing = req.flag("passing") and req.arg("passing") not in ("false", "0")
-    return lambda view: (200, view.body(tags, meta, passing=passing, keep=keep))
+    return lambda view: (200, view.body(tags, meta, passing=passing, keep=keep, key=key))

@@ -24,7 +24,7 @@ def _maps(agent: AgentProcess) -> str:
 def test_importing_the_agent_runs_none_of_the_deferred_libraries() -> None:
     probe = (
         "import sys, waypost.agent.agent, waypost.api.routes\n"
-        "deferred = ('aiohttp.client', 'yarl._url', 'lark.lark', 'cryptography.x509.base')\n"
+        "deferred = ('aiohttp.client', 'yarl._url', 'lark.lark', 'cryptography.x509.base', 're2._re2')\n"
         "print([m for m in deferred if m in sys.modules])"
     )
     out = subprocess.run(
@@ -39,6 +39,11 @@ def test_a_filter_works_the_first_time_one_is_asked_for(dev_agent: AgentProcess)
     nodes = dev_agent.get("/v1/catalog/nodes?filter=" + quote('Node == "test-node"'))
     assert [n["Node"] for n in nodes] == ["test-node"]
     assert dev_agent.get("/v1/catalog/nodes?filter=" + quote('Node != "test-node"')) == []
+    assert "/re2/" not in _maps(dev_agent)  # only a ``matches`` needs Go's regexp
+    assert len(dev_agent.get("/v1/catalog/nodes?filter=" + quote('Node matches "^test-"'))) == 1
+    assert "/re2/" in _maps(dev_agent)
+    status, _, body = dev_agent.request("GET", "/v1/catalog/nodes?filter=" + quote('Node matches "(?=x)"'))
+    assert (status, b"Failed to compile regular expression" in body) == (400, True)
     status, _, body = dev_agent.request("GET", "/v1/catalog/nodes?filter=" + quote("Node =="))
     assert status == 400
     assert b"Syntax error" in body

@@ -23,7 +23,7 @@ import importlib.util
 import sys
 from types import ModuleType
 
-__all__ = ["ec", "hashes", "lark", "rsa", "serialization", "x509"]
+__all__ = ["ec", "hashes", "lark", "re2", "rsa", "serialization", "x509"]
 
 
 def _deferred(name: str) -> ModuleType:
@@ -42,6 +42,7 @@ def _deferred(name: str) -> ModuleType:
 
 
 lark = _deferred("lark")
+re2 = _deferred("re2")  # 2.5 MiB, Go's regexp for filters and query templates (``waypost.goregexp``)
 # cryptography (about 13 MiB), for the built-in CA (``waypost.connect.ca``): a server loads
 # it to create the CA on its first start, an agent otherwise on its first leaf certificate
 # or CA change. Its parent packages are light; loading any of these loads the bindings.

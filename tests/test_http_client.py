@@ -28,6 +28,7 @@ class Server:
         self.connections = 0
         self.requests: list[bytes] = []
         self.closed = asyncio.Event()
+        self.closes = 0
         self.port = 0
         self._server: asyncio.Server | None = None
 
@@ -59,6 +60,7 @@ class Server:
             pass
         finally:
             writer.close()
+            self.closes += 1
             self.closed.set()
 
     async def stop(self) -> None:
@@ -103,6 +105,25 @@ async def test_bodies_carry_their_length(client: HttpClient) -> None:
     assert server.requests[0].endswith(b"Content-Length: 100000\r\n\r\n" + b"x" * 100_000)
     assert server.requests[1].endswith(b"Content-Length: 0\r\n\r\n")
     assert server.requests[2].endswith(b"Content-Length: 8\r\n\r\nsnapshot")
+    await server.stop()
+
+
+async def test_without_keep_alive_each_request_has_its_own_connection() -> None:
+    server = await Server(_ok).start()
+    http = HttpClient(keep_alive=False)
+    for _ in range(2):
+        await (await http.request("GET", server.url(), headers=[("Host", "svc.example")])).read()
+    with pytest.raises(ValueError, match="newline"):
+        await http.request("GET", server.url(), headers=[("X-Evil", "a\r\nInjected: 1")])
+    await http.close()
+    for _ in range(100):  # each closed by the client once answered
+        if server.closes == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert (server.connections, server.closes) == (2, 2)
+    assert b"Connection: close" in server.requests[0]
+    assert b"Host: svc.example" in server.requests[0]
+    assert b"Host: 127.0.0.1" not in server.requests[0]  # the caller's Host replaces the URL's
     await server.stop()
 
 

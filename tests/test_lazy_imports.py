@@ -57,7 +57,10 @@ def test_a_client_agent_relays_without_aiohttp_and_loads_the_ca_on_first_use(tmp
         ]
         with AgentProcess(args, log_path=tmp_path / "client.log", wait_for_leader=False) as client:
             wait_for(lambda: {"srv", "cli"} <= {n["Node"] for n in client.get("/v1/catalog/nodes")}, 30)
-            assert "aiohttp" not in _maps(client)  # its store calls and relays use waypost.http_client
+            web = {"Name": "web", "Check": {"HTTP": f"{client.url}/v1/status/leader", "Interval": "1s"}}
+            client.put("/v1/agent/service/register", web)
+            wait_for(lambda: client.get("/v1/agent/checks")["service:web"]["Status"] == "passing", 30)
+            assert "aiohttp" not in _maps(client)  # store calls, relays and HTTP checks: waypost.http_client
             assert "cryptography" not in _maps(client)
             leaf = client.get("/v1/agent/connect/ca/leaf/web")
             assert leaf["Service"] == "web"

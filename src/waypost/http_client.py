@@ -5,9 +5,10 @@ agent: 8.7 MiB of its RSS (aiohttp with yarl, multidict, attrs and the ``email``
 ``http.cookies`` modules they load), measured in a process holding everything else a
 client agent imports, out of 51 MiB in all. What the agent asks of HTTP is small: calls
 to a server's store API (``store.remote``), requests relayed to servers, streams included
-(``wan.forward``), and WAN exchanges (``wan.federation``). httptools is already loaded
-for the agent's HTTP server, so this client costs its own code only. HTTP and Docker
-checks keep aiohttp (redirects, cookies, unix sockets), loaded with the first such check.
+(``wan.forward``), WAN exchanges (``wan.federation``) and HTTP checks (``checks.http``,
+which follows redirects itself). httptools is already loaded for the agent's HTTP server,
+so this client costs its own code only. Docker checks keep aiohttp (a unix socket, shared
+with the registrator), loaded with the first such check.
 
 Connections are pooled per scheme, host, port and TLS server name, kept for ``IDLE_TIMEOUT``
 seconds (aiohttp's keep-alive timeout), and reused while the server keeps them open. A
@@ -29,10 +30,19 @@ from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = ["IDLE_TIMEOUT", "ConnectError", "ConnectTimeoutError", "HttpClient", "ProtocolError", "Response"]
+__all__ = [
+    "IDLE_TIMEOUT",
+    "ConnectError",
+    "ConnectTimeoutError",
+    "HttpClient",
+    "ProtocolError",
+    "Response",
+    "ServerDisconnectedError",
+]
 
 IDLE_TIMEOUT = 15.0
 _READ_SIZE = 64 * 1024
+_CLOSE_WAIT = 1.0
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 """Methods that carry ``Content-Length: 0`` when they have no body, as Go's client sends."""
@@ -59,6 +69,13 @@ class ConnectTimeoutError(ConnectError, TimeoutError):
 
 class ProtocolError(OSError):
     """The server closed the connection before its answer was whole, or sent no HTTP."""
+
+
+class ServerDisconnectedError(ProtocolError):
+    """The server closed the connection before its answer was whole (Go's "EOF")."""
+
+    def __init__(self) -> None:
+        super().__init__("Server disconnected")
 
 
 class _Connection:
@@ -185,7 +202,7 @@ class Response:
                 self._message.done = True
                 self.close()
                 return
-            raise ProtocolError("Server disconnected")
+            raise ServerDisconnectedError
         _parse(self._parser, data)
 
     def _finish(self) -> None:
@@ -201,16 +218,19 @@ class Response:
 
 class HttpClient:
     """Pooled connections to any number of servers; ``tls`` for ``https`` URLs (without
-    it, ``https`` is encrypted but unverified, as aiohttp's ``ssl=False``)."""
+    it, ``https`` is encrypted but unverified, as aiohttp's ``ssl=False``). Without
+    ``keep_alive`` every request has a connection of its own, closed after its answer."""
 
     def __init__(
         self,
         *,
         tls: ssl.SSLContext | None = None,
-        connect_timeout: float = 10.0,
+        connect_timeout: float | None = 10.0,
         idle_timeout: float = IDLE_TIMEOUT,
+        keep_alive: bool = True,
     ) -> None:
         self._tls = tls
+        self.keep_alive = keep_alive
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
         self._idle: dict[tuple[str, str, int, str | None], list[_Connection]] = {}
@@ -240,6 +260,8 @@ class HttpClient:
         port = parts.port or (443 if secure else 80)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         key = (parts.scheme, host, port, server_hostname if secure else None)
+        if not self.keep_alive:
+            headers = [*headers, ("Connection", "close")]
         head = _head(method, target, parts.netloc, headers, body)
         start = body.tell() if body is not None and not isinstance(body, bytes) else 0
         loop = asyncio.get_running_loop()
@@ -258,7 +280,7 @@ class HttpClient:
                     while not parser_message.headers_done:
                         data = await _receive(conn, read_timeout)
                         if not data:
-                            raise ProtocolError("Server disconnected")
+                            raise ServerDisconnectedError
                         _parse(parser, data)
             except (ProtocolError, ConnectionError):
                 conn.close()
@@ -281,7 +303,7 @@ class HttpClient:
 
     def park(self, key: tuple[str, str, int, str | None], conn: _Connection) -> None:
         """Keep ``conn`` for the next request to the same server."""
-        if self._closed or not conn.open():
+        if self._closed or not self.keep_alive or not conn.open():
             conn.close()
             return
         loop = asyncio.get_running_loop()
@@ -291,14 +313,19 @@ class HttpClient:
             self._sweeper = loop.call_later(self.idle_timeout, self._sweep)
 
     async def close(self) -> None:
+        """Close the kept connections, waiting (a second at most) until their sockets are."""
         self._closed = True
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
-        for conns in self._idle.values():
-            for conn in conns:
-                conn.close()
+        kept = [conn for conns in self._idle.values() for conn in conns]
         self._idle.clear()
+        for conn in kept:
+            conn.close()
+        if kept:
+            await asyncio.wait(
+                [asyncio.ensure_future(c.writer.wait_closed()) for c in kept], timeout=_CLOSE_WAIT
+            )
 
     def _pooled(self, key: tuple[str, str, int, str | None]) -> tuple[_Connection | None, bool]:
         conns = self._idle.get(key)
@@ -316,7 +343,8 @@ class HttpClient:
             context = self._tls if self._tls is not None else _unverified()
         limit = self.connect_timeout
         if deadline is not None:
-            limit = min(limit, max(0.0, deadline - asyncio.get_running_loop().time()))
+            left = max(0.0, deadline - asyncio.get_running_loop().time())
+            limit = left if limit is None else min(limit, left)
         try:
             async with asyncio.timeout(limit):
                 reader, writer = await asyncio.open_connection(
@@ -353,8 +381,14 @@ class HttpClient:
 def _head(
     method: str, target: str, netloc: str, headers: Iterable[tuple[str, str]], body: bytes | IO[bytes] | None
 ) -> bytes:
-    lines = [f"{method} {target} HTTP/1.1", f"Host: {netloc.rpartition('@')[2]}"]
-    lines += [f"{name}: {value}" for name, value in headers]
+    """The request line and headers; a ``Host`` among ``headers`` replaces the URL's."""
+    given = [f"{name}: {value}" for name, value in headers]
+    if any(c in line for line in given for c in "\r\n"):
+        raise ValueError("a header name or value holds a newline")
+    lines = [f"{method} {target} HTTP/1.1"]
+    if not any(line[:5].lower() == "host:" for line in given):
+        lines.append(f"Host: {netloc.rpartition('@')[2]}")
+    lines += given
     if isinstance(body, bytes):
         lines.append(f"Content-Length: {len(body)}")
     elif body is not None:

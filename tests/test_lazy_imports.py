@@ -24,7 +24,8 @@ def _maps(agent: AgentProcess) -> str:
 def test_importing_the_agent_runs_none_of_the_deferred_libraries() -> None:
     probe = (
         "import sys, waypost.agent.agent, waypost.api.routes\n"
-        "deferred = ('aiohttp.client', 'yarl._url', 'lark.lark', 'cryptography.x509.base', 're2._re2')\n"
+        "deferred = ('aiohttp.client', 'yarl._url', 'lark.lark', 'cryptography.x509.base', 're2._re2',\n"
+        "            'dns.message', 'waypost.dns.resolver')\n"
         "print([m for m in deferred if m in sys.modules])"
     )
     out = subprocess.run(

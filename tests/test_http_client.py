@@ -141,6 +141,12 @@ async def test_a_dropped_kept_connection_resends_only_idempotent_methods(client:
     with pytest.raises(ProtocolError, match="Server disconnected"):
         await client.request("POST", server.url(), body=b"{}")  # on the kept second connection
     assert len(server.requests) == 4  # the POST was not sent again: it may have applied
+
+    answers = await asyncio.gather(*(client.request("GET", server.url()) for _ in range(2)))
+    for resp in answers:
+        await resp.read()  # two connections kept, both to be dropped when reused
+    assert await (await client.request("GET", server.url())).read() == b"hello"
+    assert server.connections == 5  # sent again on a new connection, not on the other kept one
     await server.stop()
 
 

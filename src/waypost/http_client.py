@@ -267,7 +267,7 @@ class HttpClient:
         loop = asyncio.get_running_loop()
         deadline = None if total is None else loop.time() + total
         for attempt in (1, 2):
-            conn, reused = self._pooled(key)
+            conn, reused = self._pooled(key) if attempt == 1 else (None, False)  # then a new one
             if conn is None:
                 conn = await self._connect(key, deadline)
             parser_message = _Message()

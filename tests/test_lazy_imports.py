@@ -24,7 +24,8 @@ def _maps(agent: AgentProcess) -> str:
 def test_importing_the_agent_runs_none_of_the_deferred_libraries() -> None:
     probe = (
         "import sys, waypost.agent.agent, waypost.api.routes\n"
-        "deferred = ('aiohttp.client', 'yarl._url', 'lark.lark', 'cryptography.x509.base')\n"
+        "deferred = ('aiohttp.client', 'yarl._url', 'lark.lark', 'cryptography.x509.base', 're2._re2',\n"
+        "            'dns.message', 'waypost.dns.resolver')\n"
         "print([m for m in deferred if m in sys.modules])"
     )
     out = subprocess.run(
@@ -39,12 +40,17 @@ def test_a_filter_works_the_first_time_one_is_asked_for(dev_agent: AgentProcess)
     nodes = dev_agent.get("/v1/catalog/nodes?filter=" + quote('Node == "test-node"'))
     assert [n["Node"] for n in nodes] == ["test-node"]
     assert dev_agent.get("/v1/catalog/nodes?filter=" + quote('Node != "test-node"')) == []
+    assert "/re2/" not in _maps(dev_agent)  # only a ``matches`` needs Go's regexp
+    assert len(dev_agent.get("/v1/catalog/nodes?filter=" + quote('Node matches "^test-"'))) == 1
+    assert "/re2/" in _maps(dev_agent)
+    status, _, body = dev_agent.request("GET", "/v1/catalog/nodes?filter=" + quote('Node matches "(?=x)"'))
+    assert (status, b"Failed to compile regular expression" in body) == (400, True)
     status, _, body = dev_agent.request("GET", "/v1/catalog/nodes?filter=" + quote("Node =="))
     assert status == 400
     assert b"Syntax error" in body
 
 
-def test_a_client_agent_loads_the_http_client_and_the_ca_on_first_use(tmp_path: Path) -> None:
+def test_a_client_agent_relays_without_aiohttp_and_loads_the_ca_on_first_use(tmp_path: Path) -> None:
     with AgentProcess(["-dev", "-node", "srv"], log_path=tmp_path / "server.log") as server:
         args = [
             *("-bind", "127.0.0.1", "-node", "cli", "-data-dir", str(tmp_path / "client")),
@@ -52,7 +58,10 @@ def test_a_client_agent_loads_the_http_client_and_the_ca_on_first_use(tmp_path: 
         ]
         with AgentProcess(args, log_path=tmp_path / "client.log", wait_for_leader=False) as client:
             wait_for(lambda: {"srv", "cli"} <= {n["Node"] for n in client.get("/v1/catalog/nodes")}, 30)
-            assert "aiohttp" in _maps(client)
+            web = {"Name": "web", "Check": {"HTTP": f"{client.url}/v1/status/leader", "Interval": "1s"}}
+            client.put("/v1/agent/service/register", web)
+            wait_for(lambda: client.get("/v1/agent/checks")["service:web"]["Status"] == "passing", 30)
+            assert "aiohttp" not in _maps(client)  # store calls, relays and HTTP checks: waypost.http_client
             assert "cryptography" not in _maps(client)
             leaf = client.get("/v1/agent/connect/ca/leaf/web")
             assert leaf["Service"] == "web"

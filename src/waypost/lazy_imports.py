@@ -1,19 +1,20 @@
 """Libraries the agent imports the first time a feature uses them, not at start-up.
 
 An empty agent's memory is mostly the libraries it imported, and most of those serve one
-feature: aiohttp (about 21 MiB of RSS) is only used when the agent is a client of another
-process (a server's store API, another datacenter), yarl with it; lark (8 MiB) parses
-``?filter=`` expressions and HCL files, which many agents never see. A module that needs one
-of them names it here and binds the stand-in at import, with the real module for the type
-checker::
+feature: lark (8 MiB of RSS) parses ``?filter=`` expressions and HCL files, which many
+agents never see. A module that needs one of them names it here and binds the stand-in at
+import, with the real module for the type checker::
 
     if TYPE_CHECKING:
-        import aiohttp
+        import lark
     else:
-        from waypost.lazy_imports import aiohttp
+        from waypost.lazy_imports import lark
 
 The stand-in loads the library on its first attribute access (``importlib``'s lazy loader),
-so an ``except aiohttp.ClientError`` clause costs nothing until an exception reaches it.
+so an ``except lark.LarkError`` clause costs nothing until an exception reaches it. (aiohttp
+is no longer one of them: the agent's own HTTP calls use ``waypost.http_client``, and the
+HTTP and Docker checks that still use aiohttp are themselves imported with their first
+check.)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import importlib.util
 import sys
 from types import ModuleType
 
-__all__ = ["aiohttp", "ec", "hashes", "lark", "rsa", "serialization", "x509", "yarl"]
+__all__ = ["ec", "hashes", "lark", "re2", "rsa", "serialization", "x509"]
 
 
 def _deferred(name: str) -> ModuleType:
@@ -40,9 +41,8 @@ def _deferred(name: str) -> ModuleType:
     return module
 
 
-aiohttp = _deferred("aiohttp")
-yarl = _deferred("yarl")
 lark = _deferred("lark")
+re2 = _deferred("re2")  # 2.5 MiB, Go's regexp for filters and query templates (``waypost.goregexp``)
 # cryptography (about 13 MiB), for the built-in CA (``waypost.connect.ca``): a server loads
 # it to create the CA on its first start, an agent otherwise on its first leaf certificate
 # or CA change. Its parent packages are light; loading any of these loads the bindings.

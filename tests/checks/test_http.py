@@ -163,3 +163,60 @@ async def test_hanging_target_times_out(harness: Harness, servers: Servers) -> N
         output == f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
     )
     release.set()
+
+
+async def test_redirects_change_the_method_as_gos_client_does(
+    servers: Servers, http_check: HttpCheck
+) -> None:
+    seen: list[tuple[str, str, bytes]] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append((request.method, request.path, await request.read()))
+        hops = int(request.query.get("hops", "0"))
+        if request.path == "/see-other":
+            raise web.HTTPFound("/landed")
+        if request.path == "/temporary":
+            raise web.HTTPTemporaryRedirect("/landed")
+        if request.path == "/loop":
+            raise web.HTTPFound(f"/loop?hops={hops + 1}")
+        return web.Response(text=f"{request.method} landed")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", record)
+    port = await servers.start(app)
+    base = f"http://127.0.0.1:{port}"
+
+    def post(path: str) -> Any:
+        return parse_check_definition({"HTTP": base + path, "Method": "POST", "Body": "x", "Interval": "1s"})
+
+    found = await http_check.probe(post("/see-other"))
+    assert found.output == f"HTTP POST {base}/see-other: 200 OK Output: GET landed"
+    assert seen[-1] == ("GET", "/landed", b"")  # 302: a GET without the body
+    kept = await http_check.probe(post("/temporary"))
+    assert kept.output == f"HTTP POST {base}/temporary: 200 OK Output: POST landed"
+    assert seen[-1] == ("POST", "/landed", b"x")  # 307: the same request again
+    looping = await http_check.probe(parse_check_definition({"HTTP": base + "/loop", "Interval": "1s"}))
+    assert (looping.status, looping.output) == ("critical", f'Get "{base}/loop": stopped after 10 redirects')
+
+
+async def test_credentials_in_the_url_go_as_basic_auth(
+    target: tuple[Target, int], http_check: HttpCheck
+) -> None:
+    server, port = target
+    result = await http_check.probe(
+        parse_check_definition({"HTTP": f"http://ops:s%40cret@127.0.0.1:{port}/health", "Interval": "1s"})
+    )
+    assert result.status == "passing"
+    assert server.requests[-1].headers["Authorization"] == "Basic b3BzOnNAY3JldA=="  # ops:s@cret
+
+
+async def test_a_target_hanging_up_is_eof(http_check: HttpCheck) -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    listener = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}/"
+    result = await http_check.probe(parse_check_definition({"HTTP": url, "Interval": "1s"}))
+    listener.close()
+    assert (result.status, result.output) == ("critical", f'Get "{url}": EOF')

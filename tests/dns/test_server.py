@@ -13,7 +13,7 @@ import dns.rcode
 import pytest
 from dnskit import Upstream, catalog, make_resolver, texts
 
-from waypost.dns import DnsServer
+from waypost.dns import DnsServer, Recursor, Resolver
 from waypost.dns.backend import Pending
 from waypost.dns.static import StaticBackend
 from waypost.state.model import Node, NodeService
@@ -49,6 +49,47 @@ async def test_udp_and_tcp_share_a_port(server: DnsServer) -> None:
     for reply in (await udp(server, "bar.node.consul", "A"), await tcp(server, "bar.node.consul", "A")):
         assert texts(reply.answer) == ["bar.node.consul. 0 IN A 10.0.0.2"]
         assert reply.flags & dns.flags.AA
+
+
+async def test_a_resolver_given_as_a_function_is_made_by_the_first_query() -> None:
+    made: list[Resolver] = []
+
+    def make() -> Resolver:
+        made.append(make_resolver(catalog()))
+        return made[-1]
+
+    lazy = DnsServer(make, "127.0.0.1", 0, recursor=Recursor([]))
+    await lazy.start()
+    try:
+        assert made == []  # started and listening, and nothing loaded for a query yet
+        assert texts((await udp(lazy, "bar.node.consul", "A")).answer) == ["bar.node.consul. 0 IN A 10.0.0.2"]
+        assert texts((await tcp(lazy, "bar.node.consul", "A")).answer) == ["bar.node.consul. 0 IN A 10.0.0.2"]
+        assert len(made) == 1
+    finally:
+        await lazy.stop()
+
+
+async def test_datagrams_before_the_resolver_is_made_wait_for_it() -> None:
+    lazy = DnsServer(lambda: make_resolver(catalog()), "127.0.0.1", 0, recursor=Recursor([]))
+    await lazy.start()
+    loop = asyncio.get_running_loop()
+    replies: asyncio.Queue[bytes] = asyncio.Queue()
+
+    class Client(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+            replies.put_nowait(data)
+
+    transport, _ = await loop.create_datagram_endpoint(Client, remote_addr=("127.0.0.1", lazy.port))
+    try:
+        for qid in range(20):  # all sent before the first can be answered
+            query = dns.message.make_query("bar.node.consul", "A", id=qid)
+            transport.sendto(query.to_wire())
+        got = [dns.message.from_wire(await asyncio.wait_for(replies.get(), 5)) for _ in range(20)]
+        assert sorted(m.id for m in got) == list(range(20))
+        assert {tuple(texts(m.answer)) for m in got} == {("bar.node.consul. 0 IN A 10.0.0.2",)}
+    finally:
+        transport.close()
+        await lazy.stop()
 
 
 async def test_a_taken_port_is_an_error_that_says_so(server: DnsServer) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from waypost.acl.authorizer import DENY_ALL, Authorizer
 from waypost.acl.resolve import Resolver as AclResolver
@@ -12,7 +12,7 @@ from waypost.agent.acl_tokens import AgentTokens
 from waypost.agent.lean_dns import FRESH, Ask, ServerDnsBackend
 from waypost.agent.views import Views
 from waypost.config import AgentConfig, Duration
-from waypost.dns import DnsConfig, DnsServer, Resolver
+from waypost.dns import DnsConfig, DnsServer, Recursor
 from waypost.dns.backend import DnsBackend, Instance, NodeRecord, Pending, PreparedResult
 from waypost.dns.remote import RemoteDns
 from waypost.query.dns import DnsQueries
@@ -22,6 +22,9 @@ from waypost.state import schema
 from waypost.state.indexes import Indexes
 from waypost.state.model import Node, NodeService, worst_status
 from waypost.state.state import State
+
+if TYPE_CHECKING:
+    from waypost.dns.resolver import Resolver
 
 __all__ = ["CatalogDnsBackend", "dns_config", "start_dns"]
 
@@ -242,7 +245,13 @@ async def start_dns(
             stale=dns.allow_stale,
             views=views,
         )
-    resolver = Resolver(backend, dns_config(cfg), remote=remote)
-    server = DnsServer(resolver, host, cfg.ports.dns)
+    config = dns_config(cfg)
+
+    def resolver() -> Resolver:
+        from waypost.dns.resolver import Resolver
+
+        return Resolver(backend, config, remote=remote)
+
+    server = DnsServer(resolver, host, cfg.ports.dns, recursor=Recursor.from_config(config))
     await server.start()
     return server

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import re2  # type: ignore[import-untyped]
-
+from waypost.goregexp import RegexpError, compile_regexp
 from waypost.gostrconv import GO_BOOLS
 
 if TYPE_CHECKING:
@@ -125,9 +124,6 @@ _GO_ESCAPE = re.compile(
 )
 _GO_SIMPLE_ESCAPES = dict(zip("abfnrtv\\", b"\a\b\f\n\r\t\v\\", strict=True))
 
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False
-
 
 def _go_int(raw: str) -> int:
     digits = raw.replace("_", "")
@@ -185,12 +181,10 @@ def _unquote(token: Token) -> str:
 
 
 def _compile_regexp(raw: str) -> Any:
-    """Go's regexp is RE2; RE2 itself gives the same syntax and linear-time matching on the server."""
     try:
-        return re2.compile(raw, _RE2_OPTIONS)
-    except re2.error as exc:
-        reason = exc.args[0].decode(errors="replace") if isinstance(exc.args[0], bytes) else str(exc)
-        raise FilterError(f'Failed to compile regular expression "{raw}": {reason}') from None
+        return compile_regexp(raw)
+    except RegexpError as exc:
+        raise FilterError(f'Failed to compile regular expression "{raw}": {exc}') from None
 
 
 class _Match:

@@ -1,74 +1,63 @@
 """HTTP checks: 2xx passing, 429 warning, anything else (or no answer) critical.
 
-All HTTP checks share one aiohttp session, so ten thousand checks cost one connector,
-one DNS cache and two TLS contexts rather than ten thousand of each. Like Consul it
-does not keep connections alive between runs: a pooled socket could hide that the
-listener has gone, and a check must open a fresh connection to mean anything.
+All HTTP checks share two clients of ``waypost.http_client`` (certificates verified or
+not), so ten thousand checks cost two TLS contexts rather than ten thousand. Like Consul
+it does not keep connections alive between runs: a pooled socket could hide that the
+listener has gone, and a check must open a fresh connection to mean anything. Redirects
+are followed as Go's client follows them (at most 10; 301, 302 and 303 turn the request
+into a GET without its body, 307 and 308 repeat it), unless ``DisableRedirects``.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 from http import HTTPStatus
-
-import aiohttp
-from multidict import CIMultiDict
+from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 from waypost.checks._net import describe_error, dial_error, tls_context
 from waypost.checks.base import DEFAULT_OUTPUT_MAX_SIZE, CheckResult, TailBuffer
 from waypost.checks.definition import CheckDefinition
+from waypost.http_client import ConnectError, HttpClient, Response, ServerDisconnectedError
 from waypost.state.model import CheckStatus
 
 __all__ = ["USER_AGENT", "HttpCheck"]
 
 USER_AGENT = "Consul Health Check"
 _ACCEPT = "text/plain, text/*, */*"
-_READ_SIZE = 64 * 1024
+_MAX_REDIRECTS = 10
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_SAFE_PATH = "/%!$&'()*+,;=:@-._~"
 
 
 class HttpCheck:
-    """One lazily opened session, created inside the running loop as aiohttp requires."""
-
     default_timeout = 10.0
 
     def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
+        self._clients: dict[bool, HttpClient] = {}
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, force_close=True),
-                timeout=aiohttp.ClientTimeout(total=None),
-                cookie_jar=aiohttp.DummyCookieJar(),
-                trust_env=False,
+    def _client(self, skip_verify: bool) -> HttpClient:
+        if skip_verify not in self._clients:
+            self._clients[skip_verify] = HttpClient(
+                tls=tls_context(skip_verify), connect_timeout=None, keep_alive=False
             )
-        return self._session
+        return self._clients[skip_verify]
 
     async def probe(self, definition: CheckDefinition) -> CheckResult:
         method = (definition.method or "GET").upper()
         url = definition.http
-        headers: CIMultiDict[str] = CIMultiDict()
-        for name, values in definition.header.items():
-            for value in values:
-                headers.add(name, value)
-        headers.setdefault("User-Agent", USER_AGENT)
-        headers.setdefault("Accept", _ACCEPT)
+        headers = [(name, value) for name, values in definition.header.items() for value in values]
+        given = {name.lower() for name, _ in headers}
+        defaults = [("User-Agent", USER_AGENT), ("Accept", _ACCEPT), *_basic_auth(url)]
+        headers += [(k, v) for k, v in defaults if k.lower() not in given]
         body = TailBuffer(definition.output_max_size or DEFAULT_OUTPUT_MAX_SIZE)
         try:
-            async with self._client().request(
-                method,
-                url,
-                headers=headers,
-                data=definition.body.encode() if definition.body else None,
-                allow_redirects=not definition.disable_redirects,
-                ssl=tls_context(definition.tls_skip_verify),
-                server_hostname=definition.tls_server_name or None,
-            ) as response:
-                async for chunk in response.content.iter_chunked(_READ_SIZE):
-                    body.write(chunk)
-                code = response.status
-                reason = response.reason or _phrase(code)
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            response = await self._follow(definition, method, headers)
+            async for chunk in response.chunks():
+                body.write(chunk)
+            code = response.status
+            reason = response.reason or _phrase(code)
+        except (OSError, ValueError) as exc:
             return CheckResult(CheckStatus.CRITICAL, f'{_go_op(method)} "{url}": {_describe(exc)}')
         output = f"HTTP {method} {url}: {code} {reason} Output: {body.text()}"
         if 200 <= code <= 299:
@@ -76,6 +65,29 @@ class HttpCheck:
         if code == HTTPStatus.TOO_MANY_REQUESTS:
             return CheckResult(CheckStatus.WARNING, output)
         return CheckResult(CheckStatus.CRITICAL, output)
+
+    async def _follow(
+        self, definition: CheckDefinition, method: str, headers: list[tuple[str, str]]
+    ) -> Response:
+        """The answer, after the redirects Go's client would follow."""
+        client = self._client(definition.tls_skip_verify)
+        url = _encoded(definition.http)
+        data = definition.body.encode() if definition.body else None
+        for _ in range(_MAX_REDIRECTS + 1):
+            response = await client.request(
+                method, url, headers=headers, body=data, server_hostname=definition.tls_server_name or None
+            )
+            location = response.header("Location")
+            if definition.disable_redirects or response.status not in _REDIRECTS or not location:
+                return response
+            response.close()
+            target = _encoded(urljoin(url, location))
+            if urlsplit(target).netloc != urlsplit(url).netloc:
+                headers = [(k, v) for k, v in headers if k.lower() != "host"]
+            url = target
+            if response.status in (301, 302, 303) and method != "HEAD":
+                method, data = "GET", None
+        raise ValueError(f"stopped after {_MAX_REDIRECTS} redirects")
 
     def on_timeout(self, definition: CheckDefinition, timeout: float) -> CheckResult:
         method = (definition.method or "GET").upper()
@@ -86,9 +98,28 @@ class HttpCheck:
         )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+
+
+def _encoded(url: str) -> str:
+    """``url`` with what may not be sent as is percent-encoded, as Go's client sends it."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f'unsupported protocol scheme "{parts.scheme}"')
+    path = quote(parts.path, safe=_SAFE_PATH)
+    return urlunsplit((parts.scheme, parts.netloc, path, quote(parts.query, safe=_SAFE_PATH + "?"), ""))
+
+
+def _basic_auth(url: str) -> list[tuple[str, str]]:
+    """Credentials in the URL's user part, sent as Go sends them: HTTP Basic."""
+    with contextlib.suppress(ValueError):
+        parts = urlsplit(url)
+        if parts.username is not None:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            return [("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())]
+    return []
 
 
 def _go_op(method: str) -> str:
@@ -104,16 +135,8 @@ def _phrase(code: int) -> str:
 
 def _describe(exc: BaseException) -> str:
     """Go's wording for what went wrong below HTTP (dial, TLS) or in it (redirects)."""
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        address = f"{exc.host}:{exc.port}"
-        cause = (
-            exc.certificate_error
-            if isinstance(exc, aiohttp.ClientConnectorCertificateError)
-            else exc.os_error
-        )
-        return dial_error("tcp", address, cause)
-    if isinstance(exc, aiohttp.TooManyRedirects):
-        return f"stopped after {len(exc.history)} redirects"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
+    if isinstance(exc, ConnectError):
+        return dial_error("tcp", f"{exc.host}:{exc.port}", exc.cause)
+    if isinstance(exc, ServerDisconnectedError):
         return "EOF"
     return describe_error(exc)

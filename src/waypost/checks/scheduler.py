@@ -65,8 +65,8 @@ class ScriptChecksDisabledError(PermissionError):
 class _Deferred:
     """A check type whose module is imported on first use.
 
-    The HTTP, Docker, gRPC and H2PING checks pull in aiohttp, grpcio and h2 (about 170 ms of
-    imports together); an agent that runs none of them should not pay that at start-up, where
+    The Docker, gRPC and H2PING checks pull in aiohttp, grpcio and h2 (about 170 ms of imports
+    together); an agent that runs none of them should not pay that at start-up, where
     HashiCorp's API test harness allows an agent two seconds to answer.
     """
 

@@ -22,7 +22,6 @@ import random
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import dns.edns
 import dns.exception
@@ -33,7 +32,7 @@ from waypost.dns.cache import AnswerCache, Prepared, RenderSettings
 from waypost.dns.config import DnsConfig
 from waypost.dns.remote import RemoteDns
 from waypost.dns.router import Router
-from waypost.dns.wire import FORMERR, NOTIMP, SERVFAIL, Answer, header_only, opt_record, parse_opt
+from waypost.dns.wire import FORMERR, NOTIMP, SERVFAIL, Answer, Forward, header_only, opt_record, parse_opt
 
 __all__ = ["Forward", "Resolver"]
 
@@ -42,18 +41,6 @@ log = logging.getLogger("waypost.dns")
 _ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00\x00"
 # Negative answers carry an SOA whose serial is the current time, as in Consul.
 _SOA_LIFETIME = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class Forward:
-    """The query belongs to the recursors, or with ``datacenter`` to a server of that
-    datacenter, or with ``prepared_query`` waits on that query's failover and is asked
-    again; ``servfail`` is the reply if none answers."""
-
-    query: bytes
-    servfail: bytes
-    datacenter: str = ""
-    prepared_query: str = ""
 
 
 class Resolver:

@@ -1,7 +1,13 @@
 """UDP and TCP listeners around a :class:`~waypost.dns.resolver.Resolver`.
 
 The adapters only move bytes: a datagram or a length-prefixed TCP frame goes to
-``Resolver.handle`` and whatever comes back goes out. Forwarded queries run as tasks so a
+``Resolver.handle`` and whatever comes back goes out. The resolver may be made on the
+first query rather than at start-up: it loads dnspython (3 MiB of a client agent's RSS,
+with the ``importlib.metadata`` and ``email`` modules dnspython imports), which an agent
+nobody asks a DNS name never needs. It is then made in a worker thread, since the import
+takes tens of milliseconds in which a flood of datagrams would overflow the socket's
+buffer and lose the queries behind it: meanwhile datagrams wait in the UDP protocol (as
+many as a socket buffer would hold) and TCP connections stop reading. Forwarded queries run as tasks so a
 slow upstream never holds up other clients; so does a prepared query waiting on its
 failover, which is asked again once the other datacenter's answer landed. Nothing a client sends may stop the
 listener: every failure is logged and the packet dropped.
@@ -12,10 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from waypost.dns.recursor import Recursor
-from waypost.dns.resolver import Forward, Resolver
+from waypost.dns.wire import Forward
+
+if TYPE_CHECKING:
+    from waypost.dns.resolver import Resolver
 
 __all__ = ["DnsServer"]
 
@@ -25,6 +34,11 @@ _TCP_IDLE_TIMEOUT = 8.0  # miekg/dns's default, which Consul inherits
 _MAX_FORWARDS = 1024
 _MAX_TCP_BACKLOG = 1 << 20
 _BIND_ATTEMPTS = 16
+_MAX_HELD = 1024
+"""Datagrams kept while the resolver is being made; past that they are dropped, as the
+socket would drop them."""
+
+Handle = Callable[[bytes, bool, str], "bytes | Forward | None"]
 
 
 class DnsServer:
@@ -36,21 +50,62 @@ class DnsServer:
 
     def __init__(
         self,
-        resolver: Resolver,
+        resolver: Resolver | Callable[[], Resolver],
         host: str = "127.0.0.1",
         port: int = 8600,
         *,
         recursor: Recursor | None = None,
         tcp_idle_timeout: float = _TCP_IDLE_TIMEOUT,
     ) -> None:
-        self.resolver = resolver
+        """``resolver`` or the function that makes it on the first query; without
+        ``recursor`` it is made at once, for the recursors its configuration names."""
+        self._resolver: Resolver | None = None
+        self._make: Callable[[], Resolver] | None = None
+        if callable(resolver):
+            self._make = resolver
+        else:
+            self._resolver = resolver
         self.host = host
         self.port = port
         self.tcp_idle_timeout = tcp_idle_timeout
-        self._recursor = recursor or Recursor.from_config(resolver.config)
+        self._recursor = recursor or Recursor.from_config(self.resolver.config)
+        self._making: asyncio.Future[Resolver] | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._forwards: set[asyncio.Task[None]] = set()
+
+    @property
+    def resolver(self) -> Resolver:
+        """The resolver, made here and now if it was not (only the constructor needs that:
+        the listeners wait for ``making``)."""
+        if self._resolver is None:
+            assert self._make is not None
+            self._resolver, self._make = self._make(), None
+        return self._resolver
+
+    @property
+    def ready(self) -> bool:
+        return self._resolver is not None
+
+    def making(self) -> asyncio.Future[Resolver] | None:
+        """None once the resolver is made; else the making of it in a worker thread, begun
+        now if it was not under way. One that fails is logged, and the next query tries again."""
+        if self._resolver is not None:
+            return None
+        if self._making is None:
+            assert self._make is not None
+            self._making = asyncio.get_running_loop().run_in_executor(None, self._make)
+            self._making.add_done_callback(self._made)
+        return self._making
+
+    def _made(self, making: asyncio.Future[Resolver]) -> None:
+        self._making = None
+        if making.cancelled():
+            return
+        if (exc := making.exception()) is not None:
+            log.error("the DNS resolver could not be made: %s", exc)
+            return
+        self._resolver, self._make = making.result(), None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -128,8 +183,29 @@ class DnsServer:
 class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, server: DnsServer) -> None:
         self._server = server
-        self._handle = server.resolver.handle
+        self._handle: Handle | None = server.resolver.handle if server.ready else None
+        self._held: list[tuple[bytes, tuple[str | int, ...]]] = []
         self._transport: asyncio.DatagramTransport | None = None
+
+    def _hold(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        """A datagram that came before the resolver was made waits for it."""
+        making = self._server.making()
+        if making is None:
+            self._handle = self._server.resolver.handle
+            self.datagram_received(data, addr)
+            return
+        if not self._held:
+            making.add_done_callback(self._release)
+        if len(self._held) < _MAX_HELD:
+            self._held.append((data, addr))
+
+    def _release(self, _: object) -> None:
+        held, self._held = self._held, []
+        if not self._server.ready:
+            return  # its making failed: these are dropped, the next datagram tries again
+        self._handle = self._server.resolver.handle
+        for data, addr in held:
+            self.datagram_received(data, addr)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)
@@ -137,6 +213,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         transport = self._transport
         if transport is None:
+            return
+        if self._handle is None:
+            self._hold(data, addr)
             return
         try:
             reply = self._handle(data, False, str(addr[0]))
@@ -158,7 +237,7 @@ class _TcpProtocol(asyncio.Protocol):
 
     def __init__(self, server: DnsServer) -> None:
         self._server = server
-        self._handle = server.resolver.handle
+        self._handle: Handle | None = server.resolver.handle if server.ready else None
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
         self._client_ip = ""
@@ -172,6 +251,21 @@ class _TcpProtocol(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self._last = loop.time()
         self._idle = loop.call_later(self._server.tcp_idle_timeout, self._check_idle)
+        if self._handle is None and (making := self._server.making()) is not None:
+            self._transport.pause_reading()  # until the resolver is made
+            making.add_done_callback(self._resume)
+        elif self._handle is None:
+            self._handle = self._server.resolver.handle
+
+    def _resume(self, _: object) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        if not self._server.ready:
+            transport.close()
+            return
+        self._handle = self._server.resolver.handle
+        transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -191,8 +285,10 @@ class _TcpProtocol(asyncio.Protocol):
             self._answer(query)
 
     def _answer(self, query: bytes) -> None:
+        handle = self._handle
+        assert handle is not None  # reading is paused until the resolver is made
         try:
-            reply = self._handle(query, True, self._client_ip)
+            reply = handle(query, True, self._client_ip)
             if reply is None:
                 return
             if type(reply) is bytes:

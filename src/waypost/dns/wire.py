@@ -23,6 +23,7 @@ __all__ = [
     "REFUSED",
     "SERVFAIL",
     "Answer",
+    "Forward",
     "Rendered",
     "header_only",
     "opt_record",
@@ -36,6 +37,20 @@ SERVFAIL = 2
 NXDOMAIN = 3
 NOTIMP = 4
 REFUSED = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """The query belongs to the recursors, or with ``datacenter`` to a server of that
+    datacenter, or with ``prepared_query`` waits on that query's failover and is asked
+    again; ``servfail`` is the reply if none answers. Here rather than with the resolver
+    so that the server can tell one from an answer without loading the resolver."""
+
+    query: bytes
+    servfail: bytes
+    datacenter: str = ""
+    prepared_query: str = ""
+
 
 # Consul: never more than 8 answers to a client without EDNS, UDP payloads never above
 # 64 KiB minus IP/UDP headers, TCP answers cut at 64 KiB minus a header's worth.

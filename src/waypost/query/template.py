@@ -18,15 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-import re2  # type: ignore[import-untyped]
 
+from waypost.goregexp import RegexpError, compile_regexp
 from waypost.query.definition import NAME_PREFIX_MATCH, QueryError
 from waypost.state.model import PreparedQuery, ServiceQuery
 
 __all__ = ["CompiledTemplate", "compile_template"]
-
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False
 
 _TOKEN = re.compile(
     r'\s*(?:(?P<int>\d+)|(?P<str>"(?:[^"\\]|\\.)*")|(?P<ident>[A-Za-z_][\w.-]*)|(?P<punct>[(),]))'
@@ -230,12 +227,9 @@ def _compile(query: PreparedQuery) -> CompiledTemplate:
     regexp = None
     if query.Template.Regexp:
         try:
-            regexp = re2.compile(query.Template.Regexp, _RE2_OPTIONS)
-        except re2.error as exc:
-            reason = exc.args[0].decode(errors="replace") if isinstance(exc.args[0], bytes) else str(exc)
-            raise QueryError(
-                f"Bad Regexp: error parsing regexp: {reason}: `{query.Template.Regexp}`"
-            ) from None
+            regexp = compile_regexp(query.Template.Regexp)
+        except RegexpError as exc:
+            raise QueryError(f"Bad Regexp: error parsing regexp: {exc}: `{query.Template.Regexp}`") from None
     compiled = CompiledTemplate(query, trees, regexp)
     compiled.render(query.Name)
     return compiled

@@ -13,7 +13,6 @@ with Consul's "No known Consul servers".
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import os
@@ -21,8 +20,9 @@ import socket
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
+from waypost.http_client import ConnectError, HttpClient
 from waypost.store import wire
 from waypost.store.base import (
     CompactedError,
@@ -39,11 +39,6 @@ from waypost.store.base import (
     check_lease_ttl,
 )
 from waypost.store.outcome import Found, LearningStore, TxnOutcomeUnknownError, search
-
-if TYPE_CHECKING:
-    import aiohttp
-else:
-    from waypost.lazy_imports import aiohttp
 
 __all__ = [
     "DEFAULT_SERVER_PORT",
@@ -113,20 +108,13 @@ class RemoteStore(LearningStore):
             self.add_server(address)
         self._current = 0
         self._timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
+        self._http = HttpClient(tls=tls.context if tls else None, connect_timeout=timeout)
         self._closed = False
 
     def add_server(self, address: str) -> None:
         address = server_address(address)
         if address not in self.servers:
             self.servers.append(address)
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=None, connect=self._timeout)
-            )
-        return self._session
 
     async def _request(
         self, server: str, method: str, path: str, *, body: bytes | None = None,
@@ -135,16 +123,15 @@ class RemoteStore(LearningStore):
         """One request to ``server``: its (status, body), whatever the status."""
         if self._closed:
             raise StoreError("store is closed")
-        async with self._client().request(
+        resp = await self._http.request(
             method,
-            _url(server, path, self.tls),
-            data=body,
-            params=params,
+            _url(server, path, self.tls, params),
+            body=body,
             headers=self._headers,
-            timeout=aiohttp.ClientTimeout(total=read_timeout or self._timeout, connect=self._timeout),
-            **_tls_options(self.tls),
-        ) as resp:
-            return resp.status, await resp.read()
+            total=read_timeout or self._timeout,
+            server_hostname=self.tls.server_name if self.tls else None,
+        )
+        return resp.status, await resp.read()
 
     def _moved_on(self, server: str, exc: Exception | str) -> None:
         log.debug("server %s failed: %s", server, exc)
@@ -173,7 +160,7 @@ class RemoteStore(LearningStore):
                 if _failed(status):
                     raise StoreError(f"{server}: {status} {payload[:200]!r}")
                 return status, payload
-            except (aiohttp.ClientError, TimeoutError, StoreError, OSError) as exc:
+            except (StoreError, OSError) as exc:
                 if self._closed:
                     raise StoreError("store is closed") from exc
                 last = exc
@@ -238,13 +225,13 @@ class RemoteStore(LearningStore):
             server = self.servers[self._current % len(self.servers)]
             reached = True
             try:
-                # POST: aiohttp sends an idempotent method (PUT) again by itself when a
-                # reused connection drops, which is the blind re-send this method avoids.
+                # POST: the HTTP client sends an idempotent method (PUT) again by itself when
+                # a reused connection drops, which is the blind re-send this method avoids.
                 status, payload = await self._request(server, "POST", "/txn", body=body)
                 last = f"{server}: {status} {payload[:200]!r}"
-            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            except ConnectError as exc:
                 status, payload, last, reached = 0, b"", exc, False  # never connected, never sent
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            except OSError as exc:
                 status, payload, last = 0, b"", exc
             if status == 200:
                 result = wire.decode_txn_result(payload)
@@ -341,10 +328,7 @@ class RemoteStore(LearningStore):
 
     async def close(self) -> None:
         self._closed = True
-        if self._session is not None:
-            with contextlib.suppress(Exception):
-                await self._session.close()
-            self._session = None
+        await self._http.close()
 
 
 @dataclass(frozen=True)
@@ -357,18 +341,13 @@ class ServerTLS:
     server_name: str | None = None
 
 
-def _token_headers(token: str) -> dict[str, str]:
-    return {"X-Consul-Token": token} if token else {}
+def _token_headers(token: str) -> list[tuple[str, str]]:
+    return [("X-Consul-Token", token)] if token else []
 
 
-def _url(server: str, path: str, tls: ServerTLS | None) -> str:
-    return f"{'https' if tls else 'http'}://{server}{_PREFIX}{path}"
-
-
-def _tls_options(tls: ServerTLS | None) -> dict[str, Any]:
-    if tls is None:
-        return {}
-    return {"ssl": tls.context, "server_hostname": tls.server_name}
+def _url(server: str, path: str, tls: ServerTLS | None, params: _Params | None = None) -> str:
+    query = f"?{urlencode(params)}" if params else ""
+    return f"{'https' if tls else 'http'}://{server}{_PREFIX}{path}{query}"
 
 
 def _failed(status: int) -> bool:
@@ -404,26 +383,33 @@ async def probe(address: str, tls: ServerTLS | None = None, token: str = "") -> 
     """Join's check that ``address`` is a server's agent-to-server listener, with Serf's
     wording on failure: ``Failed to join <address>: <reason>`` (StoreError). A server
     certificate that does not verify is such a failure."""
-    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_PROBE_TIMEOUT))
+    http = HttpClient(tls=tls.context if tls else None, connect_timeout=_PROBE_TIMEOUT)
     try:
-        url = _url(address, "/revision", tls)
-        async with session.get(url, headers=_token_headers(token), **_tls_options(tls)) as resp:
-            body = await resp.read()
-            if resp.status != 200 or resp.content_type != "application/msgpack":
-                reason = f"not a server's agent-to-server address (answered {resp.status})"
-                raise StoreError(f"Failed to join {address}: {reason}")
-            wire.decode_number(body)
-    except aiohttp.ClientSSLError as exc:
-        raise StoreError(f"Failed to join {address}: {exc}") from None
-    except aiohttp.ClientConnectorError as exc:
-        if isinstance(exc.os_error, socket.gaierror):
+        resp = await http.request(
+            "GET",
+            _url(address, "/revision", tls),
+            headers=_token_headers(token),
+            total=_PROBE_TIMEOUT,
+            server_hostname=tls.server_name if tls else None,
+        )
+        body = await resp.read()
+        content_type = (resp.header("Content-Type") or "").partition(";")[0].strip().lower()
+        if resp.status != 200 or content_type != "application/msgpack":
+            reason = f"not a server's agent-to-server address (answered {resp.status})"
+            raise StoreError(f"Failed to join {address}: {reason}")
+        wire.decode_number(body)
+    except ConnectError as exc:
+        cause = exc.cause
+        if exc.tls or isinstance(exc, TimeoutError):
+            reason = str(exc)
+        elif isinstance(cause, socket.gaierror):
             reason = f"dial tcp: lookup {exc.host}: no such host"
-        elif exc.os_error.errno:
-            reason = f"dial tcp {address}: connect: {os.strerror(exc.os_error.errno).lower()}"
+        elif cause.errno:
+            reason = f"dial tcp {address}: connect: {os.strerror(cause.errno).lower()}"
         else:
             reason = str(exc)
         raise StoreError(f"Failed to join {address}: {reason}") from None
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
         raise StoreError(f"Failed to join {address}: {exc or type(exc).__name__}") from None
     finally:
-        await session.close()
+        await http.close()

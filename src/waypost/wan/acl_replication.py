@@ -30,13 +30,9 @@ from waypost.state.state import TxnPlan
 from waypost.store.base import Delete, Op, Put, StoreError
 
 if TYPE_CHECKING:
-    import aiohttp
-
     from waypost.agent.agent import Agent
     from waypost.api.app import ApiApp
     from waypost.wan.federation import Federation
-else:
-    from waypost.lazy_imports import aiohttp
 
 __all__ = [
     "PRIMARY_WRITES",
@@ -148,7 +144,7 @@ class AclReplicator:
                 continue
             try:
                 await self.replicate_once()
-            except (aiohttp.ClientError, TimeoutError, OSError, StoreError, ValueError) as exc:
+            except (OSError, StoreError, ValueError) as exc:
                 self.last_error, self.last_error_message = time.time(), str(exc)
                 log.warning("ACL replication from %s failed: %s", self.primary, exc)
                 await asyncio.sleep(_BACKOFF)

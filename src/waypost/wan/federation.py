@@ -37,11 +37,7 @@ from waypost.wan.members import ALIVE, FAILED, LEFT, Exchange, WanEntry, WanMemb
 from waypost.wan.verify import certificate_datacenter, server_name
 
 if TYPE_CHECKING:
-    import aiohttp
-
     from waypost.agent.agent import Agent
-else:
-    from waypost.lazy_imports import aiohttp
 
 __all__ = ["EXCHANGE_PATH", "Federation", "wan_url"]
 
@@ -201,24 +197,21 @@ class Federation:
         trip. Without ``share``, only its view is read (a client agent's mirror)."""
         if self.verifying and not url.startswith("https://"):
             raise ValueError(f"{url} is not HTTPS: verify_server_hostname needs TLS")
-        timeout = aiohttp.ClientTimeout(total=self.agent.config.gossip_wan.probe_timeout.seconds)
         body = _ENCODE.encode(self.payload()) if share else None
-        headers = {"X-Consul-Token": self.token()} if self.token() else {}
-        session = self.forwarder.session()
+        headers = [("X-Consul-Token", self.token())] if self.token() else []
         started = time.perf_counter()
-        method = "PUT" if share else "GET"
-        async with session.request(
-            method,
+        resp = await self.forwarder.http.request(
+            "PUT" if share else "GET",
             url + EXCHANGE_PATH,
-            data=body,
+            body=body,
             headers=headers,
-            timeout=timeout,
+            total=self.agent.config.gossip_wan.probe_timeout.seconds,
             server_hostname=self._name(dc),
-        ) as resp:
-            raw = await resp.read()
-            rtt = time.perf_counter() - started
-            if resp.status != 200:
-                raise ValueError(f"{resp.status} {raw[:200].decode(errors='replace')}")
+        )
+        raw = await resp.read()
+        rtt = time.perf_counter() - started
+        if resp.status != 200:
+            raise ValueError(f"{resp.status} {raw[:200].decode(errors='replace')}")
         return _DECODE.decode(raw), rtt
 
     async def _probe(self, key: str, url: str, dc: str) -> None:
@@ -231,7 +224,7 @@ class Federation:
                 if peer.Self.Datacenter == dc or not self.verifying:
                     self.table.answered(peer.Self, rtt)
                 raise ValueError(f"{url} now answers as {peer.Self.Name}.{peer.Self.Datacenter}")
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError, msgspec.DecodeError) as exc:
+        except (OSError, ValueError, msgspec.DecodeError) as exc:
             log.debug("(WAN) probe of %s failed: %s", key, exc)
             before = self.table.get(key)
             was_alive = before is not None and before.status == ALIVE
@@ -272,7 +265,7 @@ class Federation:
         for url in self._local_servers():
             try:
                 view, _ = await self._swap(url, self.agent.datacenter, share=False)
-            except (aiohttp.ClientError, TimeoutError, OSError, ValueError, msgspec.DecodeError) as exc:
+            except (OSError, ValueError, msgspec.DecodeError) as exc:
                 log.debug("(WAN) reading the WAN view of %s failed: %s", url, exc)
                 continue
             self.table.mirror(view.Servers)
@@ -301,7 +294,7 @@ class Federation:
                 raise ValueError(
                     f"it answers as a server of {peer.Self.Datacenter}, its certificate names {dc}"
                 )
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError, msgspec.DecodeError) as exc:
+        except (OSError, ValueError, msgspec.DecodeError) as exc:
             raise OSError(f"Failed to join {address}: {exc or type(exc).__name__}") from None
         self.table.answered(peer.Self, rtt)
         self.table.learn(peer.Servers)
@@ -482,7 +475,7 @@ class Federation:
         if token:
             headers["x-consul-token"] = token
         req = Request("POST", EXECUTE_REMOTE_PATH, urlencode(dict(params)), headers, _ENCODE.encode(query))
-        with contextlib.suppress(aiohttp.ClientError, OSError):
+        with contextlib.suppress(OSError):
             resp = await self.forwarder.relay(bases, req, SERVER_HOP, self._name(dc))
             if 200 <= resp.status < 300:
                 return resp.body

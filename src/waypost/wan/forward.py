@@ -12,19 +12,14 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from waypost.api.blocking import DEFAULT_WAIT, MAX_WAIT
 from waypost.api.common import NO_DC_PATH
 from waypost.api.http import Request, Response
 from waypost.durations import parse_duration
-
-if TYPE_CHECKING:
-    import aiohttp
-    import yarl
-else:
-    from waypost.lazy_imports import aiohttp, yarl
+from waypost.http_client import ConnectError, HttpClient
+from waypost.http_client import Response as HttpResponse
 
 __all__ = ["CLIENT_HOP", "FORWARDED_HEADER", "SERVER_HOP", "Forwarder"]
 
@@ -62,17 +57,18 @@ def forward_timeout(req: Request) -> float:
     return wait + wait / 16 + _SLACK
 
 
-def target_url(base: str, req: Request) -> yarl.URL:
+def target_url(base: str, req: Request) -> str:
     path = quote(req.path, safe=_PATH_SAFE)
     query = f"?{req.raw_query}" if req.raw_query else ""
-    return yarl.URL(f"{base}{path}{query}", encoded=True)
+    return f"{base}{path}{query}"
 
 
-def _timeout(req: Request) -> aiohttp.ClientTimeout:
-    """A delta stream lasts as long as its reader, while the server keeps talking."""
+def _timeouts(req: Request) -> tuple[float | None, float | None]:
+    """(total, silence): a delta stream lasts as long as its reader, while the server keeps
+    talking."""
     if req.path.startswith("/v1/stream/"):
-        return aiohttp.ClientTimeout(total=None, connect=_CONNECT_TIMEOUT, sock_read=_STREAM_SILENCE)
-    return aiohttp.ClientTimeout(total=forward_timeout(req), connect=_CONNECT_TIMEOUT)
+        return None, _STREAM_SILENCE
+    return forward_timeout(req), None
 
 
 class Forwarder:
@@ -87,21 +83,10 @@ class Forwarder:
     servers do not count these connections per client (``agent.relays``)."""
 
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
-        self._tls = tls
-        self._session: aiohttp.ClientSession | None = None
-
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, ssl=self._tls if self._tls is not None else False)
-            self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent", "Accept")
-            )
-        return self._session
+        self.http = HttpClient(tls=tls, connect_timeout=_CONNECT_TIMEOUT)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.http.close()
 
     async def relay(
         self,
@@ -115,35 +100,31 @@ class Forwarder:
         be reached (or, with ``server_name``, whose certificate does not carry that name)
         passes the request to the next. None reachable: ``unreachable`` (another
         datacenter's: "No path to datacenter")."""
-        headers = {k: v for k, v in req.headers.items() if k not in _HOP_BY_HOP}
+        headers = [(k, v) for k, v in req.headers.items() if k not in _HOP_BY_HOP]
         if "content-type" in req.headers:
-            headers["Content-Type"] = req.headers["content-type"]
-        headers[FORWARDED_HEADER] = hop
-        timeout = _timeout(req)
+            headers.append(("Content-Type", req.headers["content-type"]))
+        headers.append((FORWARDED_HEADER, hop))
+        total, silence = _timeouts(req)
         for base in bases:
             try:
                 if req.body_file is not None:
                     req.body_file.seek(0)  # a spooled body (a snapshot), sent whole to each try
-                resp = await self.session().request(
+                resp = await self.http.request(
                     req.method,
                     target_url(base, req),
-                    data=req.body_file if req.body_file is not None else req.body or None,
+                    body=req.body_file if req.body_file is not None else req.body or None,
                     headers=headers,
-                    timeout=timeout,
-                    allow_redirects=False,
+                    total=total,
+                    read_timeout=silence,
                     server_hostname=server_name,
                 )
-                kept = [(k, v) for k, v in resp.headers.items() if k.lower() not in _HOP_BY_HOP]
-                content_type = resp.headers.get("Content-Type", "application/json")
+                kept = [(k, v) for k, v in resp.headers if k.lower() not in _HOP_BY_HOP]
+                content_type = resp.header("Content-Type") or "application/json"
                 if content_type.startswith(_STREAMED):
                     return Response(b"", resp.status, content_type, kept, stream=_chunks(resp))
-                try:
-                    body = await resp.read()
-                finally:
-                    resp.release()
-                return Response(body, resp.status, content_type, kept)
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                if req.method != "GET" and not isinstance(exc, aiohttp.ClientConnectorError):
+                return Response(await resp.read(), resp.status, content_type, kept)
+            except OSError as exc:
+                if req.method != "GET" and not isinstance(exc, ConnectError):
                     # Sent, but no answer: the write may have applied, and resending it
                     # elsewhere could apply it twice. Only reading it back can tell.
                     return Response.text(f"rpc error: no answer from {base} to a write: {exc}", 500)
@@ -151,13 +132,13 @@ class Forwarder:
         return Response.text(unreachable, 500)
 
 
-async def _chunks(resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+async def _chunks(resp: HttpResponse) -> AsyncIterator[bytes]:
     """A relayed stream's body as it arrives; it ends when the server's does, and the
     caller leaving closes the connection to the server."""
     try:
-        async for chunk in resp.content.iter_any():
+        async for chunk in resp.chunks():
             yield chunk
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+    except OSError as exc:
         log.debug("relayed stream ended: %s", exc)
     finally:
         resp.close()

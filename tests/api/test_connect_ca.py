@@ -29,6 +29,8 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
     log = Path(tmp_path_factory.mktemp("agent")) / "agent.log"
     hcl = f'connect {{ ca_config {{ cluster_id = "{CLUSTER}" }} }}'
     with AgentProcess(["-dev", "-node", "ca-node", "-hcl", hcl], log_path=log) as proc:
+        # The leader creates the CA just after its election, a moment after start-up.
+        wait_for(lambda: _get(proc, "/v1/agent/connect/ca/roots")[2]["Roots"])
         yield proc
 
 

@@ -258,18 +258,10 @@ async def watch(app: ApiApp, req: Request) -> Response:
     return _packed(wire.encode(batches))
 
 
-SCOPED_COALESCE = 0.05
-"""Seconds a lean client's watch waits, once a change in its scope arrived, for the ones
-that follow it: a node's restart is three membership changes (its liveness key deleted,
-its member record and liveness key put again), which then reach each of N clients in one
-answer instead of three, a third of the fan-out that grows with N squared."""
-
-
 async def _scoped_watch(ring: EventRing, start: int, wait: float, scope: list[str]) -> Response:
     """A lean client's watch: the batches at or after ``start`` cut to ``scope``, held until
-    one is left (and ``SCOPED_COALESCE`` more) or ``wait`` ran out, with the revision read
-    up to, so that a client none of whose keys change still moves on and is never left
-    behind the ring's history (410)."""
+    one is left or ``wait`` ran out, with the revision read up to, so that a client none of
+    whose keys change still moves on and is never left behind the ring's history (410)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     reached = start - 1
@@ -282,11 +274,9 @@ async def _scoped_watch(ring: EventRing, start: int, wait: float, scope: list[st
             reached = batch[-1].kv.mod_revision
             mine = tuple(ev for ev in batch if wire.in_scope(ev.kv.key, scope))
             if mine:
-                if not kept:
-                    deadline = min(deadline, loop.time() + SCOPED_COALESCE)
                 kept.append(mine)
         remaining = deadline - loop.time()
-        if remaining <= 0:
+        if kept or remaining <= 0:
             return _packed(wire.encode((reached, kept)))
         await ring.wait(remaining)
 

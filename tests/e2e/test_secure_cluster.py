@@ -145,8 +145,12 @@ def test_only_https_with_a_client_certificate_is_served(cluster: SecureCluster) 
 
 
 def test_the_client_agent_reaches_both_servers_over_verified_tls(cluster: SecureCluster) -> None:
-    members = Caller(cluster.client).ok("GET", "/v1/agent/members")
-    assert {m["Name"] for m in members} == {*SERVERS, CLIENT}
+    # The client's copy of the membership follows the servers' a moment after its join.
+    wait_for(
+        lambda: (
+            {m["Name"] for m in Caller(cluster.client).ok("GET", "/v1/agent/members")} == {*SERVERS, CLIENT}
+        )
+    )
     wait_for(lambda: _works_everywhere(cluster, cluster.expiring["SecretID"]))
 
 

@@ -11,7 +11,7 @@ import msgspec
 
 from waypost.agent.definitions import DefinitionError, ServiceDefinition, parse_service
 from waypost.agent.persist import LocalDefinitions
-from waypost.api.http import Request, Response
+from waypost.api.http import Request, Response, settled
 from waypost.checks.base import LoopClock
 from waypost.checks.definition import CheckDefinition, CheckDefinitionError, parse_check_definition
 from waypost.checks.scheduler import CheckScheduler, ScriptChecksDisabledError
@@ -369,8 +369,7 @@ class ServerAliasSource(CatalogAliasSource):
         return index
 
     async def _read(self, path: str, query: str) -> Response:
-        answer = self.agent.wan.ask_server(Request("GET", path, query, {}, b""))
-        resp = answer if isinstance(answer, Response) else await answer
+        resp = await settled(self.agent.wan.ask_server(Request("GET", path, query, {}, b"")))
         if resp.status != 200:
             raise CatalogReadError(f"{path}: {resp.status} {resp.body[:200].decode(errors='replace')}")
         return resp

@@ -27,7 +27,7 @@ from waypost.agent.tasks import cancel_all
 from waypost.agent.views import Views
 from waypost.api.blocking import DEFAULT_WAIT, MAX_WAIT
 from waypost.api.caching import MAX_REFRESHED, REFRESH_IDLE
-from waypost.api.http import Request, Response
+from waypost.api.http import Request, Response, settled
 from waypost.durations import parse_duration
 
 __all__ = ["RefreshedReads"]
@@ -103,8 +103,7 @@ class RefreshedReads:
         return True
 
     async def _relay(self, req: Request) -> Response:
-        answer = self._ask(req)
-        return answer if isinstance(answer, Response) else await answer
+        return await settled(self._ask(req))
 
     def _keep(self, key: str, req: Request, answer: Response) -> None:
         entry = _Entry(answer, _index(answer), self._clock())

@@ -31,7 +31,7 @@ import orjson
 
 from waypost.agent.dns_rows import ROWS, DnsNode, DnsRow, tagged_instances
 from waypost.agent.views import Views
-from waypost.api.http import Request, Response
+from waypost.api.http import Request, Response, settled
 from waypost.dns.backend import DnsBackend, Instance, NodeRecord, Pending, PreparedResult
 from waypost.durations import parse_duration
 
@@ -245,5 +245,4 @@ class ServerDnsBackend:
         return resp.body
 
     async def _answer(self, req: Request) -> Response:
-        answer = self._ask(req)
-        return answer if isinstance(answer, Response) else await answer
+        return await settled(self._ask(req))

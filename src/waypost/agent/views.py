@@ -35,7 +35,6 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 from waypost.agent.health_view import HealthView
 from waypost.agent.kv_view import KVView
@@ -53,7 +52,7 @@ from waypost.api.common import (
     query_duration,
 )
 from waypost.api.gate import request_secret
-from waypost.api.http import Request, Response
+from waypost.api.http import Request, Response, settled
 from waypost.api.selectors import CHECK_SERVICE_NODE, SERVICE_NODE
 from waypost.stream.sse import SseDecoder
 
@@ -173,8 +172,7 @@ class Views:
         view = entry.view
         hit = view.ready and not entry.refused
         if not await self._ready(entry):
-            relayed = relay()
-            return (relayed if isinstance(relayed, Response) else await relayed), None
+            return await settled(relay()), None
         if min_index and view.index <= min_index:
             hit = False
             timeout = DEFAULT_WAIT if wait is None or wait <= 0 else min(wait, MAX_WAIT)
@@ -282,16 +280,9 @@ class Views:
             headers["last-event-id"] = str(view.index)
         else:
             view.expect_snapshot()
-        if isinstance(view, HealthView):
-            path = f"/v1/stream/health/service/{quote(view.name, safe='')}"
-        elif isinstance(view, KVView):
-            path = f"/v1/stream/kv/{quote(view.name, safe='/')}"
-        else:
-            path = "/v1/stream/catalog/services"
-        req = Request("GET", path, "", headers, b"")
+        req = Request("GET", view.stream_path(), "", headers, b"")
         try:
-            answer = self._ask(req)
-            return answer if isinstance(answer, Response) else await answer
+            return await settled(self._ask(req))
         except Exception as exc:  # a relay that failed outright: as an unreachable server
             return Response.text(f"subscribing failed: {exc}", 500)
 

@@ -22,7 +22,7 @@ from waypost.acl.rules import RulesError, parse_rules
 from waypost.agent.definitions import DefinitionError, canonical_keys, typed
 from waypost.api.blocking import QueryResult, blocking_read
 from waypost.api.common import HTTPError, bool_response, decode_json, encode_json, json_response
-from waypost.api.http import Request, Response
+from waypost.api.http import Request, Response, settled
 from waypost.durations import format_duration, parse_duration
 from waypost.state import acl_ops, schema
 from waypost.state.model import ACLLink, ACLNodeIdentity, ACLPolicy, ACLRole, ACLServiceIdentity, ACLToken
@@ -249,7 +249,7 @@ async def token_by_id(app: ApiApp, req: Request) -> Response:
     if req.method == "GET":
         _token(app, accessor)
         hide = not _gate(app).permits(req, "acl", "write")
-        return await _settled(
+        return await settled(
             _live(app, req, _TOKEN_TABLES, lambda: token_json(app, _token(app, accessor), hide_secret=hide))
         )
     if req.method == "DELETE":
@@ -360,10 +360,6 @@ def _live(
     return blocking_read(app.state, req, query)
 
 
-async def _settled(answer: Response | asyncio.Future[Response]) -> Response:
-    return answer if isinstance(answer, Response) else await answer
-
-
 async def _guarded(write: Any) -> Any:
     try:
         return await write
@@ -429,7 +425,7 @@ async def _policy_write(app: ApiApp, policy_id: str, fields: dict[str, Any]) -> 
 async def policy_by_id(app: ApiApp, req: Request) -> Response:
     policy = _named(app, "acl_policies", by_id=req.param)
     if req.method == "GET":
-        return await _settled(
+        return await settled(
             _live(
                 app,
                 req,

@@ -19,7 +19,7 @@ from waypost.api.blocking import ReadCache
 from waypost.api.caching import CACHED_ROUTES, AgentCache, Answer, Caching
 from waypost.api.common import HTTPError, error_response
 from waypost.api.gate import Gate, UnknownToken, request_secret
-from waypost.api.http import Request, Response
+from waypost.api.http import Request, Response, settled
 from waypost.api.internal import EventRing
 from waypost.api.routes import DC_AGNOSTIC, ROUTES, STORE_ROUTES, UI_PREFIX, Handler
 from waypost.state.state import State
@@ -187,15 +187,13 @@ class ApiApp:
         exists it waits (at most ``TOKEN_CATCH_UP`` seconds) for its copy to hold the
         token's write, then answers the request again."""
         probe = Request("GET", "/v1/acl/token/self", "", {"x-consul-token": request_secret(req)}, b"")
-        answer = self.agent.wan.ask_server(probe)
-        found = answer if isinstance(answer, Response) else await answer
+        found = await settled(self.agent.wan.ask_server(probe))
         if found.status == 200:
             with contextlib.suppress(TimeoutError, ValueError, KeyError, TypeError):
                 written = int(orjson.loads(found.body)["ModifyIndex"])
                 async with asyncio.timeout(TOKEN_CATCH_UP):
                     await self.agent.require_state().wait_applied(written)
-        again = self.handle(req, retried=True)
-        return again if isinstance(again, Response) else await again
+        return await settled(self.handle(req, retried=True))
 
     def _answer(self, result: Answer, pretty: bool) -> Answer:
         """A handler's answer as sent: indented for ``?pretty``, now or when it comes."""

@@ -35,7 +35,16 @@ from urllib.parse import unquote, unquote_plus
 
 import httptools
 
-__all__ = ["GO_MAX_HEADER_BYTES", "HttpLimits", "HttpServer", "Relays", "Request", "Response", "serve"]
+__all__ = [
+    "GO_MAX_HEADER_BYTES",
+    "HttpLimits",
+    "HttpServer",
+    "Relays",
+    "Request",
+    "Response",
+    "serve",
+    "settled",
+]
 
 log = logging.getLogger("waypost.http")
 
@@ -264,6 +273,11 @@ class Response:
         encoded = b"".join(head)
         self._wire = (keep_alive, date, encoded)
         return encoded
+
+
+async def settled(answer: Response | Awaitable[Response]) -> Response:
+    """A handler's or a relay's answer, whether it came at once or comes later."""
+    return answer if isinstance(answer, Response) else await answer
 
 
 class _Clock:

@@ -8,7 +8,7 @@ the view locally. Answers come out byte for byte as the servers give them (``bod
 
 A row is kept only as the server sent it (its JSON bytes): answers decode what they read
 (the few fields DNS and the simple filters need, ``dns_rows.DnsRow``; the whole record for
-``?filter`` and the catalog's shape) once per change (``StreamView.answer``), which costs
+``?filter`` and the catalog's shape) once per change (``StreamView.kept``), which costs
 less than keeping each row decoded (several times the row's bytes).
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 import orjson
@@ -46,6 +47,9 @@ class HealthView(StreamView[bytes]):
     (one string, ``node\\0id``: sorted as the pair is, as no name holds a NUL)."""
 
     __slots__ = ()
+
+    def stream_path(self) -> str:
+        return f"/v1/stream/health/service/{quote(self.name, safe='')}"
 
     def _row(self, event: StreamEvent) -> tuple[str, bytes]:
         raw = event.raw or orjson.dumps(event.data)

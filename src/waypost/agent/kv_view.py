@@ -4,6 +4,8 @@ reads consul-template's ``tree`` and ``ls`` block on."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import orjson
 
 from waypost.agent.stream_view import BadEvent, StreamView
@@ -18,6 +20,9 @@ class KVView(StreamView[bytes]):
     """Each key under prefix ``name`` with its entry as the servers show it (JSON bytes)."""
 
     __slots__ = ()
+
+    def stream_path(self) -> str:
+        return f"/v1/stream/kv/{quote(self.name, safe='/')}"
 
     def _row(self, event: StreamEvent) -> tuple[str, bytes]:
         data = event.data

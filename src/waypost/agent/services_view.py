@@ -16,6 +16,9 @@ class ServicesView(StreamView[list[str]]):
 
     __slots__ = ()
 
+    def stream_path(self) -> str:
+        return "/v1/stream/catalog/services"
+
     def _row(self, event: StreamEvent) -> tuple[str, list[str]]:
         data = event.data
         if not isinstance(data, dict) or len(data) != 1:

@@ -54,6 +54,10 @@ class StreamView(Generic[R]):
         """An event's data as this view's key and row; BadEvent when it is not one."""
         raise NotImplementedError
 
+    def stream_path(self) -> str:
+        """The server's ``/v1/stream`` path that keeps this view."""
+        raise NotImplementedError
+
     def apply(self, event: StreamEvent) -> bool:
         """Whether ``event`` moved the view to a new index (its waiting readers wake)."""
         kind = event.event

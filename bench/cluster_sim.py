@@ -6,11 +6,12 @@ server (member record, lease, liveness key, node + services + checks, over the s
 ``/v1/internal/store`` API), heartbeats its lease and runs anti-entropy against its
 replica at the intervals a real agent of a cluster that size uses (``agent.pacing``; the
 configured ``--heartbeat`` and ``--ae`` are stretched as there), and keeps its replica by
-the same scoped watch a real client agent holds (members, liveness, leader, ACLs, CA
-roots, its own rows). Each node follows ``--follow`` services' health by the delta stream,
-and ``--blocking-share`` of them also by a blocking query, on its server's HTTP port.
+the same stream a real client agent holds (``/v1/internal/store/stream``: members,
+liveness, leader, ACLs, CA roots, its own rows). Each node follows ``--follow``
+services' health by the delta stream, and ``--blocking-share`` of them also by a
+blocking query, on its server's HTTP port.
 Joins run at most ``--join-concurrency`` at a time, bounded by ``--join-seconds``; the
-replica watches open after them, all from one revision.
+replica streams open after them, all from one revision.
 
 Then, for ``--seconds``, churn: ``--churn`` percent of all instances change health per
 minute (a random instance's check flips, written by its own node), and ``--restarts``
@@ -286,7 +287,7 @@ async def simulate(
         ["changes in window / per s", f"{len(changes)} / {fmt(len(changes) / elapsed, 2)}"],
         ["membership changes in window (3 per restart)", str(membership)],
         ["agent-to-server requests per s (heartbeats, anti-entropy, changes)", fmt(requests / elapsed, 0)],
-        ["replica watch answers per s (all nodes)", fmt(watches / elapsed, 0)],
+        ["replica stream frames per s (all nodes)", fmt(watches / elapsed, 0)],
     ]
     p99 = {}
     for kind, per in (("stream", "change"), ("blocking", "change"), ("replica", "membership change")):
@@ -369,7 +370,7 @@ def main() -> None:
     heartbeat = "default" if opts.heartbeat is None else f"{opts.heartbeat:g}s"
     notes = [
         f"{opts.nodes} simulated client agents in one process, {opts.per_node} instances each, each "
-        f"holding its replica's scoped watch and following {opts.follow} service(s) by stream "
+        f"holding its replica's stream and following {opts.follow} service(s) by stream "
         f"({opts.blocking_share:g} of them also by blocking query); heartbeat {heartbeat} and "
         f"ae_interval {opts.ae:g}s, both paced by cluster size; churn {opts.churn:g}% of instances "
         f"and restarts of {opts.restarts:g}% of nodes per minute for {opts.seconds:g}s",

@@ -3,19 +3,20 @@
 A real client agent keeps a scoped replica through a server's ``/v1/internal/store`` API
 (msgpack bodies, ``waypost.store.wire``): the members, liveness, leader, ACL tables, CA
 roots and its own node's rows (``agent.lean.replica_scope``), loaded once and then kept by
-one long-polled scoped watch. Join writes its member record, takes a lease and puts its
-liveness key on it, and syncs its node, services and checks; heartbeats keep the lease
-alive, and anti-entropy diffs the local checks against the replica's copy of its own rows,
-writing only what differs. A simulated node does the same requests, the watch with the
-same scope, on two keep-alive connections, so that thousands fit in one process: it does
-not decode what the watch sends beyond its own rows, and it does not load the scope at
-start (``cluster_sim.py`` opens every watch after the joins, from one revision).
+one stream from a server (``/v1/internal/store/stream``). Join writes its member record,
+takes a lease and puts its liveness key on it, and syncs its node, services and checks;
+heartbeats keep the lease alive, and anti-entropy diffs the local checks against the
+replica's copy of its own rows, writing only what differs. A simulated node does the same
+requests, the stream with the same scope, on two keep-alive connections, so that thousands
+fit in one process: it does not decode what the stream sends beyond its own rows, and it
+does not load the scope at start (``cluster_sim.py`` opens every stream after the joins,
+from one revision).
 
 Subscriptions follow one service's health on the server's public HTTP port: the delta
 stream (``/v1/stream/health/service/<name>``), which feeds a real client's views, and, for
 comparison, the blocking query (``/v1/health/service/<name>?index=I``) a client relaying
 each read would send. Each counts the bytes it received after its first answer and reports
-every index it reaches to a ``Ledger``, which times the changes; the replica watch reports
+every index it reaches to a ``Ledger``, which times the changes; the replica stream reports
 the membership changes it is sent the same way.
 """
 
@@ -28,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+import httptools
 import msgspec
 from _common import HttpConn
 
@@ -41,8 +43,6 @@ _ID = re.compile(rb"\nid: (\d+)\n")
 _INDEX = re.compile(rb"\r\nX-Consul-Index: (\d+)\r\n", re.I)
 _LENGTH = re.compile(rb"\r\nContent-Length: (\d+)\r\n", re.I)
 _PACK = msgspec.msgpack.Encoder()
-_WATCH_WAIT = "30s"
-"""How long a client's scoped watch is held when nothing in its scope changes (RemoteStore's)."""
 
 MEMBERSHIP = "membership"
 """The Ledger's name for member and liveness changes, which are in every node's scope."""
@@ -127,7 +127,7 @@ class SimNode:
         self.watches = 0
         self.scope = replica_scope(self.name)
         self.own: dict[str, bytes] = {}
-        """The replica's copy of this node's check rows, kept by the watch."""
+        """The replica's copy of this node's check rows, kept by the stream."""
         self._lock = asyncio.Lock()
 
     async def _call(self, method: str, path: str, body: bytes = b"") -> bytes:
@@ -213,40 +213,67 @@ class SimNode:
         return len(await self._call("GET", f"/range?{query}"))
 
     async def watch(self, start: int, ledger: Ledger, ready: asyncio.Event) -> None:
-        """The replica's scoped watch from revision ``start``, re-armed as RemoteStore's is:
-        every answer is counted, and the membership changes it carries are timed."""
+        """The replica's stream from revision ``start``, as RemoteStore follows it: every
+        frame is counted, and the membership changes it carries are timed."""
         r, w = await _connect(self.conn.port, self.source)
-        scope = urlencode([("wait", _WATCH_WAIT), *(("scope", entry) for entry in self.scope)])
+        query = urlencode([("from", str(start)), *(("scope", entry) for entry in self.scope)])
         own_checks = schema.CHECKS.key(self.name, "")
         mine = own_checks.encode()
         reached = start - 1
+        body = _Body()
+        parser = httptools.HttpResponseParser(body)
         try:
-            while True:
-                w.write(f"GET {_STORE}/watch?from={reached + 1}&{scope} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-                ready.set()
-                head, body = await _answer(r, "replica watch")
-                if not head.startswith(b"HTTP/1.1 200"):
-                    raise SimError(f"{self.name} watch: {head[:200]!r} {body[:200]!r}")
-                self.watches += 1
-                nbytes = len(head) + len(body)
-                # Only answers holding its own rows are decoded whole: the simulator's own cost
-                # per answer must stay small beside the servers' at thousands of nodes.
-                new, batches = (
-                    wire.decode_scoped_events(body) if mine in body else (_REACHED.decode(body)[0], [])
-                )
-                membership = any(k in body for k in _MEMBERSHIP_KEYS)
-                ledger.reached("replica", MEMBERSHIP, reached, new, nbytes)
-                ledger.count("replica, membership answers" if membership else "replica, other", nbytes)
-                for batch in batches:
-                    for ev in batch:
-                        if ev.kv.key.startswith(own_checks):
-                            if ev.type is EventType.DELETE:
-                                self.own.pop(ev.kv.key, None)
-                            else:
-                                self.own[ev.kv.key] = ev.kv.value
-                reached = max(reached, new)
+            w.write(f"GET {_STORE}/stream?{query} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            ready.set()
+            while data := await r.read(1 << 16):
+                parser.feed_data(data)
+                if parser.get_status_code() != 200:
+                    raise SimError(f"{self.name} replica stream: {data[:200]!r}")
+                ledger.count("replica", len(data))
+                for frame in body.frames():
+                    self.watches += 1
+                    # Only frames holding its own rows are decoded whole: the simulator's own
+                    # cost per frame must stay small beside the servers' at thousands of nodes.
+                    new, batches = (
+                        wire.decode_scoped_events(frame) if mine in frame else (_REACHED.decode(frame)[0], [])
+                    )
+                    if any(k in frame for k in _MEMBERSHIP_KEYS):
+                        ledger.reached("replica", MEMBERSHIP, reached, new, 0)
+                        ledger.count("replica, membership answers", len(frame) + 4)
+                    for batch in batches:
+                        for ev in batch:
+                            if ev.kv.key.startswith(own_checks):
+                                if ev.type is EventType.DELETE:
+                                    self.own.pop(ev.kv.key, None)
+                                else:
+                                    self.own[ev.kv.key] = ev.kv.value
+                    reached = max(reached, new)
+            raise SimError(f"{self.name} replica stream ended")
         finally:
             w.close()
+
+
+class _Body:
+    """The replica stream's body (httptools undoes the chunking): its frames as they complete."""
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def on_body(self, data: bytes) -> None:
+        self._buf += data
+
+    def frames(self) -> list[bytes]:
+        out = []
+        buf = self._buf
+        pos = 0
+        while len(buf) - pos >= 4:
+            size = int.from_bytes(buf[pos : pos + 4], "big")
+            if len(buf) - pos - 4 < size:
+                break
+            out.append(buf[pos + 4 : pos + 4 + size])
+            pos += 4 + size
+        self._buf = buf[pos:]
+        return out
 
 
 async def _answer(r: asyncio.StreamReader, what: str) -> tuple[bytes, bytes]:

@@ -3,6 +3,7 @@ the handlers accept (typed requests, only waypost's own key layout)."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import urllib.error
 import urllib.request
@@ -15,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from waypost.api.internal import EventRing
+from waypost.http_client import HttpClient
 from waypost.state import schema
 from waypost.state.model import KVEntry
 from waypost.state.state import State
@@ -297,11 +299,9 @@ def test_any_input_to_any_store_route_is_answered_without_an_internal_error(
     assert _catalog(dev_agent) == before
 
 
-def test_a_scoped_read_and_watch_hold_only_their_scope_and_move_past_the_rest(
-    dev_agent: AgentProcess,
-) -> None:
+def test_a_scoped_read_holds_only_its_scope(dev_agent: AgentProcess) -> None:
     """A lean client's replica: a scope's prefixes (ending in ``/``) and exact keys, read at
-    one revision; its watch skips other changes but says how far it read."""
+    one revision."""
     dev_agent.put("/v1/kv/scoped/a", b"1")
     dev_agent.put("/v1/kv/scoped-not/b", b"2")
     dev_agent.put("/v1/kv/scoped", b"3")
@@ -309,17 +309,54 @@ def test_a_scoped_read_and_watch_hold_only_their_scope_and_move_past_the_rest(
     assert status == 200
     result = wire.decode_range(body)
     assert [kv.key for kv in result.kvs] == ["kv/scoped/a", "kv/scoped"]
-    start = result.revision + 1
-    dev_agent.put("/v1/kv/scoped-not/c", b"4")
-    status, body = _store_call(dev_agent, "GET", f"watch?from={start}&wait=1s&scope=kv/scoped/")
-    assert status == 200
-    reached, batches = wire.decode_scoped_events(body)
-    assert batches == []
-    assert reached >= start
-    dev_agent.put("/v1/kv/scoped/d", b"5")
-    status, body = _store_call(dev_agent, "GET", f"watch?from={reached + 1}&wait=10s&scope=kv/scoped/")
-    _, batches = wire.decode_scoped_events(body)
-    assert [[ev.kv.key for ev in batch] for batch in batches] == [["kv/scoped/d"]]
+
+
+async def test_a_replica_stream_sends_its_scope_from_a_revision_and_then_each_change(
+    dev_agent: AgentProcess,
+) -> None:
+    """Its first frame holds what changed in scope since ``from`` and the revision it read
+    up to; then a frame per revision touching the scope, none for the rest."""
+    dev_agent.put("/v1/kv/streamed-not/a", b"0")
+    start = _revision(dev_agent) + 1
+    dev_agent.put("/v1/kv/streamed/a", b"1")
+    dev_agent.put("/v1/kv/streamed-not/b", b"2")
+    http = HttpClient()
+    url = f"http://{dev_agent.server_address}/v1/internal/store/stream?from={start}&scope=kv/streamed/"
+    resp = await http.request("GET", url, read_timeout=30)
+    try:
+        assert resp.status == 200
+        frames = wire.FrameReader()
+        chunks = resp.chunks()
+        got = frames.feed(await anext(chunks))
+        reached, batches = got[0]
+        assert [[ev.kv.key for ev in batch] for batch in batches] == [["kv/streamed/a"]]
+        assert reached == _revision(dev_agent)
+        await asyncio.to_thread(dev_agent.put, "/v1/kv/streamed-not/c", b"3")
+        await asyncio.to_thread(dev_agent.put, "/v1/kv/streamed/d", b"4")
+        got = []
+        while not got:
+            got = frames.feed(await anext(chunks))
+        assert [(r, [[ev.kv.key for ev in b] for b in bs]) for r, bs in got] == [
+            (reached + 2, [["kv/streamed/d"]])
+        ]
+    finally:
+        resp.close()
+        await http.close()
+
+
+def test_a_replica_stream_needs_a_scope_and_history_the_server_still_keeps(dev_agent: AgentProcess) -> None:
+    status, body = _store_call(dev_agent, "GET", "stream?from=1")
+    assert (status, body) == (400, b"Missing scope")
+    status, body = _store_call(dev_agent, "GET", "watch?from=1&scope=kv/")
+    assert status == 400
+    assert b"/v1/internal/store/stream" in body
+    status, body = _store_call(dev_agent, "GET", "stream?from=0&scope=kv/")
+    assert status == 410
+    assert wire.decode_number(body) > 1
+
+
+def _revision(agent: AgentProcess) -> int:
+    return wire.decode_number(_store_call(agent, "GET", "revision")[1])
 
 
 def test_in_scope_tells_prefixes_from_exact_keys() -> None:

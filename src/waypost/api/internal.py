@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from waypost.api.common import HTTPError, parse_uint, query_duration
 from waypost.api.http import Request, Response
+from waypost.api.replica_feed import ReplicaFeed, ReplicaReader
 from waypost.connect import ca_store
 from waypost.connect.ca_config import CAConfigError
 from waypost.state import schema
@@ -43,7 +45,9 @@ from waypost.store.keyspace import check_duplicates
 if TYPE_CHECKING:
     from waypost.api.app import ApiApp
 
-__all__ = ["EventRing"]
+__all__ = ["PROGRESS", "EventRing"]
+
+log = logging.getLogger("waypost.api.internal")
 
 _MSGPACK = "application/msgpack"
 
@@ -55,7 +59,8 @@ _MAX_LEASE_TTL = 9_000_000_000.0
 
 
 class EventRing:
-    """The last ``size`` store revisions this server applied, for clients' watches.
+    """The last ``size`` store revisions this server applied, for clients' watches, and
+    each one published to the replica streams (``feed``) as it is applied.
 
     Batches are kept as tuples of gc=False events, which the garbage collector stops
     tracking: 20,000 kept lists would be walked by every full collection, a pause that
@@ -66,6 +71,7 @@ class EventRing:
         self._state = state
         self._relists = state.relists
         self.first_available = state.indexes.revision + 1
+        self.feed = ReplicaFeed(state.indexes.revision)
         self._arrived = asyncio.Event()
         state.listeners.append(self._on_batch)
 
@@ -75,6 +81,8 @@ class EventRing:
             self._relists = self._state.relists
             self._batches.clear()
             self.first_available = revision + 1
+            self.feed.revision = revision
+            self.feed.close_all()
             self._arrived.set()
             self._arrived = asyncio.Event()
             return
@@ -83,6 +91,7 @@ class EventRing:
         if any(_holds_ca_keys(ev.kv.key, ev.kv.value) for ev in batch):
             batch = [Event(ev.type, _for_clients(ev.kv)) for ev in batch]
         self._batches.append((revision, tuple(batch)))
+        self.feed.publish(revision, batch)
         self._arrived.set()
         self._arrived = asyncio.Event()
 
@@ -243,10 +252,9 @@ def _table_of(key: str, *, prefix: bool) -> schema.Table[Any]:
 async def watch(app: ApiApp, req: Request) -> Response:
     start = parse_uint(req, "from", default=1)
     wait = query_duration(req, "wait", "Invalid wait time") or 30.0
+    if _scope(req):
+        raise HTTPError(400, "Invalid scope: a replica's scope is followed by /v1/internal/store/stream")
     ring = app.event_ring
-    scope = _scope(req)
-    if scope:
-        return await _scoped_watch(ring, start, min(wait, 300.0), scope)
     batches = ring.since(start)
     if batches is None:
         return _packed(wire.encode(ring.first_available), 410)
@@ -258,27 +266,67 @@ async def watch(app: ApiApp, req: Request) -> Response:
     return _packed(wire.encode(batches))
 
 
-async def _scoped_watch(ring: EventRing, start: int, wait: float, scope: list[str]) -> Response:
-    """A lean client's watch: the batches at or after ``start`` cut to ``scope``, held until
-    one is left or ``wait`` ran out, with the revision read up to, so that a client none of
-    whose keys change still moves on and is never left behind the ring's history (410)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    reached = start - 1
-    kept: list[tuple[Event, ...]] = []
-    while True:
-        batches = ring.since(reached + 1)
-        if batches is None:
-            return _packed(wire.encode(ring.first_available), 410)
-        for batch in batches:
-            reached = batch[-1].kv.mod_revision
-            mine = tuple(ev for ev in batch if wire.in_scope(ev.kv.key, scope))
-            if mine:
-                kept.append(mine)
-        remaining = deadline - loop.time()
-        if kept or remaining <= 0:
-            return _packed(wire.encode((reached, kept)))
-        await ring.wait(remaining)
+def stream(app: ApiApp, req: Request) -> Response:
+    """A lean client's replica, kept by one stream (``api.replica_feed``): a frame with the
+    batches at or after ``from`` cut to ``scope``, then one per revision touching it, and
+    after ``PROGRESS`` seconds of silence one that only brings the client to the current
+    revision, so a client none of whose keys change is never left behind the ring's
+    history. A ``from`` the ring no longer holds is answered 410, as a watch's is."""
+    start = parse_uint(req, "from", default=1)
+    scope = _scope(req)
+    if not scope:
+        raise HTTPError(400, "Missing scope")
+    ring = app.event_ring
+    if ring.since(start) is None:
+        return _packed(wire.encode(ring.first_available), 410)
+    reader = ReplicaReader(scope, start)
+    return Response(content_type=_MSGPACK, stream=_pump(ring, reader, start, req))
+
+
+PROGRESS = 15.0
+"""Seconds of silence after which a replica stream is sent the current revision."""
+
+
+async def _pump(ring: EventRing, reader: ReplicaReader, start: int, req: Request) -> AsyncIterator[bytes]:
+    """The reader's frames as they come. It joins the feed only once the connection begins
+    sending, in the same step as its catch-up is cut, so no revision falls between them."""
+    ready = asyncio.Event()
+
+    def wake() -> None:
+        if reader.cut:
+            log.warning(
+                "replica stream of %s fell more than %d bytes behind; disconnected", req.remote, reader.limit
+            )
+            req.hangup()
+        ready.set()
+
+    reader.wake = wake
+    batches = ring.since(start)
+    if batches is None:
+        return
+    kept = [
+        mine
+        for batch in batches
+        if (mine := tuple(ev for ev in batch if wire.in_scope(ev.kv.key, reader.scope)))
+    ]
+    reader.push(wire.encode_frame(ring.feed.revision, kept))
+    ring.feed.add(reader)
+    try:
+        while True:
+            chunk = reader.take()
+            if chunk:
+                yield chunk
+                continue
+            if reader.closed:
+                return
+            ready.clear()
+            try:
+                async with asyncio.timeout(PROGRESS):
+                    await ready.wait()
+            except TimeoutError:
+                reader.push(ring.feed.progress())
+    finally:
+        ring.feed.remove(reader)
 
 
 async def lease(app: ApiApp, req: Request) -> Response:

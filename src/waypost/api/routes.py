@@ -182,6 +182,7 @@ STORE_ROUTES: list[tuple[tuple[str, ...], str, Handler]] = [
     (READ, "/v1/internal/store/get", internal.get),
     (READ, "/v1/internal/store/revision", internal.revision),
     (READ, "/v1/internal/store/watch", internal.watch),
+    (READ, "/v1/internal/store/stream", internal.stream),
     (WRITE, "/v1/internal/store/txn", internal.txn),
     (WRITE, "/v1/internal/store/lease/:action", internal.lease),
     (WRITE, "/v1/internal/store/connect-sign", connect_ca.sign),

@@ -4,8 +4,9 @@ RPC port), never on the public HTTP port.
 
 Servers are tried in turn; a call that cannot reach one moves to the next, so a client
 survives the loss of any server as long as one answers. A transaction is never blindly
-re-sent: see ``RemoteStore.txn``. Watches long-poll and resume
-from the last revision they delivered, on whichever server answers next. A client agent
+re-sent: see ``RemoteStore.txn``. Watches long-poll, and the lean replica's follows one
+stream; both resume from the last revision they delivered, on whichever server answers
+next. A client agent
 starts with no server at all and learns them by joining; until then every call fails
 with Consul's "No known Consul servers".
 """
@@ -54,6 +55,9 @@ log = logging.getLogger("waypost.store.remote")
 
 _PREFIX = "/v1/internal/store"
 _WATCH_WAIT = "30s"
+_STREAM_SILENCE = 60.0
+"""Seconds a replica stream may stay silent before the server is taken for gone: four
+times the servers' progress interval (``api.internal.PROGRESS``)."""
 
 DEFAULT_SERVER_PORT = 8300
 """Consul's server RPC port, where waypost servers serve the agent-to-server API."""
@@ -265,7 +269,7 @@ class RemoteStore(LearningStore):
     ) -> Found | None:
         try:
             async with asyncio.timeout(self._timeout):
-                return await search(self._watch("", start, ()), until, success, failure)
+                return await search(self._watch("", start), until, success, failure)
         except TimeoutError:
             raise StoreError(f"the history did not reach revision {until} in {self._timeout:g}s") from None
 
@@ -280,15 +284,14 @@ class RemoteStore(LearningStore):
         return self._saw(wire.decode_number(body))
 
     def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
-        return self._watch(prefix, start_revision, () if prefix else self.scope)
+        if not prefix and self.scope:
+            return self._follow(start_revision)
+        return self._watch(prefix, start_revision)
 
-    async def _watch(
-        self, prefix: str, start_revision: int, scope: Sequence[str]
-    ) -> AsyncGenerator[list[Event], None]:
+    async def _watch(self, prefix: str, start_revision: int) -> AsyncGenerator[list[Event], None]:
         start = start_revision if start_revision > 0 else await self.revision() + 1
         while not self._closed:
             params: list[tuple[str, str]] = [("from", str(start)), ("wait", _WATCH_WAIT)]
-            params += [("scope", entry) for entry in scope]
             try:
                 status, body = await self._call("GET", "/watch", params=params, read_timeout=60.0)
             except StoreError:
@@ -297,18 +300,66 @@ class RemoteStore(LearningStore):
                 raise
             if status == 410:
                 raise CompactedError(wire.decode_number(body))
-            if scope:
-                reached, batches = wire.decode_scoped_events(body)
-                for batch in batches:
-                    self._saw(batch[-1].kv.mod_revision)
-                    yield batch
-                start = self._saw(reached) + 1 if reached >= start else start
-                continue
             for batch in wire.decode_events(body):
                 relevant = [ev for ev in batch if ev.kv.key.startswith(prefix)]
                 start = self._saw(batch[-1].kv.mod_revision) + 1
                 if relevant:
                     yield relevant
+
+    async def _follow(self, start_revision: int) -> AsyncGenerator[list[Event], None]:
+        """The lean replica's changes, by one stream from a server (``api.replica_feed``),
+        resumed from the revision it brought us to on the next server after a cut. Raises
+        StoreError when no server keeps a stream for ``len(servers) * 2`` attempts in a row,
+        CompactedError when the history after that revision is gone."""
+        start = start_revision if start_revision > 0 else await self.revision() + 1
+        failures = 0
+        while not self._closed:
+            if not self.servers:
+                raise StoreError(NO_SERVERS)
+            server = self.servers[self._current % len(self.servers)]
+            params = [("from", str(start)), *(("scope", entry) for entry in self.scope)]
+            framed = False
+            gone: int | None = None
+            try:
+                resp = await self._http.request(
+                    "GET",
+                    _url(server, "/stream", self.tls, params),
+                    headers=self._headers,
+                    total=None,
+                    read_timeout=_STREAM_SILENCE,
+                    server_hostname=self.tls.server_name if self.tls else None,
+                )
+                if resp.status == 410:
+                    gone = wire.decode_number(await resp.read())
+                elif resp.status != 200:
+                    raise StoreError(f"{server}: {resp.status} {(await resp.read())[:200]!r}")
+                else:
+                    frames = wire.FrameReader()
+                    async for chunk in resp.chunks():
+                        for reached, batches in frames.feed(chunk):
+                            framed = True
+                            for batch in batches:
+                                self._saw(batch[-1].kv.mod_revision)
+                                yield batch
+                            start = max(start, self._saw(reached) + 1)
+            except (StoreError, OSError, ValueError) as exc:
+                if self._closed:
+                    return
+                cause: Exception | str | None = exc
+            else:
+                if gone is not None:
+                    raise CompactedError(gone)
+                # The server ended the stream (its history was reset, or it is stopping):
+                # from the same revision again, where a reset is answered 410.
+                cause = None if framed else "the stream ended before its first frame"
+            if cause is None:
+                failures = 0
+                continue
+            failures = 1 if framed else failures + 1
+            self._moved_on(server, cause)
+            if failures >= len(self.servers) * 2:
+                raise StoreError(f"no server answered: {cause}")
+            await asyncio.sleep(_BACKOFF)
 
     async def _lease(self, action: str, params: _Params | None = None) -> tuple[int, bytes]:
         return await self._call("PUT", f"/lease/{action}", params=params)

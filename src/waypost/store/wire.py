@@ -15,8 +15,10 @@ import msgspec
 from waypost.store.base import Compare, Delete, Event, KeyValue, Op, Put, Range, RangeResult, TxnResult
 
 __all__ = [
+    "MAX_FRAME",
     "MAX_INT64",
     "MAX_TXN_OPS",
+    "FrameReader",
     "decode_events",
     "decode_kv",
     "decode_number",
@@ -25,6 +27,7 @@ __all__ = [
     "decode_txn_request",
     "decode_txn_result",
     "encode",
+    "encode_frame",
     "encode_txn_request",
     "encode_txn_result",
     "in_scope",
@@ -191,3 +194,42 @@ def scope_ranges(scope: Sequence[str]) -> list[Op]:
 def decode_scoped_events(body: bytes) -> tuple[int, list[list[Event]]]:
     """A scoped watch's answer: the revision it read up to, and the batches in scope."""
     return _SCOPED_EVENTS.decode(body)
+
+
+MAX_FRAME = 64 << 20
+"""The largest replica stream frame a client takes: a revision holds at most a
+transaction's writes, each within the server's value limit, far below this."""
+
+
+def encode_frame(reached: int, batches: Sequence[Sequence[Event]]) -> bytes:
+    """One frame of a replica stream: its length (4 bytes, big-endian), then what a scoped
+    watch answers, the revision the reader is brought to and the batches in its scope."""
+    body = _ENC.encode((reached, batches))
+    return len(body).to_bytes(4, "big") + body
+
+
+class FrameReader:
+    """The frames of a replica stream out of its chunks, however the chunks cut them."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, chunk: bytes) -> list[tuple[int, list[list[Event]]]]:
+        """The frames ``chunk`` completes; raises ValueError for a stream that is not one."""
+        buf = self._buf
+        buf += chunk
+        frames = []
+        pos = 0
+        while len(buf) - pos >= 4:
+            size = int.from_bytes(buf[pos : pos + 4], "big")
+            if size > MAX_FRAME:
+                raise ValueError(f"a replica stream frame of {size} bytes (at most {MAX_FRAME})")
+            if len(buf) - pos - 4 < size:
+                break
+            try:
+                frames.append(_SCOPED_EVENTS.decode(buf[pos + 4 : pos + 4 + size]))
+            except msgspec.DecodeError as exc:
+                raise ValueError(f"a malformed replica stream frame: {exc}") from None
+            pos += 4 + size
+        del buf[:pos]
+        return frames

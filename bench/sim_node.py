@@ -36,7 +36,7 @@ from _common import HttpConn
 from waypost.agent.lean import replica_scope
 from waypost.state import schema
 from waypost.store import wire
-from waypost.store.base import Delete, EventType, Op, Put
+from waypost.store.base import Delete, Event, EventType, Op, Put
 
 _STORE = "/v1/internal/store"
 _ID = re.compile(rb"\nid: (\d+)\n")
@@ -214,66 +214,86 @@ class SimNode:
 
     async def watch(self, start: int, ledger: Ledger, ready: asyncio.Event) -> None:
         """The replica's stream from revision ``start``, as RemoteStore follows it: every
-        frame is counted, and the membership changes it carries are timed."""
-        r, w = await _connect(self.conn.port, self.source)
+        frame is counted, and the membership changes it carries are timed. Read by a protocol
+        of its own rather than a task: at thousands of nodes the simulator's cost per frame
+        would otherwise be part of every delay it measures."""
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[None] = loop.create_future()
+        transport, _ = await loop.create_connection(
+            lambda: _ReplicaStream(self, start, ledger, ended), "127.0.0.1", self.conn.port,
+            local_addr=(self.source, 0),
+        )  # fmt: skip
         query = urlencode([("from", str(start)), *(("scope", entry) for entry in self.scope)])
-        own_checks = schema.CHECKS.key(self.name, "")
-        mine = own_checks.encode()
-        reached = start - 1
-        body = _Body()
-        parser = httptools.HttpResponseParser(body)
         try:
-            w.write(f"GET {_STORE}/stream?{query} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            transport.write(f"GET {_STORE}/stream?{query} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             ready.set()
-            while data := await r.read(1 << 16):
-                parser.feed_data(data)
-                if parser.get_status_code() != 200:
-                    raise SimError(f"{self.name} replica stream: {data[:200]!r}")
-                ledger.count("replica", len(data))
-                for frame in body.frames():
-                    self.watches += 1
-                    # Only frames holding its own rows are decoded whole: the simulator's own
-                    # cost per frame must stay small beside the servers' at thousands of nodes.
-                    new, batches = (
-                        wire.decode_scoped_events(frame) if mine in frame else (_REACHED.decode(frame)[0], [])
-                    )
-                    if any(k in frame for k in _MEMBERSHIP_KEYS):
-                        ledger.reached("replica", MEMBERSHIP, reached, new, 0)
-                        ledger.count("replica, membership answers", len(frame) + 4)
-                    for batch in batches:
-                        for ev in batch:
-                            if ev.kv.key.startswith(own_checks):
-                                if ev.type is EventType.DELETE:
-                                    self.own.pop(ev.kv.key, None)
-                                else:
-                                    self.own[ev.kv.key] = ev.kv.value
-                    reached = max(reached, new)
-            raise SimError(f"{self.name} replica stream ended")
+            await ended
         finally:
-            w.close()
+            transport.close()
+
+    def replicated(self, batches: list[list[Event]]) -> None:
+        """The replica's own check rows, as the stream changed them."""
+        own_checks = schema.CHECKS.key(self.name, "")
+        for batch in batches:
+            for ev in batch:
+                if ev.kv.key.startswith(own_checks):
+                    if ev.type is EventType.DELETE:
+                        self.own.pop(ev.kv.key, None)
+                    else:
+                        self.own[ev.kv.key] = ev.kv.value
 
 
-class _Body:
-    """The replica stream's body (httptools undoes the chunking): its frames as they complete."""
+class _ReplicaStream(asyncio.Protocol):
+    """One node's replica stream: httptools undoes the chunking, the frames are split by
+    their length prefix; only frames holding the node's own rows are decoded whole."""
 
-    def __init__(self) -> None:
-        self._buf = b""
+    def __init__(self, node: SimNode, start: int, ledger: Ledger, ended: asyncio.Future[None]) -> None:
+        self.node = node
+        self.ledger = ledger
+        self.ended = ended
+        self.reached = start - 1
+        self.mine = schema.CHECKS.key(node.name, "").encode()
+        self.buf = b""
+        self.parser = httptools.HttpResponseParser(self)
 
     def on_body(self, data: bytes) -> None:
-        self._buf += data
+        self.buf += data
 
-    def frames(self) -> list[bytes]:
-        out = []
-        buf = self._buf
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+            if self.parser.get_status_code() != 200:
+                raise SimError(f"{self.node.name} replica stream: {data[:200]!r}")
+        except Exception as exc:
+            if not self.ended.done():
+                self.ended.set_exception(exc)
+            return
+        self.ledger.count("replica", len(data))
+        buf = self.buf
         pos = 0
         while len(buf) - pos >= 4:
             size = int.from_bytes(buf[pos : pos + 4], "big")
             if len(buf) - pos - 4 < size:
                 break
-            out.append(buf[pos + 4 : pos + 4 + size])
+            self.frame(buf[pos + 4 : pos + 4 + size])
             pos += 4 + size
-        self._buf = buf[pos:]
-        return out
+        self.buf = buf[pos:]
+
+    def frame(self, frame: bytes) -> None:
+        self.node.watches += 1
+        if self.mine in frame:
+            new, batches = wire.decode_scoped_events(frame)
+            self.node.replicated(batches)
+        else:
+            new = _REACHED.decode(frame)[0]
+        if any(k in frame for k in _MEMBERSHIP_KEYS):
+            self.ledger.reached("replica", MEMBERSHIP, self.reached, new, 0)
+            self.ledger.count("replica, membership answers", len(frame) + 4)
+        self.reached = max(self.reached, new)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.ended.done():
+            self.ended.set_exception(exc or SimError(f"{self.node.name} replica stream ended"))
 
 
 async def _answer(r: asyncio.StreamReader, what: str) -> tuple[bytes, bytes]:

@@ -64,8 +64,23 @@ def test_a_revision_outside_every_scope_is_sent_to_nobody() -> None:
     assert reader.take() == b""
     assert woken == []
     assert feed.revision == 9
-    assert wire.FrameReader().feed(feed.progress()) == [(9, [])]
-    assert feed.progress() is feed.progress()
+
+
+def test_a_tick_brings_only_the_quiet_readers_to_the_revision_with_one_shared_frame() -> None:
+    feed = ReplicaFeed()
+    quiet, busy, other = _node("a"), _node("b"), _node("c")
+    for reader in (quiet, busy, other):
+        feed.add(reader)
+    feed.publish(4, [_event("catalog/nodes/b", 4)])
+    feed.publish(6, [_event("catalog/nodes/x", 6)])
+    busy.take()
+    feed.tick()
+    assert busy.take() == b""
+    progress = quiet.take()
+    assert progress is other.take()
+    assert wire.FrameReader().feed(progress) == [(6, [])]
+    feed.tick()
+    assert _frames(busy) == [(6, [])]
 
 
 def test_an_event_in_two_entries_of_a_scope_is_sent_once() -> None:

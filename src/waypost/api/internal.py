@@ -57,6 +57,9 @@ _RECORD_OVERHEAD = 64 * 1024
 _MAX_LEASE_TTL = 9_000_000_000.0
 """etcd's MaxLeaseTTL in seconds; a longer TTL would be refused there as an internal error."""
 
+PROGRESS = 15.0
+"""Seconds between the frames that bring quiet replica streams to the current revision."""
+
 
 class EventRing:
     """The last ``size`` store revisions this server applied, for clients' watches, and
@@ -72,6 +75,7 @@ class EventRing:
         self._relists = state.relists
         self.first_available = state.indexes.revision + 1
         self.feed = ReplicaFeed(state.indexes.revision)
+        self._ticker: asyncio.TimerHandle | None = None
         self._arrived = asyncio.Event()
         state.listeners.append(self._on_batch)
 
@@ -106,6 +110,19 @@ class EventRing:
             found.append(events)
         found.reverse()
         return found
+
+    def follow(self, reader: ReplicaReader) -> None:
+        """Add ``reader`` to the feed, whose quiet readers are brought to the current
+        revision every ``PROGRESS`` seconds while any is connected."""
+        self.feed.add(reader)
+        if self._ticker is None:
+            self._ticker = asyncio.get_running_loop().call_later(PROGRESS, self._tick)
+
+    def _tick(self) -> None:
+        self._ticker = None
+        if len(self.feed):
+            self.feed.tick()
+            self._ticker = asyncio.get_running_loop().call_later(PROGRESS, self._tick)
 
     async def wait(self, limit: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -269,7 +286,7 @@ async def watch(app: ApiApp, req: Request) -> Response:
 def stream(app: ApiApp, req: Request) -> Response:
     """A lean client's replica, kept by one stream (``api.replica_feed``): a frame with the
     batches at or after ``from`` cut to ``scope``, then one per revision touching it, and
-    after ``PROGRESS`` seconds of silence one that only brings the client to the current
+    every ``PROGRESS`` seconds of silence one that only brings the client to the current
     revision, so a client none of whose keys change is never left behind the ring's
     history. A ``from`` the ring no longer holds is answered 410, as a watch's is."""
     start = parse_uint(req, "from", default=1)
@@ -281,10 +298,6 @@ def stream(app: ApiApp, req: Request) -> Response:
         return _packed(wire.encode(ring.first_available), 410)
     reader = ReplicaReader(scope, start)
     return Response(content_type=_MSGPACK, stream=_pump(ring, reader, start, req))
-
-
-PROGRESS = 15.0
-"""Seconds of silence after which a replica stream is sent the current revision."""
 
 
 async def _pump(ring: EventRing, reader: ReplicaReader, start: int, req: Request) -> AsyncIterator[bytes]:
@@ -310,7 +323,7 @@ async def _pump(ring: EventRing, reader: ReplicaReader, start: int, req: Request
         if (mine := tuple(ev for ev in batch if wire.in_scope(ev.kv.key, reader.scope)))
     ]
     reader.push(wire.encode_frame(ring.feed.revision, kept))
-    ring.feed.add(reader)
+    ring.follow(reader)
     try:
         while True:
             chunk = reader.take()
@@ -320,11 +333,7 @@ async def _pump(ring: EventRing, reader: ReplicaReader, start: int, req: Request
             if reader.closed:
                 return
             ready.clear()
-            try:
-                async with asyncio.timeout(PROGRESS):
-                    await ready.wait()
-            except TimeoutError:
-                reader.push(ring.feed.progress())
+            await ready.wait()
     finally:
         ring.feed.remove(reader)
 

@@ -31,7 +31,7 @@ class ReplicaReader:
     """One client's stream: the frames it has yet to be sent. ``wake`` is called whenever
     there is something new to ``take``."""
 
-    __slots__ = ("_cost", "_pending", "closed", "cut", "limit", "scope", "start", "wake")
+    __slots__ = ("_cost", "_pending", "closed", "cut", "heard", "limit", "scope", "start", "wake")
 
     def __init__(self, scope: Sequence[str], start: int = 0, limit: int = LIMIT) -> None:
         self.scope = tuple(scope)
@@ -43,12 +43,15 @@ class ReplicaReader:
         self.cut = False
         """Fell more than ``limit`` behind: the connection should be dropped."""
         self.closed = False
+        self.heard = False
+        """Sent a frame since the last ``ReplicaFeed.tick``."""
         self._pending: deque[bytes] = deque()
         self._cost = 0
 
     def push(self, frame: bytes) -> None:
         if self.closed:
             return
+        self.heard = True
         self._cost += len(frame)
         if self._cost > self.limit:
             self.cut = True
@@ -144,12 +147,18 @@ class ReplicaFeed:
             return found[0]
         return set().union(*found)
 
-    def progress(self) -> bytes:
-        """A frame with no events, bringing a quiet reader to ``revision``: the same bytes
-        for every reader until the next revision."""
+    def tick(self) -> None:
+        """Bring every reader sent nothing since the last tick to ``revision``, with one
+        frame of no events shared by all, so that a client none of whose keys change still
+        moves on (and knows its server is alive). One pass every few seconds costs less than
+        a timer per reader re-armed on every frame."""
         if self._progress[0] != self.revision:
             self._progress = (self.revision, wire.encode_frame(self.revision, []))
-        return self._progress[1]
+        frame = self._progress[1]
+        for reader in list(self._readers):
+            if not reader.heard:
+                reader.push(frame)
+            reader.heard = False
 
     def close_all(self) -> None:
         """End every stream (the server's history was reset: each reader must start again

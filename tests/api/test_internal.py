@@ -4,7 +4,9 @@ the handlers accept (typed requests, only waypost's own key layout)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import socket
 import urllib.error
 import urllib.request
 from typing import Any
@@ -23,7 +25,7 @@ from waypost.state.state import State
 from waypost.store import wire
 from waypost.store.base import Compare, Delete, Op, Put
 from waypost.store.memory import MemoryStore
-from waypost.testing import AgentProcess
+from waypost.testing import AgentProcess, wait_for
 
 
 async def test_ring_serves_batches_from_a_revision_and_reports_what_it_dropped() -> None:
@@ -353,6 +355,39 @@ def test_a_replica_stream_needs_a_scope_and_history_the_server_still_keeps(dev_a
     status, body = _store_call(dev_agent, "GET", "stream?from=0&scope=kv/")
     assert status == 410
     assert wire.decode_number(body) > 1
+
+
+def test_a_replica_stream_that_stops_reading_is_cut_off_and_counted(dev_agent: AgentProcess) -> None:
+    """What a server holds for a client that stopped reading is bounded (``replica_feed.LIMIT``)."""
+    start = _revision(dev_agent) + 1
+    host, port = dev_agent.server_address.rsplit(":", 1)
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(30)
+        sock.connect((host, int(port)))
+        sock.sendall(
+            f"GET /v1/internal/store/stream?from={start}&scope=kv/flood/ HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        )
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        assert wait_for(lambda: _gauge(dev_agent, "waypost.server.replica_streams") == 1, 10)
+        value = b"x" * 60_000
+        for i in range(200):
+            dev_agent.put(f"/v1/kv/flood/{i}", value)
+            if _counter(dev_agent, "waypost.server.replica_cut_off"):
+                break
+        assert wait_for(lambda: _counter(dev_agent, "waypost.server.replica_cut_off") == 1, 10)
+        with contextlib.suppress(ConnectionResetError):
+            while sock.recv(1 << 20):
+                pass
+    assert wait_for(lambda: _gauge(dev_agent, "waypost.server.replica_streams") == 0, 10)
+
+
+def _counter(agent: AgentProcess, name: str) -> int:
+    return int(next(c["Count"] for c in agent.get("/v1/agent/metrics")["Counters"] if c["Name"] == name))
+
+
+def _gauge(agent: AgentProcess, name: str) -> float:
+    return float(next(g["Value"] for g in agent.get("/v1/agent/metrics")["Gauges"] if g["Name"] == name))
 
 
 def _revision(agent: AgentProcess) -> int:

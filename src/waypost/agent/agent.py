@@ -31,6 +31,7 @@ from waypost.agent.tasks import cancel_all
 from waypost.agent.tls import AgentTLS
 from waypost.agent.views import Views
 from waypost.api.http import GO_MAX_HEADER_BYTES, HttpLimits, HttpServer
+from waypost.api.replica_feed import ReplicaFeed
 from waypost.config import AgentConfig, ConfigError, reload_config
 from waypost.connect import ca_store
 from waypost.connect.ca_config import CAConfigError
@@ -89,6 +90,8 @@ class Agent:
             self.wan.ask_server, views=self.views, datacenter=config.datacenter
         )
         """A client agent's background-refresh cache entries (``agent.lean_cache``)."""
+        self.replica_feed: ReplicaFeed | None = None
+        """A server's client replica streams (``api.replica_feed``), once its server port is up."""
         self.checks = AgentChecks(self)
         self.http_port = 0
         self.https_port = 0
@@ -168,7 +171,9 @@ class Agent:
                 address, self.config.ports.https, tls=self.tls.https, handshake_timeout=handshake
             )
         if self.config.server and self.config.ports.server > 0:
-            store_api = HttpServer(ApiApp(self, STORE_ROUTES).handle)
+            store_app = ApiApp(self, STORE_ROUTES)
+            self.replica_feed = store_app.event_ring.feed
+            store_api = HttpServer(store_app.handle)
             self.server_port = await store_api.listen(
                 self.config.bind_addr, self.config.ports.server, tls=self.tls.internal
             )

@@ -307,6 +307,7 @@ async def _pump(ring: EventRing, reader: ReplicaReader, start: int, req: Request
 
     def wake() -> None:
         if reader.cut:
+            ring.feed.cut_off += 1
             log.warning(
                 "replica stream of %s fell more than %d bytes behind; disconnected", req.remote, reader.limit
             )

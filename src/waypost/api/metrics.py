@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 def _gauges(app: ApiApp) -> dict[str, float]:
     idx = app.agent.require_state().indexes  # empty on a client agent with no server yet
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    feed = app.agent.replica_feed
     return {
         "consul.catalog.services": float(len(idx.instances)),
         "consul.catalog.nodes": float(len(idx.nodes)),
@@ -26,6 +27,7 @@ def _gauges(app: ApiApp) -> dict[str, float]:
         "consul.blocking_queries.waiting": float(idx.topics.waiter_count()),
         "waypost.stream.readers": float(hub_of(app.agent.require_state()).readers()),
         "waypost.client.views": float(len(app.agent.views)),
+        "waypost.server.replica_streams": float(len(feed) if feed is not None else 0),
         "consul.state.revision": float(idx.revision),
         "consul.state.quarantined_keys": float(len(idx.quarantined)),
         "consul.runtime.max_rss_kb": float(usage.ru_maxrss),
@@ -37,10 +39,12 @@ def _gauges(app: ApiApp) -> dict[str, float]:
 def _counters(app: ApiApp) -> dict[str, int]:
     """Totals since start-up; a scrape or a sampled window sees them only grow."""
     state = app.agent.require_state()
+    feed = app.agent.replica_feed
     return {
         "consul.state.decode_errors": state.decode_errors,
         "waypost.stream.cut_off": hub_of(state).cut_off,
         "waypost.client.view_reads": app.agent.views.answered,
+        "waypost.server.replica_cut_off": feed.cut_off if feed is not None else 0,
     }
 
 

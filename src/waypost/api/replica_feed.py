@@ -90,6 +90,8 @@ class ReplicaFeed:
         self._prefix: dict[str, set[ReplicaReader]] = {}
         self._readers: set[ReplicaReader] = set()
         self._progress = (-1, b"")
+        self.cut_off = 0
+        """Readers dropped for falling more than their limit behind, since start-up."""
 
     def __len__(self) -> int:
         return len(self._readers)

@@ -5,6 +5,7 @@ their agent-to-server port: tests/agent and tests/e2e.)"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import logging
@@ -17,7 +18,7 @@ import pytest
 from tcp_relay import Relay
 from waypost.state import schema
 from waypost.state.model import KVEntry
-from waypost.store.base import Compare, Op, Put, Range, StoreError
+from waypost.store.base import CompactedError, Compare, Op, Put, Range, StoreError
 from waypost.store.outcome import TxnOutcomeUnknownError
 from waypost.store.remote import RemoteStore, probe, server_address
 from waypost.testing import AgentProcess, free_port
@@ -233,3 +234,49 @@ async def test_a_lost_answer_whose_history_the_server_no_longer_keeps_is_unknown
         assert relay.interrupted.is_set()
         value, created, modified = _entry(server, "after-restart")
         assert (value, created) == (b"v1", modified)
+
+
+# -- the lean replica's stream ----------------------------------------------------------
+
+
+async def test_a_cut_replica_stream_resumes_on_the_next_server_with_nothing_lost_or_repeated(
+    server: AgentProcess, relay: Relay
+) -> None:
+    store = RemoteStore([relay.address, server.server_address], scope=[schema.KVS.key("follow/")])
+    seen: list[str] = []
+    three = asyncio.Event()
+
+    async def follow(start: int) -> None:
+        async for batch in store.watch("", start):
+            seen.extend(ev.kv.key for ev in batch)
+            if len(seen) >= 3:
+                three.set()
+            if len(seen) == 6:
+                return
+
+    try:
+        task = asyncio.create_task(follow(await store.revision() + 1))
+        for i in range(6):
+            if i == 3:
+                await asyncio.wait_for(three.wait(), 10)
+                relay.cut()
+            await asyncio.to_thread(server.put, f"/v1/kv/follow/{i}", b"v")
+            await asyncio.to_thread(server.put, f"/v1/kv/unfollowed/{i}", b"v")
+        await asyncio.wait_for(task, 20)
+    finally:
+        await store.close()
+    assert seen == [schema.KVS.key(f"follow/{i}") for i in range(6)]
+
+
+async def test_a_replica_stream_whose_history_is_gone_says_so() -> None:
+    """A revision the server's ring no longer holds: the replica must re-read (410)."""
+    with AgentProcess(["-dev", "-node", "ring"]) as agent:
+        for i in range(3):
+            agent.put(f"/v1/kv/ring/{i}", b"v")
+        store = RemoteStore([agent.server_address], scope=[schema.KVS.key("ring/")])
+        try:
+            with pytest.raises(CompactedError):
+                async for _ in store.watch("", 1):
+                    pass
+        finally:
+            await store.close()

@@ -6,9 +6,8 @@ Servers are tried in turn; a call that cannot reach one moves to the next, so a 
 survives the loss of any server as long as one answers. A transaction is never blindly
 re-sent: see ``RemoteStore.txn``. Watches long-poll, and the lean replica's follows one
 stream; both resume from the last revision they delivered, on whichever server answers
-next. A client agent
-starts with no server at all and learns them by joining; until then every call fails
-with Consul's "No known Consul servers".
+next. A client agent starts with no server at all and learns them by joining; until
+then every call fails with Consul's "No known Consul servers".
 """
 
 from __future__ import annotations
@@ -56,8 +55,9 @@ log = logging.getLogger("waypost.store.remote")
 _PREFIX = "/v1/internal/store"
 _WATCH_WAIT = "30s"
 _STREAM_SILENCE = 60.0
-"""Seconds a replica stream may stay silent before the server is taken for gone: four
-times the servers' progress interval (``api.internal.PROGRESS``)."""
+"""Seconds a replica stream may stay silent before its server is taken for gone: twice
+the longest a live server leaves one without a frame (two of its progress intervals,
+``api.internal.PROGRESS``)."""
 
 DEFAULT_SERVER_PORT = 8300
 """Consul's server RPC port, where waypost servers serve the agent-to-server API."""

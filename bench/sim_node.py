@@ -244,8 +244,8 @@ class SimNode:
 
 
 class _ReplicaStream(asyncio.Protocol):
-    """One node's replica stream: httptools undoes the chunking, the frames are split by
-    their length prefix; only frames holding the node's own rows are decoded whole."""
+    """One node's replica stream: httptools undoes the chunking, ``wire.FrameReader`` splits
+    the frames; only frames holding the node's own rows are decoded whole."""
 
     def __init__(self, node: SimNode, start: int, ledger: Ledger, ended: asyncio.Future[None]) -> None:
         self.node = node
@@ -253,11 +253,14 @@ class _ReplicaStream(asyncio.Protocol):
         self.ended = ended
         self.reached = start - 1
         self.mine = schema.CHECKS.key(node.name, "").encode()
-        self.buf = b""
+        self.frames = wire.FrameReader()
         self.parser = httptools.HttpResponseParser(self)
 
     def on_body(self, data: bytes) -> None:
-        self.buf += data
+        if self.parser.get_status_code() != 200:
+            return  # not a stream: data_received reports it
+        for frame in self.frames.raw(data):
+            self.frame(frame)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -269,15 +272,6 @@ class _ReplicaStream(asyncio.Protocol):
                 self.ended.set_exception(exc)
             return
         self.ledger.count("replica", len(data))
-        buf = self.buf
-        pos = 0
-        while len(buf) - pos >= 4:
-            size = int.from_bytes(buf[pos : pos + 4], "big")
-            if len(buf) - pos - 4 < size:
-                break
-            self.frame(buf[pos + 4 : pos + 4 + size])
-            pos += 4 + size
-        self.buf = buf[pos:]
 
     def frame(self, frame: bytes) -> None:
         self.node.watches += 1

@@ -214,8 +214,9 @@ class FrameReader:
     def __init__(self) -> None:
         self._buf = bytearray()
 
-    def feed(self, chunk: bytes) -> list[tuple[int, list[list[Event]]]]:
-        """The frames ``chunk`` completes; raises ValueError for a stream that is not one."""
+    def raw(self, chunk: bytes) -> list[bytes]:
+        """The frames ``chunk`` completes, still encoded (for a reader that decodes only some);
+        raises ValueError for a stream that is not one."""
         buf = self._buf
         buf += chunk
         frames = []
@@ -226,10 +227,14 @@ class FrameReader:
                 raise ValueError(f"a replica stream frame of {size} bytes (at most {MAX_FRAME})")
             if len(buf) - pos - 4 < size:
                 break
-            try:
-                frames.append(_SCOPED_EVENTS.decode(buf[pos + 4 : pos + 4 + size]))
-            except msgspec.DecodeError as exc:
-                raise ValueError(f"a malformed replica stream frame: {exc}") from None
+            frames.append(bytes(buf[pos + 4 : pos + 4 + size]))
             pos += 4 + size
         del buf[:pos]
         return frames
+
+    def feed(self, chunk: bytes) -> list[tuple[int, list[list[Event]]]]:
+        """The frames ``chunk`` completes, decoded; raises ValueError for a stream that is not one."""
+        try:
+            return [_SCOPED_EVENTS.decode(frame) for frame in self.raw(chunk)]
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"a malformed replica stream frame: {exc}") from None

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -23,6 +23,7 @@ import msgspec
 from waypost.api.common import HTTPError, parse_uint, query_duration
 from waypost.api.http import Request, Response
 from waypost.api.replica_feed import ReplicaFeed, ReplicaReader
+from waypost.api.stream import pump
 from waypost.connect import ca_store
 from waypost.connect.ca_config import CAConfigError
 from waypost.state import schema
@@ -297,46 +298,29 @@ def stream(app: ApiApp, req: Request) -> Response:
     if ring.since(start) is None:
         return _packed(wire.encode(ring.first_available), 410)
     reader = ReplicaReader(scope, start)
-    return Response(content_type=_MSGPACK, stream=_pump(ring, reader, start, req))
 
+    def follow() -> bool:
+        """The catch-up cut and the joining of the feed in one step: no revision between."""
+        batches = ring.since(start)
+        if batches is None:
+            return False
+        kept = [
+            mine
+            for batch in batches
+            if (mine := tuple(ev for ev in batch if wire.in_scope(ev.kv.key, reader.scope)))
+        ]
+        reader.push(wire.encode_frame(ring.feed.revision, kept))
+        ring.follow(reader)
+        return True
 
-async def _pump(ring: EventRing, reader: ReplicaReader, start: int, req: Request) -> AsyncIterator[bytes]:
-    """The reader's frames as they come. It joins the feed only once the connection begins
-    sending, in the same step as its catch-up is cut, so no revision falls between them."""
-    ready = asyncio.Event()
+    def cut() -> None:
+        ring.feed.cut_off += 1
+        log.warning(
+            "replica stream of %s fell more than %d bytes behind; disconnected", req.remote, reader.limit
+        )
 
-    def wake() -> None:
-        if reader.cut:
-            ring.feed.cut_off += 1
-            log.warning(
-                "replica stream of %s fell more than %d bytes behind; disconnected", req.remote, reader.limit
-            )
-            req.hangup()
-        ready.set()
-
-    reader.wake = wake
-    batches = ring.since(start)
-    if batches is None:
-        return
-    kept = [
-        mine
-        for batch in batches
-        if (mine := tuple(ev for ev in batch if wire.in_scope(ev.kv.key, reader.scope)))
-    ]
-    reader.push(wire.encode_frame(ring.feed.revision, kept))
-    ring.follow(reader)
-    try:
-        while True:
-            chunk = reader.take()
-            if chunk:
-                yield chunk
-                continue
-            if reader.closed:
-                return
-            ready.clear()
-            await ready.wait()
-    finally:
-        ring.feed.remove(reader)
+    stream = pump(reader, req, follow, lambda: ring.feed.remove(reader), cut)
+    return Response(content_type=_MSGPACK, stream=stream)
 
 
 async def lease(app: ApiApp, req: Request) -> Response:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import weakref
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from waypost.api.acl_rules import NEEDS
 from waypost.api.common import HTTPError, filter_predicate, parse_uint
@@ -26,7 +26,7 @@ from waypost.stream.subscriber import Subscriber, Test
 if TYPE_CHECKING:
     from waypost.api.app import ApiApp
 
-__all__ = ["hub_of"]
+__all__ = ["PING", "Queued", "hub_of", "pump"]
 
 log = logging.getLogger("waypost.stream")
 
@@ -155,36 +155,77 @@ def _acl(app: ApiApp, req: Request, route: str, sub: Subscriber) -> Callable[[],
     return recheck
 
 
-async def _pump(hub: Hub, sub: Subscriber, req: Request, start: Callable[[], None]) -> AsyncIterator[bytes]:
-    """The reader's events as they come. It joins its topic (``start``) only once the
-    connection begins sending, so a client gone before then leaves nothing subscribed."""
+def _pump(hub: Hub, sub: Subscriber, req: Request, start: Callable[[], None]) -> AsyncIterator[bytes]:
+    """A delta stream reader's events as they come, pinged while idle, counted when cut."""
+
+    def started() -> bool:
+        start()
+        return True
+
+    def cut() -> None:
+        hub.cut_off += 1
+        log.warning(
+            "stream reader %s on %s fell more than %d bytes behind; disconnected",
+            req.remote,
+            req.path,
+            sub.limit,
+        )
+
+    return pump(sub, req, started, sub.close, cut, sub.ping)
+
+
+class Queued(Protocol):
+    """What ``pump`` drains: a reader's queue of framed bytes; ``cut`` once it went over its
+    bound, ``closed`` once nothing more will come."""
+
+    cut: bool
+    closed: bool
+    wake: Callable[[], None]
+
+    def take(self) -> bytes: ...
+
+
+async def pump(
+    queue: Queued,
+    req: Request,
+    start: Callable[[], bool],
+    stop: Callable[[], None],
+    cut: Callable[[], None],
+    ping: Callable[[], None] | None = None,
+) -> AsyncIterator[bytes]:
+    """A streamed response's chunks, as ``queue`` fills: the one loop behind every stream
+    (the delta streams here, the replica streams of ``api.internal``). The reader joins
+    what feeds it (``start``, False to end at once) only once the connection begins
+    sending, so a client gone before then leaves nothing subscribed; ``stop`` runs however
+    the stream ends. A queue over its bound is reported (``cut``) and the connection
+    dropped. With ``ping``, it is called after ``PING`` seconds of silence."""
     ready = asyncio.Event()
 
     def wake() -> None:
-        if sub.cut:
-            hub.cut_off += 1
-            log.warning(
-                "stream reader %s on %s fell more than %d bytes behind; disconnected",
-                req.remote, req.path, sub.limit,
-            )  # fmt: skip
+        if queue.cut:
+            cut()
             req.hangup()
         ready.set()
 
-    sub.wake = wake
+    queue.wake = wake
     try:
-        start()
+        if not start():
+            return
         while True:
-            chunk = sub.take()
+            chunk = queue.take()
             if chunk:
                 yield chunk
                 continue
-            if sub.closed:
+            if queue.closed:
                 return
             ready.clear()
+            if ping is None:
+                await ready.wait()
+                continue
             try:
                 async with asyncio.timeout(PING):
                     await ready.wait()
             except TimeoutError:
-                sub.ping()
+                ping()
     finally:
-        sub.close()
+        stop()

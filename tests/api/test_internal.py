@@ -349,6 +349,11 @@ async def test_a_replica_stream_sends_its_scope_from_a_revision_and_then_each_ch
 def test_a_replica_stream_needs_a_scope_and_history_the_server_still_keeps(dev_agent: AgentProcess) -> None:
     status, body = _store_call(dev_agent, "GET", "stream?from=1")
     assert (status, body) == (400, b"Missing scope")
+    status, body = _store_call(dev_agent, "GET", "stream?from=soon&scope=kv/")
+    assert status == 400
+    assert b"from" in body
+    status, body = _store_call(dev_agent, "GET", "stream?from=1&scope=")
+    assert (status, body) == (400, b"Invalid scope: an empty entry")
     status, body = _store_call(dev_agent, "GET", "watch?from=1&scope=kv/")
     assert status == 400
     assert b"/v1/internal/store/stream" in body

@@ -115,6 +115,8 @@ class ReplicaFeed:
     def publish(self, revision: int, batch: Sequence[Event]) -> None:
         """One applied revision to every reader holding any of its keys."""
         self.revision = revision
+        if not self._readers:
+            return
         picked: dict[ReplicaReader, list[int]] = {}
         for i, ev in enumerate(batch):
             for reader in self._readers_of(ev.kv.key):

@@ -130,8 +130,10 @@ def reconfigure(
     return msgspec.structs.replace(current, Config=config, Roots=roots, NextSerial=current.NextSerial + 1)
 
 
-async def ensure_ca(state: State, raw_config: Mapping[str, Any]) -> ConnectCA:
-    """The cluster's CA, created from ``raw_config`` if no server has created it yet."""
+async def ensure_ca(state: State, raw_config: Mapping[str, Any]) -> None:
+    """Create the cluster's CA from ``raw_config`` if no server has created it yet. The
+    record is not read back: a snapshot restore applied right after the write may already
+    have replaced it (a server restoring while it starts), which is no failure to start."""
     fresh: ConnectCA | None = None
 
     def plan() -> TxnPlan | None:
@@ -142,7 +144,6 @@ async def ensure_ca(state: State, raw_config: Mapping[str, Any]) -> ConnectCA:
         return [guard(schema.CONNECT_CA_KEY, None)], [Put(schema.CONNECT_CA_KEY, schema.encode(fresh))]
 
     await state.write(plan)
-    return state.indexes.connect_ca["state"]
 
 
 async def set_config(state: State, provider: str, raw_config: Mapping[str, Any]) -> None:
